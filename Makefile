@@ -1,0 +1,49 @@
+# The two set-up commands are `make demo` and `make test`: each creates .venv and installs
+# what it needs from requirements*.txt (exact pins, transitive ones in constraints.txt).
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+DEMO   := cache/demo
+
+.PHONY: demo test lint typecheck unit bench clean help
+
+help:
+	@echo "make demo   replay a generated candle set through the daemon (offline)"
+	@echo "make test   lint, type-check and run the whole test suite"
+	@echo "make bench  run the benchmarks in bench/"
+
+$(VENV)/.runtime: requirements.txt constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+demo: $(VENV)/.runtime
+	rm -f $(DEMO).db $(DEMO).db-wal $(DEMO).db-shm
+	$(PY) -m paper_trader.exchange.synthetic --out $(DEMO).csv --candles 20000 --seed 7
+	$(PY) run_paper_trader.py replay --csv $(DEMO).csv --symbol BTCUSDT --interval 1m --db $(DEMO).db
+	@echo "--- the same summary, rebuilt from the database:"
+	$(PY) run_paper_trader.py report --db $(DEMO).db
+
+lint: $(VENV)/.dev
+	$(VENV)/bin/ruff check paper_trader tests bench run_paper_trader.py
+	$(VENV)/bin/ruff format --check paper_trader tests bench run_paper_trader.py
+
+typecheck: $(VENV)/.dev
+	$(VENV)/bin/mypy --strict paper_trader
+
+unit: $(VENV)/.dev
+	$(VENV)/bin/pytest -q
+
+test: lint typecheck unit
+
+bench: $(VENV)/.runtime
+	$(PY) bench/replay.py
+	$(PY) bench/startup.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO).*

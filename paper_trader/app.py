@@ -1,0 +1,313 @@
+"""The composition root: builds every component from settings, runs them, shuts down in order.
+
+This is the only module that wires parts together. Resources open in an ``AsyncExitStack``
+(lock → database → …) and close in reverse, iff they opened; services run under the
+supervisor, which stops them in the reverse of their start order.
+"""
+
+import asyncio
+import contextlib
+import faulthandler
+import json
+import os
+import platform
+import signal
+import sys
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import aiosqlite
+import structlog
+
+from paper_trader import __version__
+from paper_trader.clock import Clock, SystemClock
+from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.engine import DecisionEngine, EngineStats
+from paper_trader.exchange.csv_replay import CandleCsv, CsvReplaySource
+from paper_trader.log_config import LogConfig, LogFormat, LoggingHandle, configure_logging
+from paper_trader.monitoring.health import HealthMonitor
+from paper_trader.reporting import Report, build_report
+from paper_trader.runtime.backoff import Backoff
+from paper_trader.runtime.channel import BlockingChannel
+from paper_trader.runtime.events import EventBus, EventRecorder
+from paper_trader.runtime.sdnotify import Heartbeat, SystemdNotifier, WatchdogService
+from paper_trader.runtime.service import Service
+from paper_trader.runtime.supervisor import Outcome, RestartPolicy, Supervisor
+from paper_trader.settings import Settings
+from paper_trader.storage import (
+    AppendOutbox,
+    BackupResult,
+    DatabaseLock,
+    RecordRunStop,
+    RunStart,
+    StorageWriter,
+    UpsertCandles,
+    apply_transaction,
+    backup_database,
+    migrate,
+    open_database,
+    open_reader,
+    start_run,
+)
+
+log = structlog.get_logger()
+
+SourceFactory = Callable[[BlockingChannel[Candle]], Service]
+CANDLE_CHANNEL_CAPACITY = 10_000
+DEADLINE_GRACE_S = 5.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayRequest:
+    """What ``replay`` was asked to do."""
+
+    csv: Path
+    symbol: str
+    interval: Interval
+    venue: Venue
+    db_path: Path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DaemonRun:
+    """How one run of the daemon went."""
+
+    outcome: Outcome
+    engine: EngineStats
+    elapsed_s: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReplayResult:
+    """The outcome of a replay and the summary of its database."""
+
+    run: DaemonRun
+    report: Report
+
+    def to_json(self) -> dict[str, object]:
+        """Return the replay summary: the report plus this run's figures."""
+        engine = self.run.engine
+        elapsed = self.run.elapsed_s
+        return {
+            **self.report.to_json(),
+            "replay": {
+                "candles_processed": engine.candles_processed,
+                "candles_dropped": engine.candles_dropped,
+                "elapsed_s": round(elapsed, 3),
+                "candles_per_s": round(engine.candles_processed / elapsed) if elapsed else None,
+                "exit_code": self.run.outcome.exit_code,
+            },
+        }
+
+
+def log_config(settings: Settings, *, files: bool = True) -> LogConfig:
+    """Return the logging configuration the settings describe."""
+    return LogConfig(
+        level=settings.log_level,
+        format=LogFormat(settings.log_format),
+        directory=settings.log_dir if files else None,
+        max_bytes=settings.log_max_bytes,
+        backups=settings.log_backups,
+        secrets=settings.secrets(),
+    )
+
+
+def run_daemon(settings: Settings) -> int:
+    """Run the daemon until SIGTERM/SIGINT or a fatal error; return the exit code."""
+    logs = configure_logging(log_config(settings))
+    try:
+        result = asyncio.run(_run(settings, settings.db_path, "run", logs, source=None))
+        return result.outcome.exit_code
+    finally:
+        logs.close()
+
+
+def run_replay(settings: Settings, request: ReplayRequest) -> ReplayResult:
+    """Validate the CSV, stream it through the supervised daemon, and summarise the database."""
+    csv = CandleCsv(
+        request.csv, venue=request.venue, symbol=request.symbol, interval=request.interval
+    )
+    logs = configure_logging(log_config(settings))
+    try:
+        summary = csv.validate()
+        log.info("replay_validated", component="replay", csv=str(request.csv), rows=summary.rows)
+        return asyncio.run(_replay(settings, request, csv, logs))
+    finally:
+        logs.close()
+
+
+async def _replay(
+    settings: Settings, request: ReplayRequest, csv: CandleCsv, logs: LoggingHandle
+) -> ReplayResult:
+    run = await _run(
+        settings, request.db_path, "replay", logs, source=lambda out: CsvReplaySource(csv, out)
+    )
+    return ReplayResult(run=run, report=await report_database(request.db_path))
+
+
+async def report_database(db_path: Path) -> Report:
+    """Open ``db_path`` read-only and summarise it."""
+    reader = await open_reader(db_path)
+    try:
+        return await build_report(reader, db_path)
+    finally:
+        await reader.close()
+
+
+def report(db_path: Path) -> Report:
+    """Summarise the database at ``db_path`` (read-only)."""
+    return asyncio.run(report_database(db_path))
+
+
+def backup(db_path: Path, out: Path, *, overwrite: bool) -> BackupResult:
+    """Copy the database with SQLite's online backup API (safe while the daemon runs)."""
+    return asyncio.run(backup_database(db_path, out, overwrite=overwrite))
+
+
+async def _run(
+    settings: Settings,
+    db_path: Path,
+    mode: str,
+    logs: LoggingHandle,
+    *,
+    source: SourceFactory | None,
+) -> DaemonRun:
+    clock = SystemClock()
+    started = clock.monotonic()
+    notifier = SystemdNotifier.from_environ(os.environ)
+    async with contextlib.AsyncExitStack() as stack:
+        stack.callback(notifier.close)
+        stack.enter_context(DatabaseLock.acquire(db_path))
+        conn = await open_database(db_path)
+        stack.push_async_callback(conn.close)
+        await migrate(conn)
+        run_id = await start_run(
+            conn,
+            RunStart(
+                started_at_ms=clock.now_ms(),
+                mode=mode,
+                pid=os.getpid(),
+                app_version=__version__,
+                config_hash=settings.config_hash(),
+                versions_json=json.dumps(_versions(), sort_keys=True),
+            ),
+        )
+        log.info("daemon_starting", component="app", mode=mode, db=str(db_path), run_id=run_id)
+        supervisor, engine = _build(settings, conn, clock, notifier, source=source)
+        with _stop_on_signals(supervisor):
+            outcome = await supervisor.run()
+        if outcome.deadline_exceeded:
+            _exit_now(logs)
+        stop = RecordRunStop(
+            run_id=run_id, stopped_at_ms=clock.now_ms(), exit_code=outcome.exit_code
+        )
+        await apply_transaction(conn, [stop])
+        faulthandler.cancel_dump_traceback_later()
+    log.info("daemon_stopped", component="app", exit_code=outcome.exit_code, reason=outcome.reason)
+    return DaemonRun(outcome=outcome, engine=engine.stats(), elapsed_s=clock.monotonic() - started)
+
+
+def _build(
+    settings: Settings,
+    conn: aiosqlite.Connection,
+    clock: Clock,
+    notifier: SystemdNotifier,
+    *,
+    source: SourceFactory | None,
+) -> tuple[Supervisor, DecisionEngine]:
+    """Wire the services; the order of ``services`` is the start order."""
+    writer = StorageWriter(conn)
+    bus = EventBus()
+    heartbeat = Heartbeat(clock)
+    candles: BlockingChannel[Candle] = BlockingChannel(
+        CANDLE_CHANNEL_CAPACITY, on_full=None if source else _warn_candles_backlogged
+    )
+    engine = DecisionEngine(
+        candles, lambda batch: writer.submit(UpsertCandles(candles=batch)), heartbeat
+    )
+    recorder = EventRecorder(bus.subscribe(), lambda event: writer.write(AppendOutbox(event=event)))
+    supervisor = Supervisor(
+        policy=RestartPolicy(
+            backoff=Backoff(
+                base_s=settings.restart_backoff_base, cap_s=settings.restart_backoff_max
+            ),
+            healthy_run_s=settings.restart_healthy_after,
+            crash_loop_restarts=settings.crash_loop_restarts,
+            crash_loop_window_s=settings.crash_loop_window,
+        ),
+        clock=clock,
+        events=bus,
+        shutdown_timeout_s=settings.shutdown_timeout,
+        on_ready=lambda: notifier.ready("ready"),
+        on_stopping=lambda: _on_stopping(notifier, settings.shutdown_timeout),
+    )
+    watchdog_s = notifier.watchdog_interval_s
+    health = HealthMonitor(
+        [supervisor, writer, engine],
+        clock=clock,
+        interval_s=settings.health_check_interval,
+        heartbeat_age_s=heartbeat.age_s,
+        stale_after_s=max(30.0, 4 * (watchdog_s or 0.0)),
+        publish_status=notifier.status,
+    )
+    for service in (writer, recorder, health):
+        supervisor.add(service)
+    supervisor.add(engine, ends_daemon=source is not None)
+    if watchdog_s is not None:
+        supervisor.add(
+            WatchdogService(
+                notifier, heartbeat, interval_s=watchdog_s, stale_after_s=2 * watchdog_s
+            )
+        )
+    if source is not None:
+        supervisor.add(source(candles))
+    return supervisor, engine
+
+
+def _warn_candles_backlogged(blocked_puts: int) -> None:
+    log.warning("candle_backlog_full", component="app", blocked_puts=blocked_puts)
+
+
+def _on_stopping(notifier: SystemdNotifier, shutdown_timeout_s: float) -> None:
+    """Tell systemd, and arm a last-resort dump-and-exit in case the loop itself is stuck."""
+    notifier.stopping()
+    faulthandler.dump_traceback_later(shutdown_timeout_s + DEADLINE_GRACE_S, exit=True)
+
+
+def _exit_now(logs: LoggingHandle) -> None:
+    """Leave at once with exit code 1: tasks ignored the shutdown deadline (already logged)."""
+    log.error("exit_after_shutdown_deadline", component="app", exit_code=1)
+    logs.close()
+    sys.stderr.flush()
+    os._exit(1)
+
+
+@contextlib.contextmanager
+def _stop_on_signals(supervisor: Supervisor) -> Iterator[None]:
+    """Turn SIGTERM and SIGINT into an orderly stop while the daemon runs."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, supervisor.request_stop, signal.Signals(signum).name)
+    try:
+        yield
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+
+
+def _versions() -> dict[str, str]:
+    """Return the versions that shape behaviour, for the run record."""
+    versions = {"paper_trader": __version__, "python": platform.python_version()}
+    for package in (
+        "aiosqlite",
+        "numpy",
+        "pandas",
+        "scikit-learn",
+        "xgboost-cpu",
+        "python-telegram-bot",
+    ):
+        with contextlib.suppress(metadata.PackageNotFoundError):
+            versions[package] = metadata.version(package)
+    return versions

@@ -1,0 +1,156 @@
+"""``python run_paper_trader.py <command>``: argument parsing and exit codes.
+
+Exit codes: 0 clean, 1 fatal error, 2 bad configuration or bad input (one line per problem
+on stderr, no traceback).
+"""
+
+import argparse
+import contextlib
+import json
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from paper_trader import __version__, app
+from paper_trader.domain import Interval, Venue
+from paper_trader.errors import ConfigError, DataIntegrityError
+from paper_trader.log_config import configure_logging
+from paper_trader.settings import Settings, load_settings
+
+EXIT_BAD_INPUT = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser for every command."""
+    parser = argparse.ArgumentParser(
+        prog="run_paper_trader.py",
+        description="Paper-trade crypto on live exchange data. Without a command: run.",
+    )
+    parser.add_argument("--version", action="version", version=f"paper-trader {__version__}")
+    parser.add_argument(
+        "--env-file", type=Path, help="settings file to read instead of ./.env (must exist)"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="command")
+    commands.add_parser("run", help="run the daemon (the default)", description=_RUN_HELP)
+    commands.add_parser(
+        "check-config",
+        help="validate the settings and print them, secrets masked",
+        description="Validate the settings from the environment and .env; print the effective "
+        "values with secrets masked. Exit 2 on the first invalid setting.",
+    )
+    replay = commands.add_parser(
+        "replay",
+        help="stream recorded candles through the daemon into SQLite and print a JSON summary",
+        description="Stream a candle CSV (timestamp_ms,open,high,low,close,volume) through the "
+        "supervised daemon as fast as possible, then print the summary as JSON. The file is "
+        "validated first: a bad row is reported as FILE:LINE and nothing is written.",
+    )
+    replay.add_argument("--csv", type=Path, required=True, help="candle CSV file")
+    replay.add_argument(
+        "--symbol", required=True, help="symbol the candles belong to, e.g. BTCUSDT"
+    )
+    replay.add_argument("--interval", type=Interval, required=True, help="candle interval, e.g. 1m")
+    replay.add_argument("--venue", type=Venue, help="venue to file the candles under (EXCHANGE)")
+    replay.add_argument("--db", type=Path, help="database to write (DB_PATH)")
+    report = commands.add_parser(
+        "report",
+        help="print the JSON summary of a database",
+        description="Print the same JSON summary as replay, rebuilt from a database (read-only).",
+    )
+    report.add_argument("--db", type=Path, help="database to read (DB_PATH)")
+    backup = commands.add_parser(
+        "backup",
+        help="copy the database with SQLite's online backup API (safe while running)",
+        description="Copy the database to FILE with SQLite's online backup API. Safe while the "
+        "daemon runs; the copy is checked with PRAGMA quick_check before it is moved into place.",
+    )
+    backup.add_argument("--out", type=Path, required=True, help="file to write the copy to")
+    backup.add_argument("--db", type=Path, help="database to copy (DB_PATH)")
+    backup.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    return parser
+
+
+_RUN_HELP = (
+    "Run the daemon until SIGTERM or SIGINT: supervised services, SQLite store, logs under "
+    "LOG_DIR, systemd notification when NOTIFY_SOCKET is set. Stops gracefully within "
+    "SHUTDOWN_TIMEOUT seconds."
+)
+
+
+def _check_config(settings: Settings, _args: argparse.Namespace) -> int:
+    print("configuration ok")
+    for name, value in settings.effective().items():
+        print(f"{name}={value}")
+    return 0
+
+
+def _run(settings: Settings, _args: argparse.Namespace) -> int:
+    return app.run_daemon(settings)
+
+
+def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    request = app.ReplayRequest(
+        csv=args.csv,
+        symbol=args.symbol.upper(),
+        interval=args.interval,
+        venue=args.venue or settings.exchange,
+        db_path=args.db or settings.db_path,
+    )
+    result = app.run_replay(settings, request)
+    print(json.dumps(result.to_json(), indent=2))
+    return result.run.outcome.exit_code
+
+
+def _report(settings: Settings, args: argparse.Namespace) -> int:
+    with _console_logging(settings):
+        report = app.report(args.db or settings.db_path)
+    print(json.dumps(report.to_json(), indent=2))
+    return 0
+
+
+def _backup(settings: Settings, args: argparse.Namespace) -> int:
+    with _console_logging(settings):
+        result = app.backup(args.db or settings.db_path, args.out, overwrite=args.force)
+    print(
+        json.dumps(
+            {
+                "out": str(result.out),
+                "bytes": result.bytes,
+                "pages": result.pages,
+                "seconds": round(result.seconds, 3),
+            }
+        )
+    )
+    return 0
+
+
+@contextlib.contextmanager
+def _console_logging(settings: Settings) -> Iterator[None]:
+    """Log to stderr only (stdout carries the command's JSON), for the one-shot chores."""
+    handle = configure_logging(app.log_config(settings, files=False))
+    try:
+        yield
+    finally:
+        handle.close()
+
+
+COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
+    "run": _run,
+    "check-config": _check_config,
+    "replay": _replay,
+    "report": _report,
+    "backup": _backup,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, run the command and return its exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings(args.env_file or Path(".env"), required=args.env_file is not None)
+        return COMMANDS[args.command or "run"](settings, args)
+    except (ConfigError, DataIntegrityError) as exc:
+        kind = "configuration error" if isinstance(exc, ConfigError) else "bad input"
+        for line in str(exc).splitlines():
+            print(f"paper-trader: {kind}: {line}", file=sys.stderr)
+        return EXIT_BAD_INPUT

@@ -1,0 +1,60 @@
+"""Candles and the closed sets that key them."""
+
+import enum
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+class Venue(enum.StrEnum):
+    """An exchange we read public market data from, or an offline source of candles."""
+
+    BINANCE = "binance"
+    BITVAVO = "bitvavo"
+    KRAKEN = "kraken"
+
+
+class Interval(enum.StrEnum):
+    """A candle interval, spelled as the exchanges spell it."""
+
+    M1 = "1m"
+    M3 = "3m"
+    M5 = "5m"
+    M15 = "15m"
+    M30 = "30m"
+    H1 = "1h"
+    H2 = "2h"
+    H4 = "4h"
+    H6 = "6h"
+    H8 = "8h"
+    H12 = "12h"
+    D1 = "1d"
+
+    @property
+    def ms(self) -> int:
+        """Return the interval's length in milliseconds."""
+        unit = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}[self.value[-1]]
+        return int(self.value[:-1]) * unit
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Candle:
+    """One closed OHLCV candle, keyed by venue, symbol, interval and open time (UTC ms).
+
+    Prices and volume are ``Decimal`` so that what the exchange sent is kept exactly; the
+    feature engine converts to float at its own boundary.
+    """
+
+    venue: Venue
+    symbol: str
+    interval: Interval
+    open_time_ms: int
+    open: Decimal
+    high: Decimal
+    low: Decimal
+    close: Decimal
+    volume: Decimal
+
+    @property
+    def close_time_ms(self) -> int:
+        """Return the first millisecond after this candle (the next candle's open time)."""
+        return self.open_time_ms + self.interval.ms

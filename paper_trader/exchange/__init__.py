@@ -1,0 +1,1 @@
+"""Sources of candles: exchange adapters, CSV replay and synthetic markets."""

@@ -1,0 +1,1 @@
+"""Health of the running daemon: components, process resources, event-loop lag."""

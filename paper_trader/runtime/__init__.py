@@ -1,0 +1,1 @@
+"""Service supervision, bounded channels and systemd notification."""

@@ -1,0 +1,217 @@
+"""Settings from the environment and ``.env``, validated with one clear line per mistake.
+
+Names are the ones users of this kind of bot already have in their ``.env``. Every setting is
+documented in ``.env.example``. Environment variables override the ``.env`` file; a key in the
+file that is not a setting is an error (a typo must not silently fall back to a default).
+"""
+
+import hashlib
+import json
+import re
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from paper_trader.domain import Interval, Venue
+from paper_trader.errors import ConfigError
+
+_SYMBOL = re.compile(r"^[A-Z0-9]{2,20}([/-][A-Z0-9]{2,20})?$")
+LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+
+
+def _expect(form: str, **kwargs: Any) -> Any:
+    """Return a ``Field`` whose description is the expected form, quoted in error messages."""
+    return Field(description=form, **kwargs)
+
+
+class Settings(BaseSettings):
+    """Every setting of the daemon; field names are the variable names in lower case."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        case_sensitive=False,
+        frozen=True,
+        validate_default=True,
+    )
+
+    # Market
+    exchange: Venue = _expect("one of binance, bitvavo, kraken", default=Venue.BINANCE)
+    symbols: Annotated[list[str], NoDecode] = _expect(
+        "a comma-separated list of symbols such as BTCUSDT,ETHUSDT", default=["BTCUSDT"]
+    )
+    interval: Interval = _expect("one of " + ", ".join(i.value for i in Interval), default="1m")
+    initial_balance: Decimal = _expect(
+        "a positive amount such as 10000", default=Decimal(10000), gt=0
+    )
+
+    # Files
+    db_path: Path = _expect("a file path", default=Path("paper_trader.db"))
+    log_dir: Path = _expect("a directory path", default=Path("logs"))
+    models_dir: Path = _expect("a directory path", default=Path("models"))
+    cache_dir: Path = _expect("a directory path", default=Path("cache"))
+
+    # Logging
+    log_level: LogLevel = _expect("one of DEBUG, INFO, WARNING, ERROR, CRITICAL", default="INFO")
+    log_format: Literal["auto", "console", "json"] = _expect(
+        "one of auto, console, json", default="auto"
+    )
+    log_max_bytes: int = _expect("a whole number of bytes, 0 or more", default=10_000_000, ge=0)
+    log_backups: int = _expect("a whole number from 0 to 100", default=5, ge=0, le=100)
+
+    # Telegram
+    telegram_bot_token: SecretStr | None = _expect("the token BotFather gave you", default=None)
+    telegram_chat_id: Annotated[list[int], NoDecode] = _expect(
+        "a comma-separated list of numeric chat ids such as 123456789,-1001234567890", default=[]
+    )
+    error_notifications_per_hour: int = _expect(
+        "a whole number from 0 to 3600", default=10, ge=0, le=3600
+    )
+    trade_notifications_per_hour: int = _expect(
+        "a whole number from 0 to 3600", default=60, ge=0, le=3600
+    )
+    status_notifications_per_hour: int = _expect(
+        "a whole number from 0 to 3600", default=6, ge=0, le=3600
+    )
+
+    # Trading and risk
+    max_positions: int = _expect("a whole number from 1 to 100", default=3, ge=1, le=100)
+    enable_circuit_breakers: bool = _expect("true or false", default=True)
+    enable_data_quality_checks: bool = _expect("true or false", default=True)
+
+    # Prediction
+    max_concurrent_predictions: int = _expect("a whole number from 1 to 64", default=4, ge=1, le=64)
+    prediction_failure_threshold: int = _expect(
+        "a whole number from 1 to 1000", default=5, ge=1, le=1000
+    )
+    prediction_recovery_timeout: float = _expect("seconds, more than 0", default=300.0, gt=0)
+    data_collection_failure_threshold: int = _expect(
+        "a whole number from 1 to 1000", default=5, ge=1, le=1000
+    )
+
+    # Feature cache
+    cache_features: bool = _expect("true or false", default=True)
+    feature_cache_size: int = _expect(
+        "a whole number from 1 to 1000000", default=1000, ge=1, le=1_000_000
+    )
+    cache_ttl_seconds: float = _expect("seconds, more than 0", default=3600.0, gt=0)
+    max_cache_memory_mb: int = _expect(
+        "a whole number of MiB from 1 to 65536", default=256, ge=1, le=65536
+    )
+
+    # Daemon
+    health_check_interval: float = _expect("seconds, from 1 to 3600", default=60.0, ge=1, le=3600)
+    shutdown_timeout: float = _expect("seconds, from 1 to 300", default=10.0, ge=1, le=300)
+    restart_backoff_base: float = _expect("seconds, more than 0", default=0.5, gt=0)
+    restart_backoff_max: float = _expect("seconds, more than 0", default=60.0, gt=0)
+    restart_healthy_after: float = _expect("seconds, more than 0", default=60.0, gt=0)
+    crash_loop_restarts: int = _expect("a whole number from 2 to 1000", default=5, ge=2, le=1000)
+    crash_loop_window: float = _expect("seconds, more than 0", default=300.0, gt=0)
+
+    @field_validator("symbols", mode="before")
+    @classmethod
+    def _split_symbols(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part for part in value.replace(" ", "").split(",") if part]
+        if isinstance(value, list):
+            symbols = [str(v).upper() for v in value]
+            if not symbols:
+                raise ValueError("no symbol given")
+            for symbol in symbols:
+                if not _SYMBOL.match(symbol):
+                    raise ValueError(f"{symbol!r} is not a symbol")
+            return symbols
+        return value
+
+    @field_validator("telegram_chat_id", mode="before")
+    @classmethod
+    def _split_chat_ids(cls, value: object) -> object:
+        if isinstance(value, int):
+            return [value]
+        if isinstance(value, str):
+            return [part for part in value.replace(" ", "").split(",") if part]
+        return value
+
+    @field_validator("log_level", "log_format", "exchange", "interval", mode="before")
+    @classmethod
+    def _normalise_case(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        return (
+            value.upper()
+            if value.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+            else value.lower()
+        )
+
+    @field_validator("restart_backoff_max")
+    @classmethod
+    def _cap_above_base(cls, value: float, info: Any) -> float:
+        base = info.data.get("restart_backoff_base")
+        if base is not None and value < base:
+            raise ValueError("must not be below RESTART_BACKOFF_BASE")
+        return value
+
+    def secrets(self) -> tuple[str, ...]:
+        """Return the literal secret values, for the log redactor."""
+        token = self.telegram_bot_token
+        return (token.get_secret_value(),) if token and token.get_secret_value() else ()
+
+    def effective(self) -> dict[str, str]:
+        """Return every setting as ``NAME -> value`` text, secrets masked."""
+        rows: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr):
+                text = "**********" if value.get_secret_value() else ""
+            elif value is None:
+                text = ""
+            elif isinstance(value, bool):
+                text = "true" if value else "false"
+            elif isinstance(value, list):
+                text = ",".join(str(v) for v in value)
+            else:
+                text = str(value)
+            rows[name.upper()] = text
+        return rows
+
+    def config_hash(self) -> str:
+        """Return a short SHA-256 of the effective settings (secrets excluded, masks included)."""
+        canonical = json.dumps(self.effective(), sort_keys=True)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def load_settings(env_file: Path | None = Path(".env"), *, required: bool = False) -> Settings:
+    """Read and validate the settings; raise ``ConfigError`` with one line per problem.
+
+    ``env_file`` is read if it exists (an explicit ``--env-file`` must exist: ``required``).
+    """
+    if env_file is not None and required and not env_file.is_file():
+        raise ConfigError(f"--env-file {env_file}: no such file")
+    try:
+        return Settings(_env_file=env_file)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(error) for error in exc.errors())) from None
+
+
+def _describe(error: Any) -> str:
+    """Turn one pydantic error into ``NAME: value … problem (expected …)``."""
+    location = error.get("loc") or ("?",)
+    field = str(location[0])
+    name = field.upper()
+    if error.get("type") == "extra_forbidden":
+        return f"{name}: not a setting paper-trader knows (a typo?); .env.example lists them all"
+    info = Settings.model_fields.get(field)
+    expected = f" (expected {info.description})" if info and info.description else ""
+    shown = "**********" if "token" in field else repr(_shorten(error.get("input")))
+    problem = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    return f"{name}={shown}: {problem}{expected}"
+
+
+def _shorten(value: object) -> object:
+    if isinstance(value, str) and len(value) > 60:
+        return value[:57] + "..."
+    return value

@@ -1,0 +1,260 @@
+"""Forward-only schema migrations, versioned with ``PRAGMA user_version``.
+
+Each migration runs in its own ``BEGIN IMMEDIATE … COMMIT`` together with the version bump,
+statement by statement (``executescript`` would commit first), so a failure leaves the database
+at the previous version. To change the schema, append a ``Migration`` with the next version;
+never edit one that has shipped. ``PRAGMA foreign_keys`` cannot change inside a transaction: a
+migration that rebuilds a table uses ``PRAGMA defer_foreign_keys=ON`` instead.
+
+Money, prices and quantities are ``TEXT`` holding exact decimal strings (``format(d, "f")``);
+times are integer Unix milliseconds; every table is ``STRICT``.
+"""
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import aiosqlite
+
+from paper_trader.errors import ConfigError
+from paper_trader.log_config import get_logger
+
+_log = get_logger("storage")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Migration:
+    """One schema step: the version it brings the database to and the SQL that gets it there."""
+
+    version: int
+    description: str
+    sql: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MigrationResult:
+    """The schema version before and after ``migrate``; equal when nothing was pending."""
+
+    from_version: int
+    to_version: int
+
+
+_INITIAL_SCHEMA = """
+CREATE TABLE candles (
+    venue TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    interval TEXT NOT NULL,
+    open_time_ms INTEGER NOT NULL,
+    open TEXT NOT NULL,
+    high TEXT NOT NULL,
+    low TEXT NOT NULL,
+    close TEXT NOT NULL,
+    volume TEXT NOT NULL,
+    PRIMARY KEY (venue, symbol, interval, open_time_ms)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE runs (
+    id INTEGER PRIMARY KEY,
+    started_at_ms INTEGER NOT NULL,
+    stopped_at_ms INTEGER,
+    mode TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    app_version TEXT NOT NULL,
+    config_hash TEXT NOT NULL,
+    versions_json TEXT NOT NULL,
+    exit_code INTEGER
+) STRICT;
+
+CREATE TABLE signals (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER REFERENCES runs(id),
+    venue TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    interval TEXT NOT NULL,
+    candle_time_ms INTEGER NOT NULL,
+    direction TEXT NOT NULL,
+    strength TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    probabilities_json TEXT NOT NULL,
+    model_version TEXT NOT NULL,
+    feature_spec_hash TEXT NOT NULL
+) STRICT;
+
+CREATE INDEX signals_symbol_time ON signals (symbol, candle_time_ms);
+
+CREATE TABLE fills (
+    id INTEGER PRIMARY KEY,
+    run_id INTEGER REFERENCES runs(id),
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    price TEXT NOT NULL,
+    fee TEXT NOT NULL,
+    candle_time_ms INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    fill_model TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE trades (
+    id INTEGER PRIMARY KEY,
+    symbol TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    entry_fill_id INTEGER NOT NULL REFERENCES fills(id),
+    exit_fill_id INTEGER REFERENCES fills(id),
+    entry_price TEXT NOT NULL,
+    exit_price TEXT,
+    fees TEXT NOT NULL,
+    realised_pnl TEXT,
+    opened_candle_ms INTEGER NOT NULL,
+    closed_candle_ms INTEGER,
+    exit_reason TEXT
+) STRICT;
+
+CREATE TABLE positions (
+    symbol TEXT NOT NULL PRIMARY KEY,
+    side TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    entry_price TEXT NOT NULL,
+    stop_price TEXT,
+    take_profit_price TEXT,
+    trailing_stop_price TEXT,
+    opened_candle_ms INTEGER NOT NULL,
+    entry_fill_id INTEGER NOT NULL REFERENCES fills(id)
+) STRICT;
+
+CREATE TABLE equity_snapshots (
+    candle_time_ms INTEGER PRIMARY KEY,
+    cash TEXT NOT NULL,
+    positions_value TEXT NOT NULL,
+    equity TEXT NOT NULL,
+    peak_equity TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE breaker_events (
+    id INTEGER PRIMARY KEY,
+    candle_time_ms INTEGER NOT NULL,
+    breaker TEXT NOT NULL,
+    transition TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    threshold TEXT,
+    observed TEXT
+) STRICT;
+
+CREATE TABLE notification_outbox (
+    id INTEGER PRIMARY KEY,
+    created_at_ms INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    severity TEXT NOT NULL,
+    source TEXT NOT NULL,
+    message TEXT NOT NULL,
+    data_json TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending',
+    attempts INTEGER NOT NULL DEFAULT 0,
+    sent_at_ms INTEGER,
+    last_error TEXT
+) STRICT;
+
+CREATE INDEX notification_outbox_status ON notification_outbox (status, id);
+
+CREATE TABLE metadata (
+    key TEXT NOT NULL PRIMARY KEY,
+    value TEXT NOT NULL
+) STRICT;
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(version=1, description="create the initial schema", sql=_INITIAL_SCHEMA),
+)
+LATEST_VERSION = MIGRATIONS[-1].version
+
+
+async def migrate(
+    conn: aiosqlite.Connection,
+    *,
+    target: int | None = None,
+    migrations: Sequence[Migration] = MIGRATIONS,
+) -> MigrationResult:
+    """Bring the schema to ``target`` (default: the latest), one transaction per migration.
+
+    Raise ``ConfigError`` if the database is newer than ``migrations`` know or a migration
+    fails; a database already at or past ``target`` is left alone. ``migrations`` (versions
+    1..N in order) is a seam for tests; the daemon uses ``MIGRATIONS``.
+    """
+    latest = len(migrations)
+    if [m.version for m in migrations] != list(range(1, latest + 1)):
+        raise ValueError("migration versions must run 1, 2, … N without gaps")
+    goal = latest if target is None else target
+    if not 0 <= goal <= latest:
+        raise ValueError(f"target must be between 0 and {latest}, got {goal}")
+    try:
+        start = await schema_version_of(conn)
+    except sqlite3.Error as exc:
+        raise ConfigError(
+            f"cannot read the schema version of database {await database_path(conn)} ({exc}); "
+            "check that DB_PATH names a paper-trader database"
+        ) from exc
+    if start > latest:
+        raise ConfigError(
+            f"database {await database_path(conn)} has schema version {start}, newer than this "
+            f"paper-trader supports ({latest}); upgrade paper-trader or use another DB_PATH"
+        )
+    for migration in migrations[start:goal]:
+        await _apply(conn, migration)
+    end = max(start, goal)
+    if end != start:
+        _log.info("schema_migrated", from_version=start, to_version=end)
+    return MigrationResult(from_version=start, to_version=end)
+
+
+async def schema_version_of(conn: aiosqlite.Connection) -> int:
+    """Return the database's ``PRAGMA user_version``."""
+    rows = list(await conn.execute_fetchall("PRAGMA user_version"))
+    return int(rows[0][0])
+
+
+async def database_path(conn: aiosqlite.Connection) -> str:
+    """Return the file behind the connection's main database (empty for in-memory ones)."""
+    for row in await conn.execute_fetchall("PRAGMA database_list"):
+        if row[1] == "main":
+            return str(row[2])
+    return ""
+
+
+async def _apply(conn: aiosqlite.Connection, migration: Migration) -> None:
+    done = False
+    try:
+        await conn.execute("BEGIN IMMEDIATE")
+        current = await schema_version_of(conn)
+        if current >= migration.version:  # another connection got here first
+            return
+        for statement in split_statements(migration.sql):
+            await conn.execute(statement)
+        await conn.execute(f"PRAGMA user_version = {int(migration.version)}")
+        await conn.execute("COMMIT")
+        done = True
+    except sqlite3.Error as exc:
+        raise ConfigError(
+            f"database {await database_path(conn)}: migration {migration.version} "
+            f"({migration.description}) failed ({exc}); the database is unchanged, still at "
+            f"version {migration.version - 1}; restore a backup or report this"
+        ) from exc
+    finally:
+        if not done:
+            await conn.rollback()  # a no-op when nothing is open
+
+
+def split_statements(sql: str) -> list[str]:
+    """Split a script into complete statements (quotes, comments and triggers respected)."""
+    statements: list[str] = []
+    pending = ""
+    for piece in sql.split(";"):
+        pending += piece + ";"
+        if sqlite3.complete_statement(pending):
+            if pending.strip(" \t\r\n;"):
+                statements.append(pending.strip())
+            pending = ""
+    if pending.strip(" \t\r\n;"):
+        raise ValueError(f"incomplete SQL statement at the end of a migration: {pending!r}")
+    return statements

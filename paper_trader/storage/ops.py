@@ -1,0 +1,187 @@
+"""The writes the daemon makes, as ``WriteOp`` values for the ``StorageWriter``.
+
+A run's id is needed before anything else is written, so a run is started with ``start_run``
+on the writer connection *before* the ``StorageWriter`` starts (its own LEDGER transaction,
+returning the new id); there is no queued op for it. Every other write is an op below.
+"""
+
+import json
+from dataclasses import dataclass
+from decimal import Decimal
+
+import aiosqlite
+
+from paper_trader.domain import Candle, Event
+from paper_trader.errors import FatalError
+from paper_trader.storage.writer import Durability, apply_transaction
+
+_UPSERT_CANDLE = """
+INSERT INTO candles (venue, symbol, interval, open_time_ms, open, high, low, close, volume)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (venue, symbol, interval, open_time_ms) DO UPDATE SET
+    open = excluded.open,
+    high = excluded.high,
+    low = excluded.low,
+    close = excluded.close,
+    volume = excluded.volume
+"""
+
+
+def decimal_text(value: Decimal) -> str:
+    """Return the exact, exponent-free text stored for a decimal (``format(d, "f")``)."""
+    return format(value, "f")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UpsertCandles:
+    """Store closed candles, replacing any already stored under the same key."""
+
+    candles: tuple[Candle, ...]
+
+    @property
+    def durability(self) -> Durability:
+        """Return FAST: candles can be fetched again from the exchange."""
+        return Durability.FAST
+
+    async def apply(self, conn: aiosqlite.Connection) -> None:
+        """Upsert every candle with one ``executemany``."""
+        rows = [
+            (
+                c.venue.value,
+                c.symbol,
+                c.interval.value,
+                c.open_time_ms,
+                decimal_text(c.open),
+                decimal_text(c.high),
+                decimal_text(c.low),
+                decimal_text(c.close),
+                decimal_text(c.volume),
+            )
+            for c in self.candles
+        ]
+        await conn.executemany(_UPSERT_CANDLE, rows)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunStart:
+    """What is recorded about a run of the daemon when it starts."""
+
+    started_at_ms: int
+    mode: str
+    pid: int
+    app_version: str
+    config_hash: str
+    versions_json: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordRunStop:
+    """Record when and how a run ended."""
+
+    run_id: int
+    stopped_at_ms: int
+    exit_code: int
+
+    @property
+    def durability(self) -> Durability:
+        """Return LEDGER: the run history must survive power loss."""
+        return Durability.LEDGER
+
+    async def apply(self, conn: aiosqlite.Connection) -> None:
+        """Set the run's stop time and exit code."""
+        await conn.execute(
+            "UPDATE runs SET stopped_at_ms = ?, exit_code = ? WHERE id = ?",
+            (self.stopped_at_ms, self.exit_code, self.run_id),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AppendOutbox:
+    """Queue an event for the notifier in the outbox, as ``pending``."""
+
+    event: Event
+
+    @property
+    def durability(self) -> Durability:
+        """Return LEDGER: a notification must not be lost once the daemon decided to send it."""
+        return Durability.LEDGER
+
+    async def apply(self, conn: aiosqlite.Connection) -> None:
+        """Insert the event, its data as JSON with sorted keys."""
+        event = self.event
+        await conn.execute(
+            "INSERT INTO notification_outbox "
+            "(created_at_ms, kind, severity, source, message, data_json) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                event.at_ms,
+                event.kind.value,
+                event.severity.value,
+                event.source,
+                event.message,
+                json.dumps(dict(event.data), sort_keys=True, separators=(",", ":")),
+            ),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetMetadata:
+    """Set one metadata key to a value."""
+
+    key: str
+    value: str
+
+    @property
+    def durability(self) -> Durability:
+        """Return FAST: metadata is informational."""
+        return Durability.FAST
+
+    async def apply(self, conn: aiosqlite.Connection) -> None:
+        """Insert or replace the key."""
+        await conn.execute(
+            "INSERT INTO metadata (key, value) VALUES (?, ?) "
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            (self.key, self.value),
+        )
+
+
+class _InsertRun:
+    """The LEDGER op behind ``start_run``; keeps the new row's id."""
+
+    __slots__ = ("run", "run_id")
+
+    def __init__(self, run: RunStart) -> None:
+        self.run = run
+        self.run_id: int | None = None
+
+    @property
+    def durability(self) -> Durability:
+        return Durability.LEDGER
+
+    async def apply(self, conn: aiosqlite.Connection) -> None:
+        run = self.run
+        row = await conn.execute_insert(
+            "INSERT INTO runs (started_at_ms, mode, pid, app_version, config_hash, versions_json) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            (
+                run.started_at_ms,
+                run.mode,
+                run.pid,
+                run.app_version,
+                run.config_hash,
+                run.versions_json,
+            ),
+        )
+        self.run_id = None if row is None else int(row[0])
+
+
+async def start_run(conn: aiosqlite.Connection, run: RunStart) -> int:
+    """Record the start of a run in its own LEDGER transaction and return the run's id.
+
+    Call it on the writer connection before the ``StorageWriter`` starts.
+    """
+    insert = _InsertRun(run)
+    await apply_transaction(conn, [insert])
+    if insert.run_id is None:
+        raise FatalError("storage write failed: the new run got no id")
+    return insert.run_id

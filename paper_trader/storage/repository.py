@@ -1,0 +1,190 @@
+"""Read-side queries; they work on a reader (``open_reader``) or on the writer connection.
+
+Prefer a reader for anything a person asks for (status, reports): on the writer connection a
+query waits behind queued writes and sees the writer's uncommitted transaction.
+"""
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import aiosqlite
+
+from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.errors import DataIntegrityError, TransientError
+from paper_trader.storage.migrations import schema_version_of
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeriesSummary:
+    """What is stored for one candle series, and how many candles are missing inside it."""
+
+    venue: str
+    symbol: str
+    interval: str
+    candles: int
+    first_open_time_ms: int
+    last_open_time_ms: int
+    missing_candles: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OutboxEntry:
+    """One row of the notification outbox."""
+
+    id: int
+    created_at_ms: int
+    kind: str
+    severity: str
+    source: str
+    message: str
+    data_json: str
+    status: str
+    attempts: int
+    sent_at_ms: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunRecord:
+    """One run of the daemon."""
+
+    id: int
+    started_at_ms: int
+    stopped_at_ms: int | None
+    mode: str
+    pid: int
+    app_version: str
+    config_hash: str
+    versions_json: str
+    exit_code: int | None
+
+
+_SERIES_SQL = """
+SELECT venue, symbol, interval, count(*), min(open_time_ms), max(open_time_ms)
+FROM candles GROUP BY venue, symbol, interval ORDER BY venue, symbol, interval
+"""
+_CANDLES_SQL = """
+SELECT venue, symbol, interval, open_time_ms, open, high, low, close, volume FROM candles
+WHERE venue = ? AND symbol = ? AND interval = ? AND open_time_ms >= ?
+ORDER BY open_time_ms LIMIT ?
+"""
+_OUTBOX_COLUMNS = (
+    "id, created_at_ms, kind, severity, source, message, data_json, status, attempts, "
+    "sent_at_ms, last_error"
+)
+_RUN_COLUMNS = (
+    "id, started_at_ms, stopped_at_ms, mode, pid, app_version, config_hash, versions_json, "
+    "exit_code"
+)
+_MIN_TIME_MS = -(2**63)
+
+
+async def series_summaries(conn: aiosqlite.Connection) -> list[SeriesSummary]:
+    """Return one summary per stored candle series, ordered by venue, symbol and interval."""
+    summaries = []
+    for venue, symbol, interval, count, first, last in await _fetchall(conn, _SERIES_SQL):
+        expected = (last - first) // _interval(interval).ms + 1
+        summaries.append(
+            SeriesSummary(
+                venue=venue,
+                symbol=symbol,
+                interval=interval,
+                candles=count,
+                first_open_time_ms=first,
+                last_open_time_ms=last,
+                missing_candles=expected - count,
+            )
+        )
+    return summaries
+
+
+async def load_candles(
+    conn: aiosqlite.Connection,
+    venue: Venue | str,
+    symbol: str,
+    interval: Interval | str,
+    *,
+    since_ms: int | None = None,
+    limit: int | None = None,
+) -> list[Candle]:
+    """Return one series' candles in ascending time, from ``since_ms`` on, at most ``limit``."""
+    params = (
+        str(venue),
+        symbol,
+        str(interval),
+        _MIN_TIME_MS if since_ms is None else since_ms,
+        -1 if limit is None else limit,
+    )
+    return [_candle(row) for row in await _fetchall(conn, _CANDLES_SQL, params)]
+
+
+async def outbox_entries(
+    conn: aiosqlite.Connection, *, status: str | None = None
+) -> list[OutboxEntry]:
+    """Return outbox rows in insertion order, only those with ``status`` if given."""
+    sql = f"SELECT {_OUTBOX_COLUMNS} FROM notification_outbox"
+    if status is None:
+        rows = await _fetchall(conn, sql + " ORDER BY id")
+    else:
+        rows = await _fetchall(conn, sql + " WHERE status = ? ORDER BY id", (status,))
+    fields = [name.strip() for name in _OUTBOX_COLUMNS.split(",")]
+    return [OutboxEntry(**dict(zip(fields, row, strict=True))) for row in rows]
+
+
+async def runs(conn: aiosqlite.Connection) -> list[RunRecord]:
+    """Return every recorded run, oldest first."""
+    rows = await _fetchall(conn, f"SELECT {_RUN_COLUMNS} FROM runs ORDER BY id")
+    fields = [name.strip() for name in _RUN_COLUMNS.split(",")]
+    return [RunRecord(**dict(zip(fields, row, strict=True))) for row in rows]
+
+
+async def schema_version(conn: aiosqlite.Connection) -> int:
+    """Return the database's schema version (``PRAGMA user_version``)."""
+    try:
+        return await schema_version_of(conn)
+    except sqlite3.Error as exc:
+        raise _query_failure(exc) from exc
+
+
+async def _fetchall(
+    conn: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()
+) -> list[sqlite3.Row]:
+    try:
+        return list(await conn.execute_fetchall(sql, params))
+    except sqlite3.Error as exc:
+        raise _query_failure(exc) from exc
+
+
+def _query_failure(exc: sqlite3.Error) -> Exception:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if isinstance(code, int) and code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return TransientError(f"database busy: {exc}")
+    return DataIntegrityError(f"database query failed: {exc}")
+
+
+def _interval(value: str) -> Interval:
+    try:
+        return Interval(value)
+    except ValueError:
+        raise DataIntegrityError(f"the candles table holds an unknown interval {value!r}") from None
+
+
+def _candle(row: sqlite3.Row) -> Candle:
+    venue, symbol, interval, open_time_ms, open_, high, low, close, volume = row
+    try:
+        return Candle(
+            venue=Venue(venue),
+            symbol=symbol,
+            interval=Interval(interval),
+            open_time_ms=open_time_ms,
+            open=Decimal(open_),
+            high=Decimal(high),
+            low=Decimal(low),
+            close=Decimal(close),
+            volume=Decimal(volume),
+        )
+    except (ValueError, ArithmeticError) as exc:
+        raise DataIntegrityError(f"the candles table holds an unreadable row: {exc}") from exc

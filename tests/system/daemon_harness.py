@@ -1,0 +1,101 @@
+"""Run the real daemon as a subprocess with a real systemd notification socket."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+CLI = str(ROOT / "run_paper_trader.py")
+
+
+def _workdir(env: Mapping[str, str]) -> Path:
+    """Run in the test's own directory (next to DB_PATH), never where a real .env may be."""
+    return Path(env["DB_PATH"]).parent
+
+
+def run_cli(
+    args: list[str], env: Mapping[str, str], timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run ``run_paper_trader.py ARGS`` to completion and return its result."""
+    return subprocess.run(
+        [sys.executable, CLI, *args],
+        env=dict(env),
+        cwd=_workdir(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@dataclass
+class NotifySocket:
+    """A bound ``AF_UNIX`` datagram socket standing in for systemd's ``NOTIFY_SOCKET``."""
+
+    path: str
+    sock: socket.socket
+    received: list[str] = field(default_factory=list)
+
+    def wait_for(self, text: str, timeout: float = 20.0) -> str:
+        """Return the first datagram (seen before or arriving) that contains ``text``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self.received:
+                if text in message:
+                    return message
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"no {text!r} datagram within {timeout} s: {self.received}")
+            self.sock.settimeout(remaining)
+            try:
+                self.received.append(self.sock.recv(4096).decode())
+            except TimeoutError:
+                continue
+
+    def count(self, text: str) -> int:
+        """Return how many datagrams received so far contain ``text``."""
+        return sum(text in message for message in self.received)
+
+
+@contextmanager
+def notify_socket() -> Iterator[NotifySocket]:
+    """Yield a notify socket in a short temporary path (Unix socket paths are short)."""
+    directory = tempfile.mkdtemp(prefix="pt-", dir="/tmp")
+    path = os.path.join(directory, "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    try:
+        yield NotifySocket(path=path, sock=sock)
+    finally:
+        sock.close()
+        os.unlink(path)
+        os.rmdir(directory)
+
+
+@contextmanager
+def daemon(env: Mapping[str, str], *args: str) -> Iterator[subprocess.Popen[str]]:
+    """Start ``run_paper_trader.py run`` and make sure it is gone afterwards."""
+    process = subprocess.Popen(
+        [sys.executable, CLI, *(args or ("run",))],
+        env=dict(env),
+        cwd=_workdir(env),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=30)

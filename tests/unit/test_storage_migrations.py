@@ -1,0 +1,173 @@
+"""Schema migrations: a fresh database, every earlier version, a newer one, and re-running."""
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import pytest
+
+from paper_trader.errors import ConfigError
+from paper_trader.storage import LATEST_VERSION, MIGRATIONS, Migration, migrate, open_database
+from paper_trader.storage.migrations import split_statements
+
+TABLES = {
+    "candles",
+    "runs",
+    "signals",
+    "fills",
+    "trades",
+    "positions",
+    "equity_snapshots",
+    "breaker_events",
+    "notification_outbox",
+    "metadata",
+}
+
+# Rows that can exist from a schema version on: (table, columns, values).
+SAMPLE_ROWS: dict[int, tuple[tuple[str, tuple[str, ...], tuple[Any, ...]], ...]] = {
+    1: (
+        (
+            "candles",
+            (
+                "venue",
+                "symbol",
+                "interval",
+                "open_time_ms",
+                "open",
+                "high",
+                "low",
+                "close",
+                "volume",
+            ),
+            ("binance", "BTCUSDT", "1m", 1_700_000_000_000, "1.5", "2", "1", "1.75", "0.001"),
+        ),
+        (
+            "runs",
+            ("started_at_ms", "mode", "pid", "app_version", "config_hash", "versions_json"),
+            (1_700_000_000_000, "run", 4242, "0.1.0", "abc", "{}"),
+        ),
+        ("metadata", ("key", "value"), ("created_by", "test")),
+    ),
+}
+
+
+@pytest.fixture
+async def conn(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
+    connection = await open_database(tmp_path / "paper_trader.db")
+    yield connection
+    await connection.close()
+
+
+async def schema(conn: aiosqlite.Connection) -> list[tuple[str, str, str]]:
+    """Return the schema from sqlite_master with whitespace normalised."""
+    rows = await conn.execute_fetchall(
+        "SELECT type, name, sql FROM sqlite_master "
+        "WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name"
+    )
+    return [(kind, name, " ".join((sql or "").split())) for kind, name, sql in rows]
+
+
+async def user_version(conn: aiosqlite.Connection) -> int:
+    """Return PRAGMA user_version."""
+    rows = list(await conn.execute_fetchall("PRAGMA user_version"))
+    return int(rows[0][0])
+
+
+def test_migrations_are_numbered_one_to_latest_without_gaps() -> None:
+    """MIGRATIONS run 1..LATEST_VERSION in order."""
+    assert [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
+
+
+async def test_migrate_empty_database_reaches_latest_with_every_table(
+    conn: aiosqlite.Connection,
+) -> None:
+    """A new file is migrated to LATEST_VERSION and holds every table."""
+    result = await migrate(conn)
+
+    assert (result.from_version, result.to_version) == (0, LATEST_VERSION)
+    assert await user_version(conn) == LATEST_VERSION
+    tables = {name for kind, name, _ in await schema(conn) if kind == "table"}
+    assert tables >= TABLES
+
+
+@pytest.mark.parametrize("start", range(0, LATEST_VERSION))
+async def test_migrate_from_earlier_version_matches_fresh_schema_and_keeps_data(
+    tmp_path: Path, conn: aiosqlite.Connection, start: int
+) -> None:
+    """A database built at an earlier version migrates to the fresh schema, rows intact."""
+    await migrate(conn, target=start)
+    assert await user_version(conn) == start
+    samples = [row for version in range(1, start + 1) for row in SAMPLE_ROWS.get(version, ())]
+    for table, columns, values in samples:
+        marks = ", ".join("?" for _ in values)
+        await conn.execute(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", values)
+
+    result = await migrate(conn)
+
+    assert (result.from_version, result.to_version) == (start, LATEST_VERSION)
+    fresh = await open_database(tmp_path / "fresh.db")
+    try:
+        await migrate(fresh)
+        assert await schema(conn) == await schema(fresh)
+    finally:
+        await fresh.close()
+    for table, columns, values in samples:
+        rows = await conn.execute_fetchall(f"SELECT {', '.join(columns)} FROM {table}")
+        assert values in [tuple(row) for row in rows]
+
+
+async def test_migrate_refuses_database_newer_than_this_code(conn: aiosqlite.Connection) -> None:
+    """A schema version above LATEST_VERSION is refused with a ConfigError naming it."""
+    await conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+
+    with pytest.raises(ConfigError, match=f"schema version {LATEST_VERSION + 1}") as caught:
+        await migrate(conn)
+
+    assert "paper_trader.db" in str(caught.value)
+    assert await user_version(conn) == LATEST_VERSION + 1
+
+
+async def test_migrate_twice_is_a_no_op(conn: aiosqlite.Connection) -> None:
+    """Running migrate on an up-to-date database changes nothing."""
+    await migrate(conn)
+    before = await schema(conn)
+
+    result = await migrate(conn)
+
+    assert (result.from_version, result.to_version) == (LATEST_VERSION, LATEST_VERSION)
+    assert await schema(conn) == before
+
+
+async def test_failing_migration_leaves_previous_version_and_schema(
+    conn: aiosqlite.Connection,
+) -> None:
+    """A migration that fails half-way is rolled back entirely, version included."""
+    await migrate(conn)
+    before = await schema(conn)
+    broken = Migration(
+        version=LATEST_VERSION + 1,
+        description="broken on purpose",
+        sql="CREATE TABLE extra (x INTEGER) STRICT; INSERT INTO missing VALUES (1);",
+    )
+
+    with pytest.raises(ConfigError, match="broken on purpose"):
+        await migrate(conn, migrations=(*MIGRATIONS, broken))
+
+    assert await user_version(conn) == LATEST_VERSION
+    assert await schema(conn) == before
+    assert not conn.in_transaction
+
+
+def test_split_statements_respects_quotes_and_triggers() -> None:
+    """Semicolons inside strings and trigger bodies do not split a statement."""
+    sql = """
+    CREATE TABLE a (x TEXT DEFAULT ';');
+    CREATE TRIGGER t AFTER INSERT ON a BEGIN UPDATE a SET x = 'y;'; DELETE FROM a; END;
+    """
+
+    statements = split_statements(sql)
+
+    assert len(statements) == 2
+    assert statements[1].startswith("CREATE TRIGGER")
+    assert statements[1].endswith("END;")
