@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from paper_trader.domain import Candle, ComponentHealth, HealthStatus
+from paper_trader.domain import Candle, ComponentHealth, HealthStatus, Interval, Venue
 from paper_trader.runtime.channel import BlockingChannel, ChannelClosed
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.runtime.service import Readiness
@@ -20,7 +20,7 @@ from paper_trader.runtime.service import Readiness
 log = structlog.get_logger()
 
 CandleStore = Callable[[tuple[Candle, ...]], Awaitable[None]]
-SeriesKey = tuple[str, str, str]
+SeriesKey = tuple[Venue, str, Interval]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,7 +90,7 @@ class DecisionEngine:
             self._heartbeat.beat()
 
     def _accept(self, candle: Candle) -> bool:
-        key = (candle.venue.value, candle.symbol, candle.interval.value)
+        key = (candle.venue, candle.symbol, candle.interval)
         last = self._last_open.get(key)
         if last is not None and candle.open_time_ms <= last:
             self._dropped += 1

@@ -32,8 +32,11 @@ class Interval(enum.StrEnum):
     @property
     def ms(self) -> int:
         """Return the interval's length in milliseconds."""
-        unit = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}[self.value[-1]]
-        return int(self.value[:-1]) * unit
+        return _INTERVAL_MS[self]
+
+
+_UNIT_MS = {"m": 60_000, "h": 3_600_000, "d": 86_400_000}
+_INTERVAL_MS = {i: int(i.value[:-1]) * _UNIT_MS[i.value[-1]] for i in Interval}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,6 +2,7 @@
 And Jitter"): the delay is drawn uniformly from [0, min(cap, base * 2**attempt)], which
 spreads reconnects of many clients instead of synchronising them."""
 
+import math
 import random
 from dataclasses import dataclass
 
@@ -14,8 +15,9 @@ class Backoff:
     cap_s: float
 
     def __post_init__(self) -> None:
-        if self.base_s <= 0 or self.cap_s < self.base_s:
-            raise ValueError("backoff needs 0 < base_s <= cap_s")
+        # An infinite cap means "uncapped" (ceiling() still stays finite); NaN is never valid.
+        if not (math.isfinite(self.base_s) and 0 < self.base_s <= self.cap_s):
+            raise ValueError("backoff needs a finite base_s with 0 < base_s <= cap_s")
 
     def ceiling(self, attempt: int) -> float:
         """Return the largest delay that retry number ``attempt`` (0-based) may wait."""

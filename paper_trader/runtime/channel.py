@@ -114,6 +114,8 @@ class DropOldestChannel(_Channel[T]):
 
     def put_nowait(self, item: T) -> None:
         """Append ``item`` without waiting, discarding the oldest item if full."""
+        if self._closed:
+            raise ChannelClosed
         if len(self._items) >= self._capacity:
             self._items.popleft()
             self.dropped += 1

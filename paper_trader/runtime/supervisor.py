@@ -16,7 +16,6 @@ are logged with their stacks and the outcome says so; the caller then exits the 
 """
 
 import asyncio
-import io
 import random
 from collections import deque
 from collections.abc import Callable
@@ -32,6 +31,8 @@ from paper_trader.runtime.events import EventSink
 from paper_trader.runtime.service import Readiness, Service
 
 log = structlog.get_logger()
+
+LATE_CANCEL_GRACE_S = 0.2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -191,6 +192,10 @@ class Supervisor:
                 await service.run(Readiness(on_set=lambda: self._mark_ready(state)))
             except TransientError as exc:
                 state.running = False
+                if self._stop.is_set():  # failing while being stopped: nothing to restart
+                    state.exited = True
+                    bound.info("service_stopped_with_error", error=f"{type(exc).__name__}: {exc}")
+                    return
                 await asyncio.sleep(self._after_transient(state, exc, bound))
                 continue
             except Exception as exc:  # noqa: BLE001 -- supervisor boundary: any other error is fatal
@@ -199,6 +204,7 @@ class Supervisor:
                 return
             state.running, state.finished, state.exited = False, True, True
             bound.info("service_finished")
+            self._announce_if_ready()
             if supervised.ends_daemon:
                 self.request_stop(f"{service.name} finished")
             return
@@ -206,7 +212,10 @@ class Supervisor:
     def _mark_ready(self, state: _State) -> None:
         state.ready = True
         log.info("service_ready", component="supervisor", service=state.name)
-        if not self._announced_ready and self.is_ready:
+        self._announce_if_ready()
+
+    def _announce_if_ready(self) -> None:
+        if not self._announced_ready and self.is_ready and not self._stop.is_set():
             self._announced_ready = True
             log.info("daemon_ready", component="supervisor", services=len(self._states))
             if self._on_ready is not None:
@@ -299,19 +308,37 @@ class Supervisor:
             else:
                 done, _ = await asyncio.wait({task}, timeout=remaining)
             if task not in done:
-                for later in tasks[index + 1 :]:
+                rest = tasks[index + 1 :]
+                for later in rest:
                     later.cancel()
+                if rest:  # a moment for the well-behaved ones to finish their cancellation
+                    await asyncio.wait(rest, timeout=LATE_CANCEL_GRACE_S)
                 return [t for t in tasks[index:] if not t.done()]
         return []
 
     def _log_pending(self, pending: list[asyncio.Task[None]]) -> None:
         for task in pending:
-            buffer = io.StringIO()
-            task.print_stack(file=buffer)
             log.error(
                 "shutdown_deadline_exceeded",
                 component="supervisor",
                 task=task.get_name(),
                 timeout_s=self._shutdown_timeout_s,
-                stack=buffer.getvalue(),
+                stack=await_stack(task),
             )
+
+
+def await_stack(task: asyncio.Task[None]) -> str:
+    """Return where ``task`` is waiting: every coroutine along its ``await`` chain.
+
+    ``Task.print_stack`` shows only the outermost coroutine; the service's own frames, where
+    it is really stuck, are further down the chain of awaited coroutines.
+    """
+    lines: list[str] = []
+    awaited: object = task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is not None:
+            code = frame.f_code
+            lines.append(f'  File "{code.co_filename}", line {frame.f_lineno}, in {code.co_name}')
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return "\n".join(lines) if lines else "(no coroutine frames)"

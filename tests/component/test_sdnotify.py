@@ -307,7 +307,7 @@ async def test_watchdog_stops_pinging_when_the_loop_stalls_and_resumes_after(
     heartbeat = Heartbeat(SystemClock())
     beat = asyncio.Event()
     beat.set()
-    stale_after_s, interval_s = 0.1, 0.02
+    stale_after_s, interval_s = 0.25, 0.02
     service = WatchdogService(
         notifier, heartbeat, interval_s=interval_s, stale_after_s=stale_after_s
     )

@@ -142,10 +142,6 @@ def test_drop_oldest_channel_discards_the_oldest_item_and_counts_it() -> None:
     assert channel.drain(10) == [2, 3, 4]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: put_nowait on a closed, full DropOldestChannel drops an item before raising",
-)
 def test_put_after_close_on_a_full_drop_oldest_channel_keeps_the_queued_items() -> None:
     """A refused put must not discard an item the consumers are still due to drain."""
     channel = DropOldestChannel[int](2)
