@@ -25,6 +25,7 @@ from paper_trader import __version__
 from paper_trader.clock import Clock, SystemClock
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.engine import DecisionEngine, EngineStats
+from paper_trader.errors import ConfigError
 from paper_trader.exchange.csv_replay import CandleCsv, CsvReplaySource
 from paper_trader.log_config import LogConfig, LogFormat, LoggingHandle, configure_logging
 from paper_trader.monitoring.health import HealthMonitor
@@ -119,9 +120,13 @@ def run_daemon(settings: Settings) -> int:
     logs = configure_logging(log_config(settings))
     try:
         result = asyncio.run(_run(settings, settings.db_path, "run", logs, source=None))
-        return result.outcome.exit_code
+    except ConfigError as exc:
+        # A refusal is an answer, not a crash: one line, no traceback (the CLI prints it too).
+        log.error("startup_refused", component="app", error=str(exc))  # noqa: TRY400
+        raise
     finally:
         logs.close()
+    return result.outcome.exit_code
 
 
 def run_replay(settings: Settings, request: ReplayRequest) -> ReplayResult:

@@ -10,9 +10,10 @@ import fcntl
 import os
 import shlex
 import sqlite3
+from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 import aiosqlite
 
@@ -109,15 +110,7 @@ async def open_database(path: Path, *, check: bool = True) -> aiosqlite.Connecti
     """
     await asyncio.to_thread(_make_parent, path)
     conn = await _connect(path, str(path), uri=False)
-    opened = False
-    try:
-        await _configure(conn, path, check=check)
-        opened = True
-    except sqlite3.Error as exc:
-        raise open_failure(path, exc) from exc
-    finally:
-        if not opened:
-            await conn.close()
+    await _prepare_or_close(conn, path, _configure(conn, path, check=check))
     _log.info("database_opened", path=str(path), checked=check)
     return conn
 
@@ -129,17 +122,28 @@ async def open_reader(path: Path) -> aiosqlite.Connection:
     """
     uri = await asyncio.to_thread(_reader_uri, path)
     conn = await _connect(path, uri, uri=True)
+    await _prepare_or_close(conn, path, _check_readable(conn))
+    return conn
+
+
+async def _check_readable(conn: aiosqlite.Connection) -> None:
+    await conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+    await conn.execute_fetchall("SELECT count(*) FROM sqlite_master")
+
+
+async def _prepare_or_close(
+    conn: aiosqlite.Connection, path: Path, preparation: Coroutine[Any, Any, None]
+) -> None:
+    """Run ``preparation``; on failure close ``conn`` and raise a one-line ``ConfigError``."""
     opened = False
     try:
-        await conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-        await conn.execute_fetchall("SELECT count(*) FROM sqlite_master")
+        await preparation
         opened = True
     except sqlite3.Error as exc:
         raise open_failure(path, exc) from exc
     finally:
         if not opened:
             await conn.close()
-    return conn
 
 
 def _make_parent(path: Path) -> None:

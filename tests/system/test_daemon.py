@@ -75,6 +75,11 @@ def test_second_daemon_on_the_same_database_is_refused(tmp_path: Path) -> None:
             assert "in use by another paper-trader process" in second.stderr
             assert f"pid {first.pid}" in second.stderr
             assert "Traceback" not in second.stderr
+            refusals = [
+                e for e in _log_events(tmp_path / "logs") if e["event"] == "startup_refused"
+            ]
+            assert refusals
+            assert "in use by another paper-trader process" in str(refusals[0]["error"])
             assert first.poll() is None
             first.send_signal(signal.SIGTERM)
             assert first.wait(timeout=20) == 0

@@ -1,0 +1,75 @@
+"""Escalations reach the notification outbox in SQLite (what the notifier will send)."""
+
+import asyncio
+import json
+import random
+from pathlib import Path
+
+from paper_trader.clock import SystemClock
+from paper_trader.errors import TransientError
+from paper_trader.runtime.backoff import Backoff
+from paper_trader.runtime.events import EventBus, EventRecorder
+from paper_trader.runtime.service import Readiness
+from paper_trader.runtime.supervisor import RestartPolicy, Supervisor
+from paper_trader.storage import (
+    AppendOutbox,
+    OutboxEntry,
+    StorageWriter,
+    migrate,
+    open_database,
+    outbox_entries,
+)
+
+
+class AlwaysFailing:
+    """A service whose every run fails with a transient error."""
+
+    name = "flaky_feed"
+
+    async def run(self, ready: Readiness) -> None:
+        ready.set()
+        raise TransientError("venue closed the connection")
+
+
+async def test_crash_loop_is_written_to_the_outbox_before_the_daemon_stops(tmp_path: Path) -> None:
+    """A crash loop becomes a pending, critical outbox row, committed by the single writer."""
+    conn = await open_database(tmp_path / "db.sqlite")
+    try:
+        await migrate(conn)
+        writer = StorageWriter(conn)
+        bus = EventBus()
+        recorder = EventRecorder(bus.subscribe(), lambda e: writer.write(AppendOutbox(event=e)))
+        supervisor = Supervisor(
+            policy=RestartPolicy(
+                backoff=Backoff(base_s=0.001, cap_s=0.005),
+                healthy_run_s=60,
+                crash_loop_restarts=3,
+                crash_loop_window_s=60,
+            ),
+            clock=SystemClock(),
+            events=bus,
+            shutdown_timeout_s=2,
+            rng=random.Random(0),
+        )
+        for service in (writer, recorder, AlwaysFailing()):
+            supervisor.add(service)
+        run = asyncio.create_task(supervisor.run())
+
+        async def first_outbox_rows() -> list[OutboxEntry]:
+            while not (rows := await outbox_entries(conn)):  # noqa: ASYNC110 -- polls the db
+                await asyncio.sleep(0.01)
+            return rows
+
+        async with asyncio.timeout(10):
+            await first_outbox_rows()
+        supervisor.request_stop("test over")
+        outcome = await run
+        assert outcome.exit_code == 0
+        [entry] = await outbox_entries(conn)
+        assert entry.kind == "service_crash_loop"
+        assert entry.severity == "critical"
+        assert entry.status == "pending"
+        assert "flaky_feed is in a crash loop" in entry.message
+        assert json.loads(entry.data_json)["service"] == "flaky_feed"
+    finally:
+        await conn.close()

@@ -1,0 +1,86 @@
+"""Settings: parsing of the user's .env spellings, validation messages, masking."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from paper_trader.domain import Interval, Venue
+from paper_trader.errors import ConfigError
+from paper_trader.settings import Settings, load_settings
+
+
+@pytest.fixture(autouse=True)
+def _no_settings_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the env file of each test counts, whatever the machine's environment holds."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_lists_accept_the_comma_separated_spelling(tmp_path: Path) -> None:
+    """SYMBOLS and TELEGRAM_CHAT_ID take comma-separated values, spaces and case tolerated."""
+    settings = load_settings_from(
+        tmp_path, "SYMBOLS=btcusdt, ETH-EUR ,btc/usd\nTELEGRAM_CHAT_ID=12, -100345\n"
+    )
+    assert settings.symbols == ["BTCUSDT", "ETH-EUR", "BTC/USD"]
+    assert settings.telegram_chat_id == [12, -100345]
+
+
+def test_enums_and_decimals_are_parsed(tmp_path: Path) -> None:
+    """EXCHANGE, INTERVAL and LOG_LEVEL are case-insensitive; INITIAL_BALANCE is exact."""
+    settings = load_settings_from(
+        tmp_path, "EXCHANGE=Kraken\nINTERVAL=1H\nLOG_LEVEL=debug\nINITIAL_BALANCE=1234.56\n"
+    )
+    assert settings.exchange is Venue.KRAKEN
+    assert settings.interval is Interval.H1
+    assert settings.log_level == "DEBUG"
+    assert settings.initial_balance == Decimal("1234.56")
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        ("SYMBOLS=", "SYMBOLS='': no symbol given"),
+        ("SYMBOLS=BTC USDT$", "is not a symbol"),
+        ("INITIAL_BALANCE=-5", "INITIAL_BALANCE='-5'"),
+        ("ENABLE_CIRCUIT_BREAKERS=maybe", "(expected true or false)"),
+        ("SHUTDOWN_TIMEOUT=0", "(expected seconds, from 1 to 300)"),
+        ("TELEGRAM_CHAT_ID=me", "TELEGRAM_CHAT_ID="),
+        ("RESTART_BACKOFF_BASE=5\nRESTART_BACKOFF_MAX=1", "must not be below RESTART_BACKOFF_BASE"),
+    ],
+)
+def test_bad_values_name_the_variable_and_the_problem(
+    tmp_path: Path, line: str, expected: str
+) -> None:
+    """Each invalid value gives exactly one line, naming the variable."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings_from(tmp_path, line + "\n")
+    message = str(caught.value)
+    assert expected in message
+    assert len(message.splitlines()) == 1
+
+
+def test_a_bad_token_value_is_never_echoed(tmp_path: Path) -> None:
+    """An error about the token masks its value."""
+    long_token = "x" * 5000
+    with pytest.raises(ConfigError) as caught:
+        load_settings_from(tmp_path, f"TELEGRAM_BOT_TOKEN={long_token}\nFOO=1\n")
+    assert long_token[:20] not in str(caught.value)
+
+
+def test_effective_settings_mask_the_token_and_hash_ignores_it(tmp_path: Path) -> None:
+    """check-config output masks the token; the config hash does not depend on its value."""
+    one = load_settings_from(tmp_path, "TELEGRAM_BOT_TOKEN=111:aaa\n")
+    two = load_settings_from(tmp_path, "TELEGRAM_BOT_TOKEN=222:bbb\n")
+    assert one.effective()["TELEGRAM_BOT_TOKEN"] == "**********"
+    assert one.secrets() == ("111:aaa",)
+    assert one.config_hash() == two.config_hash()
+    other = load_settings_from(tmp_path, "MAX_POSITIONS=9\n")
+    assert other.config_hash() != one.config_hash()
+
+
+def load_settings_from(tmp_path: Path, text: str) -> Settings:
+    """Load settings from ``text`` written to an env file (the environment still applies)."""
+    env_file = tmp_path / "test.env"
+    env_file.write_text(text)
+    return load_settings(env_file, required=True)
