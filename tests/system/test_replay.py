@@ -1,11 +1,14 @@
 """The first vertical slice: a candle CSV through the supervised daemon into SQLite."""
 
+import contextlib
 import json
+import signal
 import sqlite3
+import time
 from pathlib import Path
 
 from conftest import subprocess_env
-from daemon_harness import run_cli
+from daemon_harness import daemon, run_cli
 
 from paper_trader.domain import Interval
 from paper_trader.exchange.synthetic import generate_candles, write_csv
@@ -121,3 +124,41 @@ def test_missing_csv_is_a_clear_error(tmp_path: Path) -> None:
     assert code == 2
     assert "missing.csv" in err
     assert "Traceback" not in err
+
+
+def test_kill_9_mid_replay_leaves_a_consistent_database_and_a_rerun_completes(
+    tmp_path: Path,
+) -> None:
+    """Crash-only: after SIGKILL the stored candles are a gap-free prefix and a rerun finishes."""
+    count = 60_000
+    csv = _csv(tmp_path, count)
+    db = tmp_path / "paper_trader.db"
+    args = ["replay", "--csv", str(csv), "--symbol", "BTCUSDT", "--interval", "1m"]
+    with daemon(subprocess_env(tmp_path), *args) as process:
+        stored = 0
+        deadline = time.monotonic() + 30
+        while stored == 0 and process.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+            if db.exists():
+                with contextlib.suppress(sqlite3.OperationalError):
+                    stored = _candle_count(db)
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+    assert stored > 0, "the replay never stored a candle before the kill"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA quick_check").fetchone() == ("ok",)
+        first, last, rows = conn.execute(
+            "SELECT min(open_time_ms), max(open_time_ms), count(*) FROM candles"
+        ).fetchone()
+        assert (last - first) // 60_000 + 1 == rows  # whole transactions only: no holes
+        assert conn.execute("SELECT exit_code FROM runs").fetchall() == [(None,)]
+    code, out, err = _replay(tmp_path, csv)
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["candles"] == count
+    assert summary["series"][0]["missing_candles"] == 0
+
+
+def _candle_count(db: Path) -> int:
+    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
+        return int(conn.execute("SELECT count(*) FROM candles").fetchone()[0])
