@@ -19,7 +19,6 @@ from importlib import metadata
 from pathlib import Path
 
 import aiosqlite
-import structlog
 
 from paper_trader import __version__
 from paper_trader.clock import Clock, SystemClock
@@ -27,7 +26,13 @@ from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.engine import DecisionEngine, EngineStats
 from paper_trader.errors import ConfigError
 from paper_trader.exchange.csv_replay import CandleCsv, CsvReplaySource
-from paper_trader.log_config import LogConfig, LogFormat, LoggingHandle, configure_logging
+from paper_trader.log_config import (
+    LogConfig,
+    LogFormat,
+    LoggingHandle,
+    configure_logging,
+    get_logger,
+)
 from paper_trader.monitoring.health import HealthMonitor
 from paper_trader.reporting import Report, build_report
 from paper_trader.runtime.backoff import Backoff
@@ -53,7 +58,7 @@ from paper_trader.storage import (
     start_run,
 )
 
-log = structlog.get_logger()
+log = get_logger("app")
 
 SourceFactory = Callable[[BlockingChannel[Candle]], Service]
 CANDLE_CHANNEL_CAPACITY = 10_000
@@ -122,7 +127,7 @@ def run_daemon(settings: Settings) -> int:
         result = asyncio.run(_run(settings, settings.db_path, "run", logs, source=None))
     except ConfigError as exc:
         # A refusal is an answer, not a crash: one line, no traceback (the CLI prints it too).
-        log.error("startup_refused", component="app", error=str(exc))  # noqa: TRY400
+        log.error("startup_refused", error=str(exc))  # noqa: TRY400
         raise
     finally:
         logs.close()
@@ -136,8 +141,8 @@ def run_replay(settings: Settings, request: ReplayRequest) -> ReplayResult:
     )
     logs = configure_logging(log_config(settings))
     try:
-        summary = csv.validate()
-        log.info("replay_validated", component="replay", csv=str(request.csv), rows=summary.rows)
+        rows = csv.validate()
+        log.info("replay_validated", component="replay", csv=str(request.csv), rows=rows)
         return asyncio.run(_replay(settings, request, csv, logs))
     finally:
         logs.close()
@@ -184,6 +189,8 @@ async def _run(
     notifier = SystemdNotifier.from_environ(os.environ)
     async with contextlib.AsyncExitStack() as stack:
         stack.callback(notifier.close)
+        # Disarms the last-resort exit timer that a stop arms, however this function leaves.
+        stack.callback(faulthandler.cancel_dump_traceback_later)
         stack.enter_context(DatabaseLock.acquire(db_path))
         conn = await open_database(db_path)
         stack.push_async_callback(conn.close)
@@ -199,7 +206,7 @@ async def _run(
                 versions_json=json.dumps(_versions(), sort_keys=True),
             ),
         )
-        log.info("daemon_starting", component="app", mode=mode, db=str(db_path), run_id=run_id)
+        log.info("daemon_starting", mode=mode, db=str(db_path), run_id=run_id)
         supervisor, engine = _build(settings, conn, clock, notifier, source=source)
         with _stop_on_signals(supervisor):
             outcome = await supervisor.run()
@@ -209,8 +216,7 @@ async def _run(
             run_id=run_id, stopped_at_ms=clock.now_ms(), exit_code=outcome.exit_code
         )
         await apply_transaction(conn, [stop])
-        faulthandler.cancel_dump_traceback_later()
-    log.info("daemon_stopped", component="app", exit_code=outcome.exit_code, reason=outcome.reason)
+    log.info("daemon_stopped", exit_code=outcome.exit_code, reason=outcome.reason)
     return DaemonRun(outcome=outcome, engine=engine.stats(), elapsed_s=clock.monotonic() - started)
 
 
@@ -272,7 +278,7 @@ def _build(
 
 
 def _warn_candles_backlogged(blocked_puts: int) -> None:
-    log.warning("candle_backlog_full", component="app", blocked_puts=blocked_puts)
+    log.warning("candle_backlog_full", blocked_puts=blocked_puts)
 
 
 def _on_stopping(notifier: SystemdNotifier, shutdown_timeout_s: float) -> None:
@@ -283,7 +289,7 @@ def _on_stopping(notifier: SystemdNotifier, shutdown_timeout_s: float) -> None:
 
 def _exit_now(logs: LoggingHandle) -> None:
     """Leave at once with exit code 1: tasks ignored the shutdown deadline (already logged)."""
-    log.error("exit_after_shutdown_deadline", component="app", exit_code=1)
+    log.error("exit_after_shutdown_deadline", exit_code=1)
     logs.close()
     sys.stderr.flush()
     os._exit(1)

@@ -8,16 +8,15 @@ in this order, as they are built.
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-
-import structlog
+from dataclasses import asdict, dataclass
 
 from paper_trader.domain import Candle, ComponentHealth, HealthStatus, Interval, Venue
+from paper_trader.log_config import get_logger
 from paper_trader.runtime.channel import BlockingChannel, ChannelClosed
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.runtime.service import Readiness
 
-log = structlog.get_logger()
+log = get_logger("decision_engine")
 
 CandleStore = Callable[[tuple[Candle, ...]], Awaitable[None]]
 SeriesKey = tuple[Venue, str, Interval]
@@ -81,7 +80,7 @@ class DecisionEngine:
                 self._heartbeat.beat()
                 continue
             except ChannelClosed:
-                log.info("candle_stream_ended", component=self.name, **_fields(self.stats()))
+                log.info("candle_stream_ended", **asdict(self.stats()))
                 return
             batch = [first, *self._candles.drain(self._batch_size - 1)]
             accepted = tuple(c for c in batch if self._accept(c))
@@ -96,7 +95,6 @@ class DecisionEngine:
             self._dropped += 1
             log.warning(
                 "candle_out_of_order_dropped",
-                component=self.name,
                 symbol=candle.symbol,
                 open_time_ms=candle.open_time_ms,
                 last_open_time_ms=last,
@@ -106,11 +104,3 @@ class DecisionEngine:
         self._processed += 1
         self._last_time = candle.open_time_ms
         return True
-
-
-def _fields(stats: EngineStats) -> dict[str, int | None]:
-    return {
-        "candles_processed": stats.candles_processed,
-        "candles_dropped": stats.candles_dropped,
-        "last_open_time_ms": stats.last_open_time_ms,
-    }

@@ -11,7 +11,6 @@ from typing import Any
 
 import aiosqlite
 
-from paper_trader.domain import Interval
 from paper_trader.storage import runs, schema_version, series_summaries
 
 
@@ -54,7 +53,7 @@ async def build_report(conn: aiosqlite.Connection, db_path: Path) -> Report:
         SeriesReport(
             venue=s.venue,
             symbol=s.symbol,
-            interval=Interval(s.interval).value,
+            interval=s.interval,
             candles=s.candles,
             first_open_time=iso_ms(s.first_open_time_ms),
             last_open_time=iso_ms(s.last_open_time_ms),

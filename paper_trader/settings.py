@@ -12,7 +12,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from paper_trader.domain import Interval, Venue
@@ -136,20 +136,19 @@ class Settings(BaseSettings):
             return [part for part in value.replace(" ", "").split(",") if part]
         return value
 
-    @field_validator("log_level", "log_format", "exchange", "interval", mode="before")
+    @field_validator("log_level", mode="before")
     @classmethod
-    def _normalise_case(cls, value: object) -> object:
-        if not isinstance(value, str):
-            return value
-        return (
-            value.upper()
-            if value.upper() in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-            else value.lower()
-        )
+    def _upper_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", "exchange", "interval", mode="before")
+    @classmethod
+    def _lower_case(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
 
     @field_validator("restart_backoff_max")
     @classmethod
-    def _cap_above_base(cls, value: float, info: Any) -> float:
+    def _cap_above_base(cls, value: float, info: ValidationInfo) -> float:
         base = info.data.get("restart_backoff_base")
         if base is not None and value < base:
             raise ValueError("must not be below RESTART_BACKOFF_BASE")

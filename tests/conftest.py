@@ -13,7 +13,18 @@ NETGUARD = Path(__file__).parent / "netguard"
 sys.path.insert(0, str(NETGUARD))
 import sitecustomize as netguard  # noqa: E402 -- the guard must be importable from NETGUARD
 
+from paper_trader.settings import Settings  # noqa: E402 -- after the guard, like every import
+
 ROOT = Path(__file__).resolve().parent.parent
+SETTING_NAMES = frozenset(name.upper() for name in Settings.model_fields)
+SYSTEMD_NAMES = frozenset({"NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"})
+
+
+@pytest.fixture
+def settings_free_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Remove every paper-trader setting from the environment: only what a test sets counts."""
+    for name in SETTING_NAMES:
+        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(autouse=True)
@@ -38,7 +49,7 @@ def subprocess_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("NOTIFY_SOCKET", "WATCHDOG_", "TELEGRAM_"))
+        if key not in SETTING_NAMES and key not in SYSTEMD_NAMES
     }
     env.update(
         PYTHONPATH=os.pathsep.join([str(NETGUARD), str(ROOT)]),

@@ -8,30 +8,19 @@ reported with its line number and nothing is half-written.
 
 import asyncio
 from collections.abc import Iterator
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-import structlog
-
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.errors import ConfigError, DataIntegrityError
+from paper_trader.log_config import get_logger
 from paper_trader.runtime.channel import BlockingChannel
 from paper_trader.runtime.service import Readiness
 
 HEADER = ("timestamp_ms", "open", "high", "low", "close", "volume")
 MAX_REPORTED_PROBLEMS = 10
 
-log = structlog.get_logger()
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class CsvSummary:
-    """What validation found in a file."""
-
-    rows: int
-    first_open_time_ms: int | None
-    last_open_time_ms: int | None
+log = get_logger("csv_replay")
 
 
 class CandleCsv:
@@ -43,10 +32,13 @@ class CandleCsv:
         self.symbol = symbol
         self.interval = interval
 
-    def validate(self) -> CsvSummary:
-        """Check every row; raise ``DataIntegrityError`` listing the first bad lines."""
+    def validate(self) -> int:
+        """Check every row and return how many there are.
+
+        Raise ``DataIntegrityError`` listing the first bad lines.
+        """
         problems: list[str] = []
-        rows, first, last = 0, None, None
+        rows = 0
         for line_no, parsed in self._rows():
             if isinstance(parsed, str):
                 problems.append(f"{self.path}:{line_no}: {parsed}")
@@ -55,13 +47,11 @@ class CandleCsv:
                     break
                 continue
             rows += 1
-            first = parsed.open_time_ms if first is None else first
-            last = parsed.open_time_ms
         if problems:
             raise DataIntegrityError("bad candle file: " + "; ".join(problems))
         if rows == 0:
             raise DataIntegrityError(f"bad candle file: {self.path}: no candle rows")
-        return CsvSummary(rows=rows, first_open_time_ms=first, last_open_time_ms=last)
+        return rows
 
     def chunks(self, size: int) -> Iterator[list[Candle]]:
         """Yield the candles in lists of up to ``size``; stop at the first bad row with an error."""
@@ -168,4 +158,4 @@ class CsvReplaySource:
                 await self._out.put(candle)
             self.candles_sent += len(chunk)
         self._out.close()
-        log.info("replay_source_finished", component=self.name, candles=self.candles_sent)
+        log.info("replay_source_finished", candles=self.candles_sent)

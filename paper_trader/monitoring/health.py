@@ -9,13 +9,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import psutil
-import structlog
 
 from paper_trader.clock import Clock
 from paper_trader.domain import ComponentHealth, HealthStatus
+from paper_trader.log_config import get_logger
 from paper_trader.runtime.service import HealthReporter, Readiness
 
-log = structlog.get_logger()
+log = get_logger("health_monitor")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,7 +94,6 @@ class HealthMonitor:
     def _report(self, snap: HealthSnapshot) -> None:
         problems = [f"{c.component}: {c.detail}" for c in snap.components if c.status]
         fields = {
-            "component": self.name,
             "status": snap.status.label,
             "rss_mb": snap.rss_mb,
             "cpu_percent": snap.cpu_percent,

@@ -14,12 +14,11 @@ import os
 import socket
 from collections.abc import Mapping
 
-import structlog
-
 from paper_trader.clock import Clock
+from paper_trader.log_config import get_logger
 from paper_trader.runtime.service import Readiness
 
-log = structlog.get_logger()
+log = get_logger("systemd")
 
 
 class SystemdNotifier:
@@ -67,9 +66,7 @@ class SystemdNotifier:
         except OSError as exc:
             self._failures += 1
             if self._failures == 1 or self._failures % 100 == 0:
-                log.warning(
-                    "sd_notify_failed", component="systemd", error=str(exc), count=self._failures
-                )
+                log.warning("sd_notify_failed", error=str(exc), count=self._failures)
 
     def ready(self, status: str) -> None:
         """Tell systemd the daemon is serving."""
@@ -141,9 +138,9 @@ class WatchdogService:
             if age <= self._stale_after_s:
                 self._notifier.watchdog()
                 if stalled:
-                    log.info("decision_loop_resumed", component="systemd", age_s=round(age, 3))
+                    log.info("decision_loop_resumed", age_s=round(age, 3))
                 stalled = False
             elif not stalled:
                 stalled = True
-                log.error("decision_loop_stalled", component="systemd", age_s=round(age, 3))
+                log.error("decision_loop_stalled", age_s=round(age, 3))
             await asyncio.sleep(self._interval_s)

@@ -26,11 +26,12 @@ import structlog
 from paper_trader.clock import Clock
 from paper_trader.domain import ComponentHealth, Event, EventKind, HealthStatus, Severity
 from paper_trader.errors import RateLimited, TransientError
+from paper_trader.log_config import get_logger
 from paper_trader.runtime.backoff import Backoff
 from paper_trader.runtime.events import EventSink
 from paper_trader.runtime.service import Readiness, Service
 
-log = structlog.get_logger()
+log = get_logger("supervisor")
 
 LATE_CANCEL_GRACE_S = 0.2
 
@@ -158,7 +159,7 @@ class Supervisor:
         if group.done():
             await group
             return self._outcome(self._stop_reason or "all services finished")
-        log.info("daemon_stopping", component="supervisor", reason=self._stop_reason)
+        log.info("daemon_stopping", reason=self._stop_reason)
         if self._on_stopping is not None:
             self._on_stopping()
         pending = await self._stop_in_order()
@@ -184,7 +185,7 @@ class Supervisor:
     async def _supervise(self, supervised: Supervised) -> None:
         service = supervised.service
         state = self._states[service.name]
-        bound = log.bind(component="supervisor", service=service.name)
+        bound = log.bind(service=service.name)
         while True:
             state.started_at = self._clock.monotonic()
             state.running, state.ready = True, False
@@ -211,13 +212,13 @@ class Supervisor:
 
     def _mark_ready(self, state: _State) -> None:
         state.ready = True
-        log.info("service_ready", component="supervisor", service=state.name)
+        log.info("service_ready", service=state.name)
         self._announce_if_ready()
 
     def _announce_if_ready(self) -> None:
         if not self._announced_ready and self.is_ready and not self._stop.is_set():
             self._announced_ready = True
-            log.info("daemon_ready", component="supervisor", services=len(self._states))
+            log.info("daemon_ready", services=len(self._states))
             if self._on_ready is not None:
                 self._on_ready()
 
@@ -271,7 +272,7 @@ class Supervisor:
                 if state.crash_loop and healthy:
                     state.crash_loop = False
                     state.restarts.clear()
-                    log.info("service_recovered", component="supervisor", service=state.name)
+                    log.info("service_recovered", service=state.name)
                     message = f"{state.name} recovered after a crash loop"
                     self._publish(EventKind.SERVICE_RECOVERED, Severity.INFO, state, message)
 
@@ -320,7 +321,6 @@ class Supervisor:
         for task in pending:
             log.error(
                 "shutdown_deadline_exceeded",
-                component="supervisor",
                 task=task.get_name(),
                 timeout_s=self._shutdown_timeout_s,
                 stack=await_stack(task),

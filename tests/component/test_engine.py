@@ -4,34 +4,18 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from decimal import Decimal
 
 import pytest
 import structlog
 from conftest import eventually
+from fakes.candles import candle
 
 from paper_trader.clock import SystemClock
-from paper_trader.domain import Candle, HealthStatus, Interval, Venue
+from paper_trader.domain import Candle, HealthStatus, Interval
 from paper_trader.engine import DecisionEngine, EngineStats
 from paper_trader.runtime.channel import BlockingChannel
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.runtime.service import Readiness
-
-
-def candle(k: int, symbol: str = "BTCUSDT", interval: Interval = Interval.M1) -> Candle:
-    """Return the k-th one-minute candle of ``symbol`` (open time k minutes after the epoch)."""
-    price = Decimal(100 + k)
-    return Candle(
-        venue=Venue.BINANCE,
-        symbol=symbol,
-        interval=interval,
-        open_time_ms=k * 60_000,
-        open=price,
-        high=price + Decimal("1.5"),
-        low=price - Decimal("0.5"),
-        close=price + Decimal("0.25"),
-        volume=Decimal("3.75"),
-    )
 
 
 @dataclass

@@ -7,13 +7,12 @@ import random
 import sqlite3
 import subprocess
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import aiosqlite
 import pytest
+from fakes.candles import candle
 
-from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.errors import ConfigError
 from paper_trader.runtime.service import Readiness
 from paper_trader.storage import (
@@ -28,21 +27,6 @@ from paper_trader.storage import (
 
 ROOT = Path(__file__).resolve().parents[2]
 PAGE_SIZE = 4096
-
-
-def candle(i: int) -> Candle:
-    """Return the i-th BTCUSDT 1m candle."""
-    return Candle(
-        venue=Venue.BINANCE,
-        symbol="BTCUSDT",
-        interval=Interval.M1,
-        open_time_ms=i * 60_000,
-        open=Decimal("1"),
-        high=Decimal("2"),
-        low=Decimal("0.5"),
-        close=Decimal("1.5"),
-        volume=Decimal("10"),
-    )
 
 
 def write_garbage(path: Path) -> None:

@@ -1,13 +1,13 @@
 """Read-side queries on a real SQLite file, written without the writer task."""
 
 from collections.abc import AsyncIterator
-from decimal import Decimal
 from pathlib import Path
 
 import aiosqlite
 import pytest
+from fakes.candles import candle
 
-from paper_trader.domain import Candle, Event, EventKind, Interval, Severity, Venue
+from paper_trader.domain import Event, EventKind, Interval, Severity, Venue
 from paper_trader.errors import DataIntegrityError, FatalError
 from paper_trader.storage import (
     LATEST_VERSION,
@@ -29,21 +29,6 @@ from paper_trader.storage import (
 )
 
 
-def candle(venue: Venue, symbol: str, interval: Interval, index: int) -> Candle:
-    """Return the index-th candle of a series starting at time 0."""
-    return Candle(
-        venue=venue,
-        symbol=symbol,
-        interval=interval,
-        open_time_ms=index * interval.ms,
-        open=Decimal(index),
-        high=Decimal(index + 1),
-        low=Decimal(index),
-        close=Decimal(index),
-        volume=Decimal("1"),
-    )
-
-
 @pytest.fixture
 async def conn(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
     connection = await open_database(tmp_path / "paper_trader.db")
@@ -54,9 +39,9 @@ async def conn(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
 
 async def test_series_summaries_count_missing_candles(conn: aiosqlite.Connection) -> None:
     """Each series reports its span and the candles missing inside it, ordered by key."""
-    btc = [candle(Venue.BINANCE, "BTCUSDT", Interval.M1, i) for i in (0, 1, 2, 5)]
-    eth = [candle(Venue.BINANCE, "ETHUSDT", Interval.H1, i) for i in (3, 4)]
-    xbt = [candle(Venue.BITVAVO, "BTC-EUR", Interval.M5, 7)]
+    btc = [candle(i, "BTCUSDT", interval=Interval.M1, venue=Venue.BINANCE) for i in (0, 1, 2, 5)]
+    eth = [candle(i, "ETHUSDT", interval=Interval.H1, venue=Venue.BINANCE) for i in (3, 4)]
+    xbt = [candle(7, "BTC-EUR", interval=Interval.M5, venue=Venue.BITVAVO)]
     await apply_transaction(conn, [UpsertCandles(candles=tuple(xbt + eth + btc))])
 
     summaries = await series_summaries(conn)
@@ -94,8 +79,8 @@ async def test_series_summaries_count_missing_candles(conn: aiosqlite.Connection
 
 async def test_load_candles_ascending_from_since_with_limit(conn: aiosqlite.Connection) -> None:
     """Candles come back in time order, from since_ms on, at most limit of them."""
-    series = [candle(Venue.KRAKEN, "XBTUSD", Interval.M1, i) for i in range(10)]
-    other = candle(Venue.KRAKEN, "ETHUSD", Interval.M1, 3)
+    series = [candle(i, "XBTUSD", interval=Interval.M1, venue=Venue.KRAKEN) for i in range(10)]
+    other = candle(3, "ETHUSD", interval=Interval.M1, venue=Venue.KRAKEN)
     await apply_transaction(conn, [UpsertCandles(candles=(*reversed(series), other))])
 
     everything = await load_candles(conn, Venue.KRAKEN, "XBTUSD", Interval.M1)

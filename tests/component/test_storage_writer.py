@@ -9,6 +9,7 @@ from pathlib import Path
 
 import aiosqlite
 import pytest
+from fakes.candles import candle
 
 from paper_trader.domain import Candle, Event, EventKind, HealthStatus, Interval, Severity, Venue
 from paper_trader.errors import FatalError
@@ -31,21 +32,6 @@ from paper_trader.storage import (
 )
 
 T0 = 1_700_000_040_000 - 1_700_000_040_000 % 60_000
-
-
-def candle(i: int, *, close: Decimal = Decimal("100.5")) -> Candle:
-    """Return the i-th BTCUSDT 1m candle."""
-    return Candle(
-        venue=Venue.BINANCE,
-        symbol="BTCUSDT",
-        interval=Interval.M1,
-        open_time_ms=T0 + i * 60_000,
-        open=Decimal("100"),
-        high=Decimal("101"),
-        low=Decimal("99"),
-        close=close,
-        volume=Decimal("1.25"),
-    )
 
 
 class OrphanPosition:

@@ -9,12 +9,7 @@ from paper_trader.domain import Interval, Venue
 from paper_trader.errors import ConfigError
 from paper_trader.settings import Settings, load_settings
 
-
-@pytest.fixture(autouse=True)
-def _no_settings_in_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Only the env file of each test counts, whatever the machine's environment holds."""
-    for name in Settings.model_fields:
-        monkeypatch.delenv(name.upper(), raising=False)
+pytestmark = pytest.mark.usefixtures("settings_free_environment")
 
 
 def test_lists_accept_the_comma_separated_spelling(tmp_path: Path) -> None:
