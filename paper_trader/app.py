@@ -22,10 +22,17 @@ import aiosqlite
 
 from paper_trader import __version__
 from paper_trader.clock import Clock, SystemClock
-from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.domain import Candle, Event, EventKind, Gap, Interval, Severity, Venue
 from paper_trader.engine import DecisionEngine, EngineStats
 from paper_trader.errors import ConfigError
+from paper_trader.exchange.binance import BinanceAdapter
+from paper_trader.exchange.bitvavo import BitvavoAdapter
 from paper_trader.exchange.csv_replay import CandleCsv, CsvReplaySource
+from paper_trader.exchange.download import DownloadResult, download
+from paper_trader.exchange.feed import FeedConfig, MarketFeed
+from paper_trader.exchange.kraken import KrakenAdapter
+from paper_trader.exchange.symbols import parse_pair
+from paper_trader.exchange.wire import Subscription, VenueAdapter
 from paper_trader.log_config import (
     LogConfig,
     LogFormat,
@@ -33,6 +40,7 @@ from paper_trader.log_config import (
     configure_logging,
     get_logger,
 )
+from paper_trader.market.quality import QualityConfig, QualityMonitor
 from paper_trader.monitoring.health import HealthMonitor
 from paper_trader.reporting import Report, build_report
 from paper_trader.runtime.backoff import Backoff
@@ -46,12 +54,14 @@ from paper_trader.storage import (
     AppendOutbox,
     BackupResult,
     DatabaseLock,
+    RecordGap,
     RecordRunStop,
     RunStart,
     StorageWriter,
     UpsertCandles,
     apply_transaction,
     backup_database,
+    last_open_time,
     migrate,
     open_database,
     open_reader,
@@ -61,6 +71,12 @@ from paper_trader.storage import (
 log = get_logger("app")
 
 SourceFactory = Callable[[BlockingChannel[Candle]], Service]
+AdapterFactory = Callable[..., VenueAdapter]
+_ADAPTERS: dict[Venue, AdapterFactory] = {
+    Venue.BINANCE: BinanceAdapter,
+    Venue.BITVAVO: BitvavoAdapter,
+    Venue.KRAKEN: KrakenAdapter,
+}
 CANDLE_CHANNEL_CAPACITY = 10_000
 DEADLINE_GRACE_S = 5.0
 
@@ -101,6 +117,7 @@ class ReplayResult:
             "replay": {
                 "candles_processed": engine.candles_processed,
                 "candles_dropped": engine.candles_dropped,
+                "candles_rejected": engine.candles_rejected,
                 "elapsed_s": round(elapsed, 3),
                 "candles_per_s": round(engine.candles_processed / elapsed) if elapsed else None,
                 "exit_code": self.run.outcome.exit_code,
@@ -228,35 +245,31 @@ def _build(
     *,
     source: SourceFactory | None,
 ) -> tuple[Supervisor, DecisionEngine]:
-    """Wire the services; the order of ``services`` is the start order."""
+    """Wire the services; the order they are added is the start order.
+
+    Without a ``source`` (``run``), candles come from the live market feed of ``EXCHANGE``.
+    """
     writer = StorageWriter(conn)
     bus = EventBus()
     heartbeat = Heartbeat(clock)
     candles: BlockingChannel[Candle] = BlockingChannel(
         CANDLE_CHANNEL_CAPACITY, on_full=None if source else _warn_candles_backlogged
     )
+    quality = QualityMonitor(quality_config(settings))
+    feed = None if source else _market_feed(settings, conn, writer, bus, quality, clock, candles)
     engine = DecisionEngine(
-        candles, lambda batch: writer.submit(UpsertCandles(candles=batch)), heartbeat
+        candles,
+        lambda batch: writer.submit(UpsertCandles(candles=batch)),
+        heartbeat,
+        quality=quality,
+        events=bus,
+        venue_now=feed.venue_clock.now_ms if feed else None,
     )
     recorder = EventRecorder(bus.subscribe(), lambda event: writer.write(AppendOutbox(event=event)))
-    supervisor = Supervisor(
-        policy=RestartPolicy(
-            backoff=Backoff(
-                base_s=settings.restart_backoff_base, cap_s=settings.restart_backoff_max
-            ),
-            healthy_run_s=settings.restart_healthy_after,
-            crash_loop_restarts=settings.crash_loop_restarts,
-            crash_loop_window_s=settings.crash_loop_window,
-        ),
-        clock=clock,
-        events=bus,
-        shutdown_timeout_s=settings.shutdown_timeout,
-        on_ready=lambda: notifier.ready("ready"),
-        on_stopping=lambda: _on_stopping(notifier, settings.shutdown_timeout),
-    )
+    supervisor = _supervisor(settings, clock, bus, notifier)
     watchdog_s = notifier.watchdog_interval_s
     health = HealthMonitor(
-        [supervisor, writer, engine],
+        [supervisor, writer, engine, quality, *([feed] if feed else [])],
         clock=clock,
         interval_s=settings.health_check_interval,
         heartbeat_age_s=heartbeat.age_s,
@@ -272,9 +285,151 @@ def _build(
                 notifier, heartbeat, interval_s=watchdog_s, stale_after_s=2 * watchdog_s
             )
         )
-    if source is not None:
+    if feed is not None:
+        supervisor.add(feed)
+    elif source is not None:
         supervisor.add(source(candles))
     return supervisor, engine
+
+
+def _supervisor(
+    settings: Settings, clock: Clock, bus: EventBus, notifier: SystemdNotifier
+) -> Supervisor:
+    return Supervisor(
+        policy=RestartPolicy(
+            backoff=Backoff(
+                base_s=settings.restart_backoff_base, cap_s=settings.restart_backoff_max
+            ),
+            healthy_run_s=settings.restart_healthy_after,
+            crash_loop_restarts=settings.crash_loop_restarts,
+            crash_loop_window_s=settings.crash_loop_window,
+        ),
+        clock=clock,
+        events=bus,
+        shutdown_timeout_s=settings.shutdown_timeout,
+        on_ready=lambda: notifier.ready("ready"),
+        on_stopping=lambda: _on_stopping(notifier, settings.shutdown_timeout),
+    )
+
+
+def subscriptions(settings: Settings) -> list[Subscription]:
+    """Return the series that ``SYMBOLS`` and ``INTERVAL`` describe."""
+    return [Subscription(parse_pair(symbol), settings.interval) for symbol in settings.symbols]
+
+
+def venue_adapter(
+    settings: Settings, venue: Venue | None = None, subs: list[Subscription] | None = None
+) -> VenueAdapter:
+    """Return the adapter of ``venue`` (default ``EXCHANGE``) at its configured endpoints.
+
+    Raise ``ConfigError`` if the venue does not stream the interval.
+    """
+    venue = venue or settings.exchange
+    ws_url, rest_url = settings.endpoints(venue)
+    subs = subscriptions(settings) if subs is None else subs
+    return _ADAPTERS[venue](subs, ws_base=ws_url, rest_base=rest_url)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DownloadRequest:
+    """What ``download`` was asked to fetch."""
+
+    venue: Venue
+    symbol: str
+    interval: Interval
+    days: float
+    out: Path
+
+
+def download_candles(settings: Settings, request: DownloadRequest) -> DownloadResult:
+    """Fetch the last ``days`` of closed candles into a CSV, continuing an existing file."""
+    sub = Subscription(parse_pair(request.symbol), request.interval)
+    adapter = venue_adapter(settings, request.venue, [sub])
+    return asyncio.run(
+        download(adapter, sub, days=request.days, out=request.out, clock=SystemClock())
+    )
+
+
+def feed_config(settings: Settings) -> FeedConfig:
+    """Return the feed's connection behaviour from the settings."""
+    return FeedConfig(
+        warmup_candles=settings.warmup_candles,
+        silence_timeout_s=settings.stream_silence_timeout,
+        reconnect_base_s=settings.reconnect_backoff_base,
+        reconnect_max_s=settings.reconnect_backoff_max,
+        storm_reconnects=settings.reconnect_storm_count,
+        storm_window_s=settings.reconnect_storm_window,
+        failures_before_critical=settings.data_collection_failure_threshold,
+    )
+
+
+def quality_config(settings: Settings) -> QualityConfig:
+    """Return the data-quality gate's settings."""
+    return QualityConfig(
+        enabled=settings.enable_data_quality_checks,
+        min_score=settings.min_data_quality,
+        window=settings.data_quality_window,
+        jump_multiple=settings.price_jump_multiple,
+        jump_history=min(30, settings.data_quality_window),
+        recover_margin=min(5.0, 100.0 - settings.min_data_quality),
+    )
+
+
+def _market_feed(  # noqa: PLR0917 -- the composition root hands over what it built
+    settings: Settings,
+    conn: aiosqlite.Connection,
+    writer: StorageWriter,
+    bus: EventBus,
+    quality: QualityMonitor,
+    clock: Clock,
+    candles: BlockingChannel[Candle],
+) -> MarketFeed:
+    adapter = venue_adapter(settings)
+
+    async def last_stored(sub: Subscription) -> int | None:
+        return await last_open_time(conn, adapter.venue, sub.symbol, sub.interval)
+
+    async def record_gap(gap: Gap) -> None:
+        await writer.submit(RecordGap(gap=gap, detected_at_ms=clock.now_ms()))
+        bus.publish(_gap_event(gap, clock.now_ms()))
+        transition = quality.note_gap(
+            gap.venue, gap.symbol, gap.interval, gap.missing, at_ms=gap.end_ms
+        )
+        if transition is not None:
+            bus.publish(transition)
+
+    return MarketFeed(
+        adapter,
+        subscriptions(settings),
+        emit=candles.put,
+        last_stored=last_stored,
+        record_gap=record_gap,
+        events=bus,
+        clock=clock,
+        config=feed_config(settings),
+    )
+
+
+def _gap_event(gap: Gap, now_ms: int) -> Event:
+    return Event(
+        kind=EventKind.DATA_GAP,
+        severity=Severity.WARNING,
+        message=(
+            f"{gap.symbol} {gap.interval.value}: {gap.missing} candle(s) from "
+            f"{gap.start_ms} cannot be filled ({gap.reason.value})"
+        ),
+        at_ms=now_ms,
+        source="market_feed",
+        data={
+            "venue": gap.venue.value,
+            "symbol": gap.symbol,
+            "interval": gap.interval.value,
+            "start_ms": gap.start_ms,
+            "end_ms": gap.end_ms,
+            "missing": gap.missing,
+            "reason": gap.reason.value,
+        },
+    )
 
 
 def _warn_candles_backlogged(blocked_puts: int) -> None:

@@ -1,8 +1,10 @@
 """The decision task: one task that handles closed candles in order.
 
 Today it keeps every series strictly in order (a candle at or before the last one handled is
-dropped and counted), persists the candles through the single writer, and beats the heartbeat
-that feeds systemd's watchdog. Features, prediction, risk and the paper broker plug in here,
+dropped and counted), passes each candle through the data-quality gate (an impossible candle
+is dropped and counted; a series whose quality falls too low is marked not tradable, with an
+event), persists the candles through the single writer, and beats the heartbeat that feeds
+systemd's watchdog. Features, prediction, risk and the paper broker plug in here,
 in this order, as they are built.
 """
 
@@ -12,7 +14,9 @@ from dataclasses import asdict, dataclass
 
 from paper_trader.domain import Candle, ComponentHealth, HealthStatus, Interval, Venue
 from paper_trader.log_config import get_logger
+from paper_trader.market.quality import QualityConfig, QualityMonitor
 from paper_trader.runtime.channel import BlockingChannel, ChannelClosed
+from paper_trader.runtime.events import EventSink
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.runtime.service import Readiness
 
@@ -20,6 +24,7 @@ log = get_logger("decision_engine")
 
 CandleStore = Callable[[tuple[Candle, ...]], Awaitable[None]]
 SeriesKey = tuple[Venue, str, Interval]
+FUTURE_TOLERANCE_MS = 2_000  # a closed frame may be stamped just before its candle's end
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +33,7 @@ class EngineStats:
 
     candles_processed: int
     candles_dropped: int
+    candles_rejected: int
     last_open_time_ms: int | None
 
 
@@ -42,17 +48,24 @@ class DecisionEngine:
         store: CandleStore,
         heartbeat: Heartbeat,
         *,
+        quality: QualityMonitor | None = None,
+        events: EventSink | None = None,
+        venue_now: Callable[[], int] | None = None,
         idle_beat_s: float = 1.0,
         batch_size: int = 512,
     ) -> None:
         self._candles = candles
         self._store = store
         self._heartbeat = heartbeat
+        self.quality = quality or QualityMonitor(QualityConfig())
+        self._events = events
+        self._venue_now = venue_now
         self._idle_beat_s = idle_beat_s
         self._batch_size = batch_size
         self._last_open: dict[SeriesKey, int] = {}
         self._processed = 0
         self._dropped = 0
+        self._rejected = 0
         self._last_time: int | None = None
 
     def stats(self) -> EngineStats:
@@ -60,6 +73,7 @@ class DecisionEngine:
         return EngineStats(
             candles_processed=self._processed,
             candles_dropped=self._dropped,
+            candles_rejected=self._rejected,
             last_open_time_ms=self._last_time,
         )
 
@@ -100,7 +114,20 @@ class DecisionEngine:
                 last_open_time_ms=last,
             )
             return False
+        if not self._passes_quality(candle):
+            return False
         self._last_open[key] = candle.open_time_ms
         self._processed += 1
         self._last_time = candle.open_time_ms
         return True
+
+    def _passes_quality(self, candle: Candle) -> bool:
+        """Judge the candle on the venue's clock (replay: its own close); publish transitions."""
+        now = candle.close_time_ms if self._venue_now is None else self._venue_now()
+        assessment = self.quality.assess(candle, now_ms=now + FUTURE_TOLERANCE_MS)
+        if assessment.transition is not None and self._events is not None:
+            self._events.publish(assessment.transition)
+        if assessment.is_usable:
+            return True
+        self._rejected += 1
+        return False

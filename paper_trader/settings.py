@@ -17,8 +17,10 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import ConfigError
+from paper_trader.exchange.symbols import normalise_symbol
 
-_SYMBOL = re.compile(r"^[A-Z0-9]{2,20}([/-][A-Z0-9]{2,20})?$")
+_WS_URL = re.compile(r"^wss?://[^\s/?#]+(/[^\s?#]*)?$")
+_HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -42,11 +44,48 @@ class Settings(BaseSettings):
     # Market
     exchange: Venue = _expect("one of binance, bitvavo, kraken", default=Venue.BINANCE)
     symbols: Annotated[list[str], NoDecode] = _expect(
-        "a comma-separated list of symbols such as BTCUSDT,ETHUSDT", default=["BTCUSDT"]
+        "a comma-separated list of symbols in the venue's spelling, such as BTCUSDT,ETHUSDT, "
+        "BTC-EUR or BTC/USD",
+        default=["BTC-USDT"],
     )
     interval: Interval = _expect("one of " + ", ".join(i.value for i in Interval), default="1m")
     initial_balance: Decimal = _expect(
         "a positive amount such as 10000", default=Decimal(10000), gt=0
+    )
+
+    # Exchange endpoints (ws:// and http:// are accepted, so a loopback server can stand in)
+    binance_ws_url: str = _expect(
+        "a ws:// or wss:// URL", default="wss://stream.binance.com:9443", pattern=_WS_URL
+    )
+    binance_rest_url: str = _expect(
+        "an http:// or https:// URL", default="https://api.binance.com", pattern=_HTTP_URL
+    )
+    bitvavo_ws_url: str = _expect(
+        "a ws:// or wss:// URL", default="wss://ws.bitvavo.com/v2/", pattern=_WS_URL
+    )
+    bitvavo_rest_url: str = _expect(
+        "an http:// or https:// URL", default="https://api.bitvavo.com/v2", pattern=_HTTP_URL
+    )
+    kraken_ws_url: str = _expect(
+        "a ws:// or wss:// URL", default="wss://ws.kraken.com/v2", pattern=_WS_URL
+    )
+    kraken_rest_url: str = _expect(
+        "an http:// or https:// URL", default="https://api.kraken.com", pattern=_HTTP_URL
+    )
+
+    # Market data
+    warmup_candles: int = _expect("a whole number from 0 to 100000", default=500, ge=0, le=100_000)
+    stream_silence_timeout: float = _expect("seconds, from 5 to 3600", default=60.0, ge=5, le=3600)
+    reconnect_backoff_base: float = _expect("seconds, more than 0", default=1.0, gt=0)
+    reconnect_backoff_max: float = _expect("seconds, more than 0", default=60.0, gt=0)
+    reconnect_storm_count: int = _expect("a whole number from 2 to 1000", default=5, ge=2, le=1000)
+    reconnect_storm_window: float = _expect("seconds, more than 0", default=300.0, gt=0)
+    min_data_quality: float = _expect("a score from 0 to 100", default=80.0, ge=0, le=100)
+    data_quality_window: int = _expect(
+        "a whole number of candles from 10 to 100000", default=120, ge=10, le=100_000
+    )
+    price_jump_multiple: float = _expect(
+        "a multiple of recent volatility, more than 1", default=10.0, gt=1
     )
 
     # Files
@@ -118,12 +157,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             value = [part for part in value.replace(" ", "").split(",") if part]
         if isinstance(value, list):
-            symbols = [str(v).upper() for v in value]
-            if not symbols:
+            if not value:
                 raise ValueError("no symbol given")
-            for symbol in symbols:
-                if not _SYMBOL.match(symbol):
-                    raise ValueError(f"{symbol!r} is not a symbol")
+            symbols = [normalise_symbol(str(v)) for v in value]  # ValueError names the symbol
+            if len(set(symbols)) != len(symbols):
+                raise ValueError("a symbol is listed twice")
             return symbols
         return value
 
@@ -146,13 +184,19 @@ class Settings(BaseSettings):
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
 
-    @field_validator("restart_backoff_max")
+    @field_validator("restart_backoff_max", "reconnect_backoff_max")
     @classmethod
     def _cap_above_base(cls, value: float, info: ValidationInfo) -> float:
-        base = info.data.get("restart_backoff_base")
+        base_name = str(info.field_name).replace("_max", "_base")
+        base = info.data.get(base_name)
         if base is not None and value < base:
-            raise ValueError("must not be below RESTART_BACKOFF_BASE")
+            raise ValueError(f"must not be below {base_name.upper()}")
         return value
+
+    def endpoints(self, venue: Venue | None = None) -> tuple[str, str]:
+        """Return the WebSocket and REST base URLs of ``venue`` (default: ``EXCHANGE``)."""
+        name = (venue or self.exchange).value
+        return getattr(self, f"{name}_ws_url"), getattr(self, f"{name}_rest_url")
 
     def secrets(self) -> tuple[str, ...]:
         """Return the literal secret values, for the log redactor."""

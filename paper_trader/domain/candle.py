@@ -61,3 +61,29 @@ class Candle:
     def close_time_ms(self) -> int:
         """Return the first millisecond after this candle (the next candle's open time)."""
         return self.open_time_ms + self.interval.ms
+
+
+class GapReason(enum.StrEnum):
+    """Why candles are missing for good."""
+
+    MISSING_AT_VENUE = "missing_at_venue"  # the venue has no candle there (halt, no trades)
+    BEYOND_HISTORY = "beyond_history"  # older than the venue still serves (Kraken: 720 rows)
+    VENUE_REFUSED = "venue_refused"  # the venue refused the backfill request
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Gap:
+    """Candles ``[start_ms, end_ms)`` of one series that could not be filled."""
+
+    venue: Venue
+    symbol: str
+    interval: Interval
+    start_ms: int
+    end_ms: int
+    reason: GapReason
+    detail: str = ""
+
+    @property
+    def missing(self) -> int:
+        """Return how many candles are missing."""
+        return (self.end_ms - self.start_ms) // self.interval.ms

@@ -23,6 +23,11 @@ class EventKind(enum.StrEnum):
     SERVICE_FAILED = "service_failed"
     DAEMON_STARTED = "daemon_started"
     DAEMON_STOPPING = "daemon_stopping"
+    FEED_RECONNECT_STORM = "feed_reconnect_storm"
+    FEED_RECOVERED = "feed_recovered"
+    DATA_GAP = "data_gap"
+    SYMBOL_NOT_TRADABLE = "symbol_not_tradable"
+    SYMBOL_TRADABLE = "symbol_tradable"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

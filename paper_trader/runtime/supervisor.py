@@ -7,6 +7,8 @@ Policy, per service:
 * ``crash_loop_restarts`` restarts within ``crash_loop_window_s`` → the service is in a crash
   loop: health CRITICAL and a ``SERVICE_CRASH_LOOP`` event; it keeps being restarted, and a
   healthy run clears the state with a ``SERVICE_RECOVERED`` event.
+* ``ConfigError`` (a setting the outside world refuses, e.g. a symbol the venue does not
+  list) → the daemon stops in order and exits 2, like a configuration error at start-up.
 * any other exception → the daemon stops in order and exits 1 (crash-only).
 * returning normally → the service is done; if it ``ends_daemon``, the daemon stops with 0.
 
@@ -25,7 +27,7 @@ import structlog
 
 from paper_trader.clock import Clock
 from paper_trader.domain import ComponentHealth, Event, EventKind, HealthStatus, Severity
-from paper_trader.errors import RateLimited, TransientError
+from paper_trader.errors import ConfigError, RateLimited, TransientError
 from paper_trader.log_config import get_logger
 from paper_trader.runtime.backoff import Backoff
 from paper_trader.runtime.events import EventSink
@@ -34,6 +36,7 @@ from paper_trader.runtime.service import Readiness, Service
 log = get_logger("supervisor")
 
 LATE_CANCEL_GRACE_S = 0.2
+EXIT_CONFIG_ERROR = 2
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,7 +105,7 @@ class Supervisor:
         self._states: dict[str, _State] = {}
         self._stop = asyncio.Event()
         self._stop_reason = ""
-        self._fatal = False
+        self._exit_code = 0
         self._announced_ready = False
         self._tasks: list[asyncio.Task[None]] = []
         self._recovery: asyncio.Task[None] | None = None
@@ -172,7 +175,7 @@ class Supervisor:
     # -- internals --------------------------------------------------------------------------
 
     def _outcome(self, reason: str) -> Outcome:
-        return Outcome(exit_code=1 if self._fatal else 0, reason=reason)
+        return Outcome(exit_code=self._exit_code, reason=reason)
 
     async def _run_group(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -254,9 +257,13 @@ class Supervisor:
         return delay
 
     def _fail(self, state: _State, exc: Exception, bound: structlog.stdlib.BoundLogger) -> None:
-        self._fatal = True
         state.last_error = f"{type(exc).__name__}: {exc}"
-        bound.error("service_failed", error=state.last_error, exc_info=exc)
+        if isinstance(exc, ConfigError):  # a refusal found at run time: exit 2, no traceback
+            self._exit_code = max(self._exit_code, EXIT_CONFIG_ERROR)
+            bound.error("service_refused_configuration", error=str(exc))
+        else:
+            self._exit_code = max(self._exit_code, 1)
+            bound.error("service_failed", error=state.last_error, exc_info=exc)
         message = f"{state.name} failed and the daemon is stopping: {state.last_error}"
         self._publish(EventKind.SERVICE_FAILED, Severity.CRITICAL, state, message)
         self.request_stop(f"{state.name} failed: {state.last_error}")

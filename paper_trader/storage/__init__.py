@@ -11,6 +11,7 @@ from paper_trader.storage.migrations import (
 )
 from paper_trader.storage.ops import (
     AppendOutbox,
+    RecordGap,
     RecordRunStop,
     RunStart,
     SetMetadata,
@@ -18,9 +19,12 @@ from paper_trader.storage.ops import (
     start_run,
 )
 from paper_trader.storage.repository import (
+    GapRecord,
     OutboxEntry,
     RunRecord,
     SeriesSummary,
+    gap_records,
+    last_open_time,
     load_candles,
     outbox_entries,
     runs,
@@ -42,9 +46,11 @@ __all__ = [
     "BackupResult",
     "DatabaseLock",
     "Durability",
+    "GapRecord",
     "Migration",
     "MigrationResult",
     "OutboxEntry",
+    "RecordGap",
     "RecordRunStop",
     "RunRecord",
     "RunStart",
@@ -56,6 +62,8 @@ __all__ = [
     "WriterStats",
     "apply_transaction",
     "backup_database",
+    "gap_records",
+    "last_open_time",
     "load_candles",
     "migrate",
     "open_database",

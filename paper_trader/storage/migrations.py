@@ -164,8 +164,24 @@ CREATE TABLE metadata (
 ) STRICT;
 """
 
+_GAPS = """
+CREATE TABLE gaps (
+    venue TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    interval TEXT NOT NULL,
+    start_ms INTEGER NOT NULL,
+    end_ms INTEGER NOT NULL,
+    missing INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    detected_at_ms INTEGER NOT NULL,
+    PRIMARY KEY (venue, symbol, interval, start_ms)
+) STRICT, WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="create the initial schema", sql=_INITIAL_SCHEMA),
+    Migration(version=2, description="record candle gaps that cannot be filled", sql=_GAPS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

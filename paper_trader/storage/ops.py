@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import aiosqlite
 
-from paper_trader.domain import Candle, Event
+from paper_trader.domain import Candle, Event, Gap
 from paper_trader.errors import FatalError
 from paper_trader.storage.writer import Durability, apply_transaction
 
@@ -60,6 +60,47 @@ class UpsertCandles:
             for c in self.candles
         ]
         await conn.executemany(_UPSERT_CANDLE, rows)
+
+
+_UPSERT_GAP = """
+INSERT INTO gaps (
+    venue, symbol, interval, start_ms, end_ms, missing, reason, detail, detected_at_ms
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (venue, symbol, interval, start_ms) DO UPDATE SET
+    end_ms = max(end_ms, excluded.end_ms),
+    missing = max(missing, excluded.missing),
+    reason = excluded.reason,
+    detail = excluded.detail
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordGap:
+    """Record candles that cannot be filled (the same gap found again updates its row)."""
+
+    gap: Gap
+    detected_at_ms: int
+
+    @property
+    def durability(self) -> Durability:
+        """Return FAST: a gap found again is recorded again."""
+        return Durability.FAST
+
+    async def apply(self, conn: aiosqlite.Connection) -> None:
+        """Upsert the gap's row."""
+        g = self.gap
+        row = (
+            g.venue.value,
+            g.symbol,
+            g.interval.value,
+            g.start_ms,
+            g.end_ms,
+            g.missing,
+            g.reason.value,
+            g.detail,
+            self.detected_at_ms,
+        )
+        await conn.execute(_UPSERT_GAP, row)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -62,6 +62,21 @@ class RunRecord:
     exit_code: int | None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GapRecord:
+    """A recorded gap: candles ``[start_ms, end_ms)`` that could not be filled, and why."""
+
+    venue: str
+    symbol: str
+    interval: str
+    start_ms: int
+    end_ms: int
+    missing: int
+    reason: str
+    detail: str
+    detected_at_ms: int
+
+
 _SERIES_SQL = """
 SELECT venue, symbol, interval, count(*), min(open_time_ms), max(open_time_ms)
 FROM candles GROUP BY venue, symbol, interval ORDER BY venue, symbol, interval
@@ -70,6 +85,13 @@ _CANDLES_SQL = """
 SELECT venue, symbol, interval, open_time_ms, open, high, low, close, volume FROM candles
 WHERE venue = ? AND symbol = ? AND interval = ? AND open_time_ms >= ?
 ORDER BY open_time_ms LIMIT ?
+"""
+_LAST_OPEN_SQL = """
+SELECT max(open_time_ms) FROM candles WHERE venue = ? AND symbol = ? AND interval = ?
+"""
+_GAPS_SQL = """
+SELECT venue, symbol, interval, start_ms, end_ms, missing, reason, detail, detected_at_ms
+FROM gaps ORDER BY venue, symbol, interval, start_ms
 """
 _OUTBOX_COLUMNS = (
     "id, created_at_ms, kind, severity, source, message, data_json, status, attempts, "
@@ -119,6 +141,22 @@ async def load_candles(
         -1 if limit is None else limit,
     )
     return [_candle(row) for row in await _fetchall(conn, _CANDLES_SQL, params)]
+
+
+async def last_open_time(
+    conn: aiosqlite.Connection, venue: Venue | str, symbol: str, interval: Interval | str
+) -> int | None:
+    """Return the open time of the newest stored candle of a series, or None."""
+    rows = await _fetchall(conn, _LAST_OPEN_SQL, (str(venue), symbol, str(interval)))
+    value = rows[0][0] if rows else None
+    return int(value) if value is not None else None
+
+
+async def gap_records(conn: aiosqlite.Connection) -> list[GapRecord]:
+    """Return every recorded gap, by series and start time."""
+    fields = list(GapRecord.__dataclass_fields__)
+    rows = await _fetchall(conn, _GAPS_SQL)
+    return [GapRecord(**dict(zip(fields, row, strict=True))) for row in rows]
 
 
 async def outbox_entries(

@@ -12,6 +12,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+from conftest import subprocess_env
+
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(ROOT / "run_paper_trader.py")
 
@@ -99,3 +102,72 @@ def daemon(env: Mapping[str, str], *args: str) -> Iterator[subprocess.Popen[str]
         if process.poll() is None:
             process.send_signal(signal.SIGKILL)
         process.communicate(timeout=30)
+
+
+@dataclass
+class SimulatorProcess:
+    """The simulated exchange running as a subprocess on loopback."""
+
+    process: subprocess.Popen[str]
+    port: int
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Return the settings that point the daemon's Binance feed at this simulator."""
+        return {
+            "EXCHANGE": "binance",
+            "BINANCE_WS_URL": f"ws://127.0.0.1:{self.port}",
+            "BINANCE_REST_URL": f"http://127.0.0.1:{self.port}",
+        }
+
+
+@contextmanager
+def simulator(
+    env: Mapping[str, str], *args: str, timeout: float = 20.0
+) -> Iterator[SimulatorProcess]:
+    """Start ``python -m paper_trader.exchange.simulator ARGS`` on a free port; stop it after."""
+    workdir = _workdir(env)
+    port_file = workdir / "simulator.port"
+    port_file.unlink(missing_ok=True)
+    log = (workdir / "simulator.log").open("w")
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "paper_trader.exchange.simulator",
+            "--port-file",
+            str(port_file),
+            *args,
+        ],
+        env=dict(env),
+        cwd=ROOT,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not (port_file.exists() and port_file.read_text().strip()):
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(
+                    f"the simulator did not start: {(workdir / 'simulator.log').read_text()}"
+                )
+            time.sleep(0.05)
+        yield SimulatorProcess(process=process, port=int(port_file.read_text().strip()))
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@pytest.fixture(name="market")
+def market_fixture(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """Run the simulated exchange (x60 real time, 100 candles of history) for the daemon."""
+    with simulator(subprocess_env(tmp_path), "--speed", "60", "--history", "100") as sim:
+        yield {**sim.env, "SYMBOLS": "BTCUSDT", "WARMUP_CANDLES": "50"}

@@ -53,7 +53,7 @@ def test_check_config_prints_effective_settings_with_the_token_masked(tmp_path: 
     env = subprocess_env(tmp_path, MAX_POSITIONS="7")
     result = run_cli(["--env-file", str(env_file), "check-config"], env)
     assert result.returncode == 0, result.stderr
-    assert "SYMBOLS=BTCUSDT,ETH-EUR" in result.stdout
+    assert "SYMBOLS=BTC-USDT,ETH-EUR" in result.stdout
     assert "MAX_POSITIONS=7" in result.stdout
     assert "TELEGRAM_BOT_TOKEN=**********" in result.stdout
     assert "very-secret" not in result.stdout + result.stderr

@@ -6,7 +6,9 @@ import sqlite3
 from pathlib import Path
 
 from conftest import subprocess_env
-from daemon_harness import daemon, notify_socket, run_cli
+from daemon_harness import daemon, market_fixture, notify_socket, run_cli
+
+__all__ = ["market_fixture"]  # the simulated exchange the daemons read
 
 
 def _log_events(log_dir: Path) -> list[dict[str, object]]:
@@ -14,11 +16,17 @@ def _log_events(log_dir: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in lines]
 
 
-def test_daemon_notifies_systemd_and_stops_gracefully_on_sigterm(tmp_path: Path) -> None:
+def test_daemon_notifies_systemd_and_stops_gracefully_on_sigterm(
+    tmp_path: Path, market: dict[str, str]
+) -> None:
     """READY=1, watchdog pings and STATUS while running; STOPPING=1 and exit 0 on SIGTERM."""
     with notify_socket() as notify:
         env = subprocess_env(
-            tmp_path, NOTIFY_SOCKET=notify.path, WATCHDOG_USEC="400000", HEALTH_CHECK_INTERVAL="1"
+            tmp_path,
+            NOTIFY_SOCKET=notify.path,
+            WATCHDOG_USEC="400000",
+            HEALTH_CHECK_INTERVAL="1",
+            **market,
         )
         with daemon(env) as process:
             notify.wait_for("READY=1")
@@ -35,21 +43,23 @@ def test_daemon_notifies_systemd_and_stops_gracefully_on_sigterm(tmp_path: Path)
         assert conn.execute("SELECT mode, exit_code FROM runs").fetchall() == [("run", 0)]
 
 
-def test_sigint_stops_the_daemon_like_sigterm(tmp_path: Path) -> None:
+def test_sigint_stops_the_daemon_like_sigterm(tmp_path: Path, market: dict[str, str]) -> None:
     """Ctrl-C is a graceful stop with exit code 0 too."""
     with notify_socket() as notify:
-        env = subprocess_env(tmp_path, NOTIFY_SOCKET=notify.path)
+        env = subprocess_env(tmp_path, NOTIFY_SOCKET=notify.path, **market)
         with daemon(env) as process:
             notify.wait_for("READY=1")
             process.send_signal(signal.SIGINT)
             assert process.wait(timeout=20) == 0
 
 
-def test_log_files_are_json_lines_and_errors_log_holds_only_warnings(tmp_path: Path) -> None:
+def test_log_files_are_json_lines_and_errors_log_holds_only_warnings(
+    tmp_path: Path, market: dict[str, str]
+) -> None:
     """Every line of paper_trader.log parses as JSON with a component; errors.log has no info."""
     with notify_socket() as notify:
         env = subprocess_env(
-            tmp_path, NOTIFY_SOCKET=notify.path, TELEGRAM_BOT_TOKEN="42:s3cr3t-t0ken"
+            tmp_path, NOTIFY_SOCKET=notify.path, TELEGRAM_BOT_TOKEN="42:s3cr3t-t0ken", **market
         )
         with daemon(env) as process:
             notify.wait_for("READY=1")
@@ -64,13 +74,15 @@ def test_log_files_are_json_lines_and_errors_log_holds_only_warnings(tmp_path: P
         assert "s3cr3t" not in path.read_text()
 
 
-def test_second_daemon_on_the_same_database_is_refused(tmp_path: Path) -> None:
+def test_second_daemon_on_the_same_database_is_refused(
+    tmp_path: Path, market: dict[str, str]
+) -> None:
     """A second instance exits 2 naming the lock holder; the first keeps running."""
     with notify_socket() as notify:
-        env = subprocess_env(tmp_path, NOTIFY_SOCKET=notify.path)
+        env = subprocess_env(tmp_path, NOTIFY_SOCKET=notify.path, **market)
         with daemon(env) as first:
             notify.wait_for("READY=1")
-            second = run_cli(["run"], subprocess_env(tmp_path))
+            second = run_cli(["run"], subprocess_env(tmp_path, **market))
             assert second.returncode == 2
             assert "in use by another paper-trader process" in second.stderr
             assert f"pid {first.pid}" in second.stderr
@@ -85,11 +97,11 @@ def test_second_daemon_on_the_same_database_is_refused(tmp_path: Path) -> None:
             assert first.wait(timeout=20) == 0
 
 
-def test_backup_works_while_the_daemon_runs(tmp_path: Path) -> None:
+def test_backup_works_while_the_daemon_runs(tmp_path: Path, market: dict[str, str]) -> None:
     """`backup --out` copies the live database into a file that passes quick_check."""
     out = tmp_path / "backup.db"
     with notify_socket() as notify:
-        env = subprocess_env(tmp_path, NOTIFY_SOCKET=notify.path)
+        env = subprocess_env(tmp_path, NOTIFY_SOCKET=notify.path, **market)
         with daemon(env) as process:
             notify.wait_for("READY=1")
             result = run_cli(["backup", "--out", str(out)], subprocess_env(tmp_path))

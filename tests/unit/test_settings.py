@@ -17,7 +17,7 @@ def test_lists_accept_the_comma_separated_spelling(tmp_path: Path) -> None:
     settings = load_settings_from(
         tmp_path, "SYMBOLS=btcusdt, ETH-EUR ,btc/usd\nTELEGRAM_CHAT_ID=12, -100345\n"
     )
-    assert settings.symbols == ["BTCUSDT", "ETH-EUR", "BTC/USD"]
+    assert settings.symbols == ["BTC-USDT", "ETH-EUR", "BTC-USD"]
     assert settings.telegram_chat_id == [12, -100345]
 
 
@@ -36,7 +36,13 @@ def test_enums_and_decimals_are_parsed(tmp_path: Path) -> None:
     ("line", "expected"),
     [
         ("SYMBOLS=", "SYMBOLS='': no symbol given"),
-        ("SYMBOLS=BTC USDT$", "is not a symbol"),
+        ("SYMBOLS=BTC USDT$", "has no known quote asset"),
+        ("SYMBOLS=BTCUSDT,BTC-USDT", "a symbol is listed twice"),
+        ("BINANCE_WS_URL=https://example.test", "expected a ws:// or wss:// URL"),
+        (
+            "RECONNECT_BACKOFF_BASE=5\nRECONNECT_BACKOFF_MAX=1",
+            "must not be below RECONNECT_BACKOFF_BASE",
+        ),
         ("INITIAL_BALANCE=-5", "INITIAL_BALANCE='-5'"),
         ("ENABLE_CIRCUIT_BREAKERS=maybe", "(expected true or false)"),
         ("SHUTDOWN_TIMEOUT=0", "(expected seconds, from 1 to 300)"),

@@ -1,0 +1,306 @@
+"""Bitvavo: one ``candles`` subscription, no closed flag, REST ``/{market}/candles`` newest-first.
+
+Protocol facts (docs.bitvavo.com, official SDKs): one subscribe message covers every market and
+interval; the answer ``{"event":"subscribed","subscriptions":{…}}`` lists *all* active
+subscriptions (cumulative), so a market missing from it was refused. A candle update is sent
+after each trade, never for an interval without trades, and says nothing about closure. The
+docs name the event ``candles`` with a string timestamp; the SDKs and ccxt expect ``candle``
+with an integer one: both are accepted. REST candles are newest-first, at most 1440 per call,
+weight 1; ``start`` must be an interval start and ``end`` an interval end, and ``end`` drives
+paging (with only ``start`` Bitvavo answers the *latest* candles).
+
+Sample frames::
+
+    {"event":"candle","market":"BTC-EUR","interval":"1m",
+     "candle":[[1548676800000,"2999.3","2999.3","2990.5","2999.3","11.15058838"]]}
+    {"event":"subscribed","subscriptions":{"candles":{"1m":["BTC-EUR"]}}}
+    {"event":"error","errorCode":205,"error":"Invalid parameter: market"}
+"""
+
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+
+import msgspec
+
+from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.exchange.symbols import bitvavo_market
+from paper_trader.exchange.wire import (
+    Control,
+    ControlKind,
+    Frame,
+    KlinePage,
+    KlineUpdate,
+    MalformedFrame,
+    RestClient,
+    Subscription,
+    VenueError,
+    check_intervals,
+)
+
+PAGE_LIMIT = 1440
+CANDLES_WEIGHT = 1
+SUPPORTED = frozenset(
+    {
+        Interval.M1,
+        Interval.M5,
+        Interval.M15,
+        Interval.M30,
+        Interval.H1,
+        Interval.H2,
+        Interval.H4,
+        Interval.H6,
+        Interval.H8,
+        Interval.H12,
+        Interval.D1,
+    }
+)
+# Parameter errors (docs "Handle errors"): 203 missing/incompatible, 204 not valid for this
+# endpoint, 205 invalid value, 206 incompatible, 219 market no longer listed. The adapter only
+# ever sends its subscribe on this connection, so these can only be about a market or interval
+# of that subscribe: the feed must not retry them.
+REJECT_CODES = frozenset({203, 204, 205, 206, 219})
+
+_Row = tuple[int | str, str, str, str, str, str]
+
+
+# Frames off the fast path: JSON numbers become Decimal, so no value loses precision.
+_GENERIC = msgspec.json.Decoder(float_hook=Decimal)
+
+
+class _CandleEvent(msgspec.Struct, tag_field="event", tag="candle"):
+    market: str
+    interval: str
+    candle: list[_Row]
+
+
+class _CandlesEvent(_CandleEvent, tag="candles"):
+    """The docs' spelling of the same event."""
+
+
+class BitvavoAdapter:
+    """Bitvavo public market data."""
+
+    venue = Venue.BITVAVO
+    closes_candles = False
+    ping_interval_s = None
+
+    def __init__(
+        self,
+        subscriptions: Sequence[Subscription],
+        *,
+        ws_base: str,
+        rest_base: str,
+        rest_weight_per_minute: int = 600,
+    ) -> None:
+        check_intervals(self.venue, subscriptions, SUPPORTED)
+        self._subs = tuple(subscriptions)
+        self._ws_url = ws_base
+        self.rest_base = rest_base
+        self.rest_weight_per_minute = rest_weight_per_minute
+        self._by_wire = {(bitvavo_market(s.pair), s.interval.value): s for s in self._subs}
+        self._decode = msgspec.json.Decoder(_CandleEvent | _CandlesEvent).decode
+        self._events: dict[str, Callable[[dict[str, object]], Frame]] = {
+            "candle": self._lenient_candles,
+            "candles": self._lenient_candles,
+            "subscribed": self._ack,
+            "unsubscribed": _status,
+            "error": self._error,
+        }
+
+    def ws_url(self) -> str:
+        """Return the WebSocket URL as configured (``wss://ws.bitvavo.com/v2/``)."""
+        return self._ws_url
+
+    def subscribe_messages(self) -> list[str]:
+        """Return one subscribe message with a ``candles`` channel entry per interval."""
+        by_interval: dict[str, list[str]] = {}
+        for sub in self._subs:
+            by_interval.setdefault(sub.interval.value, []).append(bitvavo_market(sub.pair))
+        channels = [
+            {"name": "candles", "markets": markets, "interval": [interval]}
+            for interval, markets in by_interval.items()
+        ]
+        return [msgspec.json.encode({"action": "subscribe", "channels": channels}).decode()]
+
+    def expected_acks(self) -> int:
+        """Return 1: one cumulative ``subscribed`` event answers the subscribe."""
+        return 1
+
+    def ping_message(self) -> str | None:
+        """Return None: WebSocket protocol pings suffice."""
+        return None
+
+    def parse(self, raw: str | bytes) -> Frame:
+        """Parse one frame; candle events take the fast path."""
+        try:
+            event = self._decode(raw)
+        except msgspec.ValidationError:
+            return self._parse_other(raw)
+        except msgspec.DecodeError as exc:
+            raise MalformedFrame(f"not JSON: {exc}") from None
+        sub = self._by_wire.get((event.market, event.interval))
+        if sub is None:
+            return Control(
+                kind=ControlKind.UNKNOWN,
+                message=f"unsubscribed candles {event.market} {event.interval}",
+            )
+        symbol, interval = sub.symbol, sub.interval
+        return tuple(
+            KlineUpdate(symbol, interval, _open_ms(t), None, None, o, h, low, c, v)
+            for t, o, h, low, c, v in event.candle
+        )
+
+    def _parse_other(self, raw: str | bytes) -> Frame:
+        try:
+            message = _GENERIC.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise MalformedFrame(f"not JSON: {exc}") from None
+        if not isinstance(message, dict):
+            raise MalformedFrame(f"not a JSON object: {str(message)[:80]}")
+        event = message.get("event")
+        handler = self._events.get(event) if isinstance(event, str) else None
+        if handler is not None:
+            return handler(message)
+        if "errorCode" in message:
+            return self._error(message)
+        return Control(kind=ControlKind.UNKNOWN, message=str(message)[:120])
+
+    def _lenient_candles(self, message: dict[str, object]) -> Frame:
+        """Parse a candle event the fast path refused: numbers as prices, extra row fields."""
+        market, interval = message.get("market"), message.get("interval")
+        rows = message.get("candle")
+        if not (isinstance(market, str) and isinstance(interval, str) and isinstance(rows, list)):
+            raise MalformedFrame("candle event with missing or mistyped fields")
+        sub = self._by_wire.get((market, interval))
+        if sub is None:
+            return Control(
+                kind=ControlKind.UNKNOWN, message=f"unsubscribed candles {market} {interval}"
+            )
+        updates = []
+        for row in rows:
+            if not isinstance(row, list) or len(row) < 6:
+                raise MalformedFrame(f"candle row is not [time, o, h, l, c, v]: {str(row)[:80]}")
+            prices = [_price(v) for v in row[1:6]]
+            updates.append(
+                KlineUpdate(sub.symbol, sub.interval, _open_ms(row[0]), None, None, *prices)
+            )
+        return tuple(updates)
+
+    def _ack(self, message: dict[str, object]) -> Control:
+        """Check the cumulative ack for every subscribed market; a missing one was refused."""
+        subscriptions = message.get("subscriptions")
+        if not isinstance(subscriptions, dict):
+            raise MalformedFrame("subscribed event without subscriptions")
+        candles = subscriptions.get("candles")
+        active = candles if isinstance(candles, dict) else {}
+        missing = [
+            sub
+            for (market, interval), sub in self._by_wire.items()
+            if not _lists(active.get(interval), market)
+        ]
+        if missing:
+            names = ", ".join(f"{s.symbol} {s.interval.value}" for s in missing)
+            return Control(
+                kind=ControlKind.REJECTED,
+                symbol=missing[0].symbol,
+                message=f"bitvavo did not subscribe candles for {names}",
+            )
+        return Control(kind=ControlKind.ACK, message="candles subscribed")
+
+    def _error(self, message: dict[str, object]) -> Control:
+        """Classify an error event or an action error: parameter errors refuse the subscribe."""
+        code, text, action = message.get("errorCode"), message.get("error"), message.get("action")
+        rejected = type(code) is int and code in REJECT_CODES and action in (None, "subscribe")
+        return Control(
+            kind=ControlKind.REJECTED if rejected else ControlKind.ERROR,
+            message=f"{code}: {text}",
+            symbol=self._symbol_named(message.get("market"), text) if rejected else None,
+        )
+
+    def _symbol_named(self, market: object, text: object) -> str | None:
+        """Return the subscribed symbol an error names, in its ``market`` field or its text."""
+        for (wire, _), sub in self._by_wire.items():
+            if wire == market or (isinstance(text, str) and wire in text):
+                return sub.symbol
+        return None
+
+    async def server_time_ms(self, rest: RestClient) -> int:
+        """Return ``GET /time`` ``time``."""
+        body = await rest.get_json("/time", {}, weight=1)
+        if isinstance(body, dict) and type(body.get("time")) is int:
+            return int(body["time"])
+        raise VenueError(f"bitvavo /time: unexpected body {str(body)[:80]}", status=200)
+
+    async def fetch_klines(
+        self, rest: RestClient, subscription: Subscription, start_ms: int, end_ms: int
+    ) -> KlinePage:
+        """Return the candles of ``[start_ms, end_ms)`` within one 1440-candle window, ascending.
+
+        ``end`` is sent as the window's end, aligned up to an interval end: it is what pages.
+        """
+        step = subscription.interval.ms
+        start = start_ms - start_ms % step
+        window_end = min(end_ms, start + PAGE_LIMIT * step)
+        request_end = -(-window_end // step) * step
+        market = bitvavo_market(subscription.pair)
+        params = {
+            "interval": subscription.interval.value,
+            "limit": str(PAGE_LIMIT),
+            "start": str(start),
+            "end": str(request_end),
+        }
+        body = await rest.get_json(f"/{market}/candles", params, weight=CANDLES_WEIGHT)
+        if not isinstance(body, list):
+            raise VenueError(f"bitvavo candles: unexpected body {str(body)[:80]}", status=200)
+        rows = (self._row_candle(subscription, row) for row in body)
+        candles = sorted(
+            (c for c in rows if start_ms <= c.open_time_ms < window_end),
+            key=lambda c: c.open_time_ms,
+        )
+        return KlinePage(candles=tuple(candles), next_start_ms=window_end)
+
+    def _row_candle(self, sub: Subscription, row: object) -> Candle:
+        if not isinstance(row, list) or len(row) < 6:
+            raise VenueError(f"bitvavo candles: malformed row {str(row)[:80]}", status=200)
+        try:
+            prices = [Decimal(_price(v)) for v in row[1:6]]
+            open_time = _open_ms(row[0])
+        except (ArithmeticError, MalformedFrame) as exc:
+            raise VenueError(f"bitvavo candles: malformed row {str(row)[:80]}", status=200) from exc
+        return Candle(
+            venue=self.venue,
+            symbol=sub.symbol,
+            interval=sub.interval,
+            open_time_ms=open_time,
+            open=prices[0],
+            high=prices[1],
+            low=prices[2],
+            close=prices[3],
+            volume=prices[4],
+        )
+
+
+def _open_ms(value: object) -> int:
+    """Return a timestamp sent as an integer or as a string of digits."""
+    if type(value) is int and value >= 0:
+        return value
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value)
+    raise MalformedFrame(f"candle timestamp is not Unix ms: {str(value)[:40]}")
+
+
+def _price(value: object) -> str | Decimal:
+    """Return a price sent as a string or (leniently) as a JSON number."""
+    if isinstance(value, str | Decimal):
+        return value
+    if type(value) is int:
+        return Decimal(value)
+    raise MalformedFrame(f"candle value is not a number: {str(value)[:40]}")
+
+
+def _lists(markets: object, market: str) -> bool:
+    return isinstance(markets, list) and market in markets
+
+
+def _status(message: dict[str, object]) -> Control:
+    return Control(kind=ControlKind.STATUS, message=str(message.get("event")))

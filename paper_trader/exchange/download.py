@@ -1,0 +1,164 @@
+"""``download``: closed candles of one series over REST into a CSV file, resumably.
+
+The file has the replay format (``timestamp_ms,open,high,low,close,volume``). An existing file
+is continued after its last row (a row cut short by an interruption is dropped first), so
+running the same command again fetches only what is missing. Requests go through the same
+rate-limited client and backfill as the daemon: pages in order, 429/418 honoured, candles the
+venue does not have counted as gaps, never retried forever.
+"""
+
+import os
+import random
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, TextIO
+
+import aiohttp
+
+from paper_trader.clock import Clock
+from paper_trader.domain import Candle, Gap
+from paper_trader.errors import DataIntegrityError
+from paper_trader.exchange.backfill import Backfiller
+from paper_trader.exchange.rest import HttpRestClient, WeightBudget
+from paper_trader.exchange.sequencer import SeriesSequencer
+from paper_trader.exchange.wire import Subscription, VenueAdapter
+from paper_trader.runtime.backoff import Backoff
+
+HEADER = "timestamp_ms,open,high,low,close,volume\n"
+DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DownloadResult:
+    """What a download wrote."""
+
+    out: Path
+    start_ms: int
+    end_ms: int
+    existing_rows: int
+    written: int
+    missing: int
+    requests: int
+
+
+class _Progress:
+    """A one-line progress bar on a terminal; nothing otherwise."""
+
+    def __init__(self, stream: TextIO, start_ms: int, end_ms: int) -> None:
+        self._stream = stream
+        self._start = start_ms
+        self._span = max(1, end_ms - start_ms)
+        self._enabled = stream.isatty()
+        self._shown = -1
+
+    def update(self, open_time_ms: int, written: int) -> None:
+        if not self._enabled:
+            return
+        percent = min(100, (open_time_ms - self._start) * 100 // self._span)
+        if percent != self._shown:
+            self._shown = percent
+            bar = "#" * (percent // 4)
+            self._stream.write(f"\r[{bar:<25}] {percent:3d}%  {written} candles")
+            self._stream.flush()
+
+    def done(self) -> None:
+        if self._enabled and self._shown >= 0:
+            self._stream.write("\n")
+            self._stream.flush()
+
+
+async def download(
+    adapter: VenueAdapter,
+    subscription: Subscription,
+    *,
+    days: float,
+    out: Path,
+    clock: Clock,
+    progress: TextIO = sys.stderr,
+) -> DownloadResult:
+    """Fetch the last ``days`` of closed candles into ``out``, continuing an existing file."""
+    interval = subscription.interval.ms
+    existing, last_open = _prepare(out)
+    budget = WeightBudget(adapter.rest_weight_per_minute, clock)
+    async with aiohttp.ClientSession() as session:
+        rest = HttpRestClient(session, adapter.rest_base, budget, venue=adapter.venue.value)
+        now = await adapter.server_time_ms(rest)
+        end = now - now % interval
+        start = end - int(days * DAY_MS) // interval * interval
+        if last_open is not None:
+            start = max(start, last_open + interval)
+        seq = SeriesSequencer(subscription, adapter.venue, last_open_ms=start - interval)
+        with out.open("a", encoding="utf-8", newline="") as handle:
+            if existing == 0 and handle.tell() == 0:
+                handle.write(HEADER)
+            bar = _Progress(progress, start, end)
+            writer = _RowWriter(handle, bar.update)
+            missing = _GapCounter()
+            backfill = Backfiller(
+                adapter,
+                rest,
+                emit=writer.write,
+                record_gap=missing.add,
+                retry=Backoff(base_s=1.0, cap_s=60.0),
+                rng=random.Random(),  # noqa: S311 -- jitter, not cryptography
+            )
+            try:
+                await backfill.fill(seq, start, end, strict=True)
+            finally:
+                handle.flush()
+                os.fsync(handle.fileno())
+                bar.done()
+    return DownloadResult(
+        out=out,
+        start_ms=start,
+        end_ms=end,
+        existing_rows=existing,
+        written=writer.rows,
+        missing=missing.candles,
+        requests=rest.requests,
+    )
+
+
+class _RowWriter:
+    def __init__(self, handle: IO[str], on_row: Callable[[int, int], None]) -> None:
+        self._handle = handle
+        self._on_row = on_row
+        self.rows = 0
+
+    async def write(self, c: Candle) -> None:
+        self._handle.write(f"{c.open_time_ms},{c.open},{c.high},{c.low},{c.close},{c.volume}\n")
+        self.rows += 1
+        self._on_row(c.open_time_ms, self.rows)
+
+
+class _GapCounter:
+    def __init__(self) -> None:
+        self.candles = 0
+
+    async def add(self, gap: Gap) -> None:
+        self.candles += gap.missing
+
+
+def _prepare(out: Path) -> tuple[int, int | None]:
+    """Return the rows already in ``out`` and the last open time; drop a cut-short last row."""
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return 0, None
+    data = out.read_bytes()
+    if data and not data.endswith(b"\n"):
+        data = data[: data.rfind(b"\n") + 1]
+        with out.open("r+b") as handle:
+            handle.truncate(len(data))
+    lines = [line for line in data.decode("utf-8").splitlines() if line.strip()]
+    rows = [line for line in lines if not line.startswith("timestamp")]
+    if not rows:
+        return 0, None
+    try:
+        last_open = int(rows[-1].split(",", 1)[0])
+    except ValueError:
+        raise DataIntegrityError(
+            f"{out}: the last row does not start with a timestamp; not a candle CSV"
+        ) from None
+    return len(rows), last_open

@@ -1,0 +1,539 @@
+"""The market-data feed: one venue's WebSocket kept alive forever; each closed candle once.
+
+Life of the feed:
+
+1. Start-up: read the venue's clock over REST, then warm up every series — from the newest
+   candle in SQLite, or ``warmup_candles`` back — over REST. A symbol the venue refuses is a
+   configuration error (exit 2).
+2. Connect (streams in the URL, or subscribe messages whose acks are awaited), then backfill
+   whatever closed while disconnected, *before* any frame of the new connection is used.
+3. Read frames: candle updates go through each series' sequencer; a gap is backfilled before
+   the candle that revealed it; control frames are logged and counted; a malformed frame is
+   logged and counted and changes nothing.
+4. Reconnect — forever, with capped full-jitter backoff that resets only after a connection
+   proved healthy — when the socket closes, when no *data* arrived for
+   ``silence_timeout_s`` (heartbeats do not count; neither does a connection that never sent
+   anything), or, make-before-break, when the venue announces a shutdown or the connection
+   nears the venue's lifetime limit. Too many reconnects in a window is a storm: health
+   degraded and an event for the notifier.
+
+The feed never reads the local wall clock for market time: ``VenueClock`` does that job.
+"""
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
+
+import aiohttp
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+
+from paper_trader.clock import Clock
+from paper_trader.domain import Candle, ComponentHealth, Gap, HealthStatus
+from paper_trader.errors import ConfigError, TransientError
+from paper_trader.exchange.backfill import Backfiller
+from paper_trader.exchange.feed_state import FeedHealth, FeedStats, LinkEnd, StormWatch, Throttle
+from paper_trader.exchange.rest import HttpRestClient, WeightBudget
+from paper_trader.exchange.sequencer import GapBefore, SeriesSequencer
+from paper_trader.exchange.venue_clock import VenueClock
+from paper_trader.exchange.wire import (
+    Control,
+    ControlKind,
+    KlineUpdate,
+    MalformedFrame,
+    Subscription,
+    VenueAdapter,
+)
+from paper_trader.log_config import get_logger
+from paper_trader.runtime.backoff import Backoff
+from paper_trader.runtime.events import EventSink
+from paper_trader.runtime.service import Readiness
+
+log = get_logger("market_feed")
+
+LastStored = Callable[[Subscription], Awaitable[int | None]]
+_CLOSED = object()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeedConfig:
+    """How the feed connects, waits and retries."""
+
+    warmup_candles: int = 500
+    silence_timeout_s: float = 60.0
+    reconnect_base_s: float = 1.0
+    reconnect_max_s: float = 60.0
+    healthy_after_s: float = 30.0
+    storm_reconnects: int = 5
+    storm_window_s: float = 300.0
+    rotate_after_s: float = 23 * 3600.0  # Binance closes every connection at 24 h
+    policy_close_backoff_s: float = 120.0  # close 1008: the venue's penalty window
+    close_grace_ms: int = 5_000  # flag-less venues: a candle is final this long after its end
+    connect_timeout_s: float = 10.0
+    ack_timeout_s: float = 10.0
+    frame_queue: int = 10_000
+    failures_before_critical: int = 5  # reconnects in a row without a healthy connection
+
+
+class _Link:
+    """One WebSocket connection and what it has delivered."""
+
+    def __init__(self, number: int, ws: ClientConnection, opened: float) -> None:
+        self.number = number
+        self.ws = ws
+        self.opened = opened
+        self.last_data = opened
+        self.last_ping = opened
+        self.data_frames = 0
+        self.acks = 0
+        self.closed: LinkEnd | None = None
+
+
+class _Links:
+    """The connection in use and, during a make-before-break rotation, its successor."""
+
+    def __init__(self, current: _Link) -> None:
+        self.current = current
+        self.successor: _Link | None = None
+
+    def is_live(self, link: _Link) -> bool:
+        """Return whether frames of ``link`` still count (it has not been replaced)."""
+        return link is self.current or link is self.successor
+
+    def on_closed(self, link: _Link) -> bool:
+        """Account for a closed connection; return True if no connection is left."""
+        if link is self.current:
+            if self.successor is None:
+                return True
+            self.promote()
+        elif link is self.successor:
+            self.successor = None
+        return False
+
+    def promote(self) -> None:
+        """Make the successor the connection in use."""
+        if self.successor is not None:
+            self.current, self.successor = self.successor, None
+
+
+class MarketFeed:
+    """A supervised service: closed candles of every subscription, exactly once, in order."""
+
+    name = "market_feed"
+
+    def __init__(
+        self,
+        adapter: VenueAdapter,
+        subscriptions: Iterable[Subscription],
+        *,
+        emit: Callable[[Candle], Awaitable[None]],
+        last_stored: LastStored,
+        record_gap: Callable[[Gap], Awaitable[None]],
+        events: EventSink,
+        clock: Clock,
+        config: FeedConfig | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._adapter = adapter
+        self._subs = tuple(subscriptions)
+        self._emit = emit
+        self._last_stored = last_stored
+        self._record_gap = record_gap
+        self._clock = clock
+        self._config = config or FeedConfig()
+        self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
+        self._backoff = Backoff(
+            base_s=self._config.reconnect_base_s, cap_s=self._config.reconnect_max_s
+        )
+        self.venue_clock = VenueClock(clock)
+        self.stats = FeedStats()
+        self._storm = StormWatch(
+            self._config.storm_reconnects, self._config.storm_window_s, events, clock, adapter
+        )
+        self._health = FeedHealth(adapter.venue.value)
+        self._seqs: dict[tuple[str, str], SeriesSequencer] = {}
+        self._frames: asyncio.Queue[tuple[_Link, object]] = asyncio.Queue(self._config.frame_queue)
+        self._links = 0
+        self._proven = False  # the current connection has delivered data long enough
+        self._failures = 0  # connections in a row that never proved healthy
+        self._throttle = Throttle(clock)
+
+    def sequencers(self) -> tuple[SeriesSequencer, ...]:
+        """Return the per-series sequencers (their counters are part of the feed's stats)."""
+        return tuple(self._seqs.values())
+
+    def health(self) -> ComponentHealth:
+        """Return OK while connected and fresh, DEGRADED while reconnecting or in a storm."""
+        status, detail = self._health.assess(self._storm.active)
+        if self._failures >= self._config.failures_before_critical:
+            status = HealthStatus.CRITICAL
+            detail = f"{detail}; {self._failures} connection attempts in a row failed"
+        return ComponentHealth(component=self.name, status=status, detail=detail)
+
+    async def run(self, ready: Readiness) -> None:
+        """Warm up, then stay connected until cancelled."""
+        venue = self._adapter.venue.value
+        budget = WeightBudget(self._adapter.rest_weight_per_minute, self._clock)
+        async with aiohttp.ClientSession() as session:
+            rest = HttpRestClient(session, self._adapter.rest_base, budget, venue=venue)
+            backfill = Backfiller(
+                self._adapter,
+                rest,
+                emit=self._emit_candle,
+                record_gap=self._record_gap,
+                retry=self._backoff,
+                rng=self._rng,
+            )
+            await self._warm_up(rest, backfill)
+            ready.set()
+            try:
+                async with asyncio.TaskGroup() as readers:
+                    await self._stay_connected(rest, backfill, readers)
+            except ExceptionGroup as group:  # the supervisor classifies one error, not a group
+                raise group.exceptions[0] from None
+
+    # -- start-up -------------------------------------------------------------------------
+
+    async def _warm_up(self, rest: HttpRestClient, backfill: Backfiller) -> None:
+        await self._sync_clock(rest)
+        end = self._closed_end()
+        for sub in self._subs:
+            interval = sub.interval.ms
+            warm_start = end - self._config.warmup_candles * interval
+            stored = await self._last_stored(sub)
+            start = warm_start if stored is None or stored < warm_start else stored + interval
+            seq = SeriesSequencer(sub, self._adapter.venue, last_open_ms=start - interval)
+            self._seqs[(sub.symbol, sub.interval.value)] = seq
+            filled = await backfill.fill(seq, start, self._closed_end(sub), strict=True)
+            log.info(
+                "feed_warmed_up",
+                symbol=sub.symbol,
+                interval=sub.interval.value,
+                from_database=stored is not None and stored >= warm_start,
+                fetched=filled,
+            )
+
+    async def _sync_clock(self, rest: HttpRestClient) -> None:
+        attempt = 0
+        while True:
+            try:
+                server_ms = await self._adapter.server_time_ms(rest)
+            except TransientError as exc:
+                delay = max(self._backoff.delay(attempt, self._rng), _retry_after(exc))
+                log.warning("venue_time_unavailable", error=str(exc), delay_s=round(delay, 3))
+                attempt += 1
+                await asyncio.sleep(delay)
+            else:
+                self.venue_clock.sync(server_ms)
+                return
+
+    def _closed_end(self, sub: Subscription | None = None) -> int:
+        """Return the end of the last closed candle (exclusive) by the venue's clock."""
+        now = self.venue_clock.now_ms()
+        interval = (sub or self._subs[0]).interval.ms
+        return now - now % interval
+
+    # -- connections ----------------------------------------------------------------------
+
+    async def _stay_connected(
+        self, rest: HttpRestClient, backfill: Backfiller, tasks: asyncio.TaskGroup
+    ) -> None:
+        attempt = 0
+        while True:
+            link: _Link | None = None
+            try:
+                link = await self._open(tasks)
+                await self._resync(link, rest, backfill)
+                end = await self._serve(link, rest, backfill, tasks)
+            except (OSError, TimeoutError, WebSocketException, TransientError) as exc:
+                end = _describe_failure(exc, self._config.policy_close_backoff_s)
+            finally:
+                if link is not None:
+                    await self._close(link)
+            attempt = 0 if self._proven else attempt + 1
+            self._failures = attempt
+            self._proven = False
+            delay = max(end.retry_after_s, self._backoff.delay(attempt, self._rng))
+            self.stats.reconnects += 1
+            self._health.disconnected(end.reason)
+            self._storm.record(end.reason)
+            log.warning(
+                "feed_reconnecting", reason=end.reason, delay_s=round(delay, 3), attempt=attempt
+            )
+            await asyncio.sleep(delay)
+
+    async def _open(self, tasks: asyncio.TaskGroup) -> _Link:
+        url = self._adapter.ws_url()
+        ws = await connect(
+            url,
+            open_timeout=self._config.connect_timeout_s,
+            ping_interval=20.0,
+            ping_timeout=20.0,
+            close_timeout=2.0,
+            max_size=2**22,
+            max_queue=64,
+        )
+        self._links += 1
+        link = _Link(self._links, ws, self._clock.monotonic())
+        tasks.create_task(self._read(link), name=f"feed-reader-{link.number}")
+        self.stats.connections += 1
+        for message in self._adapter.subscribe_messages():
+            await ws.send(message)
+        log.info("feed_connected", link=link.number, url=url)
+        return link
+
+    async def _read(self, link: _Link) -> None:
+        """Hand every frame of ``link`` to the consumer; report the close as the last item."""
+        with contextlib.suppress(ConnectionClosed, OSError):
+            async for raw in link.ws:
+                await self._frames.put((link, raw))
+        link.closed = _link_end(link.ws, self._config.policy_close_backoff_s)
+        await self._frames.put((link, _CLOSED))
+
+    async def _close(self, link: _Link) -> None:
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(3.0):
+                await link.ws.close()
+
+    async def _resync(self, link: _Link, rest: HttpRestClient, backfill: Backfiller) -> None:
+        """Wait for the acks, then backfill what closed while we were away."""
+        held = await self._await_acks(link)
+        await self._sync_clock(rest)
+        for seq in self._seqs.values():
+            next_open = seq.next_open_ms
+            end = self._closed_end(seq.subscription)
+            if next_open is not None and next_open < end:
+                await backfill.fill(seq, next_open, end)
+        self._health.connected()
+        for raw in held:
+            await self._handle(link, raw, backfill)
+
+    async def _await_acks(self, link: _Link) -> list[object]:
+        """Count the subscription acks; keep the data frames that arrive meanwhile."""
+        expected = self._adapter.expected_acks()
+        held: list[object] = []
+        async with asyncio.timeout(self._config.ack_timeout_s):
+            while link.acks < expected:
+                frame_link, raw = await self._frames.get()
+                if raw is _CLOSED and frame_link is link:
+                    raise TransientError(f"connection closed before the acks: {link.closed}")
+                if frame_link is not link or raw is _CLOSED:
+                    continue
+                frame = self._parse(raw)
+                if isinstance(frame, Control):
+                    self._on_control(link, frame)
+                elif frame is not None:
+                    held.append(raw)
+        return held
+
+    # -- serving --------------------------------------------------------------------------
+
+    async def _serve(
+        self, link: _Link, rest: HttpRestClient, backfill: Backfiller, tasks: asyncio.TaskGroup
+    ) -> LinkEnd:
+        """Handle frames until the connection must be replaced; return why."""
+        links = _Links(link)
+        try:
+            while True:
+                item = await self._next_frame()
+                if item is not None and item[1] is _CLOSED:
+                    if links.on_closed(item[0]):
+                        return item[0].closed or LinkEnd(reason="closed")
+                elif item is not None and links.is_live(item[0]):
+                    frame_link, raw = item
+                    if await self._handle(frame_link, raw, backfill) and links.successor is None:
+                        links.successor = await self._rotate(tasks, "venue announced a shutdown")
+                    if frame_link is links.successor and frame_link.data_frames:
+                        await self._close(links.current)
+                        links.promote()
+                        self.stats.rotations += 1
+                        log.info("feed_rotated", link=links.current.number)
+                end = await self._tick(links.current)
+                if end is not None:
+                    return end
+                age = self._clock.monotonic() - links.current.opened
+                if links.successor is None and age >= self._config.rotate_after_s:
+                    links.successor = await self._rotate(tasks, "connection lifetime")
+                await self._finalise_due(backfill)
+        finally:
+            for open_link in (links.current, links.successor):
+                if open_link is not None and open_link is not link:
+                    await self._close(open_link)
+
+    async def _next_frame(self) -> tuple[_Link, object] | None:
+        try:
+            async with asyncio.timeout(1.0):
+                return await self._frames.get()
+        except TimeoutError:
+            return None
+
+    async def _rotate(self, tasks: asyncio.TaskGroup, why: str) -> _Link | None:
+        """Open the next connection while the current one keeps delivering."""
+        log.info("feed_rotating", reason=why)
+        try:
+            return await self._open(tasks)
+        except (OSError, TimeoutError, WebSocketException) as exc:
+            log.warning("feed_rotation_failed", error=repr(exc))
+            return None
+
+    async def _tick(self, link: _Link) -> LinkEnd | None:
+        """Run the periodic checks: data silence, storm recovery, the application ping."""
+        now = self._clock.monotonic()
+        self._storm.settle()
+        if now - link.last_data > self._config.silence_timeout_s:
+            reason = "silent: no data" if link.data_frames else "silent: never sent data"
+            log.warning("feed_silent", link=link.number, reason=reason, frames=link.data_frames)
+            return LinkEnd(reason=reason)
+        every = self._adapter.ping_interval_s
+        if every is not None and now - link.last_ping >= every:
+            message = self._adapter.ping_message()
+            link.last_ping = now
+            if message is not None:
+                with contextlib.suppress(ConnectionClosed):
+                    await link.ws.send(message)
+        return None
+
+    async def _finalise_due(self, backfill: Backfiller) -> None:
+        """Flag-less venues: confirm over REST the candles whose time is up."""
+        if self._adapter.closes_candles:
+            return
+        now = self.venue_clock.now_ms()
+        for seq in self._seqs.values():
+            if not seq.is_due(now, self._config.close_grace_ms):
+                continue
+            end = self._closed_end(seq.subscription)
+            next_open = seq.next_open_ms
+            if next_open is not None and next_open < end:
+                await backfill.fill(seq, next_open, end)
+            pending = seq.pending
+            if pending is not None and pending.open_time_ms < end:
+                candle = pending.to_candle(self._adapter.venue)
+                if seq.accept(candle):  # the venue's REST lags its stream: trust the stream
+                    await self._emit_candle(candle)
+
+    async def _handle(self, link: _Link, raw: object, backfill: Backfiller) -> bool:
+        """Handle one frame; return True if the venue asked us to reconnect."""
+        self.stats.frames += 1
+        frame = self._parse(raw)
+        if frame is None:
+            return False
+        if isinstance(frame, Control):
+            return self._on_control(link, frame)
+        link.data_frames += 1
+        link.last_data = now = self._clock.monotonic()
+        self.stats.data_frames += 1
+        if not self._proven and now - link.opened >= self._config.healthy_after_s:
+            self._proven = True
+        for update in frame:
+            await self._on_update(update, backfill)
+        return False
+
+    async def _on_update(self, update: KlineUpdate, backfill: Backfiller) -> None:
+        seq = self._seqs.get((update.symbol, update.interval.value))
+        if seq is None:
+            self.stats.unknown += 1
+            return
+        if update.event_time_ms:
+            self.venue_clock.observe(update.event_time_ms)
+        try:
+            step = seq.on_update(update)
+        except MalformedFrame as exc:
+            self._count_malformed(str(exc))
+            return
+        if step is None:
+            return
+        if isinstance(step, GapBefore):
+            await backfill.fill(seq, step.start_ms, step.end_ms)
+            if not seq.accept(step.candle):
+                return
+            step = step.candle
+        await self._emit_candle(step)
+
+    def _parse(self, raw: object) -> tuple[KlineUpdate, ...] | Control | None:
+        if not isinstance(raw, str | bytes):
+            return None
+        try:
+            return self._adapter.parse(raw)
+        except MalformedFrame as exc:
+            self._count_malformed(str(exc))
+            return None
+
+    def _count_malformed(self, error: str) -> None:
+        self.stats.malformed += 1
+        if self._throttle.allow("malformed"):
+            log.warning("frame_malformed", error=error, total=self.stats.malformed)
+
+    def _on_control(self, link: _Link, control: Control) -> bool:
+        kind = control.kind
+        self.stats.control += 1
+        if kind is ControlKind.ACK:
+            link.acks += 1
+        elif kind is ControlKind.REJECTED:
+            link.acks += 1
+            self._on_rejected(control)
+        elif kind is ControlKind.ERROR:
+            self.stats.venue_errors += 1
+            if self._throttle.allow("error:" + control.message):
+                log.warning("venue_error_frame", venue_message=control.message)
+        elif kind is ControlKind.UNKNOWN:
+            self.stats.unknown += 1
+            if self._throttle.allow("unknown"):
+                log.warning("frame_unknown", frame=control.message, total=self.stats.unknown)
+        elif kind is ControlKind.SHUTDOWN:
+            if control.event_time_ms:
+                self.venue_clock.observe(control.event_time_ms)
+            log.info("venue_shutdown_announced", link=link.number)
+            return True
+        return False
+
+    def _on_rejected(self, control: Control) -> None:
+        self.stats.rejected += 1
+        symbol = control.symbol or "?"
+        venue = self._adapter.venue.value
+        log.error("subscription_rejected", symbol=symbol, venue_message=control.message)
+        if self.stats.connections == 1:
+            raise ConfigError(
+                f"SYMBOLS={symbol!r}: {venue} refused the subscription: {control.message}"
+            )
+        self._health.rejected[symbol] = control.message
+
+    async def _emit_candle(self, candle: Candle) -> None:
+        self.stats.candles_emitted += 1
+        await self._emit(candle)
+
+
+def _link_end(ws: ClientConnection, policy_backoff_s: float) -> LinkEnd:
+    code = ws.close_code
+    if code is None:
+        return LinkEnd(reason="connection lost")
+    detail = f": {ws.close_reason}" if ws.close_reason else ""
+    reason = f"closed by the venue (code {code}{detail})"
+    # 1008 "policy violation" is how Binance says "too many requests": sit out its penalty.
+    return LinkEnd(reason=reason, retry_after_s=policy_backoff_s if code == 1008 else 0.0)
+
+
+def _describe_failure(exc: BaseException, policy_backoff_s: float) -> LinkEnd:
+    """Turn a connection failure into a reason and the venue's minimum wait."""
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        retry = _header_seconds(exc.response.headers.get("Retry-After"))
+        if status in (418, 429):
+            return LinkEnd(reason=f"handshake refused: HTTP {status}", retry_after_s=retry or 60.0)
+        return LinkEnd(reason=f"handshake refused: HTTP {status}", retry_after_s=retry)
+    if isinstance(exc, ConnectionClosed) and exc.rcvd is not None and exc.rcvd.code == 1008:
+        reason = f"policy violation: {exc.rcvd.reason}"
+        return LinkEnd(reason=reason, retry_after_s=policy_backoff_s)
+    return LinkEnd(reason=f"{type(exc).__name__}: {exc}", retry_after_s=_retry_after(exc))
+
+
+def _retry_after(exc: BaseException) -> float:
+    return float(getattr(exc, "retry_after_s", 0.0))
+
+
+def _header_seconds(value: str | None) -> float:
+    try:
+        return max(0.0, float(value)) if value else 0.0
+    except ValueError:
+        return 0.0

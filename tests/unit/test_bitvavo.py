@@ -1,0 +1,302 @@
+"""Bitvavo adapter: subscribe messages, frame parsing, REST answers, intervals (no network)."""
+
+import json
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from paper_trader.domain import Interval
+from paper_trader.errors import ConfigError
+from paper_trader.exchange.bitvavo import BitvavoAdapter
+from paper_trader.exchange.symbols import parse_pair
+from paper_trader.exchange.wire import (
+    Control,
+    ControlKind,
+    Frame,
+    KlinePage,
+    KlineUpdate,
+    MalformedFrame,
+    Subscription,
+    VenueError,
+)
+
+# Frames written from docs.bitvavo.com and the official SDK READMEs.
+SDK_CANDLE = (
+    '{"event":"candle","market":"BTC-EUR","interval":"1m",'
+    '"candle":[[1548676800000,"2999.3","2999.3","2990.5","2999.3","11.15058838"]]}'
+)
+DOCS_CANDLE = (
+    '{"event":"candles","market":"BTC-EUR","interval":"1m",'
+    '"candle":[["1538784000000","4999","5012","4999","5012","0.45"]]}'
+)
+
+
+def sub(symbol: str, interval: Interval = Interval.M1) -> Subscription:
+    return Subscription(parse_pair(symbol), interval)
+
+
+def adapter(*subs: Subscription) -> BitvavoAdapter:
+    return BitvavoAdapter(
+        subs or (sub("BTC-EUR"),), ws_base="wss://ws.bitvavo.com/v2/", rest_base="https://x"
+    )
+
+
+def control(frame: Frame) -> Control:
+    assert isinstance(frame, Control), frame
+    return frame
+
+
+def updates(frame: Frame) -> tuple[KlineUpdate, ...]:
+    assert isinstance(frame, tuple), frame
+    return frame
+
+
+def test_subscribe_is_one_message_grouped_by_interval() -> None:
+    """One subscribe message carries a candles channel per interval with its markets."""
+    bitvavo = adapter(sub("BTC-EUR"), sub("ETH-EUR"), sub("BTC-EUR", Interval.H1))
+    [message] = bitvavo.subscribe_messages()
+    assert json.loads(message) == {
+        "action": "subscribe",
+        "channels": [
+            {"name": "candles", "markets": ["BTC-EUR", "ETH-EUR"], "interval": ["1m"]},
+            {"name": "candles", "markets": ["BTC-EUR"], "interval": ["1h"]},
+        ],
+    }
+    assert bitvavo.expected_acks() == 1
+    assert bitvavo.ws_url() == "wss://ws.bitvavo.com/v2/"
+    assert bitvavo.ping_message() is None
+    assert (bitvavo.closes_candles, bitvavo.ping_interval_s) == (False, None)
+
+
+def test_sdk_candle_event_with_integer_timestamp_parses() -> None:
+    """The SDK form (``candle``, integer ms) becomes an update without a closed flag."""
+    assert adapter().parse(SDK_CANDLE) == (
+        KlineUpdate(
+            "BTC-EUR", Interval.M1, 1548676800000, None, None,
+            "2999.3", "2999.3", "2990.5", "2999.3", "11.15058838",
+        ),
+    )  # fmt: skip
+
+
+def test_docs_candles_event_with_string_timestamp_parses() -> None:
+    """The docs form (``candles``, string ms) parses the same way, from bytes too."""
+    [update] = updates(adapter().parse(DOCS_CANDLE.encode()))
+    assert (update.open_time_ms, update.close, update.volume) == (1538784000000, "5012", "0.45")
+
+
+def test_several_rows_give_several_updates() -> None:
+    """Every row of ``candle`` is one update, in order."""
+    frame = json.loads(SDK_CANDLE)
+    frame["candle"].append([1548676860000, "1", "2", "0.5", "1.5", "3"])
+    parsed = updates(adapter().parse(json.dumps(frame)))
+    assert [u.open_time_ms for u in parsed] == [1548676800000, 1548676860000]
+
+
+def test_numeric_prices_and_extra_row_fields_take_the_lenient_path() -> None:
+    """Numbers instead of strings and longer rows still parse, exactly, as Decimal."""
+    raw = (
+        '{"event":"candle","market":"BTC-EUR","interval":"1m",'
+        '"candle":[[1548676800000,2999.3,3000,2990.5,2999.3,0.10000000000000001,"x"]]}'
+    )
+    [update] = updates(adapter().parse(raw))
+    assert update.to_candle(adapter().venue).volume == Decimal("0.10000000000000001")
+    assert update.high == Decimal(3000)
+
+
+def test_unsubscribed_market_is_unknown() -> None:
+    """A candle for a market or interval not subscribed is reported, not emitted."""
+    frame = control(adapter().parse(SDK_CANDLE.replace("BTC-EUR", "ETH-EUR")))
+    assert frame.kind is ControlKind.UNKNOWN
+    assert "ETH-EUR" in frame.message
+
+
+def test_cumulative_ack_listing_every_market_is_ack() -> None:
+    """The ``subscribed`` event listing every subscription acknowledges them all."""
+    ack = '{"event":"subscribed","subscriptions":{"candles":{"1m":["BTC-EUR","ETH-EUR"]}}}'
+    frame = control(adapter(sub("BTC-EUR"), sub("ETH-EUR")).parse(ack))
+    assert frame.kind is ControlKind.ACK
+
+
+def test_market_missing_from_the_ack_is_rejected_by_name() -> None:
+    """A subscribed market the ack leaves out was refused: REJECTED naming it."""
+    ack = '{"event":"subscribed","subscriptions":{"candles":{"1m":["BTC-EUR"]}}}'
+    frame = control(adapter(sub("BTC-EUR"), sub("FOO-EUR")).parse(ack))
+    assert (frame.kind, frame.symbol) == (ControlKind.REJECTED, "FOO-EUR")
+    assert "FOO-EUR 1m" in frame.message
+
+
+def test_empty_ack_rejects() -> None:
+    """An ack with no candles subscriptions at all rejects the first subscription."""
+    frame = control(adapter().parse('{"event":"subscribed","subscriptions":{}}'))
+    assert (frame.kind, frame.symbol) == (ControlKind.REJECTED, "BTC-EUR")
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "symbol"),
+    [
+        ('{"event":"error","errorCode":205,"error":"Invalid parameter: market FOO-EUR"}',
+         ControlKind.REJECTED, "FOO-EUR"),
+        ('{"action":"subscribe","errorCode":203,"error":"markets parameter is required."}',
+         ControlKind.REJECTED, None),
+        ('{"action":"subscribe","market":"FOO-EUR","errorCode":219,"error":"no longer listed"}',
+         ControlKind.REJECTED, "FOO-EUR"),
+        ('{"event":"error","errorCode":110,"error":"Rate limit exceeded"}',
+         ControlKind.ERROR, None),
+        ('{"action":"privateCreateOrder","errorCode":205,"error":"Invalid parameter: price"}',
+         ControlKind.ERROR, None),
+        ('{"errorCode":101,"error":"Unknown error"}', ControlKind.ERROR, None),
+    ],
+)  # fmt: skip
+def test_error_frames_are_classified(raw: str, kind: ControlKind, symbol: str | None) -> None:
+    """Parameter errors on the subscribe reject it; anything else is an ERROR, with the text."""
+    frame = control(adapter(sub("BTC-EUR"), sub("FOO-EUR")).parse(raw))
+    assert (frame.kind, frame.symbol) == (kind, symbol)
+    assert json.loads(raw)["error"] in frame.message
+
+
+def test_unknown_shapes_are_unknown_and_unsubscribed_is_status() -> None:
+    """Valid JSON of an unknown shape is UNKNOWN; ``unsubscribed`` is a STATUS."""
+    bitvavo = adapter()
+    assert (
+        control(bitvavo.parse('{"event":"trade","market":"BTC-EUR"}')).kind is ControlKind.UNKNOWN
+    )
+    assert control(bitvavo.parse("{}")).kind is ControlKind.UNKNOWN
+    unsubscribed = '{"event":"unsubscribed","subscriptions":{}}'
+    assert control(bitvavo.parse(unsubscribed)).kind is ControlKind.STATUS
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        "{not json",
+        "",
+        "[1, 2]",
+        '"candle"',
+        '{"event":"candle","market":"BTC-EUR","interval":"1m","candle":[[1,"1","1"]]}',
+        '{"event":"candle","market":"BTC-EUR","interval":"1m","candle":[["1e3","1","1","1","1","1"]]}',
+        '{"event":"candle","market":"BTC-EUR","interval":"1m","candle":[[-60000,"1","1","1","1","1"]]}',
+        '{"event":"candle","market":"BTC-EUR","interval":"1m","candle":[[1,"1",true,"1","1","1"]]}',
+        '{"event":"candle","market":"BTC-EUR","interval":"1m","candle":"x"}',
+        '{"event":"subscribed"}',
+    ],
+)
+def test_malformed_frames_raise(raw: str) -> None:
+    """Broken JSON, non-objects and candle events of the wrong shape raise MalformedFrame."""
+    with pytest.raises(MalformedFrame):
+        adapter().parse(raw)
+
+
+@pytest.mark.parametrize("interval", [Interval.M3])
+def test_unstreamed_interval_is_a_config_error(interval: Interval) -> None:
+    """An interval Bitvavo does not stream is refused at construction, naming INTERVAL."""
+    with pytest.raises(ConfigError, match="INTERVAL"):
+        adapter(sub("BTC-EUR", interval))
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: (
+        st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=6)
+    ),
+    max_leaves=30,
+)
+_cell = st.one_of(st.integers(), st.text(max_size=6), st.floats(allow_nan=False), st.none())
+_candle_like = st.fixed_dictionaries(
+    {
+        "event": st.sampled_from(["candle", "candles", "subscribed", "error"]),
+        "market": st.sampled_from(["BTC-EUR", "ETH-EUR", 1]),
+        "interval": st.sampled_from(["1m", "5m", None]),
+        "candle": st.lists(st.lists(_cell, max_size=7), max_size=3) | _json,
+        "subscriptions": _json,
+        "errorCode": st.integers(100, 300) | _json,
+    }
+)
+
+
+@given(st.binary(max_size=200) | st.text(max_size=200))
+def test_fuzz_arbitrary_input_raises_only_malformed_frame(raw: bytes | str) -> None:
+    """Arbitrary bytes never raise anything but MalformedFrame."""
+    _parse_or_malformed(raw)
+
+
+@given(_json | _candle_like)
+def test_fuzz_arbitrary_json_raises_only_malformed_frame(value: object) -> None:
+    """Arbitrary JSON, and near-candle shapes, never raise anything but MalformedFrame."""
+    _parse_or_malformed(json.dumps(value))
+
+
+_FUZZ_ADAPTER = adapter()
+
+
+def _parse_or_malformed(raw: str | bytes) -> None:
+    try:
+        frame = _FUZZ_ADAPTER.parse(raw)
+    except MalformedFrame:
+        return
+    assert isinstance(frame, Control | tuple)
+
+
+class CannedRest:
+    """A RestClient answering every GET with one canned body, recording the requests."""
+
+    def __init__(self, body: object) -> None:
+        self.body = body
+        self.requests: list[tuple[str, dict[str, str]]] = []
+
+    async def get_json(self, path: str, params: dict[str, str], *, weight: int) -> object:
+        self.requests.append((path, params))
+        return self.body
+
+
+async def test_rest_rows_with_string_timestamps_are_sorted_ascending() -> None:
+    """Docs-style rows (string times, newest first) come back ascending and in range only."""
+    rows = [
+        ["1704067380000", "4", "4", "4", "4", "1"],  # at end_ms: outside the range
+        ["1704067320000", "3", "3", "3", "3", "1"],
+        [1704067200000, "1", "1", "1", "1", "0.5"],
+    ]
+    rest = CannedRest(rows)
+    bitvavo = adapter()
+    page = await bitvavo.fetch_klines(rest, sub("BTC-EUR"), 1704067200000, 1704067380000)
+    assert [c.open_time_ms for c in page.candles] == [1704067200000, 1704067320000]
+    assert page.next_start_ms == 1704067380000
+    assert rest.requests == [
+        (
+            "/BTC-EUR/candles",
+            {"interval": "1m", "limit": "1440", "start": "1704067200000", "end": "1704067380000"},
+        )
+    ]
+
+
+async def test_rest_window_is_aligned_to_the_interval_grid() -> None:
+    """A start inside an interval is sent aligned down, an end inside one aligned up."""
+    rest = CannedRest([])
+    page = await adapter().fetch_klines(rest, sub("BTC-EUR"), 1704067200001, 1704067230000)
+    assert rest.requests[0][1]["start"] == "1704067200000"
+    assert rest.requests[0][1]["end"] == "1704067260000"
+    assert page == KlinePage(candles=(), next_start_ms=1704067230000)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"errorCode": 205},
+        [["x", "1", "1", "1", "1", "1"]],
+        [[1, "1", "1", "1", "1"]],
+        [[1, "1", "1", "nope", "1", "1"]],
+        [[1, 1.5, "1", "1", "1", "1"]],
+    ],
+)
+async def test_unexpected_rest_bodies_are_venue_errors(body: object) -> None:
+    """A body or row of the wrong shape is a VenueError, never a crash."""
+    with pytest.raises(VenueError):
+        await adapter().fetch_klines(CannedRest(body), sub("BTC-EUR"), 0, 60_000)
+
+
+async def test_server_time_needs_an_integer_time() -> None:
+    """``{"time": ms}`` is read; anything else is a VenueError."""
+    assert await adapter().server_time_ms(CannedRest({"time": 1704067200123})) == 1704067200123
+    with pytest.raises(VenueError):
+        await adapter().server_time_ms(CannedRest({"time": "soon"}))
