@@ -9,7 +9,7 @@ DEMO   := cache/demo
 .PHONY: demo test lint typecheck unit bench clean help
 
 help:
-	@echo "make demo   replay a generated candle set through the daemon (offline)"
+	@echo "make demo   run the daemon against the built-in simulated exchange (offline)"
 	@echo "make test   lint, type-check and run the whole test suite"
 	@echo "make bench  run the benchmarks in bench/"
 
@@ -24,8 +24,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 demo: $(VENV)/.runtime
 	rm -f $(DEMO).db $(DEMO).db-wal $(DEMO).db-shm
-	$(PY) -m paper_trader.exchange.synthetic --out $(DEMO).csv --candles 20000 --seed 7
-	$(PY) run_paper_trader.py replay --csv $(DEMO).csv --symbol BTCUSDT --interval 1m --db $(DEMO).db
+	$(PY) run_paper_trader.py demo --seconds 20 --faults --db $(DEMO).db
 	@echo "--- the same summary, rebuilt from the database:"
 	$(PY) run_paper_trader.py report --db $(DEMO).db
 
@@ -43,6 +42,7 @@ test: lint typecheck unit
 
 bench: $(VENV)/.runtime
 	$(PY) bench/replay.py
+	$(PY) bench/ingest.py
 	$(PY) bench/startup.py
 
 clean:

@@ -1,9 +1,11 @@
 """Start-up and shutdown time of the daemon, as systemd sees them.
 
-Method: start `run_paper_trader.py run` as a subprocess with NOTIFY_SOCKET pointing at a
+Method: start the simulated exchange (loopback, one symbol, 1000 closed 1m candles), then
+start `run_paper_trader.py run` against it as a subprocess with NOTIFY_SOCKET pointing at a
 datagram socket of ours, time from spawn to the READY=1 datagram (interpreter start, imports,
-settings, database open + quick_check + migrations, every service ready), then send SIGTERM
-and time until the process has exited. Fresh database each run. Median and max of the runs.
+settings, database open + quick_check + migrations, venue clock, a 500-candle REST warm-up,
+every service ready), then send SIGTERM and time until the process has exited. Fresh
+database each run. Median and max of the runs.
 
     .venv/bin/python bench/startup.py [--runs 5]
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def one_run(work: Path, index: int) -> tuple[float, float]:
+def one_run(work: Path, index: int, port: int) -> tuple[float, float]:
     path = f"/tmp/pt-bench-{os.getpid()}-{index}"
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(path)
@@ -33,6 +35,11 @@ def one_run(work: Path, index: int) -> tuple[float, float]:
         "DB_PATH": str(work / f"{index}.db"),
         "LOG_DIR": str(work / "logs"),
         "LOG_FORMAT": "json",
+        "EXCHANGE": "binance",
+        "SYMBOLS": "BTCUSDT",
+        "WARMUP_CANDLES": "500",
+        "BINANCE_WS_URL": f"ws://127.0.0.1:{port}",
+        "BINANCE_REST_URL": f"http://127.0.0.1:{port}",
     }
     try:
         started = time.perf_counter()
@@ -62,7 +69,22 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        results = [one_run(Path(tmp), i) for i in range(args.runs)]
+        port_file = Path(tmp) / "port"
+        simulator = subprocess.Popen(
+            [sys.executable, "-m", "paper_trader.exchange.simulator", "--port-file", str(port_file),
+             "--history", "1000", "--candles", "2000", "--speed", "1"],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            while not (port_file.exists() and port_file.read_text().strip()):
+                time.sleep(0.05)
+            port = int(port_file.read_text())
+            results = [one_run(Path(tmp), i, port) for i in range(args.runs)]
+        finally:
+            simulator.terminate()
+            simulator.wait()
     ready = [r for r, _ in results]
     stop = [s for _, s in results]
     print(f"{args.runs} runs:")

@@ -139,16 +139,24 @@ def log_config(settings: Settings, *, files: bool = True) -> LogConfig:
 
 def run_daemon(settings: Settings) -> int:
     """Run the daemon until SIGTERM/SIGINT or a fatal error; return the exit code."""
+    return run_live(settings).outcome.exit_code
+
+
+def run_live(
+    settings: Settings, *, mode: str = "run", stop_after_s: float | None = None
+) -> DaemonRun:
+    """Run the daemon on the live feed until a signal, a fatal error or ``stop_after_s``."""
     logs = configure_logging(log_config(settings))
     try:
-        result = asyncio.run(_run(settings, settings.db_path, "run", logs, source=None))
+        return asyncio.run(
+            _run(settings, settings.db_path, mode, logs, source=None, stop_after_s=stop_after_s)
+        )
     except ConfigError as exc:
         # A refusal is an answer, not a crash: one line, no traceback (the CLI prints it too).
         log.error("startup_refused", error=str(exc))  # noqa: TRY400
         raise
     finally:
         logs.close()
-    return result.outcome.exit_code
 
 
 def run_replay(settings: Settings, request: ReplayRequest) -> ReplayResult:
@@ -200,6 +208,7 @@ async def _run(
     logs: LoggingHandle,
     *,
     source: SourceFactory | None,
+    stop_after_s: float | None = None,
 ) -> DaemonRun:
     clock = SystemClock()
     started = clock.monotonic()
@@ -225,8 +234,17 @@ async def _run(
         )
         log.info("daemon_starting", mode=mode, db=str(db_path), run_id=run_id)
         supervisor, engine = _build(settings, conn, clock, notifier, source=source)
+        timer = (
+            asyncio.get_running_loop().call_later(
+                stop_after_s, supervisor.request_stop, f"ran for {stop_after_s:g} s"
+            )
+            if stop_after_s
+            else None
+        )
         with _stop_on_signals(supervisor):
             outcome = await supervisor.run()
+        if timer is not None:
+            timer.cancel()
         if outcome.deadline_exceeded:
             _exit_now(logs)
         stop = RecordRunStop(

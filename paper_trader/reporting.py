@@ -1,6 +1,7 @@
 """The run summary that ``replay`` prints and ``report`` rebuilds from a database.
 
-It grows with the daemon: today it describes the stored candle series; the trading issues add
+It grows with the daemon: today it describes the stored candle series and the gaps the
+exchange could not fill; the trading issues add
 signals, trades, metrics and the ledger digest.
 """
 
@@ -11,7 +12,7 @@ from typing import Any
 
 import aiosqlite
 
-from paper_trader.storage import runs, schema_version, series_summaries
+from paper_trader.storage import gap_records, runs, schema_version, series_summaries
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -28,6 +29,20 @@ class SeriesReport:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class GapReport:
+    """Candles of one series that could not be filled, and why."""
+
+    venue: str
+    symbol: str
+    interval: str
+    start: str
+    end: str
+    missing: int
+    reason: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Report:
     """What a database holds."""
 
@@ -36,6 +51,7 @@ class Report:
     runs: int
     candles: int
     series: tuple[SeriesReport, ...]
+    gaps: tuple[GapReport, ...]
 
     def to_json(self) -> dict[str, Any]:
         """Return the report as JSON-ready values."""
@@ -61,10 +77,24 @@ async def build_report(conn: aiosqlite.Connection, db_path: Path) -> Report:
         )
         for s in await series_summaries(conn)
     )
+    gaps = tuple(
+        GapReport(
+            venue=g.venue,
+            symbol=g.symbol,
+            interval=g.interval,
+            start=iso_ms(g.start_ms),
+            end=iso_ms(g.end_ms),
+            missing=g.missing,
+            reason=g.reason,
+            detail=g.detail,
+        )
+        for g in await gap_records(conn)
+    )
     return Report(
         db=str(db_path),
         schema_version=await schema_version(conn),
         runs=len(await runs(conn)),
         candles=sum(s.candles for s in series),
         series=series,
+        gaps=gaps,
     )

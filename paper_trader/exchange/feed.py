@@ -186,13 +186,24 @@ class MarketFeed:
                 retry=self._backoff,
                 rng=self._rng,
             )
-            await self._warm_up(rest, backfill)
-            ready.set()
             try:
+                await self._warm_up(rest, backfill)
+                ready.set()
                 async with asyncio.TaskGroup() as readers:
                     await self._stay_connected(rest, backfill, readers)
             except ExceptionGroup as group:  # the supervisor classifies one error, not a group
                 raise group.exceptions[0] from None
+            finally:
+                log.info("feed_stopped", **self.counters(), backfill_pages=backfill.pages)
+
+    def counters(self) -> dict[str, int]:
+        """Return the feed's counters with the sequencers' drops summed in."""
+        seqs = self._seqs.values()
+        return {
+            **self.stats.to_json(),
+            "duplicates": sum(s.duplicates for s in seqs),
+            "out_of_order": sum(s.out_of_order for s in seqs),
+        }
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -356,7 +367,7 @@ class MarketFeed:
                 age = self._clock.monotonic() - links.current.opened
                 if links.successor is None and age >= self._config.rotate_after_s:
                     links.successor = await self._rotate(tasks, "connection lifetime")
-                await self._finalise_due(backfill)
+                await self._finalise_due(rest, backfill)
         finally:
             for open_link in (links.current, links.successor):
                 if open_link is not None and open_link is not link:
@@ -395,20 +406,26 @@ class MarketFeed:
                     await link.ws.send(message)
         return None
 
-    async def _finalise_due(self, backfill: Backfiller) -> None:
-        """Flag-less venues: confirm over REST the candles whose time is up."""
+    async def _finalise_due(self, rest: HttpRestClient, backfill: Backfiller) -> None:
+        """Flag-less venues: confirm over REST the candles whose time is up.
+
+        Only asks the venue when its clock, carried forward locally, says a pending candle
+        should have ended; the venue's own clock then decides what is closed.
+        """
         if self._adapter.closes_candles:
             return
-        now = self.venue_clock.now_ms()
-        for seq in self._seqs.values():
-            if not seq.is_due(now, self._config.close_grace_ms):
-                continue
+        grace = self._config.close_grace_ms
+        due = [s for s in self._seqs.values() if s.is_due(self.venue_clock.now_ms(), grace)]
+        if not due:
+            return
+        await self._sync_clock(rest)
+        for seq in due:
             end = self._closed_end(seq.subscription)
             next_open = seq.next_open_ms
             if next_open is not None and next_open < end:
                 await backfill.fill(seq, next_open, end)
             pending = seq.pending
-            if pending is not None and pending.open_time_ms < end:
+            if pending is not None and pending.open_time_ms + seq.subscription.interval.ms <= end:
                 candle = pending.to_candle(self._adapter.venue)
                 if seq.accept(candle):  # the venue's REST lags its stream: trust the stream
                     await self._emit_candle(candle)

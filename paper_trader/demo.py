@@ -1,0 +1,127 @@
+"""``demo``: the real daemon against the built-in simulated exchange, offline.
+
+The simulator runs as a child process on loopback (a synthetic market at an accelerated
+speed, optionally with faults on the wire); the daemon is the same one ``run`` starts, only
+its Binance endpoints point at the simulator. After ``seconds`` it stops as on SIGTERM and
+the database is summarised.
+"""
+
+import contextlib
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from paper_trader import app
+from paper_trader.domain import Venue
+from paper_trader.errors import FatalError
+from paper_trader.exchange.symbols import normalise_symbol
+from paper_trader.reporting import Report
+from paper_trader.settings import Settings
+
+FAULTS = (
+    "--drop-every", "10",
+    "--duplicate-rate", "0.02",
+    "--reorder-rate", "0.02",
+    "--garbage-rate", "0.01",
+    "--rest-5xx-rate", "0.02",
+)  # fmt: skip
+
+
+HISTORY = 600  # closed candles the simulated market starts with (covers the warm-up)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoRequest:
+    """How the demo runs."""
+
+    db_path: Path
+    seconds: float
+    speed: float
+    symbols: tuple[str, ...]
+    faults: bool
+    seed: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoResult:
+    """How the demo went, and the summary of its database."""
+
+    run: app.DaemonRun
+    report: Report
+
+    def to_json(self) -> dict[str, object]:
+        """Return the report plus this run's figures."""
+        engine = self.run.engine
+        return {
+            **self.report.to_json(),
+            "demo": {
+                "candles_processed": engine.candles_processed,
+                "candles_rejected": engine.candles_rejected,
+                "elapsed_s": round(self.run.elapsed_s, 3),
+                "exit_code": self.run.outcome.exit_code,
+            },
+        }
+
+
+def run_demo(settings: Settings, request: DemoRequest) -> DemoResult:
+    """Start the simulator, run the daemon against it for ``seconds``, then summarise."""
+    request.db_path.parent.mkdir(parents=True, exist_ok=True)
+    log_path = request.db_path.with_suffix(".simulator.log")
+    with _simulator(request, log_path) as port:
+        demo_settings = settings.model_copy(
+            update={
+                "exchange": Venue.BINANCE,
+                "symbols": [normalise_symbol(s) for s in request.symbols],
+                "binance_ws_url": f"ws://127.0.0.1:{port}",
+                "binance_rest_url": f"http://127.0.0.1:{port}",
+                "db_path": request.db_path,
+                "stream_silence_timeout": 10.0,
+            }
+        )
+        run = app.run_live(demo_settings, mode="demo", stop_after_s=request.seconds)
+    return DemoResult(run=run, report=app.report(request.db_path))
+
+
+@contextlib.contextmanager
+def _simulator(request: DemoRequest, log_path: Path) -> Iterator[int]:
+    """Run the simulator as a child process; yield its port; stop it afterwards."""
+    with tempfile.TemporaryDirectory(prefix="paper-trader-demo-") as tmp:
+        port_file = Path(tmp) / "port"
+        args = [
+            sys.executable,
+            "-m",
+            "paper_trader.exchange.simulator",
+            "--port-file", str(port_file),
+            "--symbols", ",".join(request.symbols),
+            "--seed", str(request.seed),
+            "--history", str(HISTORY),
+            "--candles", str(HISTORY + int(request.seconds * request.speed / 60 * 1.5) + 100),
+            "--speed", f"{request.speed:g}",
+            *(FAULTS if request.faults else ()),
+        ]  # fmt: skip
+        with log_path.open("w") as log:
+            child = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT)  # noqa: S603
+            try:
+                yield _await_port(child, port_file, log_path)
+            finally:
+                child.terminate()
+                try:
+                    child.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    child.kill()
+                    child.wait()
+
+
+def _await_port(child: subprocess.Popen[bytes], port_file: Path, log_path: Path) -> int:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if port_file.exists() and port_file.read_text().strip():
+            return int(port_file.read_text())
+        if child.poll() is not None:
+            break
+        time.sleep(0.05)
+    raise FatalError(f"the simulator did not start; see {log_path}")
