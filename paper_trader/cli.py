@@ -128,7 +128,7 @@ def _run(settings: Settings, _args: argparse.Namespace) -> int:
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
     request = app.ReplayRequest(
         csv=args.csv,
-        symbol=args.symbol.upper(),
+        symbol=_symbol(args.symbol),
         interval=args.interval,
         venue=args.venue or settings.exchange,
         db_path=args.db or settings.db_path,
@@ -162,14 +162,17 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     return result.run.outcome.exit_code
 
 
-def _download(settings: Settings, args: argparse.Namespace) -> int:
+def _symbol(text: str) -> str:
     try:
-        symbol = normalise_symbol(args.symbol)
+        return normalise_symbol(text)
     except ValueError as exc:
         raise ConfigError(f"--symbol: {exc}") from None
+
+
+def _download(settings: Settings, args: argparse.Namespace) -> int:
     request = app.DownloadRequest(
         venue=args.exchange or settings.exchange,
-        symbol=symbol,
+        symbol=_symbol(args.symbol),
         interval=args.interval or settings.interval,
         days=args.days,
         out=args.out,

@@ -1,8 +1,7 @@
 """The run summary that ``replay`` prints and ``report`` rebuilds from a database.
 
 It grows with the daemon: today it describes the stored candle series and the gaps the
-exchange could not fill; the trading issues add
-signals, trades, metrics and the ledger digest.
+exchange could not fill; the trading issues add signals, trades, metrics and the ledger digest.
 """
 
 from dataclasses import asdict, dataclass

@@ -27,14 +27,23 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 import aiohttp
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from paper_trader.clock import Clock
 from paper_trader.domain import Candle, ComponentHealth, Gap, HealthStatus
 from paper_trader.errors import ConfigError, TransientError
 from paper_trader.exchange.backfill import Backfiller
 from paper_trader.exchange.feed_state import FeedHealth, FeedStats, LinkEnd, StormWatch, Throttle
+from paper_trader.exchange.links import (
+    CLOSED,
+    Link,
+    Links,
+    close_link,
+    describe_failure,
+    read_into,
+    retry_after,
+)
 from paper_trader.exchange.rest import HttpRestClient, WeightBudget
 from paper_trader.exchange.sequencer import GapBefore, SeriesSequencer
 from paper_trader.exchange.venue_clock import VenueClock
@@ -54,7 +63,6 @@ from paper_trader.runtime.service import Readiness
 log = get_logger("market_feed")
 
 LastStored = Callable[[Subscription], Awaitable[int | None]]
-_CLOSED = object()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,47 +83,6 @@ class FeedConfig:
     ack_timeout_s: float = 10.0
     frame_queue: int = 10_000
     failures_before_critical: int = 5  # reconnects in a row without a healthy connection
-
-
-class _Link:
-    """One WebSocket connection and what it has delivered."""
-
-    def __init__(self, number: int, ws: ClientConnection, opened: float) -> None:
-        self.number = number
-        self.ws = ws
-        self.opened = opened
-        self.last_data = opened
-        self.last_ping = opened
-        self.data_frames = 0
-        self.acks = 0
-        self.closed: LinkEnd | None = None
-
-
-class _Links:
-    """The connection in use and, during a make-before-break rotation, its successor."""
-
-    def __init__(self, current: _Link) -> None:
-        self.current = current
-        self.successor: _Link | None = None
-
-    def is_live(self, link: _Link) -> bool:
-        """Return whether frames of ``link`` still count (it has not been replaced)."""
-        return link is self.current or link is self.successor
-
-    def on_closed(self, link: _Link) -> bool:
-        """Account for a closed connection; return True if no connection is left."""
-        if link is self.current:
-            if self.successor is None:
-                return True
-            self.promote()
-        elif link is self.successor:
-            self.successor = None
-        return False
-
-    def promote(self) -> None:
-        """Make the successor the connection in use."""
-        if self.successor is not None:
-            self.current, self.successor = self.successor, None
 
 
 class MarketFeed:
@@ -154,7 +121,7 @@ class MarketFeed:
         )
         self._health = FeedHealth(adapter.venue.value)
         self._seqs: dict[tuple[str, str], SeriesSequencer] = {}
-        self._frames: asyncio.Queue[tuple[_Link, object]] = asyncio.Queue(self._config.frame_queue)
+        self._frames: asyncio.Queue[tuple[Link, object]] = asyncio.Queue(self._config.frame_queue)
         self._links = 0
         self._proven = False  # the current connection has delivered data long enough
         self._failures = 0  # connections in a row that never proved healthy
@@ -232,7 +199,7 @@ class MarketFeed:
             try:
                 server_ms = await self._adapter.server_time_ms(rest)
             except TransientError as exc:
-                delay = max(self._backoff.delay(attempt, self._rng), _retry_after(exc))
+                delay = max(self._backoff.delay(attempt, self._rng), retry_after(exc))
                 log.warning("venue_time_unavailable", error=str(exc), delay_s=round(delay, 3))
                 attempt += 1
                 await asyncio.sleep(delay)
@@ -253,13 +220,13 @@ class MarketFeed:
     ) -> None:
         attempt = 0
         while True:
-            link: _Link | None = None
+            link: Link | None = None
             try:
                 link = await self._open(tasks)
                 await self._resync(link, rest, backfill)
                 end = await self._serve(link, rest, backfill, tasks)
             except (OSError, TimeoutError, WebSocketException, TransientError) as exc:
-                end = _describe_failure(exc, self._config.policy_close_backoff_s)
+                end = describe_failure(exc, self._config.policy_close_backoff_s)
             finally:
                 if link is not None:
                     await self._close(link)
@@ -275,7 +242,7 @@ class MarketFeed:
             )
             await asyncio.sleep(delay)
 
-    async def _open(self, tasks: asyncio.TaskGroup) -> _Link:
+    async def _open(self, tasks: asyncio.TaskGroup) -> Link:
         url = self._adapter.ws_url()
         ws = await connect(
             url,
@@ -287,28 +254,19 @@ class MarketFeed:
             max_queue=64,
         )
         self._links += 1
-        link = _Link(self._links, ws, self._clock.monotonic())
-        tasks.create_task(self._read(link), name=f"feed-reader-{link.number}")
+        link = Link(self._links, ws, self._clock.monotonic())
+        reader = read_into(link, self._frames, self._config.policy_close_backoff_s)
+        tasks.create_task(reader, name=f"feed-reader-{link.number}")
         self.stats.connections += 1
         for message in self._adapter.subscribe_messages():
             await ws.send(message)
         log.info("feed_connected", link=link.number, url=url)
         return link
 
-    async def _read(self, link: _Link) -> None:
-        """Hand every frame of ``link`` to the consumer; report the close as the last item."""
-        with contextlib.suppress(ConnectionClosed, OSError):
-            async for raw in link.ws:
-                await self._frames.put((link, raw))
-        link.closed = _link_end(link.ws, self._config.policy_close_backoff_s)
-        await self._frames.put((link, _CLOSED))
+    async def _close(self, link: Link) -> None:
+        await close_link(link)
 
-    async def _close(self, link: _Link) -> None:
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(3.0):
-                await link.ws.close()
-
-    async def _resync(self, link: _Link, rest: HttpRestClient, backfill: Backfiller) -> None:
+    async def _resync(self, link: Link, rest: HttpRestClient, backfill: Backfiller) -> None:
         """Wait for the acks, then backfill what closed while we were away."""
         held = await self._await_acks(link)
         await self._sync_clock(rest)
@@ -321,16 +279,16 @@ class MarketFeed:
         for raw in held:
             await self._handle(link, raw, backfill)
 
-    async def _await_acks(self, link: _Link) -> list[object]:
+    async def _await_acks(self, link: Link) -> list[object]:
         """Count the subscription acks; keep the data frames that arrive meanwhile."""
         expected = self._adapter.expected_acks()
         held: list[object] = []
         async with asyncio.timeout(self._config.ack_timeout_s):
             while link.acks < expected:
                 frame_link, raw = await self._frames.get()
-                if raw is _CLOSED and frame_link is link:
+                if raw is CLOSED and frame_link is link:
                     raise TransientError(f"connection closed before the acks: {link.closed}")
-                if frame_link is not link or raw is _CLOSED:
+                if frame_link is not link or raw is CLOSED:
                     continue
                 frame = self._parse(raw)
                 if isinstance(frame, Control):
@@ -342,14 +300,14 @@ class MarketFeed:
     # -- serving --------------------------------------------------------------------------
 
     async def _serve(
-        self, link: _Link, rest: HttpRestClient, backfill: Backfiller, tasks: asyncio.TaskGroup
+        self, link: Link, rest: HttpRestClient, backfill: Backfiller, tasks: asyncio.TaskGroup
     ) -> LinkEnd:
         """Handle frames until the connection must be replaced; return why."""
-        links = _Links(link)
+        links = Links(link)
         try:
             while True:
                 item = await self._next_frame()
-                if item is not None and item[1] is _CLOSED:
+                if item is not None and item[1] is CLOSED:
                     if links.on_closed(item[0]):
                         return item[0].closed or LinkEnd(reason="closed")
                 elif item is not None and links.is_live(item[0]):
@@ -373,14 +331,14 @@ class MarketFeed:
                 if open_link is not None and open_link is not link:
                     await self._close(open_link)
 
-    async def _next_frame(self) -> tuple[_Link, object] | None:
+    async def _next_frame(self) -> tuple[Link, object] | None:
         try:
             async with asyncio.timeout(1.0):
                 return await self._frames.get()
         except TimeoutError:
             return None
 
-    async def _rotate(self, tasks: asyncio.TaskGroup, why: str) -> _Link | None:
+    async def _rotate(self, tasks: asyncio.TaskGroup, why: str) -> Link | None:
         """Open the next connection while the current one keeps delivering."""
         log.info("feed_rotating", reason=why)
         try:
@@ -389,7 +347,7 @@ class MarketFeed:
             log.warning("feed_rotation_failed", error=repr(exc))
             return None
 
-    async def _tick(self, link: _Link) -> LinkEnd | None:
+    async def _tick(self, link: Link) -> LinkEnd | None:
         """Run the periodic checks: data silence, storm recovery, the application ping."""
         now = self._clock.monotonic()
         self._storm.settle()
@@ -430,7 +388,7 @@ class MarketFeed:
                 if seq.accept(candle):  # the venue's REST lags its stream: trust the stream
                     await self._emit_candle(candle)
 
-    async def _handle(self, link: _Link, raw: object, backfill: Backfiller) -> bool:
+    async def _handle(self, link: Link, raw: object, backfill: Backfiller) -> bool:
         """Handle one frame; return True if the venue asked us to reconnect."""
         self.stats.frames += 1
         frame = self._parse(raw)
@@ -482,7 +440,7 @@ class MarketFeed:
         if self._throttle.allow("malformed"):
             log.warning("frame_malformed", error=error, total=self.stats.malformed)
 
-    def _on_control(self, link: _Link, control: Control) -> bool:
+    def _on_control(self, link: Link, control: Control) -> bool:
         kind = control.kind
         self.stats.control += 1
         if kind is ControlKind.ACK:
@@ -519,38 +477,3 @@ class MarketFeed:
     async def _emit_candle(self, candle: Candle) -> None:
         self.stats.candles_emitted += 1
         await self._emit(candle)
-
-
-def _link_end(ws: ClientConnection, policy_backoff_s: float) -> LinkEnd:
-    code = ws.close_code
-    if code is None:
-        return LinkEnd(reason="connection lost")
-    detail = f": {ws.close_reason}" if ws.close_reason else ""
-    reason = f"closed by the venue (code {code}{detail})"
-    # 1008 "policy violation" is how Binance says "too many requests": sit out its penalty.
-    return LinkEnd(reason=reason, retry_after_s=policy_backoff_s if code == 1008 else 0.0)
-
-
-def _describe_failure(exc: BaseException, policy_backoff_s: float) -> LinkEnd:
-    """Turn a connection failure into a reason and the venue's minimum wait."""
-    if isinstance(exc, InvalidStatus):
-        status = exc.response.status_code
-        retry = _header_seconds(exc.response.headers.get("Retry-After"))
-        if status in (418, 429):
-            return LinkEnd(reason=f"handshake refused: HTTP {status}", retry_after_s=retry or 60.0)
-        return LinkEnd(reason=f"handshake refused: HTTP {status}", retry_after_s=retry)
-    if isinstance(exc, ConnectionClosed) and exc.rcvd is not None and exc.rcvd.code == 1008:
-        reason = f"policy violation: {exc.rcvd.reason}"
-        return LinkEnd(reason=reason, retry_after_s=policy_backoff_s)
-    return LinkEnd(reason=f"{type(exc).__name__}: {exc}", retry_after_s=_retry_after(exc))
-
-
-def _retry_after(exc: BaseException) -> float:
-    return float(getattr(exc, "retry_after_s", 0.0))
-
-
-def _header_seconds(value: str | None) -> float:
-    try:
-        return max(0.0, float(value)) if value else 0.0
-    except ValueError:
-        return 0.0

@@ -39,7 +39,7 @@ def test_replay_stores_every_candle_exactly_and_prints_the_summary(tmp_path: Pat
     [series] = summary["series"]
     assert series == {
         "venue": "binance",
-        "symbol": "BTCUSDT",
+        "symbol": "BTC-USDT",
         "interval": "1m",
         "candles": 3000,
         "first_open_time": "2023-01-01T00:00:00Z",
