@@ -20,6 +20,7 @@ from decimal import Decimal
 import msgspec
 
 from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.exchange.adapter_base import AdapterBase, decode_object, decode_typed
 from paper_trader.exchange.symbols import binance_symbol
 from paper_trader.exchange.wire import (
     Control,
@@ -31,7 +32,6 @@ from paper_trader.exchange.wire import (
     RestClient,
     Subscription,
     VenueError,
-    check_intervals,
 )
 
 PAGE_LIMIT = 1000
@@ -62,10 +62,11 @@ class _Combined(msgspec.Struct):
     data: _KlineEvent
 
 
-class BinanceAdapter:
+class BinanceAdapter(AdapterBase):
     """Binance spot public market data."""
 
     venue = Venue.BINANCE
+    supported = SUPPORTED
     closes_candles = True
     ping_interval_s = None
 
@@ -77,11 +78,12 @@ class BinanceAdapter:
         rest_base: str,
         rest_weight_per_minute: int = 1200,
     ) -> None:
-        check_intervals(self.venue, subscriptions, SUPPORTED)
-        self._subs = tuple(subscriptions)
-        self._ws_base = ws_base.rstrip("/")
-        self.rest_base = rest_base
-        self.rest_weight_per_minute = rest_weight_per_minute
+        super().__init__(
+            subscriptions,
+            ws_base=ws_base.rstrip("/"),
+            rest_base=rest_base,
+            rest_weight_per_minute=rest_weight_per_minute,
+        )
         self._by_wire = {(binance_symbol(s.pair), s.interval.value): s for s in self._subs}
         self._decode = msgspec.json.Decoder(_Combined).decode
 
@@ -104,12 +106,9 @@ class BinanceAdapter:
 
     def parse(self, raw: str | bytes) -> Frame:
         """Parse a combined-stream frame; kline frames take the fast path."""
-        try:
-            frame = self._decode(raw)
-        except msgspec.ValidationError:
+        frame = decode_typed(self._decode, raw)
+        if frame is None:
             return self._parse_other(raw)
-        except msgspec.DecodeError as exc:
-            raise MalformedFrame(f"not JSON: {exc}") from None
         event = frame.data
         k = event.k
         sub = self._by_wire.get((event.s, k.i))
@@ -119,12 +118,7 @@ class BinanceAdapter:
         return (update,)
 
     def _parse_other(self, raw: str | bytes) -> Control:
-        try:
-            message = msgspec.json.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise MalformedFrame(f"not JSON: {exc}") from None
-        if not isinstance(message, dict):
-            raise MalformedFrame(f"not a JSON object: {str(message)[:80]}")
+        message = decode_object(raw)
         data = message.get("data", message)
         if isinstance(data, dict) and data.get("e") == "serverShutdown":
             event_time = data.get("E")

@@ -23,6 +23,7 @@ from decimal import Decimal
 import msgspec
 
 from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.exchange.adapter_base import AdapterBase, decode_object, decode_typed
 from paper_trader.exchange.symbols import bitvavo_market
 from paper_trader.exchange.wire import (
     Control,
@@ -34,7 +35,6 @@ from paper_trader.exchange.wire import (
     RestClient,
     Subscription,
     VenueError,
-    check_intervals,
 )
 
 PAGE_LIMIT = 1440
@@ -64,7 +64,6 @@ _Row = tuple[int | str, str, str, str, str, str]
 
 
 # Frames off the fast path: JSON numbers become Decimal, so no value loses precision.
-_GENERIC = msgspec.json.Decoder(float_hook=Decimal)
 
 
 class _CandleEvent(msgspec.Struct, tag_field="event", tag="candle"):
@@ -77,10 +76,11 @@ class _CandlesEvent(_CandleEvent, tag="candles"):
     """The docs' spelling of the same event."""
 
 
-class BitvavoAdapter:
+class BitvavoAdapter(AdapterBase):
     """Bitvavo public market data."""
 
     venue = Venue.BITVAVO
+    supported = SUPPORTED
     closes_candles = False
     ping_interval_s = None
 
@@ -92,11 +92,12 @@ class BitvavoAdapter:
         rest_base: str,
         rest_weight_per_minute: int = 600,
     ) -> None:
-        check_intervals(self.venue, subscriptions, SUPPORTED)
-        self._subs = tuple(subscriptions)
-        self._ws_url = ws_base
-        self.rest_base = rest_base
-        self.rest_weight_per_minute = rest_weight_per_minute
+        super().__init__(
+            subscriptions,
+            ws_base=ws_base,
+            rest_base=rest_base,
+            rest_weight_per_minute=rest_weight_per_minute,
+        )
         self._by_wire = {(bitvavo_market(s.pair), s.interval.value): s for s in self._subs}
         self._decode = msgspec.json.Decoder(_CandleEvent | _CandlesEvent).decode
         self._events: dict[str, Callable[[dict[str, object]], Frame]] = {
@@ -109,7 +110,7 @@ class BitvavoAdapter:
 
     def ws_url(self) -> str:
         """Return the WebSocket URL as configured (``wss://ws.bitvavo.com/v2/``)."""
-        return self._ws_url
+        return self._ws_base
 
     def subscribe_messages(self) -> list[str]:
         """Return one subscribe message with a ``candles`` channel entry per interval."""
@@ -132,12 +133,9 @@ class BitvavoAdapter:
 
     def parse(self, raw: str | bytes) -> Frame:
         """Parse one frame; candle events take the fast path."""
-        try:
-            event = self._decode(raw)
-        except msgspec.ValidationError:
+        event = decode_typed(self._decode, raw)
+        if event is None:
             return self._parse_other(raw)
-        except msgspec.DecodeError as exc:
-            raise MalformedFrame(f"not JSON: {exc}") from None
         sub = self._by_wire.get((event.market, event.interval))
         if sub is None:
             return Control(
@@ -151,12 +149,7 @@ class BitvavoAdapter:
         )
 
     def _parse_other(self, raw: str | bytes) -> Frame:
-        try:
-            message = _GENERIC.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise MalformedFrame(f"not JSON: {exc}") from None
-        if not isinstance(message, dict):
-            raise MalformedFrame(f"not a JSON object: {str(message)[:80]}")
+        message = decode_object(raw)
         event = message.get("event")
         handler = self._events.get(event) if isinstance(event, str) else None
         if handler is not None:

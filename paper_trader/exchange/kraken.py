@@ -36,6 +36,7 @@ import msgspec
 
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.errors import RateLimited, TransientError
+from paper_trader.exchange.adapter_base import AdapterBase, decode_object, decode_typed
 from paper_trader.exchange.symbols import kraken_rest_pair, kraken_ws_symbol, parse_pair
 from paper_trader.exchange.wire import (
     Control,
@@ -47,7 +48,6 @@ from paper_trader.exchange.wire import (
     RestClient,
     Subscription,
     VenueError,
-    check_intervals,
 )
 
 MAX_ROWS = 720
@@ -68,7 +68,6 @@ _MS = timedelta(milliseconds=1)
 
 
 # Frames off the fast path: JSON numbers become Decimal, so no value loses precision.
-_GENERIC = msgspec.json.Decoder(float_hook=Decimal)
 
 
 class _Ohlc(msgspec.Struct):
@@ -95,10 +94,11 @@ class _Heartbeat(msgspec.Struct, tag_field="channel", tag="heartbeat"):
 _HEARTBEAT = Control(kind=ControlKind.HEARTBEAT)
 
 
-class KrakenAdapter:
+class KrakenAdapter(AdapterBase):
     """Kraken spot public market data over WebSocket v2."""
 
     venue = Venue.KRAKEN
+    supported = SUPPORTED
     closes_candles = False
     ping_interval_s = 20.0
 
@@ -110,11 +110,12 @@ class KrakenAdapter:
         rest_base: str,
         rest_weight_per_minute: int = 60,
     ) -> None:
-        check_intervals(self.venue, subscriptions, SUPPORTED)
-        self._subs = tuple(subscriptions)
-        self._ws_url = ws_base
-        self.rest_base = rest_base
-        self.rest_weight_per_minute = rest_weight_per_minute
+        super().__init__(
+            subscriptions,
+            ws_base=ws_base,
+            rest_base=rest_base,
+            rest_weight_per_minute=rest_weight_per_minute,
+        )
         self._by_wire = {(kraken_ws_symbol(s.pair), _minutes(s.interval)): s for s in self._subs}
         self._symbols = {kraken_ws_symbol(s.pair): s.symbol for s in self._subs}
         self._req_ids = itertools.count(1)
@@ -127,7 +128,7 @@ class KrakenAdapter:
 
     def ws_url(self) -> str:
         """Return the WebSocket URL as configured (``wss://ws.kraken.com/v2``)."""
-        return self._ws_url
+        return self._ws_base
 
     def subscribe_messages(self) -> list[str]:
         """Return one ``ohlc`` subscribe per interval, all its symbols in it, with a snapshot."""
@@ -160,12 +161,9 @@ class KrakenAdapter:
 
     def parse(self, raw: str | bytes) -> Frame:
         """Parse one frame; ``ohlc`` and ``heartbeat`` frames take the fast path."""
-        try:
-            frame = self._decode(raw)
-        except msgspec.ValidationError:
+        frame = decode_typed(self._decode, raw)
+        if frame is None:
             return self._parse_other(raw)
-        except msgspec.DecodeError as exc:
-            raise MalformedFrame(f"not JSON: {exc}") from None
         if type(frame) is _Heartbeat:
             return _HEARTBEAT
         assert isinstance(frame, _OhlcFrame)
@@ -214,12 +212,7 @@ class KrakenAdapter:
         return begin
 
     def _parse_other(self, raw: str | bytes) -> Control:
-        try:
-            message = _GENERIC.decode(raw)
-        except msgspec.DecodeError as exc:
-            raise MalformedFrame(f"not JSON: {exc}") from None
-        if not isinstance(message, dict):
-            raise MalformedFrame(f"not a JSON object: {str(message)[:80]}")
+        message = decode_object(raw)
         channel, method = message.get("channel"), message.get("method")
         if channel == "ohlc":
             raise MalformedFrame("ohlc frame with missing or mistyped fields")

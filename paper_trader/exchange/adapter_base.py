@@ -1,0 +1,60 @@
+"""What every venue adapter shares: its series, endpoints and REST budget, and frame decoding.
+
+Frames are decoded in two steps: a typed msgspec decoder for the frames that matter (candle
+updates), and, only when that refuses the frame, a generic decode into a JSON object for the
+rarer control and error frames. Bitvavo's and Kraken's numbers become ``Decimal``, never float.
+"""
+
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import ClassVar, TypeVar
+
+import msgspec
+
+from paper_trader.domain import Interval, Venue
+from paper_trader.exchange.wire import MalformedFrame, Subscription, check_intervals
+
+T = TypeVar("T")
+_GENERIC = msgspec.json.Decoder(float_hook=Decimal)
+
+
+class AdapterBase:
+    """The state every adapter keeps; subclasses add their venue's wire knowledge."""
+
+    venue: ClassVar[Venue]
+    supported: ClassVar[frozenset[Interval]]
+
+    def __init__(
+        self,
+        subscriptions: Sequence[Subscription],
+        *,
+        ws_base: str,
+        rest_base: str,
+        rest_weight_per_minute: int,
+    ) -> None:
+        check_intervals(self.venue, subscriptions, self.supported)
+        self._subs = tuple(subscriptions)
+        self._ws_base = ws_base
+        self.rest_base = rest_base
+        self.rest_weight_per_minute = rest_weight_per_minute
+
+
+def decode_typed(decode: Callable[[str | bytes], T], raw: str | bytes) -> T | None:
+    """Return the typed frame, or None for another shape; ``MalformedFrame`` if not JSON."""
+    try:
+        return decode(raw)
+    except msgspec.ValidationError:
+        return None
+    except msgspec.DecodeError as exc:
+        raise MalformedFrame(f"not JSON: {exc}") from None
+
+
+def decode_object(raw: str | bytes) -> dict[str, object]:
+    """Return the frame as a JSON object; raise ``MalformedFrame`` for anything else."""
+    try:
+        message = _GENERIC.decode(raw)
+    except msgspec.DecodeError as exc:
+        raise MalformedFrame(f"not JSON: {exc}") from None
+    if not isinstance(message, dict):
+        raise MalformedFrame(f"not a JSON object: {str(message)[:80]}")
+    return message
