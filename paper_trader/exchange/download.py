@@ -1,12 +1,14 @@
 """``download``: closed candles of one series over REST into a CSV file, resumably.
 
 The file has the replay format (``timestamp_ms,open,high,low,close,volume``). An existing file
-is continued after its last row (a row cut short by an interruption is dropped first), so
-running the same command again fetches only what is missing. Requests go through the same
+is continued after its last row, however old (a row cut short by an interruption is dropped
+first), so running the same command again fetches only what is missing and never leaves a
+hole. Requests go through the same
 rate-limited client and backfill as the daemon: pages in order, 429/418 honoured, candles the
 venue does not have counted as gaps, never retried forever.
 """
 
+import asyncio
 import os
 import random
 import sys
@@ -19,7 +21,7 @@ import aiohttp
 
 from paper_trader.clock import Clock
 from paper_trader.domain import Candle, Gap
-from paper_trader.errors import DataIntegrityError
+from paper_trader.errors import DataIntegrityError, RateLimited, TransientError
 from paper_trader.exchange.backfill import Backfiller
 from paper_trader.exchange.rest import HttpRestClient, WeightBudget
 from paper_trader.exchange.sequencer import SeriesSequencer
@@ -46,8 +48,9 @@ class DownloadResult:
 class _Progress:
     """A one-line progress bar on a terminal; nothing otherwise."""
 
-    def __init__(self, stream: TextIO, start_ms: int, end_ms: int) -> None:
+    def __init__(self, stream: TextIO, start_ms: int, end_ms: int, interval_ms: int) -> None:
         self._stream = stream
+        self._interval = interval_ms
         self._start = start_ms
         self._span = max(1, end_ms - start_ms)
         self._enabled = stream.isatty()
@@ -56,7 +59,7 @@ class _Progress:
     def update(self, open_time_ms: int, written: int) -> None:
         if not self._enabled:
             return
-        percent = min(100, (open_time_ms - self._start) * 100 // self._span)
+        percent = min(100, (open_time_ms + self._interval - self._start) * 100 // self._span)
         if percent != self._shown:
             self._shown = percent
             bar = "#" * (percent // 4)
@@ -84,16 +87,16 @@ async def download(
     budget = WeightBudget(adapter.rest_weight_per_minute, clock)
     async with aiohttp.ClientSession() as session:
         rest = HttpRestClient(session, adapter.rest_base, budget, venue=adapter.venue.value)
-        now = await adapter.server_time_ms(rest)
+        now = await _server_time(adapter, rest)
         end = now - now % interval
         start = end - int(days * DAY_MS) // interval * interval
-        if last_open is not None:
-            start = max(start, last_open + interval)
+        if last_open is not None:  # continue the file without leaving a hole in it
+            start = last_open + interval
         seq = SeriesSequencer(subscription, adapter.venue, last_open_ms=start - interval)
         with out.open("a", encoding="utf-8", newline="") as handle:
             if existing == 0 and handle.tell() == 0:
                 handle.write(HEADER)
-            bar = _Progress(progress, start, end)
+            bar = _Progress(progress, start, end, interval)
             writer = _RowWriter(handle, bar.update)
             missing = _GapCounter()
             backfill = Backfiller(
@@ -119,6 +122,23 @@ async def download(
         missing=missing.candles,
         requests=rest.requests,
     )
+
+
+async def _server_time(adapter: VenueAdapter, rest: HttpRestClient) -> int:
+    """Read the venue's clock, waiting out rate limits and transient failures (5 tries)."""
+    retry = Backoff(base_s=1.0, cap_s=30.0)
+    rng = random.Random()  # noqa: S311 -- jitter, not cryptography
+    for attempt in range(5):
+        try:
+            return await adapter.server_time_ms(rest)
+        except RateLimited as exc:
+            delay = exc.retry_after_s
+        except TransientError:
+            if attempt == 4:
+                raise
+            delay = retry.delay(attempt, rng)
+        await asyncio.sleep(delay)
+    return await adapter.server_time_ms(rest)
 
 
 class _RowWriter:

@@ -66,6 +66,7 @@ class WeightBudget:
 
     def observe_used(self, used: int) -> None:
         """Account for weight the venue reports used by this IP (other clients included)."""
+        self._expire(self._clock.monotonic())
         if used > self._total:
             self._spent.append((self._clock.monotonic(), used - self._total))
             self._total = used

@@ -105,14 +105,9 @@ class WsConnection:
         }
 
     @property
-    def is_closing(self) -> bool:
-        """Return whether the connection no longer takes data frames."""
-        return self._closing
-
-    @property
-    def has_streams(self) -> bool:
-        """Return whether the connection is subscribed to anything."""
-        return bool(self._streams)
+    def is_stopping(self) -> bool:
+        """Return whether the server already decided to end this connection."""
+        return self._stop is not None
 
     def request_close(
         self, code: int = GOING_AWAY, reason: str = "", *, abort: bool = False

@@ -131,6 +131,7 @@ class RestApi:
     def _endpoint(self, weight: int, handler: Callable[[Query], object]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             self._stats.rest_requests += 1
+            self._now()  # let a running clock catch up before the market is read
             response = self._refusal(weight) or self._answer(handler, request.query)
             self._stats.count_status(response.status)
             return response

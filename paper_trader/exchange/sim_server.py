@@ -1,11 +1,11 @@
-"""The simulated exchange's server: one aiohttp port for the kline streams and REST.
+"""The simulated exchange's server: kline streams and REST on one aiohttp port.
 
-One aiohttp port serves the kline streams (``/stream?streams=…`` combined, ``/ws/<stream>``
-raw) and the REST endpoints (``/api/v3/klines``, ``/time``, ``/exchangeInfo``). The market
-clock is the exchange's own: it runs at a multiple of real time, as fast as frames can be sent,
-or only when a test calls `Simulator.advance`; it keeps running while clients are away, so a
-client that drops must backfill over REST. Faults (drops, silence, duplicates, reordering,
-garbage, serverShutdown, REST 429/418/5xx) are seeded and can be triggered at run time.
+``/stream?streams=…`` (combined) and ``/ws/<stream>`` (raw) serve the kline streams;
+``/api/v3/klines``, ``/time`` and ``/exchangeInfo`` the REST API. The market clock is the
+exchange's own: it runs at a multiple of real time, as fast as frames can be sent, or only
+when a test calls `Simulator.advance`; it keeps running while clients are away, so a client
+that drops must backfill over REST. Faults (drops, silence, duplicates, reordering, garbage,
+serverShutdown, REST 429/418/5xx) are seeded and can be triggered at run time.
 """
 
 import asyncio
@@ -94,7 +94,8 @@ class Simulator:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._stack.__aexit__(exc_type, exc, tb)
+        # The body's own exception is not handed to the task group, which would wrap it.
+        await self.close()
 
     async def start(self) -> None:
         """Load the market, start listening and start the clock and fault schedules."""
@@ -243,11 +244,12 @@ class Simulator:
 
     def drop_connections(self, abort: bool = False) -> int:
         """Close every WebSocket (1001), or ``abort`` them without a close frame; return count."""
-        conns = list(self._conns.values())
+        conns = [conn for conn in self._conns.values() if not conn.is_stopping]
         for conn in conns:
             conn.request_close(GOING_AWAY, "going away", abort=abort)
-        self._stats.drops += len(conns)
-        log.info("ws_dropped", connections=len(conns), abort=abort)
+        if conns:
+            self._stats.drops += len(conns)
+            log.info("ws_dropped", connections=len(conns), abort=abort)
         return len(conns)
 
     def silence(self, seconds: float = math.inf) -> None:
@@ -267,10 +269,11 @@ class Simulator:
 
     def send_server_shutdown(self) -> int:
         """Send ``serverShutdown`` to every client, then close each after the grace period."""
-        conns = list(self._conns.values())
+        conns = [conn for conn in self._conns.values() if not conn.is_stopping]
         for conn in conns:
             conn.request_shutdown()
         self._stats.shutdowns += 1
+        log.info("ws_server_shutdown_sent", connections=len(conns))
         return len(conns)
 
     def accept_then_close(self, connections: int) -> None:
@@ -282,8 +285,8 @@ class Simulator:
         return self._market.delete(symbol, open_times)
 
     def _scheduled_drop(self) -> None:
-        self.drop_connections(abort=self._scheduled_drops % 2 == 1)
-        self._scheduled_drops += 1
+        if self.drop_connections(abort=self._scheduled_drops % 2 == 1):
+            self._scheduled_drops += 1
 
     def _is_silenced(self) -> bool:
         return asyncio.get_running_loop().time() < self._silenced_until

@@ -61,24 +61,16 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m paper_trader.exchange.simulator",
         description="Serve a simulated Binance spot market (kline streams and REST) on loopback.",
     )
+    _add_server_arguments(parser)
+    _add_market_arguments(parser.add_argument_group("market (a CSV or a synthetic market)"))
+    _add_fault_arguments(parser.add_argument_group("faults (seeded; off by default)"))
+    return parser
+
+
+def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=0, help="port; 0 picks a free one (0)")
     parser.add_argument("--port-file", type=Path, help="write the port here once listening")
-    parser.add_argument(
-        "--csv", type=Path, help="candle CSV: timestamp_ms,open,high,low,close,volume"
-    )
-    parser.add_argument("--symbol", help="the CSV's symbol, e.g. BTCUSDT (with --csv)")
-    parser.add_argument("--symbols", type=_symbols, help="synthetic symbols, A,B (BTCUSDT)")
-    parser.add_argument("--seed", type=int, default=7, help="synthetic market seed (7)")
-    parser.add_argument("--candles", type=int, help="candles per symbol (synthetic 1000, CSV all)")
-    parser.add_argument("--interval", type=Interval, default=Interval.M1, help="interval (1m)")
-    parser.add_argument("--start-ms", type=int, default=1_672_531_200_000, help="first open time")
-    parser.add_argument("--history", type=int, default=100, help="candles closed at start (100)")
-    parser.add_argument("--speed", type=_speed, default=60.0, help="x real time, or max (60)")
-    parser.add_argument("--updates-per-candle", type=int, default=2, help="partial frames (2)")
-    parser.add_argument(
-        "--start-now", action="store_true", help="start the clock now, not at the first subscriber"
-    )
     parser.add_argument("--ping-interval", type=float, default=20.0, help="seconds (20)")
     parser.add_argument("--pong-timeout", type=float, default=60.0, help="seconds (60)")
     parser.add_argument("--max-connection-age", type=float, default=86_400.0, help="s (86400)")
@@ -98,8 +90,24 @@ def _parser() -> argparse.ArgumentParser:
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
         help="log level on stderr (INFO)",
     )
-    _add_fault_arguments(parser.add_argument_group("faults (seeded; off by default)"))
-    return parser
+
+
+def _add_market_arguments(group: argparse._ArgumentGroup) -> None:
+    group.add_argument(
+        "--csv", type=Path, help="candle CSV: timestamp_ms,open,high,low,close,volume"
+    )
+    group.add_argument("--symbol", help="the CSV's symbol, e.g. BTCUSDT (with --csv)")
+    group.add_argument("--symbols", type=_symbols, help="synthetic symbols, A,B (BTCUSDT)")
+    group.add_argument("--seed", type=int, default=7, help="synthetic market seed (7)")
+    group.add_argument("--candles", type=int, help="candles per symbol (synthetic 1000, CSV all)")
+    group.add_argument("--interval", type=Interval, default=Interval.M1, help="interval (1m)")
+    group.add_argument("--start-ms", type=int, default=1_672_531_200_000, help="first open time")
+    group.add_argument("--history", type=int, default=100, help="candles closed at start (100)")
+    group.add_argument("--speed", type=_speed, default=60.0, help="x real time, or max (60)")
+    group.add_argument("--updates-per-candle", type=int, default=2, help="partial frames (2)")
+    group.add_argument(
+        "--start-now", action="store_true", help="start the clock now, not at the first subscriber"
+    )
 
 
 def _add_fault_arguments(group: argparse._ArgumentGroup) -> None:

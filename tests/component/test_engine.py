@@ -1,69 +1,16 @@
 """Tests for the decision engine: ordered hand-off to the store, drops, batching, heartbeat."""
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 
 import pytest
 import structlog
 from conftest import eventually
 from fakes.candles import candle
+from fakes.engine_rig import make_rig, running
 
-from paper_trader.clock import SystemClock
-from paper_trader.domain import Candle, HealthStatus, Interval
-from paper_trader.engine import DecisionEngine, EngineStats
-from paper_trader.runtime.channel import BlockingChannel
-from paper_trader.runtime.sdnotify import Heartbeat
+from paper_trader.domain import HealthStatus, Interval
+from paper_trader.engine import EngineStats
 from paper_trader.runtime.service import Readiness
-
-
-@dataclass
-class RecordingStore:
-    """A candle store that records every batch it is handed."""
-
-    batches: list[tuple[Candle, ...]] = field(default_factory=list)
-
-    async def __call__(self, batch: tuple[Candle, ...]) -> None:
-        self.batches.append(batch)
-
-    @property
-    def candles(self) -> list[Candle]:
-        """Return every stored candle, in the order stored."""
-        return [c for batch in self.batches for c in batch]
-
-
-@dataclass
-class Rig:
-    """An engine wired to a real channel, a recording store and a real heartbeat."""
-
-    engine: DecisionEngine
-    channel: BlockingChannel[Candle]
-    store: RecordingStore
-    heartbeat: Heartbeat
-
-
-def make_rig(*, idle_beat_s: float = 60.0, batch_size: int = 512) -> Rig:
-    """Build the engine; the default idle beat is long enough never to fire in a test."""
-    channel = BlockingChannel[Candle](64)
-    store = RecordingStore()
-    heartbeat = Heartbeat(SystemClock())
-    engine = DecisionEngine(
-        channel, store, heartbeat, idle_beat_s=idle_beat_s, batch_size=batch_size
-    )
-    return Rig(engine, channel, store, heartbeat)
-
-
-@asynccontextmanager
-async def running(rig: Rig) -> AsyncIterator[asyncio.Task[None]]:
-    """Run the engine in a task; on exit close the channel and wait for it to finish."""
-    task = asyncio.create_task(rig.engine.run(Readiness()), name="test-engine")
-    try:
-        yield task
-    finally:
-        rig.channel.close()
-        async with asyncio.timeout(5):
-            await task
 
 
 async def test_candles_reach_the_store_in_order() -> None:
