@@ -138,8 +138,14 @@ def log_config(settings: Settings, *, files: bool = True) -> LogConfig:
 
 
 def run_daemon(settings: Settings) -> int:
-    """Run the daemon until SIGTERM/SIGINT or a fatal error; return the exit code."""
-    return run_live(settings).outcome.exit_code
+    """Run the daemon until SIGTERM/SIGINT or a fatal error; return the exit code.
+
+    Raise ``ConfigError`` if the outside world refused a setting while running (exit code 2).
+    """
+    outcome = run_live(settings).outcome
+    if outcome.refusal:
+        raise ConfigError(outcome.refusal)
+    return outcome.exit_code
 
 
 def run_live(

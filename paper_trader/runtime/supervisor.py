@@ -64,6 +64,7 @@ class Outcome:
     exit_code: int
     reason: str
     deadline_exceeded: bool = False
+    refusal: str = ""  # the ConfigError that stopped the daemon (exit code 2), if one did
 
 
 @dataclass(slots=True)
@@ -106,6 +107,7 @@ class Supervisor:
         self._stop = asyncio.Event()
         self._stop_reason = ""
         self._exit_code = 0
+        self._refusal = ""
         self._announced_ready = False
         self._tasks: list[asyncio.Task[None]] = []
         self._recovery: asyncio.Task[None] | None = None
@@ -175,7 +177,7 @@ class Supervisor:
     # -- internals --------------------------------------------------------------------------
 
     def _outcome(self, reason: str) -> Outcome:
-        return Outcome(exit_code=self._exit_code, reason=reason)
+        return Outcome(exit_code=self._exit_code, reason=reason, refusal=self._refusal)
 
     async def _run_group(self) -> None:
         async with asyncio.TaskGroup() as group:
@@ -260,6 +262,7 @@ class Supervisor:
         state.last_error = f"{type(exc).__name__}: {exc}"
         if isinstance(exc, ConfigError):  # a refusal found at run time: exit 2, no traceback
             self._exit_code = max(self._exit_code, EXIT_CONFIG_ERROR)
+            self._refusal = self._refusal or str(exc)
             bound.error("service_refused_configuration", error=str(exc))
         else:
             self._exit_code = max(self._exit_code, 1)

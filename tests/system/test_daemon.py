@@ -123,3 +123,16 @@ def test_damaged_database_is_refused_with_a_recovery_hint(tmp_path: Path) -> Non
     assert str(db) in result.stderr
     assert "backup" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_symbol_the_exchange_does_not_list_stops_start_up_with_exit_2(
+    tmp_path: Path, market: dict[str, str]
+) -> None:
+    """The venue refusing a symbol is a configuration error: exit 2, its message, no traceback."""
+    env = subprocess_env(tmp_path, **{**market, "SYMBOLS": "BTCUSDT,FOOUSDT"})
+    result = run_cli(["run"], env)
+    assert result.returncode == 2
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("paper-trader:")]
+    assert line.startswith("paper-trader: configuration error: SYMBOLS='FOO-USDT'")
+    assert "Invalid symbol" in line
+    assert "Traceback" not in result.stderr
