@@ -22,15 +22,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from types import TracebackType
-from typing import Self
+from typing import Any, ClassVar
 
 import msgspec
-from aiohttp import WSCloseCode, WSMsgType, web
+from aiohttp import WSMsgType, web
+from fakes.venue_server import DEFAULT_SERVER_TIME_MS, FakeVenueServer, Handler, VenueConnection
 
 from paper_trader.domain import Candle, Interval
 
-DEFAULT_SERVER_TIME_MS = 1_704_153_600_000  # 2024-01-02T00:00:00Z
 MAX_ROWS = 720
 MINUTES = frozenset({1, 5, 15, 30, 60, 240, 1440, 10080, 21600})
 _LEGACY = {"BTC": "XBT", "DOGE": "XDG"}  # REST altnames keep Kraken's old asset codes
@@ -46,15 +45,21 @@ _HEARTBEAT = '{"channel":"heartbeat"}'
 
 
 @dataclass(eq=False)
-class _Connection:
-    ws: web.WebSocketResponse
-    transport: asyncio.Transport | None
+class _Connection(VenueConnection):
     subscriptions: set[tuple[str, int]] = field(default_factory=set)  # (BTC/USD, minutes)
-    last_sent: float = 0.0
 
 
-class FakeKraken:
-    """A Kraken WebSocket v2 and REST server on ``127.0.0.1:0``."""
+class FakeKraken(FakeVenueServer[_Connection]):
+    """A Kraken WebSocket v2 and REST server on ``127.0.0.1:0``.
+
+    ``pings`` counts application pings (``{"method":"ping"}``); while silenced heartbeats go
+    on; ``reject_symbols`` takes the internal form (``BTC-USD``); ``fail_rest(status=200)``
+    answers Kraken's own way: ``{"error":["EGeneral:Too many requests"]}``.
+    """
+
+    ws_path = "/v2"
+    rest_path = ""
+    failure_body: ClassVar[dict[str, object]] = {"error": ["EGeneral:Too many requests"]}
 
     def __init__(
         self,
@@ -66,130 +71,41 @@ class FakeKraken:
         snapshot_candles: int = 10,
         max_rows: int = MAX_ROWS,
     ) -> None:
-        self.markets = set(markets)
-        self.interval = interval
-        self.server_time_ms = server_time_ms
+        super().__init__(markets=markets, interval=interval, server_time_ms=server_time_ms)
         self.heartbeat_interval_s = heartbeat_interval_s
         self.snapshot_candles = snapshot_candles
         self.max_rows = max_rows
-        self.connections = 0
-        self.subscribe_messages = 0
-        self.rest_requests = 0
-        self.pings = 0  # application pings ({"method":"ping"})
-        self.received: list[str] = []
-        self.rest_log: list[tuple[str, dict[str, str]]] = []
-        self._history: dict[str, dict[int, Candle]] = {m: {} for m in self.markets}
-        self._rejected: set[str] = set()
-        self._silent = False
-        self._failures = 0
-        self._failure_status = 429
-        self._retry_after_s = 0.0
-        self._conns: set[_Connection] = set()
-        self._runner: web.AppRunner | None = None
-        self._port = 0
 
-    @property
-    def ws_url(self) -> str:
-        """Return the WebSocket URL (``ws://127.0.0.1:<port>/v2``)."""
-        return f"ws://127.0.0.1:{self._port}/v2"
-
-    @property
-    def rest_url(self) -> str:
-        """Return the REST base URL (``http://127.0.0.1:<port>``)."""
-        return f"http://127.0.0.1:{self._port}"
-
-    @property
-    def open_connections(self) -> int:
-        """Return how many WebSocket connections are open now."""
-        return len(self._conns)
-
-    async def __aenter__(self) -> Self:
-        app = web.Application()
-        app.router.add_get("/v2", self._ws)
-        app.router.add_get("/0/public/Time", self._time)
-        app.router.add_get("/0/public/OHLC", self._ohlc)
-        self._runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self._port = self._runner.addresses[0][1]
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        async with asyncio.timeout(5):
-            await self.drop_connections()
-        assert self._runner is not None
-        await self._runner.cleanup()
-
-    def add_history(self, symbol: str, candles: Iterable[Candle]) -> None:
-        """Store candles REST and snapshots serve (upserted by open time)."""
-        for candle in candles:
-            self._history.setdefault(symbol, {})[candle.open_time_ms] = candle
+    def rest_routes(self) -> dict[str, Handler]:
+        return {"/0/public/Time": self._time, "/0/public/OHLC": self._ohlc}
 
     async def push(self, symbol: str, candle: Candle, *, event: str = "update") -> None:
         """Store ``candle`` and send it as an ``ohlc`` frame of type ``event`` to subscribers."""
-        self.add_history(symbol, [candle])
+        self._store(symbol, candle)
         if self._silent:
             return
         frame = self._ohlc_frame(event, [candle], symbol)
         key = (_ws_symbol(symbol), candle.interval.ms // 60_000)
         for conn in list(self._conns):
             if key in conn.subscriptions:
-                await _send(conn, frame)
+                await conn.send(frame)
 
-    async def send_raw(self, text: str) -> None:
-        """Send ``text`` as is to every open connection (garbage, unknown shapes, errors)."""
-        for conn in list(self._conns):
-            await _send(conn, text)
+    def _connection(
+        self, ws: web.WebSocketResponse, transport: asyncio.Transport | None
+    ) -> _Connection:
+        return _Connection(ws, transport)
 
-    async def drop_connections(self, *, abort: bool = False) -> None:
-        """Close every connection: with a close frame, or ``abort`` the TCP connection."""
-        for conn in list(self._conns):
-            if abort and conn.transport is not None:
-                conn.transport.abort()
-            else:
-                await conn.ws.close(code=WSCloseCode.GOING_AWAY, message=b"fake drop")
-
-    def silence(self, silent: bool = True) -> None:
-        """Send no snapshots or updates (heartbeats go on); ``False`` resumes."""
-        self._silent = silent
-
-    def fail_rest(self, times: int, status: int = 429, retry_after_s: float = 60.0) -> None:
-        """Fail the next ``times`` REST requests: HTTP ``status`` with ``Retry-After``.
-
-        ``status=200`` answers Kraken's own way: ``{"error":["EGeneral:Too many requests"]}``.
-        """
-        self._failures, self._failure_status, self._retry_after_s = times, status, retry_after_s
-
-    def reject_symbols(self, symbols: Iterable[str]) -> None:
-        """Refuse subscriptions to these symbols (internal form, ``BTC-USD``) from now on."""
-        self._rejected |= set(symbols)
-
-    async def _ws(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        conn = _Connection(ws, request.transport)
-        self._conns.add(conn)
-        self.connections += 1
+    async def _serve(self, conn: _Connection) -> None:
         status = {"api_version": "v2", "connection_id": 13834774380200032777, "system": "online"}
-        await _send(conn, json.dumps({"channel": "status", "type": "update", "data": [status]}))
-        try:
-            async with asyncio.TaskGroup() as tg:
-                beats = tg.create_task(self._heartbeats(conn), name="fake-kraken-heartbeats")
-                try:
-                    async for msg in ws:
-                        if msg.type is WSMsgType.TEXT:
-                            await self._on_text(conn, msg.data)
-                finally:
-                    beats.cancel()
-        finally:
-            self._conns.discard(conn)
-        return ws
+        await conn.send(json.dumps({"channel": "status", "type": "update", "data": [status]}))
+        async with asyncio.TaskGroup() as tg:
+            beats = tg.create_task(self._heartbeats(conn), name="fake-kraken-heartbeats")
+            try:
+                async for msg in conn.ws:
+                    if msg.type is WSMsgType.TEXT:
+                        await self._on_text(conn, msg.data)
+            finally:
+                beats.cancel()
 
     async def _heartbeats(self, conn: _Connection) -> None:
         interval = self.heartbeat_interval_s
@@ -199,30 +115,26 @@ class FakeKraken:
         while not conn.ws.closed:
             await asyncio.sleep(interval)
             if conn.subscriptions and loop.time() - conn.last_sent >= interval * 0.9:
-                await _send(conn, _HEARTBEAT)
+                await conn.send(_HEARTBEAT)
 
     async def _on_text(self, conn: _Connection, text: str) -> None:
-        self.received.append(text)
-        try:
-            message = json.loads(text)
-        except ValueError:
-            message = None
-        if not isinstance(message, dict):
-            await _send(conn, json.dumps({"error": "EGeneral:Invalid arguments", "success": False}))
+        message = self._decode(text)
+        if message is None:
+            await conn.send(json.dumps({"error": "EGeneral:Invalid arguments", "success": False}))
             return
         method = message.get("method")
         answer = {"method": method, **self._times(), **_req_id(message)}
         if method == "ping":
             self.pings += 1
-            await _send(conn, json.dumps({**answer, "method": "pong"}))
+            await conn.send(json.dumps({**answer, "method": "pong"}))
         elif method == "subscribe":
             self.subscribe_messages += 1
             await self._subscribe(conn, message, answer)
         else:
-            await _send(conn, json.dumps({**answer, "error": "Method not found", "success": False}))
+            await conn.send(json.dumps({**answer, "error": "Method not found", "success": False}))
 
     async def _subscribe(
-        self, conn: _Connection, message: dict[str, object], answer: dict[str, object]
+        self, conn: _Connection, message: dict[str, Any], answer: dict[str, object]
     ) -> None:
         params = message.get("params")
         params = params if isinstance(params, dict) else {}
@@ -230,7 +142,7 @@ class FakeKraken:
         minutes = minutes if type(minutes) is int else 0
         if params.get("channel") != "ohlc" or minutes not in MINUTES or type(symbols) is not list:
             refusal = {**answer, "error": "EGeneral:Invalid arguments", "success": False}
-            await _send(conn, json.dumps(refusal))
+            await conn.send(json.dumps(refusal))
             return
         accepted = []
         for wire in symbols:
@@ -238,17 +150,17 @@ class FakeKraken:
             if market is None or market not in self.markets or market in self._rejected:
                 error = f"Currency pair not supported {wire}"
                 refusal = {**answer, "error": error, "success": False, "symbol": wire}
-                await _send(conn, json.dumps(refusal))
+                await conn.send(json.dumps(refusal))
                 continue
             conn.subscriptions.add((wire, minutes))
             accepted.append(market)
             result = {"channel": "ohlc", "interval": minutes, "snapshot": True, "symbol": wire}
-            await _send(conn, json.dumps({**answer, "result": result, "success": True}))
+            await conn.send(json.dumps({**answer, "result": result, "success": True}))
         if params.get("snapshot", True) is not False and not self._silent:
             for market in accepted:
                 latest = self._series(market, minutes, flat_current=False)
                 latest = latest[max(0, len(latest) - self.snapshot_candles) :]
-                await _send(conn, self._ohlc_frame("snapshot", latest, market))
+                await conn.send(self._ohlc_frame("snapshot", latest, market))
 
     def _ohlc_frame(self, kind: str, candles: list[Candle], market: str) -> str:
         rows = [
@@ -275,25 +187,12 @@ class FakeKraken:
         now = _rfc3339(self.server_time_ms, digits=6)
         return {"time_in": now, "time_out": now}
 
-    def _failure(self) -> web.Response | None:
-        if self._failures <= 0:
-            return None
-        self._failures -= 1
+    def _failure_response(self) -> web.Response:
         if self._failure_status == 200:
-            return web.json_response({"error": ["EGeneral:Too many requests"]})
-        headers = {"Retry-After": f"{self._retry_after_s:g}"}
-        body = {"error": ["EGeneral:Too many requests"]}
-        return web.json_response(body, status=self._failure_status, headers=headers)
-
-    def _count(self, request: web.Request) -> None:
-        self.rest_requests += 1
-        self.rest_log.append((request.path, dict(request.query)))
+            return web.json_response(self.failure_body)
+        return super()._failure_response()
 
     async def _time(self, request: web.Request) -> web.Response:
-        self._count(request)
-        failure = self._failure()
-        if failure is not None:
-            return failure
         now = _EPOCH + timedelta(milliseconds=self.server_time_ms)
         result = {
             "unixtime": self.server_time_ms // 1000,
@@ -302,10 +201,6 @@ class FakeKraken:
         return web.json_response({"error": [], "result": result})
 
     async def _ohlc(self, request: web.Request) -> web.Response:
-        self._count(request)
-        failure = self._failure()
-        if failure is not None:
-            return failure
         query = request.query
         names = {_rest_pair(m): m for m in self.markets}
         names |= {_PAIR_KEYS[n]: m for n, m in names.items() if n in _PAIR_KEYS}
@@ -384,13 +279,3 @@ def _rfc3339(ms: int, *, digits: int) -> str:
 def _req_id(message: dict[str, object]) -> dict[str, object]:
     req_id = message.get("req_id")
     return {} if req_id is None else {"req_id": req_id}
-
-
-async def _send(conn: _Connection, text: str) -> None:
-    if conn.ws.closed:
-        return
-    try:
-        await conn.ws.send_str(text)
-    except ConnectionError:
-        return  # the client went away mid-send; its handler cleans up
-    conn.last_sent = asyncio.get_running_loop().time()
