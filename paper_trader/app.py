@@ -414,7 +414,7 @@ def _market_feed(  # noqa: PLR0917 -- the composition root hands over what it bu
         return await last_open_time(conn, adapter.venue, sub.symbol, sub.interval)
 
     async def record_gap(gap: Gap) -> None:
-        await writer.submit(RecordGap(gap=gap, detected_at_ms=clock.now_ms()))
+        await writer.write(RecordGap(gap=gap, detected_at_ms=clock.now_ms()))  # then tell
         bus.publish(_gap_event(gap, clock.now_ms()))
         transition = quality.note_gap(
             gap.venue, gap.symbol, gap.interval, gap.missing, at_ms=gap.end_ms

@@ -23,6 +23,7 @@ class AdapterBase:
 
     venue: ClassVar[Venue]
     supported: ClassVar[frozenset[Interval]]
+    ping_interval_s: ClassVar[float | None] = None  # no application-level ping by default
 
     def __init__(
         self,
@@ -37,6 +38,10 @@ class AdapterBase:
         self._ws_base = ws_base
         self.rest_base = rest_base
         self.rest_weight_per_minute = rest_weight_per_minute
+
+    def ping_message(self) -> str | None:
+        """Return None: protocol-level pings (the WebSocket library's) are enough."""
+        return None
 
 
 def decode_typed(decode: Callable[[str | bytes], T], raw: str | bytes) -> T | None:

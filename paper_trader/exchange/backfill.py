@@ -7,12 +7,12 @@ jittered backoff. A request the venue refuses (4xx) is a configuration error at 
 (``strict``) and a recorded gap afterwards.
 """
 
-import asyncio
 import random
 from collections.abc import Awaitable, Callable
 
 from paper_trader.domain import Candle, Gap, GapReason
-from paper_trader.errors import ConfigError, RateLimited, TransientError
+from paper_trader.errors import ConfigError
+from paper_trader.exchange.rest import with_retries
 from paper_trader.exchange.sequencer import SeriesSequencer
 from paper_trader.exchange.wire import KlinePage, RestClient, Subscription, VenueAdapter, VenueError
 from paper_trader.log_config import get_logger
@@ -44,8 +44,7 @@ class Backfiller:
         self._retry = retry
         self._rng = rng
         self.pages = 0
-        self.candles = 0
-        self.retries = 0
+        self.requests = 0
 
     async def fill(
         self, seq: SeriesSequencer, start_ms: int, end_ms: int, *, strict: bool = False
@@ -81,27 +80,18 @@ class Backfiller:
             if expected < covered:
                 await self._gap(sub, expected, covered, GapReason.MISSING_AT_VENUE)
             cursor = max(expected, covered)
-        self.candles += emitted
         return emitted
 
     async def _page(self, sub: Subscription, start_ms: int, end_ms: int) -> KlinePage:
-        attempt = 0
-        while True:
-            try:
-                page = await self._adapter.fetch_klines(self._rest, sub, start_ms, end_ms)
-            except RateLimited as exc:
-                delay = exc.retry_after_s
-            except TransientError as exc:
-                delay = self._retry.delay(attempt, self._rng)
-                log.warning(
-                    "backfill_retrying", symbol=sub.symbol, error=str(exc), delay_s=round(delay, 3)
-                )
-            else:
-                self.pages += 1
-                return page
-            attempt += 1
-            self.retries += 1
-            await asyncio.sleep(delay)
+        async def fetch() -> KlinePage:
+            self.requests += 1
+            return await self._adapter.fetch_klines(self._rest, sub, start_ms, end_ms)
+
+        page = await with_retries(
+            fetch, backoff=self._retry, rng=self._rng, what=f"{sub.symbol} candles"
+        )
+        self.pages += 1
+        return page
 
     async def _gap(
         self,

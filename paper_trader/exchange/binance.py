@@ -68,7 +68,6 @@ class BinanceAdapter(AdapterBase):
     venue = Venue.BINANCE
     supported = SUPPORTED
     closes_candles = True
-    ping_interval_s = None
 
     def __init__(
         self,
@@ -99,10 +98,6 @@ class BinanceAdapter(AdapterBase):
     def expected_acks(self) -> int:
         """Return 0: URL subscriptions are not acknowledged."""
         return 0
-
-    def ping_message(self) -> str | None:
-        """Return None: Binance pings us, at the protocol level."""
-        return None
 
     def parse(self, raw: str | bytes) -> Frame:
         """Parse a combined-stream frame; kline frames take the fast path."""

@@ -82,7 +82,6 @@ class BitvavoAdapter(AdapterBase):
     venue = Venue.BITVAVO
     supported = SUPPORTED
     closes_candles = False
-    ping_interval_s = None
 
     def __init__(
         self,
@@ -126,10 +125,6 @@ class BitvavoAdapter(AdapterBase):
     def expected_acks(self) -> int:
         """Return 1: one cumulative ``subscribed`` event answers the subscribe."""
         return 1
-
-    def ping_message(self) -> str | None:
-        """Return None: WebSocket protocol pings suffice."""
-        return None
 
     def parse(self, raw: str | bytes) -> Frame:
         """Parse one frame; candle events take the fast path."""

@@ -8,7 +8,6 @@ rate-limited client and backfill as the daemon: pages in order, 429/418 honoured
 venue does not have counted as gaps, never retried forever.
 """
 
-import asyncio
 import os
 import random
 import sys
@@ -21,9 +20,9 @@ import aiohttp
 
 from paper_trader.clock import Clock
 from paper_trader.domain import Candle, Gap
-from paper_trader.errors import DataIntegrityError, RateLimited, TransientError
+from paper_trader.errors import DataIntegrityError
 from paper_trader.exchange.backfill import Backfiller
-from paper_trader.exchange.rest import HttpRestClient, WeightBudget
+from paper_trader.exchange.rest import HttpRestClient, WeightBudget, with_retries
 from paper_trader.exchange.sequencer import SeriesSequencer
 from paper_trader.exchange.wire import Subscription, VenueAdapter
 from paper_trader.runtime.backoff import Backoff
@@ -85,9 +84,13 @@ async def download(
     interval = subscription.interval.ms
     existing, last_open = _prepare(out)
     budget = WeightBudget(adapter.rest_weight_per_minute, clock)
+    retry = Backoff(base_s=1.0, cap_s=60.0)
+    rng = random.Random()  # noqa: S311 -- jitter, not cryptography
     async with aiohttp.ClientSession() as session:
         rest = HttpRestClient(session, adapter.rest_base, budget, venue=adapter.venue.value)
-        now = await _server_time(adapter, rest)
+        now = await with_retries(
+            lambda: adapter.server_time_ms(rest), backoff=retry, rng=rng, what="server time"
+        )
         end = now - now % interval
         start = end - int(days * DAY_MS) // interval * interval
         if last_open is not None:  # continue the file without leaving a hole in it
@@ -104,8 +107,8 @@ async def download(
                 rest,
                 emit=writer.write,
                 record_gap=missing.add,
-                retry=Backoff(base_s=1.0, cap_s=60.0),
-                rng=random.Random(),  # noqa: S311 -- jitter, not cryptography
+                retry=retry,
+                rng=rng,
             )
             try:
                 await backfill.fill(seq, start, end, strict=True)
@@ -122,23 +125,6 @@ async def download(
         missing=missing.candles,
         requests=rest.requests,
     )
-
-
-async def _server_time(adapter: VenueAdapter, rest: HttpRestClient) -> int:
-    """Read the venue's clock, waiting out rate limits and transient failures (5 tries)."""
-    retry = Backoff(base_s=1.0, cap_s=30.0)
-    rng = random.Random()  # noqa: S311 -- jitter, not cryptography
-    for attempt in range(5):
-        try:
-            return await adapter.server_time_ms(rest)
-        except RateLimited as exc:
-            delay = exc.retry_after_s
-        except TransientError:
-            if attempt == 4:
-                raise
-            delay = retry.delay(attempt, rng)
-        await asyncio.sleep(delay)
-    return await adapter.server_time_ms(rest)
 
 
 class _RowWriter:

@@ -21,6 +21,7 @@ The feed never reads the local wall clock for market time: ``VenueClock`` does t
 """
 
 import asyncio
+import collections
 import contextlib
 import random
 from collections.abc import Awaitable, Callable, Iterable
@@ -31,7 +32,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from paper_trader.clock import Clock
-from paper_trader.domain import Candle, ComponentHealth, Gap, HealthStatus
+from paper_trader.domain import Candle, ComponentHealth, Gap, HealthStatus, Interval
 from paper_trader.errors import ConfigError, TransientError
 from paper_trader.exchange.backfill import Backfiller
 from paper_trader.exchange.feed_state import FeedHealth, FeedStats, LinkEnd, StormWatch, Throttle
@@ -42,9 +43,8 @@ from paper_trader.exchange.links import (
     close_link,
     describe_failure,
     read_into,
-    retry_after,
 )
-from paper_trader.exchange.rest import HttpRestClient, WeightBudget
+from paper_trader.exchange.rest import HttpRestClient, WeightBudget, with_retries
 from paper_trader.exchange.sequencer import GapBefore, SeriesSequencer
 from paper_trader.exchange.venue_clock import VenueClock
 from paper_trader.exchange.wire import (
@@ -63,6 +63,7 @@ from paper_trader.runtime.service import Readiness
 log = get_logger("market_feed")
 
 LastStored = Callable[[Subscription], Awaitable[int | None]]
+CHECK_EVERY_S = 1.0  # silence, ping, rotation and flag-less closure checks
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,7 +121,7 @@ class MarketFeed:
             self._config.storm_reconnects, self._config.storm_window_s, events, clock, adapter
         )
         self._health = FeedHealth(adapter.venue.value)
-        self._seqs: dict[tuple[str, str], SeriesSequencer] = {}
+        self._seqs: dict[tuple[str, Interval], SeriesSequencer] = {}
         self._frames: asyncio.Queue[tuple[Link, object]] = asyncio.Queue(self._config.frame_queue)
         self._links = 0
         self._proven = False  # the current connection has delivered data long enough
@@ -161,7 +162,13 @@ class MarketFeed:
             except ExceptionGroup as group:  # the supervisor classifies one error, not a group
                 raise group.exceptions[0] from None
             finally:
-                log.info("feed_stopped", **self.counters(), backfill_pages=backfill.pages)
+                log.info(
+                    "feed_stopped",
+                    **self.counters(),
+                    backfill_pages=backfill.pages,
+                    backfill_requests=backfill.requests,
+                    log_lines_suppressed=self._throttle.suppressed,
+                )
 
     def counters(self) -> dict[str, int]:
         """Return the feed's counters with the sequencers' drops summed in."""
@@ -176,15 +183,15 @@ class MarketFeed:
 
     async def _warm_up(self, rest: HttpRestClient, backfill: Backfiller) -> None:
         await self._sync_clock(rest)
-        end = self._closed_end()
         for sub in self._subs:
             interval = sub.interval.ms
+            end = self._closed_end(sub)
             warm_start = end - self._config.warmup_candles * interval
             stored = await self._last_stored(sub)
             start = warm_start if stored is None or stored < warm_start else stored + interval
             seq = SeriesSequencer(sub, self._adapter.venue, last_open_ms=start - interval)
-            self._seqs[(sub.symbol, sub.interval.value)] = seq
-            filled = await backfill.fill(seq, start, self._closed_end(sub), strict=True)
+            self._seqs[(sub.symbol, sub.interval)] = seq
+            filled = await backfill.fill(seq, start, end, strict=True)
             log.info(
                 "feed_warmed_up",
                 symbol=sub.symbol,
@@ -194,24 +201,18 @@ class MarketFeed:
             )
 
     async def _sync_clock(self, rest: HttpRestClient) -> None:
-        attempt = 0
-        while True:
-            try:
-                server_ms = await self._adapter.server_time_ms(rest)
-            except TransientError as exc:
-                delay = max(self._backoff.delay(attempt, self._rng), retry_after(exc))
-                log.warning("venue_time_unavailable", error=str(exc), delay_s=round(delay, 3))
-                attempt += 1
-                await asyncio.sleep(delay)
-            else:
-                self.venue_clock.sync(server_ms)
-                return
+        server_ms = await with_retries(
+            lambda: self._adapter.server_time_ms(rest),
+            backoff=self._backoff,
+            rng=self._rng,
+            what="venue time",
+        )
+        self.venue_clock.sync(server_ms)
 
-    def _closed_end(self, sub: Subscription | None = None) -> int:
+    def _closed_end(self, sub: Subscription) -> int:
         """Return the end of the last closed candle (exclusive) by the venue's clock."""
         now = self.venue_clock.now_ms()
-        interval = (sub or self._subs[0]).interval.ms
-        return now - now % interval
+        return now - now % sub.interval.ms
 
     # -- connections ----------------------------------------------------------------------
 
@@ -229,7 +230,7 @@ class MarketFeed:
                 end = describe_failure(exc, self._config.policy_close_backoff_s)
             finally:
                 if link is not None:
-                    await self._close(link)
+                    await close_link(link)
             attempt = 0 if self._proven else attempt + 1
             self._failures = attempt
             self._proven = False
@@ -263,9 +264,6 @@ class MarketFeed:
         log.info("feed_connected", link=link.number, url=url)
         return link
 
-    async def _close(self, link: Link) -> None:
-        await close_link(link)
-
     async def _resync(self, link: Link, rest: HttpRestClient, backfill: Backfiller) -> None:
         """Wait for the acks, then backfill what closed while we were away."""
         held = await self._await_acks(link)
@@ -279,10 +277,11 @@ class MarketFeed:
         for raw in held:
             await self._handle(link, raw, backfill)
 
-    async def _await_acks(self, link: Link) -> list[object]:
+    async def _await_acks(self, link: Link) -> collections.deque[object]:
         """Count the subscription acks; keep the data frames that arrive meanwhile."""
         expected = self._adapter.expected_acks()
-        held: list[object] = []
+        # Bounded: frames beyond it are dropped, and the backfill after the acks covers them.
+        held: collections.deque[object] = collections.deque(maxlen=self._config.frame_queue)
         async with asyncio.timeout(self._config.ack_timeout_s):
             while link.acks < expected:
                 frame_link, raw = await self._frames.get()
@@ -304,6 +303,7 @@ class MarketFeed:
     ) -> LinkEnd:
         """Handle frames until the connection must be replaced; return why."""
         links = Links(link)
+        next_check = 0.0  # the periodic checks run at most once a second, not per frame
         try:
             while True:
                 item = await self._next_frame()
@@ -315,10 +315,13 @@ class MarketFeed:
                     if await self._handle(frame_link, raw, backfill) and links.successor is None:
                         links.successor = await self._rotate(tasks, "venue announced a shutdown")
                     if frame_link is links.successor and frame_link.data_frames:
-                        await self._close(links.current)
+                        await close_link(links.current)
                         links.promote()
                         self.stats.rotations += 1
                         log.info("feed_rotated", link=links.current.number)
+                if self._clock.monotonic() < next_check:
+                    continue
+                next_check = self._clock.monotonic() + CHECK_EVERY_S
                 end = await self._tick(links.current)
                 if end is not None:
                     return end
@@ -329,11 +332,11 @@ class MarketFeed:
         finally:
             for open_link in (links.current, links.successor):
                 if open_link is not None and open_link is not link:
-                    await self._close(open_link)
+                    await close_link(open_link)
 
     async def _next_frame(self) -> tuple[Link, object] | None:
         try:
-            async with asyncio.timeout(1.0):
+            async with asyncio.timeout(CHECK_EVERY_S):
                 return await self._frames.get()
         except TimeoutError:
             return None
@@ -406,7 +409,7 @@ class MarketFeed:
         return False
 
     async def _on_update(self, update: KlineUpdate, backfill: Backfiller) -> None:
-        seq = self._seqs.get((update.symbol, update.interval.value))
+        seq = self._seqs.get((update.symbol, update.interval))
         if seq is None:
             self.stats.unknown += 1
             return

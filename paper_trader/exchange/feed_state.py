@@ -39,7 +39,6 @@ class LinkEnd:
 
     reason: str
     retry_after_s: float = 0.0
-    planned: bool = False  # the venue asked us to move (shutdown, lifetime): no backoff
 
 
 class StormWatch:

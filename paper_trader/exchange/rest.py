@@ -10,7 +10,9 @@ errors never leave this module: callers see ``RateLimited``, ``TransientError`` 
 import asyncio
 import collections
 import math
-from collections.abc import Mapping
+import random
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
 
 import aiohttp
 import msgspec
@@ -19,9 +21,11 @@ from paper_trader.clock import Clock
 from paper_trader.errors import RateLimited, TransientError
 from paper_trader.exchange.wire import VenueError
 from paper_trader.log_config import get_logger
+from paper_trader.runtime.backoff import Backoff
 
 log = get_logger("rest")
 
+T = TypeVar("T")
 WINDOW_S = 60.0
 DEFAULT_RETRY_AFTER_S = 60.0
 BLOCKED_RETRY_AFTER_S = 600.0  # 403: a firewall or an IP ban; retry far later
@@ -178,3 +182,30 @@ def _retry_after_s(headers: Mapping[str, str], default: float) -> float:
     except ValueError:
         return default
     return seconds if math.isfinite(seconds) and seconds >= 0 else default
+
+
+async def with_retries(
+    call: Callable[[], Awaitable[T]],
+    *,
+    backoff: Backoff,
+    rng: random.Random,
+    what: str,
+    attempts: int | None = None,
+) -> T:
+    """Await ``call()`` until it succeeds; return its result.
+
+    ``RateLimited`` waits as long as the venue asked, any other ``TransientError`` a jittered
+    backoff; after ``attempts`` tries (default: no limit) the last error is raised.
+    Anything else (``VenueError``) is raised at once.
+    """
+    attempt = 0
+    while True:
+        try:
+            return await call()
+        except TransientError as exc:
+            attempt += 1
+            if attempts is not None and attempt >= attempts:
+                raise
+            delay = max(backoff.delay(attempt - 1, rng), getattr(exc, "retry_after_s", 0.0))
+            log.warning("rest_retrying", what=what, error=str(exc), delay_s=round(delay, 3))
+            await asyncio.sleep(delay)

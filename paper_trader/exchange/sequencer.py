@@ -25,16 +25,6 @@ class GapBefore:
     candle: Candle
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class SequencerStats:
-    """Counters of one series."""
-
-    emitted: int
-    duplicates: int
-    out_of_order: int
-    last_open_ms: int | None
-
-
 class SeriesSequencer:
     """Decide, for each update of one series, what becomes a closed candle."""
 
@@ -98,15 +88,6 @@ class SeriesSequencer:
         """Return whether the pending candle should be final by now (flag-less venues)."""
         pending = self.pending
         return pending is not None and now_ms >= pending.open_time_ms + self._interval_ms + grace_ms
-
-    def stats(self) -> SequencerStats:
-        """Return the counters."""
-        return SequencerStats(
-            emitted=self.emitted,
-            duplicates=self.duplicates,
-            out_of_order=self.out_of_order,
-            last_open_ms=self.last_open_ms,
-        )
 
     def _on_flagless(self, update: KlineUpdate) -> Candle | GapBefore | None:
         pending = self.pending
