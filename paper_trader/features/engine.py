@@ -1,0 +1,266 @@
+"""The incremental feature engine: per series, O(1) work per closed candle.
+
+``SeriesEngine`` folds one series' candles into fixed-size state (ring buffers and running
+sums, see ``rolling.py``) and returns one row per candle with every column of the spec, NaN
+until that column's warm-up. ``FeatureEngine`` keeps one per (venue, symbol, interval), turns a
+bad candle into a logged, counted reset of that series only, and keeps the last rows of each
+series in a bounded ring for whoever reads them (status, the predictor).
+
+The state is plain numbers and lists, so ``snapshot()`` and ``restore()`` can save it to the
+feature cache and rebuild an identical engine from it: a restart resumes mid-series.
+"""
+
+import math
+from collections import deque
+from dataclasses import dataclass
+from typing import Any, NoReturn
+
+from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.errors import DataIntegrityError
+from paper_trader.features.indicators import FACTORIES, Step
+from paper_trader.features.spec import FeatureSpec
+
+SeriesKey = tuple[Venue, str, Interval]
+_STATE_TYPES = (int, float, str)
+
+
+def _build(spec: FeatureSpec, interval_ms: int) -> list[Step]:
+    steps: list[Step] = []
+    at = 0
+    for indicator in spec.indicators:
+        steps.append(FACTORIES[indicator.kind](at, indicator, interval_ms))
+        at += len(indicator.columns)
+    return steps
+
+
+def invalid_reason(h: float, l: float, c: float, v: float, o: float) -> str | None:
+    """Return why a candle cannot enter the engine, or None when it can."""
+    for name, price in (("open", o), ("high", h), ("low", l), ("close", c)):
+        if not (math.isfinite(price) and price > 0.0):
+            return f"{name} is {price!r}"
+    if not (math.isfinite(v) and v >= 0.0):
+        return f"volume is {v!r}"
+    if h < l:
+        return f"high {h!r} is below low {l!r}"
+    return None
+
+
+class SeriesEngine:
+    """The features of one series, updated one closed candle at a time."""
+
+    __slots__ = ("_blank", "_gap_ms", "_interval_ms", "_steps", "count", "last_open_ms", "spec")
+
+    def __init__(self, spec: FeatureSpec, interval_ms: int) -> None:
+        self.spec = spec
+        self._interval_ms = interval_ms
+        self._gap_ms = (spec.max_bridged_gap + 1) * interval_ms
+        self._blank = [math.nan] * len(spec.names)
+        self._steps = _build(spec, interval_ms)
+        self.count = 0
+        self.last_open_ms: int | None = None
+
+    @property
+    def is_ready(self) -> bool:
+        """Return whether every column has a value (the warm-up is over)."""
+        return self.count >= self.spec.warmup
+
+    def reset(self) -> None:
+        """Forget everything but the last candle time: the warm-up starts again."""
+        self._steps = _build(self.spec, self._interval_ms)
+        self.count = 0
+
+    def update(
+        self,
+        open_time_ms: int,
+        o: float,
+        h: float,
+        l: float,
+        c: float,
+        v: float,
+    ) -> list[float] | None:
+        """Fold in the next candle and return its row; None for a candle already seen.
+
+        Raises ``DataIntegrityError`` for an impossible candle, after resetting the series.
+        """
+        last = self.last_open_ms
+        if last is not None:
+            if open_time_ms <= last:
+                return None
+            if open_time_ms - last > self._gap_ms:
+                self.reset()
+        self.last_open_ms = open_time_ms
+        if not (0.0 < l <= h < math.inf and 0.0 < o < math.inf and 0.0 < c < math.inf):
+            self._refuse(open_time_ms, o, h, l, c, v)
+        if not 0.0 <= v < math.inf:
+            self._refuse(open_time_ms, o, h, l, c, v)
+        self.count += 1
+        row = self._blank[:]
+        for step in self._steps:
+            step.step(open_time_ms, h, l, c, v, row)
+        return row
+
+    def _refuse(self, t: int, o: float, h: float, l: float, c: float, v: float) -> NoReturn:
+        self.reset()
+        reason = invalid_reason(h, l, c, v, o) or "a value is not a number"
+        raise DataIntegrityError(f"candle at {t}: {reason}")
+
+    def snapshot(self) -> dict[str, Any]:
+        """Return the whole state as JSON-ready numbers and lists."""
+        return {
+            "count": self.count,
+            "last_open_ms": self.last_open_ms,
+            "steps": [_dump(step) for step in self._steps],
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Load a ``snapshot()``; raise ``DataIntegrityError`` if it does not fit this spec."""
+        steps = _build(self.spec, self._interval_ms)
+        saved = state.get("steps")
+        if not isinstance(saved, list) or len(saved) != len(steps):
+            raise DataIntegrityError("the saved state has a different number of indicators")
+        for step, data in zip(steps, saved, strict=True):
+            _load(step, data, path=type(step).__name__)
+        count, last = state.get("count"), state.get("last_open_ms")
+        if not isinstance(count, int) or count < 0:
+            raise DataIntegrityError("the saved state has no candle count")
+        if not isinstance(last, int):
+            raise DataIntegrityError("the saved state has no last candle time")
+        self._steps = steps
+        self.count = count
+        self.last_open_ms = last
+
+
+def _slots(obj: object) -> list[str]:
+    return [name for cls in type(obj).__mro__ for name in getattr(cls, "__slots__", ())]
+
+
+def _dump(obj: object) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in _slots(obj):
+        value = getattr(obj, name)
+        if isinstance(value, list):
+            value = list(value)
+        elif not isinstance(value, _STATE_TYPES):
+            value = _dump(value)
+        out[name] = value
+    return out
+
+
+def _load(obj: object, data: object, *, path: str) -> None:
+    """Set obj's slots from data, checking each against the freshly built value's shape."""
+    if not isinstance(data, dict) or set(data) != set(_slots(obj)):
+        raise DataIntegrityError(f"the saved state of {path} has other fields")
+    for name in _slots(obj):
+        fresh, saved = getattr(obj, name), data[name]
+        where = f"{path}.{name}"
+        if isinstance(fresh, list):
+            if not isinstance(saved, list) or len(saved) != len(fresh):
+                raise DataIntegrityError(f"the saved {where} has another length")
+            if not all(isinstance(x, float) for x in saved):
+                raise DataIntegrityError(f"the saved {where} holds a non-number")
+            setattr(obj, name, saved)
+        elif isinstance(fresh, str):
+            if saved != fresh:
+                raise DataIntegrityError(f"the saved {where} is {saved!r}, not {fresh!r}")
+        elif isinstance(fresh, (float, int)):
+            if isinstance(saved, bool) or not isinstance(saved, (int, float)):
+                raise DataIntegrityError(f"the saved {where} is not a number")
+            if isinstance(fresh, int) and not isinstance(saved, int):
+                raise DataIntegrityError(f"the saved {where} is not a whole number")
+            if fresh != saved and name in ("n", "k", "at", "bucket_ms", "alpha", "d"):
+                raise DataIntegrityError(f"the saved {where} is {saved}, the spec says {fresh}")
+            setattr(obj, name, float(saved) if isinstance(fresh, float) else saved)
+        else:
+            _load(fresh, saved, path=where)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FeatureRow:
+    """One candle's features: every column of the spec, in its order."""
+
+    venue: Venue
+    symbol: str
+    interval: Interval
+    open_time_ms: int
+    values: tuple[float, ...]
+    is_ready: bool
+
+
+@dataclass(slots=True)
+class EngineCounters:
+    """What the feature engine has done since start."""
+
+    rows: int = 0
+    skipped: int = 0
+    integrity_errors: int = 0
+    gap_resets: int = 0
+
+
+class FeatureEngine:
+    """One ``SeriesEngine`` per series, isolation of bad input, recent rows per series."""
+
+    def __init__(self, spec: FeatureSpec, *, keep_rows: int = 1) -> None:
+        self.spec = spec
+        self.keep_rows = max(1, keep_rows)
+        self.counters = EngineCounters()
+        self._series: dict[SeriesKey, SeriesEngine] = {}
+        self._rows: dict[SeriesKey, deque[FeatureRow]] = {}
+
+    def series(self, key: SeriesKey) -> SeriesEngine:
+        """Return the engine of one series, creating it empty."""
+        engine = self._series.get(key)
+        if engine is None:
+            engine = self._series[key] = SeriesEngine(self.spec, key[2].ms)
+            self._rows[key] = deque(maxlen=self.keep_rows)
+        return engine
+
+    def keys(self) -> list[SeriesKey]:
+        """Return the series the engine knows."""
+        return list(self._series)
+
+    def recent(self, key: SeriesKey) -> list[FeatureRow]:
+        """Return the series' last rows, oldest first."""
+        return list(self._rows.get(key, ()))
+
+    def adopt(self, key: SeriesKey, engine: SeriesEngine, rows: list[FeatureRow]) -> None:
+        """Install a series restored from the cache, with its recent rows."""
+        self._series[key] = engine
+        self._rows[key] = deque(rows, maxlen=self.keep_rows)
+
+    def update(self, candle: Candle) -> FeatureRow | None:
+        """Fold a closed candle into its series; None if seen before or impossible.
+
+        An impossible candle raises ``DataIntegrityError`` after its series was reset and the
+        error counted; other series are untouched.
+        """
+        key = (candle.venue, candle.symbol, candle.interval)
+        engine = self.series(key)
+        before = engine.count
+        try:
+            values = engine.update(
+                candle.open_time_ms,
+                float(candle.open),
+                float(candle.high),
+                float(candle.low),
+                float(candle.close),
+                float(candle.volume),
+            )
+        except DataIntegrityError:
+            self.counters.integrity_errors += 1
+            raise
+        if values is None:
+            self.counters.skipped += 1
+            return None
+        if engine.count <= before and before > 0:
+            self.counters.gap_resets += 1
+        row = FeatureRow(
+            venue=candle.venue,
+            symbol=candle.symbol,
+            interval=candle.interval,
+            open_time_ms=candle.open_time_ms,
+            values=tuple(values),
+            is_ready=engine.is_ready,
+        )
+        self.counters.rows += 1
+        self._rows[key].append(row)
+        return row

@@ -1,0 +1,421 @@
+"""Incremental indicators: one class per kind of the spec, O(1) work per candle.
+
+Each ``step(t, h, l, c, v, out)`` folds one valid candle into the state and writes the
+indicator's columns into ``out`` from index ``at`` on, leaving NaN until its warm-up. The
+formulas are the ones documented in ``features/spec.py``; ``features/batch.py`` computes the
+same columns vectorised, and the tests hold the two equal.
+"""
+
+import math
+from collections.abc import Callable
+
+from paper_trader.features.rolling import Moments, Window
+from paper_trader.features.spec import EMA_CROSS_DEAD_BAND, Indicator
+
+NAN = math.nan
+isnan = math.isnan
+
+
+class Ema:
+    """An exponential average seeded with the mean of its first n inputs."""
+
+    __slots__ = ("alpha", "count", "n", "seed", "value")
+
+    def __init__(self, n: int, alpha: float | None = None) -> None:
+        self.n = n
+        self.alpha = 2.0 / (n + 1) if alpha is None else alpha
+        self.count = 0
+        self.seed = 0.0
+        self.value = NAN
+
+    def push(self, x: float) -> float:
+        """Fold x in; return the average, NaN until n inputs were seen."""
+        self.count += 1
+        if self.count > self.n:
+            a = self.alpha
+            self.value = (1.0 - a) * self.value + a * x
+        elif self.count == self.n:
+            self.value = (self.seed + x) / self.n
+        else:
+            self.seed += x
+        return self.value
+
+
+class Step:
+    """Base of the incremental indicators: the output index and a uniform ``step``."""
+
+    __slots__ = ("at",)
+
+    def __init__(self, at: int) -> None:
+        self.at = at
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        """Fold one candle in and write the columns."""
+        raise NotImplementedError
+
+
+class Sma(Step):
+    __slots__ = ("win",)
+
+    def __init__(self, at: int, n: int) -> None:
+        super().__init__(at)
+        self.win = Window(n)
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        win = self.win
+        win.push(c)
+        if win.count >= win.n:
+            mean = c if win.run >= win.n else win.total / win.n
+            out[self.at] = mean
+            out[self.at + 1] = c / mean - 1.0
+
+
+class EmaLevel(Step):
+    __slots__ = ("ema",)
+
+    def __init__(self, at: int, n: int) -> None:
+        super().__init__(at)
+        self.ema = Ema(n)
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        out[self.at] = self.ema.push(c)
+
+
+class Vwap(Step):
+    __slots__ = ("pv", "vol")
+
+    def __init__(self, at: int, n: int) -> None:
+        super().__init__(at)
+        self.pv = Window(n)
+        self.vol = Window(n)
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        self.pv.push((h + l + c) / 3.0 * v)
+        vol = self.vol
+        vol.push(v)
+        if vol.count >= vol.n:
+            total = vol.sum()
+            level = c if total == 0.0 else self.pv.total / total
+            out[self.at] = level
+            out[self.at + 1] = c / level - 1.0
+
+
+class Lagged(Step):
+    """Return, rate of change or momentum against the close k candles ago."""
+
+    __slots__ = ("closes", "form", "k")
+
+    def __init__(self, at: int, k: int, form: str) -> None:
+        super().__init__(at)
+        self.k = k
+        self.form = form
+        self.closes = Window(k + 1)
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        closes = self.closes
+        closes.push(c)
+        if closes.count > self.k:
+            past = closes.buf[closes.pos]  # the oldest of k + 1 values
+            form = self.form
+            if form == "ret":
+                out[self.at] = c / past - 1.0
+            elif form == "roc":
+                out[self.at] = 100.0 * (c / past - 1.0)
+            else:
+                out[self.at] = c - past
+
+
+class Range(Step):
+    __slots__ = ()
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        span = h - l
+        out[self.at] = span / c
+        out[self.at + 1] = 0.5 if span == 0.0 else (c - l) / span
+
+
+class Bollinger(Step):
+    __slots__ = ("k", "mom")
+
+    def __init__(self, at: int, n: int, k: int) -> None:
+        super().__init__(at)
+        self.k = float(k)
+        self.mom = Moments(n)
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        mom = self.mom
+        mom.push(c)
+        if mom.count >= mom.n:
+            mid, var = mom.mean_var()
+            band = self.k * math.sqrt(var)
+            at = self.at
+            out[at] = mid + band
+            out[at + 1] = mid
+            out[at + 2] = mid - band
+            out[at + 3] = 2.0 * band / mid
+            out[at + 4] = 0.5 if band == 0.0 else (c - (mid - band)) / (2.0 * band)
+
+
+class Rsi(Step):
+    __slots__ = ("gain", "loss", "prev")
+
+    def __init__(self, at: int, n: int) -> None:
+        super().__init__(at)
+        self.gain = Ema(n, alpha=1.0 / n)
+        self.loss = Ema(n, alpha=1.0 / n)
+        self.prev = NAN
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        prev = self.prev
+        self.prev = c
+        if isnan(prev):  # the first candle has no change
+            return
+        d = c - prev
+        g = self.gain.push(d if d > 0.0 else 0.0)
+        lo = self.loss.push(-d if d < 0.0 else 0.0)
+        if not isnan(g):
+            total = g + lo
+            out[self.at] = 50.0 if total == 0.0 else 100.0 * g / total
+
+
+class Macd(Step):
+    __slots__ = ("fast", "signal", "slow")
+
+    def __init__(self, at: int, fast: int, slow: int, signal: int) -> None:
+        super().__init__(at)
+        self.fast = Ema(fast)
+        self.slow = Ema(slow)
+        self.signal = Ema(signal)
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        f = self.fast.push(c)
+        s = self.slow.push(c)
+        if isnan(s):
+            return
+        line = f - s
+        sig = self.signal.push(line)
+        at = self.at
+        out[at] = line
+        out[at + 3] = line / c
+        if not isnan(sig):
+            hist = line - sig
+            out[at + 1] = sig
+            out[at + 2] = hist
+            out[at + 4] = sig / c
+            out[at + 5] = hist / c
+
+
+class Stochastic(Step):
+    __slots__ = ("d", "highs", "ks", "lows")
+
+    def __init__(self, at: int, n: int, d: int) -> None:
+        super().__init__(at)
+        self.highs = Window(n)
+        self.lows = Window(n)
+        self.ks = Window(d)
+        self.d = d
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        highs, lows = self.highs, self.lows
+        highs.push(h)
+        lows.push(l)
+        if highs.count < highs.n:
+            return
+        hh = max(highs.buf)
+        ll = min(lows.buf)
+        k = 50.0 if hh == ll else 100.0 * (c - ll) / (hh - ll)
+        out[self.at] = k
+        ks = self.ks
+        ks.push(k)
+        if ks.count >= self.d:
+            out[self.at + 1] = sum(ks.values()) / self.d
+
+
+class WilliamsR(Step):
+    __slots__ = ("highs", "lows")
+
+    def __init__(self, at: int, n: int) -> None:
+        super().__init__(at)
+        self.highs = Window(n)
+        self.lows = Window(n)
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        highs, lows = self.highs, self.lows
+        highs.push(h)
+        lows.push(l)
+        if highs.count >= highs.n:
+            hh = max(highs.buf)
+            ll = min(lows.buf)
+            out[self.at] = -50.0 if hh == ll else -100.0 * (hh - c) / (hh - ll)
+
+
+class Atr(Step):
+    __slots__ = ("prev", "wilder")
+
+    def __init__(self, at: int, n: int) -> None:
+        super().__init__(at)
+        self.wilder = Ema(n, alpha=1.0 / n)
+        self.prev = NAN
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        prev = self.prev
+        self.prev = c
+        if isnan(prev):
+            return
+        tr = max(h - l, abs(h - prev), abs(l - prev))
+        value = self.wilder.push(tr)
+        if not isnan(value):
+            out[self.at] = value
+            out[self.at + 1] = 100.0 * value / c
+
+
+class ObvFlow(Step):
+    __slots__ = ("prev", "signed", "vol")
+
+    def __init__(self, at: int, n: int) -> None:
+        super().__init__(at)
+        self.signed = Window(n)
+        self.vol = Window(n)
+        self.prev = NAN
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        prev = self.prev
+        self.prev = c
+        if isnan(prev):
+            return
+        self.signed.push(v if c > prev else -v if c < prev else 0.0)
+        vol = self.vol
+        vol.push(v)
+        if vol.count >= vol.n:
+            total = vol.sum()
+            out[self.at] = 0.0 if total == 0.0 else self.signed.sum() / total
+
+
+class VolumeChange(Step):
+    __slots__ = ("prev",)
+
+    def __init__(self, at: int, n: int) -> None:
+        super().__init__(at)
+        self.prev = NAN
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        prev = self.prev
+        self.prev = v
+        if not isnan(prev):
+            both = v + prev
+            out[self.at] = 0.0 if both == 0.0 else (v - prev) / both
+
+
+class VolumeRatio(Step):
+    __slots__ = ("vol",)
+
+    def __init__(self, at: int, n: int) -> None:
+        super().__init__(at)
+        self.vol = Window(n)
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        vol = self.vol
+        vol.push(v)
+        if vol.count >= vol.n:
+            total = vol.sum()
+            out[self.at] = 1.0 if total == 0.0 else v * vol.n / total
+
+
+class EmaCross(Step):
+    __slots__ = ("fast", "slow")
+
+    def __init__(self, at: int, fast: int, slow: int) -> None:
+        super().__init__(at)
+        self.fast = Ema(fast)
+        self.slow = Ema(slow)
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        f = self.fast.push(c)
+        s = self.slow.push(c)
+        if not isnan(s):
+            spread = f / s - 1.0
+            cross = (
+                1.0
+                if spread > EMA_CROSS_DEAD_BAND
+                else -1.0
+                if spread < -EMA_CROSS_DEAD_BAND
+                else 0.0
+            )
+            out[self.at] = cross
+            out[self.at + 1] = spread
+
+
+class Volatility(Step):
+    __slots__ = ("mom", "prev")
+
+    def __init__(self, at: int, n: int) -> None:
+        super().__init__(at)
+        self.mom = Moments(n)
+        self.prev = NAN
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        prev = self.prev
+        self.prev = c
+        if isnan(prev):
+            return
+        mom = self.mom
+        mom.push(c / prev - 1.0)
+        if mom.count >= mom.n:
+            out[self.at] = math.sqrt(mom.mean_var()[1])
+
+
+class HigherTimeframe(Step):
+    """Trend and momentum of buckets of ``multiple`` base candles, updated as candles arrive."""
+
+    __slots__ = ("bucket", "bucket_ms", "closes", "ema", "k", "last_close")
+
+    def __init__(self, at: int, multiple: int, n_ema: int, k_ret: int, *, interval_ms: int) -> None:
+        super().__init__(at)
+        self.bucket_ms = multiple * interval_ms
+        self.ema = Ema(n_ema)
+        self.closes = Window(k_ret)
+        self.k = k_ret
+        self.bucket = -1
+        self.last_close = NAN
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        bucket = t // self.bucket_ms
+        if bucket != self.bucket:
+            if self.bucket >= 0:  # the previous bucket is complete
+                self.ema.push(self.last_close)
+                self.closes.push(self.last_close)
+            self.bucket = bucket
+        self.last_close = c
+        ema = self.ema
+        e = ema.value
+        if ema.count >= ema.n:
+            a = ema.alpha
+            out[self.at] = c / ((1.0 - a) * e + a * c) - 1.0
+        closes = self.closes
+        if closes.count >= self.k:
+            out[self.at + 1] = c / closes.buf[closes.pos] - 1.0  # the k-th last completed bucket
+
+
+Factory = Callable[[int, Indicator, int], Step]
+
+FACTORIES: dict[str, Factory] = {
+    "sma": lambda at, ind, _ms: Sma(at, *ind.params),
+    "ema": lambda at, ind, _ms: EmaLevel(at, *ind.params),
+    "vwap": lambda at, ind, _ms: Vwap(at, *ind.params),
+    "ret": lambda at, ind, _ms: Lagged(at, ind.params[0], "ret"),
+    "roc": lambda at, ind, _ms: Lagged(at, ind.params[0], "roc"),
+    "mom": lambda at, ind, _ms: Lagged(at, ind.params[0], "mom"),
+    "range": lambda at, _ind, _ms: Range(at),
+    "bbands": lambda at, ind, _ms: Bollinger(at, *ind.params),
+    "rsi": lambda at, ind, _ms: Rsi(at, *ind.params),
+    "macd": lambda at, ind, _ms: Macd(at, *ind.params),
+    "stoch": lambda at, ind, _ms: Stochastic(at, *ind.params),
+    "willr": lambda at, ind, _ms: WilliamsR(at, *ind.params),
+    "atr": lambda at, ind, _ms: Atr(at, *ind.params),
+    "obv_flow": lambda at, ind, _ms: ObvFlow(at, *ind.params),
+    "vol_chg": lambda at, ind, _ms: VolumeChange(at, *ind.params),
+    "vol_ratio": lambda at, ind, _ms: VolumeRatio(at, *ind.params),
+    "ema_cross": lambda at, ind, _ms: EmaCross(at, *ind.params),
+    "volatility": lambda at, ind, _ms: Volatility(at, *ind.params),
+    "htf": lambda at, ind, ms: HigherTimeframe(at, *ind.params, interval_ms=ms),
+}
