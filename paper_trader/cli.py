@@ -16,6 +16,7 @@ from paper_trader.demo import DemoRequest, run_demo
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import ConfigError, DataIntegrityError
 from paper_trader.exchange.symbols import normalise_symbol
+from paper_trader.features.dump import ENGINES, DumpRequest, dump_features
 from paper_trader.log_config import configure_logging
 from paper_trader.settings import Settings, load_settings
 
@@ -95,6 +96,32 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print the same JSON summary as replay, rebuilt from a database (read-only).",
     )
     report.add_argument("--db", type=Path, help="database to read (DB_PATH)")
+    features = commands.add_parser(
+        "features",
+        help="compute the feature spec over a candle CSV into a CSV and print a JSON summary",
+        description="Compute every feature column of the spec over a candle CSV "
+        "(timestamp_ms,open,high,low,close,volume) and write one row per candle: timestamp_ms, "
+        "then the spec's columns, empty until each column's warm-up. The file is validated "
+        "first, like replay's: a bad row is reported as FILE:LINE and nothing is written. An "
+        "impossible candle (zero price, high below low) gives an empty row and is counted. "
+        "The output is replaced atomically; a one-line JSON summary goes to stdout.",
+    )
+    features.add_argument("--csv", type=Path, required=True, help="candle CSV file")
+    features.add_argument(
+        "--engine",
+        choices=ENGINES,
+        default="incremental",
+        help="incremental: the daemon's engine, candle by candle (default); "
+        "batch: the vectorised reference",
+    )
+    features.add_argument(
+        "--interval",
+        type=Interval,
+        default=Interval.M1,
+        help=f"the candles' interval: {', '.join(Interval)} (default 1m); it sets the "
+        "higher-timeframe buckets and the gap rule",
+    )
+    features.add_argument("--out", type=Path, required=True, help="feature CSV file to write")
     backup = commands.add_parser(
         "backup",
         help="copy the database with SQLite's online backup API (safe while running)",
@@ -202,6 +229,13 @@ def _report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _features(_settings: Settings, args: argparse.Namespace) -> int:
+    request = DumpRequest(csv=args.csv, out=args.out, interval=args.interval, engine=args.engine)
+    result = dump_features(request)
+    print(json.dumps(result.to_json()))
+    return 0
+
+
 def _backup(settings: Settings, args: argparse.Namespace) -> int:
     with _console_logging(settings):
         result = app.backup(args.db or settings.db_path, args.out, overwrite=args.force)
@@ -235,6 +269,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "demo": _demo,
     "download": _download,
     "report": _report,
+    "features": _features,
     "backup": _backup,
 }
 

@@ -75,7 +75,8 @@ def ema(x: Array, n: int, alpha: float | None = None) -> Array:
 
 def lag(x: Array, k: int) -> Array:
     out = np.full(len(x), np.nan)
-    out[k:] = x[: len(x) - k] if k else x
+    if k < len(x):
+        out[k:] = x[: len(x) - k]
     return out
 
 
