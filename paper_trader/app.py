@@ -33,6 +33,10 @@ from paper_trader.exchange.feed import FeedConfig, MarketFeed
 from paper_trader.exchange.kraken import KrakenAdapter
 from paper_trader.exchange.symbols import parse_pair
 from paper_trader.exchange.wire import Subscription, VenueAdapter
+from paper_trader.features.cache import CacheConfig, FeatureCache
+from paper_trader.features.engine import SeriesKey
+from paper_trader.features.spec import default_spec
+from paper_trader.features.stage import FeatureStage, rows_within
 from paper_trader.log_config import (
     LogConfig,
     LogFormat,
@@ -47,7 +51,7 @@ from paper_trader.runtime.backoff import Backoff
 from paper_trader.runtime.channel import BlockingChannel
 from paper_trader.runtime.events import EventBus, EventRecorder
 from paper_trader.runtime.sdnotify import Heartbeat, SystemdNotifier, WatchdogService
-from paper_trader.runtime.service import Service
+from paper_trader.runtime.service import HealthReporter, Service
 from paper_trader.runtime.supervisor import Outcome, RestartPolicy, Supervisor
 from paper_trader.settings import Settings
 from paper_trader.storage import (
@@ -61,6 +65,7 @@ from paper_trader.storage import (
     UpsertCandles,
     apply_transaction,
     backup_database,
+    candles_to_resume,
     last_open_time,
     migrate,
     open_database,
@@ -288,12 +293,13 @@ def _build(
         quality=quality,
         events=bus,
         venue_now=feed.venue_clock.now_ms if feed else None,
+        features=_feature_stage(settings, conn, clock, live=source is None),
     )
     recorder = EventRecorder(bus.subscribe(), lambda event: writer.write(AppendOutbox(event=event)))
     supervisor = _supervisor(settings, clock, bus, notifier)
     watchdog_s = notifier.watchdog_interval_s
     health = HealthMonitor(
-        [supervisor, writer, engine, quality, *([feed] if feed else [])],
+        [supervisor, writer, engine, quality, *_optional(engine.features, feed)],
         clock=clock,
         interval_s=settings.health_check_interval,
         heartbeat_age_s=heartbeat.age_s,
@@ -314,6 +320,44 @@ def _build(
     elif source is not None:
         supervisor.add(source(candles))
     return supervisor, engine
+
+
+def _feature_stage(
+    settings: Settings, conn: aiosqlite.Connection, clock: Clock, *, live: bool
+) -> FeatureStage:
+    """Build the feature stage; only the live daemon resumes from the cache and SQLite."""
+    spec = default_spec()
+    series = [(settings.exchange, s.symbol, s.interval) for s in subscriptions(settings)]
+    keep = rows_within(
+        settings.max_cache_memory_mb, len(series), len(spec.names), settings.feature_cache_size
+    )
+    cache = None
+    if live and settings.cache_features:
+        config = CacheConfig(
+            directory=settings.cache_dir / "features",
+            ttl_s=settings.cache_ttl_seconds,
+            keep_rows=keep,
+        )
+        cache = FeatureCache(config, spec, clock.now_ms)
+
+    async def history(key: SeriesKey, after_ms: int | None, count: int) -> list[Candle]:
+        venue, symbol, interval = key
+        return await candles_to_resume(
+            conn, venue, symbol, interval, after_ms=after_ms, count=count
+        )
+
+    return FeatureStage(
+        spec,
+        series if live else [],
+        keep_rows=keep,
+        cache=cache,
+        history=history if live else None,
+        monotonic=clock.monotonic,
+    )
+
+
+def _optional(*components: HealthReporter | None) -> list[HealthReporter]:
+    return [c for c in components if c is not None]
 
 
 def _supervisor(

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 
 from paper_trader.domain import Candle, ComponentHealth, HealthStatus, Interval, Venue
+from paper_trader.features.stage import FeatureStage
 from paper_trader.log_config import get_logger
 from paper_trader.market.quality import QualityConfig, QualityMonitor
 from paper_trader.runtime.channel import BlockingChannel, ChannelClosed
@@ -25,6 +26,7 @@ log = get_logger("decision_engine")
 CandleStore = Callable[[tuple[Candle, ...]], Awaitable[None]]
 SeriesKey = tuple[Venue, str, Interval]
 FUTURE_TOLERANCE_MS = 2_000  # a closed frame may be stamped just before its candle's end
+FINAL_SAVE_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,6 +53,7 @@ class DecisionEngine:
         quality: QualityMonitor | None = None,
         events: EventSink | None = None,
         venue_now: Callable[[], int] | None = None,
+        features: FeatureStage | None = None,
         idle_beat_s: float = 1.0,
         batch_size: int = 512,
     ) -> None:
@@ -60,6 +63,7 @@ class DecisionEngine:
         self.quality = quality or QualityMonitor(QualityConfig())
         self._events = events
         self._venue_now = venue_now
+        self.features = features
         self._idle_beat_s = idle_beat_s
         self._batch_size = batch_size
         self._last_open: dict[SeriesKey, int] = {}
@@ -84,8 +88,19 @@ class DecisionEngine:
         )
 
     async def run(self, ready: Readiness) -> None:
-        """Handle candles until the channel closes; beat the heartbeat while idle."""
+        """Prepare the features, then handle candles until the channel closes."""
+        if self.features is not None:
+            await self.features.prepare()
         ready.set()
+        try:
+            await self._loop()
+        finally:
+            if self.features is not None:
+                async with asyncio.timeout(FINAL_SAVE_TIMEOUT_S):
+                    await self.features.save()
+
+    async def _loop(self) -> None:
+        """Handle batches of candles; beat the heartbeat while idle."""
         while True:
             try:
                 async with asyncio.timeout(self._idle_beat_s):
@@ -100,6 +115,8 @@ class DecisionEngine:
             accepted = tuple(c for c in batch if self._accept(c))
             if accepted:
                 await self._store(accepted)
+            if self.features is not None:
+                await self.features.save_if_due()
             self._heartbeat.beat()
 
     def _accept(self, candle: Candle) -> bool:
@@ -117,6 +134,8 @@ class DecisionEngine:
         if not self._passes_quality(candle):
             return False
         self._last_open[key] = candle.open_time_ms
+        if self.features is not None:
+            self.features.on_candle(candle)
         self._processed += 1
         self._last_time = candle.open_time_ms
         return True

@@ -214,7 +214,7 @@ class FeatureEngine:
             self._rows[key] = deque(maxlen=self.keep_rows)
         return engine
 
-    def keys(self) -> list[SeriesKey]:
+    def series_keys(self) -> list[SeriesKey]:
         """Return the series the engine knows."""
         return list(self._series)
 

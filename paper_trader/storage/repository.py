@@ -152,6 +152,25 @@ async def last_open_time(
     return int(value) if value is not None else None
 
 
+async def candles_to_resume(
+    conn: aiosqlite.Connection,
+    venue: Venue | str,
+    symbol: str,
+    interval: Interval,
+    *,
+    after_ms: int | None,
+    count: int,
+) -> list[Candle]:
+    """Return up to ``count`` candles after ``after_ms``, or with None the last ``count`` stored."""
+    if after_ms is not None:
+        return await load_candles(conn, venue, symbol, interval, since_ms=after_ms + 1, limit=count)
+    last = await last_open_time(conn, venue, symbol, interval)
+    if last is None:
+        return []
+    since = last - (count - 1) * interval.ms
+    return await load_candles(conn, venue, symbol, interval, since_ms=since, limit=count)
+
+
 async def gap_records(conn: aiosqlite.Connection) -> list[GapRecord]:
     """Return every recorded gap, by series and start time."""
     fields = list(GapRecord.__dataclass_fields__)

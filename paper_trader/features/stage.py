@@ -1,0 +1,183 @@
+"""The feature stage of the decision task: warm-up, per-candle update, cache save and restore.
+
+At start-up each series is restored from the feature cache and brought up to date with the
+candles SQLite holds after the cached one; without a usable cache it is re-warmed from the
+last candles in SQLite. Live candles then update it one at a time. An impossible candle is
+logged, counted and resets only its own series. The state is saved every ``save_every_s`` and
+when the decision task stops.
+"""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
+
+from paper_trader.domain import Candle, ComponentHealth, HealthStatus
+from paper_trader.errors import DataIntegrityError
+from paper_trader.features.cache import CacheMiss, FeatureCache
+from paper_trader.features.engine import FeatureEngine, FeatureRow, SeriesEngine, SeriesKey
+from paper_trader.features.spec import FeatureSpec
+from paper_trader.log_config import get_logger
+
+log = get_logger("features")
+
+HistoryLoader = Callable[[SeriesKey, int | None, int], Awaitable[list[Candle]]]
+"""(series, after_ms, count): up to count stored candles after after_ms, or the last count."""
+
+ROW_BYTES_PER_VALUE = 32  # a float object and its slot in the row's tuple
+ROW_BYTES_FIXED = 200
+
+
+def rows_within(memory_mb: int, series: int, columns: int, wanted: int) -> int:
+    """Return how many recent rows per series fit in ``memory_mb`` (at least 1, at most wanted)."""
+    per_row = ROW_BYTES_PER_VALUE * columns + ROW_BYTES_FIXED
+    fit = memory_mb * 2**20 // max(1, series * per_row)
+    return max(1, min(wanted, fit))
+
+
+def _label(key: SeriesKey) -> dict[str, str]:
+    return {"venue": str(key[0]), "symbol": key[1], "interval": str(key[2])}
+
+
+class FeatureStage:
+    """Features for every configured series, with their cache."""
+
+    name = "features"
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        series: Sequence[SeriesKey],
+        *,
+        keep_rows: int,
+        cache: FeatureCache | None,
+        history: HistoryLoader | None,
+        monotonic: Callable[[], float],
+        save_every_s: float = 300.0,
+    ) -> None:
+        self.spec = spec
+        self.engine = FeatureEngine(spec, keep_rows=keep_rows)
+        self.cache = cache
+        self._series = list(series)
+        self._history = history
+        self._monotonic = monotonic
+        self._save_every_s = save_every_s
+        self._last_save = monotonic()
+        self._ready: set[SeriesKey] = set()
+        self.rebuilds = 0
+
+    async def prepare(self) -> None:
+        """Restore or re-warm every configured series before the first live candle."""
+        for key in self._series:
+            source = "cache" if self._restore(key) else "database"
+            replayed = await self._catch_up(key)
+            engine = self.engine.series(key)
+            log.info(
+                "features_prepared",
+                **_label(key),
+                source=source,
+                candles_replayed=replayed,
+                last_open_time_ms=engine.last_open_ms,
+                ready=engine.is_ready,
+                warmup=self.spec.warmup,
+                spec_hash=self.spec.version_hash[:12],
+            )
+
+    def _restore(self, key: SeriesKey) -> bool:
+        if self.cache is None:
+            return False
+        try:
+            restored = self.cache.load(key)
+        except CacheMiss as miss:
+            event = "feature_cache_absent" if miss.reason == "absent" else "feature_cache_discarded"
+            log.info(event, **_label(key), reason=miss.reason, detail=str(miss))
+            return False
+        self.engine.adopt(key, restored.engine, restored.rows)
+        if restored.engine.is_ready:
+            self._ready.add(key)
+        log.info(
+            "feature_cache_restored",
+            **_label(key),
+            last_open_time_ms=restored.engine.last_open_ms,
+            rows=len(restored.rows),
+        )
+        return True
+
+    async def _catch_up(self, key: SeriesKey) -> int:
+        """Feed the stored candles the series has not seen; re-warm if it is far behind."""
+        if self._history is None:
+            return 0
+        limit = 2 * self.spec.warmup
+        last = self.engine.series(key).last_open_ms
+        candles = await self._history(key, last, limit + 1) if last is not None else []
+        if last is None or len(candles) > limit:
+            if last is not None:
+                log.info("feature_cache_behind", **_label(key), limit=limit)
+                self.engine.adopt(key, SeriesEngine(self.spec, key[2].ms), [])
+            self.rebuilds += 1
+            candles = await self._history(key, None, limit)
+        for candle in candles:
+            self.on_candle(candle)
+        return len(candles)
+
+    def on_candle(self, candle: Candle) -> FeatureRow | None:
+        """Update the candle's series; an impossible candle is logged and resets only it."""
+        try:
+            row = self.engine.update(candle)
+        except DataIntegrityError as exc:
+            log.warning(
+                "feature_input_rejected",
+                symbol=candle.symbol,
+                interval=str(candle.interval),
+                error=str(exc),
+            )
+            return None
+        if row is not None and row.is_ready:
+            key = (candle.venue, candle.symbol, candle.interval)
+            if key not in self._ready:
+                self._ready.add(key)
+                log.info("features_ready", **_label(key), open_time_ms=row.open_time_ms)
+        return row
+
+    async def save_if_due(self) -> None:
+        """Save every series once ``save_every_s`` have passed since the last save."""
+        if self.cache is not None and self._monotonic() - self._last_save >= self._save_every_s:
+            await self.save()
+
+    async def save(self) -> None:
+        """Write every series' state; a disk that refuses is logged, never fatal."""
+        cache = self.cache
+        self._last_save = self._monotonic()
+        if cache is None:
+            return
+        work = [
+            (key, cache.payload(key, self.engine.series(key), self.engine.recent(key)))
+            for key in self.engine.series_keys()
+            if self.engine.series(key).last_open_ms is not None
+        ]
+        for key, payload in work:
+            try:
+                await asyncio.to_thread(cache.write, key, payload)
+            except OSError as exc:
+                # A full or read-only disk is a fact to report, not a bug: one line, no trace.
+                log.error("feature_cache_save_failed", **_label(key), error=str(exc))  # noqa: TRY400
+
+    def stats(self) -> dict[str, object]:
+        """Return the engine's and the cache's counters."""
+        cache = {} if self.cache is None else self.cache.counters.to_json()
+        return {
+            **asdict(self.engine.counters),
+            "rebuilds": self.rebuilds,
+            "series_ready": len(self._ready),
+            "cache": cache,
+        }
+
+    def health(self) -> ComponentHealth:
+        """Return OK with readiness and the cache's hit rate."""
+        detail = f"{len(self._ready)}/{len(self.engine.series_keys())} series ready"
+        if self.cache is not None:
+            rate = self.cache.counters.hit_rate
+            detail += f"; cache hit rate {'n/a' if rate is None else f'{rate:.0%}'}"
+        errors = self.engine.counters.integrity_errors
+        if errors:
+            detail += f"; {errors} impossible candles reset a series"
+        return ComponentHealth(component=self.name, status=HealthStatus.OK, detail=detail)
