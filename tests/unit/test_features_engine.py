@@ -5,10 +5,10 @@ import math
 import numpy as np
 import numpy.typing as npt
 import pytest
+from fakes.feature_series import MINUTE, incremental_rows, random_series
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fakes.feature_series import MINUTE, incremental_rows, random_series
 from paper_trader.errors import DataIntegrityError
 from paper_trader.features import batch
 from paper_trader.features.engine import SeriesEngine
@@ -127,7 +127,7 @@ def test_each_column_appears_no_later_than_its_declared_warmup() -> None:
     [(3, math.nan), (3, math.inf), (3, 0.0), (1, -5.0), (4, -1.0), (4, math.nan), (2, 1e9)],
 )
 def test_an_impossible_candle_raises_and_resets_only_its_series(field: int, value: float) -> None:
-    """NaN, inf, non-positive prices, negative volume, low above high: error, then a fresh warm-up."""
+    """NaN, inf, non-positive prices, negative volume, low above high: error, then warm-up again."""
     times, ohlcv = random_series(7, 900)
     bad = ohlcv.copy()
     bad[field, 800] = value
