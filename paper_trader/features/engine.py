@@ -18,19 +18,21 @@ from typing import Any, NoReturn
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.errors import DataIntegrityError
 from paper_trader.features.indicators import FACTORIES, Step
+from paper_trader.features.rolling import History
 from paper_trader.features.spec import FeatureSpec
 
 SeriesKey = tuple[Venue, str, Interval]
 _STATE_TYPES = (int, float, str)
 
 
-def _build(spec: FeatureSpec, interval_ms: int) -> list[Step]:
+def _build(spec: FeatureSpec, interval_ms: int) -> tuple[History, list[Step]]:
+    history = History()
     steps: list[Step] = []
     at = 0
     for indicator in spec.indicators:
-        steps.append(FACTORIES[indicator.kind](at, indicator, interval_ms))
+        steps.append(FACTORIES[indicator.kind](at, indicator, interval_ms, history))
         at += len(indicator.columns)
-    return steps
+    return history, steps
 
 
 def invalid_reason(h: float, l: float, c: float, v: float, o: float) -> str | None:
@@ -48,14 +50,23 @@ def invalid_reason(h: float, l: float, c: float, v: float, o: float) -> str | No
 class SeriesEngine:
     """The features of one series, updated one closed candle at a time."""
 
-    __slots__ = ("_blank", "_gap_ms", "_interval_ms", "_steps", "count", "last_open_ms", "spec")
+    __slots__ = (
+        "_blank",
+        "_gap_ms",
+        "_history",
+        "_interval_ms",
+        "_steps",
+        "count",
+        "last_open_ms",
+        "spec",
+    )
 
     def __init__(self, spec: FeatureSpec, interval_ms: int) -> None:
         self.spec = spec
         self._interval_ms = interval_ms
         self._gap_ms = (spec.max_bridged_gap + 1) * interval_ms
         self._blank = [math.nan] * len(spec.names)
-        self._steps = _build(spec, interval_ms)
+        self._history, self._steps = _build(spec, interval_ms)
         self.count = 0
         self.last_open_ms: int | None = None
 
@@ -66,7 +77,7 @@ class SeriesEngine:
 
     def reset(self) -> None:
         """Forget everything but the last candle time: the warm-up starts again."""
-        self._steps = _build(self.spec, self._interval_ms)
+        self._history, self._steps = _build(self.spec, self._interval_ms)
         self.count = 0
 
     def update(
@@ -94,6 +105,7 @@ class SeriesEngine:
         if not 0.0 <= v < math.inf:
             self._refuse(open_time_ms, o, h, l, c, v)
         self.count += 1
+        self._history.push(c)
         row = self._blank[:]
         for step in self._steps:
             step.step(open_time_ms, h, l, c, v, row)
@@ -109,12 +121,14 @@ class SeriesEngine:
         return {
             "count": self.count,
             "last_open_ms": self.last_open_ms,
+            "history": _dump(self._history),
             "steps": [_dump(step) for step in self._steps],
         }
 
     def restore(self, state: dict[str, Any]) -> None:
         """Load a ``snapshot()``; raise ``DataIntegrityError`` if it does not fit this spec."""
-        steps = _build(self.spec, self._interval_ms)
+        history, steps = _build(self.spec, self._interval_ms)
+        _load(history, state.get("history"), path="History")
         saved = state.get("steps")
         if not isinstance(saved, list) or len(saved) != len(steps):
             raise DataIntegrityError("the saved state has a different number of indicators")
@@ -125,7 +139,7 @@ class SeriesEngine:
             raise DataIntegrityError("the saved state has no candle count")
         if not isinstance(last, int):
             raise DataIntegrityError("the saved state has no last candle time")
-        self._steps = steps
+        self._history, self._steps = history, steps
         self.count = count
         self.last_open_ms = last
 
@@ -138,6 +152,8 @@ def _dump(obj: object) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for name in _slots(obj):
         value = getattr(obj, name)
+        if isinstance(value, History):
+            continue  # shared by the steps; saved once with the engine
         if isinstance(value, list):
             value = list(value)
         elif not isinstance(value, _STATE_TYPES):
@@ -148,9 +164,10 @@ def _dump(obj: object) -> dict[str, Any]:
 
 def _load(obj: object, data: object, *, path: str) -> None:
     """Set obj's slots from data, checking each against the freshly built value's shape."""
-    if not isinstance(data, dict) or set(data) != set(_slots(obj)):
+    names = [n for n in _slots(obj) if not isinstance(getattr(obj, n), History)]
+    if not isinstance(data, dict) or set(data) != set(names):
         raise DataIntegrityError(f"the saved state of {path} has other fields")
-    for name in _slots(obj):
+    for name in names:
         fresh, saved = getattr(obj, name), data[name]
         where = f"{path}.{name}"
         if isinstance(fresh, list):

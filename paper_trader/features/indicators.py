@@ -9,7 +9,7 @@ same columns vectorised, and the tests hold the two equal.
 import math
 from collections.abc import Callable
 
-from paper_trader.features.rolling import Moments, Window
+from paper_trader.features.rolling import History, Moments, Window
 from paper_trader.features.spec import EMA_CROSS_DEAD_BAND, Indicator
 
 NAN = math.nan
@@ -55,17 +55,29 @@ class Step:
 
 
 class Sma(Step):
-    __slots__ = ("win",)
+    __slots__ = ("hist", "n", "since", "total")
 
-    def __init__(self, at: int, n: int) -> None:
+    def __init__(self, at: int, n: int, hist: History) -> None:
         super().__init__(at)
-        self.win = Window(n)
+        self.n = n
+        self.hist = hist
+        self.total = 0.0
+        self.since = 0
 
     def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
-        win = self.win
-        win.push(c)
-        if win.count >= win.n:
-            mean = c if win.run >= win.n else win.total / win.n
+        hist = self.hist
+        n = self.n
+        count = hist.count
+        total = self.total + c
+        if count > n:
+            total -= hist.buf[(hist.pos - 1 - n) & History.MASK]  # the close leaving the window
+        self.since += 1
+        if self.since >= n:  # re-sum exactly so rounding never accumulates
+            total = sum(hist.last_n(min(n, count)))
+            self.since = 0
+        self.total = total
+        if count >= n:
+            mean = c if hist.run >= n else total / n
             out[self.at] = mean
             out[self.at + 1] = c / mean - 1.0
 
@@ -103,26 +115,39 @@ class Vwap(Step):
 class Lagged(Step):
     """Return, rate of change or momentum against the close k candles ago."""
 
-    __slots__ = ("closes", "form", "k")
+    __slots__ = ("hist", "k")
 
-    def __init__(self, at: int, k: int, form: str) -> None:
+    def __init__(self, at: int, k: int, hist: History) -> None:
         super().__init__(at)
         self.k = k
-        self.form = form
-        self.closes = Window(k + 1)
+        self.hist = hist
+
+
+class Return(Lagged):
+    __slots__ = ()
 
     def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
-        closes = self.closes
-        closes.push(c)
-        if closes.count > self.k:
-            past = closes.buf[closes.pos]  # the oldest of k + 1 values
-            form = self.form
-            if form == "ret":
-                out[self.at] = c / past - 1.0
-            elif form == "roc":
-                out[self.at] = 100.0 * (c / past - 1.0)
-            else:
-                out[self.at] = c - past
+        hist = self.hist
+        if hist.count > self.k:
+            out[self.at] = c / hist.buf[(hist.pos - 1 - self.k) & History.MASK] - 1.0
+
+
+class RateOfChange(Lagged):
+    __slots__ = ()
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        hist = self.hist
+        if hist.count > self.k:
+            out[self.at] = 100.0 * (c / hist.buf[(hist.pos - 1 - self.k) & History.MASK] - 1.0)
+
+
+class Momentum(Lagged):
+    __slots__ = ()
+
+    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
+        hist = self.hist
+        if hist.count > self.k:
+            out[self.at] = c - hist.buf[(hist.pos - 1 - self.k) & History.MASK]
 
 
 class Range(Step):
@@ -396,26 +421,26 @@ class HigherTimeframe(Step):
             out[self.at + 1] = c / closes.buf[closes.pos] - 1.0  # the k-th last completed bucket
 
 
-Factory = Callable[[int, Indicator, int], Step]
+Factory = Callable[[int, Indicator, int, History], Step]
 
 FACTORIES: dict[str, Factory] = {
-    "sma": lambda at, ind, _ms: Sma(at, *ind.params),
-    "ema": lambda at, ind, _ms: EmaLevel(at, *ind.params),
-    "vwap": lambda at, ind, _ms: Vwap(at, *ind.params),
-    "ret": lambda at, ind, _ms: Lagged(at, ind.params[0], "ret"),
-    "roc": lambda at, ind, _ms: Lagged(at, ind.params[0], "roc"),
-    "mom": lambda at, ind, _ms: Lagged(at, ind.params[0], "mom"),
-    "range": lambda at, _ind, _ms: Range(at),
-    "bbands": lambda at, ind, _ms: Bollinger(at, *ind.params),
-    "rsi": lambda at, ind, _ms: Rsi(at, *ind.params),
-    "macd": lambda at, ind, _ms: Macd(at, *ind.params),
-    "stoch": lambda at, ind, _ms: Stochastic(at, *ind.params),
-    "willr": lambda at, ind, _ms: WilliamsR(at, *ind.params),
-    "atr": lambda at, ind, _ms: Atr(at, *ind.params),
-    "obv_flow": lambda at, ind, _ms: ObvFlow(at, *ind.params),
-    "vol_chg": lambda at, ind, _ms: VolumeChange(at, *ind.params),
-    "vol_ratio": lambda at, ind, _ms: VolumeRatio(at, *ind.params),
-    "ema_cross": lambda at, ind, _ms: EmaCross(at, *ind.params),
-    "volatility": lambda at, ind, _ms: Volatility(at, *ind.params),
-    "htf": lambda at, ind, ms: HigherTimeframe(at, *ind.params, interval_ms=ms),
+    "sma": lambda at, ind, _ms, hist: Sma(at, ind.params[0], hist),
+    "ema": lambda at, ind, _ms, _hist: EmaLevel(at, *ind.params),
+    "vwap": lambda at, ind, _ms, _hist: Vwap(at, *ind.params),
+    "ret": lambda at, ind, _ms, hist: Return(at, ind.params[0], hist),
+    "roc": lambda at, ind, _ms, hist: RateOfChange(at, ind.params[0], hist),
+    "mom": lambda at, ind, _ms, hist: Momentum(at, ind.params[0], hist),
+    "range": lambda at, _ind, _ms, _hist: Range(at),
+    "bbands": lambda at, ind, _ms, _hist: Bollinger(at, *ind.params),
+    "rsi": lambda at, ind, _ms, _hist: Rsi(at, *ind.params),
+    "macd": lambda at, ind, _ms, _hist: Macd(at, *ind.params),
+    "stoch": lambda at, ind, _ms, _hist: Stochastic(at, *ind.params),
+    "willr": lambda at, ind, _ms, _hist: WilliamsR(at, *ind.params),
+    "atr": lambda at, ind, _ms, _hist: Atr(at, *ind.params),
+    "obv_flow": lambda at, ind, _ms, _hist: ObvFlow(at, *ind.params),
+    "vol_chg": lambda at, ind, _ms, _hist: VolumeChange(at, *ind.params),
+    "vol_ratio": lambda at, ind, _ms, _hist: VolumeRatio(at, *ind.params),
+    "ema_cross": lambda at, ind, _ms, _hist: EmaCross(at, *ind.params),
+    "volatility": lambda at, ind, _ms, _hist: Volatility(at, *ind.params),
+    "htf": lambda at, ind, ms, _hist: HigherTimeframe(at, *ind.params, interval_ms=ms),
 }

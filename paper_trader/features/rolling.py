@@ -133,3 +133,37 @@ class Moments:
         m = self.s1 / n
         var = self.s2 / n - m * m
         return self.anchor + m, var if var > 0.0 else 0.0
+
+
+class History:
+    """The last ``SIZE`` closes of a series, shared by every indicator that looks back."""
+
+    SIZE = 256  # a power of two above the longest look-back of the spec
+    MASK = SIZE - 1
+    __slots__ = ("buf", "count", "last", "pos", "run")
+
+    def __init__(self) -> None:
+        self.buf = [0.0] * self.SIZE
+        self.pos = 0
+        self.count = 0
+        self.last = math.nan
+        self.run = 0
+
+    def push(self, x: float) -> None:
+        """Record the next close."""
+        self.buf[self.pos] = x
+        self.pos = (self.pos + 1) & self.MASK
+        self.count += 1
+        self.run = self.run + 1 if x == self.last else 1
+        self.last = x
+
+    def ago(self, k: int) -> float:
+        """Return the close k candles ago (0 is the latest)."""
+        return self.buf[(self.pos - 1 - k) & self.MASK]
+
+    def last_n(self, n: int) -> list[float]:
+        """Return the last n closes, oldest first (n <= SIZE and n <= count)."""
+        start = (self.pos - n) & self.MASK
+        if start < self.pos:
+            return self.buf[start : self.pos]
+        return self.buf[start:] + self.buf[: self.pos]

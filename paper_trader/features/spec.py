@@ -7,7 +7,11 @@ parameters, the gap rule and ``IMPLEMENTATION_VERSION``: change a formula, bump 
 and every model and cache built on the old definition is refused.
 
 Definitions (``c`` close, ``h`` high, ``l`` low, ``v`` volume, ``t`` the candle's index since
-the last reset; a value is NaN until the column's warm-up, counted in candles since a reset):
+the last reset). A value is NaN until it can be computed. Each column declares its warm-up in
+candles since a reset: exactly when it fills, except the higher-timeframe columns, which may
+fill up to one bucket earlier depending on where the series starts in a bucket, so for them it
+is an upper bound. A row is *ready* from the spec's warm-up (the largest) on, wherever the
+series starts, and a ready row never holds a NaN:
 
 - ``sma_n`` mean of the last n closes; ``px_sma_n`` = c / sma_n - 1.
 - ``ema_n`` exponential average, alpha = 2/(n+1), seeded with the SMA of the first n closes (as

@@ -207,7 +207,7 @@ def test_a_snapshot_from_another_spec_is_refused() -> None:
     with pytest.raises(DataIntegrityError, match="number of indicators"):
         SeriesEngine(SPEC, MINUTE).restore(engine.snapshot())
     state = SeriesEngine(SPEC, MINUTE).snapshot()
-    state["steps"][0]["win"]["n"] = 11
+    state["steps"][0]["n"] = 11
     with pytest.raises(DataIntegrityError, match="spec says"):
         SeriesEngine(SPEC, MINUTE).restore(state)
 
