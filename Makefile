@@ -40,10 +40,11 @@ unit: $(VENV)/.dev
 
 test: lint typecheck unit
 
-bench: $(VENV)/.runtime
+bench: $(VENV)/.dev
 	$(PY) bench/replay.py
 	$(PY) bench/ingest.py
 	$(PY) bench/startup.py
+	$(PY) bench/features.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO).*
