@@ -98,6 +98,7 @@ class DecisionEngine:
             if self.features is not None:
                 async with asyncio.timeout(FINAL_SAVE_TIMEOUT_S):
                     await self.features.save()
+                log.info("features_stopped", **self.features.stats())
 
     async def _loop(self) -> None:
         """Handle batches of candles; beat the heartbeat while idle."""

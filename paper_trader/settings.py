@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     )
 
     # Market data
-    warmup_candles: int = _expect("a whole number from 0 to 100000", default=500, ge=0, le=100_000)
+    warmup_candles: int = _expect("a whole number from 0 to 100000", default=1000, ge=0, le=100_000)
     stream_silence_timeout: float = _expect("seconds, from 5 to 3600", default=60.0, ge=5, le=3600)
     reconnect_backoff_base: float = _expect("seconds, more than 0", default=1.0, gt=0)
     reconnect_backoff_max: float = _expect("seconds, more than 0", default=60.0, gt=0)

@@ -83,14 +83,29 @@ class Sma(Step):
 
 
 class EmaLevel(Step):
-    __slots__ = ("ema",)
+    """The SMA-seeded EMA of the close (``Ema`` inlined: four of these run per candle)."""
+
+    __slots__ = ("alpha", "beta", "count", "n", "seed", "value")
 
     def __init__(self, at: int, n: int) -> None:
         super().__init__(at)
-        self.ema = Ema(n)
+        self.n = n
+        self.alpha = 2.0 / (n + 1)
+        self.beta = 1.0 - self.alpha
+        self.count = 0
+        self.seed = 0.0
+        self.value = NAN
 
     def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
-        out[self.at] = self.ema.push(c)
+        count = self.count = self.count + 1
+        if count > self.n:
+            value = self.value = self.beta * self.value + self.alpha * c
+            out[self.at] = value
+        elif count == self.n:
+            value = self.value = (self.seed + c) / self.n
+            out[self.at] = value
+        else:
+            self.seed += c
 
 
 class Vwap(Step):
@@ -230,24 +245,43 @@ class Macd(Step):
             out[at + 5] = hist / c
 
 
-class Stochastic(Step):
-    __slots__ = ("d", "highs", "ks", "lows")
+class Extremes(Step):
+    """Base of the indicators that need the highest high and lowest low of n candles."""
+
+    __slots__ = ("count", "highs", "lows", "n", "pos")
+
+    def __init__(self, at: int, n: int) -> None:
+        super().__init__(at)
+        self.n = n
+        self.highs = [0.0] * n
+        self.lows = [0.0] * n
+        self.pos = 0
+        self.count = 0
+
+    def push_extremes(self, h: float, l: float) -> bool:
+        """Record the candle's high and low; return whether n candles were seen."""
+        pos = self.pos
+        self.highs[pos] = h
+        self.lows[pos] = l
+        pos += 1
+        self.pos = 0 if pos == self.n else pos
+        self.count += 1
+        return self.count >= self.n
+
+
+class Stochastic(Extremes):
+    __slots__ = ("d", "ks")
 
     def __init__(self, at: int, n: int, d: int) -> None:
-        super().__init__(at)
-        self.highs = Window(n)
-        self.lows = Window(n)
+        super().__init__(at, n)
         self.ks = Window(d)
         self.d = d
 
     def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
-        highs, lows = self.highs, self.lows
-        highs.push(h)
-        lows.push(l)
-        if highs.count < highs.n:
+        if not self.push_extremes(h, l):
             return
-        hh = max(highs.buf)
-        ll = min(lows.buf)
+        hh = max(self.highs)
+        ll = min(self.lows)
         k = 50.0 if hh == ll else 100.0 * (c - ll) / (hh - ll)
         out[self.at] = k
         ks = self.ks
@@ -256,21 +290,13 @@ class Stochastic(Step):
             out[self.at + 1] = sum(ks.values()) / self.d
 
 
-class WilliamsR(Step):
-    __slots__ = ("highs", "lows")
-
-    def __init__(self, at: int, n: int) -> None:
-        super().__init__(at)
-        self.highs = Window(n)
-        self.lows = Window(n)
+class WilliamsR(Extremes):
+    __slots__ = ()
 
     def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
-        highs, lows = self.highs, self.lows
-        highs.push(h)
-        lows.push(l)
-        if highs.count >= highs.n:
-            hh = max(highs.buf)
-            ll = min(lows.buf)
+        if self.push_extremes(h, l):
+            hh = max(self.highs)
+            ll = min(self.lows)
             out[self.at] = -50.0 if hh == ll else -100.0 * (hh - c) / (hh - ll)
 
 
