@@ -56,6 +56,7 @@ class SeriesEngine:
         "_history",
         "_interval_ms",
         "_steps",
+        "_warmup",
         "count",
         "last_open_ms",
         "spec",
@@ -66,6 +67,7 @@ class SeriesEngine:
         self._interval_ms = interval_ms
         self._gap_ms = (spec.max_bridged_gap + 1) * interval_ms
         self._blank = [math.nan] * len(spec.names)
+        self._warmup = spec.warmup  # a derived property: read once, not per candle
         self._history, self._steps = _build(spec, interval_ms)
         self.count = 0
         self.last_open_ms: int | None = None
@@ -73,7 +75,7 @@ class SeriesEngine:
     @property
     def is_ready(self) -> bool:
         """Return whether every column has a value (the warm-up is over)."""
-        return self.count >= self.spec.warmup
+        return self.count >= self._warmup
 
     def reset(self) -> None:
         """Forget everything but the last candle time: the warm-up starts again."""
