@@ -12,17 +12,61 @@ feature cache and rebuild an identical engine from it: a restart resumes mid-ser
 
 import math
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.errors import DataIntegrityError
-from paper_trader.features.indicators import FACTORIES, Step
+from paper_trader.features.indicators import (
+    Atr,
+    Bollinger,
+    EmaCross,
+    EmaLevel,
+    HigherTimeframe,
+    Macd,
+    Momentum,
+    Range,
+    RateOfChange,
+    Return,
+    Rsi,
+    Sma,
+    Step,
+    Stochastic,
+    Volatility,
+    WilliamsR,
+)
 from paper_trader.features.rolling import History
-from paper_trader.features.spec import FeatureSpec
+from paper_trader.features.spec import FeatureSpec, Indicator
+from paper_trader.features.volume import ObvFlow, VolumeChange, VolumeRatio, Vwap
 
 SeriesKey = tuple[Venue, str, Interval]
 _STATE_TYPES = (int, float, str)
+
+Factory = Callable[[int, Indicator, int, History], Step]
+
+
+FACTORIES: dict[str, Factory] = {
+    "sma": lambda at, ind, _ms, hist: Sma(at, ind.params[0], hist),
+    "ema": lambda at, ind, _ms, _hist: EmaLevel(at, *ind.params),
+    "vwap": lambda at, ind, _ms, _hist: Vwap(at, *ind.params),
+    "ret": lambda at, ind, _ms, hist: Return(at, ind.params[0], hist),
+    "roc": lambda at, ind, _ms, hist: RateOfChange(at, ind.params[0], hist),
+    "mom": lambda at, ind, _ms, hist: Momentum(at, ind.params[0], hist),
+    "range": lambda at, _ind, _ms, _hist: Range(at),
+    "bbands": lambda at, ind, _ms, _hist: Bollinger(at, *ind.params),
+    "rsi": lambda at, ind, _ms, _hist: Rsi(at, *ind.params),
+    "macd": lambda at, ind, _ms, _hist: Macd(at, *ind.params),
+    "stoch": lambda at, ind, _ms, _hist: Stochastic(at, *ind.params),
+    "willr": lambda at, ind, _ms, _hist: WilliamsR(at, *ind.params),
+    "atr": lambda at, ind, _ms, _hist: Atr(at, *ind.params),
+    "obv_flow": lambda at, ind, _ms, _hist: ObvFlow(at, *ind.params),
+    "vol_chg": lambda at, ind, _ms, _hist: VolumeChange(at, *ind.params),
+    "vol_ratio": lambda at, ind, _ms, _hist: VolumeRatio(at, *ind.params),
+    "ema_cross": lambda at, ind, _ms, _hist: EmaCross(at, *ind.params),
+    "volatility": lambda at, ind, _ms, _hist: Volatility(at, *ind.params),
+    "htf": lambda at, ind, ms, _hist: HigherTimeframe(at, *ind.params, interval_ms=ms),
+}
 
 
 def _build(spec: FeatureSpec, interval_ms: int) -> tuple[History, list[Step]]:
@@ -35,7 +79,7 @@ def _build(spec: FeatureSpec, interval_ms: int) -> tuple[History, list[Step]]:
     return history, steps
 
 
-def invalid_reason(h: float, l: float, c: float, v: float, o: float) -> str | None:
+def invalid_reason(o: float, h: float, l: float, c: float, v: float) -> str | None:
     """Return why a candle cannot enter the engine, or None when it can."""
     for name, price in (("open", o), ("high", h), ("low", l), ("close", c)):
         if not (math.isfinite(price) and price > 0.0):
@@ -115,7 +159,7 @@ class SeriesEngine:
 
     def _refuse(self, t: int, o: float, h: float, l: float, c: float, v: float) -> NoReturn:
         self.reset()
-        reason = invalid_reason(h, l, c, v, o) or "a value is not a number"
+        reason = invalid_reason(o, h, l, c, v) or "a value is not a number"
         raise DataIntegrityError(f"candle at {t}: {reason}")
 
     def snapshot(self) -> dict[str, Any]:

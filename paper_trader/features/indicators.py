@@ -1,16 +1,16 @@
-"""Incremental indicators: one class per kind of the spec, O(1) work per candle.
+"""Incremental price indicators: one class per kind of the spec, O(1) work per candle.
 
 Each ``step(t, h, l, c, v, out)`` folds one valid candle into the state and writes the
 indicator's columns into ``out`` from index ``at`` on, leaving NaN until its warm-up. The
 formulas are the ones documented in ``features/spec.py``; ``features/batch.py`` computes the
-same columns vectorised, and the tests hold the two equal.
+same columns vectorised, and the tests hold the two equal. The volume indicators are in
+``volume.py``; ``engine.py`` maps each kind of the spec to its class.
 """
 
 import math
-from collections.abc import Callable
 
 from paper_trader.features.rolling import History, Moments, Window
-from paper_trader.features.spec import EMA_CROSS_DEAD_BAND, Indicator
+from paper_trader.features.spec import EMA_CROSS_DEAD_BAND
 
 NAN = math.nan
 isnan = math.isnan
@@ -106,25 +106,6 @@ class EmaLevel(Step):
             out[self.at] = value
         else:
             self.seed += c
-
-
-class Vwap(Step):
-    __slots__ = ("pv", "vol")
-
-    def __init__(self, at: int, n: int) -> None:
-        super().__init__(at)
-        self.pv = Window(n)
-        self.vol = Window(n)
-
-    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
-        self.pv.push((h + l + c) / 3.0 * v)
-        vol = self.vol
-        vol.push(v)
-        if vol.count >= vol.n:
-            total = vol.sum()
-            level = c if total == 0.0 else self.pv.total / total
-            out[self.at] = level
-            out[self.at + 1] = c / level - 1.0
 
 
 class Lagged(Step):
@@ -320,58 +301,6 @@ class Atr(Step):
             out[self.at + 1] = 100.0 * value / c
 
 
-class ObvFlow(Step):
-    __slots__ = ("prev", "signed", "vol")
-
-    def __init__(self, at: int, n: int) -> None:
-        super().__init__(at)
-        self.signed = Window(n)
-        self.vol = Window(n)
-        self.prev = NAN
-
-    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
-        prev = self.prev
-        self.prev = c
-        if isnan(prev):
-            return
-        self.signed.push(v if c > prev else -v if c < prev else 0.0)
-        vol = self.vol
-        vol.push(v)
-        if vol.count >= vol.n:
-            total = vol.sum()
-            out[self.at] = 0.0 if total == 0.0 else self.signed.sum() / total
-
-
-class VolumeChange(Step):
-    __slots__ = ("prev",)
-
-    def __init__(self, at: int, n: int) -> None:
-        super().__init__(at)
-        self.prev = NAN
-
-    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
-        prev = self.prev
-        self.prev = v
-        if not isnan(prev):
-            both = v + prev
-            out[self.at] = 0.0 if both == 0.0 else (v - prev) / both
-
-
-class VolumeRatio(Step):
-    __slots__ = ("vol",)
-
-    def __init__(self, at: int, n: int) -> None:
-        super().__init__(at)
-        self.vol = Window(n)
-
-    def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
-        vol = self.vol
-        vol.push(v)
-        if vol.count >= vol.n:
-            total = vol.sum()
-            out[self.at] = 1.0 if total == 0.0 else v * vol.n / total
-
-
 class EmaCross(Step):
     __slots__ = ("fast", "slow")
 
@@ -445,28 +374,3 @@ class HigherTimeframe(Step):
         closes = self.closes
         if closes.count >= self.k:
             out[self.at + 1] = c / closes.buf[closes.pos] - 1.0  # the k-th last completed bucket
-
-
-Factory = Callable[[int, Indicator, int, History], Step]
-
-FACTORIES: dict[str, Factory] = {
-    "sma": lambda at, ind, _ms, hist: Sma(at, ind.params[0], hist),
-    "ema": lambda at, ind, _ms, _hist: EmaLevel(at, *ind.params),
-    "vwap": lambda at, ind, _ms, _hist: Vwap(at, *ind.params),
-    "ret": lambda at, ind, _ms, hist: Return(at, ind.params[0], hist),
-    "roc": lambda at, ind, _ms, hist: RateOfChange(at, ind.params[0], hist),
-    "mom": lambda at, ind, _ms, hist: Momentum(at, ind.params[0], hist),
-    "range": lambda at, _ind, _ms, _hist: Range(at),
-    "bbands": lambda at, ind, _ms, _hist: Bollinger(at, *ind.params),
-    "rsi": lambda at, ind, _ms, _hist: Rsi(at, *ind.params),
-    "macd": lambda at, ind, _ms, _hist: Macd(at, *ind.params),
-    "stoch": lambda at, ind, _ms, _hist: Stochastic(at, *ind.params),
-    "willr": lambda at, ind, _ms, _hist: WilliamsR(at, *ind.params),
-    "atr": lambda at, ind, _ms, _hist: Atr(at, *ind.params),
-    "obv_flow": lambda at, ind, _ms, _hist: ObvFlow(at, *ind.params),
-    "vol_chg": lambda at, ind, _ms, _hist: VolumeChange(at, *ind.params),
-    "vol_ratio": lambda at, ind, _ms, _hist: VolumeRatio(at, *ind.params),
-    "ema_cross": lambda at, ind, _ms, _hist: EmaCross(at, *ind.params),
-    "volatility": lambda at, ind, _ms, _hist: Volatility(at, *ind.params),
-    "htf": lambda at, ind, ms, _hist: HigherTimeframe(at, *ind.params, interval_ms=ms),
-}
