@@ -31,7 +31,7 @@ FAULTS = (
 )  # fmt: skip
 
 
-HISTORY = 600  # closed candles the simulated market starts with (covers the warm-up)
+HISTORY = 1_200  # closed candles the simulated market starts with (covers the default warm-up)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,6 +79,8 @@ def run_demo(settings: Settings, request: DemoRequest) -> DemoResult:
                 "binance_ws_url": f"ws://127.0.0.1:{port}",
                 "binance_rest_url": f"http://127.0.0.1:{port}",
                 "db_path": request.db_path,
+                # Its own feature cache: the demo's market must never meet the real daemon's.
+                "cache_dir": request.db_path.with_suffix(".cache"),
                 "stream_silence_timeout": 10.0,
             }
         )

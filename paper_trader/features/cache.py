@@ -62,6 +62,11 @@ class CacheCounters:
     saves: int = 0
     save_failures: int = 0
 
+    def demote(self, reason: str) -> None:
+        """Count a restored file that its caller could not use after all as a miss."""
+        self.hits -= 1
+        self.misses[reason] = self.misses.get(reason, 0) + 1
+
     @property
     def hit_rate(self) -> float | None:
         """Return hits over restore attempts, None before the first."""

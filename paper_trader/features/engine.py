@@ -102,6 +102,7 @@ class SeriesEngine:
         "_steps",
         "_warmup",
         "count",
+        "last_candle",
         "last_open_ms",
         "spec",
     )
@@ -115,6 +116,7 @@ class SeriesEngine:
         self._history, self._steps = _build(spec, interval_ms)
         self.count = 0
         self.last_open_ms: int | None = None
+        self.last_candle: tuple[float, ...] = ()
 
     @property
     def is_ready(self) -> bool:
@@ -151,6 +153,7 @@ class SeriesEngine:
         if not 0.0 <= v < math.inf:
             self._refuse(open_time_ms, o, h, l, c, v)
         self.count += 1
+        self.last_candle = (o, h, l, c, v)
         self._history.push(c)
         row = self._blank[:]
         for step in self._steps:
@@ -167,6 +170,7 @@ class SeriesEngine:
         return {
             "count": self.count,
             "last_open_ms": self.last_open_ms,
+            "last_candle": list(self.last_candle),
             "history": _dump(self._history),
             "steps": [_dump(step) for step in self._steps],
         }
@@ -185,9 +189,13 @@ class SeriesEngine:
             raise DataIntegrityError("the saved state has no candle count")
         if not isinstance(last, int):
             raise DataIntegrityError("the saved state has no last candle time")
+        candle = state.get("last_candle")
+        if not isinstance(candle, list) or not all(isinstance(x, float) for x in candle):
+            raise DataIntegrityError("the saved state has no last candle")
         self._history, self._steps = history, steps
         self.count = count
         self.last_open_ms = last
+        self.last_candle = tuple(candle)
 
 
 def _slots(obj: object) -> list[str]:

@@ -38,6 +38,23 @@ def _label(key: SeriesKey) -> dict[str, str]:
     return {"venue": str(key[0]), "symbol": key[1], "interval": str(key[2])}
 
 
+def _continuation_problem(engine: SeriesEngine, stored: list[Candle], limit: int) -> str | None:
+    """Return why the stored candles cannot continue the engine, or None if they can.
+
+    The database must hold the engine's last candle, unchanged (a cache from another database,
+    or from a market the demo made up, must not be continued), and not too many after it.
+    """
+    if not stored or stored[0].open_time_ms != engine.last_open_ms:
+        return f"the database does not hold the cached last candle ({engine.last_open_ms})"
+    first = stored[0]
+    values = (first.open, first.high, first.low, first.close, first.volume)
+    if tuple(float(x) for x in values) != engine.last_candle:
+        return f"the database's candle at {engine.last_open_ms} differs from the cached one"
+    if len(stored) - 1 > limit:
+        return f"more than {limit} stored candles after the cached one: re-warming is cheaper"
+    return None
+
+
 class FeatureStage:
     """Features for every configured series, with their cache."""
 
@@ -103,16 +120,26 @@ class FeatureStage:
         return True
 
     async def _catch_up(self, key: SeriesKey) -> int:
-        """Feed the stored candles the series has not seen; re-warm if it is far behind."""
+        """Feed the stored candles the series has not seen; re-warm if it cannot continue."""
         if self._history is None:
             return 0
         limit = 2 * self.spec.warmup
-        last = self.engine.series(key).last_open_ms
-        candles = await self._history(key, last, limit + 1) if last is not None else []
-        if last is None or len(candles) > limit:
-            if last is not None:
-                log.info("feature_cache_behind", **_label(key), limit=limit)
+        engine = self.engine.series(key)
+        candles: list[Candle] = []
+        if engine.last_open_ms is not None:
+            stored = await self._history(key, engine.last_open_ms - 1, limit + 2)
+            problem = _continuation_problem(engine, stored, limit)
+            if problem is None:
+                candles = stored[1:]
+            else:
+                log.info(
+                    "feature_cache_discarded", **_label(key), reason="database", detail=problem
+                )
                 self.engine.adopt(key, SeriesEngine(self.spec, key[2].ms), [])
+                self._ready.discard(key)
+                if self.cache is not None:
+                    self.cache.counters.demote("database")
+        if self.engine.series(key).last_open_ms is None:
             self.rebuilds += 1
             candles = await self._history(key, None, limit)
         for candle in candles:
