@@ -7,6 +7,7 @@ same columns vectorised, and the tests hold the two equal. The volume indicators
 ``volume.py``; ``engine.py`` maps each kind of the spec to its class.
 """
 
+import abc
 import math
 
 from paper_trader.features.rolling import History, Moments, Window
@@ -41,7 +42,7 @@ class Ema:
         return self.value
 
 
-class Step:
+class Step(abc.ABC):
     """Base of the incremental indicators: the output index and a uniform ``step``."""
 
     __slots__ = ("at",)
@@ -49,9 +50,9 @@ class Step:
     def __init__(self, at: int) -> None:
         self.at = at
 
+    @abc.abstractmethod
     def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
         """Fold one candle in and write the columns."""
-        raise NotImplementedError
 
 
 class Sma(Step):
