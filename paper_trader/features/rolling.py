@@ -45,25 +45,11 @@ class Window:
             self.since_resum = 0
         self.total = total
 
-    @property
-    def full(self) -> bool:
-        """Return whether n values have been pushed."""
-        return self.count >= self.n
-
-    @property
-    def is_flat(self) -> bool:
-        """Return whether the window holds n identical values."""
-        return self.run >= self.n
-
     def sum(self) -> float:
         """Return the sum of the window, exactly 0.0 when every value in it is 0."""
         if self.run >= self.n and self.last == 0.0:
             return 0.0
         return self.total
-
-    def ago(self, k: int) -> float:
-        """Return the value pushed k values ago (0 is the latest); k < n."""
-        return self.buf[(self.pos - 1 - k) % self.n]
 
     def values(self) -> list[float]:
         """Return the window's values, oldest first (fewer than n while filling)."""
@@ -156,10 +142,6 @@ class History:
         self.count += 1
         self.run = self.run + 1 if x == self.last else 1
         self.last = x
-
-    def ago(self, k: int) -> float:
-        """Return the close k candles ago (0 is the latest)."""
-        return self.buf[(self.pos - 1 - k) & self.MASK]
 
     def last_n(self, n: int) -> list[float]:
         """Return the last n closes, oldest first (n <= SIZE and n <= count)."""
