@@ -96,9 +96,16 @@ class DecisionEngine:
             await self._loop()
         finally:
             if self.features is not None:
-                async with asyncio.timeout(FINAL_SAVE_TIMEOUT_S):
-                    await self.features.save()
-                log.info("features_stopped", **self.features.stats())
+                await self._final_save(self.features)
+
+    async def _final_save(self, features: FeatureStage) -> None:
+        """Save the feature cache at stop, bounded; a slow disk costs the cache, not the stop."""
+        try:
+            async with asyncio.timeout(FINAL_SAVE_TIMEOUT_S):
+                await features.save()
+        except TimeoutError:
+            log.error("feature_cache_save_timed_out", timeout_s=FINAL_SAVE_TIMEOUT_S)  # noqa: TRY400
+        log.info("features_stopped", **features.stats())
 
     async def _loop(self) -> None:
         """Handle batches of candles; beat the heartbeat while idle."""
