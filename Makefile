@@ -23,7 +23,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 	touch $@
 
 demo: $(VENV)/.runtime
-	rm -f $(DEMO).db $(DEMO).db-wal $(DEMO).db-shm
+	rm -rf $(DEMO).db $(DEMO).db-wal $(DEMO).db-shm $(DEMO).cache
 	$(PY) run_paper_trader.py demo --seconds 20 --faults --db $(DEMO).db
 	@echo "--- the same summary, rebuilt from the database:"
 	$(PY) run_paper_trader.py report --db $(DEMO).db
