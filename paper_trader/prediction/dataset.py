@@ -1,0 +1,169 @@
+"""Labels and training sets, built from the batch feature reference only.
+
+The target of candle t is the forward return over ``horizon`` candles, c[t+H] / c[t] - 1,
+classified up / flat / down against a fee-aware threshold: a move smaller than a round trip's
+fees plus slippage is *flat*, because trading it loses money. A label exists only where the
+candle exactly H intervals later exists in the same segment (no gap in between, no reset), and
+a sample exists only where every model input is ready. Features at t use candles ≤ t (the
+batch reference is causal, see ``features/spec.py``); only the label looks ahead, by design.
+"""
+
+import enum
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from paper_trader.errors import DataIntegrityError
+from paper_trader.features import batch
+from paper_trader.features.spec import FeatureSpec
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+class Label(enum.IntEnum):
+    """The three classes, in the column order of every model's probabilities."""
+
+    DOWN = 0
+    FLAT = 1
+    UP = 2
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LabelRule:
+    """How a forward return becomes a class."""
+
+    horizon: int
+    fee_rate: float  # per side, as a fraction (0.001 = 0.1 %)
+    slippage_bps: float  # per side
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1:
+            raise ValueError(f"the horizon must be at least one candle, not {self.horizon}")
+        if self.fee_rate < 0 or self.slippage_bps < 0:
+            raise ValueError("fees and slippage cannot be negative")
+
+    @property
+    def threshold(self) -> float:
+        """Return the smallest move that pays a round trip: twice fee plus slippage."""
+        return 2.0 * (self.fee_rate + self.slippage_bps / 10_000.0)
+
+    def to_json(self) -> dict[str, object]:
+        """Return the rule as recorded with a model."""
+        return {
+            "target": "forward_return",
+            "horizon": self.horizon,
+            "fee_rate": self.fee_rate,
+            "slippage_bps": self.slippage_bps,
+            "threshold": self.threshold,
+            "classes": [label.name.lower() for label in Label],
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Dataset:
+    """Samples of one or more series: model inputs, labels, and where they came from."""
+
+    features: FloatArray  # (samples, inputs)
+    labels: IntArray
+    forward_returns: FloatArray
+    open_times_ms: IntArray
+    series: IntArray  # index into ``series_names``
+    series_names: tuple[str, ...]
+    feature_names: tuple[str, ...]
+    spec_hash: str
+    rule: LabelRule
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def forward_returns(
+    open_time_ms: IntArray, close: FloatArray, horizon: int, interval_ms: int, segment: IntArray
+) -> FloatArray:
+    """Return c[t+H] / c[t] - 1 where candle t+H is exactly H intervals later, else NaN."""
+    out = np.full(len(close), np.nan)
+    if len(close) <= horizon:
+        return out
+    ahead = slice(horizon, None)
+    here = slice(None, len(close) - horizon)
+    exact = (open_time_ms[ahead] - open_time_ms[here] == horizon * interval_ms) & (
+        segment[ahead] == segment[here]
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ret = close[ahead] / close[here] - 1.0
+    out[here] = np.where(exact, ret, np.nan)
+    return out
+
+
+def classify(returns: FloatArray, threshold: float) -> IntArray:
+    """Return the class of each return; the caller drops NaN returns first."""
+    labels = np.full(len(returns), int(Label.FLAT), dtype=np.int64)
+    labels[returns > threshold] = int(Label.UP)
+    labels[returns < -threshold] = int(Label.DOWN)
+    return labels
+
+
+def segment_ids(
+    spec: FeatureSpec, open_time_ms: IntArray, ohlcv: FloatArray, interval_ms: int
+) -> IntArray:
+    """Return each candle's segment (-1 for an impossible candle), as the engines cut them."""
+    ids = np.full(len(open_time_ms), -1, dtype=np.int64)
+    gap_ms = (spec.max_bridged_gap + 1) * interval_ms
+    for number, part in enumerate(batch.segments(open_time_ms, batch.invalid_rows(ohlcv), gap_ms)):
+        ids[part] = number
+    return ids
+
+
+def series_samples(
+    spec: FeatureSpec,
+    open_time_ms: npt.ArrayLike,
+    ohlcv: npt.ArrayLike,
+    interval_ms: int,
+    rule: LabelRule,
+) -> tuple[FloatArray, IntArray, FloatArray, IntArray]:
+    """Return (inputs, labels, forward returns, open times) of one series' usable candles."""
+    t = np.asarray(open_time_ms, dtype=np.int64)
+    values = np.asarray(ohlcv, dtype=np.float64).reshape(5, -1)
+    frame = batch.compute(spec, t, values, interval_ms)
+    inputs = frame[list(spec.model_inputs)].to_numpy(dtype=np.float64)
+    fwd = forward_returns(
+        t, values[3], rule.horizon, interval_ms, segment_ids(spec, t, values, interval_ms)
+    )
+    usable = np.isfinite(inputs).all(axis=1) & np.isfinite(fwd)
+    return inputs[usable], classify(fwd[usable], rule.threshold), fwd[usable], t[usable]
+
+
+def build_dataset(
+    spec: FeatureSpec,
+    series: dict[str, tuple[npt.ArrayLike, npt.ArrayLike]],
+    interval_ms: int,
+    rule: LabelRule,
+) -> Dataset:
+    """Build the samples of every series (name → (open times, (5, n) OHLCV)), time-ordered.
+
+    Raises ``DataIntegrityError`` if no candle of any series yields a sample.
+    """
+    parts = []
+    for number, (times, ohlcv) in enumerate(series.values()):
+        x, y, fwd, t = series_samples(spec, times, ohlcv, interval_ms, rule)
+        parts.append((x, y, fwd, t, np.full(len(y), number, dtype=np.int64)))
+    if not parts or sum(len(p[1]) for p in parts) == 0:
+        raise DataIntegrityError(
+            f"no usable samples: each series needs more than {spec.warmup + rule.horizon} "
+            "candles without a long gap"
+        )
+    x, y, fwd, t, s = (np.concatenate([p[i] for p in parts]) for i in range(5))
+    order = np.lexsort((s, t))  # by time, then series: folds cut across symbols at one instant
+    return Dataset(
+        features=x[order],
+        labels=y[order],
+        forward_returns=fwd[order],
+        open_times_ms=t[order],
+        series=s[order],
+        series_names=tuple(series),
+        feature_names=spec.model_inputs,
+        spec_hash=spec.version_hash,
+        rule=rule,
+    )
