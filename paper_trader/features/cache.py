@@ -11,8 +11,6 @@ candles in SQLite. Deleting the directory is always safe.
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +18,7 @@ from typing import Any
 
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import DataIntegrityError
+from paper_trader.features.atomic import write_atomically
 from paper_trader.features.engine import FeatureRow, SeriesEngine, SeriesKey
 from paper_trader.features.spec import FeatureSpec
 
@@ -42,7 +41,6 @@ class Restored:
 
     engine: SeriesEngine
     rows: list[FeatureRow]
-    saved_at_ms: int
 
 
 class CacheMiss(Exception):
@@ -148,7 +146,7 @@ class FeatureCache:
             rows = [_row(key, item, len(self.spec.names)) for item in payload["rows"]]
         except (DataIntegrityError, KeyError, TypeError, ValueError) as exc:
             raise CacheMiss("corrupt", f"{path}: {exc}") from None
-        return Restored(engine=engine, rows=rows[-self.config.keep_rows :], saved_at_ms=saved_at)
+        return Restored(engine=engine, rows=rows[-self.config.keep_rows :])
 
     def save(self, key: SeriesKey, engine: SeriesEngine, rows: list[FeatureRow]) -> Path:
         """Write the series atomically; raise ``OSError`` if the disk refuses."""
@@ -177,7 +175,7 @@ class FeatureCache:
         blob = body + b"\n" + _CHECKSUM_PREFIX + hashlib.sha256(body).hexdigest().encode() + b"\n"
         path = self.path(key)
         try:
-            _write_atomically(path, blob)
+            write_atomically(path, blob)
         except OSError:
             self.counters.save_failures += 1
             raise
@@ -217,16 +215,3 @@ def _row(key: SeriesKey, item: object, width: int) -> FeatureRow:
         values=tuple(float(x) for x in values),
         is_ready=ready,
     )
-
-
-def _write_atomically(path: Path, blob: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(blob)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)  # only left behind if the rename did not happen

@@ -11,11 +11,8 @@ counted; it never stops the run. The file is written to a temporary file next to
 and moved into place at the end, so an interrupted run leaves no half file.
 """
 
-import contextlib
 import csv
 import math
-import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +21,8 @@ from typing import Any, TextIO
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import ConfigError, DataIntegrityError
 from paper_trader.exchange.csv_replay import CandleCsv
-from paper_trader.features.engine import SeriesEngine
+from paper_trader.features.atomic import atomic_text
+from paper_trader.features.engine import SeriesEngine, candle_values
 from paper_trader.features.spec import FeatureSpec, default_spec
 
 ENGINES = ("incremental", "batch")
@@ -97,8 +95,11 @@ def dump_features(request: DumpRequest, spec: FeatureSpec | None = None) -> Dump
         rows = batch_rows(spec, candles)
     else:
         rows = incremental_rows(spec, candles)
-    with atomic_text(request.out) as handle:
-        tally = write_rows(handle, spec, rows)
+    try:
+        with atomic_text(request.out) as handle:
+            tally = write_rows(handle, spec, rows)
+    except OSError as exc:
+        raise ConfigError(f"cannot write {request.out} ({exc.strerror})") from None
     return DumpResult(
         out=request.out,
         engine=request.engine,
@@ -123,14 +124,7 @@ def incremental_rows(spec: FeatureSpec, candles: CandleCsv) -> Iterator[Row]:
     for chunk in candles.chunks(CHUNK_SIZE):
         for c in chunk:
             try:
-                values = engine.update(
-                    c.open_time_ms,
-                    float(c.open),
-                    float(c.high),
-                    float(c.low),
-                    float(c.close),
-                    float(c.volume),
-                )
+                values = engine.update(c.open_time_ms, *candle_values(c))
             except DataIntegrityError:
                 values = None
             yield c.open_time_ms, values
@@ -148,9 +142,7 @@ def batch_rows(spec: FeatureSpec, candles: CandleCsv) -> Iterator[Row]:
     for chunk in candles.chunks(CHUNK_SIZE):
         for c in chunk:
             times.append(c.open_time_ms)
-            ohlcv.append(
-                (float(c.open), float(c.high), float(c.low), float(c.close), float(c.volume))
-            )
+            ohlcv.append(candle_values(c))
     values = np.array(ohlcv, dtype=np.float64).reshape(-1, 5).T
     frame = batch.compute(spec, np.array(times, dtype=np.int64), values, candles.interval.ms)
     bad = batch.invalid_rows(values).tolist()
@@ -176,35 +168,3 @@ def write_rows(handle: TextIO, spec: FeatureSpec, rows: Iterable[Row]) -> _Tally
             tally.first_ready_ms = t
         writer.writerow((t, *cells))
     return tally
-
-
-@contextlib.contextmanager
-def atomic_text(path: Path) -> Iterator[TextIO]:
-    """Yield a temporary file next to ``path``; move it over ``path`` only if the block ends well.
-
-    Raises ``ConfigError`` when the file cannot be created or written.
-    """
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path} ({exc.strerror})") from None
-    temp = Path(name)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            os.fchmod(handle.fileno(), 0o666 & ~_umask())
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except OSError as exc:
-        raise ConfigError(f"cannot write {path} ({exc.strerror})") from None
-    finally:
-        temp.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    """Return the process umask (mkstemp creates 0600; the output gets the usual mode)."""
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask

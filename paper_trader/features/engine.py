@@ -79,6 +79,17 @@ def _build(spec: FeatureSpec, interval_ms: int) -> tuple[History, list[Step]]:
     return history, steps
 
 
+def candle_values(candle: Candle) -> tuple[float, float, float, float, float]:
+    """Return a candle's open, high, low, close and volume as the floats the engines use."""
+    return (
+        float(candle.open),
+        float(candle.high),
+        float(candle.low),
+        float(candle.close),
+        float(candle.volume),
+    )
+
+
 def invalid_reason(o: float, h: float, l: float, c: float, v: float) -> str | None:
     """Return why a candle cannot enter the engine, or None when it can."""
     for name, price in (("open", o), ("high", h), ("low", l), ("close", c)):
@@ -148,9 +159,12 @@ class SeriesEngine:
             if open_time_ms - last > self._gap_ms:
                 self.reset()
         self.last_open_ms = open_time_ms
-        if not (0.0 < l <= h < math.inf and 0.0 < o < math.inf and 0.0 < c < math.inf):
-            self._refuse(open_time_ms, o, h, l, c, v)
-        if not 0.0 <= v < math.inf:
+        if not (
+            0.0 < l <= h < math.inf
+            and 0.0 < o < math.inf
+            and 0.0 < c < math.inf
+            and 0.0 <= v < math.inf
+        ):
             self._refuse(open_time_ms, o, h, l, c, v)
         self.count += 1
         self.last_candle = (o, h, l, c, v)
@@ -308,14 +322,7 @@ class FeatureEngine:
         engine = self.series(key)
         before = engine.count
         try:
-            values = engine.update(
-                candle.open_time_ms,
-                float(candle.open),
-                float(candle.high),
-                float(candle.low),
-                float(candle.close),
-                float(candle.volume),
-            )
+            values = engine.update(candle.open_time_ms, *candle_values(candle))
         except DataIntegrityError:
             self.counters.integrity_errors += 1
             raise

@@ -84,29 +84,14 @@ class Sma(Step):
 
 
 class EmaLevel(Step):
-    """The SMA-seeded EMA of the close (``Ema`` inlined: four of these run per candle)."""
-
-    __slots__ = ("alpha", "beta", "count", "n", "seed", "value")
+    __slots__ = ("ema",)
 
     def __init__(self, at: int, n: int) -> None:
         super().__init__(at)
-        self.n = n
-        self.alpha = 2.0 / (n + 1)
-        self.beta = 1.0 - self.alpha
-        self.count = 0
-        self.seed = 0.0
-        self.value = NAN
+        self.ema = Ema(n)
 
     def step(self, t: int, h: float, l: float, c: float, v: float, out: list[float]) -> None:
-        count = self.count = self.count + 1
-        if count > self.n:
-            value = self.value = self.beta * self.value + self.alpha * c
-            out[self.at] = value
-        elif count == self.n:
-            value = self.value = (self.seed + c) / self.n
-            out[self.at] = value
-        else:
-            self.seed += c
+        out[self.at] = self.ema.push(c)
 
 
 class Lagged(Step):

@@ -12,20 +12,29 @@ import math
 _CANCELLATION = 1e-6  # re-sum when the total falls below this share of the value that left
 
 
-class Window:
-    """The last n values with their running sum and the run of identical values."""
+class Ring:
+    """A ring of the last n values, how many were pushed, and the run of identical values."""
 
-    __slots__ = ("buf", "count", "last", "n", "pos", "run", "since_resum", "total")
+    __slots__ = ("buf", "count", "last", "n", "pos", "run")
 
     def __init__(self, n: int) -> None:
         self.n = n
         self.buf = [0.0] * n
         self.pos = 0
         self.count = 0
-        self.total = 0.0
-        self.since_resum = 0
         self.last = math.nan
         self.run = 0
+
+
+class Window(Ring):
+    """The last n values with their running sum and the run of identical values."""
+
+    __slots__ = ("since_resum", "total")
+
+    def __init__(self, n: int) -> None:
+        super().__init__(n)
+        self.total = 0.0
+        self.since_resum = 0
 
     def push(self, x: float) -> None:
         """Add x, dropping the oldest value once the window is full."""
@@ -58,22 +67,17 @@ class Window:
         return self.buf[self.pos :] + self.buf[: self.pos]
 
 
-class Moments:
+class Moments(Ring):
     """The last n values' mean and population variance, anchored to keep precision."""
 
-    __slots__ = ("anchor", "buf", "count", "last", "n", "pos", "run", "s1", "s2", "since")
+    __slots__ = ("anchor", "s1", "s2", "since")
 
     def __init__(self, n: int) -> None:
-        self.n = n
-        self.buf = [0.0] * n
-        self.pos = 0
-        self.count = 0
+        super().__init__(n)
         self.anchor = 0.0
         self.s1 = 0.0
         self.s2 = 0.0
         self.since = 0
-        self.last = math.nan
-        self.run = 0
 
     def push(self, x: float) -> None:
         """Add x, dropping the oldest value once the window is full."""
@@ -121,19 +125,15 @@ class Moments:
         return self.anchor + m, var if var > 0.0 else 0.0
 
 
-class History:
+class History(Ring):
     """The last ``SIZE`` closes of a series, shared by every indicator that looks back."""
 
     SIZE = 256  # a power of two above the longest look-back of the spec
     MASK = SIZE - 1
-    __slots__ = ("buf", "count", "last", "pos", "run")
+    __slots__ = ()
 
     def __init__(self) -> None:
-        self.buf = [0.0] * self.SIZE
-        self.pos = 0
-        self.count = 0
-        self.last = math.nan
-        self.run = 0
+        super().__init__(self.SIZE)
 
     def push(self, x: float) -> None:
         """Record the next close."""

@@ -14,7 +14,13 @@ from dataclasses import asdict
 from paper_trader.domain import Candle, ComponentHealth, HealthStatus
 from paper_trader.errors import DataIntegrityError
 from paper_trader.features.cache import CacheMiss, FeatureCache
-from paper_trader.features.engine import FeatureEngine, FeatureRow, SeriesEngine, SeriesKey
+from paper_trader.features.engine import (
+    FeatureEngine,
+    FeatureRow,
+    SeriesEngine,
+    SeriesKey,
+    candle_values,
+)
 from paper_trader.features.spec import FeatureSpec
 from paper_trader.log_config import get_logger
 
@@ -46,9 +52,7 @@ def _continuation_problem(engine: SeriesEngine, stored: list[Candle], limit: int
     """
     if not stored or stored[0].open_time_ms != engine.last_open_ms:
         return f"the database does not hold the cached last candle ({engine.last_open_ms})"
-    first = stored[0]
-    values = (first.open, first.high, first.low, first.close, first.volume)
-    if tuple(float(x) for x in values) != engine.last_candle:
+    if candle_values(stored[0]) != engine.last_candle:
         return f"the database's candle at {engine.last_open_ms} differs from the cached one"
     if len(stored) - 1 > limit:
         return f"more than {limit} stored candles after the cached one: re-warming is cheaper"
