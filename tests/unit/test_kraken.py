@@ -4,6 +4,7 @@ import json
 from decimal import Decimal
 
 import pytest
+from fakes.adapter_checks import CannedRest, assert_parses_or_is_malformed
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -292,36 +293,16 @@ _frame_like = st.fixed_dictionaries(
 @given(st.binary(max_size=200) | st.text(max_size=200))
 def test_fuzz_arbitrary_input_raises_only_malformed_frame(raw: bytes | str) -> None:
     """Arbitrary bytes never raise anything but MalformedFrame."""
-    _parse_or_malformed(raw)
+    assert_parses_or_is_malformed(_FUZZ_ADAPTER, raw)
 
 
 @given(_json | _frame_like)
 def test_fuzz_arbitrary_json_raises_only_malformed_frame(value: object) -> None:
     """Arbitrary JSON, and near-ohlc shapes, never raise anything but MalformedFrame."""
-    _parse_or_malformed(json.dumps(value))
+    assert_parses_or_is_malformed(_FUZZ_ADAPTER, json.dumps(value))
 
 
 _FUZZ_ADAPTER = adapter()
-
-
-def _parse_or_malformed(raw: str | bytes) -> None:
-    try:
-        frame = _FUZZ_ADAPTER.parse(raw)
-    except MalformedFrame:
-        return
-    assert isinstance(frame, Control | tuple)
-
-
-class CannedRest:
-    """A RestClient answering every GET with one canned body, recording the requests."""
-
-    def __init__(self, body: object) -> None:
-        self.body = body
-        self.requests: list[tuple[str, dict[str, str]]] = []
-
-    async def get_json(self, path: str, params: dict[str, str], *, weight: int) -> object:
-        self.requests.append((path, params))
-        return self.body
 
 
 def ohlc_body(first_s: int, count: int, *, key: str = "XXBTZUSD") -> dict[str, object]:
