@@ -45,6 +45,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/ingest.py
 	$(PY) bench/startup.py
 	$(PY) bench/features.py
+	$(PY) bench/prediction.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO).*

@@ -61,6 +61,7 @@ from paper_trader.storage import (
     RecordGap,
     RecordRunStop,
     RunStart,
+    SetMetadata,
     StorageWriter,
     UpsertCandles,
     apply_transaction,
@@ -286,6 +287,26 @@ def _build(
     )
     quality = QualityMonitor(quality_config(settings))
     feed = None if source else _market_feed(settings, conn, writer, bus, quality, clock, candles)
+    # scikit-learn, XGBoost and skops take seconds to import: only the daemon's paths pay.
+    from paper_trader.app_models import build_model_parts  # noqa: PLC0415
+
+    all_ready = asyncio.Event()
+
+    async def history_stored() -> None:
+        """Wait for the warm-up: the feed ready, the engine caught up, the writer flushed."""
+        await all_ready.wait()
+        await engine.caught_up()
+        await writer.write(SetMetadata(key="history_stored_ms", value=str(clock.now_ms())))
+
+    models = build_model_parts(
+        settings,
+        default_spec(),
+        writer,
+        bus,
+        clock,
+        retrain=source is None,
+        start_gate=history_stored,
+    )
     engine = DecisionEngine(
         candles,
         lambda batch: writer.submit(UpsertCandles(candles=batch)),
@@ -294,12 +315,20 @@ def _build(
         events=bus,
         venue_now=feed.venue_clock.now_ms if feed else None,
         features=_feature_stage(settings, conn, clock, live=source is None),
+        prediction=models.stage,
     )
     recorder = EventRecorder(bus.subscribe(), lambda event: writer.write(AppendOutbox(event=event)))
-    supervisor = _supervisor(settings, clock, bus, notifier)
+    supervisor = _supervisor(settings, clock, bus, notifier, on_ready=all_ready.set)
     watchdog_s = notifier.watchdog_interval_s
     health = HealthMonitor(
-        [supervisor, writer, engine, quality, *_optional(engine.features, feed)],
+        [
+            supervisor,
+            writer,
+            engine,
+            quality,
+            models.stage,
+            *_optional(engine.features, feed, models.lifecycle),
+        ],
         clock=clock,
         interval_s=settings.health_check_interval,
         heartbeat_age_s=heartbeat.age_s,
@@ -308,6 +337,8 @@ def _build(
     )
     for service in (writer, recorder, health):
         supervisor.add(service)
+    if models.lifecycle is not None:
+        supervisor.add(models.lifecycle)
     supervisor.add(engine, ends_daemon=source is not None)
     if watchdog_s is not None:
         supervisor.add(
@@ -356,12 +387,22 @@ def _feature_stage(
     )
 
 
+def _all_ready(notifier: SystemdNotifier, then: Callable[[], None]) -> None:
+    notifier.ready("ready")
+    then()
+
+
 def _optional(*components: HealthReporter | None) -> list[HealthReporter]:
     return [c for c in components if c is not None]
 
 
 def _supervisor(
-    settings: Settings, clock: Clock, bus: EventBus, notifier: SystemdNotifier
+    settings: Settings,
+    clock: Clock,
+    bus: EventBus,
+    notifier: SystemdNotifier,
+    *,
+    on_ready: Callable[[], None],
 ) -> Supervisor:
     return Supervisor(
         policy=RestartPolicy(
@@ -375,7 +416,7 @@ def _supervisor(
         clock=clock,
         events=bus,
         shutdown_timeout_s=settings.shutdown_timeout,
-        on_ready=lambda: notifier.ready("ready"),
+        on_ready=lambda: _all_ready(notifier, on_ready),
         on_stopping=lambda: _on_stopping(notifier, settings.shutdown_timeout),
     )
 
@@ -419,9 +460,16 @@ def download_candles(settings: Settings, request: DownloadRequest) -> DownloadRe
 
 
 def feed_config(settings: Settings) -> FeedConfig:
-    """Return the feed's connection behaviour from the settings."""
+    """Return the feed's connection behaviour from the settings.
+
+    With ``AUTO_TRAIN`` and no model yet, the warm-up reaches back ``TRAINING_CANDLES`` so that
+    the first training has its history.
+    """
+    warmup = settings.warmup_candles
+    if settings.auto_train and not (settings.models_dir / "current").is_file():
+        warmup = max(warmup, settings.training_candles)
     return FeedConfig(
-        warmup_candles=settings.warmup_candles,
+        warmup_candles=warmup,
         silence_timeout_s=settings.stream_silence_timeout,
         reconnect_base_s=settings.reconnect_backoff_base,
         reconnect_max_s=settings.reconnect_backoff_max,

@@ -7,6 +7,7 @@ on stderr, no traceback).
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -122,6 +123,36 @@ def build_parser() -> argparse.ArgumentParser:
         "higher-timeframe buckets and the gap rule",
     )
     features.add_argument("--out", type=Path, required=True, help="feature CSV file to write")
+    trainer = commands.add_parser(
+        "train",
+        help="train, measure walk-forward and publish a model version",
+        description="Build labelled samples from candles (one CSV per --symbol, in the same "
+        "order, or --from-db: the last TRAINING_CANDLES stored candles of each symbol), measure "
+        "the models walk-forward with a purge and an embargo, fit them on everything, and "
+        "publish a new version under MODELS_DIR. The metrics table goes to stderr, a JSON "
+        "summary to stdout. Exit 2 on bad candles or too little data; nothing is published.",
+    )
+    source = trainer.add_mutually_exclusive_group(required=True)
+    source.add_argument("--csv", type=Path, action="append", help="candle CSV (repeatable)")
+    source.add_argument(
+        "--from-db", action="store_true", help="train on the candles in the database"
+    )
+    trainer.add_argument(
+        "--symbol", action="append", help="symbol of each --csv, in order (default SYMBOLS)"
+    )
+    trainer.add_argument("--interval", type=Interval, help="candle interval (INTERVAL)")
+    trainer.add_argument("--venue", type=Venue, help="venue of the candles (EXCHANGE)")
+    trainer.add_argument("--db", type=Path, help="database for --from-db (DB_PATH)")
+    trainer.add_argument("--folds", type=int, help="walk-forward folds (WALK_FORWARD_FOLDS)")
+    trainer.add_argument(
+        "--promote-if-better",
+        action="store_true",
+        help="hold out the most recent 15%% of the data, and make the new version current only "
+        "if it beats the current model there (what the daemon's retraining does)",
+    )
+    trainer.add_argument(
+        "--nice", type=int, default=0, help="lower this process's CPU priority by N (0-19)"
+    )
     backup = commands.add_parser(
         "backup",
         help="copy the database with SQLite's online backup API (safe while running)",
@@ -236,6 +267,36 @@ def _features(_settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(settings: Settings, args: argparse.Namespace) -> int:
+    # numpy, pandas, scikit-learn and XGBoost take a second to import: only `train` pays.
+    from paper_trader.train import TrainRequest, label_rule, run_training  # noqa: PLC0415
+
+    symbols = tuple(_symbol(s) for s in args.symbol) if args.symbol else tuple(settings.symbols)
+    folds = settings.walk_forward_folds if args.folds is None else args.folds
+    if not 1 <= folds <= 20:
+        raise ConfigError(f"--folds {folds}: expected a whole number from 1 to 20")
+    request = TrainRequest(
+        symbols=symbols,
+        interval=args.interval or settings.interval,
+        venue=args.venue or settings.exchange,
+        models_dir=settings.models_dir,
+        rule=label_rule(settings),
+        csvs=tuple(args.csv or ()),
+        db_path=(args.db or settings.db_path) if args.from_db else None,
+        max_candles=settings.training_candles,
+        folds=folds,
+        keep=settings.model_keep_versions,
+        challenge=args.promote_if_better,
+    )
+    if args.nice:
+        os.nice(max(0, min(19, args.nice)))
+    with _console_logging(settings):
+        outcome = run_training(request)
+    print(outcome.table, file=sys.stderr)
+    print(json.dumps(outcome.to_json(), indent=2))
+    return 0
+
+
 def _backup(settings: Settings, args: argparse.Namespace) -> int:
     with _console_logging(settings):
         result = app.backup(args.db or settings.db_path, args.out, overwrite=args.force)
@@ -270,6 +331,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "download": _download,
     "report": _report,
     "features": _features,
+    "train": _train,
     "backup": _backup,
 }
 

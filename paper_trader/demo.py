@@ -4,6 +4,10 @@ The simulator runs as a child process on loopback (a synthetic market at an acce
 speed, optionally with faults on the wire); the daemon is the same one ``run`` starts, only
 its Binance endpoints point at the simulator. After ``seconds`` it stops as on SIGTERM and
 the database is summarised.
+
+The demo keeps its models next to its database. When there is none yet, it first trains a
+bootstrap model on synthetic history from the simulator's own market generator, with another
+seed than the simulated market, so the demo never predicts candles its model was trained on.
 """
 
 import contextlib
@@ -18,7 +22,10 @@ from pathlib import Path
 from paper_trader import app
 from paper_trader.domain import Venue
 from paper_trader.errors import FatalError
+from paper_trader.exchange.sim_market import synthetic_series
 from paper_trader.exchange.symbols import normalise_symbol
+from paper_trader.features.engine import candle_values
+from paper_trader.log_config import configure_logging, get_logger
 from paper_trader.reporting import Report
 from paper_trader.settings import Settings
 
@@ -32,6 +39,9 @@ FAULTS = (
 
 
 HISTORY = 1_200  # closed candles the simulated market starts with (covers the default warm-up)
+BOOTSTRAP_CANDLES = 6_000  # per symbol, for the bootstrap model
+BOOTSTRAP_FOLDS = 2
+log = get_logger("demo")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -82,10 +92,67 @@ def run_demo(settings: Settings, request: DemoRequest) -> DemoResult:
                 # Its own feature cache: the demo's market must never meet the real daemon's.
                 "cache_dir": request.db_path.with_suffix(".cache"),
                 "stream_silence_timeout": 10.0,
+                "models_dir": request.db_path.with_suffix(".models"),
             }
         )
+        logs = configure_logging(app.log_config(demo_settings))
+        try:
+            ensure_bootstrap_model(demo_settings, request.seed)
+        finally:
+            logs.close()
         run = app.run_live(demo_settings, mode="demo", stop_after_s=request.seconds)
     return DemoResult(run=run, report=app.report(request.db_path))
+
+
+def ensure_bootstrap_model(settings: Settings, seed: int) -> None:
+    """Train and publish a bootstrap model into ``MODELS_DIR`` unless one is current."""
+    if (settings.models_dir / "current").is_file():
+        return
+    # numpy, scikit-learn and XGBoost load only when there is something to train.
+    import numpy as np  # noqa: PLC0415
+
+    from paper_trader.train import TrainRequest, label_rule, train_and_publish  # noqa: PLC0415
+
+    settings.models_dir.mkdir(parents=True, exist_ok=True)
+    log.info(
+        "demo_bootstrap_training",
+        symbols=settings.symbols,
+        candles=BOOTSTRAP_CANDLES,
+        note="no model yet: training one on synthetic history (simulator generator, other seed)",
+    )
+    end = int(time.time() * 1000) // settings.interval.ms * settings.interval.ms
+    history = synthetic_series(
+        [s.replace("-", "") for s in settings.symbols],
+        seed=seed + 1,
+        count=BOOTSTRAP_CANDLES,
+        interval=settings.interval,
+        start_ms=end - (BOOTSTRAP_CANDLES + HISTORY) * settings.interval.ms,
+    )
+    series = {
+        symbol: (
+            np.array([c.open_time_ms for c in candles], dtype=np.int64),
+            np.array([candle_values(c) for c in candles], dtype=np.float64).T.copy(),
+        )
+        for symbol, candles in zip(settings.symbols, history.values(), strict=True)
+    }
+    request = TrainRequest(
+        symbols=tuple(settings.symbols),
+        interval=settings.interval,
+        venue=settings.exchange,
+        models_dir=settings.models_dir,
+        rule=label_rule(settings),
+        folds=BOOTSTRAP_FOLDS,
+    )
+    outcome = train_and_publish(request, series)
+    summary = outcome.metadata["metrics"]["summary"]
+    log.info(
+        "demo_bootstrap_model",
+        version=outcome.version,
+        samples=outcome.metadata["training"]["samples"],
+        ensemble_log_loss=summary["ensemble"]["log_loss"],
+        prior_log_loss=summary["prior"]["log_loss"],
+        ensemble_accuracy=summary["ensemble"]["accuracy"],
+    )
 
 
 @contextlib.contextmanager

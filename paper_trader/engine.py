@@ -1,18 +1,20 @@
 """The decision task: one task that handles closed candles in order.
 
-Today it keeps every series strictly in order (a candle at or before the last one handled is
+It keeps every series strictly in order (a candle at or before the last one handled is
 dropped and counted), passes each candle through the data-quality gate (an impossible candle
 is dropped and counted; a series whose quality falls too low is marked not tradable, with an
-event), persists the candles through the single writer, and beats the heartbeat that feeds
-systemd's watchdog. Features, prediction, risk and the paper broker plug in here,
-in this order, as they are built.
+event), updates the features, persists the candles through the single writer, then resolves
+and makes predictions (``prediction/stage.py``), and beats the heartbeat that feeds systemd's
+watchdog. Risk and the paper broker plug in after the prediction step.
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 from paper_trader.domain import Candle, ComponentHealth, HealthStatus, Interval, Venue
+from paper_trader.features.engine import FeatureRow
 from paper_trader.features.stage import FeatureStage
 from paper_trader.log_config import get_logger
 from paper_trader.market.quality import QualityConfig, QualityMonitor
@@ -20,6 +22,9 @@ from paper_trader.runtime.channel import BlockingChannel, ChannelClosed
 from paper_trader.runtime.events import EventSink
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.runtime.service import Readiness
+
+if TYPE_CHECKING:  # the prediction stack (scikit-learn, XGBoost) loads only where it runs
+    from paper_trader.prediction.stage import PredictionStage
 
 log = get_logger("decision_engine")
 
@@ -54,6 +59,7 @@ class DecisionEngine:
         events: EventSink | None = None,
         venue_now: Callable[[], int] | None = None,
         features: FeatureStage | None = None,
+        prediction: "PredictionStage | None" = None,
         idle_beat_s: float = 1.0,
         batch_size: int = 512,
     ) -> None:
@@ -64,6 +70,7 @@ class DecisionEngine:
         self._events = events
         self._venue_now = venue_now
         self.features = features
+        self.prediction = prediction
         self._idle_beat_s = idle_beat_s
         self._batch_size = batch_size
         self._last_open: dict[SeriesKey, int] = {}
@@ -71,6 +78,7 @@ class DecisionEngine:
         self._dropped = 0
         self._rejected = 0
         self._last_time: int | None = None
+        self._idle = asyncio.Event()  # set while waiting for candles with none queued
 
     def stats(self) -> EngineStats:
         """Return the counters."""
@@ -91,6 +99,8 @@ class DecisionEngine:
         """Prepare the features, then handle candles until the channel closes."""
         if self.features is not None:
             await self.features.prepare()
+        if self.prediction is not None:
+            await self.prediction.start()
         ready.set()
         try:
             await self._loop()
@@ -110,6 +120,8 @@ class DecisionEngine:
     async def _loop(self) -> None:
         """Handle batches of candles; beat the heartbeat while idle."""
         while True:
+            if len(self._candles) == 0:
+                self._idle.set()
             try:
                 async with asyncio.timeout(self._idle_beat_s):
                     first = await self._candles.get()
@@ -119,13 +131,25 @@ class DecisionEngine:
             except ChannelClosed:
                 log.info("candle_stream_ended", **asdict(self.stats()))
                 return
+            self._idle.clear()
             batch = [first, *self._candles.drain(self._batch_size - 1)]
             accepted = tuple(c for c in batch if self._accept(c))
+            rows = [self._features_of(c) for c in accepted]
             if accepted:
                 await self._store(accepted)
+            if self.prediction is not None and accepted:
+                await self.prediction.on_batch(list(zip(accepted, rows, strict=True)))
             if self.features is not None:
                 await self.features.save_if_due()
             self._heartbeat.beat()
+
+    async def caught_up(self, settle_s: float = 0.05) -> None:
+        """Return once the task has handled every candle it received and waits for more."""
+        while True:
+            await self._idle.wait()
+            await asyncio.sleep(settle_s)  # a loop woken by a fresh candle clears the flag
+            if self._idle.is_set() and len(self._candles) == 0:
+                return
 
     def _accept(self, candle: Candle) -> bool:
         key = (candle.venue, candle.symbol, candle.interval)
@@ -142,11 +166,12 @@ class DecisionEngine:
         if not self._passes_quality(candle):
             return False
         self._last_open[key] = candle.open_time_ms
-        if self.features is not None:
-            self.features.on_candle(candle)
         self._processed += 1
         self._last_time = candle.open_time_ms
         return True
+
+    def _features_of(self, candle: Candle) -> FeatureRow | None:
+        return None if self.features is None else self.features.on_candle(candle)
 
     def _passes_quality(self, candle: Candle) -> bool:
         """Judge the candle on the venue's clock (replay: its own close); publish transitions."""

@@ -14,6 +14,10 @@ class ConfigError(PaperTraderError):
     """Invalid settings or artifacts (database, model files); exit code 2 at start-up."""
 
 
+class ModelError(ConfigError):
+    """A model artifact is missing, corrupt, tampered with, or does not fit the running spec."""
+
+
 class TransientError(PaperTraderError):
     """Retrying may succeed: the supervisor restarts the service after a backoff."""
 

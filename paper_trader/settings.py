@@ -21,6 +21,8 @@ from paper_trader.exchange.symbols import normalise_symbol
 
 _WS_URL = re.compile(r"^wss?://[^\s/?#]+(/[^\s?#]*)?$")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+# Entry-level taker fees per side, from each venue's published fee schedule.
+VENUE_TAKER_FEES = {Venue.BINANCE: 0.001, Venue.BITVAVO: 0.0025, Venue.KRAKEN: 0.004}
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -128,6 +130,44 @@ class Settings(BaseSettings):
         "a whole number from 1 to 1000", default=5, ge=1, le=1000
     )
     prediction_recovery_timeout: float = _expect("seconds, more than 0", default=300.0, gt=0)
+    prediction_timeout: float = _expect("seconds, from 0.1 to 60", default=2.0, ge=0.1, le=60)
+    prediction_horizon: int = _expect(
+        "a whole number of candles from 1 to 1000", default=15, ge=1, le=1000
+    )
+    fee_rate: float | None = _expect(
+        "a fraction per side from 0 to 0.05 such as 0.001, or empty for the venue's taker fee",
+        default=None,
+        ge=0,
+        le=0.05,
+    )
+    slippage_bps: float = _expect("basis points per side, from 0 to 500", default=5.0, ge=0, le=500)
+    auto_train: bool = _expect("true or false", default=True)
+    training_candles: int = _expect(
+        "a whole number of candles per symbol from 2000 to 2000000",
+        default=43_200,
+        ge=2000,
+        le=2_000_000,
+    )
+    walk_forward_folds: int = _expect("a whole number from 1 to 20", default=4, ge=1, le=20)
+    retrain_interval: float = _expect(
+        "seconds between retrainings, 0 to disable, else at least 600", default=86_400.0, ge=0
+    )
+    model_keep_versions: int = _expect("a whole number from 1 to 100", default=5, ge=1, le=100)
+    ensemble_window: int = _expect(
+        "a whole number of resolved predictions from 10 to 100000",
+        default=200,
+        ge=10,
+        le=100_000,
+    )
+    ensemble_weight_floor: float = _expect("a share from 0 to 0.99", default=0.2, ge=0, le=0.99)
+    signal_buy_threshold: float = _expect(
+        "a score from 0.01 to 1 (p_up - p_down)", default=0.1, ge=0.01, le=1
+    )
+    signal_strong_threshold: float = _expect(
+        "a score from 0.01 to 1, above SIGNAL_BUY_THRESHOLD", default=0.3, ge=0.01, le=1
+    )
+    drift_accuracy_margin: float = _expect("a share from 0 to 1", default=0.05, ge=0, le=1)
+    drift_psi_threshold: float = _expect("a PSI value more than 0", default=0.25, gt=0)
     data_collection_failure_threshold: int = _expect(
         "a whole number from 1 to 1000", default=5, ge=1, le=1000
     )
@@ -192,6 +232,31 @@ class Settings(BaseSettings):
         if base is not None and value < base:
             raise ValueError(f"must not be below {base_name.upper()}")
         return value
+
+    @field_validator("fee_rate", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("retrain_interval")
+    @classmethod
+    def _retrain_off_or_sane(cls, value: float) -> float:
+        if 0 < value < 600:
+            raise ValueError("must be 0 (off) or at least 600 seconds")
+        return value
+
+    @field_validator("signal_strong_threshold")
+    @classmethod
+    def _strong_above_buy(cls, value: float, info: ValidationInfo) -> float:
+        buy = info.data.get("signal_buy_threshold")
+        if buy is not None and value <= buy:
+            raise ValueError("must be above SIGNAL_BUY_THRESHOLD")
+        return value
+
+    @property
+    def taker_fee(self) -> float:
+        """Return ``FEE_RATE``, or the venue's usual taker fee when it is not set."""
+        return VENUE_TAKER_FEES[self.exchange] if self.fee_rate is None else self.fee_rate
 
     def endpoints(self, venue: Venue | None = None) -> tuple[str, str]:
         """Return the WebSocket and REST base URLs of ``venue`` (default: ``EXCHANGE``)."""

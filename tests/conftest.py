@@ -59,6 +59,9 @@ def subprocess_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         CACHE_DIR=str(tmp_path / "cache"),
         LOG_FORMAT="json",
         PYTHONUNBUFFERED="1",
+        # A daemon without a model would otherwise warm up 30 days and train in the background;
+        # the tests that exercise that say so.
+        AUTO_TRAIN="false",
     )
     env.update(overrides)
     return env

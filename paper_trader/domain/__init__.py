@@ -3,6 +3,8 @@
 from paper_trader.domain.candle import Candle, Gap, GapReason, Interval, Venue
 from paper_trader.domain.events import Event, EventKind, Severity
 from paper_trader.domain.health import ComponentHealth, HealthStatus
+from paper_trader.domain.prediction import PredictionOutcome, PredictionRow
+from paper_trader.domain.signal import Signal, Strength
 
 __all__ = [
     "Candle",
@@ -13,6 +15,10 @@ __all__ = [
     "GapReason",
     "HealthStatus",
     "Interval",
+    "PredictionOutcome",
+    "PredictionRow",
     "Severity",
+    "Signal",
+    "Strength",
     "Venue",
 ]

@@ -28,6 +28,11 @@ class EventKind(enum.StrEnum):
     DATA_GAP = "data_gap"
     SYMBOL_NOT_TRADABLE = "symbol_not_tradable"
     SYMBOL_TRADABLE = "symbol_tradable"
+    MODEL_LOADED = "model_loaded"
+    MODEL_UNAVAILABLE = "model_unavailable"
+    MODEL_RETRAINED = "model_retrained"
+    MODEL_DRIFT = "model_drift"
+    PREDICTION_BREAKER = "prediction_breaker"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

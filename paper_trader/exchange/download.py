@@ -25,6 +25,7 @@ from paper_trader.exchange.backfill import Backfiller
 from paper_trader.exchange.rest import HttpRestClient, WeightBudget, with_retries
 from paper_trader.exchange.sequencer import SeriesSequencer
 from paper_trader.exchange.wire import Subscription, VenueAdapter
+from paper_trader.progress import ProgressBar
 from paper_trader.runtime.backoff import Backoff
 
 HEADER = "timestamp_ms,open,high,low,close,volume\n"
@@ -42,33 +43,6 @@ class DownloadResult:
     written: int
     missing: int
     requests: int
-
-
-class _Progress:
-    """A one-line progress bar on a terminal; nothing otherwise."""
-
-    def __init__(self, stream: TextIO, start_ms: int, end_ms: int, interval_ms: int) -> None:
-        self._stream = stream
-        self._interval = interval_ms
-        self._start = start_ms
-        self._span = max(1, end_ms - start_ms)
-        self._enabled = stream.isatty()
-        self._shown = -1
-
-    def update(self, open_time_ms: int, written: int) -> None:
-        if not self._enabled:
-            return
-        percent = min(100, (open_time_ms + self._interval - self._start) * 100 // self._span)
-        if percent != self._shown:
-            self._shown = percent
-            bar = "#" * (percent // 4)
-            self._stream.write(f"\r[{bar:<25}] {percent:3d}%  {written} candles")
-            self._stream.flush()
-
-    def done(self) -> None:
-        if self._enabled and self._shown >= 0:
-            self._stream.write("\n")
-            self._stream.flush()
 
 
 async def download(
@@ -99,8 +73,11 @@ async def download(
         with out.open("a", encoding="utf-8", newline="") as handle:
             if existing == 0 and handle.tell() == 0:
                 handle.write(HEADER)
-            bar = _Progress(progress, start, end, interval)
-            writer = _RowWriter(handle, bar.update)
+            bar = ProgressBar(progress)
+            writer = _RowWriter(
+                handle,
+                lambda t, rows: bar.show(t + interval - start, end - start, f"{rows} candles"),
+            )
             missing = _GapCounter()
             backfill = Backfiller(
                 adapter,

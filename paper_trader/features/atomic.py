@@ -21,7 +21,7 @@ def _replacing(path: Path, mode: str, **options: Any) -> Iterator[IO[Any]]:
     temp = Path(name)
     try:
         with os.fdopen(fd, mode, **options) as out:
-            os.fchmod(out.fileno(), 0o666 & ~_umask())
+            os.fchmod(out.fileno(), 0o666 & ~current_umask())
             yield out
             out.flush()
             os.fsync(out.fileno())
@@ -43,7 +43,8 @@ def write_atomically(path: Path, blob: bytes) -> None:
         out.write(blob)
 
 
-def _umask() -> int:
+def current_umask() -> int:
+    """Return the process umask (reading it means setting it; it is set straight back)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask

@@ -9,6 +9,7 @@ batch reference is causal, see ``features/spec.py``); only the label looks ahead
 """
 
 import enum
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -68,6 +69,7 @@ class Dataset:
     features: FloatArray  # (samples, inputs)
     labels: IntArray
     forward_returns: FloatArray
+    past_labels: IntArray  # class of the return over the H candles up to t (known at t), -1 if none
     open_times_ms: IntArray
     series: IntArray  # index into ``series_names``
     series_names: tuple[str, ...]
@@ -77,6 +79,21 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def take(self, index: IntArray) -> "Dataset":
+        """Return the samples at ``index`` (in that order), with the same metadata."""
+        return Dataset(
+            features=self.features[index],
+            labels=self.labels[index],
+            forward_returns=self.forward_returns[index],
+            past_labels=self.past_labels[index],
+            open_times_ms=self.open_times_ms[index],
+            series=self.series[index],
+            series_names=self.series_names,
+            feature_names=self.feature_names,
+            spec_hash=self.spec_hash,
+            rule=self.rule,
+        )
 
 
 def forward_returns(
@@ -94,6 +111,19 @@ def forward_returns(
     with np.errstate(invalid="ignore", divide="ignore"):
         ret = close[ahead] / close[here] - 1.0
     out[here] = np.where(exact, ret, np.nan)
+    return out
+
+
+def past_labels(forward: FloatArray, horizon: int, threshold: float) -> IntArray:
+    """Return the class of the return that ended at t (the forward return of t - H), or -1.
+
+    That return is known when candle t closes, so it is what a persistence forecast uses.
+    """
+    out = np.full(len(forward), -1, dtype=np.int64)
+    if len(forward) > horizon:
+        earlier = forward[:-horizon]
+        known = np.isfinite(earlier)
+        out[horizon:][known] = classify(earlier[known], threshold)
     return out
 
 
@@ -122,8 +152,8 @@ def series_samples(
     ohlcv: npt.ArrayLike,
     interval_ms: int,
     rule: LabelRule,
-) -> tuple[FloatArray, IntArray, FloatArray, IntArray]:
-    """Return (inputs, labels, forward returns, open times) of one series' usable candles."""
+) -> tuple[FloatArray, IntArray, FloatArray, IntArray, IntArray]:
+    """Return (inputs, labels, forward returns, past labels, open times) of usable candles."""
     t = np.asarray(open_time_ms, dtype=np.int64)
     values = np.asarray(ohlcv, dtype=np.float64).reshape(5, -1)
     frame = batch.compute(spec, t, values, interval_ms)
@@ -132,12 +162,14 @@ def series_samples(
         t, values[3], rule.horizon, interval_ms, segment_ids(spec, t, values, interval_ms)
     )
     usable = np.isfinite(inputs).all(axis=1) & np.isfinite(fwd)
-    return inputs[usable], classify(fwd[usable], rule.threshold), fwd[usable], t[usable]
+    past = past_labels(fwd, rule.horizon, rule.threshold)
+    labels = classify(fwd[usable], rule.threshold)
+    return inputs[usable], labels, fwd[usable], past[usable], t[usable]
 
 
 def build_dataset(
     spec: FeatureSpec,
-    series: dict[str, tuple[npt.ArrayLike, npt.ArrayLike]],
+    series: Mapping[str, tuple[npt.ArrayLike, npt.ArrayLike]],
     interval_ms: int,
     rule: LabelRule,
 ) -> Dataset:
@@ -147,19 +179,20 @@ def build_dataset(
     """
     parts = []
     for number, (times, ohlcv) in enumerate(series.values()):
-        x, y, fwd, t = series_samples(spec, times, ohlcv, interval_ms, rule)
-        parts.append((x, y, fwd, t, np.full(len(y), number, dtype=np.int64)))
+        x, y, fwd, past, t = series_samples(spec, times, ohlcv, interval_ms, rule)
+        parts.append((x, y, fwd, past, t, np.full(len(y), number, dtype=np.int64)))
     if not parts or sum(len(p[1]) for p in parts) == 0:
         raise DataIntegrityError(
             f"no usable samples: each series needs more than {spec.warmup + rule.horizon} "
             "candles without a long gap"
         )
-    x, y, fwd, t, s = (np.concatenate([p[i] for p in parts]) for i in range(5))
+    x, y, fwd, past, t, s = (np.concatenate([p[i] for p in parts]) for i in range(6))
     order = np.lexsort((s, t))  # by time, then series: folds cut across symbols at one instant
     return Dataset(
         features=x[order],
         labels=y[order],
         forward_returns=fwd[order],
+        past_labels=past[order],
         open_times_ms=t[order],
         series=s[order],
         series_names=tuple(series),

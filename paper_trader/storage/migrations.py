@@ -179,9 +179,43 @@ CREATE TABLE gaps (
 ) STRICT, WITHOUT ROWID;
 """
 
+# One row per live prediction, keyed by the candle it was made at the close of. ``close`` is
+# that candle's close; ``outcome`` goes from 'pending' to 'resolved' (``label`` 0 down, 1 flat,
+# 2 up) or 'expired' once the candle ``horizon`` candles later has closed or never came;
+# ``resolved_open_time_ms`` is that candle. The JSON columns have sorted keys.
+_PREDICTIONS = """
+CREATE TABLE predictions (
+    venue TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    interval TEXT NOT NULL,
+    open_time_ms INTEGER NOT NULL,
+    model_version TEXT NOT NULL,
+    spec_hash TEXT NOT NULL,
+    close TEXT NOT NULL,
+    horizon INTEGER NOT NULL,
+    threshold REAL NOT NULL,
+    p_down REAL NOT NULL,
+    p_flat REAL NOT NULL,
+    p_up REAL NOT NULL,
+    score REAL NOT NULL,
+    strength TEXT NOT NULL,
+    confidence REAL NOT NULL,
+    models_json TEXT NOT NULL,
+    weights_json TEXT NOT NULL,
+    outcome TEXT NOT NULL DEFAULT 'pending',
+    label INTEGER,
+    forward_return REAL,
+    resolved_open_time_ms INTEGER,
+    PRIMARY KEY (venue, symbol, interval, open_time_ms)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX predictions_pending ON predictions (outcome, venue, symbol, interval, open_time_ms);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="create the initial schema", sql=_INITIAL_SCHEMA),
     Migration(version=2, description="record candle gaps that cannot be filled", sql=_GAPS),
+    Migration(version=3, description="log predictions and their outcomes", sql=_PREDICTIONS),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import aiosqlite
 
-from paper_trader.domain import Candle, Event, Gap
+from paper_trader.domain import Candle, Event, Gap, PredictionOutcome, PredictionRow
 from paper_trader.errors import FatalError
 from paper_trader.storage.writer import Durability, apply_transaction
 
@@ -226,3 +226,104 @@ async def start_run(conn: aiosqlite.Connection, run: RunStart) -> int:
     if insert.run_id is None:
         raise FatalError("storage write failed: the new run got no id")
     return insert.run_id
+
+
+_UPSERT_PREDICTION = """
+INSERT INTO predictions (
+    venue, symbol, interval, open_time_ms, model_version, spec_hash, close, horizon, threshold,
+    p_down, p_flat, p_up, score, strength, confidence, models_json, weights_json
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (venue, symbol, interval, open_time_ms) DO UPDATE SET
+    model_version = excluded.model_version,
+    spec_hash = excluded.spec_hash,
+    close = excluded.close,
+    horizon = excluded.horizon,
+    threshold = excluded.threshold,
+    p_down = excluded.p_down,
+    p_flat = excluded.p_flat,
+    p_up = excluded.p_up,
+    score = excluded.score,
+    strength = excluded.strength,
+    confidence = excluded.confidence,
+    models_json = excluded.models_json,
+    weights_json = excluded.weights_json,
+    outcome = 'pending',
+    label = NULL,
+    forward_return = NULL,
+    resolved_open_time_ms = NULL
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordPredictions:
+    """Log predictions as ``pending``; one made again at the same candle replaces the old row."""
+
+    rows: tuple[PredictionRow, ...]
+
+    @property
+    def durability(self) -> Durability:
+        """Return FAST: a lost prediction is a lost log line, not a ledger change."""
+        return Durability.FAST
+
+    async def apply(self, conn: aiosqlite.Connection) -> None:
+        """Upsert every prediction with one ``executemany`` (numpy floats become ``float``)."""
+        rows = [
+            (
+                r.venue.value,
+                r.symbol,
+                r.interval.value,
+                r.open_time_ms,
+                r.model_version,
+                r.spec_hash,
+                decimal_text(r.close),
+                r.horizon,
+                float(r.threshold),
+                *(float(p) for p in r.probabilities),
+                float(r.score),
+                str(r.strength),
+                float(r.confidence),
+                _json({m: [float(p) for p in ps] for m, ps in r.model_probabilities.items()}),
+                _json({m: float(w) for m, w in r.weights.items()}),
+            )
+            for r in self.rows
+        ]
+        await conn.executemany(_UPSERT_PREDICTION, rows)
+
+
+_RESOLVE_PREDICTION = """
+UPDATE predictions SET outcome = ?, label = ?, forward_return = ?, resolved_open_time_ms = ?
+WHERE venue = ? AND symbol = ? AND interval = ? AND open_time_ms = ? AND outcome = 'pending'
+"""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResolvePredictions:
+    """Settle pending predictions; one already resolved or expired is left as it is."""
+
+    outcomes: tuple[PredictionOutcome, ...]
+
+    @property
+    def durability(self) -> Durability:
+        """Return FAST: a lost outcome is resolved again from the stored candles."""
+        return Durability.FAST
+
+    async def apply(self, conn: aiosqlite.Connection) -> None:
+        """Update every matching pending row with one ``executemany``."""
+        rows = [
+            (
+                o.outcome,
+                None if o.label is None else int(o.label),
+                None if o.forward_return is None else float(o.forward_return),
+                o.resolved_open_time_ms,
+                o.venue.value,
+                o.symbol,
+                o.interval.value,
+                o.open_time_ms,
+            )
+            for o in self.outcomes
+        ]
+        await conn.executemany(_RESOLVE_PREDICTION, rows)
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))

@@ -4,6 +4,7 @@ Prefer a reader for anything a person asks for (status, reports): on the writer 
 query waits behind queued writes and sees the writer's uncommitted transaction.
 """
 
+import json
 import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -77,6 +78,35 @@ class GapRecord:
     detected_at_ms: int
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredPrediction:
+    """One row of the prediction log, as ``RecordPredictions`` and ``ResolvePredictions`` left it.
+
+    ``outcome`` is ``pending``, ``resolved`` or ``expired``; ``label``, ``forward_return`` and
+    ``resolved_open_time_ms`` are None while it is pending (``label`` also once expired).
+    """
+
+    venue: Venue
+    symbol: str
+    interval: Interval
+    open_time_ms: int
+    model_version: str
+    spec_hash: str
+    close: Decimal
+    horizon: int
+    threshold: float
+    probabilities: tuple[float, float, float]
+    score: float
+    strength: str
+    confidence: float
+    model_probabilities: dict[str, tuple[float, float, float]]
+    weights: dict[str, float]
+    outcome: str
+    label: int | None
+    forward_return: float | None
+    resolved_open_time_ms: int | None
+
+
 _SERIES_SQL = """
 SELECT venue, symbol, interval, count(*), min(open_time_ms), max(open_time_ms)
 FROM candles GROUP BY venue, symbol, interval ORDER BY venue, symbol, interval
@@ -102,6 +132,20 @@ _RUN_COLUMNS = (
     "exit_code"
 )
 _MIN_TIME_MS = -(2**63)
+_PREDICTION_COLUMNS = (
+    "venue, symbol, interval, open_time_ms, model_version, spec_hash, close, horizon, threshold, "
+    "p_down, p_flat, p_up, score, strength, confidence, models_json, weights_json, outcome, "
+    "label, forward_return, resolved_open_time_ms"
+)
+_PENDING_PREDICTIONS_SQL = f"""
+SELECT {_PREDICTION_COLUMNS} FROM predictions WHERE outcome = 'pending'
+ORDER BY open_time_ms, venue, symbol, interval LIMIT ?
+"""
+_RECENT_PREDICTIONS_SQL = f"""
+SELECT {_PREDICTION_COLUMNS} FROM predictions
+ORDER BY open_time_ms DESC, venue DESC, symbol DESC, interval DESC LIMIT ?
+"""
+_PREDICTION_OUTCOMES = ("pending", "resolved", "expired")
 
 
 async def series_summaries(conn: aiosqlite.Connection) -> list[SeriesSummary]:
@@ -198,6 +242,32 @@ async def runs(conn: aiosqlite.Connection) -> list[RunRecord]:
     return [RunRecord(**dict(zip(fields, row, strict=True))) for row in rows]
 
 
+async def pending_predictions(
+    conn: aiosqlite.Connection, *, limit: int = 10_000
+) -> list[StoredPrediction]:
+    """Return up to ``limit`` pending predictions, oldest first, then by venue, symbol, interval.
+
+    The resolver calls it at start-up to resume what an earlier run left pending.
+    """
+    rows = await _fetchall(conn, _PENDING_PREDICTIONS_SQL, (_check_limit(limit),))
+    return [_prediction(row) for row in rows]
+
+
+async def recent_predictions(conn: aiosqlite.Connection, *, limit: int) -> list[StoredPrediction]:
+    """Return the newest ``limit`` predictions of any outcome, oldest first."""
+    rows = await _fetchall(conn, _RECENT_PREDICTIONS_SQL, (_check_limit(limit),))
+    return [_prediction(row) for row in reversed(rows)]
+
+
+async def prediction_counts(conn: aiosqlite.Connection) -> dict[str, int]:
+    """Return how many predictions there are per outcome, zero for an outcome with none."""
+    counts = dict.fromkeys(_PREDICTION_OUTCOMES, 0)
+    sql = "SELECT outcome, count(*) FROM predictions GROUP BY outcome"
+    for outcome, count in await _fetchall(conn, sql):
+        counts[outcome] = count
+    return counts
+
+
 async def schema_version(conn: aiosqlite.Connection) -> int:
     """Return the database's schema version (``PRAGMA user_version``)."""
     try:
@@ -245,3 +315,45 @@ def _candle(row: sqlite3.Row) -> Candle:
         )
     except (ValueError, ArithmeticError) as exc:
         raise DataIntegrityError(f"the candles table holds an unreadable row: {exc}") from exc
+
+
+def _check_limit(limit: int) -> int:
+    if limit < 0:  # SQLite reads a negative LIMIT as "no limit"
+        raise ValueError(f"limit must not be negative, got {limit}")
+    return limit
+
+
+def _prediction(row: sqlite3.Row) -> StoredPrediction:
+    venue, symbol, interval, open_time_ms, model_version, spec_hash, close = row[:7]
+    horizon, threshold, p_down, p_flat, p_up, score, strength, confidence = row[7:15]
+    models_json, weights_json, outcome, label, forward_return, resolved_ms = row[15:]
+    try:
+        models = json.loads(models_json)
+        return StoredPrediction(
+            venue=Venue(venue),
+            symbol=symbol,
+            interval=Interval(interval),
+            open_time_ms=open_time_ms,
+            model_version=model_version,
+            spec_hash=spec_hash,
+            close=Decimal(close),
+            horizon=horizon,
+            threshold=threshold,
+            probabilities=(p_down, p_flat, p_up),
+            score=score,
+            strength=strength,
+            confidence=confidence,
+            model_probabilities={name: _triple(p) for name, p in models.items()},
+            weights={name: float(w) for name, w in json.loads(weights_json).items()},
+            outcome=outcome,
+            label=label,
+            forward_return=forward_return,
+            resolved_open_time_ms=resolved_ms,
+        )
+    except (ValueError, TypeError, AttributeError, ArithmeticError) as exc:
+        raise DataIntegrityError(f"the predictions table holds an unreadable row: {exc}") from exc
+
+
+def _triple(values: Any) -> tuple[float, float, float]:
+    down, flat, up = values
+    return float(down), float(flat), float(up)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from conftest import subprocess_env
 from daemon_harness import daemon, market_fixture, notify_socket, run_cli
+from fakes.models import publish_model
 
 __all__ = ["market_fixture"]  # the simulated exchange the daemons read
 
@@ -20,6 +21,7 @@ def test_daemon_notifies_systemd_and_stops_gracefully_on_sigterm(
     tmp_path: Path, market: dict[str, str]
 ) -> None:
     """READY=1, watchdog pings and STATUS while running; STOPPING=1 and exit 0 on SIGTERM."""
+    publish_model(tmp_path / "models")  # without a model the health is "degraded: no entries"
     with notify_socket() as notify:
         env = subprocess_env(
             tmp_path,

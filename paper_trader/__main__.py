@@ -1,0 +1,7 @@
+"""``python -m paper_trader``: the same command line as ``run_paper_trader.py``."""
+
+import sys
+
+from paper_trader.cli import main
+
+sys.exit(main())

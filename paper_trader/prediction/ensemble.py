@@ -1,0 +1,397 @@
+"""The model ensemble: probabilities combined by live performance, and turned into signals.
+
+Every model gives calibrated probabilities in the column order of ``Label`` (down, flat, up)
+for a batch of series whose candles closed together. The ensemble averages them with weights
+taken from each model's rolling log loss on resolved predictions (a softmax of the losses at a
+temperature, with a floor that keeps every model in play), and scores each row as
+``p_up - p_down``. Everything here is pure and synchronous: the same sequence of calls gives
+the same weights, so a replay reproduces the live signals exactly.
+"""
+
+import math
+import operator
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+
+from paper_trader.domain import Interval, Signal, Strength, Venue
+from paper_trader.prediction.dataset import Label
+
+FloatArray = npt.NDArray[np.float64]
+
+CLASSES = len(Label)
+ROW_SUM_TOLERANCE = 1e-6
+LOG_LOSS_EPS = 1e-15  # a prediction of exactly zero for what happened costs -ln(1e-15), not inf
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SignalThresholds:
+    """Where a score stops being a hold, and where a buy or sell becomes strong."""
+
+    buy: float = 0.10  # |score| at which hold becomes buy/sell
+    strong: float = 0.30  # |score| at which buy/sell becomes strong
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.buy < self.strong <= 1.0:
+            raise ValueError(
+                f"signal thresholds need 0 < buy < strong <= 1, "
+                f"got buy={self.buy} and strong={self.strong}"
+            )
+
+    def strength(self, score: float) -> Strength:
+        """Return the strength of ``score``; a score exactly at a threshold reaches it."""
+        if score >= self.strong:
+            return Strength.STRONG_BUY
+        if score >= self.buy:
+            return Strength.BUY
+        if score <= -self.strong:
+            return Strength.STRONG_SELL
+        if score <= -self.buy:
+            return Strength.SELL
+        return Strength.HOLD
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WeightPolicy:
+    """How live performance becomes model weights."""
+
+    window: int = 200  # resolved predictions per model kept for the rolling score
+    min_resolved: int = 30  # below this many for any model, all weights are equal
+    temperature: float = 0.02  # log-loss units: this much worse gets 1/e of the softmax share
+    floor: float = 0.2  # share of the total weight spread equally over all models
+
+    def __post_init__(self) -> None:
+        if self.window < 1:
+            raise ValueError(f"the scoring window must be at least 1, not {self.window}")
+        if not 1 <= self.min_resolved <= self.window:
+            raise ValueError(
+                f"min_resolved must be between 1 and the window ({self.window}), "
+                f"not {self.min_resolved}"
+            )
+        if not (math.isfinite(self.temperature) and self.temperature > 0.0):
+            raise ValueError(f"the temperature must be positive, not {self.temperature}")
+        if not 0.0 <= self.floor < 1.0:
+            raise ValueError(f"the weight floor must be in [0, 1), not {self.floor}")
+
+
+def _check_label(label: int) -> int:
+    try:
+        index = operator.index(label)
+    except TypeError:
+        raise ValueError(f"a label is an integer class 0..{CLASSES - 1}, not {label!r}") from None
+    if not 0 <= index < CLASSES:
+        raise ValueError(f"a label is a class 0..{CLASSES - 1}, not {index}")
+    return index
+
+
+class _Track:
+    """One model's last ``window`` outcomes, with running sums refreshed once per window."""
+
+    __slots__ = ("_brier_sum", "_hits", "_loss_sum", "_outcomes", "_since_refresh")
+
+    def __init__(self, window: int) -> None:
+        self._outcomes: deque[tuple[float, float, bool]] = deque(maxlen=window)
+        self._loss_sum = 0.0
+        self._brier_sum = 0.0
+        self._hits = 0
+        self._since_refresh = 0
+
+    def add(self, loss: float, brier: float, hit: bool) -> None:
+        """Append one outcome, dropping the oldest once the window is full."""
+        if len(self._outcomes) == self._outcomes.maxlen:
+            old_loss, old_brier, old_hit = self._outcomes[0]
+            self._loss_sum -= old_loss
+            self._brier_sum -= old_brier
+            self._hits -= old_hit
+        self._outcomes.append((loss, brier, hit))
+        self._loss_sum += loss
+        self._brier_sum += brier
+        self._hits += hit
+        self._since_refresh += 1
+        if self._since_refresh == self._outcomes.maxlen:
+            # Re-sum exactly once per window: O(1) amortised, and no drift from the subtractions.
+            self._loss_sum = math.fsum(o[0] for o in self._outcomes)
+            self._brier_sum = math.fsum(o[1] for o in self._outcomes)
+            self._since_refresh = 0
+
+    @property
+    def count(self) -> int:
+        """Return how many outcomes are in the window."""
+        return len(self._outcomes)
+
+    def mean(self, metric: str) -> float | None:
+        """Return the window's mean ``log_loss``, ``brier`` or ``accuracy``; None when empty."""
+        if not self._outcomes:
+            return None
+        total = {"log_loss": self._loss_sum, "brier": self._brier_sum, "accuracy": self._hits}
+        return float(total[metric]) / len(self._outcomes)
+
+
+class Scorecard:
+    """Rolling live performance per model over the last ``window`` resolved predictions."""
+
+    def __init__(self, models: Sequence[str], window: int) -> None:
+        if window < 1:
+            raise ValueError(f"the scoring window must be at least 1, not {window}")
+        self._tracks = {name: _Track(window) for name in _model_names(models)}
+        self.window = window
+
+    @property
+    def models(self) -> tuple[str, ...]:
+        """Return the tracked model names, sorted."""
+        return tuple(self._tracks)
+
+    def add(self, model: str, probabilities: Sequence[float], label: int) -> None:
+        """Record that ``model`` predicted ``probabilities`` and class ``label`` happened."""
+        track = self._track(model)
+        index = _check_label(label)
+        try:
+            p = [float(x) for x in probabilities]
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"model {model!r}: probabilities are not numbers ({exc})") from exc
+        if len(p) != CLASSES or not all(math.isfinite(x) for x in p):
+            raise ValueError(f"model {model!r}: expected {CLASSES} finite probabilities, got {p}")
+        loss = -math.log(max(p[index], LOG_LOSS_EPS))
+        brier = math.fsum((x - (k == index)) ** 2 for k, x in enumerate(p))
+        hit = max(range(CLASSES), key=p.__getitem__) == index  # first maximum, as np.argmax
+        track.add(loss, brier, hit)
+
+    def count(self, model: str) -> int:
+        """Return how many resolved predictions of ``model`` are in the window."""
+        return self._track(model).count
+
+    def log_loss(self, model: str) -> float | None:
+        """Return the mean of -ln(max(p[label], 1e-15)) over the window; None if empty."""
+        return self._track(model).mean("log_loss")
+
+    def brier(self, model: str) -> float | None:
+        """Return the mean multi-class Brier score over the window; None if empty."""
+        return self._track(model).mean("brier")
+
+    def accuracy(self, model: str) -> float | None:
+        """Return the share of the window whose most probable class happened; None if empty."""
+        return self._track(model).mean("accuracy")
+
+    def snapshot(self) -> dict[str, dict[str, float | int | None]]:
+        """Return count, log_loss, brier and accuracy per model, sorted by model name."""
+        return {
+            name: {
+                "count": self.count(name),
+                "log_loss": self.log_loss(name),
+                "brier": self.brier(name),
+                "accuracy": self.accuracy(name),
+            }
+            for name in self._tracks
+        }
+
+    def _track(self, model: str) -> _Track:
+        try:
+            return self._tracks[model]
+        except KeyError:
+            raise KeyError(
+                f"unknown model {model!r}; the scorecard tracks {list(self._tracks)}"
+            ) from None
+
+
+def adaptive_weights(losses: Mapping[str, float], policy: WeightPolicy) -> dict[str, float]:
+    """Return weights from log losses: a softmax at ``policy.temperature`` above a floor.
+
+    w_i ∝ exp(-(L_i - min L) / temperature), then w_i = floor / n + (1 - floor) · w_i, so the
+    weights sum to 1 and no model falls below floor / n. Keys come back sorted.
+    """
+    if not losses:
+        raise ValueError("no model losses to weigh")
+    names = sorted(losses)
+    bad = [name for name in names if not math.isfinite(losses[name])]
+    if bad:
+        raise ValueError(f"log losses must be finite; not for {bad}")
+    best = min(losses[name] for name in names)
+    raw = [math.exp(-(losses[name] - best) / policy.temperature) for name in names]
+    total = math.fsum(raw)
+    even = policy.floor / len(names)
+    return {
+        name: even + (1.0 - policy.floor) * r / total for name, r in zip(names, raw, strict=True)
+    }
+
+
+def _model_names(models: Sequence[str]) -> tuple[str, ...]:
+    names = tuple(sorted(models))
+    if not names:
+        raise ValueError("an ensemble needs at least one model")
+    if len(set(names)) != len(names):
+        raise ValueError(f"model names must be unique, got {list(models)}")
+    return names
+
+
+def _check_rows(model: str, rows: FloatArray) -> None:
+    """Raise unless every row holds finite, non-negative probabilities summing to 1."""
+    bad = np.flatnonzero((~np.isfinite(rows) | (rows < 0.0)).any(axis=1))
+    if bad.size:
+        raise ValueError(
+            f"model {model!r}: NaN, infinite or negative values in rows {bad[:5].tolist()}"
+        )
+    sums = rows.sum(axis=1)
+    off = np.flatnonzero(np.abs(sums - 1.0) > ROW_SUM_TOLERANCE)
+    if off.size:
+        raise ValueError(
+            f"model {model!r}: rows {off[:5].tolist()} sum to {sums[off[:5]].tolist()}, not 1"
+        )
+
+
+def _as_array(model: str, value: object) -> FloatArray:
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model {model!r}: probabilities are not numbers ({exc})") from exc
+
+
+def _combine(stacked: FloatArray, weights: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Return the weighted mixture of ``stacked`` (models, n, 3) and its confidence per row."""
+    mixed = np.tensordot(weights, stacked, axes=1)
+    mixed /= mixed.sum(axis=1, keepdims=True)
+    top = mixed.argmax(axis=1)
+    ordered = np.sort(mixed, axis=1)
+    margin = ordered[:, -1] - ordered[:, -2]
+    agreement = weights @ (stacked.argmax(axis=2) == top).astype(np.float64)
+    return mixed, np.clip(agreement * margin, 0.0, 1.0)
+
+
+def _triple(row: FloatArray) -> tuple[float, float, float]:
+    return (float(row[Label.DOWN]), float(row[Label.FLAT]), float(row[Label.UP]))
+
+
+def _open_times(open_time_ms: Sequence[int] | int, n: int) -> list[int]:
+    if isinstance(open_time_ms, int | np.integer):
+        return [int(open_time_ms)] * n
+    times = [operator.index(t) for t in open_time_ms]
+    if len(times) != n:
+        raise ValueError(f"{len(times)} open times for {n} rows of probabilities")
+    return times
+
+
+class Ensemble:
+    """Weighted average of several models' probabilities, with weights from live performance."""
+
+    def __init__(
+        self,
+        models: Sequence[str],
+        *,
+        model_version: str,
+        spec_hash: str,
+        thresholds: SignalThresholds,
+        policy: WeightPolicy,
+    ) -> None:
+        self.models = _model_names(models)
+        self.model_version = model_version
+        self.spec_hash = spec_hash
+        self.thresholds = thresholds
+        self.policy = policy
+        self.scorecard = Scorecard(self.models, policy.window)
+
+    def weights(self) -> dict[str, float]:
+        """Return the weight per model (sorted by name): equal until each has min_resolved."""
+        losses: dict[str, float] = {}
+        for name in self.models:
+            loss = self.scorecard.log_loss(name)
+            if loss is None or self.scorecard.count(name) < self.policy.min_resolved:
+                return {m: 1.0 / len(self.models) for m in self.models}
+            losses[name] = loss
+        return adaptive_weights(losses, self.policy)
+
+    def combine(self, per_model: Mapping[str, FloatArray]) -> tuple[FloatArray, FloatArray]:
+        """Return (probabilities (n, 3), confidence (n,)) for a batch of n rows.
+
+        Probabilities are the weighted average of the models' rows, renormalised. Confidence
+        is agreement * margin: the margin is the ensemble's top probability minus its second,
+        and the agreement is the total weight of the models whose own most probable class is
+        the ensemble's.
+        """
+        stacked = self._stack(per_model)
+        return _combine(stacked, self._weight_vector(self.weights()))
+
+    def signals(
+        self,
+        keys: Sequence[tuple[Venue, str, Interval]],
+        open_time_ms: Sequence[int] | int,
+        per_model: Mapping[str, FloatArray],
+    ) -> list[Signal]:
+        """Return one signal per row; ``keys[i]`` is row i's (venue, symbol, interval)."""
+        stacked = self._stack(per_model)
+        n = stacked.shape[1]
+        if len(keys) != n:
+            raise ValueError(f"{len(keys)} keys for {n} rows of probabilities")
+        times = _open_times(open_time_ms, n)
+        weights = self.weights()
+        mixed, confidence = _combine(stacked, self._weight_vector(weights))
+        weight_items = tuple((name, float(weights[name])) for name in self.models)
+        signals = []
+        for i, (venue, symbol, interval) in enumerate(keys):
+            probabilities = _triple(mixed[i])
+            score = min(1.0, max(-1.0, probabilities[Label.UP] - probabilities[Label.DOWN]))
+            signals.append(
+                Signal(
+                    venue=venue,
+                    symbol=symbol,
+                    interval=interval,
+                    open_time_ms=times[i],
+                    probabilities=probabilities,
+                    score=score,
+                    strength=self.thresholds.strength(score),
+                    confidence=float(confidence[i]),
+                    model_version=self.model_version,
+                    spec_hash=self.spec_hash,
+                    weights=weight_items,
+                    model_probabilities=tuple(
+                        (name, _triple(stacked[m, i])) for m, name in enumerate(self.models)
+                    ),
+                )
+            )
+        return signals
+
+    def resolve(self, per_model: Mapping[str, Sequence[float]], label: int) -> None:
+        """Score each model's prediction for one row against the class that happened."""
+        index = _check_label(label)
+        self._check_names(per_model)
+        rows: dict[str, list[float]] = {}
+        for name in self.models:
+            row = _as_array(name, per_model[name])
+            if row.shape != (CLASSES,):
+                raise ValueError(
+                    f"model {name!r}: expected {CLASSES} probabilities, got shape {row.shape}"
+                )
+            _check_rows(name, row[np.newaxis, :])
+            rows[name] = row.tolist()
+        for name, probabilities in rows.items():
+            self.scorecard.add(name, probabilities, index)
+
+    def _check_names(self, per_model: Mapping[str, object]) -> None:
+        missing = sorted(set(self.models) - set(per_model))
+        extra = sorted(str(name) for name in set(per_model) - set(self.models))
+        if missing or extra:
+            raise ValueError(
+                f"expected probabilities from exactly the models {list(self.models)}; "
+                f"missing {missing}, unexpected {extra}"
+            )
+
+    def _stack(self, per_model: Mapping[str, FloatArray]) -> FloatArray:
+        """Return the models' probabilities as one (models, n, 3) array, after checking them."""
+        self._check_names(per_model)
+        arrays: list[FloatArray] = []
+        for name in self.models:
+            rows = _as_array(name, per_model[name])
+            if rows.ndim != 2 or rows.shape[1] != CLASSES:
+                raise ValueError(f"model {name!r}: expected shape (n, {CLASSES}), got {rows.shape}")
+            if arrays and rows.shape[0] != arrays[0].shape[0]:
+                raise ValueError(
+                    f"model {name!r} has {rows.shape[0]} rows, "
+                    f"model {self.models[0]!r} has {arrays[0].shape[0]}"
+                )
+            _check_rows(name, rows)
+            arrays.append(rows)
+        return np.stack(arrays)
+
+    def _weight_vector(self, weights: Mapping[str, float]) -> FloatArray:
+        return np.array([weights[name] for name in self.models], dtype=np.float64)

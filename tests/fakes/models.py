@@ -1,0 +1,38 @@
+"""Small real models for the tests: trained in seconds on synthetic candles, published for real."""
+
+from pathlib import Path
+
+from paper_trader.domain import Interval, Venue
+from paper_trader.exchange.synthetic import generate_candles, write_csv
+from paper_trader.prediction.dataset import LabelRule
+from paper_trader.prediction.models import ModelConfig
+from paper_trader.train import TrainOutcome, TrainRequest, run_training
+
+FAST = ModelConfig(xgb_trees=30, forest_trees=15, n_jobs=1)
+RULE = LabelRule(horizon=5, fee_rate=0.001, slippage_bps=5.0)
+
+
+def candle_csv(path: Path, *, count: int = 2_600, seed: int = 11) -> Path:
+    """Write ``count`` synthetic 1m candles to ``path`` and return it."""
+    write_csv(generate_candles(count=count, seed=seed), path)
+    return path
+
+
+def publish_model(
+    models_dir: Path, *, seed: int = 11, count: int = 2_600, keep: int = 5
+) -> TrainOutcome:
+    """Train a fast model on synthetic candles and publish it in ``models_dir``."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    csv = candle_csv(models_dir.parent / f"candles-{seed}.csv", count=count, seed=seed)
+    request = TrainRequest(
+        symbols=("BTC-USDT",),
+        interval=Interval.M1,
+        venue=Venue.BINANCE,
+        models_dir=models_dir,
+        rule=RULE,
+        csvs=(csv,),
+        folds=2,
+        keep=keep,
+        config=FAST,
+    )
+    return run_training(request)
