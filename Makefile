@@ -46,6 +46,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/startup.py
 	$(PY) bench/features.py
 	$(PY) bench/prediction.py
+	$(PY) bench/retrain.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO).*

@@ -22,7 +22,16 @@ import aiosqlite
 
 from paper_trader import __version__
 from paper_trader.clock import Clock, SystemClock
-from paper_trader.domain import Candle, Event, EventKind, Gap, Interval, Severity, Venue
+from paper_trader.domain import (
+    Candle,
+    Event,
+    EventKind,
+    Gap,
+    Interval,
+    PredictionRow,
+    Severity,
+    Venue,
+)
 from paper_trader.engine import DecisionEngine, EngineStats
 from paper_trader.errors import ConfigError
 from paper_trader.exchange.binance import BinanceAdapter
@@ -71,6 +80,7 @@ from paper_trader.storage import (
     migrate,
     open_database,
     open_reader,
+    pending_predictions,
     start_run,
 )
 
@@ -306,6 +316,7 @@ def _build(
         clock,
         retrain=source is None,
         start_gate=history_stored,
+        pending=lambda: unresolved_predictions(conn),
     )
     engine = DecisionEngine(
         candles,
@@ -351,6 +362,14 @@ def _build(
     elif source is not None:
         supervisor.add(source(candles))
     return supervisor, engine
+
+
+async def unresolved_predictions(conn: aiosqlite.Connection) -> list[PredictionRow]:
+    """Return the prediction log's pending rows, to resume resolving them after a restart."""
+    return [
+        PredictionRow(**{f: getattr(p, f) for f in PredictionRow.__dataclass_fields__})
+        for p in await pending_predictions(conn)
+    ]
 
 
 def _feature_stage(

@@ -6,7 +6,7 @@ elsewhere, from the settings.
 
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,6 +62,7 @@ def build_model_parts(
     *,
     retrain: bool,
     start_gate: Callable[[], Awaitable[None]] | None = None,
+    pending: Callable[[], Awaitable[Sequence[PredictionRow]]] | None = None,
 ) -> ModelParts:
     """Wire the prediction stage; with ``retrain``, also the lifecycle that (re)trains."""
     predictor = Predictor(
@@ -95,7 +96,12 @@ def build_model_parts(
         await writer.submit(ResolvePredictions(outcomes=outcomes))
 
     stage = PredictionStage(
-        predictor, monitor, row_names=spec.names, record=record, resolve=resolve
+        predictor,
+        monitor,
+        row_names=spec.names,
+        record=record,
+        resolve=resolve,
+        pending=pending,
     )
     lifecycle = ModelLifecycle(
         stage,

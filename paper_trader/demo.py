@@ -39,7 +39,7 @@ FAULTS = (
 
 
 HISTORY = 1_200  # closed candles the simulated market starts with (covers the default warm-up)
-BOOTSTRAP_CANDLES = 6_000  # per symbol, for the bootstrap model
+BOOTSTRAP_CANDLES = 4_000  # per symbol, for the bootstrap model
 BOOTSTRAP_FOLDS = 2
 log = get_logger("demo")
 
@@ -111,6 +111,7 @@ def ensure_bootstrap_model(settings: Settings, seed: int) -> None:
     # numpy, scikit-learn and XGBoost load only when there is something to train.
     import numpy as np  # noqa: PLC0415
 
+    from paper_trader.prediction.models import ModelConfig  # noqa: PLC0415
     from paper_trader.train import TrainRequest, label_rule, train_and_publish  # noqa: PLC0415
 
     settings.models_dir.mkdir(parents=True, exist_ok=True)
@@ -142,6 +143,7 @@ def ensure_bootstrap_model(settings: Settings, seed: int) -> None:
         models_dir=settings.models_dir,
         rule=label_rule(settings),
         folds=BOOTSTRAP_FOLDS,
+        config=ModelConfig(xgb_trees=100, forest_trees=50),  # half the trees: a quick start
     )
     outcome = train_and_publish(request, series)
     summary = outcome.metadata["metrics"]["summary"]

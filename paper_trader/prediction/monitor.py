@@ -68,7 +68,8 @@ class _Pending:
     threshold: float
     per_model: dict[str, tuple[float, float, float]]
     ensemble_probabilities: tuple[float, float, float]
-    ensemble: Ensemble
+    ensemble: Ensemble | None  # None: restored after a restart from another version's log
+    version: str
 
 
 class _Calibration:
@@ -162,6 +163,7 @@ class PredictionMonitor:
                     per_model=per_model,
                     ensemble_probabilities=signal.probabilities,
                     ensemble=prediction.ensemble,
+                    version=prediction.bundle.version,
                 )
             )
             out.append(_row(signal, close, horizon, threshold, per_model))
@@ -193,10 +195,35 @@ class PredictionMonitor:
             )
         return out
 
+    def restore(self, rows: Sequence[PredictionRow], ensemble: Ensemble | None) -> int:
+        """Resume resolving the predictions a previous run logged but did not resolve.
+
+        Those of the version now in use also feed its ensemble's weights; return how many.
+        """
+        for row in sorted(rows, key=lambda r: r.open_time_ms):
+            mine = ensemble is not None and row.model_version == ensemble.model_version
+            key = (row.venue, row.symbol, row.interval)
+            self._pending.setdefault(key, deque()).append(
+                _Pending(
+                    open_time_ms=row.open_time_ms,
+                    target_ms=row.open_time_ms + row.horizon * row.interval.ms,
+                    close=float(row.close),
+                    threshold=row.threshold,
+                    per_model=dict(row.model_probabilities),
+                    ensemble_probabilities=row.probabilities,
+                    ensemble=ensemble if mine else None,
+                    version=row.model_version,
+                )
+            )
+        if rows:
+            log.info("predictions_restored", pending=len(rows))
+        return len(rows)
+
     def _score(self, item: _Pending, label: int) -> None:
         self.resolved += 1
-        item.ensemble.resolve(item.per_model, label)
-        if self._scores is None or item.ensemble.model_version != self._version:
+        if item.ensemble is not None:
+            item.ensemble.resolve(item.per_model, label)
+        if self._scores is None or item.version != self._version:
             return  # a prediction of a replaced version: it adapts only that version's weights
         for name, probs in (*item.per_model.items(), (ENSEMBLE, item.ensemble_probabilities)):
             self._scores.add(name, probs, label)

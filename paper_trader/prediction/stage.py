@@ -23,6 +23,7 @@ from paper_trader.prediction.predictor import Predictor
 
 RecordRows = Callable[[tuple[PredictionRow, ...]], Awaitable[None]]
 RecordOutcomes = Callable[[tuple[PredictionOutcome, ...]], Awaitable[None]]
+LoadPending = Callable[[], Awaitable[Sequence[PredictionRow]]]
 
 
 async def _nothing() -> None:
@@ -42,18 +43,22 @@ class PredictionStage:
         row_names: Sequence[str],
         record: RecordRows,
         resolve: RecordOutcomes,
+        pending: LoadPending | None = None,
     ) -> None:
         self.predictor = predictor
         self.monitor = monitor
         self._row_names = tuple(row_names)
         self._record = record
         self._resolve = resolve
+        self._pending = pending
         self.signals = 0
         self.prepare: Callable[[], Awaitable[None]] = _nothing
 
     async def start(self) -> None:
-        """Load the model before the first candle (``prepare`` is set by the wiring)."""
+        """Load the model, then the unresolved predictions of the last run, before any candle."""
         await self.prepare()
+        if self._pending is not None:
+            self.monitor.restore(await self._pending(), self.predictor.ensemble)
 
     def install(self, bundle: ModelBundle) -> None:
         """Predict with ``bundle`` from the next batch on."""

@@ -136,3 +136,31 @@ def test_a_first_start_without_a_model_trains_one_from_the_backfilled_history(
     db = tmp_path / "paper_trader.db"
     assert _query(db, "SELECT count(*) FROM candles")[0][0] >= 3000  # type: ignore[operator]
     assert _query(db, "SELECT DISTINCT model_version FROM predictions") == [(finished["version"],)]
+
+
+@pytest.mark.timeout(300)
+def test_predictions_pending_at_a_stop_are_resolved_after_the_restart(tmp_path: Path) -> None:
+    """Crash-only: the log's pending rows are reloaded and resolved by the candles that follow."""
+    publish_model(tmp_path / "models")
+    env = subprocess_env(
+        tmp_path, AUTO_TRAIN="false", RETRAIN_INTERVAL="0", WARMUP_CANDLES=str(HISTORY)
+    )
+    db = tmp_path / "paper_trader.db"
+    pending_sql = "SELECT open_time_ms FROM predictions WHERE outcome = 'pending'"
+    with simulator(env, "--speed", "600", "--history", str(HISTORY)) as sim:
+        live = {**env, **sim.env, "SYMBOLS": "BTCUSDT"}
+        _run(live, "SELECT count(*) FROM predictions", 20)
+        left = [t for (t,) in _query(db, pending_sql)]
+        assert left
+        marks = ",".join(str(t) for t in left)
+        events = _run(
+            live,
+            f"SELECT count(*) FROM predictions WHERE open_time_ms IN ({marks}) "
+            "AND outcome = 'resolved'",
+            len(left),
+        )
+    assert any(e["event"] == "predictions_restored" for e in events)
+    outcomes = _query(
+        db, f"SELECT DISTINCT outcome FROM predictions WHERE open_time_ms IN ({marks})"
+    )
+    assert outcomes == [("resolved",)]
