@@ -366,10 +366,7 @@ def _build(
 
 async def unresolved_predictions(conn: aiosqlite.Connection) -> list[PredictionRow]:
     """Return the prediction log's pending rows, to resume resolving them after a restart."""
-    return [
-        PredictionRow(**{f: getattr(p, f) for f in PredictionRow.__dataclass_fields__})
-        for p in await pending_predictions(conn)
-    ]
+    return [stored.prediction for stored in await pending_predictions(conn)]
 
 
 def _feature_stage(

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiosqlite
 
-from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.domain import Candle, Interval, PredictionRow, Venue
 from paper_trader.errors import DataIntegrityError, TransientError
 from paper_trader.storage.migrations import schema_version_of
 
@@ -86,21 +86,7 @@ class StoredPrediction:
     ``resolved_open_time_ms`` are None while it is pending (``label`` also once expired).
     """
 
-    venue: Venue
-    symbol: str
-    interval: Interval
-    open_time_ms: int
-    model_version: str
-    spec_hash: str
-    close: Decimal
-    horizon: int
-    threshold: float
-    probabilities: tuple[float, float, float]
-    score: float
-    strength: str
-    confidence: float
-    model_probabilities: dict[str, tuple[float, float, float]]
-    weights: dict[str, float]
+    prediction: PredictionRow
     outcome: str
     label: int | None
     forward_return: float | None
@@ -329,7 +315,7 @@ def _prediction(row: sqlite3.Row) -> StoredPrediction:
     models_json, weights_json, outcome, label, forward_return, resolved_ms = row[15:]
     try:
         models = json.loads(models_json)
-        return StoredPrediction(
+        prediction = PredictionRow(
             venue=Venue(venue),
             symbol=symbol,
             interval=Interval(interval),
@@ -345,6 +331,9 @@ def _prediction(row: sqlite3.Row) -> StoredPrediction:
             confidence=confidence,
             model_probabilities={name: _triple(p) for name, p in models.items()},
             weights={name: float(w) for name, w in json.loads(weights_json).items()},
+        )
+        return StoredPrediction(
+            prediction=prediction,
             outcome=outcome,
             label=label,
             forward_return=forward_return,

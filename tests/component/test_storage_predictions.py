@@ -117,21 +117,7 @@ def stored(
 ) -> StoredPrediction:
     """Return what the log should hold for ``row`` with the given outcome."""
     return StoredPrediction(
-        venue=row.venue,
-        symbol=row.symbol,
-        interval=row.interval,
-        open_time_ms=row.open_time_ms,
-        model_version=row.model_version,
-        spec_hash=row.spec_hash,
-        close=row.close,
-        horizon=row.horizon,
-        threshold=row.threshold,
-        probabilities=row.probabilities,
-        score=row.score,
-        strength=row.strength,
-        confidence=row.confidence,
-        model_probabilities=dict(row.model_probabilities),
-        weights=dict(row.weights),
+        prediction=row,
         outcome=outcome,
         label=label,
         forward_return=forward_return,
@@ -215,8 +201,8 @@ async def test_recorded_predictions_come_back_pending_exactly(
 
     pending = await pending_predictions(reader)
     assert pending == [stored(rows[1]), stored(rows[2]), stored(rows[0])]  # time, then venue
-    assert pending[0].close == Decimal("67123.45000000000001")
-    assert pending[0].model_probabilities["boost"] == (1 / 7, 2 / 7, 4 / 7)
+    assert pending[0].prediction.close == Decimal("67123.45000000000001")
+    assert pending[0].prediction.model_probabilities["boost"] == (1 / 7, 2 / 7, 4 / 7)
     raw = await reader.execute_fetchall(
         "SELECT close, models_json, weights_json FROM predictions WHERE symbol = 'BTC-EUR'"
     )
@@ -313,15 +299,14 @@ async def test_recent_predictions_are_the_newest_oldest_first(
     recent = await recent_predictions(reader, limit=3)
     everything = await recent_predictions(reader, limit=100)
 
-    assert [(p.open_time_ms - T0, p.symbol, p.outcome) for p in recent] == [
+    assert [(p.prediction.open_time_ms - T0, p.prediction.symbol, p.outcome) for p in recent] == [
         (2 * M1, "ETHUSDT", "pending"),
         (3 * M1, "BTCUSDT", "pending"),
         (3 * M1, "ETHUSDT", "resolved"),
     ]
     assert len(everything) == 8
-    assert [(p.open_time_ms, p.symbol) for p in everything] == sorted(
-        (p.open_time_ms, p.symbol) for p in everything
-    )
+    keys = [(p.prediction.open_time_ms, p.prediction.symbol) for p in everything]
+    assert keys == sorted(keys)
     assert await recent_predictions(reader, limit=0) == []
     assert await prediction_counts(reader) == {"pending": 7, "resolved": 1, "expired": 0}
 
