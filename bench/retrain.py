@@ -27,12 +27,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from paper_trader.app_models import training_environment  # noqa: E402
+from paper_trader.app_models import lifecycle_config  # noqa: E402
 from paper_trader.domain import Interval, PredictionOutcome, PredictionRow, Venue  # noqa: E402
 from paper_trader.exchange.synthetic import generate_candles  # noqa: E402
 from paper_trader.features.engine import FeatureRow  # noqa: E402
 from paper_trader.features.spec import default_spec  # noqa: E402
-from paper_trader.prediction.lifecycle import LifecycleConfig, ModelLifecycle  # noqa: E402
+from paper_trader.prediction.lifecycle import ModelLifecycle  # noqa: E402
 from paper_trader.prediction.monitor import MonitorConfig, PredictionMonitor  # noqa: E402
 from paper_trader.prediction.predictor import Predictor, PredictorConfig  # noqa: E402
 from paper_trader.prediction.registry import ModelRegistry  # noqa: E402
@@ -110,16 +110,10 @@ async def main() -> None:
         stage = PredictionStage(
             predictor,
             PredictionMonitor(MonitorConfig(), now_ms=lambda: 0),
-            row_names=SPEC.names,
             record=_nothing,
             resolve=_nothing,
         )
-        command = (sys.executable, "-m", "paper_trader", "train", "--from-db",
-                   "--promote-if-better", "--nice", "10")  # fmt: skip
-        config = LifecycleConfig(
-            interval=Interval.M1, command=command, environment=training_environment(settings),
-            retrain_interval_s=0,
-        )  # fmt: skip
+        config = lifecycle_config(settings, retrain=True)
         life = ModelLifecycle(stage, ModelRegistry(work / "models"), SPEC, config)
         print(f"load average at start: {os.getloadavg()}; {args.candles:,} candles stored")
         first = await life.retrain("first model")

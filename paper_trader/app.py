@@ -10,12 +10,10 @@ import contextlib
 import faulthandler
 import json
 import os
-import platform
 import signal
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 import aiosqlite
@@ -83,6 +81,7 @@ from paper_trader.storage import (
     pending_predictions,
     start_run,
 )
+from paper_trader.versions import package_versions
 
 log = get_logger("app")
 
@@ -597,15 +596,12 @@ def _stop_on_signals(supervisor: Supervisor) -> Iterator[None]:
 
 def _versions() -> dict[str, str]:
     """Return the versions that shape behaviour, for the run record."""
-    versions = {"paper_trader": __version__, "python": platform.python_version()}
-    for package in (
+    packages = (
         "aiosqlite",
         "numpy",
         "pandas",
         "scikit-learn",
         "xgboost-cpu",
         "python-telegram-bot",
-    ):
-        with contextlib.suppress(metadata.PackageNotFoundError):
-            versions[package] = metadata.version(package)
-    return versions
+    )
+    return {"paper_trader": __version__, **package_versions(packages)}

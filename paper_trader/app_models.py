@@ -25,6 +25,11 @@ from paper_trader.storage import RecordPredictions, ResolvePredictions, StorageW
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 RETRAIN_NICE = 10
+# The daemon's (re)training: the `train` command as a separate, lower-priority process.
+RETRAIN_COMMAND = (
+    sys.executable, "-m", "paper_trader", "train", "--from-db", "--promote-if-better",
+    "--nice", str(RETRAIN_NICE),
+)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -98,7 +103,6 @@ def build_model_parts(
     stage = PredictionStage(
         predictor,
         monitor,
-        row_names=spec.names,
         record=record,
         resolve=resolve,
         pending=pending,
@@ -119,14 +123,11 @@ def lifecycle_config(settings: Settings, *, retrain: bool) -> LifecycleConfig:
     """Return when and how the daemon trains; without ``retrain`` it only loads."""
     return LifecycleConfig(
         interval=settings.interval,
-        command=(
-            sys.executable, "-m", "paper_trader", "train", "--from-db", "--promote-if-better",
-            "--nice", str(RETRAIN_NICE),
-        ),
+        command=RETRAIN_COMMAND,
         environment=training_environment(settings),
         auto_train=retrain and settings.auto_train,
         retrain_interval_s=settings.retrain_interval if retrain else 0.0,
-    )  # fmt: skip
+    )
 
 
 def training_environment(settings: Settings) -> dict[str, str]:

@@ -27,7 +27,7 @@ from paper_trader.prediction import drift
 from paper_trader.prediction.dataset import Dataset, LabelRule, build_dataset
 from paper_trader.prediction.folds import FoldPlan
 from paper_trader.prediction.models import ModelConfig
-from paper_trader.prediction.promotion import contest, split_recent
+from paper_trader.prediction.promotion import contest, hold_out_recent
 from paper_trader.prediction.registry import Artifacts, ModelRegistry
 from paper_trader.prediction.training import SCORED, TrainingResult, train
 from paper_trader.progress import ProgressBar
@@ -176,8 +176,7 @@ def train_and_publish(
     )
     recent = None
     if request.challenge:
-        gap_ms = (plan.horizon + plan.embargo) * plan.interval_ms
-        data, recent = split_recent(data, request.holdout_fraction, gap_ms)
+        data, recent = hold_out_recent(data, request.holdout_fraction, plan.gap_ms)
     bar = ProgressBar(progress)
     try:
         result = train(data, plan, request.config, lambda d, t, what: bar.show(d, t, f"{what:<24}"))

@@ -37,6 +37,11 @@ class FoldPlan:
     min_train: int = 500
     train_candles: int | None = None  # None: expanding
 
+    @property
+    def gap_ms(self) -> int:
+        """Return the purge plus the embargo between training labels and tested samples."""
+        return (self.horizon + self.embargo) * self.interval_ms
+
     def __post_init__(self) -> None:
         if self.folds < 1:
             raise ValueError(f"at least one fold, not {self.folds}")
@@ -53,7 +58,7 @@ def walk_forward(open_times_ms: IntArray, plan: FoldPlan) -> list[Fold]:
     """
     instants = np.unique(open_times_ms)
     edges = np.linspace(0, len(instants), plan.folds + 2).astype(np.int64)
-    gap_ms = (plan.horizon + plan.embargo) * plan.interval_ms
+    gap_ms = plan.gap_ms
     folds = []
     for number in range(plan.folds):
         start, end = (
@@ -73,3 +78,11 @@ def walk_forward(open_times_ms: IntArray, plan: FoldPlan) -> list[Fold]:
             )
         folds.append(Fold(number=number + 1, train=train, test=test))
     return folds
+
+
+def split_recent(times: IntArray, fraction: float, gap_ms: int) -> tuple[IntArray, IntArray]:
+    """Return (earlier, recent) sample indices: the last ``fraction`` of instants, and what
+    ends ``gap_ms`` before them."""
+    instants = np.unique(times)
+    start = instants[min(len(instants) - 1, int(len(instants) * (1.0 - fraction)))]
+    return np.flatnonzero(times < start - gap_ms), np.flatnonzero(times >= start)

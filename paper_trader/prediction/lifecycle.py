@@ -81,7 +81,6 @@ class ModelLifecycle:
         self._reason = ""
         self._last_drift_retrain: float | None = None
         self._training = False
-        self.retrainings: list[RetrainResult] = []
 
     def request_retrain(self, reason: str) -> None:
         """Retrain soon (after a drift alert), unless one ran within the cooldown."""
@@ -145,7 +144,6 @@ class ModelLifecycle:
             result = await self._run_process()
         finally:
             self._training = False
-        self.retrainings.append(result)
         summary = result.summary or {}
         log.info(
             "retrain_finished",

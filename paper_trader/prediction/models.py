@@ -25,6 +25,7 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from paper_trader.errors import DataIntegrityError
+from paper_trader.prediction.folds import split_recent
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -110,13 +111,6 @@ class Calibrated:
         return np.asarray(calibrated, dtype=np.float64)
 
 
-def calibration_split(times: IntArray, fraction: float, gap_ms: int) -> tuple[IntArray, IntArray]:
-    """Return (fit, calibrate) sample indices: the last ``fraction`` of instants, purged."""
-    instants = np.unique(times)
-    start = instants[min(len(instants) - 1, int(len(instants) * (1.0 - fraction)))]
-    return np.flatnonzero(times < start - gap_ms), np.flatnonzero(times >= start)
-
-
 def _require_every_class(labels: IntArray, part: str) -> None:
     missing = [CLASS_NAMES[k] for k in range(3) if not (labels == k).any()]
     if missing:
@@ -139,7 +133,7 @@ def fit(
 
     Raises ``DataIntegrityError`` if the fitting or calibration part lacks a class.
     """
-    fit_rows, cal_rows = calibration_split(times, config.calibration_fraction, gap_ms)
+    fit_rows, cal_rows = split_recent(times, config.calibration_fraction, gap_ms)
     _require_every_class(y[fit_rows], "training")
     _require_every_class(y[cal_rows], "calibration")
     fitted = {}

@@ -118,19 +118,14 @@ class PredictionMonitor:
         self._live: LiveDistribution | None = None
         self._baseline: float | None = None
         self._version: str | None = None
-        self._inputs: list[int] = []
         self._rows_seen = 0
         self._alerts: dict[str, bool] = {"accuracy": False, "psi": False}
         self.resolved = 0
         self.expired = 0
 
-    def use_model(self, bundle: ModelBundle, row_names: Sequence[str]) -> None:
-        """Score the new version from scratch against its own training baseline.
-
-        ``row_names`` are the columns of the feature rows, to find each model input in them.
-        """
+    def use_model(self, bundle: ModelBundle) -> None:
+        """Score the new version from scratch against its own training baseline."""
         self._version = bundle.version
-        self._inputs = [list(row_names).index(n) for n in bundle.metadata["feature_names"]]
         names = (*bundle.members, ENSEMBLE)
         self._scores = Scorecard(names, self.config.window)
         self._calibration = {n: _Calibration(self.config.window) for n in names}
@@ -252,8 +247,8 @@ class PredictionMonitor:
         live = self._live
         if live is None:
             return
-        for row in prediction.rows:
-            live.add(np.array([row.values[i] for i in self._inputs]))
+        for inputs in prediction.inputs:
+            live.add(inputs)
             self._rows_seen += 1
             if self._rows_seen % self.config.psi_every == 0 and live.size >= self.config.psi_window:
                 self._check_psi(live)

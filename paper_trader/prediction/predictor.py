@@ -56,9 +56,10 @@ class PredictorConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Prediction:
-    """One batch: the rows it was made for, each model's probabilities, and the signals."""
+    """One batch: the rows, their model inputs, each model's probabilities, the signals."""
 
     rows: tuple[FeatureRow, ...]
+    inputs: FloatArray  # (rows, model inputs), in the order of the spec's ``model_inputs``
     per_model: dict[str, FloatArray]
     signals: list[Signal]
     bundle: ModelBundle
@@ -182,6 +183,7 @@ class Predictor:
         self._counters.rows += len(rows)
         return Prediction(
             rows=tuple(rows),
+            inputs=x,
             per_model=per_model,
             signals=signals,
             bundle=bundle,

@@ -18,6 +18,7 @@ from paper_trader.errors import ModelError
 from paper_trader.features.spec import FeatureSpec
 from paper_trader.prediction import metrics
 from paper_trader.prediction.dataset import Dataset
+from paper_trader.prediction.folds import split_recent
 from paper_trader.prediction.models import Calibrated
 from paper_trader.prediction.registry import ModelRegistry
 
@@ -40,12 +41,9 @@ class Contest:
         return asdict(self)
 
 
-def split_recent(data: Dataset, fraction: float, gap_ms: int) -> tuple[Dataset, Dataset]:
+def hold_out_recent(data: Dataset, fraction: float, gap_ms: int) -> tuple[Dataset, Dataset]:
     """Return (earlier samples, the last ``fraction`` of instants) with a purge between."""
-    instants = np.unique(data.open_times_ms)
-    start = instants[min(len(instants) - 1, int(len(instants) * (1.0 - fraction)))]
-    earlier = np.flatnonzero(data.open_times_ms < start - gap_ms)
-    recent = np.flatnonzero(data.open_times_ms >= start)
+    earlier, recent = split_recent(data.open_times_ms, fraction, gap_ms)
     return data.take(earlier), data.take(recent)
 
 

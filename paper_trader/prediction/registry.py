@@ -20,12 +20,10 @@ import hashlib
 import io
 import json
 import os
-import platform
 import shutil
 import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from importlib import metadata as package_metadata
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +37,7 @@ from paper_trader.features.atomic import atomic_text, current_umask
 from paper_trader.features.spec import FeatureSpec
 from paper_trader.prediction.bundle import ModelBundle
 from paper_trader.prediction.models import MODEL_NAMES
+from paper_trader.versions import package_versions
 
 FORMAT = 1
 POINTER = "current"
@@ -55,17 +54,6 @@ def sha256(path: Path) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
-
-
-def library_versions() -> dict[str, str]:
-    """Return the versions of Python and of the libraries a model depends on."""
-    found = {"python": platform.python_version()}
-    for name in LIBRARIES:
-        try:
-            found[name] = package_metadata.version(name)
-        except package_metadata.PackageNotFoundError:
-            found[name] = "absent"
-    return found
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,7 +110,7 @@ class ModelRegistry:
                 "version": version,
                 "created_at": created.isoformat(timespec="seconds"),
                 **artifacts.metadata,
-                "libraries": library_versions(),
+                "libraries": package_versions(LIBRARIES),
                 "files": files,
             }
             with atomic_text(staging / "metadata.json") as out:

@@ -40,14 +40,12 @@ class PredictionStage:
         predictor: Predictor,
         monitor: PredictionMonitor,
         *,
-        row_names: Sequence[str],
         record: RecordRows,
         resolve: RecordOutcomes,
         pending: LoadPending | None = None,
     ) -> None:
         self.predictor = predictor
         self.monitor = monitor
-        self._row_names = tuple(row_names)
         self._record = record
         self._resolve = resolve
         self._pending = pending
@@ -62,7 +60,7 @@ class PredictionStage:
 
     def install(self, bundle: ModelBundle) -> None:
         """Predict with ``bundle`` from the next batch on."""
-        self.monitor.use_model(bundle, self._row_names)
+        self.monitor.use_model(bundle)
         self.predictor.install(bundle)
 
     async def on_batch(self, items: Sequence[tuple[Candle, FeatureRow | None]]) -> list[Signal]:

@@ -107,7 +107,7 @@ def evaluate(
     """
     folds = walk_forward(data.open_times_ms, plan)
     total = (len(folds) + 1) * len(MODEL_NAMES)
-    gap_ms = (plan.horizon + plan.embargo) * plan.interval_ms
+    gap_ms = plan.gap_ms
     reports: list[FoldReport] = []
     kept: list[tuple[Fold, dict[str, FloatArray]]] = []
     for fold in folds:
@@ -169,7 +169,7 @@ def train(
         data.labels,
         data.open_times_ms,
         config=config,
-        gap_ms=(plan.horizon + plan.embargo) * plan.interval_ms,
+        gap_ms=plan.gap_ms,
         on_fitted=lambda name: progress(
             done + MODEL_NAMES.index(name) + 1, total, f"final: {name}"
         ),

@@ -2,13 +2,13 @@
 
 import asyncio
 import json
-import sys
 from pathlib import Path
 
 import psutil
 import pytest
 from conftest import subprocess_env
 
+from paper_trader.app_models import RETRAIN_COMMAND
 from paper_trader.domain import Interval, PredictionOutcome, PredictionRow
 from paper_trader.exchange.synthetic import generate_candles
 from paper_trader.features.spec import default_spec
@@ -20,7 +20,6 @@ from paper_trader.prediction.stage import PredictionStage
 from paper_trader.storage import UpsertCandles, migrate, open_database
 
 SPEC = default_spec()
-COMMAND = (sys.executable, "-m", "paper_trader", "train", "--from-db", "--promote-if-better")
 
 
 async def stored_market(db: Path, count: int = 3_000) -> None:
@@ -55,12 +54,10 @@ def lifecycle(tmp_path: Path) -> tuple[ModelLifecycle, PredictionStage, ModelReg
     )
     predictor = Predictor(SPEC, PredictorConfig(), now_ms=lambda: 0)
     monitor = PredictionMonitor(MonitorConfig(), now_ms=lambda: 0)
-    stage = PredictionStage(
-        predictor, monitor, row_names=SPEC.names, record=_ignore_rows, resolve=_ignore_outcomes
-    )
+    stage = PredictionStage(predictor, monitor, record=_ignore_rows, resolve=_ignore_outcomes)
     registry = ModelRegistry(tmp_path / "models")
     config = LifecycleConfig(
-        interval=Interval.M1, command=COMMAND, environment=env, retrain_interval_s=0
+        interval=Interval.M1, command=RETRAIN_COMMAND, environment=env, retrain_interval_s=0
     )
     return ModelLifecycle(stage, registry, SPEC, config), stage, registry
 

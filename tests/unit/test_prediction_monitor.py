@@ -57,19 +57,24 @@ def monitor(events: Events, drifts: list[str], **config: float) -> PredictionMon
 def prediction(
     b: ModelBundle, ensemble: Ensemble, index: int, probs: list[float], scale: float = 1.0
 ) -> Prediction:
-    rng = np.random.default_rng(index)
+    inputs = np.random.default_rng(index).normal(size=(1, len(SPEC.model_inputs))) * scale
     row = FeatureRow(
         venue=Venue.BINANCE,
         symbol="BTCUSDT",
         interval=Interval.M1,
         open_time_ms=index * Interval.M1.ms,
-        values=tuple((rng.normal(size=len(SPEC.names)) * scale).tolist()),
+        values=(0.0,) * len(SPEC.names),
         is_ready=True,
     )
     per_model = {m: np.array([probs]) for m in MODELS}
     signals = ensemble.signals([(row.venue, row.symbol, row.interval)], row.open_time_ms, per_model)
     return Prediction(
-        rows=(row,), per_model=per_model, signals=signals, bundle=b, ensemble=ensemble
+        rows=(row,),
+        inputs=inputs,
+        per_model=per_model,
+        signals=signals,
+        bundle=b,
+        ensemble=ensemble,
     )
 
 
@@ -77,7 +82,7 @@ def setup(**config: float) -> tuple[PredictionMonitor, ModelBundle, Ensemble, Ev
     events, drifts = Events(), []
     b = bundle(accuracy=config.pop("accuracy", 0.5))
     m = monitor(events, drifts, **config)
-    m.use_model(b, SPEC.names)
+    m.use_model(b)
     ensemble = Ensemble(
         MODELS,
         model_version="v1",

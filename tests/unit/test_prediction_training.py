@@ -9,8 +9,8 @@ from paper_trader.errors import DataIntegrityError
 from paper_trader.features.spec import default_spec
 from paper_trader.prediction import metrics
 from paper_trader.prediction.dataset import Dataset, LabelRule, build_dataset, past_labels
-from paper_trader.prediction.folds import FoldPlan
-from paper_trader.prediction.models import ModelConfig, calibration_split
+from paper_trader.prediction.folds import FoldPlan, split_recent
+from paper_trader.prediction.models import ModelConfig
 from paper_trader.prediction.training import SCORED, evaluate, train
 
 FAST = ModelConfig(xgb_trees=30, forest_trees=15, n_jobs=1)
@@ -60,7 +60,7 @@ def test_shuffled_labels_give_an_auc_within_noise_of_one_half() -> None:
 def test_calibration_is_fitted_on_later_samples_than_the_models_with_a_purge() -> None:
     """The calibration block is the last fifth of instants; the fit block ends a gap before."""
     times = np.arange(1_000, dtype=np.int64) * MINUTE
-    fit_rows, cal_rows = calibration_split(times, 0.2, gap_ms=10 * MINUTE)
+    fit_rows, cal_rows = split_recent(times, 0.2, gap_ms=10 * MINUTE)
     assert cal_rows[0] == 800
     assert cal_rows[-1] == 999
     assert times[fit_rows].max() < times[cal_rows].min() - 10 * MINUTE
