@@ -15,7 +15,8 @@ class RollingRms:
 
     Used on log returns it is the realised volatility about zero rather than about the mean,
     so a steady trend does not look like calm. The running sum of squares is recomputed from
-    the window every ``size`` pushes, so rounding error cannot build up over a long run.
+    the window every ``size`` pushes, so rounding error cannot build up over a long run, and
+    whenever the value leaving the window held most of it (a spike followed by calm).
     """
 
     __slots__ = ("_pushes", "_sum_sq", "_values")
@@ -31,13 +32,15 @@ class RollingRms:
 
     def push(self, value: float) -> None:
         """Add ``value``, dropping the oldest one when the window is full."""
+        cancels = False
         if len(self._values) == self._values.maxlen:
-            oldest = self._values[0]
-            self._sum_sq -= oldest * oldest
+            oldest = self._values[0] * self._values[0]
+            cancels = oldest > 0.5 * self._sum_sq  # the rest would be mostly rounding error
+            self._sum_sq -= oldest
         self._values.append(value)
         self._sum_sq += value * value
         self._pushes += 1
-        if self._pushes == self._values.maxlen:
+        if cancels or self._pushes == self._values.maxlen:
             self._pushes = 0
             self._sum_sq = math.fsum(v * v for v in self._values)
 
