@@ -1,0 +1,106 @@
+"""The risk layer's settings, as plain values (``app.py`` builds them from ``Settings``)."""
+
+import enum
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BreakerConfig:
+    """Circuit breakers; durations are milliseconds of candle time.
+
+    ``volatility_multiple``: the volatility breaker trips a symbol when its ATR % exceeds this
+    multiple of the median ATR % of its last ``volatility_window`` candles (once at least
+    ``volatility_min_samples`` are known), and resets below ``volatility_reset`` of that level.
+    """
+
+    enabled: bool = True
+    max_daily_loss: float = 0.05
+    max_drawdown: float = 0.15
+    max_consecutive_losses: int = 5
+    losing_streak_cooldown_ms: int = 3_600_000
+    min_time_between_trades_ms: int = 300_000
+    stop_loss_cooldown_ms: int = 1_800_000
+    volatility_multiple: float = 3.0
+    volatility_window: int = 1440
+    volatility_min_samples: int = 120
+    volatility_reset: float = 0.8
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitsConfig:
+    """Entry limits. Fractions are of current equity; ``min_notional`` is in quote currency.
+
+    ``correlation_window`` rolling returns are compared; fewer than half of them in common
+    with an open position's symbol and the correlation rule is not applied to that pair.
+    """
+
+    max_positions: int = 3
+    max_position_size: float = 0.25
+    max_total_exposure: float = 0.75
+    min_notional: Decimal = Decimal(10)
+    min_confidence: float = 0.05
+    correlation_limit: float = 0.7
+    correlation_window: int = 100
+    allow_short: bool = False
+
+
+class SizingMethod(enum.StrEnum):
+    """How the size of a new position is found."""
+
+    FIXED_FRACTIONAL = "fixed_fractional"
+    HALF_KELLY = "half_kelly"
+    VOLATILITY = "volatility"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SizingConfig:
+    """Position sizing.
+
+    - fixed fractional: risk ``risk_per_trade`` of equity between entry and stop;
+    - half-Kelly: risk half the Kelly fraction of the last ``kelly_window`` closed trades
+      (at least ``kelly_min_trades`` of them, else fixed fractional), at most ``kelly_cap``;
+    - volatility: hold the quantity whose one-ATR move is ``volatility_target`` of equity.
+
+    The result is scaled by ``min(1, confidence / confidence_full_size)``.
+    """
+
+    method: SizingMethod = SizingMethod.FIXED_FRACTIONAL
+    risk_per_trade: float = 0.01
+    kelly_min_trades: int = 30
+    kelly_window: int = 100
+    kelly_cap: float = 0.05
+    volatility_target: float = 0.005
+    confidence_full_size: float = 0.5
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExitConfig:
+    """Exit rules. ``take_profit_risk_reward`` of 2 puts the target two stop-distances away.
+
+    The trailing stop activates once the best price is ``trailing_activation_r`` stop-distances
+    in profit and then trails ``trailing_atr_multiplier`` ATRs (at entry) behind the best price.
+    ``max_holding_ms`` of 0 disables the time exit.
+    """
+
+    stop_loss_atr_multiplier: float = 2.0
+    take_profit_risk_reward: float = 2.0
+    trailing_stop: bool = True
+    trailing_activation_r: float = 1.0
+    trailing_atr_multiplier: float = 1.5
+    max_holding_ms: int = 14_400_000
+    exit_on_opposite_signal: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FillConfig:
+    """The paper broker's costs: taker fee per side, and slippage in basis points.
+
+    Slippage on a market or stop fill is ``slippage_bps`` plus ``impact_bps`` for every 1 % of
+    the candle's volume the order takes, at most ``max_slippage_bps``.
+    """
+
+    fee_rate: Decimal = Decimal("0.001")
+    slippage_bps: Decimal = Decimal(5)
+    impact_bps: Decimal = Decimal(10)
+    max_slippage_bps: Decimal = Decimal(200)
