@@ -159,7 +159,7 @@ class Position:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClosedTrade:
-    """A round trip. ``gross_pnl`` excludes fees; ``net_pnl`` = gross − entry fee − exit fee.
+    """A round trip. ``gross_pnl`` excludes fees; ``net_pnl`` = gross - entry fee - exit fee.
 
     ``recovered`` marks an exit found while replaying the candles of a downtime at start-up;
     it is a fact about the run, not about the market, and stays out of the ledger digest.
@@ -234,3 +234,35 @@ class EquitySnapshot:
     equity: Decimal
     peak_equity: Decimal
     open_positions: int
+
+
+class Action(enum.StrEnum):
+    """What became of a signal that could open a position."""
+
+    ENTERED = "entered"
+    REJECTED = "rejected"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    """The risk layer's answer to one entry signal, at the candle it was made at.
+
+    ``skipped`` is for an entry the daemon did not consider (a stale candle while catching up);
+    ``rejected`` names the ``rule`` and says by how much in ``detail``.
+    """
+
+    venue: Venue
+    symbol: str
+    interval: Interval
+    candle_time_ms: int
+    strength: str
+    score: float
+    confidence: float
+    model_version: str
+    action: Action
+    side: Side
+    quantity: Decimal | None
+    price: Decimal | None
+    rule: str | None
+    detail: str

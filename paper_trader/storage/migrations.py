@@ -212,10 +212,129 @@ CREATE TABLE predictions (
 CREATE INDEX predictions_pending ON predictions (outcome, venue, symbol, interval, open_time_ms);
 """
 
+# The trading ledger. Migration 1 created first drafts of these tables that nothing ever
+# wrote; they are replaced. Money is exact decimal text. ``fills`` is the journal: a position
+# or a trade row always points at the fill(s) that made it, and every row of one decision
+# instant commits in one transaction together with ``trading_state`` (cash, the next fill id,
+# the breakers) and the instant's equity snapshot.
+_LEDGER = """
+DROP TABLE signals;
+DROP TABLE trades;
+DROP TABLE positions;
+DROP TABLE fills;
+DROP TABLE equity_snapshots;
+DROP TABLE breaker_events;
+
+CREATE TABLE fills (
+    fill_id INTEGER PRIMARY KEY,
+    venue TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    interval TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    price TEXT NOT NULL,
+    fee TEXT NOT NULL,
+    slippage_bps TEXT NOT NULL,
+    candle_time_ms INTEGER NOT NULL,
+    reason TEXT NOT NULL,
+    fill_model TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE positions (
+    symbol TEXT NOT NULL PRIMARY KEY,
+    venue TEXT NOT NULL,
+    interval TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    entry_price TEXT NOT NULL,
+    entry_fee TEXT NOT NULL,
+    entry_fill_id INTEGER NOT NULL REFERENCES fills (fill_id),
+    opened_candle_ms INTEGER NOT NULL,
+    stop_price TEXT NOT NULL,
+    take_profit_price TEXT,
+    trailing_stop_price TEXT,
+    extreme_price TEXT NOT NULL,
+    risk_per_unit TEXT NOT NULL,
+    atr TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE trades (
+    entry_fill_id INTEGER PRIMARY KEY REFERENCES fills (fill_id),
+    exit_fill_id INTEGER NOT NULL UNIQUE REFERENCES fills (fill_id),
+    venue TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    interval TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity TEXT NOT NULL,
+    entry_price TEXT NOT NULL,
+    exit_price TEXT NOT NULL,
+    entry_fee TEXT NOT NULL,
+    exit_fee TEXT NOT NULL,
+    gross_pnl TEXT NOT NULL,
+    net_pnl TEXT NOT NULL,
+    opened_candle_ms INTEGER NOT NULL,
+    closed_candle_ms INTEGER NOT NULL,
+    exit_reason TEXT NOT NULL,
+    entry_fill_model TEXT NOT NULL,
+    exit_fill_model TEXT NOT NULL,
+    recovered INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX trades_closed ON trades (closed_candle_ms);
+
+CREATE TABLE equity_snapshots (
+    candle_time_ms INTEGER PRIMARY KEY,
+    cash TEXT NOT NULL,
+    positions_value TEXT NOT NULL,
+    equity TEXT NOT NULL,
+    peak_equity TEXT NOT NULL,
+    open_positions INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE breaker_events (
+    id INTEGER PRIMARY KEY,
+    candle_time_ms INTEGER NOT NULL,
+    breaker TEXT NOT NULL,
+    symbol TEXT,
+    transition TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    threshold TEXT NOT NULL,
+    observed TEXT NOT NULL
+) STRICT;
+
+CREATE TABLE decisions (
+    venue TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    interval TEXT NOT NULL,
+    candle_time_ms INTEGER NOT NULL,
+    strength TEXT NOT NULL,
+    score REAL NOT NULL,
+    confidence REAL NOT NULL,
+    model_version TEXT NOT NULL,
+    action TEXT NOT NULL,
+    side TEXT NOT NULL,
+    quantity TEXT,
+    price TEXT,
+    rule TEXT,
+    detail TEXT NOT NULL,
+    PRIMARY KEY (venue, symbol, interval, candle_time_ms)
+) STRICT, WITHOUT ROWID;
+
+CREATE TABLE trading_state (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    cash TEXT NOT NULL,
+    next_fill_id INTEGER NOT NULL,
+    last_candle_ms INTEGER NOT NULL,
+    breakers_json TEXT NOT NULL
+) STRICT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="create the initial schema", sql=_INITIAL_SCHEMA),
     Migration(version=2, description="record candle gaps that cannot be filled", sql=_GAPS),
     Migration(version=3, description="log predictions and their outcomes", sql=_PREDICTIONS),
+    Migration(version=4, description="the trading ledger", sql=_LEDGER),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -14,12 +14,13 @@ from paper_trader.storage.migrations import split_statements
 TABLES = {
     "candles",
     "runs",
-    "signals",
+    "decisions",
     "fills",
     "trades",
     "positions",
     "equity_snapshots",
     "breaker_events",
+    "trading_state",
     "notification_outbox",
     "metadata",
 }

@@ -1,0 +1,256 @@
+"""The trading ledger's writes: one ``RecordInstant`` per decision instant.
+
+Everything a decision instant changed (fills, positions, closed trades, breaker transitions,
+decisions, the equity snapshot and the trading state row) is applied in ONE transaction, so
+``kill -9`` leaves either all of it or none. Its durability is LEDGER (``synchronous=FULL``)
+when money moved or a breaker changed, FAST otherwise.
+"""
+
+from dataclasses import dataclass
+from decimal import Decimal
+
+import aiosqlite
+
+from paper_trader.domain.trading import (
+    BreakerTransition,
+    ClosedTrade,
+    Decision,
+    EquitySnapshot,
+    Fill,
+    Position,
+)
+from paper_trader.storage.ops import decimal_text
+from paper_trader.storage.writer import Durability
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LedgerState:
+    """The one row that resumes the ledger: cash, the next fill id, the last instant handled."""
+
+    cash: str
+    next_fill_id: int
+    last_candle_ms: int
+    breakers_json: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordInstant:
+    """Commit what one decision instant changed; ``closed`` are symbols whose position ended."""
+
+    state: LedgerState
+    fills: tuple[Fill, ...] = ()
+    closed: tuple[str, ...] = ()
+    positions: tuple[Position, ...] = ()
+    trades: tuple[ClosedTrade, ...] = ()
+    transitions: tuple[BreakerTransition, ...] = ()
+    decisions: tuple[Decision, ...] = ()
+    snapshot: EquitySnapshot | None = None
+
+    @property
+    def durability(self) -> Durability:
+        """Return LEDGER when a fill or a breaker transition is in it, else FAST."""
+        return Durability.LEDGER if self.fills or self.transitions else Durability.FAST
+
+    async def apply(self, conn: aiosqlite.Connection) -> None:
+        """Write every part; closed positions are removed before positions are upserted."""
+        if self.fills:
+            await conn.executemany(_INSERT_FILL, [_fill_row(f) for f in self.fills])
+        if self.closed:
+            await conn.executemany(
+                "DELETE FROM positions WHERE symbol = ?", [(s,) for s in self.closed]
+            )
+        if self.positions:
+            await conn.executemany(_UPSERT_POSITION, [_position_row(p) for p in self.positions])
+        if self.trades:
+            await conn.executemany(_INSERT_TRADE, [_trade_row(t) for t in self.trades])
+        if self.transitions:
+            await conn.executemany(
+                _INSERT_TRANSITION, [_transition_row(t) for t in self.transitions]
+            )
+        if self.decisions:
+            await conn.executemany(_UPSERT_DECISION, [_decision_row(d) for d in self.decisions])
+        if self.snapshot is not None:
+            await conn.execute(_UPSERT_SNAPSHOT, _snapshot_row(self.snapshot))
+        s = self.state
+        await conn.execute(
+            _UPSERT_STATE, (s.cash, s.next_fill_id, s.last_candle_ms, s.breakers_json)
+        )
+
+
+_INSERT_FILL = """
+INSERT INTO fills (
+    fill_id, venue, symbol, interval, side, quantity, price, fee, slippage_bps,
+    candle_time_ms, reason, fill_model
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _fill_row(f: Fill) -> tuple[object, ...]:
+    return (
+        f.fill_id,
+        f.venue.value,
+        f.symbol,
+        f.interval.value,
+        f.side.value,
+        decimal_text(f.quantity),
+        decimal_text(f.price),
+        decimal_text(f.fee),
+        decimal_text(f.slippage_bps),
+        f.candle_time_ms,
+        f.reason,
+        f.fill_model.value,
+    )
+
+
+_UPSERT_POSITION = """
+INSERT INTO positions (
+    symbol, venue, interval, side, quantity, entry_price, entry_fee, entry_fill_id,
+    opened_candle_ms, stop_price, take_profit_price, trailing_stop_price, extreme_price,
+    risk_per_unit, atr
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (symbol) DO UPDATE SET
+    stop_price = excluded.stop_price,
+    take_profit_price = excluded.take_profit_price,
+    trailing_stop_price = excluded.trailing_stop_price,
+    extreme_price = excluded.extreme_price
+"""
+
+
+def _position_row(p: Position) -> tuple[object, ...]:
+    return (
+        p.symbol,
+        p.venue.value,
+        p.interval.value,
+        p.side.value,
+        decimal_text(p.quantity),
+        decimal_text(p.entry_price),
+        decimal_text(p.entry_fee),
+        p.entry_fill_id,
+        p.opened_candle_ms,
+        decimal_text(p.stop_price),
+        _optional(p.take_profit_price),
+        _optional(p.trailing_stop_price),
+        decimal_text(p.extreme_price),
+        decimal_text(p.risk_per_unit),
+        decimal_text(p.atr),
+    )
+
+
+_INSERT_TRADE = """
+INSERT INTO trades (
+    entry_fill_id, exit_fill_id, venue, symbol, interval, side, quantity, entry_price,
+    exit_price, entry_fee, exit_fee, gross_pnl, net_pnl, opened_candle_ms, closed_candle_ms,
+    exit_reason, entry_fill_model, exit_fill_model, recovered
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _trade_row(t: ClosedTrade) -> tuple[object, ...]:
+    return (
+        t.entry_fill_id,
+        t.exit_fill_id,
+        t.venue.value,
+        t.symbol,
+        t.interval.value,
+        t.side.value,
+        decimal_text(t.quantity),
+        decimal_text(t.entry_price),
+        decimal_text(t.exit_price),
+        decimal_text(t.entry_fee),
+        decimal_text(t.exit_fee),
+        decimal_text(t.gross_pnl),
+        decimal_text(t.net_pnl),
+        t.opened_candle_ms,
+        t.closed_candle_ms,
+        t.exit_reason.value,
+        t.entry_fill_model.value,
+        t.exit_fill_model.value,
+        int(t.recovered),
+    )
+
+
+_INSERT_TRANSITION = """
+INSERT INTO breaker_events (
+    candle_time_ms, breaker, symbol, transition, state, reason, threshold, observed
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+
+def _transition_row(t: BreakerTransition) -> tuple[object, ...]:
+    return (
+        t.candle_time_ms,
+        t.breaker,
+        t.symbol,
+        "tripped" if t.tripped else "reset",
+        t.state.value,
+        t.reason,
+        t.threshold,
+        t.observed,
+    )
+
+
+_UPSERT_DECISION = """
+INSERT INTO decisions (
+    venue, symbol, interval, candle_time_ms, strength, score, confidence, model_version,
+    action, side, quantity, price, rule, detail
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (venue, symbol, interval, candle_time_ms) DO NOTHING
+"""
+
+
+def _decision_row(d: Decision) -> tuple[object, ...]:
+    return (
+        d.venue.value,
+        d.symbol,
+        d.interval.value,
+        d.candle_time_ms,
+        d.strength,
+        float(d.score),
+        float(d.confidence),
+        d.model_version,
+        d.action.value,
+        d.side.value,
+        _optional(d.quantity),
+        _optional(d.price),
+        d.rule,
+        d.detail,
+    )
+
+
+_UPSERT_SNAPSHOT = """
+INSERT INTO equity_snapshots (
+    candle_time_ms, cash, positions_value, equity, peak_equity, open_positions
+) VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (candle_time_ms) DO UPDATE SET
+    cash = excluded.cash,
+    positions_value = excluded.positions_value,
+    equity = excluded.equity,
+    peak_equity = excluded.peak_equity,
+    open_positions = excluded.open_positions
+"""
+
+
+def _snapshot_row(s: EquitySnapshot) -> tuple[object, ...]:
+    return (
+        s.candle_time_ms,
+        decimal_text(s.cash),
+        decimal_text(s.positions_value),
+        decimal_text(s.equity),
+        decimal_text(s.peak_equity),
+        s.open_positions,
+    )
+
+
+_UPSERT_STATE = """
+INSERT INTO trading_state (id, cash, next_fill_id, last_candle_ms, breakers_json)
+VALUES (1, ?, ?, ?, ?)
+ON CONFLICT (id) DO UPDATE SET
+    cash = excluded.cash,
+    next_fill_id = excluded.next_fill_id,
+    last_candle_ms = excluded.last_candle_ms,
+    breakers_json = excluded.breakers_json
+"""
+
+
+def _optional(value: Decimal | None) -> str | None:
+    return None if value is None else decimal_text(value)
