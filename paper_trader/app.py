@@ -19,6 +19,7 @@ from pathlib import Path
 import aiosqlite
 
 from paper_trader import __version__
+from paper_trader.app_trading import build_trading_stage
 from paper_trader.clock import Clock, SystemClock
 from paper_trader.domain import (
     Candle,
@@ -44,6 +45,7 @@ from paper_trader.features.cache import CacheConfig, FeatureCache
 from paper_trader.features.engine import SeriesKey
 from paper_trader.features.spec import default_spec
 from paper_trader.features.stage import FeatureStage, rows_within
+from paper_trader.interfaces.trade_files import TradeFiles
 from paper_trader.log_config import (
     LogConfig,
     LogFormat,
@@ -51,6 +53,7 @@ from paper_trader.log_config import (
     configure_logging,
     get_logger,
 )
+from paper_trader.market.aligner import InstantAligner
 from paper_trader.market.quality import QualityConfig, QualityMonitor
 from paper_trader.monitoring.health import HealthMonitor
 from paper_trader.reporting import Report, build_report
@@ -93,18 +96,23 @@ _ADAPTERS: dict[Venue, AdapterFactory] = {
     Venue.KRAKEN: KrakenAdapter,
 }
 CANDLE_CHANNEL_CAPACITY = 10_000
+ALIGN_STALL_S = 10.0  # a series silent this long stops holding the others' instants back
 DEADLINE_GRACE_S = 5.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReplayRequest:
-    """What ``replay`` was asked to do."""
+    """What ``replay`` was asked to do: one CSV per symbol, in the same order."""
 
-    csv: Path
-    symbol: str
+    csvs: tuple[Path, ...]
+    symbols: tuple[str, ...]
     interval: Interval
     venue: Venue
     db_path: Path
+
+    def series(self) -> list[SeriesKey]:
+        """Return the replayed series."""
+        return [(self.venue, symbol, self.interval) for symbol in self.symbols]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,24 +189,39 @@ def run_live(
 
 
 def run_replay(settings: Settings, request: ReplayRequest) -> ReplayResult:
-    """Validate the CSV, stream it through the supervised daemon, and summarise the database."""
-    csv = CandleCsv(
-        request.csv, venue=request.venue, symbol=request.symbol, interval=request.interval
-    )
+    """Validate the CSVs, stream them merged by time through the daemon, summarise the database.
+
+    Raise ``ConfigError`` if the CSV and symbol counts differ.
+    """
+    if len(request.csvs) != len(request.symbols):
+        raise ConfigError(
+            f"{len(request.csvs)} --csv file(s) but {len(request.symbols)} --symbol(s): "
+            "give one symbol per file, in the same order"
+        )
+    csvs = [
+        CandleCsv(path, venue=request.venue, symbol=symbol, interval=request.interval)
+        for path, symbol in zip(request.csvs, request.symbols, strict=True)
+    ]
     logs = configure_logging(log_config(settings))
     try:
-        rows = csv.validate()
-        log.info("replay_validated", component="replay", csv=str(request.csv), rows=rows)
-        return asyncio.run(_replay(settings, request, csv, logs))
+        for csv, path in zip(csvs, request.csvs, strict=True):
+            rows = csv.validate()
+            log.info("replay_validated", component="replay", csv=str(path), rows=rows)
+        return asyncio.run(_replay(settings, request, csvs, logs))
     finally:
         logs.close()
 
 
 async def _replay(
-    settings: Settings, request: ReplayRequest, csv: CandleCsv, logs: LoggingHandle
+    settings: Settings, request: ReplayRequest, csvs: list[CandleCsv], logs: LoggingHandle
 ) -> ReplayResult:
     run = await _run(
-        settings, request.db_path, "replay", logs, source=lambda out: CsvReplaySource(csv, out)
+        settings,
+        request.db_path,
+        "replay",
+        logs,
+        source=lambda out: CsvReplaySource(csvs, out),
+        series=request.series(),
     )
     return ReplayResult(run=run, report=await report_database(request.db_path))
 
@@ -230,6 +253,7 @@ async def _run(
     *,
     source: SourceFactory | None,
     stop_after_s: float | None = None,
+    series: list[SeriesKey] | None = None,
 ) -> DaemonRun:
     clock = SystemClock()
     started = clock.monotonic()
@@ -254,7 +278,9 @@ async def _run(
             ),
         )
         log.info("daemon_starting", mode=mode, db=str(db_path), run_id=run_id)
-        supervisor, engine = _build(settings, conn, clock, notifier, source=source)
+        supervisor, engine = _build(
+            settings, conn, clock, notifier, source=source, series=series or _series(settings)
+        )
         timer = (
             asyncio.get_running_loop().call_later(
                 stop_after_s, supervisor.request_stop, f"ran for {stop_after_s:g} s"
@@ -283,10 +309,12 @@ def _build(
     notifier: SystemdNotifier,
     *,
     source: SourceFactory | None,
+    series: list[SeriesKey],
 ) -> tuple[Supervisor, DecisionEngine]:
     """Wire the services; the order they are added is the start order.
 
     Without a ``source`` (``run``), candles come from the live market feed of ``EXCHANGE``.
+    ``series`` are the series traded (``SYMBOLS``, or the replayed files').
     """
     writer = StorageWriter(conn)
     bus = EventBus()
@@ -317,15 +345,32 @@ def _build(
         start_gate=history_stored,
         pending=lambda: unresolved_predictions(conn),
     )
+    venue_now = feed.venue_clock.now_ms if feed else None
+    files = TradeFiles(settings.log_dir) if source is None else None
+    trading = build_trading_stage(
+        settings,
+        conn,
+        writer,
+        bus,
+        clock,
+        series=series,
+        spec=default_spec(),
+        quality=quality,
+        entries_blocked=models.stage.predictor.entries_blocked,
+        venue_now=venue_now,
+        files=files,
+    )
     engine = DecisionEngine(
         candles,
         lambda batch: writer.submit(UpsertCandles(candles=batch)),
         heartbeat,
         quality=quality,
         events=bus,
-        venue_now=feed.venue_clock.now_ms if feed else None,
+        venue_now=venue_now,
         features=_feature_stage(settings, conn, clock, live=source is None),
         prediction=models.stage,
+        trading=trading,
+        aligner=InstantAligner(series, monotonic=clock.monotonic, stall_s=ALIGN_STALL_S),
     )
     recorder = EventRecorder(bus.subscribe(), lambda event: writer.write(AppendOutbox(event=event)))
     supervisor = _supervisor(settings, clock, bus, notifier, on_ready=all_ready.set)
@@ -337,7 +382,8 @@ def _build(
             engine,
             quality,
             models.stage,
-            *_optional(engine.features, feed, models.lifecycle),
+            trading,
+            *_optional(engine.features, feed, models.lifecycle, files),
         ],
         clock=clock,
         interval_s=settings.health_check_interval,
@@ -347,6 +393,8 @@ def _build(
     )
     for service in (writer, recorder, health):
         supervisor.add(service)
+    if files is not None:
+        supervisor.add(files)
     if models.lifecycle is not None:
         supervisor.add(models.lifecycle)
     supervisor.add(engine, ends_daemon=source is not None)
@@ -434,6 +482,10 @@ def _supervisor(
         on_ready=lambda: _all_ready(notifier, on_ready),
         on_stopping=lambda: _on_stopping(notifier, settings.shutdown_timeout),
     )
+
+
+def _series(settings: Settings) -> list[SeriesKey]:
+    return [(settings.exchange, s.symbol, s.interval) for s in subscriptions(settings)]
 
 
 def subscriptions(settings: Settings) -> list[Subscription]:

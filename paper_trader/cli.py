@@ -49,9 +49,22 @@ def build_parser() -> argparse.ArgumentParser:
         "supervised daemon as fast as possible, then print the summary as JSON. The file is "
         "validated first: a bad row is reported as FILE:LINE and nothing is written.",
     )
-    replay.add_argument("--csv", type=Path, required=True, help="candle CSV file")
     replay.add_argument(
-        "--symbol", required=True, help="symbol the candles belong to, e.g. BTCUSDT"
+        "--csv",
+        type=Path,
+        nargs="+",
+        action="extend",
+        required=True,
+        help="candle CSV file(s), one per symbol; several are merged by time",
+    )
+    replay.add_argument(
+        "--symbol",
+        nargs="+",
+        action="extend",
+        help="the symbol of each CSV, in the same order (default: SYMBOLS)",
+    )
+    replay.add_argument(
+        "--report", type=Path, help="also write the JSON summary to this file (replaced)"
     )
     replay.add_argument("--interval", type=Interval, required=True, help="candle interval, e.g. 1m")
     replay.add_argument("--venue", type=Venue, help="venue to file the candles under (EXCHANGE)")
@@ -184,16 +197,30 @@ def _run(settings: Settings, _args: argparse.Namespace) -> int:
 
 
 def _replay(settings: Settings, args: argparse.Namespace) -> int:
+    symbols = tuple(_symbol(s) for s in args.symbol) if args.symbol else tuple(settings.symbols)
     request = app.ReplayRequest(
-        csv=args.csv,
-        symbol=_symbol(args.symbol),
+        csvs=tuple(args.csv),
+        symbols=symbols,
         interval=args.interval,
         venue=args.venue or settings.exchange,
         db_path=args.db or settings.db_path,
     )
     result = app.run_replay(settings, request)
-    print(json.dumps(result.to_json(), indent=2))
+    text = json.dumps(result.to_json(), indent=2)
+    if args.report is not None:
+        _write_atomically(args.report, text + "\n")
+    print(text)
     return result.run.outcome.exit_code
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` (a temporary file renamed over it)."""
+    partial = path.with_name(path.name + ".partial")
+    try:
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(path)
+    except OSError as exc:
+        raise ConfigError(f"--report {path}: cannot write ({exc.strerror})") from None
 
 
 def _positive_days(text: str) -> float:

@@ -4,8 +4,13 @@ It keeps every series strictly in order (a candle at or before the last one hand
 dropped and counted), passes each candle through the data-quality gate (an impossible candle
 is dropped and counted; a series whose quality falls too low is marked not tradable, with an
 event), updates the features, persists the candles through the single writer, then resolves
-and makes predictions (``prediction/stage.py``), and beats the heartbeat that feeds systemd's
-watchdog. Risk and the paper broker plug in after the prediction step.
+and makes predictions (``prediction/stage.py``), trades (``trading_stage.py``: risk, the
+paper broker, the ledger commit, then the reports), and beats the heartbeat that feeds
+systemd's watchdog.
+
+Prediction and trading see the candles of all series in time order, one instant at a time
+(``market/aligner.py``): the portfolio is shared, so live and replay must order instants of
+different symbols the same way.
 """
 
 import asyncio
@@ -17,6 +22,7 @@ from paper_trader.domain import Candle, ComponentHealth, HealthStatus, Interval,
 from paper_trader.features.engine import FeatureRow
 from paper_trader.features.stage import FeatureStage
 from paper_trader.log_config import get_logger
+from paper_trader.market.aligner import InstantAligner
 from paper_trader.market.quality import QualityConfig, QualityMonitor
 from paper_trader.runtime.channel import BlockingChannel, ChannelClosed
 from paper_trader.runtime.events import EventSink
@@ -25,6 +31,7 @@ from paper_trader.runtime.service import Readiness
 
 if TYPE_CHECKING:  # the prediction stack (scikit-learn, XGBoost) loads only where it runs
     from paper_trader.prediction.stage import PredictionStage
+    from paper_trader.trading_stage import TradingStage
 
 log = get_logger("decision_engine")
 
@@ -60,6 +67,8 @@ class DecisionEngine:
         venue_now: Callable[[], int] | None = None,
         features: FeatureStage | None = None,
         prediction: "PredictionStage | None" = None,
+        trading: "TradingStage | None" = None,
+        aligner: InstantAligner[tuple[Candle, FeatureRow | None]] | None = None,
         idle_beat_s: float = 1.0,
         batch_size: int = 512,
     ) -> None:
@@ -71,6 +80,8 @@ class DecisionEngine:
         self._venue_now = venue_now
         self.features = features
         self.prediction = prediction
+        self.trading = trading
+        self.aligner = aligner
         self._idle_beat_s = idle_beat_s
         self._batch_size = batch_size
         self._last_open: dict[SeriesKey, int] = {}
@@ -101,6 +112,8 @@ class DecisionEngine:
             await self.features.prepare()
         if self.prediction is not None:
             await self.prediction.start()
+        if self.trading is not None:
+            await self.trading.start()
         ready.set()
         try:
             await self._loop()
@@ -126,9 +139,11 @@ class DecisionEngine:
                 async with asyncio.timeout(self._idle_beat_s):
                     first = await self._candles.get()
             except TimeoutError:
+                await self._decide(self._release())  # a stalled series no longer holds others
                 self._heartbeat.beat()
                 continue
             except ChannelClosed:
+                await self._decide(self.aligner.flush() if self.aligner else [])
                 log.info("candle_stream_ended", **asdict(self.stats()))
                 return
             self._idle.clear()
@@ -137,11 +152,27 @@ class DecisionEngine:
             rows = [self._features_of(c) for c in accepted]
             if accepted:
                 await self._store(accepted)
-            if self.prediction is not None and accepted:
-                await self.prediction.on_batch(list(zip(accepted, rows, strict=True)))
+            if self.aligner is None:
+                await self._decide(list(zip(accepted, rows, strict=True)))
+            else:
+                for candle, row in zip(accepted, rows, strict=True):
+                    key = (candle.venue, candle.symbol, candle.interval)
+                    self.aligner.push(key, candle.open_time_ms, candle.symbol, (candle, row))
+                await self._decide(self._release())
             if self.features is not None:
                 await self.features.save_if_due()
             self._heartbeat.beat()
+
+    def _release(self) -> list[tuple[Candle, FeatureRow | None]]:
+        return [] if self.aligner is None else self.aligner.release()
+
+    async def _decide(self, items: list[tuple[Candle, FeatureRow | None]]) -> None:
+        """Predict and trade the released candles, in time order."""
+        if not items:
+            return
+        signals = [] if self.prediction is None else await self.prediction.on_batch(items)
+        if self.trading is not None:
+            await self.trading.on_batch(items, signals)
 
     async def caught_up(self, settle_s: float = 0.05) -> None:
         """Return once the task has handled every candle it received and waits for more."""
@@ -164,6 +195,8 @@ class DecisionEngine:
             )
             return False
         if not self._passes_quality(candle):
+            if self.aligner is not None:  # the series still reached this instant
+                self.aligner.seen(key, candle.open_time_ms)
             return False
         self._last_open[key] = candle.open_time_ms
         self._processed += 1

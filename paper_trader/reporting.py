@@ -1,17 +1,31 @@
 """The run summary that ``replay`` prints and ``report`` rebuilds from a database.
 
-It grows with the daemon: today it describes the stored candle series and the gaps the
-exchange could not fill; the trading issues add signals, trades, metrics and the ledger digest.
+It describes the stored candle series, the gaps the exchange could not fill, and the trading
+ledger: candles the ledger handled, signals and what became of them, trades, final equity,
+the analytics of ``broker/analytics.py`` and the ledger digest (equal ledgers, equal digests).
 """
 
+import json
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from paper_trader.broker.analytics import analyse, ledger_digest
+from paper_trader.domain import Interval
+from paper_trader.risk.breakers import TradingBreakers
+from paper_trader.risk.config import BreakerConfig
 from paper_trader.storage import gap_records, runs, schema_version, series_summaries
+from paper_trader.storage.ledger_repository import (
+    closed_trades,
+    decision_counts,
+    equity_snapshots,
+    ledger_state,
+    open_positions,
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -51,10 +65,12 @@ class Report:
     candles: int
     series: tuple[SeriesReport, ...]
     gaps: tuple[GapReport, ...]
+    trading: dict[str, Any]
 
     def to_json(self) -> dict[str, Any]:
-        """Return the report as JSON-ready values."""
-        return asdict(self)
+        """Return the report as JSON-ready values, the trading figures at the top level."""
+        data = asdict(self)
+        return {**data.pop("trading"), **data}
 
 
 def iso_ms(ms: int) -> str:
@@ -96,4 +112,46 @@ async def build_report(conn: aiosqlite.Connection, db_path: Path) -> Report:
         candles=sum(s.candles for s in series),
         series=series,
         gaps=gaps,
+        trading=await trading_summary(conn, series),
     )
+
+
+async def trading_summary(
+    conn: aiosqlite.Connection, series: tuple[SeriesReport, ...]
+) -> dict[str, Any]:
+    """Return the ledger's figures: candles handled, signals, trades, equity, analytics."""
+    state = await ledger_state(conn)
+    if state is None:
+        return {"candles_processed": 0, "signals": 0, "trades": 0, "ledger_digest": None}
+    extra = json.loads(state.state_json)
+    handled: dict[str, int] = extra.get("handled", {})
+    initial = Decimal(str(extra.get("initial_balance", state.cash)))
+    trades = await closed_trades(conn)
+    snapshots = await equity_snapshots(conn)
+    counts = await decision_counts(conn)
+    interval_ms = Interval(series[0].interval).ms if series else 60_000
+    analytics = analyse(trades, snapshots, initial_equity=initial, interval_ms=interval_ms)
+    return {
+        "candles_processed": await _candles_handled(conn, handled),
+        "signals": sum(counts.values()),
+        "decisions": counts,
+        "trades": len(trades),
+        "open_positions": len(await open_positions(conn)),
+        "final_equity": format(analytics.final_equity, "f"),
+        "trading_state": TradingBreakers(BreakerConfig(), extra.get("breakers")).state.value,
+        "ledger_digest": ledger_digest(trades),
+        "analytics": analytics.to_json(),
+    }
+
+
+async def _candles_handled(conn: aiosqlite.Connection, handled: dict[str, int]) -> int:
+    total = 0
+    for symbol, last in handled.items():
+        rows = list(
+            await conn.execute_fetchall(
+                "SELECT count(*) FROM candles WHERE symbol = ? AND open_time_ms <= ?",
+                (symbol, last),
+            )
+        )
+        total += int(rows[0][0])
+    return total

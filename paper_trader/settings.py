@@ -12,17 +12,27 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import ConfigError
 from paper_trader.exchange.symbols import normalise_symbol
+from paper_trader.risk.config import SizingMethod
 
 _WS_URL = re.compile(r"^wss?://[^\s/?#]+(/[^\s?#]*)?$")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
 # Entry-level taker fees per side, from each venue's published fee schedule.
 VENUE_TAKER_FEES = {Venue.BINANCE: 0.001, Venue.BITVAVO: 0.0025, Venue.KRAKEN: 0.004}
+# Venues where a paper short stands for something a user could really do (margin trading).
+VENUES_WITH_SHORTING = frozenset({Venue.KRAKEN})
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
 
@@ -123,6 +133,78 @@ class Settings(BaseSettings):
     max_positions: int = _expect("a whole number from 1 to 100", default=3, ge=1, le=100)
     enable_circuit_breakers: bool = _expect("true or false", default=True)
     enable_data_quality_checks: bool = _expect("true or false", default=True)
+    max_daily_loss: float = _expect(
+        "a fraction of equity above 0, at most 1", default=0.05, gt=0, le=1
+    )
+    max_drawdown: float = _expect(
+        "a fraction of equity above 0, at most 1", default=0.15, gt=0, le=1
+    )
+    max_consecutive_losses: int = _expect("a whole number from 1 to 1000", default=5, ge=1, le=1000)
+    losing_streak_cooldown: float = _expect(
+        "seconds of candle time, 0 or more", default=3600.0, ge=0
+    )
+    min_time_between_trades: float = _expect(
+        "seconds of candle time, 0 or more", default=300.0, ge=0
+    )
+    stop_loss_cooldown: float = _expect("seconds of candle time, 0 or more", default=1800.0, ge=0)
+    volatility_breaker_multiple: float = _expect(
+        "a multiple of the median ATR %, more than 1", default=3.0, gt=1
+    )
+    volatility_window: int = _expect(
+        "a whole number of candles from 20 to 100000", default=1440, ge=20, le=100_000
+    )
+    max_position_size: float = _expect(
+        "a fraction of equity above 0, at most 1", default=0.25, gt=0, le=1
+    )
+    max_total_exposure: float = _expect(
+        "a fraction of equity above 0, at most 1", default=0.75, gt=0, le=1
+    )
+    min_notional: Decimal = _expect(
+        "an amount of quote currency, 0 or more", default=Decimal(10), ge=0
+    )
+    min_confidence: float = _expect("a confidence from 0 to 1", default=0.05, ge=0, le=1)
+    correlation_limit: float = _expect("a correlation above 0, at most 1", default=0.7, gt=0, le=1)
+    correlation_window: int = _expect(
+        "a whole number of candles from 10 to 10000", default=100, ge=10, le=10_000
+    )
+    allow_short: bool = _expect("true or false (only on venues with shorting)", default=False)
+    position_sizing: SizingMethod = _expect(
+        "one of fixed_fractional, half_kelly, volatility", default=SizingMethod.FIXED_FRACTIONAL
+    )
+    risk_per_trade: float = _expect(
+        "a fraction of equity above 0, at most 0.1", default=0.01, gt=0, le=0.1
+    )
+    kelly_min_trades: int = _expect("a whole number from 5 to 10000", default=30, ge=5, le=10_000)
+    kelly_cap: float = _expect("a fraction of equity above 0, at most 1", default=0.05, gt=0, le=1)
+    volatility_target: float = _expect(
+        "a fraction of equity above 0, at most 0.1", default=0.005, gt=0, le=0.1
+    )
+    confidence_full_size: float = _expect(
+        "a confidence above 0, at most 1", default=0.5, gt=0, le=1
+    )
+    stop_loss_atr_multiplier: float = _expect(
+        "a multiple of ATR above 0, at most 50", default=2.0, gt=0, le=50
+    )
+    take_profit_risk_reward: float = _expect(
+        "a ratio above 0, at most 50", default=2.0, gt=0, le=50
+    )
+    trailing_stop: bool = _expect("true or false", default=True)
+    trailing_activation: float = _expect(
+        "stop distances of profit, 0 or more", default=1.0, ge=0, le=50
+    )
+    trailing_atr_multiplier: float = _expect(
+        "a multiple of ATR above 0, at most 50", default=1.5, gt=0, le=50
+    )
+    max_holding_time: float = _expect(
+        "seconds of candle time, 0 for no limit", default=14_400.0, ge=0
+    )
+    exit_on_opposite_signal: bool = _expect("true or false", default=True)
+    slippage_impact_bps: float = _expect(
+        "basis points per 1 % of the candle's volume, 0 to 1000", default=10.0, ge=0, le=1000
+    )
+    catchup_limit: int = _expect(
+        "a whole number of candles, 0 or more", default=60, ge=0, le=10_000_000
+    )
 
     # Prediction
     max_concurrent_predictions: int = _expect("a whole number from 1 to 64", default=4, ge=1, le=64)
@@ -219,7 +301,7 @@ class Settings(BaseSettings):
     def _upper_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", "exchange", "interval", mode="before")
+    @field_validator("log_format", "exchange", "interval", "position_sizing", mode="before")
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
@@ -252,6 +334,27 @@ class Settings(BaseSettings):
         if buy is not None and value <= buy:
             raise ValueError("must be above SIGNAL_BUY_THRESHOLD")
         return value
+
+    @model_validator(mode="after")
+    def _consistent_risk(self) -> "Settings":
+        """Refuse risk settings that contradict each other (exit 2, one line naming them)."""
+        if self.max_position_size > self.max_total_exposure:
+            raise ValueError(
+                f"MAX_POSITION_SIZE ({self.max_position_size}) is above MAX_TOTAL_EXPOSURE "
+                f"({self.max_total_exposure}): no position could ever reach its size"
+            )
+        largest = self.initial_balance * Decimal(str(self.max_position_size))
+        if self.min_notional > largest:
+            raise ValueError(
+                f"MIN_NOTIONAL ({self.min_notional}) is above INITIAL_BALANCE * "
+                f"MAX_POSITION_SIZE ({largest}): no entry could ever be taken"
+            )
+        if self.allow_short and self.exchange not in VENUES_WITH_SHORTING:
+            raise ValueError(
+                f"ALLOW_SHORT=true but EXCHANGE={self.exchange.value} has no shorting on spot; "
+                "set ALLOW_SHORT=false"
+            )
+        return self
 
     @property
     def taker_fee(self) -> float:
@@ -307,7 +410,9 @@ def load_settings(env_file: Path | None = Path(".env"), *, required: bool = Fals
 
 def _describe(error: Any) -> str:
     """Turn one pydantic error into ``NAME: value … problem (expected …)``."""
-    location = error.get("loc") or ("?",)
+    if not error.get("loc"):  # a rule across settings: its message names them
+        return str(error.get("msg", "invalid")).removeprefix("Value error, ")
+    location = error.get("loc")
     field = str(location[0])
     name = field.upper()
     if error.get("type") == "extra_forbidden":

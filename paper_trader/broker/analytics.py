@@ -237,8 +237,8 @@ def _daily_returns(initial_equity: Decimal, daily: Sequence[Decimal]) -> list[fl
 
     A day that follows a day ending at zero equity has no defined return and is left out.
     """
-    previous = [initial_equity, *daily[:-1]]
-    return [float(now / before - 1) for before, now in zip(previous, daily, strict=True) if before]
+    pairs = itertools.pairwise([initial_equity, *daily])
+    return [float(now / before - 1) for before, now in pairs if before]
 
 
 def _return_stats(returns: Sequence[float]) -> _ReturnStats:

@@ -33,6 +33,10 @@ class EventKind(enum.StrEnum):
     MODEL_RETRAINED = "model_retrained"
     MODEL_DRIFT = "model_drift"
     PREDICTION_BREAKER = "prediction_breaker"
+    TRADE_OPENED = "trade_opened"
+    TRADE_CLOSED = "trade_closed"
+    BREAKER_TRIPPED = "breaker_tripped"
+    BREAKER_RESET = "breaker_reset"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,7 +7,9 @@ reported with its line number and nothing is half-written.
 """
 
 import asyncio
-from collections.abc import Iterator
+import heapq
+import itertools
+from collections.abc import Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
@@ -137,22 +139,38 @@ def _decimals(fields: list[str]) -> list[Decimal] | str:
 
 
 class CsvReplaySource:
-    """Feed a validated CSV's candles into the decision engine's channel, then close it."""
+    """Feed validated CSVs' candles into the decision engine's channel, then close it.
+
+    Several files are merged by (open time, symbol), as the candles would have arrived live.
+    """
 
     name = "csv_replay"
 
     def __init__(
-        self, csv: CandleCsv, out: BlockingChannel[Candle], *, chunk_size: int = 2000
+        self,
+        csvs: CandleCsv | Sequence[CandleCsv],
+        out: BlockingChannel[Candle],
+        *,
+        chunk_size: int = 2000,
     ) -> None:
-        self._csv = csv
+        self._csvs = [csvs] if isinstance(csvs, CandleCsv) else list(csvs)
         self._out = out
         self._chunk_size = chunk_size
         self.candles_sent = 0
 
+    def _chunks(self) -> Iterator[list[Candle]]:
+        """Yield lists of up to ``chunk_size`` candles, merged across the files by time."""
+        streams = [
+            itertools.chain.from_iterable(csv.chunks(self._chunk_size)) for csv in self._csvs
+        ]
+        merged = heapq.merge(*streams, key=lambda c: (c.open_time_ms, c.symbol))
+        while chunk := list(itertools.islice(merged, self._chunk_size)):
+            yield chunk
+
     async def run(self, ready: Readiness) -> None:
-        """Read the file in a worker thread, chunk by chunk, and put every candle in order."""
+        """Read the files in a worker thread, chunk by chunk, and put every candle in order."""
         ready.set()
-        chunks = self._csv.chunks(self._chunk_size)
+        chunks = self._chunks()
         while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
             for candle in chunk:
                 await self._out.put(candle)

@@ -20,6 +20,7 @@ QUANTITY_STEP = Decimal("0.00000001")
 
 # Wide enough that rounding huge quantities to the step never runs out of digits.
 _WIDE = Context(prec=60)
+_SHOWN_STEP = Decimal("1E-12")
 
 
 def round_quantity(quantity: Decimal) -> Decimal:
@@ -92,14 +93,14 @@ def size_position(
     unscaled = _METHODS[config.method](config, inputs)
     if isinstance(unscaled, Rejection):
         return unscaled
-    scale = confidence_scale(confidence, config.confidence_full_size)
+    scale = _confidence_scale(confidence, config.confidence_full_size)
     scaled = unscaled.quantity * Decimal(str(scale))
     quantity = round_quantity(scaled)
     if quantity <= 0:
         return Rejection(
             rule="sizing",
             detail=f"{unscaled.detail}; scaled by {scale:g} to {_plain(scaled)}, "
-            f"which rounds down to 0 at the step {QUANTITY_STEP}",
+            f"which rounds down to 0 at the step {QUANTITY_STEP:f}",
             observed=float(scaled),
             limit=float(QUANTITY_STEP),
         )
@@ -113,7 +114,7 @@ def size_position(
     )
 
 
-def confidence_scale(confidence: float, full_size: float) -> float:
+def _confidence_scale(confidence: float, full_size: float) -> float:
     """Return ``min(1, confidence / full_size)``: full size at or above ``full_size``."""
     if confidence >= full_size:
         return 1.0
@@ -150,8 +151,7 @@ def _half_kelly(config: SizingConfig, inputs: _Inputs) -> _Unscaled | Rejection:
     if not win_returns:
         return Rejection(
             rule="kelly",
-            detail=f"no winning trade among the last {n} closed trades: "
-            f"K=-inf (W=0, R=0, n={n})",
+            detail=f"no winning trade among the last {n} closed trades: K=-inf (W=0, R=0, n={n})",
             limit=0.0,
         )
     win_rate = Decimal(len(win_returns)) / n
@@ -192,7 +192,7 @@ def _volatility(config: SizingConfig, inputs: _Inputs) -> _Unscaled | Rejection:
         method=SizingMethod.VOLATILITY,
         risk_fraction=float(risk_fraction),
         detail=f"volatility: {_plain(target)} of equity {_plain(inputs.equity)} per ATR "
-        f"{_plain(inputs.atr)} = {_plain(round_quantity(quantity))}, risking "
+        f"{_plain(inputs.atr)} = {_shown(quantity)}, risking "
         f"{risk_fraction:.4f} of equity at stop distance {_plain(inputs.stop_distance)}",
     )
 
@@ -205,10 +205,10 @@ _METHODS: dict[SizingMethod, Callable[[SizingConfig, _Inputs], _Unscaled | Rejec
 
 
 def _risked(fraction: Decimal, inputs: _Inputs, quantity: Decimal) -> str:
-    """Describe ``equity × fraction / stop distance = quantity``."""
+    """Describe ``equity * fraction / stop distance = quantity``."""
     return (
-        f"risk {_plain(fraction)} of equity {_plain(inputs.equity)} over stop distance "
-        f"{_plain(inputs.stop_distance)} = {_plain(round_quantity(quantity))}"
+        f"risk {fraction:.4g} of equity {_plain(inputs.equity)} over stop distance "
+        f"{_plain(inputs.stop_distance)} = {_shown(quantity)}"
     )
 
 
@@ -222,6 +222,12 @@ def _not_positive(name: str, value: Decimal) -> Rejection:
 def _mean(values: Sequence[Decimal]) -> Decimal:
     """Return the arithmetic mean of a non-empty sequence."""
     return sum(values, Decimal(0)) / len(values)
+
+
+def _shown(quantity: Decimal) -> str:
+    """Format an unrounded quantity to 12 decimals, enough to show what rounds to zero."""
+    with localcontext(_WIDE):
+        return _plain(quantity.quantize(_SHOWN_STEP, rounding=ROUND_FLOOR))
 
 
 def _plain(value: Decimal) -> str:

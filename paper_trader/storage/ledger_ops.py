@@ -25,12 +25,15 @@ from paper_trader.storage.writer import Durability
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class LedgerState:
-    """The one row that resumes the ledger: cash, the next fill id, the last instant handled."""
+    """The one row that resumes the ledger: cash, the next fill id, the last instant handled.
+
+    ``state_json`` holds the breakers' state and the last candle handled per symbol.
+    """
 
     cash: str
     next_fill_id: int
     last_candle_ms: int
-    breakers_json: str
+    state_json: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,9 +75,7 @@ class RecordInstant:
         if self.snapshot is not None:
             await conn.execute(_UPSERT_SNAPSHOT, _snapshot_row(self.snapshot))
         s = self.state
-        await conn.execute(
-            _UPSERT_STATE, (s.cash, s.next_fill_id, s.last_candle_ms, s.breakers_json)
-        )
+        await conn.execute(_UPSERT_STATE, (s.cash, s.next_fill_id, s.last_candle_ms, s.state_json))
 
 
 _INSERT_FILL = """
@@ -242,13 +243,13 @@ def _snapshot_row(s: EquitySnapshot) -> tuple[object, ...]:
 
 
 _UPSERT_STATE = """
-INSERT INTO trading_state (id, cash, next_fill_id, last_candle_ms, breakers_json)
+INSERT INTO trading_state (id, cash, next_fill_id, last_candle_ms, state_json)
 VALUES (1, ?, ?, ?, ?)
 ON CONFLICT (id) DO UPDATE SET
     cash = excluded.cash,
     next_fill_id = excluded.next_fill_id,
     last_candle_ms = excluded.last_candle_ms,
-    breakers_json = excluded.breakers_json
+    state_json = excluded.state_json
 """
 
 

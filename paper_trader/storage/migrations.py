@@ -326,7 +326,7 @@ CREATE TABLE trading_state (
     cash TEXT NOT NULL,
     next_fill_id INTEGER NOT NULL,
     last_candle_ms INTEGER NOT NULL,
-    breakers_json TEXT NOT NULL
+    state_json TEXT NOT NULL
 ) STRICT;
 """
 

@@ -173,6 +173,25 @@ async def load_candles(
     return [_candle(row) for row in await _fetchall(conn, _CANDLES_SQL, params)]
 
 
+_AT_OR_BEFORE_SQL = """
+SELECT venue, symbol, interval, open_time_ms, open, high, low, close, volume FROM candles
+WHERE venue = ? AND symbol = ? AND interval = ? AND open_time_ms <= ?
+ORDER BY open_time_ms DESC LIMIT 1
+"""
+
+
+async def candle_at_or_before(
+    conn: aiosqlite.Connection,
+    venue: Venue | str,
+    symbol: str,
+    interval: Interval | str,
+    at_ms: int,
+) -> Candle | None:
+    """Return the newest stored candle of a series that opened at or before ``at_ms``."""
+    rows = await _fetchall(conn, _AT_OR_BEFORE_SQL, (str(venue), symbol, str(interval), at_ms))
+    return _candle(rows[0]) if rows else None
+
+
 async def last_open_time(
     conn: aiosqlite.Connection, venue: Venue | str, symbol: str, interval: Interval | str
 ) -> int | None:

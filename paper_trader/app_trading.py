@@ -1,0 +1,170 @@
+"""Wiring of the trading step: settings → risk configuration, the ledger loader, the stage.
+
+Part of the composition root (``app.py`` calls it); nothing else imports it.
+"""
+
+import json
+from collections.abc import Awaitable, Callable
+from decimal import Decimal
+
+import aiosqlite
+
+from paper_trader.clock import Clock
+from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.features.spec import FeatureSpec
+from paper_trader.interfaces.trade_files import TradeFiles
+from paper_trader.market.quality import QualityMonitor
+from paper_trader.risk.config import (
+    BreakerConfig,
+    ExitConfig,
+    FillConfig,
+    LimitsConfig,
+    SizingConfig,
+)
+from paper_trader.runtime.events import EventSink
+from paper_trader.settings import Settings
+from paper_trader.storage import StorageWriter, candle_at_or_before, load_candles
+from paper_trader.storage.ledger_ops import LedgerState
+from paper_trader.storage.ledger_repository import closed_trades, ledger_state, open_positions
+from paper_trader.trader import TraderConfig
+from paper_trader.trading_stage import MarketView, RestoredLedger, TradingStage
+
+ATR_COLUMNS = ("atr_14", "atr_pct_14")
+RECOVERY_CANDLES = 100_000  # per symbol: stored candles the ledger never handled, at most
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def trader_config(settings: Settings) -> TraderConfig:
+    """Return every trading rule the settings describe."""
+    return TraderConfig(
+        breakers=BreakerConfig(
+            enabled=settings.enable_circuit_breakers,
+            max_daily_loss=settings.max_daily_loss,
+            max_drawdown=settings.max_drawdown,
+            max_consecutive_losses=settings.max_consecutive_losses,
+            losing_streak_cooldown_ms=_ms(settings.losing_streak_cooldown),
+            min_time_between_trades_ms=_ms(settings.min_time_between_trades),
+            stop_loss_cooldown_ms=_ms(settings.stop_loss_cooldown),
+            volatility_multiple=settings.volatility_breaker_multiple,
+            volatility_window=settings.volatility_window,
+            volatility_min_samples=min(120, settings.volatility_window),
+        ),
+        limits=LimitsConfig(
+            max_positions=settings.max_positions,
+            max_position_size=settings.max_position_size,
+            max_total_exposure=settings.max_total_exposure,
+            min_notional=settings.min_notional,
+            min_confidence=settings.min_confidence,
+            correlation_limit=settings.correlation_limit,
+            correlation_window=settings.correlation_window,
+            allow_short=settings.allow_short,
+        ),
+        sizing=SizingConfig(
+            method=settings.position_sizing,
+            risk_per_trade=settings.risk_per_trade,
+            kelly_min_trades=settings.kelly_min_trades,
+            kelly_cap=settings.kelly_cap,
+            volatility_target=settings.volatility_target,
+            confidence_full_size=settings.confidence_full_size,
+        ),
+        exits=ExitConfig(
+            stop_loss_atr_multiplier=settings.stop_loss_atr_multiplier,
+            take_profit_risk_reward=settings.take_profit_risk_reward,
+            trailing_stop=settings.trailing_stop,
+            trailing_activation_r=settings.trailing_activation,
+            trailing_atr_multiplier=settings.trailing_atr_multiplier,
+            max_holding_ms=_ms(settings.max_holding_time),
+            exit_on_opposite_signal=settings.exit_on_opposite_signal,
+        ),
+        fills=FillConfig(
+            fee_rate=Decimal(str(settings.taker_fee)),
+            slippage_bps=Decimal(str(settings.slippage_bps)),
+            impact_bps=Decimal(str(settings.slippage_impact_bps)),
+        ),
+    )
+
+
+def ledger_loader(
+    conn: aiosqlite.Connection, series: list[tuple[Venue, str, Interval]], kelly: int
+) -> Callable[[], Awaitable[RestoredLedger]]:
+    """Return the start-up read of the ledger from the writer connection."""
+
+    async def load() -> RestoredLedger:
+        state = await ledger_state(conn)
+        last_candles: list[Candle] = []
+        unhandled: list[Candle] = []
+        if state is not None:
+            handled = handled_per_symbol(state)
+            for venue, symbol, interval in series:
+                last = handled.get(symbol)
+                if last is None:
+                    continue
+                mark = await candle_at_or_before(conn, venue, symbol, interval, last)
+                last_candles.extend([mark] if mark is not None else [])
+                unhandled.extend(
+                    await load_candles(
+                        conn, venue, symbol, interval, since_ms=last + 1, limit=RECOVERY_CANDLES
+                    )
+                )
+        return RestoredLedger(
+            state=state,
+            positions=await open_positions(conn),
+            history=await closed_trades(conn, limit=kelly),
+            last_candles=last_candles,
+            unhandled=sorted(unhandled, key=lambda c: (c.open_time_ms, c.symbol)),
+        )
+
+    return load
+
+
+def handled_per_symbol(state: LedgerState) -> dict[str, int]:
+    """Return the last candle the ledger handled per symbol, from its state row."""
+    handled = json.loads(state.state_json).get("handled", {})
+    return {str(k): int(v) for k, v in handled.items()} if isinstance(handled, dict) else {}
+
+
+def build_trading_stage(
+    settings: Settings,
+    conn: aiosqlite.Connection,
+    writer: StorageWriter,
+    events: EventSink,
+    clock: Clock,
+    *,
+    series: list[tuple[Venue, str, Interval]],
+    spec: FeatureSpec,
+    quality: QualityMonitor,
+    entries_blocked: Callable[[], str | None],
+    venue_now: Callable[[], int] | None,
+    files: TradeFiles | None,
+) -> TradingStage:
+    """Build the trading step of the decision task."""
+    names = spec.names
+    limit_ms = settings.catchup_limit * settings.interval.ms
+
+    def is_stale(candle: Candle) -> bool:
+        if venue_now is None:
+            return False  # replay: every candle is "now"
+        return venue_now() - candle.close_time_ms > limit_ms
+
+    view = MarketView(
+        atr_columns=(names.index(ATR_COLUMNS[0]), names.index(ATR_COLUMNS[1])),
+        is_tradable=lambda c: quality.is_tradable(c.venue, c.symbol, c.interval),
+        entries_blocked=entries_blocked,
+        is_stale=is_stale,
+    )
+    config = trader_config(settings)
+    return TradingStage(
+        config,
+        initial_balance=settings.initial_balance,
+        view=view,
+        load=ledger_loader(conn, series, config.sizing.kelly_window),
+        commit=writer.write,
+        submit=writer.submit,
+        events=events,
+        now_ms=clock.now_ms,
+        on_closed=None if files is None else files.trade_closed,
+        on_snapshot=None if files is None else files.snapshot,
+    )

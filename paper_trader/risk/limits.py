@@ -1,0 +1,263 @@
+"""Entry limits: whether a new entry may be made at all, and how much of it fits.
+
+``screen_entry`` runs before sizing and refuses an entry outright (shorts disabled, low
+confidence, a position already open in the symbol, too many positions, too correlated with an
+open position). ``fit_quantity`` runs after sizing and caps the sized quantity by the largest
+position, the total exposure and the cash, rounds it down to ``QUANTITY_STEP`` and refuses what
+is left if it is below the minimum notional. Every refusal is a ``Rejection`` value whose
+detail gives the numbers; nothing here raises.
+
+Caps are computed exactly: the largest quantity under a cap is the whole number of steps that
+fit (``Decimal`` integer division in a wide context), so an approval never exceeds a cap, not
+even by a rounding digit. Shorts are fully collateralised: they need the same cash as longs,
+so cash can never go negative.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Context, Decimal, localcontext
+
+from paper_trader.domain.trading import Position, Rejection, Side
+from paper_trader.risk.config import LimitsConfig
+from paper_trader.risk.sizing import QUANTITY_STEP, round_quantity
+
+# Wide enough that price * (1 + fee) * step and the integer division by it are exact.
+_WIDE = Context(prec=60)
+_CENT = Decimal("0.01")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PortfolioView:
+    """The portfolio as the limits see it.
+
+    ``marks`` holds the latest close per symbol, at least for every open position; a position
+    without a mark is valued at its entry price.
+    """
+
+    equity: Decimal
+    cash: Decimal
+    positions: Mapping[str, Position]
+    marks: Mapping[str, Decimal]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Approval:
+    """An entry that fits: its quantity and notional, and the caps that reduced it, in order."""
+
+    quantity: Decimal
+    notional: Decimal
+    capped_by: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Cap:
+    """One cap on the new entry: the quote currency it leaves, and what a unit costs in it."""
+
+    name: str
+    room: Decimal
+    unit_cost: Decimal
+    observed: Decimal
+    limit: Decimal
+    detail: str
+
+
+def screen_entry(
+    config: LimitsConfig,
+    *,
+    symbol: str,
+    side: Side,
+    confidence: float,
+    view: PortfolioView,
+    correlation: Callable[[str, str], float | None],
+) -> Rejection | None:
+    """Return why an entry in ``symbol`` on ``side`` may not be made at all, or None.
+
+    Rules, in order: ``short_not_allowed``, ``min_confidence``, ``position_open`` (one
+    position per symbol), ``max_positions``, ``correlation``.
+    """
+    if side is Side.SHORT and not config.allow_short:
+        return Rejection(rule="short_not_allowed", detail="short entries are disabled")
+    if not confidence >= config.min_confidence:
+        return Rejection(
+            rule="min_confidence",
+            detail=f"confidence {confidence:.4g} below the minimum {config.min_confidence:g}",
+            observed=confidence,
+            limit=config.min_confidence,
+        )
+    held = view.positions.get(symbol)
+    if held is not None:
+        return Rejection(
+            rule="position_open", detail=f"{symbol} already has an open {held.side} position"
+        )
+    if len(view.positions) >= config.max_positions:
+        return Rejection(
+            rule="max_positions",
+            detail=f"{len(view.positions)} positions open, the maximum is {config.max_positions}",
+            observed=float(len(view.positions)),
+            limit=float(config.max_positions),
+        )
+    return _screen_correlation(config, symbol, side, view, correlation)
+
+
+def fit_quantity(
+    config: LimitsConfig,
+    *,
+    quantity: Decimal,
+    price: Decimal,
+    fee_rate: Decimal,
+    view: PortfolioView,
+) -> Approval | Rejection:
+    """Cap a sized ``quantity`` at ``price`` to what the portfolio allows, or refuse it.
+
+    Caps, in order: ``max_position_size``, ``max_total_exposure``, ``cash`` (notional plus
+    fee); then the quantity is rounded down to the step and checked against ``min_notional``.
+    A cap that leaves no room at all refuses the entry under its own name.
+    """
+    if view.equity <= 0:
+        return Rejection(
+            rule="equity",
+            detail=f"equity {_money(view.equity)} is not positive",
+            observed=float(view.equity),
+            limit=0.0,
+        )
+    for name, value in (("quantity", quantity), ("price", price)):
+        if value <= 0:
+            detail = f"{name} {value.normalize():f} is not positive"
+            return Rejection(rule="sizing", detail=detail, observed=float(value), limit=0.0)
+    fitted = round_quantity(quantity)
+    if fitted <= 0:
+        return Rejection(
+            rule="sizing",
+            detail=f"quantity {quantity.normalize():f} rounds down to 0 at the step "
+            f"{QUANTITY_STEP:f}",
+            observed=float(quantity),
+            limit=float(QUANTITY_STEP),
+        )
+    capped: list[str] = []
+    for cap in _caps(config, fitted, price, fee_rate, view):
+        allowed = _max_quantity(cap.room, cap.unit_cost)
+        if allowed <= 0:
+            return Rejection(
+                rule=cap.name,
+                detail=f"{cap.detail} leaves no room for the smallest quantity {QUANTITY_STEP:f}",
+                observed=float(cap.observed),
+                limit=float(cap.limit),
+            )
+        if fitted > allowed:
+            fitted = allowed
+            capped.append(cap.name)
+    return _check_min_notional(config, fitted * price, fitted, capped)
+
+
+def _screen_correlation(
+    config: LimitsConfig,
+    symbol: str,
+    side: Side,
+    view: PortfolioView,
+    correlation: Callable[[str, str], float | None],
+) -> Rejection | None:
+    """Refuse an entry that would move with an open position more than the limit allows.
+
+    A long against a held short counts the negated correlation: being long one symbol and
+    short another that moves opposite to it is the same bet twice.
+    """
+    for other in sorted(view.positions):
+        value = correlation(symbol, other)
+        if value is None:
+            continue
+        held = view.positions[other].side
+        effective = value if held is side else -value
+        if effective > config.correlation_limit:
+            against = "" if held is side else f" (held {held}, so {effective:.4g} for a {side})"
+            return Rejection(
+                rule="correlation",
+                detail=f"correlation {value:.4g} with {other}{against} above the limit "
+                f"{config.correlation_limit:g}",
+                observed=effective,
+                limit=config.correlation_limit,
+            )
+    return None
+
+
+def _caps(
+    config: LimitsConfig,
+    quantity: Decimal,
+    price: Decimal,
+    fee_rate: Decimal,
+    view: PortfolioView,
+) -> tuple[_Cap, ...]:
+    """Return the caps in the order they apply, with the figures a refusal reports."""
+    equity = _money(view.equity)
+    size_limit = Decimal(str(config.max_position_size)) * view.equity
+    exposure = _exposure(view)
+    exposure_limit = Decimal(str(config.max_total_exposure)) * view.equity
+    unit_cost = price * (1 + fee_rate)
+    return (
+        _Cap(
+            name="max_position_size",
+            room=size_limit,
+            unit_cost=price,
+            observed=quantity * price,
+            limit=size_limit,
+            detail=f"position size limit {_money(size_limit)} "
+            f"({config.max_position_size:g} of equity {equity})",
+        ),
+        _Cap(
+            name="max_total_exposure",
+            room=exposure_limit - exposure,
+            unit_cost=price,
+            observed=exposure,
+            limit=exposure_limit,
+            detail=f"exposure {_money(exposure)} against the limit {_money(exposure_limit)} "
+            f"({config.max_total_exposure:g} of equity {equity})",
+        ),
+        _Cap(
+            name="cash",
+            room=view.cash,
+            unit_cost=unit_cost,
+            observed=quantity * unit_cost,
+            limit=view.cash,
+            detail=f"cash {_money(view.cash)} at price {price.normalize():f} "
+            f"plus fee rate {fee_rate.normalize():f}",
+        ),
+    )
+
+
+def _check_min_notional(
+    config: LimitsConfig, notional: Decimal, quantity: Decimal, capped: list[str]
+) -> Approval | Rejection:
+    """Approve the fitted quantity unless its notional is below the minimum."""
+    if notional < config.min_notional:
+        after = f" after capping by {', '.join(capped)}" if capped else ""
+        return Rejection(
+            rule="min_notional",
+            detail=f"notional {_money(notional)} below the minimum {_money(config.min_notional)}"
+            f" (short by {_money(config.min_notional - notional)}){after}",
+            observed=float(notional),
+            limit=float(config.min_notional),
+        )
+    return Approval(quantity=quantity, notional=notional, capped_by=tuple(capped))
+
+
+def _exposure(view: PortfolioView) -> Decimal:
+    """Return the gross exposure: the sum of every position's absolute value at its mark."""
+    return sum(
+        (
+            abs(position.value(view.marks.get(symbol, position.entry_price)))
+            for symbol, position in view.positions.items()
+        ),
+        Decimal(0),
+    )
+
+
+def _max_quantity(room: Decimal, unit_cost: Decimal) -> Decimal:
+    """Return the most whole steps of quantity whose cost at ``unit_cost`` fits in ``room``."""
+    if room <= 0:
+        return Decimal(0)
+    with localcontext(_WIDE):
+        return (room // (unit_cost * QUANTITY_STEP)) * QUANTITY_STEP
+
+
+def _money(value: Decimal) -> str:
+    """Format quote currency to the cent, without trailing zeros (``7.10`` → ``7.1``)."""
+    return f"{value.quantize(_CENT).normalize():f}"

@@ -1,0 +1,450 @@
+"""The trading step of the decision task: one decision instant at a time, on candle time.
+
+For the candles that closed at one instant (sorted by symbol) and the signals made on them:
+
+1. mark each symbol at its close, feed its rolling returns and its volatility breaker;
+2. for every open position on those symbols, entered at an earlier candle: the protective exits
+   against the candle's range (stop, trailing stop, take-profit, in the broker's conservative
+   order), else ratchet the trailing stop, then the holding-time exit and the exit on an opposite
+   strong signal; a HALTED state closes the position at the close;
+3. mark the portfolio and let the breakers judge the equity (daily loss, drawdown);
+4. for each entry signal: skip it on a stale candle (catching up), else pass it through the
+   gates (prediction breaker, data quality, trading breakers, limits, stop distance, sizing,
+   caps) and fill it at the close plus slippage, or record the rule that refused it;
+5. snapshot the equity.
+
+Pure and synchronous; the caller commits the ``InstantResult`` before anyone is told.
+"""
+
+import json
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from paper_trader.broker.fills import entry_execution, exit_execution, taker_fee
+from paper_trader.broker.ledger import Entry, Execution, Ledger
+from paper_trader.domain import Candle, Signal, Strength
+from paper_trader.domain.trading import (
+    Action,
+    BreakerTransition,
+    ClosedTrade,
+    Decision,
+    EquitySnapshot,
+    ExitReason,
+    Fill,
+    FillModel,
+    Position,
+    Rejection,
+    Side,
+    TradingState,
+)
+from paper_trader.risk.breakers import TradingBreakers
+from paper_trader.risk.config import (
+    BreakerConfig,
+    ExitConfig,
+    FillConfig,
+    LimitsConfig,
+    SizingConfig,
+)
+from paper_trader.risk.correlation import ReturnHistory
+from paper_trader.risk.exits import (
+    ExitSignal,
+    Levels,
+    advance,
+    entry_levels,
+    protective_exit,
+    signal_exit,
+    time_exit,
+)
+from paper_trader.risk.limits import Approval, PortfolioView, fit_quantity, screen_entry
+from paper_trader.risk.sizing import size_position
+
+_ENTRY_SIDES = {
+    Strength.BUY: Side.LONG,
+    Strength.STRONG_BUY: Side.LONG,
+    Strength.SELL: Side.SHORT,
+    Strength.STRONG_SELL: Side.SHORT,
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TraderConfig:
+    """Every rule of the trading step."""
+
+    breakers: BreakerConfig
+    limits: LimitsConfig
+    sizing: SizingConfig
+    exits: ExitConfig
+    fills: FillConfig
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketInput:
+    """One closed candle as the trading step sees it.
+
+    ``atr`` is in price units and ``atr_pct`` in percent (None until the features are warm);
+    ``stale`` marks a candle older than the catch-up limit (no entries, exits still run);
+    ``recovered`` one that closed while the daemon was down (its exits are marked so);
+    ``tradable`` is the data-quality gate's verdict on the series.
+    """
+
+    candle: Candle
+    atr: Decimal | None
+    atr_pct: float | None
+    stale: bool = False
+    recovered: bool = False
+    tradable: bool = True
+
+
+@dataclass(slots=True)
+class InstantResult:
+    """What one instant (or one command) changed, to commit and then to report."""
+
+    candle_time_ms: int
+    fills: list[Fill] = field(default_factory=list)
+    closed: list[str] = field(default_factory=list)
+    positions: dict[str, Position] = field(default_factory=dict)
+    trades: list[ClosedTrade] = field(default_factory=list)
+    transitions: list[BreakerTransition] = field(default_factory=list)
+    decisions: list[Decision] = field(default_factory=list)
+    snapshot: EquitySnapshot | None = None
+
+    @property
+    def changed_money(self) -> bool:
+        """Return True if a fill or a breaker transition is in it."""
+        return bool(self.fills or self.transitions)
+
+
+class Trader:
+    """The ledger, the breakers and the rolling market state, driven one instant at a time."""
+
+    def __init__(
+        self,
+        config: TraderConfig,
+        ledger: Ledger,
+        *,
+        state: Mapping[str, object] | None = None,
+        history: Sequence[ClosedTrade] = (),
+        last_candle_ms: int | None = None,
+        marks: Mapping[str, Candle] | None = None,
+    ) -> None:
+        self.config = config
+        self.ledger = ledger
+        breakers = (state or {}).get("breakers")
+        self.breakers = TradingBreakers(
+            config.breakers, breakers if isinstance(breakers, dict) else None
+        )
+        handled = (state or {}).get("handled")
+        self.handled: dict[str, int] = (
+            {str(k): int(v) for k, v in handled.items()} if isinstance(handled, dict) else {}
+        )
+        self.returns = ReturnHistory(config.limits.correlation_window)
+        self.history: deque[ClosedTrade] = deque(history, maxlen=config.sizing.kelly_window)
+        self.last_candle_ms = last_candle_ms
+        self.last_candles: dict[str, Candle] = dict(marks or {})
+        initial = (state or {}).get("initial_balance")
+        self.initial_balance = Decimal(str(initial)) if initial is not None else ledger.cash
+
+    @property
+    def marks(self) -> dict[str, Decimal]:
+        """Return the latest close per symbol."""
+        return {symbol: c.close for symbol, c in self.last_candles.items()}
+
+    def on_instant(
+        self,
+        candle_time_ms: int,
+        markets: Sequence[MarketInput],
+        signals: Mapping[str, Signal],
+        *,
+        entries_blocked: str | None = None,
+    ) -> InstantResult:
+        """Run exits, breakers and entries for the candles that closed at one instant."""
+        result = InstantResult(candle_time_ms=candle_time_ms)
+        ordered = sorted(
+            (m for m in markets if self._is_new(m.candle)), key=lambda m: m.candle.symbol
+        )
+        if not ordered:
+            return result
+        for market in ordered:
+            self._observe(market, result)
+        for market in ordered:
+            self._manage(market, signals.get(market.candle.symbol), result)
+        equity = self.ledger.equity(self.marks)
+        result.transitions.extend(self.breakers.mark(candle_time_ms, equity))
+        if self.breakers.state is TradingState.HALTED:
+            for market in ordered:
+                self._halt_close(market, result)
+        for market in ordered:
+            signal = signals.get(market.candle.symbol)
+            if signal is not None and self._is_entry(signal):
+                result.decisions.append(self._enter(market, signal, entries_blocked, result))
+        result.snapshot = self.snapshot(candle_time_ms)
+        self.last_candle_ms = max(candle_time_ms, self.last_candle_ms or candle_time_ms)
+        for market in ordered:
+            self.handled[market.candle.symbol] = market.candle.open_time_ms
+        return result
+
+    def _is_new(self, candle: Candle) -> bool:
+        """Return False for a candle this ledger already handled (before a restart)."""
+        last = self.handled.get(candle.symbol)
+        return last is None or candle.open_time_ms > last
+
+    def snapshot(self, candle_time_ms: int) -> EquitySnapshot:
+        """Return the portfolio marked at the latest closes."""
+        marks = self.marks
+        equity = self.ledger.equity(marks)
+        peak = self.breakers.peak_equity
+        return EquitySnapshot(
+            candle_time_ms=candle_time_ms,
+            cash=self.ledger.cash,
+            positions_value=self.ledger.positions_value(marks),
+            equity=equity,
+            peak_equity=equity if peak is None else max(peak, equity),
+            open_positions=len(self.ledger.positions),
+        )
+
+    def state_json(self) -> str:
+        """Return the breakers' state and the last candle handled per symbol, as JSON."""
+        state = {
+            "breakers": self.breakers.snapshot(),
+            "handled": self.handled,
+            "initial_balance": format(self.initial_balance, "f"),
+        }
+        return json.dumps(state, sort_keys=True, separators=(",", ":"))
+
+    def close_position(
+        self, symbol: str, reason: ExitReason, result: InstantResult
+    ) -> ClosedTrade | None:
+        """Close ``symbol`` at its last close plus slippage (a command); None if not held."""
+        candle = self.last_candles.get(symbol)
+        if symbol not in self.ledger.positions or candle is None:
+            return None
+        signal = ExitSignal(reason=reason, price=candle.close, fill_model=FillModel.MARKET_LAST)
+        return self._exit(self.ledger.positions[symbol], signal, candle, result, recovered=False)
+
+    def _observe(self, market: MarketInput, result: InstantResult) -> None:
+        candle = market.candle
+        self.last_candles[candle.symbol] = candle
+        self.returns.on_close(candle.symbol, candle.open_time_ms, candle.close)
+        if market.atr_pct is not None:
+            result.transitions.extend(
+                self.breakers.on_volatility(candle.symbol, candle.open_time_ms, market.atr_pct)
+            )
+
+    def _manage(self, market: MarketInput, signal: Signal | None, result: InstantResult) -> None:
+        """Apply the exit rules to the position on this candle's symbol, if one is held."""
+        candle = market.candle
+        position = self.ledger.positions.get(candle.symbol)
+        if position is None or position.opened_candle_ms >= candle.open_time_ms:
+            return
+        exit_signal = protective_exit(position, candle)
+        if exit_signal is None:
+            moved = advance(position, candle, self.config.exits)
+            if moved is not position:
+                self.ledger.update(moved)
+                result.positions[moved.symbol] = moved
+                position = moved
+            exit_signal = self._discretionary_exit(position, candle, signal)
+        if exit_signal is not None:
+            self._exit(position, exit_signal, candle, result, recovered=market.recovered)
+
+    def _discretionary_exit(
+        self, position: Position, candle: Candle, signal: Signal | None
+    ) -> ExitSignal | None:
+        if self.breakers.state is TradingState.HALTED:
+            return ExitSignal(
+                reason=ExitReason.HALTED, price=candle.close, fill_model=FillModel.MARKET_CLOSE
+            )
+        timed = time_exit(position, candle, self.config.exits)
+        if timed is not None or signal is None:
+            return timed
+        return signal_exit(position, signal.strength, candle, self.config.exits)
+
+    def _halt_close(self, market: MarketInput, result: InstantResult) -> None:
+        candle = market.candle
+        position = self.ledger.positions.get(candle.symbol)
+        if position is not None:
+            signal = ExitSignal(
+                reason=ExitReason.HALTED, price=candle.close, fill_model=FillModel.MARKET_CLOSE
+            )
+            self._exit(position, signal, candle, result, recovered=market.recovered)
+
+    def _exit(
+        self,
+        position: Position,
+        signal: ExitSignal,
+        candle: Candle,
+        result: InstantResult,
+        *,
+        recovered: bool,
+    ) -> ClosedTrade:
+        price, bps = exit_execution(position, signal, candle.volume, self.config.fills)
+        execution = Execution(
+            price=price,
+            fee=taker_fee(position.quantity * price, self.config.fills),
+            slippage_bps=bps,
+            fill_model=signal.fill_model,
+            candle_time_ms=candle.open_time_ms,
+        )
+        fill, trade = self.ledger.close(
+            position.symbol, execution, signal.reason, recovered=recovered
+        )
+        result.fills.append(fill)
+        result.closed.append(position.symbol)
+        result.positions.pop(position.symbol, None)
+        result.trades.append(trade)
+        self.history.append(trade)
+        result.transitions.extend(self.breakers.on_trade_closed(trade))
+        return trade
+
+    def _is_entry(self, signal: Signal) -> bool:
+        side = _ENTRY_SIDES.get(signal.strength)
+        return side is Side.LONG or (side is Side.SHORT and self.config.limits.allow_short)
+
+    def _enter(
+        self,
+        market: MarketInput,
+        signal: Signal,
+        entries_blocked: str | None,
+        result: InstantResult,
+    ) -> Decision:
+        side = _ENTRY_SIDES[signal.strength]
+        if market.stale:
+            return _decision(signal, side, Action.SKIPPED, "catching up: the candle is stale")
+        outcome = self._judge(market, signal, side, entries_blocked)
+        if isinstance(outcome, Rejection):
+            return _decision(signal, side, Action.REJECTED, outcome.detail, rule=outcome.rule)
+        entry, approval = outcome
+        candle = market.candle
+        price, bps = entry_execution(
+            side, candle.close, approval.quantity, candle.volume, self.config.fills
+        )
+        execution = Execution(
+            price=price,
+            fee=taker_fee(approval.quantity * price, self.config.fills),
+            slippage_bps=bps,
+            fill_model=FillModel.MARKET_CLOSE,
+            candle_time_ms=candle.open_time_ms,
+        )
+        fill, position = self.ledger.open(entry, execution)
+        self.breakers.on_entry(candle.symbol, candle.open_time_ms)
+        result.fills.append(fill)
+        result.positions[position.symbol] = position
+        detail = "entered" + (
+            f" (capped by {', '.join(approval.capped_by)})" if approval.capped_by else ""
+        )
+        return _decision(
+            signal, side, Action.ENTERED, detail, quantity=fill.quantity, price=fill.price
+        )
+
+    def _judge(
+        self, market: MarketInput, signal: Signal, side: Side, entries_blocked: str | None
+    ) -> tuple[Entry, Approval] | Rejection:
+        """Pass an entry through every gate; return the entry and its size, or the refusal."""
+        candle = market.candle
+        if entries_blocked is not None:
+            return Rejection(rule="prediction", detail=entries_blocked)
+        if not market.tradable:
+            return Rejection(rule="data_quality", detail=f"{candle.symbol} is not tradable")
+        view = self._view()
+        blocked = self.breakers.entry_block(candle.symbol, candle.open_time_ms) or screen_entry(
+            self.config.limits,
+            symbol=candle.symbol,
+            side=side,
+            confidence=signal.confidence,
+            view=view,
+            correlation=self.returns.correlation,
+        )
+        if blocked is not None:
+            return blocked
+        if market.atr is None:
+            return Rejection(rule="stop_distance", detail="no ATR yet for a stop")
+        levels = entry_levels(side, candle.close, market.atr, self.config.exits)
+        if isinstance(levels, Rejection):
+            return levels
+        return self._size(market, signal, side, levels, view)
+
+    def _size(
+        self,
+        market: MarketInput,
+        signal: Signal,
+        side: Side,
+        levels: Levels,
+        view: PortfolioView,
+    ) -> tuple[Entry, Approval] | Rejection:
+        candle = market.candle
+        atr = levels.risk_per_unit if market.atr is None else market.atr
+        sizing = size_position(
+            self.config.sizing,
+            equity=view.equity,
+            price=candle.close,
+            stop_distance=levels.risk_per_unit,
+            atr=atr,
+            confidence=signal.confidence,
+            history=tuple(self.history),
+        )
+        if isinstance(sizing, Rejection):
+            return sizing
+        # Fit at the price the order would really pay, so the fill can never outrun the cash.
+        price, _ = entry_execution(
+            side, candle.close, sizing.quantity, candle.volume, self.config.fills
+        )
+        approval = fit_quantity(
+            self.config.limits,
+            quantity=sizing.quantity,
+            price=price,
+            fee_rate=self.config.fills.fee_rate,
+            view=view,
+        )
+        if isinstance(approval, Rejection):
+            return approval
+        entry = Entry(
+            venue=candle.venue,
+            symbol=candle.symbol,
+            interval=candle.interval,
+            side=side,
+            quantity=approval.quantity,
+            stop_price=levels.stop,
+            take_profit_price=levels.take_profit,
+            risk_per_unit=levels.risk_per_unit,
+            atr=atr,
+        )
+        return entry, approval
+
+    def _view(self) -> PortfolioView:
+        marks = self.marks
+        return PortfolioView(
+            equity=self.ledger.equity(marks),
+            cash=self.ledger.cash,
+            positions=dict(self.ledger.positions),
+            marks=marks,
+        )
+
+
+def _decision(
+    signal: Signal,
+    side: Side,
+    action: Action,
+    detail: str,
+    *,
+    rule: str | None = None,
+    quantity: Decimal | None = None,
+    price: Decimal | None = None,
+) -> Decision:
+    return Decision(
+        venue=signal.venue,
+        symbol=signal.symbol,
+        interval=signal.interval,
+        candle_time_ms=signal.open_time_ms,
+        strength=signal.strength.value,
+        score=signal.score,
+        confidence=signal.confidence,
+        model_version=signal.model_version,
+        action=action,
+        side=side,
+        quantity=quantity,
+        price=price,
+        rule=rule,
+        detail=detail,
+    )

@@ -1,0 +1,302 @@
+"""The decision task's trading step: run the ``Trader``, commit, then tell.
+
+Each decision instant's changes go to SQLite as one ``RecordInstant``; only after the last
+instant of a batch has committed are the trades and breaker transitions logged, published as
+events and handed to the trade files (durable before visible). Commands (pause, resume, close,
+emergency stop) take the same lock as a batch, so they never interleave with one.
+
+At start the ledger is restored (cash, positions, breakers, recent trades, last closes); any
+stored candle after the last instant the ledger handled (a crash between the candle commit and
+the ledger commit) is run through the exits at once, marked as recovered.
+"""
+
+import asyncio
+import itertools
+import json
+import math
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+from paper_trader.broker.ledger import Ledger
+from paper_trader.domain import Candle, ComponentHealth, HealthStatus, Signal
+from paper_trader.domain.trading import ClosedTrade, EquitySnapshot, ExitReason, Position
+from paper_trader.features.engine import FeatureRow
+from paper_trader.log_config import get_logger
+from paper_trader.runtime.events import EventSink
+from paper_trader.storage.ledger_ops import LedgerState, RecordInstant
+from paper_trader.trade_events import (
+    breaker_event,
+    fill_fields,
+    trade_closed_event,
+    trade_fields,
+    trade_opened_event,
+    transition_fields,
+)
+from paper_trader.trader import InstantResult, MarketInput, Trader, TraderConfig
+
+log = get_logger("trader")
+
+Commit = Callable[[RecordInstant], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RestoredLedger:
+    """What SQLite holds of the ledger at start-up."""
+
+    state: LedgerState | None
+    positions: Sequence[Position]
+    history: Sequence[ClosedTrade]
+    last_candles: Sequence[Candle]
+    unhandled: Sequence[Candle]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MarketView:
+    """How the stage reads the rest of the daemon (all optional outside the live daemon)."""
+
+    atr_columns: tuple[int, int]
+    is_tradable: Callable[[Candle], bool]
+    entries_blocked: Callable[[], str | None]
+    is_stale: Callable[[Candle], bool]
+
+
+class TradingStage:
+    """The Trader behind a lock, with its commits and its reports."""
+
+    name = "trader"
+
+    def __init__(
+        self,
+        config: TraderConfig,
+        *,
+        initial_balance: Decimal,
+        view: MarketView,
+        load: Callable[[], Awaitable[RestoredLedger]],
+        commit: Commit,
+        submit: Commit,
+        events: EventSink,
+        now_ms: Callable[[], int],
+        on_closed: Callable[[ClosedTrade, EquitySnapshot], None] | None = None,
+        on_snapshot: Callable[[EquitySnapshot], None] | None = None,
+    ) -> None:
+        self._config = config
+        self._initial = initial_balance
+        self._view = view
+        self._load = load
+        self._commit = commit
+        self._submit = submit
+        self._events = events
+        self._now_ms = now_ms
+        self._on_closed = on_closed
+        self._on_snapshot = on_snapshot
+        self.lock = asyncio.Lock()
+        self.trader = Trader(config, Ledger(initial_balance))
+        self.skipped = 0
+        self.rejected = 0
+        self.entered = 0
+
+    async def start(self) -> None:
+        """Restore the ledger, then recover exits on stored candles it never handled."""
+        restored = await self._load()
+        state = restored.state
+        ledger = Ledger(
+            self._initial if state is None else Decimal(state.cash),
+            positions={p.symbol: p for p in restored.positions},
+            next_fill_id=1 if state is None else state.next_fill_id,
+        )
+        self.trader = Trader(
+            self._config,
+            ledger,
+            state=None if state is None else _json_object(state.state_json),
+            history=restored.history,
+            last_candle_ms=None if state is None else state.last_candle_ms,
+            marks={c.symbol: c for c in restored.last_candles},
+        )
+        log.info(
+            "ledger_restored",
+            cash=str(ledger.cash),
+            positions=len(ledger.positions),
+            state=self.trader.breakers.state.value,
+            last_candle_ms=self.trader.last_candle_ms,
+            unhandled_candles=len(restored.unhandled),
+        )
+        if restored.unhandled:
+            await self.on_batch([(c, None) for c in restored.unhandled], [], recovering=True)
+
+    async def on_batch(
+        self,
+        items: Sequence[tuple[Candle, FeatureRow | None]],
+        signals: Sequence[Signal],
+        *,
+        recovering: bool = False,
+    ) -> None:
+        """Trade every instant of the batch in time order; commit; then report."""
+        by_symbol = {(s.symbol, s.open_time_ms): s for s in signals}
+        async with self.lock:
+            results: list[InstantResult] = []
+            ordered = sorted(items, key=lambda item: item[0].open_time_ms)
+            for time_ms, group in itertools.groupby(ordered, key=lambda i: i[0].open_time_ms):
+                markets = [self._market(c, row, recovering=recovering) for c, row in group]
+                instant_signals = {
+                    m.candle.symbol: by_symbol[(m.candle.symbol, time_ms)]
+                    for m in markets
+                    if (m.candle.symbol, time_ms) in by_symbol
+                }
+                result = self.trader.on_instant(
+                    time_ms, markets, instant_signals, entries_blocked=self._view.entries_blocked()
+                )
+                if result.snapshot is not None:  # None: every candle was handled before
+                    results.append(result)
+            await self._persist(results)
+        self._report(results)
+
+    async def run_command(self, command: Callable[[Trader, InstantResult], str]) -> str:
+        """Apply a command to the trader at the last candle time; commit; report; answer."""
+        async with self.lock:
+            at = self.trader.last_candle_ms or 0
+            result = InstantResult(candle_time_ms=at)
+            answer = command(self.trader, result)
+            result.snapshot = self.trader.snapshot(at) if result.fills else None
+            await self._persist([result], force=True)
+        self._report([result])
+        return answer
+
+    def health(self) -> ComponentHealth:
+        """Return OK while ACTIVE, DEGRADED (with the reasons) while entries are off."""
+        breakers = self.trader.breakers
+        state = breakers.state
+        if state.rank == 0:
+            return ComponentHealth(
+                component=self.name,
+                status=HealthStatus.OK,
+                detail=f"{len(self.trader.ledger.positions)} open",
+            )
+        reasons = "; ".join(t.reason for t in breakers.tripped() if t.symbol is None)
+        return ComponentHealth(
+            component=self.name, status=HealthStatus.DEGRADED, detail=f"{state}: {reasons}"
+        )
+
+    def _market(self, candle: Candle, row: FeatureRow | None, *, recovering: bool) -> MarketInput:
+        atr, atr_pct = _atr(row, self._view.atr_columns)
+        stale = recovering or self._view.is_stale(candle)
+        return MarketInput(
+            candle=candle,
+            atr=atr,
+            atr_pct=atr_pct,
+            stale=stale,
+            recovered=stale,
+            tradable=self._view.is_tradable(candle),
+        )
+
+    async def _persist(self, results: list[InstantResult], *, force: bool = False) -> None:
+        """Submit every instant's op in order and wait for the last one's commit."""
+        ops = [self._op(r) for r in results if force or _worth_writing(r)]
+        if not ops:
+            return
+        for op in ops[:-1]:
+            await self._submit(op)
+        await self._commit(ops[-1])
+
+    def _op(self, result: InstantResult) -> RecordInstant:
+        ledger = self.trader.ledger
+        state = LedgerState(
+            cash=format(ledger.cash, "f"),
+            next_fill_id=ledger.next_fill_id,
+            last_candle_ms=self.trader.last_candle_ms or result.candle_time_ms,
+            state_json=self.trader.state_json(),
+        )
+        return RecordInstant(
+            state=state,
+            fills=tuple(result.fills),
+            closed=tuple(result.closed),
+            positions=tuple(result.positions.values()),
+            trades=tuple(result.trades),
+            transitions=tuple(result.transitions),
+            decisions=tuple(result.decisions),
+            snapshot=result.snapshot,
+        )
+
+    def _report(self, results: list[InstantResult]) -> None:
+        """Tell people, after the commit: logs, events, trade files."""
+        now = self._now_ms()
+        for result in results:
+            for decision in result.decisions:
+                self._count(decision.action.value)
+            for fill in result.fills:
+                if fill.reason == "entry":
+                    position = self.trader.ledger.positions.get(fill.symbol)
+                    log.info("trade_opened", **fill_fields(fill), stop=_stop_text(position))
+                    self._events.publish(trade_opened_event(fill, position, now))
+            for trade in result.trades:
+                name = "trade_closed_recovered" if trade.recovered else "trade_closed"
+                log.info(name, **trade_fields(trade))
+                self._events.publish(trade_closed_event(trade, now))
+                if self._on_closed is not None and result.snapshot is not None:
+                    self._on_closed(trade, result.snapshot)
+            for transition in result.transitions:
+                name = "breaker_tripped" if transition.tripped else "breaker_reset"
+                log.warning(name, **transition_fields(transition))
+                self._events.publish(breaker_event(transition, now))
+            if self._on_snapshot is not None and result.snapshot is not None:
+                self._on_snapshot(result.snapshot)
+        skipped = sum(1 for r in results for d in r.decisions if d.action.value == "skipped")
+        if skipped:
+            log.info("entries_skipped_catching_up", skipped=skipped)
+
+    def _count(self, action: str) -> None:
+        if action == "entered":
+            self.entered += 1
+        elif action == "rejected":
+            self.rejected += 1
+        else:
+            self.skipped += 1
+
+    def stats(self) -> dict[str, object]:
+        """Return the counters and the ledger's headline figures."""
+        snapshot = self.trader.snapshot(self.trader.last_candle_ms or 0)
+        return {
+            "state": self.trader.breakers.state.value,
+            "equity": str(snapshot.equity),
+            "cash": str(snapshot.cash),
+            "open_positions": snapshot.open_positions,
+            "entered": self.entered,
+            "rejected": self.rejected,
+            "skipped": self.skipped,
+        }
+
+
+def close_command(symbol: str, reason: ExitReason) -> Callable[[Trader, InstantResult], str]:
+    """Return a command that closes ``symbol`` at its last close."""
+
+    def apply(trader: Trader, result: InstantResult) -> str:
+        trade = trader.close_position(symbol, reason, result)
+        if trade is None:
+            return f"{symbol}: no open position"
+        return f"{symbol}: closed at {trade.exit_price}, net PnL {trade.net_pnl:.2f}"
+
+    return apply
+
+
+def _worth_writing(result: InstantResult) -> bool:
+    return bool(result.fills or result.transitions or result.decisions or result.positions) or (
+        result.snapshot is not None
+    )
+
+
+def _atr(row: FeatureRow | None, columns: tuple[int, int]) -> tuple[Decimal | None, float | None]:
+    if row is None:
+        return None, None
+    atr, atr_pct = row.values[columns[0]], row.values[columns[1]]
+    if not (math.isfinite(atr) and atr > 0 and math.isfinite(atr_pct)):
+        return None, None
+    return Decimal(repr(atr)), atr_pct
+
+
+def _json_object(text: str) -> dict[str, object]:
+    value = json.loads(text)
+    return value if isinstance(value, dict) else {}
+
+
+def _stop_text(position: Position | None) -> str | None:
+    return None if position is None else format(position.stop_price, "f")
