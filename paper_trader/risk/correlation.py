@@ -11,8 +11,11 @@ from collections import deque
 from decimal import Decimal
 
 import numpy as np
+import numpy.typing as npt
 
 MIN_COMMON_RETURNS = 3
+
+_Series = tuple[npt.NDArray[np.int64], npt.NDArray[np.float64]]
 
 
 class ReturnHistory:
@@ -25,6 +28,8 @@ class ReturnHistory:
         self._min_common = max(MIN_COMMON_RETURNS, window // 2)
         self._last_close: dict[str, tuple[int, Decimal]] = {}
         self._returns: dict[str, deque[tuple[int, float]]] = {}
+        # Arrays built on first use after a symbol's last close, shared by every pair it is in.
+        self._series: dict[str, _Series] = {}
 
     def on_close(self, symbol: str, candle_time_ms: int, close: Decimal) -> None:
         """Record a candle's close: its return against the previous close seen for ``symbol``."""
@@ -39,6 +44,7 @@ class ReturnHistory:
             if returns is None:
                 returns = self._returns[symbol] = deque(maxlen=self._window)
             returns.append((candle_time_ms, float(close / previous_close - 1)))
+            self._series.pop(symbol, None)
         self._last_close[symbol] = (candle_time_ms, close)
 
     def correlation(self, a: str, b: str) -> float | None:
@@ -47,15 +53,18 @@ class ReturnHistory:
         Return None when they share fewer than ``max(3, window // 2)`` candle times, or when
         either side's returns are all equal (zero variance): there is nothing to measure.
         """
-        returns_a = self._returns.get(a)
-        returns_b = self._returns.get(b)
-        if returns_a is None or returns_b is None:
+        series_a = self._arrays(a)
+        series_b = self._arrays(b)
+        if series_a is None or series_b is None:
             return None
-        by_time = dict(returns_a)
-        pairs = [(by_time[time], value) for time, value in returns_b if time in by_time]
-        if len(pairs) < self._min_common:
+        (times_a, x), (times_b, y) = series_a, series_b
+        if not np.array_equal(times_a, times_b):
+            _, in_a, in_b = np.intersect1d(
+                times_a, times_b, assume_unique=True, return_indices=True
+            )
+            x, y = x[in_a], y[in_b]
+        if len(x) < self._min_common:
             return None
-        x, y = np.array(pairs, dtype=np.float64).T
         # Exact equality, not a tolerance: deviations from a float mean of identical values
         # are rounding noise, and their "correlation" would be any number in [-1, 1].
         if x.max() == x.min() or y.max() == y.min():
@@ -69,3 +78,16 @@ class ReturnHistory:
         """Drop everything known about ``symbol`` (it left the watch list)."""
         self._last_close.pop(symbol, None)
         self._returns.pop(symbol, None)
+        self._series.pop(symbol, None)
+
+    def _arrays(self, symbol: str) -> _Series | None:
+        """Return the candle times and returns of ``symbol`` as arrays, or None if it has none."""
+        series = self._series.get(symbol)
+        if series is None:
+            returns = self._returns.get(symbol)
+            if returns is None:
+                return None
+            times = np.fromiter((time for time, _ in returns), dtype=np.int64, count=len(returns))
+            values = np.fromiter((r for _, r in returns), dtype=np.float64, count=len(returns))
+            series = self._series[symbol] = (times, values)
+        return series

@@ -110,29 +110,15 @@ def fit_quantity(
     """Cap a sized ``quantity`` at ``price`` to what the portfolio allows, or refuse it.
 
     Caps, in order: ``max_position_size``, ``max_total_exposure``, ``cash`` (notional plus
-    fee); then the quantity is rounded down to the step and checked against ``min_notional``.
-    A cap that leaves no room at all refuses the entry under its own name.
+    fee); the result, whole steps rounded down, is then checked against ``min_notional``. The
+    quantity is rounded down before the caps and each cap allows whole steps only, which gives
+    the same quantity as rounding after them. A cap that leaves no room for a single step
+    refuses the entry under its own name.
     """
-    if view.equity <= 0:
-        return Rejection(
-            rule="equity",
-            detail=f"equity {_money(view.equity)} is not positive",
-            observed=float(view.equity),
-            limit=0.0,
-        )
-    for name, value in (("quantity", quantity), ("price", price)):
-        if value <= 0:
-            detail = f"{name} {value.normalize():f} is not positive"
-            return Rejection(rule="sizing", detail=detail, observed=float(value), limit=0.0)
+    invalid = _check_request(quantity, price, view)
+    if invalid is not None:
+        return invalid
     fitted = round_quantity(quantity)
-    if fitted <= 0:
-        return Rejection(
-            rule="sizing",
-            detail=f"quantity {quantity.normalize():f} rounds down to 0 at the step "
-            f"{QUANTITY_STEP:f}",
-            observed=float(quantity),
-            limit=float(QUANTITY_STEP),
-        )
     capped: list[str] = []
     for cap in _caps(config, fitted, price, fee_rate, view):
         allowed = _max_quantity(cap.room, cap.unit_cost)
@@ -179,6 +165,30 @@ def _screen_correlation(
     return None
 
 
+def _check_request(quantity: Decimal, price: Decimal, view: PortfolioView) -> Rejection | None:
+    """Refuse a request without equity, or whose quantity is not at least one step."""
+    if view.equity <= 0:
+        return Rejection(
+            rule="equity",
+            detail=f"equity {_money(view.equity)} is not positive",
+            observed=float(view.equity),
+            limit=0.0,
+        )
+    for name, value in (("quantity", quantity), ("price", price)):
+        if value <= 0:
+            detail = f"{name} {value.normalize():f} is not positive"
+            return Rejection(rule="sizing", detail=detail, observed=float(value), limit=0.0)
+    if round_quantity(quantity) <= 0:
+        return Rejection(
+            rule="sizing",
+            detail=f"quantity {quantity.normalize():f} rounds down to 0 at the step "
+            f"{QUANTITY_STEP:f}",
+            observed=float(quantity),
+            limit=float(QUANTITY_STEP),
+        )
+    return None
+
+
 def _caps(
     config: LimitsConfig,
     quantity: Decimal,
@@ -187,39 +197,53 @@ def _caps(
     view: PortfolioView,
 ) -> tuple[_Cap, ...]:
     """Return the caps in the order they apply, with the figures a refusal reports."""
-    equity = _money(view.equity)
-    size_limit = Decimal(str(config.max_position_size)) * view.equity
-    exposure = _exposure(view)
-    exposure_limit = Decimal(str(config.max_total_exposure)) * view.equity
-    unit_cost = price * (1 + fee_rate)
     return (
-        _Cap(
-            name="max_position_size",
-            room=size_limit,
-            unit_cost=price,
-            observed=quantity * price,
-            limit=size_limit,
-            detail=f"position size limit {_money(size_limit)} "
-            f"({config.max_position_size:g} of equity {equity})",
-        ),
-        _Cap(
-            name="max_total_exposure",
-            room=exposure_limit - exposure,
-            unit_cost=price,
-            observed=exposure,
-            limit=exposure_limit,
-            detail=f"exposure {_money(exposure)} against the limit {_money(exposure_limit)} "
-            f"({config.max_total_exposure:g} of equity {equity})",
-        ),
-        _Cap(
-            name="cash",
-            room=view.cash,
-            unit_cost=unit_cost,
-            observed=quantity * unit_cost,
-            limit=view.cash,
-            detail=f"cash {_money(view.cash)} at price {price.normalize():f} "
-            f"plus fee rate {fee_rate.normalize():f}",
-        ),
+        _size_cap(config, quantity * price, price, view),
+        _exposure_cap(config, price, view),
+        _cash_cap(quantity, price, fee_rate, view),
+    )
+
+
+def _size_cap(config: LimitsConfig, notional: Decimal, price: Decimal, view: PortfolioView) -> _Cap:
+    """Cap the notional at ``max_position_size`` of equity."""
+    limit = Decimal(str(config.max_position_size)) * view.equity
+    return _Cap(
+        name="max_position_size",
+        room=limit,
+        unit_cost=price,
+        observed=notional,
+        limit=limit,
+        detail=f"position size limit {_money(limit)} "
+        f"({config.max_position_size:g} of equity {_money(view.equity)})",
+    )
+
+
+def _exposure_cap(config: LimitsConfig, price: Decimal, view: PortfolioView) -> _Cap:
+    """Cap the gross exposure after the entry at ``max_total_exposure`` of equity."""
+    exposure = _exposure(view)
+    limit = Decimal(str(config.max_total_exposure)) * view.equity
+    return _Cap(
+        name="max_total_exposure",
+        room=limit - exposure,
+        unit_cost=price,
+        observed=exposure,
+        limit=limit,
+        detail=f"exposure {_money(exposure)} against the limit {_money(limit)} "
+        f"({config.max_total_exposure:g} of equity {_money(view.equity)})",
+    )
+
+
+def _cash_cap(quantity: Decimal, price: Decimal, fee_rate: Decimal, view: PortfolioView) -> _Cap:
+    """Cap the notional plus its fee at the cash, for longs and shorts alike."""
+    unit_cost = price * (1 + fee_rate)
+    return _Cap(
+        name="cash",
+        room=view.cash,
+        unit_cost=unit_cost,
+        observed=quantity * unit_cost,
+        limit=view.cash,
+        detail=f"cash {_money(view.cash)} at price {price.normalize():f} "
+        f"plus fee rate {fee_rate.normalize():f}",
     )
 
 

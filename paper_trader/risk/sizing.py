@@ -82,13 +82,9 @@ def size_position(
     when the recent trades have no edge, and rule ``sizing`` when an input is not positive or
     the quantity rounds down to zero.
     """
-    for name, value in (("equity", equity), ("price", price), ("stop distance", stop_distance)):
-        if value <= 0:
-            return _not_positive(name, value)
-    if not confidence > 0:
-        return Rejection(
-            rule="sizing", detail=f"confidence {confidence:g} is not positive", observed=confidence
-        )
+    invalid = _check_inputs(equity, price, stop_distance, confidence)
+    if invalid is not None:
+        return invalid
     inputs = _Inputs(equity=equity, stop_distance=stop_distance, atr=atr, history=history)
     unscaled = _METHODS[config.method](config, inputs)
     if isinstance(unscaled, Rejection):
@@ -99,7 +95,7 @@ def size_position(
     if quantity <= 0:
         return Rejection(
             rule="sizing",
-            detail=f"{unscaled.detail}; scaled by {scale:g} to {_plain(scaled)}, "
+            detail=f"{unscaled.detail}; scaled by {scale:g} to {_shown(scaled)}, "
             f"which rounds down to 0 at the step {QUANTITY_STEP:f}",
             observed=float(scaled),
             limit=float(QUANTITY_STEP),
@@ -112,6 +108,20 @@ def size_position(
         detail=f"{unscaled.detail}; scaled by {scale:g} to {_plain(quantity)} "
         f"(notional {_plain(quantity * price)} at {_plain(price)})",
     )
+
+
+def _check_inputs(
+    equity: Decimal, price: Decimal, stop_distance: Decimal, confidence: float
+) -> Rejection | None:
+    """Refuse inputs that every method needs positive."""
+    for name, value in (("equity", equity), ("price", price), ("stop distance", stop_distance)):
+        if value <= 0:
+            return _not_positive(name, value)
+    if not confidence > 0:
+        return Rejection(
+            rule="sizing", detail=f"confidence {confidence:g} is not positive", observed=confidence
+        )
+    return None
 
 
 def _confidence_scale(confidence: float, full_size: float) -> float:
@@ -136,16 +146,38 @@ def _fixed_fractional(config: SizingConfig, inputs: _Inputs) -> _Unscaled:
 def _half_kelly(config: SizingConfig, inputs: _Inputs) -> _Unscaled | Rejection:
     """Risk half the Kelly fraction of the last ``kelly_window`` trades, at most the cap."""
     sample = list(inputs.history)[-config.kelly_window :] if config.kelly_window > 0 else []
-    n = len(sample)
-    if n < config.kelly_min_trades:
+    if len(sample) < config.kelly_min_trades:
         fallback = _fixed_fractional(config, inputs)
-        reason = f"half-Kelly needs {config.kelly_min_trades} closed trades, has {n}"
+        reason = f"half-Kelly needs {config.kelly_min_trades} closed trades, has {len(sample)}"
         return _Unscaled(
             quantity=fallback.quantity,
             method=fallback.method,
             risk_fraction=fallback.risk_fraction,
             detail=f"{reason}; {fallback.detail}",
         )
+    kelly = _kelly_fraction(sample)
+    if isinstance(kelly, Rejection):
+        return kelly
+    full, figures = kelly
+    cap = Decimal(str(config.kelly_cap))
+    capped = f", capped at {_plain(cap)}" if full / 2 > cap else ""
+    fraction = min(full / 2, cap)
+    quantity = inputs.equity * fraction / inputs.stop_distance
+    return _Unscaled(
+        quantity=quantity,
+        method=SizingMethod.HALF_KELLY,
+        risk_fraction=float(fraction),
+        detail=f"half-Kelly: {figures}{capped}; {_risked(fraction, inputs, quantity)}",
+    )
+
+
+def _kelly_fraction(sample: Sequence[ClosedTrade]) -> tuple[Decimal, str] | Rejection:
+    """Return the full Kelly fraction K = W - (1 - W) / R of ``sample`` and its figures.
+
+    W is the share of winners (net PnL above 0), R the mean winner's return over the mean
+    loser's; break-even trades count in n but are neither. Without losers K is taken as 1.
+    """
+    n = len(sample)
     win_returns = [trade.return_pct for trade in sample if trade.net_pnl > 0]
     loss_returns = [trade.return_pct for trade in sample if trade.net_pnl < 0]
     if not win_returns:
@@ -168,16 +200,7 @@ def _half_kelly(config: SizingConfig, inputs: _Inputs) -> _Unscaled | Rejection:
             observed=float(kelly),
             limit=0.0,
         )
-    cap = Decimal(str(config.kelly_cap))
-    fraction = min(kelly / 2, cap)
-    capped = f", capped at {_plain(cap)}" if kelly / 2 > cap else ""
-    quantity = inputs.equity * fraction / inputs.stop_distance
-    return _Unscaled(
-        quantity=quantity,
-        method=SizingMethod.HALF_KELLY,
-        risk_fraction=float(fraction),
-        detail=f"half-Kelly: {figures}{capped}; {_risked(fraction, inputs, quantity)}",
-    )
+    return kelly, figures
 
 
 def _volatility(config: SizingConfig, inputs: _Inputs) -> _Unscaled | Rejection:

@@ -267,9 +267,7 @@ def test_no_cash_refuses() -> None:
 
 def test_caps_apply_in_order_and_are_all_recorded() -> None:
     """50 at 100: size cap 25, exposure room 1500 gives 15, cash 1001 gives 10."""
-    held = view(
-        BTC_LONG, ETH_SHORT, cash="1001", marks={"BTC-USDT": "30000", "ETH-USDT": "1500"}
-    )
+    held = view(BTC_LONG, ETH_SHORT, cash="1001", marks={"BTC-USDT": "30000", "ETH-USDT": "1500"})
     assert fit("50", "100", held) == Approval(
         quantity=Decimal(10),
         notional=Decimal(1000),
@@ -300,7 +298,9 @@ def test_notional_capped_below_minimum_names_the_caps() -> None:
     result = fit("1", "100", view(cash="7"))
     assert isinstance(result, Rejection)
     assert result.rule == "min_notional"
-    assert result.detail == "notional 6.99 below the minimum 10 (short by 3.01) after capping by cash"
+    assert (
+        result.detail == "notional 6.99 below the minimum 10 (short by 3.01) after capping by cash"
+    )
     assert result.observed == 6.993006
 
 
@@ -385,7 +385,9 @@ def test_an_approval_never_exceeds_any_cap(
         max_position_size=size, max_total_exposure=exposure, min_notional=min_notional
     )
     result = fit_quantity(config, quantity=quantity, price=price, fee_rate=fee_rate, view=portfolio)
-    event(result.rule if isinstance(result, Rejection) else f"approved, capped by {result.capped_by}")
+    event(
+        result.rule if isinstance(result, Rejection) else f"approved, capped by {result.capped_by}"
+    )
     if isinstance(result, Rejection):
         assert result.rule in {"max_position_size", "max_total_exposure", "cash", "min_notional"}
         return

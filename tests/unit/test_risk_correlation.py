@@ -1,0 +1,220 @@
+"""Rolling returns per symbol and their correlation, as the entry correlation limit uses them."""
+
+from collections.abc import Sequence
+from decimal import Decimal
+
+import pytest
+
+from paper_trader.domain.candle import Interval, Venue
+from paper_trader.domain.trading import Position, Rejection, Side
+from paper_trader.risk.config import LimitsConfig
+from paper_trader.risk.correlation import ReturnHistory
+from paper_trader.risk.limits import PortfolioView, screen_entry
+
+MINUTE = 60_000
+RETURNS = ["0.01", "-0.02", "0.015", "0.005", "-0.01", "0.02", "-0.005", "0.012", "-0.018", "0.007"]
+
+
+def closes(returns: Sequence[str], start: str = "100") -> list[Decimal]:
+    """Return the closes that start at ``start`` and move by ``returns``."""
+    prices = [Decimal(start)]
+    for change in returns:
+        prices.append(prices[-1] * (1 + Decimal(change)))
+    return prices
+
+
+def feed(history: ReturnHistory, symbol: str, prices: Sequence[Decimal], first: int = 0) -> None:
+    """Feed one close per minute, the first at minute ``first``."""
+    for i, price in enumerate(prices):
+        history.on_close(symbol, (first + i) * MINUTE, price)
+
+
+def negated(returns: Sequence[str]) -> list[str]:
+    """Return the opposite moves."""
+    return [str(-Decimal(change)) for change in returns]
+
+
+def held(symbol: str, side: Side) -> Position:
+    """Return a small open position in ``symbol``."""
+    return Position(
+        venue=Venue.BINANCE,
+        symbol=symbol,
+        interval=Interval.M1,
+        side=side,
+        quantity=Decimal(1),
+        entry_price=Decimal(100),
+        entry_fee=Decimal(0),
+        entry_fill_id=1,
+        opened_candle_ms=0,
+        stop_price=Decimal(90) if side is Side.LONG else Decimal(110),
+        take_profit_price=None,
+        trailing_stop_price=None,
+        extreme_price=Decimal(100),
+        risk_per_unit=Decimal(10),
+        atr=Decimal(5),
+    )
+
+
+def screen(history: ReturnHistory, side: Side, position: Position) -> Rejection | None:
+    """Screen an entry in SOL-USDT on ``side`` against one held position."""
+    return screen_entry(
+        LimitsConfig(allow_short=True, correlation_limit=0.7),
+        symbol="SOL-USDT",
+        side=side,
+        confidence=0.5,
+        view=PortfolioView(
+            equity=Decimal(10000),
+            cash=Decimal(9900),
+            positions={position.symbol: position},
+            marks={position.symbol: Decimal(100)},
+        ),
+        correlation=history.correlation,
+    )
+
+
+def test_perfectly_correlated_series_correlate_at_one() -> None:
+    """Closes twice as high make the very same returns: correlation 1, and a long is refused."""
+    history = ReturnHistory(10)
+    feed(history, "SOL-USDT", closes(RETURNS))
+    feed(history, "ETH-USDT", [price * 2 for price in closes(RETURNS)])
+    assert history.correlation("SOL-USDT", "ETH-USDT") == pytest.approx(1.0, abs=1e-12)
+    result = screen(history, Side.LONG, held("ETH-USDT", Side.LONG))
+    assert result is not None
+    assert (result.rule, result.limit) == ("correlation", 0.7)
+    assert result.observed == pytest.approx(1.0)
+
+
+def test_anti_correlated_series_correlate_at_minus_one() -> None:
+    """Opposite moves correlate at -1 in both orders of the pair."""
+    history = ReturnHistory(10)
+    feed(history, "SOL-USDT", closes(RETURNS))
+    feed(history, "ETH-USDT", closes(negated(RETURNS)))
+    assert history.correlation("SOL-USDT", "ETH-USDT") == pytest.approx(-1.0, abs=1e-12)
+    assert history.correlation("ETH-USDT", "SOL-USDT") == pytest.approx(-1.0, abs=1e-12)
+
+
+def test_anti_correlated_long_against_a_held_short_is_refused() -> None:
+    """Long SOL while short an opposite mover is the same bet twice: effective +1."""
+    history = ReturnHistory(10)
+    feed(history, "SOL-USDT", closes(RETURNS))
+    feed(history, "ETH-USDT", closes(negated(RETURNS)))
+    result = screen(history, Side.LONG, held("ETH-USDT", Side.SHORT))
+    assert result is not None
+    assert result.rule == "correlation"
+    assert result.observed == pytest.approx(1.0)
+    assert "(held short, so 1 for a long) above the limit 0.7" in result.detail
+
+
+def test_anti_correlated_long_against_a_held_long_is_a_hedge() -> None:
+    """Long SOL while long an opposite mover hedges it: effective -1, allowed."""
+    history = ReturnHistory(10)
+    feed(history, "SOL-USDT", closes(RETURNS))
+    feed(history, "ETH-USDT", closes(negated(RETURNS)))
+    assert screen(history, Side.LONG, held("ETH-USDT", Side.LONG)) is None
+
+
+def test_correlation_is_pearson_on_a_hand_checked_pair() -> None:
+    """A hand-checked pair: returns (1, 2, 3, 4) % against (2, 1, 4, 3) % correlate at 0.6."""
+    history = ReturnHistory(4)
+    feed(history, "A", closes(["0.01", "0.02", "0.03", "0.04"]))
+    feed(history, "B", closes(["0.02", "0.01", "0.04", "0.03"]))
+    assert history.correlation("A", "B") == pytest.approx(0.6, abs=1e-12)
+
+
+def test_too_little_overlap_is_unknown_and_the_entry_is_allowed() -> None:
+    """Window 10 needs 5 common candle times; 4 in common gives None and no rejection."""
+    history = ReturnHistory(10)
+    feed(history, "SOL-USDT", closes(RETURNS))
+    feed(history, "ETH-USDT", closes(RETURNS[:4]), first=6)
+    assert history.correlation("SOL-USDT", "ETH-USDT") is None
+    assert screen(history, Side.LONG, held("ETH-USDT", Side.LONG)) is None
+
+
+def test_half_the_window_in_common_is_enough() -> None:
+    """Window 10 and exactly 5 common candle times (minutes 6 to 10) give a correlation."""
+    history = ReturnHistory(10)
+    feed(history, "SOL-USDT", closes(RETURNS))
+    feed(history, "ETH-USDT", closes(RETURNS[5:]), first=5)
+    assert history.correlation("SOL-USDT", "ETH-USDT") is not None
+
+
+def test_small_windows_still_need_three_common_returns() -> None:
+    """Window 4 halves to 2, but two points always correlate at ±1: at least 3 are needed."""
+    history = ReturnHistory(4)
+    feed(history, "A", closes(["0.01", "0.02"]))
+    feed(history, "B", closes(["0.02", "0.01"]))
+    assert history.correlation("A", "B") is None
+    history.on_close("A", 3 * MINUTE, Decimal(100))
+    history.on_close("B", 3 * MINUTE, Decimal(100))
+    assert history.correlation("A", "B") is not None
+
+
+def test_returns_are_aligned_by_candle_time() -> None:
+    """B misses minute 3, where A did not move: the times both have carry the same returns."""
+    history = ReturnHistory(10)
+    a_prices = closes(["0.01", "0.02", "0", "0.04", "0.05", "0.06"])
+    feed(history, "A", a_prices)
+    for minute, price in enumerate(a_prices):
+        if minute != 3:
+            history.on_close("B", minute * MINUTE, price)
+    # Common times 1, 2, 4, 5, 6; by position B's five returns would meet A's last five.
+    assert history.correlation("A", "B") == pytest.approx(1.0, abs=1e-12)
+
+
+def test_only_the_last_window_returns_are_kept() -> None:
+    """Ten opposite moves then five equal ones: window 5 sees only the equal ones."""
+    history = ReturnHistory(5)
+    feed(history, "A", closes(RETURNS + RETURNS[:5]))
+    feed(history, "B", closes(negated(RETURNS) + RETURNS[:5]))
+    assert history.correlation("A", "B") == pytest.approx(1.0, abs=1e-12)
+
+
+def test_zero_variance_is_unknown() -> None:
+    """A flat series has no correlation with anything."""
+    history = ReturnHistory(10)
+    feed(history, "A", closes(RETURNS))
+    feed(history, "FLAT", [Decimal("1.1")] * 11)
+    assert history.correlation("A", "FLAT") is None
+    assert history.correlation("FLAT", "A") is None
+
+
+def test_unknown_symbols_are_unknown() -> None:
+    """A symbol never seen, or seen once (no return yet), has no correlation."""
+    history = ReturnHistory(10)
+    feed(history, "A", closes(RETURNS))
+    history.on_close("ONCE", 0, Decimal(5))
+    assert history.correlation("A", "NEVER") is None
+    assert history.correlation("A", "ONCE") is None
+
+
+def test_duplicate_and_stale_closes_are_ignored() -> None:
+    """A repeated or older candle time adds no return (a bogus 0 % would distort the series)."""
+    history = ReturnHistory(10)
+    feed(history, "A", closes(RETURNS))
+    feed(history, "B", closes(RETURNS))
+    history.on_close("B", 10 * MINUTE, Decimal(1))
+    history.on_close("B", 4 * MINUTE, Decimal(1))
+    history.on_close("B", 11 * MINUTE, closes(RETURNS)[-1] * Decimal("1.03"))
+    history.on_close("A", 11 * MINUTE, closes(RETURNS)[-1] * Decimal("1.03"))
+    assert history.correlation("A", "B") == pytest.approx(1.0, abs=1e-12)
+
+
+def test_forget_drops_returns_and_the_last_close() -> None:
+    """After forget B knows nothing; its next close starts a fresh series with no return."""
+    history = ReturnHistory(4)
+    feed(history, "A", closes(RETURNS[:4]))
+    feed(history, "B", closes(negated(RETURNS[:4])))
+    assert history.correlation("A", "B") == pytest.approx(-1.0, abs=1e-12)
+    history.forget("B")
+    assert history.correlation("A", "B") is None
+    fresh = closes(["0.01", "-0.02", "0.03"], start="1")
+    feed(history, "A", fresh, first=20)
+    feed(history, "B", fresh, first=20)
+    # A also has a return at minute 20 (from its old close); B must not, or the pair differs.
+    assert history.correlation("A", "B") == pytest.approx(1.0, abs=1e-12)
+
+
+def test_window_must_be_positive() -> None:
+    """A window of 0 is a programming error."""
+    with pytest.raises(ValueError, match="at least 1"):
+        ReturnHistory(0)
