@@ -88,13 +88,22 @@ def trader_config(settings: Settings) -> TraderConfig:
 
 
 def ledger_loader(
-    conn: aiosqlite.Connection, series: list[tuple[Venue, str, Interval]], kelly: int
+    conn: aiosqlite.Connection,
+    series: list[tuple[Venue, str, Interval]],
+    *,
+    kelly: int,
+    window: int,
 ) -> Callable[[], Awaitable[RestoredLedger]]:
-    """Return the start-up read of the ledger from the writer connection."""
+    """Return the start-up read of the ledger from the writer connection.
+
+    ``kelly`` closed trades are read for the half-Kelly sizing, and ``window`` candles per
+    symbol for the rolling returns of the correlation limit.
+    """
 
     async def load() -> RestoredLedger:
         state = await ledger_state(conn)
         last_candles: list[Candle] = []
+        recent: list[Candle] = []
         unhandled: list[Candle] = []
         if state is not None:
             handled = handled_per_symbol(state)
@@ -104,6 +113,11 @@ def ledger_loader(
                     continue
                 mark = await candle_at_or_before(conn, venue, symbol, interval, last)
                 last_candles.extend([mark] if mark is not None else [])
+                since = last - window * interval.ms
+                window_candles = await load_candles(
+                    conn, venue, symbol, interval, since_ms=since, limit=window + 1
+                )
+                recent.extend(c for c in window_candles if c.open_time_ms <= last)
                 unhandled.extend(
                     await load_candles(
                         conn, venue, symbol, interval, since_ms=last + 1, limit=RECOVERY_CANDLES
@@ -114,6 +128,7 @@ def ledger_loader(
             positions=await open_positions(conn),
             history=await closed_trades(conn, limit=kelly),
             last_candles=last_candles,
+            recent=sorted(recent, key=lambda c: (c.open_time_ms, c.symbol)),
             unhandled=sorted(unhandled, key=lambda c: (c.open_time_ms, c.symbol)),
         )
 
@@ -160,7 +175,12 @@ def build_trading_stage(
         config,
         initial_balance=settings.initial_balance,
         view=view,
-        load=ledger_loader(conn, series, config.sizing.kelly_window),
+        load=ledger_loader(
+            conn,
+            series,
+            kelly=config.sizing.kelly_window,
+            window=config.limits.correlation_window,
+        ),
         commit=writer.write,
         submit=writer.submit,
         events=events,

@@ -128,7 +128,10 @@ class Trader:
         history: Sequence[ClosedTrade] = (),
         last_candle_ms: int | None = None,
         marks: Mapping[str, Candle] | None = None,
+        recent: Sequence[Candle] = (),
     ) -> None:
+        """Restore a trader; ``recent`` are the last stored candles it handled, oldest first,
+        which rebuild the rolling returns of the correlation limit (they are not persisted)."""
         self.config = config
         self.ledger = ledger
         breakers = (state or {}).get("breakers")
@@ -140,6 +143,8 @@ class Trader:
             {str(k): int(v) for k, v in handled.items()} if isinstance(handled, dict) else {}
         )
         self.returns = ReturnHistory(config.limits.correlation_window)
+        for candle in recent:
+            self.returns.on_close(candle.symbol, candle.open_time_ms, candle.close)
         self.history: deque[ClosedTrade] = deque(history, maxlen=config.sizing.kelly_window)
         self.last_candle_ms = last_candle_ms
         self.last_candles: dict[str, Candle] = dict(marks or {})

@@ -48,6 +48,7 @@ class RestoredLedger:
     positions: Sequence[Position]
     history: Sequence[ClosedTrade]
     last_candles: Sequence[Candle]
+    recent: Sequence[Candle]
     unhandled: Sequence[Candle]
 
 
@@ -112,6 +113,7 @@ class TradingStage:
             history=restored.history,
             last_candle_ms=None if state is None else state.last_candle_ms,
             marks={c.symbol: c for c in restored.last_candles},
+            recent=restored.recent,
         )
         log.info(
             "ledger_restored",

@@ -88,6 +88,7 @@ class Ledger:
         )
         flow = fill.notional if entry.side is Side.SHORT else -fill.notional
         self._move_cash(flow - fill.fee, fill)
+        self.next_fill_id += 1
         position = Position(
             venue=entry.venue,
             symbol=entry.symbol,
@@ -126,6 +127,7 @@ class Ledger:
         )
         flow = -fill.notional if position.side is Side.SHORT else fill.notional
         self._move_cash(flow - fill.fee, fill)
+        self.next_fill_id += 1
         del self.positions[symbol]
         gross = position.side.sign * position.quantity * (fill.price - position.entry_price)
         trade = ClosedTrade(
@@ -205,7 +207,6 @@ class Ledger:
             fill_model=execution.fill_model,
             slippage_bps=execution.slippage_bps,
         )
-        self.next_fill_id += 1
         return fill
 
     def _move_cash(self, amount: Decimal, fill: Fill) -> None:

@@ -173,7 +173,7 @@ async def test_migration_3_applies_to_an_empty_database(tmp_path: Path) -> None:
     """A new file reaches version 3 with the predictions table and its pending index."""
     conn = await open_database(tmp_path / "new.db")
     try:
-        result = await migrate(conn)
+        result = await migrate(conn, target=3)
 
         assert (result.from_version, result.to_version) == (0, 3)
         assert await schema_version(conn) == 3

@@ -1,0 +1,366 @@
+"""The one transport-agnostic API of the daemon: queries and commands for every interface.
+
+Telegram, the status feed and the CLI call only this module; every method is typed and returns
+frozen values. Queries of the live state (status, positions) take the trading stage's lock, so
+they never show a change whose commit is still in flight (durable before visible). History
+(signals, trades, reports) is read from SQLite through a read-only connection. Commands run
+through ``TradingStage.run_command``: under the same lock, at the last candle time; the stage
+commits and reports before the ``CommandResult`` is returned.
+
+Reports measure candle time, never the wall clock: a report's window is the last day or week
+of candle time ending at the last candle the ledger handled.
+"""
+
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+
+import aiosqlite
+
+from paper_trader.broker.analytics import analyse
+from paper_trader.domain.trading import (
+    DAY_MS,
+    BreakerTransition,
+    ClosedTrade,
+    Decision,
+    EquitySnapshot,
+    ExitReason,
+    Position,
+    TradingState,
+)
+from paper_trader.risk.exits import active_stop
+from paper_trader.storage.ledger_repository import (
+    closed_trades,
+    equity_snapshots,
+    recent_decisions,
+)
+from paper_trader.trader import InstantResult, Trader
+from paper_trader.trading_stage import TradingStage
+
+# A command's outcome, decided under the stage lock: whether it did what was asked, and why.
+Command = Callable[[Trader, InstantResult], tuple[bool, str]]
+
+
+class Period(enum.StrEnum):
+    """The span of a report, in candle time."""
+
+    DAY = "day"
+    WEEK = "week"
+
+    @property
+    def span_ms(self) -> int:
+        """Return the period's length in milliseconds."""
+        return DAY_MS if self is Period.DAY else 7 * DAY_MS
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Status:
+    """The trading state and the portfolio marked at the latest closes.
+
+    ``drawdown`` is the fraction of the peak equity lost (0.05 is 5 %); ``last_candle_ms`` is
+    the open time of the last candle the ledger handled (None before the first one).
+    """
+
+    state: TradingState
+    tripped: tuple[BreakerTransition, ...]
+    equity: Decimal
+    cash: Decimal
+    positions_value: Decimal
+    peak_equity: Decimal
+    drawdown: float
+    open_positions: int
+    last_candle_ms: int | None
+    entered: int
+    rejected: int
+    skipped: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PositionView:
+    """An open position at its mark (the symbol's last close; the entry price if none yet).
+
+    ``unrealised_pnl`` is gross (fees excluded); ``unrealised_pct`` is that PnL in percent of
+    the entry notional; ``stop`` is the binding stop and ``stop_reason`` says which one it is.
+    """
+
+    position: Position
+    mark: Decimal
+    unrealised_pnl: Decimal
+    unrealised_pct: Decimal
+    stop: Decimal
+    stop_reason: ExitReason
+    target: Decimal | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeriodReport:
+    """The ledger over the window ``(start_ms, end_ms]`` of candle time.
+
+    ``start_equity`` is the last snapshot at or before ``start_ms`` (else the first in the
+    window, else the initial balance); ``end_equity`` the last snapshot in the window.
+    ``total_return`` is ``end_equity / start_equity - 1``. ``trades`` are those closed in the
+    window, oldest first; ``by_symbol`` is the net PnL per symbol, sorted by symbol;
+    ``analytics`` is ``broker.analytics.analyse`` of the window as JSON values (empty if the
+    start equity is not positive).
+    """
+
+    period: Period
+    start_ms: int
+    end_ms: int
+    start_equity: Decimal
+    end_equity: Decimal
+    total_return: Decimal
+    trades: tuple[ClosedTrade, ...]
+    wins: int
+    losses: int
+    net_pnl: Decimal
+    fees: Decimal
+    best_trade: ClosedTrade | None
+    worst_trade: ClosedTrade | None
+    by_symbol: tuple[tuple[str, Decimal], ...]
+    analytics: Mapping[str, object]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommandResult:
+    """What a command did: ``ok`` is False when it could not do what was asked.
+
+    ``transitions`` are the breaker trips and resets it caused and ``trades`` the positions it
+    closed; both were committed to SQLite before the result was returned.
+    """
+
+    ok: bool
+    message: str
+    transitions: tuple[BreakerTransition, ...]
+    trades: tuple[ClosedTrade, ...]
+
+
+class Control:
+    """Queries and commands on the trading stage and the stored ledger."""
+
+    def __init__(
+        self, stage: TradingStage, reader: aiosqlite.Connection, *, interval_ms: int = 60_000
+    ) -> None:
+        """Use ``reader`` (read-only) for history; ``interval_ms`` is the candle interval."""
+        self._stage = stage
+        self._reader = reader
+        self._interval_ms = interval_ms
+
+    async def status(self) -> Status:
+        """Return the trading state, the tripped breakers, the portfolio and the counters."""
+        stage = self._stage
+        async with stage.lock:
+            trader = stage.trader
+            snapshot = trader.snapshot(trader.last_candle_ms or 0)
+            peak = snapshot.peak_equity
+            return Status(
+                state=trader.breakers.state,
+                tripped=trader.breakers.tripped(),
+                equity=snapshot.equity,
+                cash=snapshot.cash,
+                positions_value=snapshot.positions_value,
+                peak_equity=peak,
+                drawdown=float((peak - snapshot.equity) / peak) if peak > 0 else 0.0,
+                open_positions=snapshot.open_positions,
+                last_candle_ms=trader.last_candle_ms,
+                entered=stage.entered,
+                rejected=stage.rejected,
+                skipped=stage.skipped,
+            )
+
+    async def positions(self) -> tuple[PositionView, ...]:
+        """Return every open position at its mark, sorted by symbol."""
+        async with self._stage.lock:
+            trader = self._stage.trader
+            marks = trader.marks
+            held = sorted(trader.ledger.positions.items())
+            return tuple(_view(p, marks.get(s, p.entry_price)) for s, p in held)
+
+    async def recent_signals(self, limit: int = 20) -> tuple[Decision, ...]:
+        """Return the newest ``limit`` entry decisions, oldest first (none for a limit below 1)."""
+        if limit < 1:
+            return ()
+        return tuple(await recent_decisions(self._reader, limit=limit))
+
+    async def recent_trades(self, limit: int = 20) -> tuple[ClosedTrade, ...]:
+        """Return the newest ``limit`` closed trades, oldest first (none for a limit below 1)."""
+        if limit < 1:
+            return ()
+        return tuple(await closed_trades(self._reader, limit=limit))
+
+    async def report(self, period: Period) -> PeriodReport:
+        """Return the ledger over the last ``period`` of candle time up to the last candle."""
+        async with self._stage.lock:  # waits for an in-flight commit: the window is all stored
+            end = self._stage.trader.last_candle_ms or 0
+            initial = self._stage.trader.initial_balance
+        start = end - period.span_ms
+        # One day before the window is enough to find the snapshot the window starts from:
+        # every decision instant writes one.
+        snapshots = await equity_snapshots(self._reader, since_ms=start - DAY_MS)
+        before = [s for s in snapshots if s.candle_time_ms <= start]
+        inside = [s for s in snapshots if start < s.candle_time_ms <= end]
+        trades = [t for t in await closed_trades(self._reader) if start < t.closed_candle_ms <= end]
+        first = before[-1:] or inside[:1]
+        start_equity = first[0].equity if first else initial
+        return _period_report(period, start, end, start_equity, trades, inside, self._interval_ms)
+
+    async def pause(self, reason: str = "paused by command") -> CommandResult:
+        """Stop new entries; exits (stops, targets, time) keep running."""
+        return await self._run(_pause(reason))
+
+    async def resume(self) -> CommandResult:
+        """Clear the manual breakers and a drawdown halt; say what stays tripped.
+
+        ``ok`` is True when entries are allowed again (the state is ACTIVE).
+        """
+        return await self._run(_resume)
+
+    async def close(self, symbol: str) -> CommandResult:
+        """Close the position on ``symbol`` (as given, else upper-case) at its last close."""
+        return await self._run(_close(symbol))
+
+    async def emergency_stop(self, reason: str = "emergency stop by command") -> CommandResult:
+        """Halt trading and close every position at its last close.
+
+        ``ok`` is False if a position could not be closed (no last close known for it).
+        """
+        return await self._run(_emergency_stop(reason))
+
+    async def _run(self, command: Command) -> CommandResult:
+        """Run ``command`` through the stage; keep its outcome and what it changed."""
+        outcome: list[tuple[bool, InstantResult]] = []
+
+        def apply(trader: Trader, result: InstantResult) -> str:
+            ok, message = command(trader, result)
+            outcome.append((ok, result))
+            return message
+
+        message = await self._stage.run_command(apply)
+        ok, result = outcome[0]
+        return CommandResult(
+            ok=ok,
+            message=message,
+            transitions=tuple(result.transitions),
+            trades=tuple(result.trades),
+        )
+
+
+def _view(position: Position, mark: Decimal) -> PositionView:
+    pnl = position.unrealised_pnl(mark)
+    notional = position.quantity * position.entry_price
+    stop, reason = active_stop(position)
+    return PositionView(
+        position=position,
+        mark=mark,
+        unrealised_pnl=pnl,
+        unrealised_pct=100 * pnl / notional,
+        stop=stop,
+        stop_reason=reason,
+        target=position.take_profit_price,
+    )
+
+
+def _period_report(  # noqa: PLR0917 - the window's facts, gathered by Control.report
+    period: Period,
+    start: int,
+    end: int,
+    start_equity: Decimal,
+    trades: list[ClosedTrade],
+    snapshots: list[EquitySnapshot],
+    interval_ms: int,
+) -> PeriodReport:
+    """Summarise the window's trades and snapshots."""
+    end_equity = snapshots[-1].equity if snapshots else start_equity
+    by_symbol: dict[str, Decimal] = {}
+    for trade in trades:
+        by_symbol[trade.symbol] = by_symbol.get(trade.symbol, Decimal(0)) + trade.net_pnl
+    analytics: Mapping[str, object] = {}
+    if start_equity > 0:
+        analytics = analyse(
+            trades, snapshots, initial_equity=start_equity, interval_ms=interval_ms
+        ).to_json()
+    return PeriodReport(
+        period=period,
+        start_ms=start,
+        end_ms=end,
+        start_equity=start_equity,
+        end_equity=end_equity,
+        total_return=end_equity / start_equity - 1 if start_equity > 0 else Decimal(0),
+        trades=tuple(trades),
+        wins=sum(1 for t in trades if t.net_pnl > 0),
+        losses=sum(1 for t in trades if t.net_pnl < 0),
+        net_pnl=sum((t.net_pnl for t in trades), Decimal(0)),
+        fees=sum((t.fees for t in trades), Decimal(0)),
+        best_trade=max(trades, key=lambda t: t.net_pnl, default=None),
+        worst_trade=min(trades, key=lambda t: t.net_pnl, default=None),
+        by_symbol=tuple(sorted(by_symbol.items())),
+        analytics=analytics,
+    )
+
+
+def _pause(reason: str) -> Command:
+    def apply(trader: Trader, result: InstantResult) -> tuple[bool, str]:
+        transitions = trader.breakers.pause(result.candle_time_ms, reason)
+        result.transitions.extend(transitions)
+        state = trader.breakers.state
+        if not transitions:
+            return True, f"already paused; trading is {state}"
+        return True, f"paused: no new entries, exits keep running; trading is {state}"
+
+    return apply
+
+
+def _resume(trader: Trader, result: InstantResult) -> tuple[bool, str]:
+    breakers = trader.breakers
+    equity = trader.ledger.equity(trader.marks)
+    transitions = breakers.resume(result.candle_time_ms, equity)
+    result.transitions.extend(transitions)
+    cleared = ", ".join(t.breaker for t in transitions)
+    head = f"resumed: cleared {cleared}" if cleared else "nothing to resume"
+    remaining = "; ".join(t.reason for t in breakers.tripped())
+    state = breakers.state
+    if state is TradingState.ACTIVE:
+        tail = "trading is active" + (f" (still tripped: {remaining})" if remaining else "")
+        return True, f"{head}; {tail}"
+    return False, f"{head}; trading is still {state}: {remaining}"
+
+
+def _close(symbol: str) -> Command:
+    def apply(trader: Trader, result: InstantResult) -> tuple[bool, str]:
+        held = trader.ledger.positions
+        name = next((s for s in (symbol, symbol.upper()) if s in held), None)
+        if name is None:
+            listed = ", ".join(sorted(held)) or "none"
+            return False, f"{symbol}: no open position (held: {listed})"
+        trade = trader.close_position(name, ExitReason.MANUAL, result)
+        if trade is None:
+            return False, f"{name}: no last close is known to fill at"
+        return True, f"{name}: closed at {trade.exit_price}, net PnL {trade.net_pnl:.2f}"
+
+    return apply
+
+
+def _emergency_stop(reason: str) -> Command:
+    def apply(trader: Trader, result: InstantResult) -> tuple[bool, str]:
+        result.transitions.extend(trader.breakers.emergency_stop(result.candle_time_ms, reason))
+        trades: list[ClosedTrade] = []
+        left: list[str] = []
+        for symbol in sorted(trader.ledger.positions):
+            trade = trader.close_position(symbol, ExitReason.EMERGENCY_STOP, result)
+            if trade is None:
+                left.append(symbol)
+            else:
+                trades.append(trade)
+        message = f"emergency stop: trading is {trader.breakers.state}"
+        if trades:
+            net = sum((t.net_pnl for t in trades), Decimal(0))
+            names = ", ".join(t.symbol for t in trades)
+            message += f"; closed {len(trades)} ({names}), net PnL {net:.2f}"
+        elif not left:
+            message += "; no open positions"
+        if left:
+            message += f"; still open, no last close to fill at: {', '.join(left)}"
+        return not left, message
+
+    return apply

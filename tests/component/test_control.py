@@ -1,0 +1,533 @@
+"""Control: queries and commands on a real trading stage, writer and SQLite file."""
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import aiosqlite
+
+from paper_trader.app_trading import ledger_loader
+from paper_trader.control import Control, Period
+from paper_trader.domain import Candle, Event, EventKind, Interval, Signal, Strength, Venue
+from paper_trader.domain.trading import (
+    DAY_MS,
+    Action,
+    ClosedTrade,
+    ExitReason,
+    FillModel,
+    TradingState,
+)
+from paper_trader.features.engine import FeatureRow
+from paper_trader.risk.config import (
+    BreakerConfig,
+    ExitConfig,
+    FillConfig,
+    LimitsConfig,
+    SizingConfig,
+)
+from paper_trader.runtime.channel import DropOldestChannel
+from paper_trader.runtime.events import EventBus
+from paper_trader.runtime.service import Readiness
+from paper_trader.storage import StorageWriter, migrate, open_database, open_reader
+from paper_trader.storage.ledger_repository import breaker_history, closed_trades
+from paper_trader.trader import TraderConfig
+from paper_trader.trading_stage import MarketView, TradingStage
+
+T0 = 19_675 * DAY_MS  # midnight UTC
+MIN = 60_000
+BALANCE = Decimal(10_000)
+SLIP = Decimal("0.0005")  # 5 bps, no volume impact
+FEE = Decimal("0.001")
+SERIES = [(Venue.BINANCE, s, Interval.M1) for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")]
+
+
+def config(*, max_consecutive_losses: int = 1_000) -> TraderConfig:
+    """Return permissive rules: ATR 2 gives a stop 4 away and 25 units at 100 on 10 000."""
+    return TraderConfig(
+        breakers=BreakerConfig(
+            max_daily_loss=0.99,
+            max_drawdown=0.99,
+            max_consecutive_losses=max_consecutive_losses,
+            min_time_between_trades_ms=0,
+            stop_loss_cooldown_ms=0,
+            volatility_min_samples=1_000_000,
+        ),
+        limits=LimitsConfig(
+            max_positions=10,
+            max_position_size=1.0,
+            max_total_exposure=10.0,
+            min_notional=Decimal(1),
+            min_confidence=0.0,
+            correlation_limit=2.0,
+        ),
+        sizing=SizingConfig(risk_per_trade=0.01, confidence_full_size=0.5),
+        exits=ExitConfig(
+            stop_loss_atr_multiplier=2.0,
+            take_profit_risk_reward=2.0,
+            trailing_stop=False,
+            max_holding_ms=0,
+            exit_on_opposite_signal=False,
+        ),
+        fills=FillConfig(fee_rate=FEE, slippage_bps=Decimal(5), impact_bps=Decimal(0)),
+    )
+
+
+VIEW = MarketView(
+    atr_columns=(0, 1),
+    is_tradable=lambda c: True,
+    entries_blocked=lambda: None,
+    is_stale=lambda c: False,
+)
+
+
+@dataclass
+class Rig:
+    """A running stage with its control, a reader and an event subscription."""
+
+    stage: TradingStage
+    control: Control
+    reader: aiosqlite.Connection
+    events: DropOldestChannel[Event]
+
+    async def feed(self, candles: Sequence[Candle], signals: Sequence[Signal] = ()) -> None:
+        """Hand one batch of candles (ATR 2) and signals to the stage."""
+        await self.stage.on_batch([(c, row(c)) for c in candles], signals)
+
+    def drain_kinds(self) -> list[EventKind]:
+        """Return the kinds of the events published so far, consuming them."""
+        return [e.kind for e in self.events.drain(len(self.events))]
+
+
+@contextlib.asynccontextmanager
+async def running_rig(tmp_path: Path, rules: TraderConfig | None = None) -> AsyncIterator[Rig]:
+    """Open the database, run the writer in a TaskGroup, start the stage; tear all down."""
+    path = tmp_path / "paper_trader.db"
+    conn = await open_database(path)
+    try:
+        await migrate(conn)
+        writer = StorageWriter(conn)
+        bus = EventBus()
+        async with asyncio.TaskGroup() as group:
+            ready = Readiness()
+            task = group.create_task(writer.run(ready), name=writer.name)
+            await ready.wait()
+            stage = TradingStage(
+                rules or config(),
+                initial_balance=BALANCE,
+                view=VIEW,
+                load=ledger_loader(conn, SERIES, kelly=100, window=100),
+                commit=writer.write,
+                submit=writer.submit,
+                events=bus,
+                now_ms=lambda: 0,
+            )
+            await stage.start()
+            reader = await open_reader(path)
+            try:
+                yield Rig(stage, Control(stage, reader), reader, bus.subscribe())
+            finally:
+                await reader.close()
+                task.cancel()
+    finally:
+        await conn.close()
+
+
+def bar(
+    symbol: str,
+    t: int,
+    close: str,
+    *,
+    open_: str | None = None,
+    low: str | None = None,
+    high: str | None = None,
+) -> Candle:
+    """Return a candle closing at ``close``, its range 1 either side unless given."""
+    c = Decimal(close)
+    return Candle(
+        venue=Venue.BINANCE,
+        symbol=symbol,
+        interval=Interval.M1,
+        open_time_ms=t,
+        open=c if open_ is None else Decimal(open_),
+        high=c + 1 if high is None else Decimal(high),
+        low=c - 1 if low is None else Decimal(low),
+        close=c,
+        volume=Decimal(1_000),
+    )
+
+
+def row(candle: Candle) -> FeatureRow:
+    """Return a feature row whose ATR is 2 (2 %)."""
+    return FeatureRow(
+        venue=candle.venue,
+        symbol=candle.symbol,
+        interval=candle.interval,
+        open_time_ms=candle.open_time_ms,
+        values=(2.0, 2.0),
+        is_ready=True,
+    )
+
+
+def buy(symbol: str, t: int) -> Signal:
+    """Return a full-size strong buy signal."""
+    return Signal(
+        venue=Venue.BINANCE,
+        symbol=symbol,
+        interval=Interval.M1,
+        open_time_ms=t,
+        probabilities=(0.05, 0.05, 0.9),
+        score=0.85,
+        strength=Strength.STRONG_BUY,
+        confidence=0.9,
+        model_version="test-model",
+        spec_hash="spec",
+        weights=(),
+        model_probabilities=(),
+    )
+
+
+def sell_price(reference: str) -> Decimal:
+    """Return what a market sell at ``reference`` fills at (less 5 bps)."""
+    return Decimal(reference) * (1 - SLIP)
+
+
+async def open_and_close(rig: Rig, symbol: str, t: int, entry: str, exit_: str) -> ClosedTrade:
+    """Enter ``symbol`` at ``t``, mark it at ``t + MIN``, then close it by command."""
+    await rig.feed([bar(symbol, t, entry)], [buy(symbol, t)])
+    await rig.feed([bar(symbol, t + MIN, exit_)])
+    result = await rig.control.close(symbol)
+    assert result.ok, result.message
+    return result.trades[0]
+
+
+async def test_status_reports_equity_and_cash_after_a_known_fill(tmp_path: Path) -> None:
+    """One fill of 25 at 100 plus 5 bps with a 0.1 % fee gives exact cash, equity and drawdown."""
+    async with running_rig(tmp_path) as rig:
+        await rig.feed([bar("BTCUSDT", T0, "100")], [buy("BTCUSDT", T0)])
+        status = await rig.control.status()
+
+    price = Decimal(100) * (1 + SLIP)
+    fee = 25 * price * FEE
+    cash = BALANCE - 25 * price - fee
+    assert price == Decimal("100.05")
+    assert cash == Decimal("7496.24875")
+    assert status.state is TradingState.ACTIVE
+    assert status.tripped == ()
+    assert status.cash == cash
+    assert status.positions_value == Decimal(2500)
+    assert status.equity == cash + 2500
+    assert status.peak_equity == BALANCE
+    assert status.drawdown == float((BALANCE - cash - 2500) / BALANCE)
+    assert status.drawdown == 0.000375125
+    assert status.open_positions == 1
+    assert status.last_candle_ms == T0
+    assert (status.entered, status.rejected, status.skipped) == (1, 0, 0)
+
+
+async def test_positions_show_mark_unrealised_pnl_and_levels(tmp_path: Path) -> None:
+    """A long from 100.05 marked at 102 shows 48.75 unrealised, stop 96 and target 108."""
+    async with running_rig(tmp_path) as rig:
+        await rig.feed(
+            [bar("BTCUSDT", T0, "100"), bar("ETHUSDT", T0, "50")],
+            [buy("ETHUSDT", T0), buy("BTCUSDT", T0)],
+        )
+        await rig.feed([bar("BTCUSDT", T0 + MIN, "102"), bar("ETHUSDT", T0 + MIN, "49")])
+        views = await rig.control.positions()
+
+    assert [v.position.symbol for v in views] == ["BTCUSDT", "ETHUSDT"]
+    btc = views[0]
+    assert btc.position.quantity == Decimal(25)
+    assert btc.position.entry_price == Decimal("100.05")
+    assert btc.mark == Decimal(102)
+    assert btc.unrealised_pnl == Decimal("48.75")
+    assert btc.unrealised_pct == 100 * Decimal("48.75") / Decimal("2501.25")
+    assert (btc.stop, btc.stop_reason, btc.target) == (
+        Decimal(96),
+        ExitReason.STOP_LOSS,
+        Decimal(108),
+    )
+    eth = views[1]
+    assert eth.mark == Decimal(49)
+    assert eth.unrealised_pnl == eth.position.quantity * (Decimal(49) - Decimal("50.025"))
+    assert (eth.stop, eth.target) == (Decimal(46), Decimal(58))
+
+
+async def test_pause_blocks_entries_while_a_stop_still_fills(tmp_path: Path) -> None:
+    """While paused an entry is rejected by trading_state and an open position's stop fills."""
+    async with running_rig(tmp_path) as rig:
+        await rig.feed([bar("BTCUSDT", T0, "100")], [buy("BTCUSDT", T0)])
+        rig.drain_kinds()
+        paused = await rig.control.pause("lunch")
+        stored = await breaker_history(rig.reader, limit=5)
+        kinds_after_pause = rig.drain_kinds()
+        again = await rig.control.pause()
+        t1 = T0 + MIN
+        await rig.feed(
+            [bar("BTCUSDT", t1, "97", open_="99", low="95"), bar("ETHUSDT", t1, "50")],
+            [buy("ETHUSDT", t1)],
+        )
+        status = await rig.control.status()
+        signals = await rig.control.recent_signals()
+        trades = await rig.control.recent_trades()
+
+    assert paused.ok
+    assert paused.trades == ()
+    assert [(t.breaker, t.tripped, t.state) for t in paused.transitions] == [
+        ("manual_pause", True, TradingState.REDUCING)
+    ]
+    assert paused.transitions[0].reason == "paused by the operator: lunch"
+    assert paused.transitions[0].candle_time_ms == T0
+    assert stored == list(paused.transitions)
+    assert kinds_after_pause == [EventKind.BREAKER_TRIPPED]
+    assert again.ok
+    assert again.transitions == ()
+    assert again.message.startswith("already paused")
+    assert status.state is TradingState.REDUCING
+    assert [t.breaker for t in status.tripped] == ["manual_pause"]
+    assert status.open_positions == 0
+    assert (status.entered, status.rejected) == (1, 1)
+    eth = signals[-1]
+    assert (eth.symbol, eth.action, eth.rule) == ("ETHUSDT", Action.REJECTED, "trading_state")
+    [stopped] = trades
+    assert stopped.exit_reason is ExitReason.STOP_LOSS
+    assert stopped.exit_fill_model is FillModel.STOP_TOUCH
+    assert stopped.exit_price == sell_price("96")
+
+
+async def test_resume_after_pause_allows_entries_again(tmp_path: Path) -> None:
+    """Resume clears the pause, reports trading active, and the next entry goes through."""
+    async with running_rig(tmp_path) as rig:
+        await rig.feed([bar("BTCUSDT", T0, "100")])
+        await rig.control.pause()
+        resumed = await rig.control.resume()
+        t1 = T0 + MIN
+        await rig.feed([bar("BTCUSDT", t1, "100")], [buy("BTCUSDT", t1)])
+        status = await rig.control.status()
+        nothing = await rig.control.resume()
+
+    assert resumed.ok
+    assert [(t.breaker, t.tripped, t.state) for t in resumed.transitions] == [
+        ("manual_pause", False, TradingState.ACTIVE)
+    ]
+    assert resumed.message == "resumed: cleared manual_pause; trading is active"
+    assert status.state is TradingState.ACTIVE
+    assert (status.entered, status.rejected, status.open_positions) == (1, 0, 1)
+    assert nothing.ok
+    assert nothing.transitions == ()
+    assert nothing.message == "nothing to resume; trading is active"
+
+
+async def test_resume_says_which_breaker_stays_tripped(tmp_path: Path) -> None:
+    """A losing streak outlives resume: ok is False and the message names the streak."""
+    async with running_rig(tmp_path, config(max_consecutive_losses=1)) as rig:
+        await rig.control.pause()
+        await rig.control.resume()
+        await rig.feed([bar("BTCUSDT", T0, "100")], [buy("BTCUSDT", T0)])
+        await rig.feed([bar("BTCUSDT", T0 + MIN, "98")])
+        closed = await rig.control.close("BTCUSDT")
+        await rig.control.pause()
+        resumed = await rig.control.resume()
+        status = await rig.control.status()
+
+    assert closed.ok
+    assert [(t.breaker, t.tripped) for t in closed.transitions] == [("losing_streak", True)]
+    assert not resumed.ok
+    assert [t.breaker for t in resumed.transitions] == ["manual_pause"]
+    assert resumed.message.startswith(
+        "resumed: cleared manual_pause; trading is still reducing: 1 consecutive losing trades"
+    )
+    assert status.state is TradingState.REDUCING
+    assert [t.breaker for t in status.tripped] == ["losing_streak"]
+
+
+async def test_close_fills_at_last_close_and_is_stored_before_returning(tmp_path: Path) -> None:
+    """close() sells at the last close less slippage (market_last); SQLite has it on return."""
+    async with running_rig(tmp_path) as rig:
+        await rig.feed([bar("BTCUSDT", T0, "100")], [buy("BTCUSDT", T0)])
+        await rig.feed([bar("BTCUSDT", T0 + MIN, "102")])
+        rig.drain_kinds()
+        result = await rig.control.close("btcusdt")
+        stored = await closed_trades(rig.reader)
+        kinds = rig.drain_kinds()
+        status = await rig.control.status()
+
+    [trade] = result.trades
+    exit_price = sell_price("102")
+    assert result.ok
+    assert result.message == "BTCUSDT: closed at 101.94900000, net PnL 42.43"
+    assert stored == [trade]
+    assert trade.exit_reason is ExitReason.MANUAL
+    assert trade.exit_fill_model is FillModel.MARKET_LAST
+    assert trade.exit_price == exit_price
+    assert trade.closed_candle_ms == T0 + MIN
+    entry = Decimal("100.05")
+    expected_net = 25 * (exit_price - entry) - 25 * entry * FEE - 25 * exit_price * FEE
+    assert trade.net_pnl == expected_net
+    assert kinds == [EventKind.TRADE_CLOSED]
+    assert status.cash == BALANCE + expected_net
+    assert status.open_positions == 0
+
+
+async def test_close_of_an_unknown_symbol_is_refused_with_the_held_symbols(
+    tmp_path: Path,
+) -> None:
+    """Closing a symbol not held answers ok False and lists what is held; nothing changes."""
+    async with running_rig(tmp_path) as rig:
+        empty = await rig.control.close("BTCUSDT")
+        await rig.feed([bar("ETHUSDT", T0, "50")], [buy("ETHUSDT", T0)])
+        result = await rig.control.close("dogeusdt")
+        views = await rig.control.positions()
+
+    assert not empty.ok
+    assert empty.message == "BTCUSDT: no open position (held: none)"
+    assert not result.ok
+    assert result.message == "dogeusdt: no open position (held: ETHUSDT)"
+    assert (result.trades, result.transitions) == ((), ())
+    assert [v.position.symbol for v in views] == ["ETHUSDT"]
+
+
+async def test_emergency_stop_halts_closes_everything_and_blocks_entries(tmp_path: Path) -> None:
+    """Emergency stop: HALTED, every position closed as emergency_stop, entries rejected."""
+    async with running_rig(tmp_path) as rig:
+        await rig.feed(
+            [bar("BTCUSDT", T0, "100"), bar("ETHUSDT", T0, "50")],
+            [buy("BTCUSDT", T0), buy("ETHUSDT", T0)],
+        )
+        await rig.feed([bar("BTCUSDT", T0 + MIN, "102"), bar("ETHUSDT", T0 + MIN, "49")])
+        stopped = await rig.control.emergency_stop("exchange trouble")
+        stored = await closed_trades(rig.reader)
+        halted = await rig.control.status()
+        t2 = T0 + 2 * MIN
+        await rig.feed([bar("BTCUSDT", t2, "102")], [buy("BTCUSDT", t2)])
+        [refused] = (await rig.control.recent_signals(limit=1))[-1:]
+
+    assert stopped.ok
+    assert stopped.transitions[0].breaker == "emergency_stop"
+    assert stopped.transitions[0].state is TradingState.HALTED
+    assert stopped.transitions[0].reason == "emergency stop: exchange trouble"
+    assert [(t.symbol, t.exit_reason, t.exit_fill_model) for t in stopped.trades] == [
+        ("BTCUSDT", ExitReason.EMERGENCY_STOP, FillModel.MARKET_LAST),
+        ("ETHUSDT", ExitReason.EMERGENCY_STOP, FillModel.MARKET_LAST),
+    ]
+    assert [t.exit_price for t in stopped.trades] == [sell_price("102"), sell_price("49")]
+    assert stored == list(stopped.trades)
+    assert stopped.message.startswith("emergency stop: trading is halted; closed 2 (BTCUSDT")
+    assert halted.state is TradingState.HALTED
+    assert halted.open_positions == 0
+    assert halted.positions_value == 0
+    assert (refused.symbol, refused.candle_time_ms) == ("BTCUSDT", t2)
+    assert (refused.action, refused.rule) == (Action.REJECTED, "trading_state")
+
+
+async def test_resume_after_an_emergency_stop_makes_trading_active(tmp_path: Path) -> None:
+    """Resume clears the emergency stop; the next entry signal is entered."""
+    async with running_rig(tmp_path) as rig:
+        await rig.feed([bar("BTCUSDT", T0, "100")])
+        stopped = await rig.control.emergency_stop()
+        resumed = await rig.control.resume()
+        t1 = T0 + MIN
+        await rig.feed([bar("BTCUSDT", t1, "100")], [buy("BTCUSDT", t1)])
+        status = await rig.control.status()
+
+    assert stopped.message == "emergency stop: trading is halted; no open positions"
+    assert stopped.trades == ()
+    assert resumed.ok
+    assert [(t.breaker, t.tripped, t.state) for t in resumed.transitions] == [
+        ("emergency_stop", False, TradingState.ACTIVE)
+    ]
+    assert status.state is TradingState.ACTIVE
+    assert (status.entered, status.open_positions) == (1, 1)
+
+
+async def test_recent_signals_are_oldest_first_and_limited(tmp_path: Path) -> None:
+    """recent_signals returns the newest decisions, oldest first, at most ``limit``."""
+    async with running_rig(tmp_path) as rig:
+        t1, t2 = T0 + MIN, T0 + 2 * MIN
+        await rig.feed(
+            [bar("BTCUSDT", T0, "100"), bar("ETHUSDT", T0, "50")],
+            [buy("BTCUSDT", T0), buy("ETHUSDT", T0)],
+        )
+        await rig.feed([bar("BTCUSDT", t1, "100")], [buy("BTCUSDT", t1)])
+        await rig.feed([bar("ETHUSDT", t2, "50")], [buy("ETHUSDT", t2)])
+        every = await rig.control.recent_signals()
+        last_two = await rig.control.recent_signals(limit=2)
+        none = await rig.control.recent_signals(limit=0)
+
+    assert [(d.candle_time_ms, d.symbol, d.action) for d in every] == [
+        (T0, "BTCUSDT", Action.ENTERED),
+        (T0, "ETHUSDT", Action.ENTERED),
+        (t1, "BTCUSDT", Action.REJECTED),
+        (t2, "ETHUSDT", Action.REJECTED),
+    ]
+    assert last_two == every[2:]
+    assert {d.rule for d in last_two} == {"position_open"}
+    assert none == ()
+
+
+async def test_recent_trades_are_oldest_first_and_limited(tmp_path: Path) -> None:
+    """recent_trades returns the newest closed trades in closing order, at most ``limit``."""
+    async with running_rig(tmp_path) as rig:
+        symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
+        await rig.feed([bar(s, T0, "100") for s in symbols], [buy(s, T0) for s in symbols])
+        await rig.feed([bar(s, T0 + MIN, "101") for s in symbols])
+        for symbol in ("SOLUSDT", "BTCUSDT", "ETHUSDT"):
+            await rig.control.close(symbol)
+        every = await rig.control.recent_trades()
+        last_two = await rig.control.recent_trades(limit=2)
+        none = await rig.control.recent_trades(limit=-1)
+
+    assert [t.symbol for t in every] == ["SOLUSDT", "BTCUSDT", "ETHUSDT"]
+    assert [t.exit_fill_id for t in every] == [4, 5, 6]
+    assert last_two == every[1:]
+    assert none == ()
+
+
+async def test_reports_window_the_last_day_and_week_of_candle_time(tmp_path: Path) -> None:
+    """A trade 8 days back is in neither report; one 2 days back is in the week only."""
+    day8 = T0 + 8 * DAY_MS
+    async with running_rig(tmp_path) as rig:
+        old = await open_and_close(rig, "BTCUSDT", T0, "100", "102")
+        week = await open_and_close(rig, "ETHUSDT", day8 - 2 * DAY_MS, "50", "52")
+        today = await open_and_close(rig, "BTCUSDT", day8, "100", "99")
+        daily = await rig.control.report(Period.DAY)
+        weekly = await rig.control.report(Period.WEEK)
+
+    end = day8 + MIN
+    assert (daily.end_ms, daily.start_ms) == (end, end - DAY_MS)
+    assert (weekly.end_ms, weekly.start_ms) == (end, end - 7 * DAY_MS)
+    assert daily.trades == (today,)
+    assert weekly.trades == (week, today)
+    assert old not in weekly.trades
+
+    assert weekly.start_equity == BALANCE + old.net_pnl
+    assert daily.start_equity == BALANCE + old.net_pnl + week.net_pnl
+    final = BALANCE + old.net_pnl + week.net_pnl + today.net_pnl
+    assert daily.end_equity == weekly.end_equity == final
+    assert weekly.total_return == final / (BALANCE + old.net_pnl) - 1
+
+    assert (weekly.wins, weekly.losses) == (1, 1)
+    assert weekly.net_pnl == week.net_pnl + today.net_pnl
+    assert weekly.fees == week.fees + today.fees
+    assert (weekly.best_trade, weekly.worst_trade) == (week, today)
+    assert weekly.by_symbol == (("BTCUSDT", today.net_pnl), ("ETHUSDT", week.net_pnl))
+    assert weekly.analytics["trades"] == 2
+    assert weekly.analytics["net_pnl"] == format(week.net_pnl + today.net_pnl, "f")
+
+    assert (daily.wins, daily.losses) == (0, 1)
+    assert daily.by_symbol == (("BTCUSDT", today.net_pnl),)
+    assert daily.analytics["trades"] == 1
+
+
+async def test_report_before_any_candle_is_empty_at_the_initial_balance(tmp_path: Path) -> None:
+    """With nothing handled yet the report holds no trades and the initial balance."""
+    async with running_rig(tmp_path) as rig:
+        report = await rig.control.report(Period.DAY)
+
+    assert report.trades == ()
+    assert (report.start_equity, report.end_equity) == (BALANCE, BALANCE)
+    assert report.total_return == 0
+    assert (report.best_trade, report.worst_trade) == (None, None)
+    assert report.analytics["trades"] == 0
