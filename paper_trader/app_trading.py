@@ -182,7 +182,6 @@ def build_trading_stage(
             window=config.limits.correlation_window,
         ),
         commit=writer.write,
-        submit=writer.submit,
         events=events,
         now_ms=clock.now_ms,
         on_closed=None if files is None else files.trade_closed,

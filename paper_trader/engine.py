@@ -118,8 +118,18 @@ class DecisionEngine:
         try:
             await self._loop()
         finally:
+            if self.trading is not None:
+                await self._final_trading_save(self.trading)
             if self.features is not None:
                 await self._final_save(self.features)
+
+    async def _final_trading_save(self, trading: "TradingStage") -> None:
+        """Save the volatility windows at stop, bounded (losing them costs a few minutes)."""
+        try:
+            async with asyncio.timeout(FINAL_SAVE_TIMEOUT_S):
+                await trading.save()
+        except TimeoutError:
+            log.error("trading_state_save_timed_out", timeout_s=FINAL_SAVE_TIMEOUT_S)  # noqa: TRY400
 
     async def _final_save(self, features: FeatureStage) -> None:
         """Save the feature cache at stop, bounded; a slow disk costs the cache, not the stop."""

@@ -209,10 +209,15 @@ class Trader:
             open_positions=len(self.ledger.positions),
         )
 
+    def windows_json(self) -> str:
+        """Return the volatility breaker's windows as JSON (persisted less often)."""
+        return json.dumps(self.breakers.windows_snapshot(), separators=(",", ":"))
+
     def state_json(self) -> str:
-        """Return the breakers' state and the last candle handled per symbol, as JSON."""
+        """Return the breakers' state (without the volatility windows) and the last candle
+        handled per symbol, as JSON."""
         state = {
-            "breakers": self.breakers.snapshot(),
+            "breakers": self.breakers.snapshot(windows=False),
             "handled": self.handled,
             "initial_balance": format(self.initial_balance, "f"),
         }

@@ -38,6 +38,7 @@ from paper_trader.trader import InstantResult, MarketInput, Trader, TraderConfig
 log = get_logger("trader")
 
 Commit = Callable[[RecordInstant], Awaitable[None]]
+WINDOWS_EVERY = 240  # instants between two saves of the volatility windows (and at a stop)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,7 +76,6 @@ class TradingStage:
         view: MarketView,
         load: Callable[[], Awaitable[RestoredLedger]],
         commit: Commit,
-        submit: Commit,
         events: EventSink,
         now_ms: Callable[[], int],
         on_closed: Callable[[ClosedTrade, EquitySnapshot], None] | None = None,
@@ -86,7 +86,6 @@ class TradingStage:
         self._view = view
         self._load = load
         self._commit = commit
-        self._submit = submit
         self._events = events
         self._now_ms = now_ms
         self._on_closed = on_closed
@@ -96,6 +95,7 @@ class TradingStage:
         self.skipped = 0
         self.rejected = 0
         self.entered = 0
+        self._since_windows = 0
 
     async def start(self) -> None:
         """Restore the ledger, then recover exits on stored candles it never handled."""
@@ -109,7 +109,7 @@ class TradingStage:
         self.trader = Trader(
             self._config,
             ledger,
-            state=None if state is None else _json_object(state.state_json),
+            state=None if state is None else _restored_state(state),
             history=restored.history,
             last_candle_ms=None if state is None else state.last_candle_ms,
             marks={c.symbol: c for c in restored.last_candles},
@@ -153,6 +153,14 @@ class TradingStage:
             await self._persist(results)
         self._report(results)
 
+    async def save(self) -> None:
+        """Commit the full state, volatility windows included (at a stop)."""
+        async with self.lock:
+            if self.trader.last_candle_ms is None:
+                return
+            result = InstantResult(candle_time_ms=self.trader.last_candle_ms)
+            await self._commit(self._op([result], windows=True))
+
     async def run_command(self, command: Callable[[Trader, InstantResult], str]) -> str:
         """Apply a command to the trader at the last candle time; commit; report; answer."""
         async with self.lock:
@@ -192,31 +200,36 @@ class TradingStage:
         )
 
     async def _persist(self, results: list[InstantResult], *, force: bool = False) -> None:
-        """Submit every instant's op in order and wait for the last one's commit."""
-        ops = [self._op(r) for r in results if force or _worth_writing(r)]
-        if not ops:
-            return
-        for op in ops[:-1]:
-            await self._submit(op)
-        await self._commit(ops[-1])
+        """Commit what the instants changed in one transaction, and wait for it."""
+        if results and (force or any(_worth_writing(r) for r in results)):
+            await self._commit(self._op(results))
 
-    def _op(self, result: InstantResult) -> RecordInstant:
+    def _op(self, results: list[InstantResult], *, windows: bool = False) -> RecordInstant:
+        """Return one write for the instants: the positions as they stand at the end."""
         ledger = self.trader.ledger
+        self._since_windows += len(results)
+        if windows or self._since_windows >= WINDOWS_EVERY:
+            windows, self._since_windows = True, 0
+        final: dict[str, Position | None] = {}
+        for result in results:
+            final.update(dict.fromkeys(result.closed))
+            final.update(result.positions)
         state = LedgerState(
             cash=format(ledger.cash, "f"),
             next_fill_id=ledger.next_fill_id,
-            last_candle_ms=self.trader.last_candle_ms or result.candle_time_ms,
+            last_candle_ms=self.trader.last_candle_ms or results[-1].candle_time_ms,
             state_json=self.trader.state_json(),
+            volatility_json=self.trader.windows_json() if windows else None,
         )
         return RecordInstant(
             state=state,
-            fills=tuple(result.fills),
-            closed=tuple(result.closed),
-            positions=tuple(result.positions.values()),
-            trades=tuple(result.trades),
-            transitions=tuple(result.transitions),
-            decisions=tuple(result.decisions),
-            snapshot=result.snapshot,
+            fills=tuple(f for r in results for f in r.fills),
+            closed=tuple(dict.fromkeys(s for r in results for s in r.closed)),
+            positions=tuple(p for p in final.values() if p is not None),
+            trades=tuple(t for r in results for t in r.trades),
+            transitions=tuple(t for r in results for t in r.transitions),
+            decisions=tuple(d for r in results for d in r.decisions),
+            snapshots=tuple(r.snapshot for r in results if r.snapshot is not None),
         )
 
     def _report(self, results: list[InstantResult]) -> None:
@@ -295,9 +308,15 @@ def _atr(row: FeatureRow | None, columns: tuple[int, int]) -> tuple[Decimal | No
     return Decimal(repr(atr)), atr_pct
 
 
-def _json_object(text: str) -> dict[str, object]:
-    value = json.loads(text)
-    return value if isinstance(value, dict) else {}
+def _restored_state(state: LedgerState) -> dict[str, object]:
+    """Return the trader's state, the volatility windows put back into the breakers'."""
+    value = json.loads(state.state_json)
+    if not isinstance(value, dict):
+        return {}
+    breakers = value.get("breakers")
+    if isinstance(breakers, dict) and state.volatility_json:
+        breakers["volatility_windows"] = json.loads(state.volatility_json)
+    return value
 
 
 def _stop_text(position: Position | None) -> str | None:

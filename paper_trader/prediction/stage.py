@@ -64,21 +64,34 @@ class PredictionStage:
         self.predictor.install(bundle)
 
     async def on_batch(self, items: Sequence[tuple[Candle, FeatureRow | None]]) -> list[Signal]:
-        """Resolve and predict every instant of the batch in order; return the signals."""
+        """Resolve and predict every instant of the batch in order; return the signals.
+
+        The models run once over every ready row of the batch; each instant's signals are
+        then made with the ensemble's weights after that instant's resolutions.
+        """
         logged: list[PredictionRow] = []
         outcomes: list[PredictionOutcome] = []
         signals: list[Signal] = []
         ordered = sorted(items, key=lambda item: item[0].open_time_ms)
-        for _, group in itertools.groupby(ordered, key=lambda item: item[0].open_time_ms):
-            instant = list(group)
+        instants = [
+            list(group)
+            for _, group in itertools.groupby(ordered, key=lambda item: item[0].open_time_ms)
+        ]
+        ready = [
+            [(c, r) for c, r in instant if r is not None and r.is_ready] for instant in instants
+        ]
+        rows = [row for group in ready for _, row in group]
+        inference = await self.predictor.infer(rows) if rows else None
+        start = 0
+        for instant, group in zip(instants, ready, strict=True):
             for candle, _ in instant:
                 outcomes.extend(self.monitor.on_candle(candle))
-            ready = [(c, row) for c, row in instant if row is not None and row.is_ready]
-            if not ready:
+            if not group or inference is None:
                 continue
-            prediction = await self.predictor.predict([row for _, row in ready])
+            prediction = self.predictor.conclude(inference, start, start + len(group))
+            start += len(group)
             if prediction is not None:
-                logged.extend(self.monitor.record(prediction, [c.close for c, _ in ready]))
+                logged.extend(self.monitor.record(prediction, [c.close for c, _ in group]))
                 signals.extend(prediction.signals)
         if logged:
             await self._record(tuple(logged))

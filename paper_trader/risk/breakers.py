@@ -230,8 +230,17 @@ class TradingBreakers:
             out += self._switch(MAX_DRAWDOWN, t, False, reason, limit, "0")
         return out + self._switch(MANUAL_PAUSE, t, False, "pause lifted by the operator")
 
-    def snapshot(self) -> dict[str, object]:
-        """Return every piece of state as JSON-serialisable values (Decimals as text)."""
+    def windows_snapshot(self) -> dict[str, list[float]]:
+        """Return the volatility windows (the bulky part of the state) as JSON values."""
+        return {s: w.values() for s, w in self._windows.items()}
+
+    def snapshot(self, *, windows: bool = True) -> dict[str, object]:
+        """Return every piece of state as JSON-serialisable values (Decimals as text).
+
+        Without ``windows`` the volatility windows are left out: a caller that persists
+        them less often than the rest stores ``windows_snapshot()`` separately and puts it
+        back under ``volatility_windows`` before restoring.
+        """
         symbol_trips = [t for b in _SYMBOL_BREAKERS for t in self._symbol[b].values()]
         return {
             "version": _SNAPSHOT_VERSION,
@@ -244,7 +253,7 @@ class TradingBreakers:
             "consecutive_losses": self._losses,
             "cooldown_until": dict(self._cooldown_until),
             "last_entry": None if self._last_entry is None else list(self._last_entry),
-            "volatility_windows": {s: w.values() for s, w in self._windows.items()},
+            **({"volatility_windows": self.windows_snapshot()} if windows else {}),
             "volatility_levels": {s: list(v) for s, v in self._vol_levels.items()},
         }
 
@@ -441,7 +450,7 @@ class TradingBreakers:
             self._cooldown_until = {str(s): int(u) for s, u in data["cooldown_until"].items()}
             if data["last_entry"] is not None:
                 self._last_entry = (str(data["last_entry"][0]), int(data["last_entry"][1]))
-            size, windows = self._config.volatility_window, data["volatility_windows"]
+            size, windows = self._config.volatility_window, data.get("volatility_windows", {})
             self._windows = {str(s): _RollingWindow(size, _floats(v)) for s, v in windows.items()}
             for symbol, (atr_pct, limit) in data["volatility_levels"].items():
                 self._vol_levels[str(symbol)] = (float(atr_pct), float(limit))

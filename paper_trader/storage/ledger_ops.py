@@ -1,9 +1,11 @@
-"""The trading ledger's writes: one ``RecordInstant`` per decision instant.
+"""The trading ledger's writes: one ``RecordInstant`` per batch of decision instants.
 
-Everything a decision instant changed (fills, positions, closed trades, breaker transitions,
-decisions, the equity snapshot and the trading state row) is applied in ONE transaction, so
+Everything the instants changed (fills, positions, closed trades, breaker transitions,
+decisions, the equity snapshots and the trading state row) is applied in ONE transaction, so
 ``kill -9`` leaves either all of it or none. Its durability is LEDGER (``synchronous=FULL``)
-when money moved or a breaker changed, FAST otherwise.
+when money moved or a breaker changed, FAST otherwise. ``positions`` are the positions held
+at the end of the batch that changed in it, ``closed`` every symbol whose position closed in
+it (deleted first, so a position closed and opened again in one batch is written anew).
 """
 
 from dataclasses import dataclass
@@ -27,13 +29,16 @@ from paper_trader.storage.writer import Durability
 class LedgerState:
     """The one row that resumes the ledger: cash, the next fill id, the last instant handled.
 
-    ``state_json`` holds the breakers' state and the last candle handled per symbol.
+    ``state_json`` holds the breakers' state and the last candle handled per symbol;
+    ``volatility_json`` the volatility breaker's windows, written only when given (they are
+    bulky: the stage writes them every few minutes of candles and at a stop).
     """
 
     cash: str
     next_fill_id: int
     last_candle_ms: int
     state_json: str
+    volatility_json: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -47,7 +52,7 @@ class RecordInstant:
     trades: tuple[ClosedTrade, ...] = ()
     transitions: tuple[BreakerTransition, ...] = ()
     decisions: tuple[Decision, ...] = ()
-    snapshot: EquitySnapshot | None = None
+    snapshots: tuple[EquitySnapshot, ...] = ()
 
     @property
     def durability(self) -> Durability:
@@ -72,10 +77,14 @@ class RecordInstant:
             )
         if self.decisions:
             await conn.executemany(_UPSERT_DECISION, [_decision_row(d) for d in self.decisions])
-        if self.snapshot is not None:
-            await conn.execute(_UPSERT_SNAPSHOT, _snapshot_row(self.snapshot))
+        if self.snapshots:
+            await conn.executemany(_UPSERT_SNAPSHOT, [_snapshot_row(s) for s in self.snapshots])
         s = self.state
         await conn.execute(_UPSERT_STATE, (s.cash, s.next_fill_id, s.last_candle_ms, s.state_json))
+        if s.volatility_json is not None:
+            await conn.execute(
+                "UPDATE trading_state SET volatility_json = ? WHERE id = 1", (s.volatility_json,)
+            )
 
 
 _INSERT_FILL = """

@@ -25,17 +25,19 @@ async def ledger_state(conn: aiosqlite.Connection) -> LedgerState | None:
     """Return the trading state row, or None before the first decision instant."""
     rows = list(
         await conn.execute_fetchall(
-            "SELECT cash, next_fill_id, last_candle_ms, state_json FROM trading_state"
+            "SELECT cash, next_fill_id, last_candle_ms, state_json, volatility_json "
+            "FROM trading_state"
         )
     )
     if not rows:
         return None
-    cash, next_fill_id, last_candle_ms, state_json = rows[0]
+    cash, next_fill_id, last_candle_ms, state_json, volatility_json = rows[0]
     return LedgerState(
         cash=cash,
         next_fill_id=int(next_fill_id),
         last_candle_ms=int(last_candle_ms),
         state_json=state_json,
+        volatility_json=volatility_json,
     )
 
 

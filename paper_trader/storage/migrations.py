@@ -326,7 +326,8 @@ CREATE TABLE trading_state (
     cash TEXT NOT NULL,
     next_fill_id INTEGER NOT NULL,
     last_candle_ms INTEGER NOT NULL,
-    state_json TEXT NOT NULL
+    state_json TEXT NOT NULL,
+    volatility_json TEXT NOT NULL DEFAULT '{}'
 ) STRICT;
 """
 

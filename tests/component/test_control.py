@@ -120,7 +120,6 @@ async def running_rig(tmp_path: Path, rules: TraderConfig | None = None) -> Asyn
                 view=VIEW,
                 load=ledger_loader(conn, SERIES, kelly=100, window=100),
                 commit=writer.write,
-                submit=writer.submit,
                 events=bus,
                 now_ms=lambda: 0,
             )

@@ -157,7 +157,7 @@ async def test_failures_open_the_breaker_then_one_trial_closes_it() -> None:
 
 async def test_a_prediction_slower_than_the_timeout_counts_as_a_failure() -> None:
     """The timeout bounds how long a batch may hold the decision task."""
-    p = predictor(PredictorConfig(timeout_s=0.1, failure_threshold=1), Events())
+    p = predictor(PredictorConfig(timeout_s=0.1, failure_threshold=1, inline_rows=0), Events())
     p.install(bundle_of({"slow": Member(delay_s=0.5)}))
     assert await p.predict(rows(1)) is None
     assert "TimeoutError" in (p.entries_blocked() or "")
@@ -166,7 +166,7 @@ async def test_a_prediction_slower_than_the_timeout_counts_as_a_failure() -> Non
 
 async def test_work_in_flight_is_bounded_by_max_concurrent_predictions() -> None:
     """Eight batches at once with a limit of two: at most two run a model at a time."""
-    p = predictor(PredictorConfig(max_concurrent=2), Events())
+    p = predictor(PredictorConfig(max_concurrent=2, inline_rows=0), Events())
     member = Member(delay_s=0.05)
     p.install(bundle_of({"only": member}))
     results = await asyncio.gather(*(p.predict(rows(1, 60_000 * (i + 1))) for i in range(8)))
@@ -178,7 +178,7 @@ async def test_work_in_flight_is_bounded_by_max_concurrent_predictions() -> None
 
 async def test_the_loop_keeps_running_while_models_compute() -> None:
     """Models run in executor threads: a ticker on the loop advances during a slow batch."""
-    p = predictor(PredictorConfig(), Events())
+    p = predictor(PredictorConfig(inline_rows=0), Events())
     p.install(bundle_of({"a": Member(delay_s=0.3), "b": Member(delay_s=0.3)}))
     ticks = 0
 

@@ -139,8 +139,10 @@ def test_kill_9_with_a_position_open_loses_nothing_and_recovers_the_exit_of_the_
         with daemon(live_env) as first:
             _wait(
                 first,
-                lambda: _count(db, "SELECT count(*) FROM positions") > 0
-                and _count(db, "SELECT count(*) FROM trades") > 0,
+                lambda: (
+                    _count(db, "SELECT count(*) FROM positions") > 0
+                    and _count(db, "SELECT count(*) FROM trades") > 0
+                ),
                 what="an open position",
             )
             first.send_signal(signal.SIGKILL)
@@ -154,12 +156,14 @@ def test_kill_9_with_a_position_open_loses_nothing_and_recovers_the_exit_of_the_
             entries = [int(fill_id) for _, fill_id, _ in held]  # type: ignore[call-overload]
             _wait(
                 p,
-                lambda: _count(
-                    db,
-                    "SELECT count(*) FROM trades WHERE entry_fill_id IN "
-                    f"({','.join(map(str, entries))})",
-                )
-                == len(entries),
+                lambda: (
+                    _count(
+                        db,
+                        "SELECT count(*) FROM trades WHERE entry_fill_id IN "
+                        f"({','.join(map(str, entries))})",
+                    )
+                    == len(entries)
+                ),
                 what="the held positions to close",
             )
             p.send_signal(signal.SIGTERM)
@@ -183,7 +187,7 @@ def test_kill_9_with_a_position_open_loses_nothing_and_recovers_the_exit_of_the_
 
 def _assert_ledger_balances(db: Path) -> None:
     """Cash = initial balance + net PnL of closed trades - cost of the open positions."""
-    (cash_text, state_text), = _query(db, "SELECT cash, state_json FROM trading_state")
+    ((cash_text, state_text),) = _query(db, "SELECT cash, state_json FROM trading_state")
     initial = Decimal(json.loads(str(state_text))["initial_balance"])
     net = sum((Decimal(str(n)) for (n,) in _query(db, "SELECT net_pnl FROM trades")), Decimal(0))
     cost = Decimal(0)
