@@ -26,7 +26,9 @@ instants the pipeline is quiesced (engine idle, outbox written, a barrier write)
 ``--gap-ms`` (live, instants are a minute apart). Reported over ``--instants`` (1 symbol) and
 ``--batch-instants`` (100 symbols closing together): p50, p99, max of t1 - t0, its four
 segments, FAST and LEDGER (``synchronous=FULL``: a fill or a breaker change) commits apart,
-entries and exits made. ``--profile N`` prints the top N functions of the event loop's thread
+the CPU time used meanwhile by the event loop's thread and by the whole process (wall time
+well above it is waiting: threads, fsync, or other processes holding the cores), entries and
+exits made. ``--profile N`` prints the top N functions of the event loop's thread
 over the measured instants (cProfile; the latencies are then inflated).
 
 Throughput. Synthetic CSVs, 1 symbol x ``--replay-candles`` and 10 symbols x
@@ -186,8 +188,9 @@ class Probe:
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self) -> None:
-        """Begin a new instant: clear the marks, stamp t0."""
-        self.marks = {"put": time.perf_counter_ns()}
+        """Begin a new instant: clear the marks, stamp t0 (and the CPU times)."""
+        self.marks = {"cpu": time.thread_time_ns(), "process": time.process_time_ns()}
+        self.marks["put"] = time.perf_counter_ns()
         self.done.clear()
 
     def stamp(self, name: str) -> None:
@@ -211,6 +214,8 @@ class TimedWriter:
         self._probe.stamp("commit_start")
         await self._writer.write(op)
         self._probe.marks["committed"] = time.perf_counter_ns()
+        self._probe.marks["cpu_end"] = time.thread_time_ns()
+        self._probe.marks["process_end"] = time.process_time_ns()
         self._probe.committed.append(op)
         self._probe.done.set()
 
@@ -316,8 +321,9 @@ def record_of(marks: dict[str, int], op: RecordInstant) -> dict[str, Any]:
     return {
         "total_ns": marks["committed"] - marks["put"],
         "segments_ns": [marks[b] - marks[a] for _, a, b in SEGMENTS],
+        "cpu_ns": [marks["cpu_end"] - marks["cpu"], marks["process_end"] - marks["process"]],
         "ledger": op.durability is Durability.LEDGER,
-        "state_bytes": len(op.state.state_json),
+        "state_bytes": len(op.state.state_json) + len(op.state.volatility_json or ""),
         "entries": sum(1 for f in op.fills if f.reason == "entry"),
         "exits": len(op.trades),
     }
@@ -378,6 +384,7 @@ def percentiles(ns: Sequence[int]) -> dict[str, float]:
 def summarise(outcome: dict[str, Any], symbols: int, warm: int, goal: float) -> dict[str, Any]:
     """Return the figures of one case: overall, per segment, FAST vs LEDGER commits."""
     records = outcome.pop("records")
+    state = [r["state_bytes"] for r in records]
     total = percentiles([r["total_ns"] for r in records])
     return {
         "symbols": symbols,
@@ -389,11 +396,13 @@ def summarise(outcome: dict[str, Any], symbols: int, warm: int, goal: float) -> 
             name: percentiles([r["segments_ns"][i] for r in records])
             for i, (name, _, _) in enumerate(SEGMENTS)
         },
+        "cpu_loop": percentiles([r["cpu_ns"][0] for r in records]),
+        "cpu_process": percentiles([r["cpu_ns"][1] for r in records]),
         "fast_commits": percentiles([r["total_ns"] for r in records if not r["ledger"]]),
         "ledger_commits": percentiles([r["total_ns"] for r in records if r["ledger"]]),
         "entries": sum(r["entries"] for r in records),
         "exits": sum(r["exits"] for r in records),
-        "state_kb_mean": float(np.mean([r["state_bytes"] for r in records])) / 1024,
+        "state_kb": [float(f(state)) / 1024 for f in (np.median, np.max)],
         **outcome,
     }
 
@@ -465,6 +474,8 @@ def print_latency(latency: dict[str, Any]) -> None:
         rows = [(case, s["total"], True, goal), ("  FAST commits", s["fast_commits"], True, ""),
                 ("  LEDGER commits (fsync)", s["ledger_commits"], True, "")]  # fmt: skip
         rows += [(f"  {name}", t, False, "") for name, t in s["segments"].items()]
+        rows += [("  CPU time, event loop thread", s["cpu_loop"], False, ""),
+                 ("  CPU time, whole process", s["cpu_process"], False, "")]  # fmt: skip
         for label, t, counted, note in rows:
             if t["count"]:
                 print(
@@ -476,10 +487,10 @@ def print_latency(latency: dict[str, Any]) -> None:
         t = s["trading"]
         print(
             f"  {case:<11}: {s['entries']} entries, {s['exits']} exits, "
-            f"{s['ledger_commits']['count']} LEDGER commits; ledger state "
-            f"{s['state_kb_mean']:,.0f} KB per commit (volatility windows "
-            f"{s['window_fill']:,.0f} values per symbol after {s['warmup_instants']} warm-up "
-            f"instants); whole run: {t['entered']} entered, {t['rejected']} rejected, "
+            f"{s['ledger_commits']['count']} LEDGER commits; ledger state per commit "
+            f"{s['state_kb'][0]:,.1f} KB median, {s['state_kb'][1]:,.0f} KB max (with the "
+            f"volatility windows: {s['window_fill']:,.0f} values per symbol at the end); "
+            f"whole run: {t['entered']} entered, {t['rejected']} rejected, "
             f"state {t['state']}, {s['predictions']:,} predictions"
         )
     for case, s in latency.items():

@@ -336,7 +336,8 @@ def _close(symbol: str) -> Command:
         trade = trader.close_position(name, ExitReason.MANUAL, result)
         if trade is None:
             return False, f"{name}: no last close is known to fill at"
-        return True, f"{name}: closed at {trade.exit_price}, net PnL {trade.net_pnl:.2f}"
+        price = format(trade.exit_price.normalize(), "f")
+        return True, f"{name}: closed at {price}, net PnL {trade.net_pnl:.2f}"
 
     return apply
 

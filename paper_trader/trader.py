@@ -20,7 +20,7 @@ import json
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 
 from paper_trader.broker.fills import entry_execution, exit_execution, taker_fee
 from paper_trader.broker.ledger import Entry, Execution, Ledger
@@ -60,6 +60,8 @@ from paper_trader.risk.exits import (
 from paper_trader.risk.limits import Approval, PortfolioView, fit_quantity, screen_entry
 from paper_trader.risk.sizing import size_position
 
+PRICE_STEP = Decimal("1e-10")  # fill prices are rounded to this tick (half-even)
+FEE_STEP = Decimal("1e-12")  # fees are rounded up to this
 _ENTRY_SIDES = {
     Strength.BUY: Side.LONG,
     Strength.STRONG_BUY: Side.LONG,
@@ -290,12 +292,8 @@ class Trader:
         recovered: bool,
     ) -> ClosedTrade:
         price, bps = exit_execution(position, signal, candle.volume, self.config.fills)
-        execution = Execution(
-            price=price,
-            fee=taker_fee(position.quantity * price, self.config.fills),
-            slippage_bps=bps,
-            fill_model=signal.fill_model,
-            candle_time_ms=candle.open_time_ms,
+        execution = self._execution(
+            price, bps, position.quantity, signal.fill_model, candle.open_time_ms
         )
         fill, trade = self.ledger.close(
             position.symbol, execution, signal.reason, recovered=recovered
@@ -307,6 +305,24 @@ class Trader:
         self.history.append(trade)
         result.transitions.extend(self.breakers.on_trade_closed(trade))
         return trade
+
+    def _execution(
+        self,
+        price: Decimal,
+        bps: Decimal,
+        quantity: Decimal,
+        model: FillModel,
+        candle_time_ms: int,
+    ) -> Execution:
+        """Return an execution at ``price`` to the tick, with its taker fee rounded up.
+
+        Fixed steps keep every ledger sum exact in Decimal's 28 digits (cash below 1e9).
+        """
+        price = price.quantize(PRICE_STEP)
+        fee = taker_fee(quantity * price, self.config.fills).quantize(FEE_STEP, ROUND_UP)
+        return Execution(
+            price=price, fee=fee, slippage_bps=bps, fill_model=model, candle_time_ms=candle_time_ms
+        )
 
     def _is_entry(self, signal: Signal) -> bool:
         side = _ENTRY_SIDES.get(signal.strength)
@@ -330,12 +346,8 @@ class Trader:
         price, bps = entry_execution(
             side, candle.close, approval.quantity, candle.volume, self.config.fills
         )
-        execution = Execution(
-            price=price,
-            fee=taker_fee(approval.quantity * price, self.config.fills),
-            slippage_bps=bps,
-            fill_model=FillModel.MARKET_CLOSE,
-            candle_time_ms=candle.open_time_ms,
+        execution = self._execution(
+            price, bps, approval.quantity, FillModel.MARKET_CLOSE, candle.open_time_ms
         )
         fill, position = self.ledger.open(entry, execution)
         self.breakers.on_entry(candle.symbol, candle.open_time_ms)
@@ -400,6 +412,7 @@ class Trader:
         price, _ = entry_execution(
             side, candle.close, sizing.quantity, candle.volume, self.config.fills
         )
+        price = price.quantize(PRICE_STEP)
         approval = fit_quantity(
             self.config.limits,
             quantity=sizing.quantity,

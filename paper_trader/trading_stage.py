@@ -20,7 +20,7 @@ from decimal import Decimal
 
 from paper_trader.broker.ledger import Ledger
 from paper_trader.domain import Candle, ComponentHealth, HealthStatus, Signal
-from paper_trader.domain.trading import ClosedTrade, EquitySnapshot, ExitReason, Position
+from paper_trader.domain.trading import ClosedTrade, EquitySnapshot, Position
 from paper_trader.features.engine import FeatureRow
 from paper_trader.log_config import get_logger
 from paper_trader.runtime.events import EventSink
@@ -279,18 +279,6 @@ class TradingStage:
             "rejected": self.rejected,
             "skipped": self.skipped,
         }
-
-
-def close_command(symbol: str, reason: ExitReason) -> Callable[[Trader, InstantResult], str]:
-    """Return a command that closes ``symbol`` at its last close."""
-
-    def apply(trader: Trader, result: InstantResult) -> str:
-        trade = trader.close_position(symbol, reason, result)
-        if trade is None:
-            return f"{symbol}: no open position"
-        return f"{symbol}: closed at {trade.exit_price}, net PnL {trade.net_pnl:.2f}"
-
-    return apply
 
 
 def _worth_writing(result: InstantResult) -> bool:

@@ -356,7 +356,7 @@ async def test_close_fills_at_last_close_and_is_stored_before_returning(tmp_path
     [trade] = result.trades
     exit_price = sell_price("102")
     assert result.ok
-    assert result.message == "BTCUSDT: closed at 101.94900000, net PnL 42.43"
+    assert result.message == "BTCUSDT: closed at 101.949, net PnL 42.43"
     assert stored == [trade]
     assert trade.exit_reason is ExitReason.MANUAL
     assert trade.exit_fill_model is FillModel.MARKET_LAST

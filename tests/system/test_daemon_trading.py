@@ -86,7 +86,7 @@ def test_live_trading_and_a_replay_of_its_candles_give_the_same_ledger_digest(
     tmp_path: Path,
 ) -> None:
     """The ledger is a function of the candles: live against the simulator = replay."""
-    publish_model(tmp_path / "models")
+    publish_model(tmp_path / "models", mirrored=True)
     env = subprocess_env(tmp_path, **TRADING, CATCHUP_LIMIT="10000000")
     live_db = Path(env["DB_PATH"])
     with simulator(env, "--speed", "600", "--history", str(HISTORY), "--symbols", SYMBOLS) as sim:
@@ -131,7 +131,7 @@ def test_kill_9_with_a_position_open_loses_nothing_and_recovers_the_exit_of_the_
     tmp_path: Path,
 ) -> None:
     """After kill -9 the restart restores the position and closes it on a backfilled candle."""
-    publish_model(tmp_path / "models")
+    publish_model(tmp_path / "models", mirrored=True)
     env = subprocess_env(tmp_path, **TRADING, CATCHUP_LIMIT="5", MAX_HOLDING_TIME="240")
     db = Path(env["DB_PATH"])
     with simulator(env, "--speed", "600", "--history", str(HISTORY), "--symbols", SYMBOLS) as sim:
