@@ -93,6 +93,11 @@ def run_demo(settings: Settings, request: DemoRequest) -> DemoResult:
                 "cache_dir": request.db_path.with_suffix(".cache"),
                 "stream_silence_timeout": 10.0,
                 "models_dir": request.db_path.with_suffix(".models"),
+                # A livelier risk profile, so that a short demo shows breakers at work too.
+                "min_time_between_trades": 60.0,
+                "stop_loss_cooldown": 600.0,
+                "max_consecutive_losses": 3,
+                "losing_streak_cooldown": 1800.0,
             }
         )
         logs = configure_logging(app.log_config(demo_settings))
