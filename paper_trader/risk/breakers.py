@@ -24,8 +24,6 @@ returned as ``BreakerTransition`` values; tripping a tripped breaker returns not
 
 import dataclasses
 import math
-from bisect import bisect_left, insort
-from collections import deque
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
@@ -40,6 +38,7 @@ from paper_trader.domain.trading import (
 )
 from paper_trader.errors import ConfigError
 from paper_trader.risk.config import BreakerConfig
+from paper_trader.risk.rolling import RollingMedian
 
 DAILY_LOSS = "daily_loss"
 MAX_DRAWDOWN = "max_drawdown"
@@ -61,42 +60,6 @@ _SYMBOL_BREAKERS = (STOP_LOSS_COOLDOWN, VOLATILITY)
 _SNAPSHOT_VERSION = 1
 
 
-class _RollingWindow:
-    """The last ``size`` values in arrival order, also kept sorted for an O(size) median."""
-
-    __slots__ = ("_size", "_sorted", "_values")
-
-    def __init__(self, size: int, values: Iterable[float] = ()) -> None:
-        self._size = max(size, 0)
-        self._values: deque[float] = deque()
-        self._sorted: list[float] = []
-        for value in values:
-            self.push(value)
-
-    def __len__(self) -> int:
-        return len(self._values)
-
-    def push(self, value: float) -> None:
-        """Append ``value``, dropping the oldest value once the window is full."""
-        if self._size == 0:
-            return
-        if len(self._values) == self._size:
-            del self._sorted[bisect_left(self._sorted, self._values.popleft())]
-        self._values.append(value)
-        insort(self._sorted, value)
-
-    def median(self) -> float:
-        """Return the median (the mean of the two middle values for an even count)."""
-        mid = len(self._sorted) // 2
-        if len(self._sorted) % 2:
-            return self._sorted[mid]
-        return (self._sorted[mid - 1] + self._sorted[mid]) / 2
-
-    def values(self) -> list[float]:
-        """Return the values, oldest first."""
-        return list(self._values)
-
-
 class TradingBreakers:
     """Trip and reset the trading breakers on candle time; answer whether an entry may go."""
 
@@ -111,7 +74,7 @@ class TradingBreakers:
         self._losses = 0
         self._cooldown_until: dict[str, int] = {}
         self._last_entry: tuple[str, int] | None = None
-        self._windows: dict[str, _RollingWindow] = {}
+        self._windows: dict[str, RollingMedian] = {}
         self._vol_levels: dict[str, tuple[float, float]] = {}  # tripped symbol: (ATR %, limit)
         if snapshot is not None:
             self._restore(snapshot)
@@ -174,7 +137,7 @@ class TradingBreakers:
             return []
         window = self._windows.get(symbol)
         if window is None:
-            window = self._windows[symbol] = _RollingWindow(self._config.volatility_window)
+            window = self._windows[symbol] = RollingMedian(self._config.volatility_window)
         out = self._check_volatility(symbol, candle_time_ms, atr_pct, window)
         window.push(atr_pct)
         return out
@@ -326,7 +289,7 @@ class TradingBreakers:
         return self._switch(LOSING_STREAK, t, True, reason, str(limit), str(count))
 
     def _check_volatility(
-        self, symbol: str, candle_time_ms: int, atr_pct: float, window: _RollingWindow
+        self, symbol: str, candle_time_ms: int, atr_pct: float, window: RollingMedian
     ) -> list[BreakerTransition]:
         """Compare ``atr_pct`` with the window's median; trip or reset ``symbol``."""
         if len(window) < max(1, self._config.volatility_min_samples):
@@ -451,7 +414,7 @@ class TradingBreakers:
             if data["last_entry"] is not None:
                 self._last_entry = (str(data["last_entry"][0]), int(data["last_entry"][1]))
             size, windows = self._config.volatility_window, data.get("volatility_windows", {})
-            self._windows = {str(s): _RollingWindow(size, _floats(v)) for s, v in windows.items()}
+            self._windows = {str(s): RollingMedian(size, _floats(v)) for s, v in windows.items()}
             for symbol, (atr_pct, limit) in data["volatility_levels"].items():
                 self._vol_levels[str(symbol)] = (float(atr_pct), float(limit))
         except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
