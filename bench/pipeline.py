@@ -17,9 +17,9 @@ fills itself: the candle store (end of quality + features), the trading stage's
 ``entries_blocked`` (called once per instant just before ``Trader.on_instant``: end of
 prediction), and the writer given to ``build_trading_stage``, which delegates to the real one
 (start and end of the ledger commit). Each case is warmed up through the same channel,
-untimed: ``--warmup`` instants for 1 symbol fill the 1,440-candle ``VOLATILITY_WINDOW`` (steady
-state); ``--batch-warmup`` for 100 symbols leaves it half full, which flatters that case (the
-ledger state written per instant grows with it; its size is printed). Then per instant:
+untimed: ``--warmup`` and ``--batch-warmup`` instants (default 1,500: features ready, the
+1,440-candle ``VOLATILITY_WINDOW`` full, so the steady state; the windows are written with the
+ledger state every 240 instants, and the state's size is printed). Then per instant:
 t0 = ``perf_counter_ns()``, the candles of every symbol for that minute go into the channel;
 t1 = when that instant's ``RecordInstant`` has committed (checked by its candle time). Between
 instants the pipeline is quiesced (engine idle, outbox written, a barrier write) and idles
@@ -27,9 +27,10 @@ instants the pipeline is quiesced (engine idle, outbox written, a barrier write)
 ``--batch-instants`` (100 symbols closing together): p50, p99, max of t1 - t0, its four
 segments, FAST and LEDGER (``synchronous=FULL``: a fill or a breaker change) commits apart,
 the CPU time used meanwhile by the event loop's thread and by the whole process (wall time
-well above it is waiting: threads, fsync, or other processes holding the cores), entries and
-exits made. ``--profile N`` prints the top N functions of the event loop's thread
-over the measured instants (cProfile; the latencies are then inflated).
+well above it is waiting: threads, fsync, or other processes holding the cores), the garbage
+collector's pauses (``gc.callbacks``), entries and exits made. ``--profile N`` prints the top
+N functions of the event loop's thread over the measured instants (cProfile; the latencies are
+then inflated).
 
 Throughput. Synthetic CSVs, 1 symbol x ``--replay-candles`` and 10 symbols x
 ``--replay-10-candles``, go through ``app.run_replay`` (``replay`` without the CLI, log output
@@ -45,7 +46,9 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
+import gc
 import io
+import itertools
 import json
 import os
 import platform
@@ -53,7 +56,7 @@ import pstats
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -170,13 +173,18 @@ def train_model(work: Path, candles: int) -> str:
     return run_training(request, progress=io.StringIO()).version
 
 
-def market(symbols: Sequence[str], count: int) -> list[list[Candle]]:
-    """Return ``count`` instants, each the candles of every symbol closing together."""
+def market(symbols: Sequence[str], count: int) -> Iterator[list[Candle]]:
+    """Yield ``count`` instants, each the candles of every symbol closing together.
+
+    They are made as they are needed, so that the benchmark holds no candles of its own: the
+    garbage collector then sees the daemon's heap only.
+    """
     series = [
-        list(generate_candles(count=count, seed=100 + k, symbol=s, venue=VENUE))
+        generate_candles(count=count, seed=100 + k, symbol=s, venue=VENUE)
         for k, s in enumerate(symbols)
     ]
-    return [list(instant) for instant in zip(*series, strict=True)]
+    for instant in zip(*series, strict=True):
+        yield list(instant)
 
 
 @dataclass
@@ -184,7 +192,7 @@ class Probe:
     """The seams' timestamps (``perf_counter_ns``) for the current instant, and its commit."""
 
     marks: dict[str, int] = field(default_factory=dict)
-    committed: list[RecordInstant] = field(default_factory=list)
+    committed: RecordInstant | None = None
     done: asyncio.Event = field(default_factory=asyncio.Event)
 
     def start(self) -> None:
@@ -216,8 +224,36 @@ class TimedWriter:
         self._probe.marks["committed"] = time.perf_counter_ns()
         self._probe.marks["cpu_end"] = time.thread_time_ns()
         self._probe.marks["process_end"] = time.process_time_ns()
-        self._probe.committed.append(op)
+        self._probe.committed = op
         self._probe.done.set()
+
+
+class GcPauses:
+    """The garbage collector's pauses while entered (``gc.callbacks``), per generation."""
+
+    def __init__(self) -> None:
+        self.pauses: dict[int, list[int]] = {0: [], 1: [], 2: []}
+        self._started = 0
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        else:
+            self.pauses[info["generation"]].append(time.perf_counter_ns() - self._started)
+
+    def __enter__(self) -> "GcPauses":
+        gc.callbacks.append(self._on_gc)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        gc.callbacks.remove(self._on_gc)
+
+    def summary(self) -> dict[str, Any]:
+        """Return count and longest pause (ms) per generation, and the objects tracked now."""
+        out: dict[str, Any] = {
+            f"gen{g}": [len(p), max(p, default=0) / 1e6] for g, p in self.pauses.items()
+        }
+        return out | {"objects": len(gc.get_objects())}
 
 
 @dataclass
@@ -290,30 +326,32 @@ async def quiesce(rig: Rig, index: int, gap_s: float) -> None:
 
 
 async def drive(
-    rig: Rig, instants: list[list[Candle]], warm: int, gap_s: float, profiler: Any
-) -> list[dict[str, Any]]:
-    """Push ``warm`` instants untimed, then time each of the others; return their records."""
-    for instant in instants[:warm]:
+    rig: Rig, instants: Iterator[list[Candle]], warm: int, gap_s: float, profiler: Any
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Push ``warm`` instants untimed, then time the others; return their records and GC pauses."""
+    symbols = 0
+    for instant in itertools.islice(instants, warm):
+        symbols = len(instant)
         for candle in instant:
             await rig.channel.put(candle)
     await rig.engine.caught_up()
     ready = rig.engine.features.stats()["series_ready"] if rig.engine.features else 0
-    if ready != len(instants[0]):
-        raise RuntimeError(f"only {ready} series have ready features after the warm-up")
+    if ready != symbols:
+        raise RuntimeError(f"only {ready} of {symbols} series have ready features after warm-up")
     await quiesce(rig, -1, gap_s)
     records = []
-    with profiler or contextlib.nullcontext():
-        for index, instant in enumerate(instants[warm:]):
+    with profiler or contextlib.nullcontext(), GcPauses() as pauses:
+        for index, instant in enumerate(instants):
             rig.probe.start()
             for candle in instant:
                 await rig.channel.put(candle)
             await rig.probe.done.wait()
-            op = rig.probe.committed[-1]
-            if op.state.last_candle_ms != instant[0].open_time_ms:
+            op = rig.probe.committed
+            if op is None or op.state.last_candle_ms != instant[0].open_time_ms:
                 raise RuntimeError(f"instant {index}: the commit was not this instant's")
             records.append(record_of(rig.probe.marks, op))
             await quiesce(rig, index, gap_s)
-    return records
+    return records, pauses.summary()
 
 
 def record_of(marks: dict[str, int], op: RecordInstant) -> dict[str, Any]:
@@ -330,7 +368,7 @@ def record_of(marks: dict[str, int], op: RecordInstant) -> dict[str, Any]:
 
 
 async def latency_case(
-    settings: Settings, db: Path, instants: list[list[Candle]], warm: int, args: Any
+    settings: Settings, db: Path, instants: Iterator[list[Candle]], warm: int, args: Any
 ) -> dict[str, Any]:
     """Run the decision path over ``instants``; return the records, counters and profile."""
     profiler = cProfile.Profile() if args.profile else None
@@ -344,7 +382,7 @@ async def latency_case(
             ready = Readiness()
             engine_task = group.create_task(rig.engine.run(ready), name="engine")
             await ready.wait()
-            records = await drive(rig, instants, warm, args.gap_ms / 1e3, profiler)
+            records, pauses = await drive(rig, instants, warm, args.gap_ms / 1e3, profiler)
             windows = rig.trading.trader.breakers.snapshot()["volatility_windows"]
             rig.channel.close()
             await engine_task
@@ -353,6 +391,7 @@ async def latency_case(
         rig.models.stage.predictor.close()
         return {
             "records": records,
+            "gc": pauses,
             "predictions": rig.models.stage.predictor.stats()["rows"],
             "trading": rig.trading.stats(),
             "window_fill": float(np.mean([len(w) for w in windows.values()])) if windows else 0,
@@ -493,6 +532,14 @@ def print_latency(latency: dict[str, Any]) -> None:
             f"whole run: {t['entered']} entered, {t['rejected']} rejected, "
             f"state {t['state']}, {s['predictions']:,} predictions"
         )
+        g = s["gc"]
+        print(
+            f"  {'':<11}  garbage collector while measured: "
+            + ", ".join(
+                f"gen{k} {g[f'gen{k}'][0]} x (longest {g[f'gen{k}'][1]:.1f} ms)" for k in range(3)
+            )
+            + f"; {g['objects']:,} objects tracked"
+        )
     for case, s in latency.items():
         if s["profile"]:
             print(f"\nprofile of the decision task's thread, {case} (own time):")
@@ -541,7 +588,7 @@ def arguments() -> argparse.Namespace:
     add("--instants", type=int, default=2000, help="timed 1-symbol instants")
     add("--batch-instants", type=int, default=300, help="timed 100-symbol instants")
     add("--warmup", type=int, default=1500, help="untimed 1-symbol instants first")
-    add("--batch-warmup", type=int, default=700, help="untimed 100-symbol instants first")
+    add("--batch-warmup", type=int, default=1500, help="untimed 100-symbol instants first")
     add("--gap-ms", type=float, default=2.0, help="idle time between measured instants")
     add("--train-candles", type=int, default=6000, help="candles the model is trained on")
     add("--replay-candles", type=int, default=6000, help="candles of the 1-symbol replay")

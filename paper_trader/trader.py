@@ -16,7 +16,9 @@ For the candles that closed at one instant (sorted by symbol) and the signals ma
 Pure and synchronous; the caller commits the ``InstantResult`` before anyone is told.
 """
 
+import base64
 import json
+from array import array
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -212,8 +214,16 @@ class Trader:
         )
 
     def windows_json(self) -> str:
-        """Return the volatility breaker's windows as JSON (persisted less often)."""
-        return json.dumps(self.breakers.windows_snapshot(), separators=(",", ":"))
+        """Return the volatility breaker's windows as JSON (persisted less often).
+
+        Each window is its float64 bytes in base64: exact, and about a hundred times cheaper
+        to write than a JSON list of floats (100 symbols x 1,440 values every few minutes).
+        """
+        windows = self.breakers.windows_snapshot()
+        encoded = {
+            s: base64.b64encode(array("d", v).tobytes()).decode() for s, v in windows.items()
+        }
+        return json.dumps(encoded, separators=(",", ":"))
 
     def state_json(self) -> str:
         """Return the breakers' state (without the volatility windows) and the last candle

@@ -11,9 +11,11 @@ the ledger commit) is run through the exits at once, marked as recovered.
 """
 
 import asyncio
+import base64
 import itertools
 import json
 import math
+from array import array
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -303,8 +305,16 @@ def _restored_state(state: LedgerState) -> dict[str, object]:
         return {}
     breakers = value.get("breakers")
     if isinstance(breakers, dict) and state.volatility_json:
-        breakers["volatility_windows"] = json.loads(state.volatility_json)
+        breakers["volatility_windows"] = decode_windows(state.volatility_json)
     return value
+
+
+def decode_windows(text: str) -> dict[str, list[float]]:
+    """Return the volatility windows that ``Trader.windows_json`` encoded."""
+    encoded = json.loads(text)
+    return {
+        str(symbol): array("d", base64.b64decode(data)).tolist() for symbol, data in encoded.items()
+    }
 
 
 def _stop_text(position: Position | None) -> str | None:

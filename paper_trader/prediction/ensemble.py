@@ -241,6 +241,24 @@ def _check_rows(model: str, rows: FloatArray) -> None:
         )
 
 
+def _probability_row(model: str, value: Sequence[float]) -> list[float]:
+    """Return one row as floats, checked like ``_check_rows`` (in Python: a row is tiny)."""
+    try:
+        row = [float(x) for x in value]
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"model {model!r}: probabilities are not numbers ({exc})") from exc
+    if len(row) != CLASSES:
+        raise ValueError(
+            f"model {model!r}: expected {CLASSES} probabilities, got shape ({len(row)},)"
+        )
+    if not all(math.isfinite(x) and x >= 0.0 for x in row):
+        raise ValueError(f"model {model!r}: NaN, infinite or negative values in rows [0]")
+    total = math.fsum(row)
+    if abs(total - 1.0) > ROW_SUM_TOLERANCE:
+        raise ValueError(f"model {model!r}: rows [0] sum to [{total}], not 1")
+    return row
+
+
 def _as_array(model: str, value: object) -> FloatArray:
     try:
         return np.asarray(value, dtype=np.float64)
@@ -355,15 +373,7 @@ class Ensemble:
         """Score each model's prediction for one row against the class that happened."""
         index = _check_label(label)
         self._check_names(per_model)
-        rows: dict[str, list[float]] = {}
-        for name in self.models:
-            row = _as_array(name, per_model[name])
-            if row.shape != (CLASSES,):
-                raise ValueError(
-                    f"model {name!r}: expected {CLASSES} probabilities, got shape {row.shape}"
-                )
-            _check_rows(name, row[np.newaxis, :])
-            rows[name] = row.tolist()
+        rows = {name: _probability_row(name, per_model[name]) for name in self.models}
         for name, probabilities in rows.items():
             self.scorecard.add(name, probabilities, index)
 
