@@ -47,6 +47,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/features.py
 	$(PY) bench/prediction.py
 	$(PY) bench/retrain.py
+	$(PY) bench/pipeline.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO).*
