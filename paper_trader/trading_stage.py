@@ -170,7 +170,7 @@ class TradingStage:
             result = InstantResult(candle_time_ms=at)
             answer = command(self.trader, result)
             result.snapshot = self.trader.snapshot(at) if result.fills else None
-            await self._persist([result], force=True)
+            await self._persist([result])
         self._report([result])
         return answer
 
@@ -201,9 +201,12 @@ class TradingStage:
             tradable=self._view.is_tradable(candle),
         )
 
-    async def _persist(self, results: list[InstantResult], *, force: bool = False) -> None:
-        """Commit what the instants changed in one transaction, and wait for it."""
-        if results and (force or any(_worth_writing(r) for r in results)):
+    async def _persist(self, results: list[InstantResult]) -> None:
+        """Commit what the instants changed in one transaction, and wait for it.
+
+        Every instant is written: at least its equity snapshot and the last candle handled.
+        """
+        if results:
             await self._commit(self._op(results))
 
     def _op(self, results: list[InstantResult], *, windows: bool = False) -> RecordInstant:
@@ -281,12 +284,6 @@ class TradingStage:
             "rejected": self.rejected,
             "skipped": self.skipped,
         }
-
-
-def _worth_writing(result: InstantResult) -> bool:
-    return bool(result.fills or result.transitions or result.decisions or result.positions) or (
-        result.snapshot is not None
-    )
 
 
 def _atr(row: FeatureRow | None, columns: tuple[int, int]) -> tuple[Decimal | None, float | None]:
