@@ -5,7 +5,6 @@ Part of the composition root (``app.py`` calls it); nothing else imports it.
 
 import json
 from collections.abc import Awaitable, Callable
-from decimal import Decimal
 
 import aiosqlite
 
@@ -20,6 +19,7 @@ from paper_trader.risk.config import (
     FillConfig,
     LimitsConfig,
     SizingConfig,
+    exact,
 )
 from paper_trader.runtime.events import EventSink
 from paper_trader.settings import Settings
@@ -80,9 +80,9 @@ def trader_config(settings: Settings) -> TraderConfig:
             exit_on_opposite_signal=settings.exit_on_opposite_signal,
         ),
         fills=FillConfig(
-            fee_rate=Decimal(str(settings.taker_fee)),
-            slippage_bps=Decimal(str(settings.slippage_bps)),
-            impact_bps=Decimal(str(settings.slippage_impact_bps)),
+            fee_rate=exact(settings.taker_fee),
+            slippage_bps=exact(settings.slippage_bps),
+            impact_bps=exact(settings.slippage_impact_bps),
         ),
     )
 

@@ -28,6 +28,7 @@ from paper_trader.domain.trading import (
     ExitReason,
     Position,
     TradingState,
+    plain,
 )
 from paper_trader.risk.exits import active_stop
 from paper_trader.storage.ledger_repository import (
@@ -336,8 +337,7 @@ def _close(symbol: str) -> Command:
         trade = trader.close_position(name, ExitReason.MANUAL, result)
         if trade is None:
             return False, f"{name}: no last close is known to fill at"
-        price = format(trade.exit_price.normalize(), "f")
-        return True, f"{name}: closed at {price}, net PnL {trade.net_pnl:.2f}"
+        return True, f"{name}: closed at {plain(trade.exit_price)}, net PnL {trade.net_pnl:.2f}"
 
     return apply
 

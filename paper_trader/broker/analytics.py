@@ -17,7 +17,7 @@ from decimal import Decimal
 
 import numpy as np
 
-from paper_trader.domain.trading import DAY_MS, ClosedTrade, EquitySnapshot
+from paper_trader.domain.trading import DAY_MS, ClosedTrade, EquitySnapshot, plain
 
 _DAYS_PER_YEAR = 365
 _EPOCH = dt.date(1970, 1, 1)
@@ -322,14 +322,6 @@ def _iso_day(day: int) -> str:
     return (_EPOCH + dt.timedelta(days=day)).isoformat()
 
 
-def _canonical_decimal(value: Decimal) -> str:
-    """Return ``value`` in plain notation without trailing zeros, never rounded; zero is "0"."""
-    if value.is_zero():
-        return "0"
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def _canonical_trade(trade: ClosedTrade) -> dict[str, object]:
     """Return the fields of ``trade`` that define it in the ledger digest."""
     return {
@@ -337,12 +329,12 @@ def _canonical_trade(trade: ClosedTrade) -> dict[str, object]:
         "symbol": trade.symbol,
         "interval": trade.interval.value,
         "side": trade.side.value,
-        "quantity": _canonical_decimal(trade.quantity),
-        "entry_price": _canonical_decimal(trade.entry_price),
-        "exit_price": _canonical_decimal(trade.exit_price),
-        "entry_fee": _canonical_decimal(trade.entry_fee),
-        "exit_fee": _canonical_decimal(trade.exit_fee),
-        "net_pnl": _canonical_decimal(trade.net_pnl),
+        "quantity": plain(trade.quantity),
+        "entry_price": plain(trade.entry_price),
+        "exit_price": plain(trade.exit_price),
+        "entry_fee": plain(trade.entry_fee),
+        "exit_fee": plain(trade.exit_fee),
+        "net_pnl": plain(trade.net_pnl),
         "opened_candle_ms": trade.opened_candle_ms,
         "closed_candle_ms": trade.closed_candle_ms,
         "exit_reason": trade.exit_reason.value,

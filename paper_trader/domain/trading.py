@@ -14,6 +14,15 @@ from paper_trader.domain.candle import Interval, Venue
 DAY_MS = 86_400_000
 
 
+def plain(value: Decimal) -> str:
+    """Return ``value`` in plain notation without trailing zeros, never rounded (``2.50`` ->
+    ``2.5``, ``1E+2`` -> ``100``, zero -> ``0``): the text people read and digests hash."""
+    if value.is_zero():
+        return "0"
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 class Side(enum.StrEnum):
     """The direction of a position."""
 

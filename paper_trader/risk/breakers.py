@@ -35,9 +35,10 @@ from paper_trader.domain.trading import (
     ExitReason,
     Rejection,
     TradingState,
+    plain,
 )
 from paper_trader.errors import ConfigError
-from paper_trader.risk.config import BreakerConfig
+from paper_trader.risk.config import BreakerConfig, exact
 from paper_trader.risk.rolling import RollingMedian
 
 DAILY_LOSS = "daily_loss"
@@ -189,7 +190,7 @@ class TradingBreakers:
             new_peak = equity if equity is not None else self._last_equity
             self._peak = new_peak if new_peak is not None else self._peak
             reason = f"drawdown halt cleared by the operator; peak equity set to {_money(new_peak)}"
-            limit = format(_decimal(self._config.max_drawdown), "f")
+            limit = format(exact(self._config.max_drawdown), "f")
             out += self._switch(MAX_DRAWDOWN, t, False, reason, limit, "0")
         return out + self._switch(MANUAL_PAUSE, t, False, "pause lifted by the operator")
 
@@ -231,7 +232,7 @@ class TradingBreakers:
         self._day = day
         self._day_start = equity if self._last_equity is None else self._last_equity
         loss = self._daily_loss(equity)
-        limit = format(_decimal(self._config.max_daily_loss), "f")
+        limit = format(exact(self._config.max_daily_loss), "f")
         reason = f"a new UTC day began from equity {_money(self._day_start)}; daily loss reset"
         observed = "n/a" if loss is None else _ratio(loss)
         return self._switch(DAILY_LOSS, candle_time_ms, False, reason, limit, observed)
@@ -246,7 +247,7 @@ class TradingBreakers:
     def _check_daily_loss(self, candle_time_ms: int, equity: Decimal) -> list[BreakerTransition]:
         """Trip ``daily_loss`` when the day's loss reached its limit."""
         loss = self._daily_loss(equity)
-        limit = _decimal(self._config.max_daily_loss)
+        limit = exact(self._config.max_daily_loss)
         if DAILY_LOSS in self._global or loss is None or loss < limit:
             return []
         reason = (
@@ -262,7 +263,7 @@ class TradingBreakers:
         if MAX_DRAWDOWN in self._global or peak is None or peak <= 0:
             return []
         drawdown = (peak - equity) / peak
-        limit = _decimal(self._config.max_drawdown)
+        limit = exact(self._config.max_drawdown)
         if drawdown < limit:
             return []
         reason = (
@@ -443,11 +444,6 @@ def _transition(item: Mapping[str, Any]) -> BreakerTransition:
     return BreakerTransition(**{**item, "state": TradingState(item["state"])})
 
 
-def _decimal(value: float) -> Decimal:
-    """Return a config float as the Decimal it reads as (0.05 → Decimal("0.05"))."""
-    return Decimal(str(value))
-
-
 def _optional_decimal(text: object) -> Decimal | None:
     """Return snapshot money text as a finite Decimal, keeping None."""
     if text is None:
@@ -473,12 +469,12 @@ def _money(value: Decimal | None) -> str | None:
 
 def _ratio(value: Decimal) -> str:
     """Return a fraction rounded to six places, without trailing zeros (0.061200 → 0.0612)."""
-    return format(value.quantize(Decimal("1e-6")).normalize(), "f")
+    return plain(value.quantize(Decimal("1e-6")))
 
 
 def _pct(value: Decimal) -> str:
     """Return a fraction as a percentage with two places at most (0.0612 → 6.12 %)."""
-    return format((value * 100).quantize(Decimal("0.01")).normalize(), "f") + " %"
+    return plain((value * 100).quantize(Decimal("0.01"))) + " %"
 
 
 def _duration(ms: int) -> str:

@@ -5,6 +5,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 
+def exact(value: float) -> Decimal:
+    """Return a config float as the Decimal it reads as (0.05 -> Decimal("0.05")), so that
+    every level, size and limit computed from it is exact and the same on every run."""
+    return Decimal(str(value))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BreakerConfig:
     """Circuit breakers; durations are milliseconds of candle time.

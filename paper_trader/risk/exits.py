@@ -1,6 +1,6 @@
 """Exit rules: entry levels, the protective stop and target, the trailing stop, time and signal.
 
-All prices are ``Decimal``; config floats enter as ``Decimal(str(x))`` so that every level is
+All prices are ``Decimal``; config floats enter through ``config.exact`` so that every level is
 exact and the same on replay. Nothing is quantized: Decimal's default 28-digit context is the
 only rounding.
 
@@ -26,7 +26,7 @@ from decimal import Decimal
 from paper_trader.domain.candle import Candle
 from paper_trader.domain.signal import Strength
 from paper_trader.domain.trading import ExitReason, FillModel, Position, Rejection, Side
-from paper_trader.risk.config import ExitConfig
+from paper_trader.risk.config import ExitConfig, exact
 
 _OPPOSITE_STRONG = {Side.LONG: Strength.STRONG_SELL, Side.SHORT: Strength.STRONG_BUY}
 
@@ -53,11 +53,6 @@ class ExitSignal:
     fill_model: FillModel
 
 
-def _decimal(value: float) -> Decimal:
-    """Return a config float as the Decimal of its shortest repr (0.1 → Decimal('0.1'))."""
-    return Decimal(str(value))
-
-
 def entry_levels(
     side: Side, price: Decimal, atr: Decimal, config: ExitConfig
 ) -> Levels | Rejection:
@@ -75,7 +70,7 @@ def entry_levels(
             observed=float(atr),
             limit=0.0,
         )
-    stop = price - side.sign * _decimal(config.stop_loss_atr_multiplier) * atr
+    stop = price - side.sign * exact(config.stop_loss_atr_multiplier) * atr
     risk_per_unit = side.sign * (price - stop)
     if risk_per_unit <= 0 or stop <= 0:
         return Rejection(
@@ -84,7 +79,7 @@ def entry_levels(
             observed=float(stop),
             limit=0.0,
         )
-    reward = _decimal(config.take_profit_risk_reward)
+    reward = exact(config.take_profit_risk_reward)
     target = price + side.sign * reward * risk_per_unit if reward > 0 else None
     if target is not None and target <= 0:
         target = None
@@ -140,9 +135,9 @@ def advance(position: Position, candle: Candle, config: ExitConfig) -> Position:
     else:
         extreme = min(position.extreme_price, candle.low)
     trailing = position.trailing_stop_price
-    activation = _decimal(config.trailing_activation_r) * position.risk_per_unit
+    activation = exact(config.trailing_activation_r) * position.risk_per_unit
     if config.trailing_stop and sign * (extreme - position.entry_price) >= activation:
-        candidate = extreme - sign * _decimal(config.trailing_atr_multiplier) * position.atr
+        candidate = extreme - sign * exact(config.trailing_atr_multiplier) * position.atr
         if trailing is None or sign * (candidate - trailing) > 0:
             trailing = candidate
     if extreme == position.extreme_price and trailing == position.trailing_stop_price:

@@ -17,8 +17,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
 
-from paper_trader.domain.trading import Position, Rejection, Side
-from paper_trader.risk.config import LimitsConfig
+from paper_trader.domain.trading import Position, Rejection, Side, plain
+from paper_trader.risk.config import LimitsConfig, exact
 from paper_trader.risk.sizing import QUANTITY_STEP, round_quantity
 
 # Wide enough that price * (1 + fee) * step and the integer division by it are exact.
@@ -176,13 +176,12 @@ def _check_request(quantity: Decimal, price: Decimal, view: PortfolioView) -> Re
         )
     for name, value in (("quantity", quantity), ("price", price)):
         if value <= 0:
-            detail = f"{name} {value.normalize():f} is not positive"
+            detail = f"{name} {plain(value)} is not positive"
             return Rejection(rule="sizing", detail=detail, observed=float(value), limit=0.0)
     if round_quantity(quantity) <= 0:
         return Rejection(
             rule="sizing",
-            detail=f"quantity {quantity.normalize():f} rounds down to 0 at the step "
-            f"{QUANTITY_STEP:f}",
+            detail=f"quantity {plain(quantity)} rounds down to 0 at the step {QUANTITY_STEP:f}",
             observed=float(quantity),
             limit=float(QUANTITY_STEP),
         )
@@ -206,7 +205,7 @@ def _caps(
 
 def _size_cap(config: LimitsConfig, notional: Decimal, price: Decimal, view: PortfolioView) -> _Cap:
     """Cap the notional at ``max_position_size`` of equity."""
-    limit = Decimal(str(config.max_position_size)) * view.equity
+    limit = exact(config.max_position_size) * view.equity
     return _Cap(
         name="max_position_size",
         room=limit,
@@ -221,7 +220,7 @@ def _size_cap(config: LimitsConfig, notional: Decimal, price: Decimal, view: Por
 def _exposure_cap(config: LimitsConfig, price: Decimal, view: PortfolioView) -> _Cap:
     """Cap the gross exposure after the entry at ``max_total_exposure`` of equity."""
     exposure = _exposure(view)
-    limit = Decimal(str(config.max_total_exposure)) * view.equity
+    limit = exact(config.max_total_exposure) * view.equity
     return _Cap(
         name="max_total_exposure",
         room=limit - exposure,
@@ -242,8 +241,7 @@ def _cash_cap(quantity: Decimal, price: Decimal, fee_rate: Decimal, view: Portfo
         unit_cost=unit_cost,
         observed=quantity * unit_cost,
         limit=view.cash,
-        detail=f"cash {_money(view.cash)} at price {price.normalize():f} "
-        f"plus fee rate {fee_rate.normalize():f}",
+        detail=f"cash {_money(view.cash)} at price {plain(price)} plus fee rate {plain(fee_rate)}",
     )
 
 
@@ -284,4 +282,4 @@ def _max_quantity(room: Decimal, unit_cost: Decimal) -> Decimal:
 
 def _money(value: Decimal) -> str:
     """Format quote currency to the cent, without trailing zeros (``7.10`` → ``7.1``)."""
-    return f"{value.quantize(_CENT).normalize():f}"
+    return plain(value.quantize(_CENT))

@@ -5,7 +5,7 @@ and stop; half-Kelly risks half the Kelly fraction of the recent closed trades, 
 ``kelly_cap``; volatility holds the quantity whose one-ATR move is ``volatility_target`` of
 equity. The result is scaled by ``min(1, confidence / confidence_full_size)`` and rounded down
 to ``QUANTITY_STEP``. Money stays ``Decimal``; the config's float fractions enter it through
-``Decimal(str(x))`` so that results are exact and the same on every run. A refused entry is a
+``config.exact`` so that results are exact and the same on every run. A refused entry is a
 ``Rejection`` value, never an exception.
 """
 
@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Context, Decimal, localcontext
 
-from paper_trader.domain.trading import ClosedTrade, Rejection
-from paper_trader.risk.config import SizingConfig, SizingMethod
+from paper_trader.domain.trading import ClosedTrade, Rejection, plain
+from paper_trader.risk.config import SizingConfig, SizingMethod, exact
 
 QUANTITY_STEP = Decimal("0.00000001")
 
@@ -90,7 +90,7 @@ def size_position(
     if isinstance(unscaled, Rejection):
         return unscaled
     scale = _confidence_scale(confidence, config.confidence_full_size)
-    scaled = unscaled.quantity * Decimal(str(scale))
+    scaled = unscaled.quantity * exact(scale)
     quantity = round_quantity(scaled)
     if quantity <= 0:
         return Rejection(
@@ -105,8 +105,8 @@ def size_position(
         method=unscaled.method,
         risk_fraction=unscaled.risk_fraction,
         scale=scale,
-        detail=f"{unscaled.detail}; scaled by {scale:g} to {_plain(quantity)} "
-        f"(notional {_plain(quantity * price)} at {_plain(price)})",
+        detail=f"{unscaled.detail}; scaled by {scale:g} to {plain(quantity)} "
+        f"(notional {plain(quantity * price)} at {plain(price)})",
     )
 
 
@@ -133,7 +133,7 @@ def _confidence_scale(confidence: float, full_size: float) -> float:
 
 def _fixed_fractional(config: SizingConfig, inputs: _Inputs) -> _Unscaled:
     """Risk ``risk_per_trade`` of equity between entry and stop."""
-    fraction = Decimal(str(config.risk_per_trade))
+    fraction = exact(config.risk_per_trade)
     quantity = inputs.equity * fraction / inputs.stop_distance
     return _Unscaled(
         quantity=quantity,
@@ -159,8 +159,8 @@ def _half_kelly(config: SizingConfig, inputs: _Inputs) -> _Unscaled | Rejection:
     if isinstance(kelly, Rejection):
         return kelly
     full, figures = kelly
-    cap = Decimal(str(config.kelly_cap))
-    capped = f", capped at {_plain(cap)}" if full / 2 > cap else ""
+    cap = exact(config.kelly_cap)
+    capped = f", capped at {plain(cap)}" if full / 2 > cap else ""
     fraction = min(full / 2, cap)
     quantity = inputs.equity * fraction / inputs.stop_distance
     return _Unscaled(
@@ -207,16 +207,16 @@ def _volatility(config: SizingConfig, inputs: _Inputs) -> _Unscaled | Rejection:
     """Hold the quantity whose one-ATR move is ``volatility_target`` of equity."""
     if inputs.atr <= 0:
         return _not_positive("ATR", inputs.atr)
-    target = Decimal(str(config.volatility_target))
+    target = exact(config.volatility_target)
     quantity = inputs.equity * target / inputs.atr
     risk_fraction = target * inputs.stop_distance / inputs.atr
     return _Unscaled(
         quantity=quantity,
         method=SizingMethod.VOLATILITY,
         risk_fraction=float(risk_fraction),
-        detail=f"volatility: {_plain(target)} of equity {_plain(inputs.equity)} per ATR "
-        f"{_plain(inputs.atr)} = {_shown(quantity)}, risking "
-        f"{risk_fraction:.4f} of equity at stop distance {_plain(inputs.stop_distance)}",
+        detail=f"volatility: {plain(target)} of equity {plain(inputs.equity)} per ATR "
+        f"{plain(inputs.atr)} = {_shown(quantity)}, risking "
+        f"{risk_fraction:.4f} of equity at stop distance {plain(inputs.stop_distance)}",
     )
 
 
@@ -230,15 +230,15 @@ _METHODS: dict[SizingMethod, Callable[[SizingConfig, _Inputs], _Unscaled | Rejec
 def _risked(fraction: Decimal, inputs: _Inputs, quantity: Decimal) -> str:
     """Describe ``equity * fraction / stop distance = quantity``."""
     return (
-        f"risk {fraction:.4g} of equity {_plain(inputs.equity)} over stop distance "
-        f"{_plain(inputs.stop_distance)} = {_shown(quantity)}"
+        f"risk {fraction:.4g} of equity {plain(inputs.equity)} over stop distance "
+        f"{plain(inputs.stop_distance)} = {_shown(quantity)}"
     )
 
 
 def _not_positive(name: str, value: Decimal) -> Rejection:
     """Refuse an input that must be positive."""
     return Rejection(
-        rule="sizing", detail=f"{name} {_plain(value)} is not positive", observed=float(value)
+        rule="sizing", detail=f"{name} {plain(value)} is not positive", observed=float(value)
     )
 
 
@@ -250,9 +250,4 @@ def _mean(values: Sequence[Decimal]) -> Decimal:
 def _shown(quantity: Decimal) -> str:
     """Format an unrounded quantity to 12 decimals, enough to show what rounds to zero."""
     with localcontext(_WIDE):
-        return _plain(quantity.quantize(_SHOWN_STEP, rounding=ROUND_FLOOR))
-
-
-def _plain(value: Decimal) -> str:
-    """Format a Decimal without exponent or trailing zeros (``2.50`` → ``2.5``)."""
-    return f"{value.normalize():f}"
+        return plain(quantity.quantize(_SHOWN_STEP, rounding=ROUND_FLOOR))
