@@ -421,7 +421,7 @@ def _feature_stage(
 ) -> FeatureStage:
     """Build the feature stage; only the live daemon resumes from the cache and SQLite."""
     spec = default_spec()
-    series = [(settings.exchange, s.symbol, s.interval) for s in subscriptions(settings)]
+    series = _series(settings)
     keep = rows_within(
         settings.max_cache_memory_mb, len(series), len(spec.names), settings.feature_cache_size
     )

@@ -24,9 +24,8 @@ from paper_trader.risk.config import (
 from paper_trader.runtime.events import EventSink
 from paper_trader.settings import Settings
 from paper_trader.storage import StorageWriter, candle_at_or_before, load_candles
-from paper_trader.storage.ledger_ops import LedgerState
 from paper_trader.storage.ledger_repository import closed_trades, ledger_state, open_positions
-from paper_trader.trader import TraderConfig
+from paper_trader.trader import TraderConfig, handled_of
 from paper_trader.trading_stage import MarketView, RestoredLedger, TradingStage
 
 ATR_COLUMNS = ("atr_14", "atr_pct_14")
@@ -106,7 +105,7 @@ def ledger_loader(
         recent: list[Candle] = []
         unhandled: list[Candle] = []
         if state is not None:
-            handled = handled_per_symbol(state)
+            handled = handled_of(json.loads(state.state_json))
             for venue, symbol, interval in series:
                 last = handled.get(symbol)
                 if last is None:
@@ -133,12 +132,6 @@ def ledger_loader(
         )
 
     return load
-
-
-def handled_per_symbol(state: LedgerState) -> dict[str, int]:
-    """Return the last candle the ledger handled per symbol, from its state row."""
-    handled = json.loads(state.state_json).get("handled", {})
-    return {str(k): int(v) for k, v in handled.items()} if isinstance(handled, dict) else {}
 
 
 def build_trading_stage(

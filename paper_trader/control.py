@@ -201,7 +201,8 @@ class Control:
         snapshots = await equity_snapshots(self._reader, since_ms=start - DAY_MS)
         before = [s for s in snapshots if s.candle_time_ms <= start]
         inside = [s for s in snapshots if start < s.candle_time_ms <= end]
-        trades = [t for t in await closed_trades(self._reader) if start < t.closed_candle_ms <= end]
+        stored = await closed_trades(self._reader, since_ms=start)
+        trades = [t for t in stored if t.closed_candle_ms <= end]
         first = before[-1:] or inside[:1]
         start_equity = first[0].equity if first else initial
         return _period_report(period, start, end, start_equity, trades, inside, self._interval_ms)
@@ -229,16 +230,8 @@ class Control:
         return await self._run(_emergency_stop(reason))
 
     async def _run(self, command: Command) -> CommandResult:
-        """Run ``command`` through the stage; keep its outcome and what it changed."""
-        outcome: list[tuple[bool, InstantResult]] = []
-
-        def apply(trader: Trader, result: InstantResult) -> str:
-            ok, message = command(trader, result)
-            outcome.append((ok, result))
-            return message
-
-        message = await self._stage.run_command(apply)
-        ok, result = outcome[0]
+        """Run ``command`` through the stage; return its outcome and what it changed."""
+        (ok, message), result = await self._stage.run_command(command)
         return CommandResult(
             ok=ok,
             message=message,

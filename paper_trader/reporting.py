@@ -20,12 +20,14 @@ from paper_trader.risk.breakers import TradingBreakers
 from paper_trader.risk.config import BreakerConfig
 from paper_trader.storage import gap_records, runs, schema_version, series_summaries
 from paper_trader.storage.ledger_repository import (
+    candles_handled,
     closed_trades,
     decision_counts,
     equity_snapshots,
     ledger_state,
     open_positions,
 )
+from paper_trader.trader import handled_of
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -124,7 +126,6 @@ async def trading_summary(
     if state is None:
         return {"candles_processed": 0, "signals": 0, "trades": 0, "ledger_digest": None}
     extra = json.loads(state.state_json)
-    handled: dict[str, int] = extra.get("handled", {})
     initial = Decimal(str(extra.get("initial_balance", state.cash)))
     trades = await closed_trades(conn)
     snapshots = await equity_snapshots(conn)
@@ -132,7 +133,7 @@ async def trading_summary(
     interval_ms = Interval(series[0].interval).ms if series else 60_000
     analytics = analyse(trades, snapshots, initial_equity=initial, interval_ms=interval_ms)
     return {
-        "candles_processed": await _candles_handled(conn, handled),
+        "candles_processed": await candles_handled(conn, handled_of(extra)),
         "signals": sum(counts.values()),
         "decisions": counts,
         "trades": len(trades),
@@ -142,16 +143,3 @@ async def trading_summary(
         "ledger_digest": ledger_digest(trades),
         "analytics": analytics.to_json(),
     }
-
-
-async def _candles_handled(conn: aiosqlite.Connection, handled: dict[str, int]) -> int:
-    total = 0
-    for symbol, last in handled.items():
-        rows = list(
-            await conn.execute_fetchall(
-                "SELECT count(*) FROM candles WHERE symbol = ? AND open_time_ms <= ?",
-                (symbol, last),
-            )
-        )
-        total += int(rows[0][0])
-    return total

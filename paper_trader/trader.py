@@ -114,11 +114,6 @@ class InstantResult:
     decisions: list[Decision] = field(default_factory=list)
     snapshot: EquitySnapshot | None = None
 
-    @property
-    def changed_money(self) -> bool:
-        """Return True if a fill or a breaker transition is in it."""
-        return bool(self.fills or self.transitions)
-
 
 class Trader:
     """The ledger, the breakers and the rolling market state, driven one instant at a time."""
@@ -142,23 +137,17 @@ class Trader:
         self.breakers = TradingBreakers(
             config.breakers, breakers if isinstance(breakers, dict) else None
         )
-        handled = (state or {}).get("handled")
-        self.handled: dict[str, int] = (
-            {str(k): int(v) for k, v in handled.items()} if isinstance(handled, dict) else {}
-        )
+        self.handled = handled_of(state or {})
         self.returns = ReturnHistory(config.limits.correlation_window)
         for candle in recent:
             self.returns.on_close(candle.symbol, candle.open_time_ms, candle.close)
         self.history: deque[ClosedTrade] = deque(history, maxlen=config.sizing.kelly_window)
         self.last_candle_ms = last_candle_ms
         self.last_candles: dict[str, Candle] = dict(marks or {})
+        # The latest close per symbol, kept with last_candles (read on every instant).
+        self.marks: dict[str, Decimal] = {s: c.close for s, c in self.last_candles.items()}
         initial = (state or {}).get("initial_balance")
         self.initial_balance = Decimal(str(initial)) if initial is not None else ledger.cash
-
-    @property
-    def marks(self) -> dict[str, Decimal]:
-        """Return the latest close per symbol."""
-        return {symbol: c.close for symbol, c in self.last_candles.items()}
 
     def on_instant(
         self,
@@ -214,16 +203,8 @@ class Trader:
         )
 
     def windows_json(self) -> str:
-        """Return the volatility breaker's windows as JSON (persisted less often).
-
-        Each window is its float64 bytes in base64: exact, and about a hundred times cheaper
-        to write than a JSON list of floats (100 symbols x 1,440 values every few minutes).
-        """
-        windows = self.breakers.windows_snapshot()
-        encoded = {
-            s: base64.b64encode(array("d", v).tobytes()).decode() for s, v in windows.items()
-        }
-        return json.dumps(encoded, separators=(",", ":"))
+        """Return the volatility breaker's windows as JSON (persisted less often)."""
+        return encode_windows(self.breakers.windows_snapshot())
 
     def state_json(self) -> str:
         """Return the breakers' state (without the volatility windows) and the last candle
@@ -248,6 +229,7 @@ class Trader:
     def _observe(self, market: MarketInput, result: InstantResult) -> None:
         candle = market.candle
         self.last_candles[candle.symbol] = candle
+        self.marks[candle.symbol] = candle.close
         self.returns.on_close(candle.symbol, candle.open_time_ms, candle.close)
         if market.atr_pct is not None:
             result.transitions.extend(
@@ -275,9 +257,7 @@ class Trader:
         self, position: Position, candle: Candle, signal: Signal | None
     ) -> ExitSignal | None:
         if self.breakers.state is TradingState.HALTED:
-            return ExitSignal(
-                reason=ExitReason.HALTED, price=candle.close, fill_model=FillModel.MARKET_CLOSE
-            )
+            return _halted_at_close(candle)
         timed = time_exit(position, candle, self.config.exits)
         if timed is not None or signal is None:
             return timed
@@ -287,10 +267,9 @@ class Trader:
         candle = market.candle
         position = self.ledger.positions.get(candle.symbol)
         if position is not None:
-            signal = ExitSignal(
-                reason=ExitReason.HALTED, price=candle.close, fill_model=FillModel.MARKET_CLOSE
+            self._exit(
+                position, _halted_at_close(candle), candle, result, recovered=market.recovered
             )
-            self._exit(position, signal, candle, result, recovered=market.recovered)
 
     def _exit(
         self,
@@ -390,23 +369,24 @@ class Trader:
         )
         if blocked is not None:
             return blocked
-        if market.atr is None:
+        atr = market.atr
+        if atr is None:
             return Rejection(rule="stop_distance", detail="no ATR yet for a stop")
-        levels = entry_levels(side, candle.close, market.atr, self.config.exits)
+        levels = entry_levels(side, candle.close, atr, self.config.exits)
         if isinstance(levels, Rejection):
             return levels
-        return self._size(market, signal, side, levels, view)
+        return self._size(candle, signal=signal, side=side, levels=levels, atr=atr, view=view)
 
     def _size(
         self,
-        market: MarketInput,
+        candle: Candle,
+        *,
         signal: Signal,
         side: Side,
         levels: Levels,
+        atr: Decimal,
         view: PortfolioView,
     ) -> tuple[Entry, Approval] | Rejection:
-        candle = market.candle
-        atr = levels.risk_per_unit if market.atr is None else market.atr
         sizing = size_position(
             self.config.sizing,
             equity=view.equity,
@@ -450,9 +430,35 @@ class Trader:
         return PortfolioView(
             equity=self.ledger.equity(marks),
             cash=self.ledger.cash,
-            positions=dict(self.ledger.positions),
+            positions=self.ledger.positions,
             marks=marks,
         )
+
+
+def handled_of(state: Mapping[str, object]) -> dict[str, int]:
+    """Return the last candle handled per symbol from a trader's state (``state_json``)."""
+    handled = state.get("handled")
+    return {str(k): int(v) for k, v in handled.items()} if isinstance(handled, dict) else {}
+
+
+def encode_windows(windows: Mapping[str, Sequence[float]]) -> str:
+    """Return the volatility windows as JSON of their float64 bytes in base64: exact, and about
+    a hundred times cheaper to write than lists of floats (100 symbols x 1,440 values)."""
+    encoded = {s: base64.b64encode(array("d", v).tobytes()).decode() for s, v in windows.items()}
+    return json.dumps(encoded, separators=(",", ":"))
+
+
+def decode_windows(text: str) -> dict[str, list[float]]:
+    """Return the volatility windows that ``encode_windows`` wrote."""
+    encoded = json.loads(text)
+    return {str(s): array("d", base64.b64decode(data)).tolist() for s, data in encoded.items()}
+
+
+def _halted_at_close(candle: Candle) -> ExitSignal:
+    """Return the exit of a position while trading is HALTED: at the candle's close."""
+    return ExitSignal(
+        reason=ExitReason.HALTED, price=candle.close, fill_model=FillModel.MARKET_CLOSE
+    )
 
 
 def _decision(

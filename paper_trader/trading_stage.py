@@ -11,18 +11,17 @@ the ledger commit) is run through the exits at once, marked as recovered.
 """
 
 import asyncio
-import base64
 import itertools
 import json
 import math
-from array import array
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TypeVar
 
 from paper_trader.broker.ledger import Ledger
 from paper_trader.domain import Candle, ComponentHealth, HealthStatus, Signal
-from paper_trader.domain.trading import ClosedTrade, EquitySnapshot, Position
+from paper_trader.domain.trading import Action, ClosedTrade, EquitySnapshot, Position
 from paper_trader.features.engine import FeatureRow
 from paper_trader.log_config import get_logger
 from paper_trader.runtime.events import EventSink
@@ -35,11 +34,18 @@ from paper_trader.trade_events import (
     trade_opened_event,
     transition_fields,
 )
-from paper_trader.trader import InstantResult, MarketInput, Trader, TraderConfig
+from paper_trader.trader import (
+    InstantResult,
+    MarketInput,
+    Trader,
+    TraderConfig,
+    decode_windows,
+)
 
 log = get_logger("trader")
 
 Commit = Callable[[RecordInstant], Awaitable[None]]
+T = TypeVar("T")
 WINDOWS_EVERY = 240  # instants between two saves of the volatility windows (and at a stop)
 
 
@@ -57,7 +63,8 @@ class RestoredLedger:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarketView:
-    """How the stage reads the rest of the daemon (all optional outside the live daemon)."""
+    """How the stage reads the rest of the daemon: the ATR columns of a feature row, the
+    data-quality verdict, the prediction breaker, and the catch-up rule."""
 
     atr_columns: tuple[int, int]
     is_tradable: Callable[[Candle], bool]
@@ -163,8 +170,11 @@ class TradingStage:
             result = InstantResult(candle_time_ms=self.trader.last_candle_ms)
             await self._commit(self._op([result], windows=True))
 
-    async def run_command(self, command: Callable[[Trader, InstantResult], str]) -> str:
-        """Apply a command to the trader at the last candle time; commit; report; answer."""
+    async def run_command(
+        self, command: Callable[[Trader, InstantResult], T]
+    ) -> tuple[T, InstantResult]:
+        """Apply a command to the trader at the last candle time; commit; report; return the
+        command's answer and what it changed."""
         async with self.lock:
             at = self.trader.last_candle_ms or 0
             result = InstantResult(candle_time_ms=at)
@@ -172,7 +182,7 @@ class TradingStage:
             result.snapshot = self.trader.snapshot(at) if result.fills else None
             await self._persist([result])
         self._report([result])
-        return answer
+        return answer, result
 
     def health(self) -> ComponentHealth:
         """Return OK while ACTIVE, DEGRADED (with the reasons) while entries are off."""
@@ -242,10 +252,10 @@ class TradingStage:
         now = self._now_ms()
         for result in results:
             for decision in result.decisions:
-                self._count(decision.action.value)
+                self._count(decision.action)
             for fill in result.fills:
-                if fill.reason == "entry":
-                    position = self.trader.ledger.positions.get(fill.symbol)
+                if fill.reason == "entry":  # the instant's positions: those it opened or moved
+                    position = result.positions.get(fill.symbol)
                     log.info("trade_opened", **fill_fields(fill), stop=_stop_text(position))
                     self._events.publish(trade_opened_event(fill, position, now))
             for trade in result.trades:
@@ -260,30 +270,17 @@ class TradingStage:
                 self._events.publish(breaker_event(transition, now))
             if self._on_snapshot is not None and result.snapshot is not None:
                 self._on_snapshot(result.snapshot)
-        skipped = sum(1 for r in results for d in r.decisions if d.action.value == "skipped")
+        skipped = sum(1 for r in results for d in r.decisions if d.action is Action.SKIPPED)
         if skipped:
             log.info("entries_skipped_catching_up", skipped=skipped)
 
-    def _count(self, action: str) -> None:
-        if action == "entered":
+    def _count(self, action: Action) -> None:
+        if action is Action.ENTERED:
             self.entered += 1
-        elif action == "rejected":
+        elif action is Action.REJECTED:
             self.rejected += 1
         else:
             self.skipped += 1
-
-    def stats(self) -> dict[str, object]:
-        """Return the counters and the ledger's headline figures."""
-        snapshot = self.trader.snapshot(self.trader.last_candle_ms or 0)
-        return {
-            "state": self.trader.breakers.state.value,
-            "equity": str(snapshot.equity),
-            "cash": str(snapshot.cash),
-            "open_positions": snapshot.open_positions,
-            "entered": self.entered,
-            "rejected": self.rejected,
-            "skipped": self.skipped,
-        }
 
 
 def _atr(row: FeatureRow | None, columns: tuple[int, int]) -> tuple[Decimal | None, float | None]:
@@ -304,14 +301,6 @@ def _restored_state(state: LedgerState) -> dict[str, object]:
     if isinstance(breakers, dict) and state.volatility_json:
         breakers["volatility_windows"] = decode_windows(state.volatility_json)
     return value
-
-
-def decode_windows(text: str) -> dict[str, list[float]]:
-    """Return the volatility windows that ``Trader.windows_json`` encoded."""
-    encoded = json.loads(text)
-    return {
-        str(symbol): array("d", base64.b64decode(data)).tolist() for symbol, data in encoded.items()
-    }
 
 
 def _stop_text(position: Position | None) -> str | None:

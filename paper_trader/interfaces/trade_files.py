@@ -94,6 +94,7 @@ class TradeFiles:
     def __init__(self, directory: Path, *, capacity: int = 10_000) -> None:
         self.trades_path = directory / "trades.csv"
         self.portfolio_path = directory / "portfolio.csv"
+        self._headers = {self.trades_path: TRADES_HEADER, self.portfolio_path: PORTFOLIO_HEADER}
         self._rows: DropOldestChannel[tuple[Path, tuple[str, ...]]] = DropOldestChannel(capacity)
         self._last_hour: int | None = None
         self.written = 0
@@ -123,25 +124,25 @@ class TradeFiles:
             while True:
                 first = await self._rows.get()
                 batch = [first, *self._rows.drain(999)]
-                await asyncio.to_thread(_append, batch)
+                await asyncio.to_thread(_append, batch, self._headers)
                 self.written += len(batch)
         except ChannelClosed:
             return
         finally:
             rest = self._rows.drain(10_000)
             if rest:
-                _append(rest)
+                _append(rest, self._headers)
             if self._rows.dropped:
                 log.warning("trade_file_rows_dropped", dropped=self._rows.dropped)
 
 
-def _append(rows: list[tuple[Path, tuple[str, ...]]]) -> None:
+def _append(rows: list[tuple[Path, tuple[str, ...]]], headers: dict[Path, tuple[str, ...]]) -> None:
     """Append rows to their files, writing the header of a new or empty file first."""
     by_path: dict[Path, list[tuple[str, ...]]] = {}
     for path, row in rows:
         by_path.setdefault(path, []).append(row)
     for path, lines in by_path.items():
-        header = TRADES_HEADER if path.name == "trades.csv" else PORTFOLIO_HEADER
+        header = headers[path]
         path.parent.mkdir(parents=True, exist_ok=True)
         fresh = not path.exists() or path.stat().st_size == 0
         text = io.StringIO()

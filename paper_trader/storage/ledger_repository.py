@@ -79,17 +79,15 @@ _TRADE_COLUMNS = (
 
 
 async def closed_trades(
-    conn: aiosqlite.Connection, *, limit: int | None = None
+    conn: aiosqlite.Connection, *, limit: int | None = None, since_ms: int | None = None
 ) -> list[ClosedTrade]:
-    """Return closed trades in the order they closed (the newest ``limit`` if given)."""
-    order = "ORDER BY closed_candle_ms, exit_fill_id"
-    if limit is None:
-        rows = await conn.execute_fetchall(f"SELECT {_TRADE_COLUMNS} FROM trades {order}")
-        return [_trade(row) for row in rows]
+    """Return closed trades in the order they closed: those closed after ``since_ms`` if
+    given, the newest ``limit`` if given."""
+    after = -(2**62) if since_ms is None else since_ms
     rows = await conn.execute_fetchall(
-        f"SELECT {_TRADE_COLUMNS} FROM trades "
+        f"SELECT {_TRADE_COLUMNS} FROM trades WHERE closed_candle_ms > ? "
         "ORDER BY closed_candle_ms DESC, exit_fill_id DESC LIMIT ?",
-        (limit,),
+        (after, -1 if limit is None else limit),
     )
     return [_trade(row) for row in reversed(list(rows))]
 
@@ -201,6 +199,20 @@ async def breaker_history(conn: aiosqlite.Connection, *, limit: int) -> list[Bre
         )
         for r in reversed(list(rows))
     ]
+
+
+async def candles_handled(conn: aiosqlite.Connection, handled: dict[str, int]) -> int:
+    """Return how many stored candles the ledger handled: per symbol, up to its last one."""
+    total = 0
+    for symbol, last in handled.items():
+        rows = list(
+            await conn.execute_fetchall(
+                "SELECT count(*) FROM candles WHERE symbol = ? AND open_time_ms <= ?",
+                (symbol, last),
+            )
+        )
+        total += int(rows[0][0])
+    return total
 
 
 def _decimal(text: str | None) -> Decimal | None:
