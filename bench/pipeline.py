@@ -393,7 +393,11 @@ async def latency_case(
             "records": records,
             "gc": pauses,
             "predictions": rig.models.stage.predictor.stats()["rows"],
-            "trading": rig.trading.stats(),
+            "trading": {
+                "entered": rig.trading.entered,
+                "rejected": rig.trading.rejected,
+                "state": rig.trading.trader.breakers.state.value,
+            },
             "window_fill": float(np.mean([len(w) for w in windows.values()])) if windows else 0,
             "profile": profile_text(profiler, args.profile),
         }
