@@ -13,8 +13,8 @@ writing events to the outbox, the ``DecisionEngine`` with its channel, ``Quality
 ``FeatureStage``, the ``PredictionStage`` of ``build_model_parts`` (executor included), the
 ``TradingStage`` of ``build_trading_stage`` and the ``InstantAligner``; logging as the daemon's
 (INFO, JSON lines to a file). Nothing is patched; the timestamps come from the seams ``app.py``
-fills itself: the candle store (end of quality + features), the trading stage's
-``entries_blocked`` (called once per instant just before ``Trader.on_instant``: end of
+fills itself: the candle store (end of quality + features), the prediction stage handed
+to the engine (a wrapper that stamps when the real stage's ``on_batch`` returns: end of
 prediction), and the writer given to ``build_trading_stage``, which delegates to the real one
 (start and end of the ledger commit). Each case is warmed up through the same channel,
 untimed: ``--warmup`` and ``--batch-warmup`` instants (default 1,500: features ready, the
@@ -67,7 +67,6 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 from paper_trader.app import (  # noqa: E402
-    ALIGN_STALL_S,
     CANDLE_CHANNEL_CAPACITY,
     ReplayRequest,
     log_config,
@@ -78,11 +77,13 @@ from paper_trader.app import (  # noqa: E402
 from paper_trader.app_models import build_model_parts  # noqa: E402
 from paper_trader.app_trading import build_trading_stage  # noqa: E402
 from paper_trader.clock import SystemClock  # noqa: E402
-from paper_trader.domain import Candle, Interval, Venue  # noqa: E402
+from paper_trader.domain import Candle, Interval, MarketItem, Venue  # noqa: E402
 from paper_trader.engine import DecisionEngine  # noqa: E402
 from paper_trader.exchange.synthetic import generate_candles, write_csv  # noqa: E402
 from paper_trader.features.spec import default_spec  # noqa: E402
 from paper_trader.features.stage import FeatureStage, rows_within  # noqa: E402
+
+STALL_S = 600.0  # SERIES_STALL_TIMEOUT's default
 from paper_trader.log_config import configure_logging  # noqa: E402
 from paper_trader.market.aligner import InstantAligner  # noqa: E402
 from paper_trader.market.quality import QualityMonitor  # noqa: E402
@@ -261,7 +262,7 @@ class Rig:
     """The decision path and what the benchmark drives it through."""
 
     engine: DecisionEngine
-    channel: BlockingChannel[Candle]
+    channel: BlockingChannel[MarketItem]
     writer: StorageWriter
     recorder: EventRecorder
     events: Any
@@ -286,13 +287,20 @@ def build_rig(settings: Settings, conn: Any) -> Rig:
         pending=lambda: unresolved_predictions(conn),
     )
 
-    def entries_blocked() -> str | None:
-        probe.stamp("predicted")
-        return models.stage.predictor.entries_blocked()
+    class StampedPrediction:
+        """The real prediction stage; stamps the end of prediction for the probe."""
+
+        async def on_batch(self, items: Any) -> Any:
+            predicted = await models.stage.on_batch(items)
+            probe.stamp("predicted")
+            return predicted
+
+        async def start(self) -> None:
+            await models.stage.start()
 
     trading = build_trading_stage(
         settings, conn, TimedWriter(writer, probe), bus, clock, series=series, spec=spec,
-        quality=quality, entries_blocked=entries_blocked, venue_now=None, files=None,
+        venue_now=None, files=None,
     )  # fmt: skip
 
     async def store(batch: tuple[Candle, ...]) -> None:
@@ -305,11 +313,11 @@ def build_rig(settings: Settings, conn: Any) -> Rig:
     features = FeatureStage(  # as the replay daemon's: no cache, warmed by the candles
         spec, [], keep_rows=keep, cache=None, history=None, monotonic=clock.monotonic
     )
-    channel: BlockingChannel[Candle] = BlockingChannel(CANDLE_CHANNEL_CAPACITY)
+    channel: BlockingChannel[MarketItem] = BlockingChannel(CANDLE_CHANNEL_CAPACITY)
     engine = DecisionEngine(
         channel, store, Heartbeat(clock), quality=quality, events=bus, venue_now=None,
-        features=features, prediction=models.stage, trading=trading,
-        aligner=InstantAligner(series, monotonic=clock.monotonic, stall_s=ALIGN_STALL_S),
+        features=features, prediction=StampedPrediction(), trading=trading,  # type: ignore[arg-type]
+        aligner=InstantAligner(series, monotonic=clock.monotonic, stall_s=STALL_S),
     )  # fmt: skip
     events = bus.subscribe()
     recorder = EventRecorder(events, lambda event: writer.write(AppendOutbox(event=event)))

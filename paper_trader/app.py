@@ -27,11 +27,12 @@ from paper_trader.domain import (
     EventKind,
     Gap,
     Interval,
+    MarketItem,
     PredictionRow,
     Severity,
     Venue,
 )
-from paper_trader.engine import DecisionEngine, EngineStats
+from paper_trader.engine import DecisionEngine, EngineStats, stall_event
 from paper_trader.errors import ConfigError
 from paper_trader.exchange.binance import BinanceAdapter
 from paper_trader.exchange.bitvavo import BitvavoAdapter
@@ -88,7 +89,7 @@ from paper_trader.versions import package_versions
 
 log = get_logger("app")
 
-SourceFactory = Callable[[BlockingChannel[Candle]], Service]
+SourceFactory = Callable[[BlockingChannel[MarketItem]], Service]
 AdapterFactory = Callable[..., VenueAdapter]
 _ADAPTERS: dict[Venue, AdapterFactory] = {
     Venue.BINANCE: BinanceAdapter,
@@ -96,7 +97,6 @@ _ADAPTERS: dict[Venue, AdapterFactory] = {
     Venue.KRAKEN: KrakenAdapter,
 }
 CANDLE_CHANNEL_CAPACITY = 10_000
-ALIGN_STALL_S = 10.0  # a series silent this long stops holding the others' instants back
 DEADLINE_GRACE_S = 5.0
 
 
@@ -319,11 +319,11 @@ def _build(
     writer = StorageWriter(conn)
     bus = EventBus()
     heartbeat = Heartbeat(clock)
-    candles: BlockingChannel[Candle] = BlockingChannel(
+    candles: BlockingChannel[MarketItem] = BlockingChannel(
         CANDLE_CHANNEL_CAPACITY, on_full=None if source else _warn_candles_backlogged
     )
     quality = QualityMonitor(quality_config(settings))
-    feed = None if source else _market_feed(settings, conn, writer, bus, quality, clock, candles)
+    feed = None if source else _market_feed(settings, conn, writer, bus, clock, candles)
     # scikit-learn, XGBoost and skops take seconds to import: only the daemon's paths pay.
     from paper_trader.app_models import build_model_parts  # noqa: PLC0415
 
@@ -355,8 +355,6 @@ def _build(
         clock,
         series=series,
         spec=default_spec(),
-        quality=quality,
-        entries_blocked=models.stage.predictor.entries_blocked,
         venue_now=venue_now,
         files=files,
     )
@@ -370,7 +368,12 @@ def _build(
         features=_feature_stage(settings, conn, clock, live=source is None),
         prediction=models.stage,
         trading=trading,
-        aligner=InstantAligner(series, monotonic=clock.monotonic, stall_s=ALIGN_STALL_S),
+        aligner=InstantAligner(
+            series,
+            monotonic=clock.monotonic,
+            stall_s=settings.series_stall_timeout,
+            on_stall=lambda stall: bus.publish(stall_event(stall, clock.now_ms())),
+        ),
     )
     recorder = EventRecorder(bus.subscribe(), lambda event: writer.write(AppendOutbox(event=event)))
     supervisor = _supervisor(settings, clock, bus, notifier, on_ready=all_ready.set)
@@ -563,9 +566,8 @@ def _market_feed(  # noqa: PLR0917 -- the composition root hands over what it bu
     conn: aiosqlite.Connection,
     writer: StorageWriter,
     bus: EventBus,
-    quality: QualityMonitor,
     clock: Clock,
-    candles: BlockingChannel[Candle],
+    candles: BlockingChannel[MarketItem],
 ) -> MarketFeed:
     adapter = venue_adapter(settings)
 
@@ -573,18 +575,16 @@ def _market_feed(  # noqa: PLR0917 -- the composition root hands over what it bu
         return await last_open_time(conn, adapter.venue, sub.symbol, sub.interval)
 
     async def record_gap(gap: Gap) -> None:
+        # The data-quality score counts the missing candles when the engine sees the candle
+        # after them (candle order), not here: a decision must not depend on when this ran.
         await writer.write(RecordGap(gap=gap, detected_at_ms=clock.now_ms()))  # then tell
         bus.publish(_gap_event(gap, clock.now_ms()))
-        transition = quality.note_gap(
-            gap.venue, gap.symbol, gap.interval, gap.missing, at_ms=gap.end_ms
-        )
-        if transition is not None:
-            bus.publish(transition)
 
     return MarketFeed(
         adapter,
         subscriptions(settings),
         emit=candles.put,
+        emit_mark=candles.put,
         last_stored=last_stored,
         record_gap=record_gap,
         events=bus,

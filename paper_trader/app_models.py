@@ -75,7 +75,6 @@ def build_model_parts(
         predictor_config(settings),
         events=events,
         now_ms=clock.now_ms,
-        monotonic=clock.monotonic,
     )
     lifecycle: ModelLifecycle | None = None
 
@@ -127,6 +126,7 @@ def lifecycle_config(settings: Settings, *, retrain: bool) -> LifecycleConfig:
         environment=training_environment(settings),
         auto_train=retrain and settings.auto_train,
         retrain_interval_s=settings.retrain_interval if retrain else 0.0,
+        timeout_s=settings.retrain_timeout,
     )
 
 

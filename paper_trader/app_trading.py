@@ -12,7 +12,6 @@ from paper_trader.clock import Clock
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.features.spec import FeatureSpec
 from paper_trader.interfaces.trade_files import TradeFiles
-from paper_trader.market.quality import QualityMonitor
 from paper_trader.risk.config import (
     BreakerConfig,
     ExitConfig,
@@ -143,8 +142,6 @@ def build_trading_stage(
     *,
     series: list[tuple[Venue, str, Interval]],
     spec: FeatureSpec,
-    quality: QualityMonitor,
-    entries_blocked: Callable[[], str | None],
     venue_now: Callable[[], int] | None,
     files: TradeFiles | None,
 ) -> TradingStage:
@@ -159,8 +156,6 @@ def build_trading_stage(
 
     view = MarketView(
         atr_columns=(names.index(ATR_COLUMNS[0]), names.index(ATR_COLUMNS[1])),
-        is_tradable=lambda c: quality.is_tradable(c.venue, c.symbol, c.interval),
-        entries_blocked=entries_blocked,
         is_stale=is_stale,
     )
     config = trader_config(settings)

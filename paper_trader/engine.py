@@ -1,16 +1,24 @@
 """The decision task: one task that handles closed candles in order.
 
 It keeps every series strictly in order (a candle at or before the last one handled is
-dropped and counted), passes each candle through the data-quality gate (an impossible candle
-is dropped and counted; a series whose quality falls too low is marked not tradable, with an
-event), updates the features, persists the candles through the single writer, then resolves
-and makes predictions (``prediction/stage.py``), trades (``trading_stage.py``: risk, the
-paper broker, the ledger commit, then the reports), and beats the heartbeat that feeds
-systemd's watchdog.
+dropped and counted), counts the candles a series skipped as missing for its data-quality
+score, passes each candle through the data-quality gate (an impossible candle is dropped and
+counted; a series whose quality falls too low is marked not tradable, with an event), updates
+the features, persists the candles through the single writer, then resolves and makes
+predictions (``prediction/stage.py``), trades (``trading_stage.py``: risk, the paper broker,
+the ledger commit, then the reports), and beats the heartbeat that feeds systemd's watchdog.
 
-Prediction and trading see the candles of all series in time order, one instant at a time
-(``market/aligner.py``): the portfolio is shared, so live and replay must order instants of
-different symbols the same way.
+What a decision reads of a candle is fixed when the candle is handled and travels with it
+(``ClosedCandle``: its feature row, whether its series was tradable right after it, and any
+error a stage met on it), so a batch of hundreds of candles is decided exactly like the same
+candles one at a time. An unexpected error on one candle is logged with its traceback and the
+candle, counted, and recorded; its symbol is quarantined by the trading step and every other
+symbol goes on.
+
+Prediction and trading see the candles of all series in time order, one complete instant at a
+time (``market/aligner.py``): the portfolio is shared, so live and replay must group and
+order instants of different symbols the same way. The sources' marks (``SeriesMark``) say
+when a series has nothing more to come for an instant.
 """
 
 import asyncio
@@ -18,12 +26,22 @@ from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
-from paper_trader.domain import Candle, ComponentHealth, HealthStatus, Interval, Venue
-from paper_trader.features.engine import FeatureRow
-from paper_trader.features.stage import FeatureStage
+from paper_trader.domain import (
+    Candle,
+    ComponentHealth,
+    Event,
+    EventKind,
+    HealthStatus,
+    Interval,
+    MarketItem,
+    SeriesMark,
+    Severity,
+    Venue,
+)
+from paper_trader.features.stage import ClosedCandle, FeatureStage
 from paper_trader.log_config import get_logger
-from paper_trader.market.aligner import InstantAligner
-from paper_trader.market.quality import QualityConfig, QualityMonitor
+from paper_trader.market.aligner import InstantAligner, Stall
+from paper_trader.market.quality import Assessment, QualityConfig, QualityMonitor
 from paper_trader.runtime.channel import BlockingChannel, ChannelClosed
 from paper_trader.runtime.events import EventSink
 from paper_trader.runtime.sdnotify import Heartbeat
@@ -48,6 +66,8 @@ class EngineStats:
     candles_processed: int
     candles_dropped: int
     candles_rejected: int
+    candles_failed: int
+    candles_late: int
     last_open_time_ms: int | None
 
 
@@ -58,7 +78,7 @@ class DecisionEngine:
 
     def __init__(
         self,
-        candles: BlockingChannel[Candle],
+        candles: BlockingChannel[MarketItem],
         store: CandleStore,
         heartbeat: Heartbeat,
         *,
@@ -68,7 +88,7 @@ class DecisionEngine:
         features: FeatureStage | None = None,
         prediction: "PredictionStage | None" = None,
         trading: "TradingStage | None" = None,
-        aligner: InstantAligner[tuple[Candle, FeatureRow | None]] | None = None,
+        aligner: InstantAligner[ClosedCandle] | None = None,
         idle_beat_s: float = 1.0,
         batch_size: int = 512,
     ) -> None:
@@ -85,9 +105,12 @@ class DecisionEngine:
         self._idle_beat_s = idle_beat_s
         self._batch_size = batch_size
         self._last_open: dict[SeriesKey, int] = {}
+        self._last_seen: dict[SeriesKey, int] = {}  # rejected candles included: for the gaps
         self._processed = 0
         self._dropped = 0
         self._rejected = 0
+        self._failed = 0
+        self._late = 0
         self._last_time: int | None = None
         self._idle = asyncio.Event()  # set while waiting for candles with none queued
 
@@ -97,6 +120,8 @@ class DecisionEngine:
             candles_processed=self._processed,
             candles_dropped=self._dropped,
             candles_rejected=self._rejected,
+            candles_failed=self._failed,
+            candles_late=self._late,
             last_open_time_ms=self._last_time,
         )
 
@@ -158,31 +183,63 @@ class DecisionEngine:
                 return
             self._idle.clear()
             batch = [first, *self._candles.drain(self._batch_size - 1)]
-            accepted = tuple(c for c in batch if self._accept(c))
-            rows = [self._features_of(c) for c in accepted]
-            if accepted:
-                await self._store(accepted)
-            if self.aligner is None:
-                await self._decide(list(zip(accepted, rows, strict=True)))
-            else:
-                for candle, row in zip(accepted, rows, strict=True):
-                    key = (candle.venue, candle.symbol, candle.interval)
-                    self.aligner.push(key, candle.open_time_ms, candle.symbol, (candle, row))
-                await self._decide(self._release())
+            await self._handle(batch)
             if self.features is not None:
                 await self.features.save_if_due()
             self._heartbeat.beat()
 
-    def _release(self) -> list[tuple[Candle, FeatureRow | None]]:
+    async def _handle(self, batch: list[MarketItem]) -> None:
+        """Judge, store and align a batch of candles and marks; decide what became complete."""
+        accepted: list[Candle] = []
+        items: list[ClosedCandle] = []
+        for entry in batch:
+            if isinstance(entry, SeriesMark):
+                self._mark(entry, items)
+                continue
+            item = self._admit(entry)
+            if item is not None:
+                accepted.append(entry)
+                items.append(item)
+        if accepted:
+            await self._store(tuple(accepted))
+        if self.aligner is None:
+            await self._decide(items)
+        else:
+            self._align(items)
+            await self._decide(self._release())
+
+    def _mark(self, mark: SeriesMark, items: list[ClosedCandle]) -> None:
+        """Apply a source's mark after the candles before it (they align first)."""
+        if self.aligner is None:
+            return
+        self._align(items)
+        items.clear()
+        key = None if mark.symbol is None else (mark.venue, mark.symbol, mark.interval)
+        self.aligner.mark(key, mark.through_ms)
+
+    def _align(self, items: list[ClosedCandle]) -> None:
+        aligner = self.aligner
+        if aligner is None:
+            return
+        for item in items:
+            candle = item.candle
+            key = (candle.venue, candle.symbol, candle.interval)
+            aligner.push(key, candle.open_time_ms, candle.symbol, item)
+
+    def _release(self) -> list[ClosedCandle]:
         return [] if self.aligner is None else self.aligner.release()
 
-    async def _decide(self, items: list[tuple[Candle, FeatureRow | None]]) -> None:
+    async def _decide(self, items: list[ClosedCandle]) -> None:
         """Predict and trade the released candles, in time order."""
         if not items:
             return
-        signals = [] if self.prediction is None else await self.prediction.on_batch(items)
+        if self.prediction is None:
+            signals, faults = [], {}
+        else:
+            predicted = await self.prediction.on_batch(items)
+            signals, faults = predicted.signals, predicted.faults
         if self.trading is not None:
-            await self.trading.on_batch(items, signals)
+            await self.trading.on_batch(items, signals, faults=faults)
 
     async def caught_up(self, settle_s: float = 0.05) -> None:
         """Return once the task has handled every candle it received and waits for more."""
@@ -192,7 +249,8 @@ class DecisionEngine:
             if self._idle.is_set() and len(self._candles) == 0:
                 return
 
-    def _accept(self, candle: Candle) -> bool:
+    def _admit(self, candle: Candle) -> ClosedCandle | None:
+        """Return the candle with what was judged of it, or None if it is dropped."""
         key = (candle.venue, candle.symbol, candle.interval)
         last = self._last_open.get(key)
         if last is not None and candle.open_time_ms <= last:
@@ -203,26 +261,103 @@ class DecisionEngine:
                 open_time_ms=candle.open_time_ms,
                 last_open_time_ms=last,
             )
-            return False
-        if not self._passes_quality(candle):
-            if self.aligner is not None:  # the series still reached this instant
-                self.aligner.seen(key, candle.open_time_ms)
-            return False
+            return None
+        try:
+            return self._judge(key, candle)
+        except Exception as exc:  # one candle's trouble, not the daemon's
+            self._failed += 1
+            error = f"{type(exc).__name__}: {exc}"
+            log.exception(
+                "candle_failed",
+                stage="features",
+                symbol=candle.symbol,
+                open_time_ms=candle.open_time_ms,
+                candle=repr(candle),
+                error=error,
+            )
+            self._accepted(key, candle)
+            return ClosedCandle(candle=candle, row=None, tradable=False, fault=error)
+
+    def _judge(self, key: SeriesKey, candle: Candle) -> ClosedCandle | None:
+        """Count the gap before it, gate it, compute its features; None if it is rejected."""
+        self._count_gap(key, candle)
+        self._last_seen[key] = candle.open_time_ms
+        assessment = self._assess(candle)
+        if not assessment.is_usable:
+            self._rejected += 1
+            if self.aligner is not None:  # the series reached this instant all the same
+                self.aligner.mark(key, candle.open_time_ms)
+            return None
+        self._accepted(key, candle)
+        row = None if self.features is None else self.features.on_candle(candle)
+        late = self.aligner is not None and self.aligner.is_decided(candle.open_time_ms)
+        if late:
+            self._report_late(candle)
+        return ClosedCandle(candle=candle, row=row, tradable=assessment.tradable, late=late)
+
+    def _accepted(self, key: SeriesKey, candle: Candle) -> None:
         self._last_open[key] = candle.open_time_ms
         self._processed += 1
         self._last_time = candle.open_time_ms
-        return True
 
-    def _features_of(self, candle: Candle) -> FeatureRow | None:
-        return None if self.features is None else self.features.on_candle(candle)
+    def _count_gap(self, key: SeriesKey, candle: Candle) -> None:
+        """Count the candles the series skipped before this one as missing (candle time)."""
+        seen = self._last_seen.get(key)
+        if seen is None:
+            return
+        missing = (candle.open_time_ms - seen) // candle.interval.ms - 1
+        if missing > 0:
+            transition = self.quality.note_gap(
+                candle.venue, candle.symbol, candle.interval, missing, at_ms=candle.close_time_ms
+            )
+            if transition is not None and self._events is not None:
+                self._events.publish(transition)
 
-    def _passes_quality(self, candle: Candle) -> bool:
+    def _assess(self, candle: Candle) -> Assessment:
         """Judge the candle on the venue's clock (replay: its own close); publish transitions."""
         now = candle.close_time_ms if self._venue_now is None else self._venue_now()
         assessment = self.quality.assess(candle, now_ms=now + FUTURE_TOLERANCE_MS)
         if assessment.transition is not None and self._events is not None:
             self._events.publish(assessment.transition)
-        if assessment.is_usable:
-            return True
-        self._rejected += 1
-        return False
+        return assessment
+
+    def _report_late(self, candle: Candle) -> None:
+        """A candle for an instant already decided: it can only be decided on its own now."""
+        self._late += 1
+        log.warning("candle_late", symbol=candle.symbol, open_time_ms=candle.open_time_ms)
+        if self._events is not None:
+            self._events.publish(
+                Event(
+                    kind=EventKind.CANDLE_LATE,
+                    severity=Severity.WARNING,
+                    message=(
+                        f"{candle.symbol} candle {candle.open_time_ms} arrived after its "
+                        "instant was decided: no entries on it, and a replay may differ"
+                    ),
+                    at_ms=candle.close_time_ms,
+                    source=self.name,
+                    data={"symbol": candle.symbol, "candle_time_ms": candle.open_time_ms},
+                )
+            )
+
+
+def stall_event(stall: Stall, now_ms: int) -> Event:
+    """Return the event that reports a series the aligner stopped waiting for."""
+    key = stall.key
+    symbol = key[1] if isinstance(key, tuple) and len(key) == 3 else str(key)
+    return Event(
+        kind=EventKind.SERIES_STALLED,
+        severity=Severity.WARNING,
+        message=(
+            f"{symbol}: stopped waiting for its candles ({stall.reason}); the other symbols "
+            "go on without it, and a replay may differ"
+        ),
+        at_ms=now_ms,
+        source="decision_engine",
+        data={
+            "symbol": symbol,
+            "candle_time_ms": stall.waiting_ms,
+            "through_ms": -1 if stall.through_ms is None else stall.through_ms,
+            "reason": stall.reason,
+        },
+    )

@@ -99,6 +99,9 @@ class Settings(BaseSettings):
     price_jump_multiple: float = _expect(
         "a multiple of recent volatility, more than 1", default=10.0, gt=1
     )
+    series_stall_timeout: float = _expect(
+        "seconds, from 10 to 86400", default=600.0, ge=10, le=86_400
+    )
 
     # Files
     db_path: Path = _expect("a file path", default=Path("paper_trader.db"))
@@ -231,6 +234,7 @@ class Settings(BaseSettings):
         le=2_000_000,
     )
     walk_forward_folds: int = _expect("a whole number from 1 to 20", default=4, ge=1, le=20)
+    retrain_timeout: float = _expect("seconds, from 60 to 86400", default=3600.0, ge=60, le=86_400)
     retrain_interval: float = _expect(
         "seconds between retrainings, 0 to disable, else at least 600", default=86_400.0, ge=0
     )

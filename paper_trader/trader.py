@@ -18,9 +18,10 @@ Pure and synchronous; the caller commits the ``InstantResult`` before anyone is 
 
 import base64
 import json
+import traceback
 from array import array
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import ROUND_UP, Decimal
 
@@ -90,7 +91,8 @@ class MarketInput:
     ``atr`` is in price units and ``atr_pct`` in percent (None until the features are warm);
     ``stale`` marks a candle older than the catch-up limit (no entries, exits still run);
     ``recovered`` one that closed while the daemon was down (its exits are marked so);
-    ``tradable`` is the data-quality gate's verdict on the series.
+    ``tradable`` is the data-quality gate's verdict on the series right after the candle;
+    ``fault`` the error that stopped an earlier stage on it (its symbol is quarantined).
     """
 
     candle: Candle
@@ -99,6 +101,17 @@ class MarketInput:
     stale: bool = False
     recovered: bool = False
     tradable: bool = True
+    fault: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fault:
+    """A candle on which a stage failed: where, the error, and the traceback (for the log)."""
+
+    candle: Candle
+    stage: str
+    error: str
+    traceback: str = ""
 
 
 @dataclass(slots=True)
@@ -112,6 +125,7 @@ class InstantResult:
     trades: list[ClosedTrade] = field(default_factory=list)
     transitions: list[BreakerTransition] = field(default_factory=list)
     decisions: list[Decision] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
     snapshot: EquitySnapshot | None = None
 
 
@@ -164,24 +178,91 @@ class Trader:
         )
         if not ordered:
             return result
+        failed: dict[str, Fault] = {}
         for market in ordered:
-            self._observe(market, result)
-        for market in ordered:
-            self._manage(market, signals.get(market.candle.symbol), result)
+            if market.fault is not None:
+                failed[market.candle.symbol] = Fault(
+                    candle=market.candle, stage="earlier", error=market.fault
+                )
+        self._each(ordered, failed, result, "marking", self._observe)
+        self._each(ordered, failed, result, "exits", self._manage_with(signals))
         equity = self.ledger.equity(self.marks)
         result.transitions.extend(self.breakers.mark(candle_time_ms, equity))
         if self.breakers.state is TradingState.HALTED:
-            for market in ordered:
-                self._halt_close(market, result)
-        for market in ordered:
-            signal = signals.get(market.candle.symbol)
-            if signal is not None and self._is_entry(signal):
-                result.decisions.append(self._enter(market, signal, entries_blocked, result))
+            self._each(ordered, failed, result, "halt close", self._halt_close)
+        self._each(ordered, failed, result, "entry", self._entry_with(signals, entries_blocked))
+        self._settle_faults(ordered, failed, signals, result)
         result.snapshot = self.snapshot(candle_time_ms)
         self.last_candle_ms = max(candle_time_ms, self.last_candle_ms or candle_time_ms)
         for market in ordered:
             self.handled[market.candle.symbol] = market.candle.open_time_ms
         return result
+
+    def _each(
+        self,
+        markets: Sequence[MarketInput],
+        failed: dict[str, Fault],
+        result: InstantResult,
+        stage: str,
+        step: Callable[[MarketInput, InstantResult], None],
+    ) -> None:
+        """Run one step for every market not failed yet; an error fails only its symbol.
+
+        Each step changes the ledger only through calls that check before they change
+        anything, so the state after a failed step is one the ledger allows.
+        """
+        for market in markets:
+            if market.candle.symbol in failed:
+                continue
+            try:
+                step(market, result)
+            except Exception as exc:  # one symbol's trouble, not the daemon's  # noqa: BLE001
+                failed[market.candle.symbol] = Fault(
+                    candle=market.candle,
+                    stage=stage,
+                    error=f"{stage}: {type(exc).__name__}: {exc}",
+                    traceback="".join(traceback.format_exception(exc)),
+                )
+
+    def _manage_with(
+        self, signals: Mapping[str, Signal]
+    ) -> Callable[[MarketInput, InstantResult], None]:
+        return lambda market, result: self._manage(
+            market, signals.get(market.candle.symbol), result
+        )
+
+    def _entry_with(
+        self, signals: Mapping[str, Signal], entries_blocked: str | None
+    ) -> Callable[[MarketInput, InstantResult], None]:
+        def entry(market: MarketInput, result: InstantResult) -> None:
+            signal = signals.get(market.candle.symbol)
+            if signal is not None and self._is_entry(signal):
+                result.decisions.append(self._enter(market, signal, entries_blocked, result))
+
+        return entry
+
+    def _settle_faults(
+        self,
+        markets: Sequence[MarketInput],
+        failed: Mapping[str, Fault],
+        signals: Mapping[str, Signal],
+        result: InstantResult,
+    ) -> None:
+        """Quarantine the symbols that failed and record an error decision on each candle;
+        count a clean candle for every other symbol."""
+        for market in markets:
+            candle = market.candle
+            fault = failed.get(candle.symbol)
+            if fault is None:
+                result.transitions.extend(
+                    self.breakers.on_clean(candle.symbol, candle.open_time_ms)
+                )
+                continue
+            result.faults.append(fault)
+            result.decisions.append(_error_decision(candle, fault, signals.get(candle.symbol)))
+            result.transitions.extend(
+                self.breakers.on_fault(candle.symbol, candle.open_time_ms, fault.error)
+            )
 
     def _is_new(self, candle: Candle) -> bool:
         """Return False for a candle this ledger already handled (before a restart)."""
@@ -227,6 +308,7 @@ class Trader:
         return self._exit(self.ledger.positions[symbol], signal, candle, result, recovered=False)
 
     def _observe(self, market: MarketInput, result: InstantResult) -> None:
+        """Mark the symbol at its close; feed its returns and its volatility breaker."""
         candle = market.candle
         self.last_candles[candle.symbol] = candle
         self.marks[candle.symbol] = candle.close
@@ -458,6 +540,27 @@ def _halted_at_close(candle: Candle) -> ExitSignal:
     """Return the exit of a position while trading is HALTED: at the candle's close."""
     return ExitSignal(
         reason=ExitReason.HALTED, price=candle.close, fill_model=FillModel.MARKET_CLOSE
+    )
+
+
+def _error_decision(candle: Candle, fault: Fault, signal: Signal | None) -> Decision:
+    """Return the decision that records a failed candle (with its signal's fields, if any)."""
+    side = None if signal is None else _ENTRY_SIDES.get(signal.strength)
+    return Decision(
+        venue=candle.venue,
+        symbol=candle.symbol,
+        interval=candle.interval,
+        candle_time_ms=candle.open_time_ms,
+        strength="" if signal is None else signal.strength.value,
+        score=0.0 if signal is None else signal.score,
+        confidence=0.0 if signal is None else signal.confidence,
+        model_version="" if signal is None else signal.model_version,
+        action=Action.ERROR,
+        side=side,
+        quantity=None,
+        price=None,
+        rule="symbol_error",
+        detail=fault.error,
     )
 
 

@@ -14,7 +14,7 @@ import asyncio
 import itertools
 import json
 import math
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import TypeVar
@@ -23,6 +23,7 @@ from paper_trader.broker.ledger import Ledger
 from paper_trader.domain import Candle, ComponentHealth, HealthStatus, Signal
 from paper_trader.domain.trading import Action, ClosedTrade, EquitySnapshot, Position
 from paper_trader.features.engine import FeatureRow
+from paper_trader.features.stage import ClosedCandle
 from paper_trader.log_config import get_logger
 from paper_trader.runtime.events import EventSink
 from paper_trader.storage.ledger_ops import LedgerState, RecordInstant
@@ -35,6 +36,7 @@ from paper_trader.trade_events import (
     transition_fields,
 )
 from paper_trader.trader import (
+    Fault,
     InstantResult,
     MarketInput,
     Trader,
@@ -63,12 +65,10 @@ class RestoredLedger:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarketView:
-    """How the stage reads the rest of the daemon: the ATR columns of a feature row, the
-    data-quality verdict, the prediction breaker, and the catch-up rule."""
+    """How the stage reads the rest of the daemon: the ATR columns of a feature row and the
+    catch-up rule (everything else a decision reads travels with its candle)."""
 
     atr_columns: tuple[int, int]
-    is_tradable: Callable[[Candle], bool]
-    entries_blocked: Callable[[], str | None]
     is_stale: Callable[[Candle], bool]
 
 
@@ -104,6 +104,7 @@ class TradingStage:
         self.skipped = 0
         self.rejected = 0
         self.entered = 0
+        self.errors = 0
         self._since_windows = 0
 
     async def start(self) -> None:
@@ -133,30 +134,35 @@ class TradingStage:
             unhandled_candles=len(restored.unhandled),
         )
         if restored.unhandled:
-            await self.on_batch([(c, None) for c in restored.unhandled], [], recovering=True)
+            await self.on_batch(
+                [ClosedCandle(candle=c, row=None) for c in restored.unhandled], [], recovering=True
+            )
 
     async def on_batch(
         self,
-        items: Sequence[tuple[Candle, FeatureRow | None]],
+        items: Sequence[ClosedCandle],
         signals: Sequence[Signal],
         *,
+        faults: Mapping[tuple[str, int], str] | None = None,
         recovering: bool = False,
     ) -> None:
-        """Trade every instant of the batch in time order; commit; then report."""
+        """Trade every instant of the batch in time order; commit; then report.
+
+        ``faults`` are the candles, by (symbol, open time), on which the prediction step failed.
+        """
         by_symbol = {(s.symbol, s.open_time_ms): s for s in signals}
+        failed = faults or {}
         async with self.lock:
             results: list[InstantResult] = []
-            ordered = sorted(items, key=lambda item: item[0].open_time_ms)
-            for time_ms, group in itertools.groupby(ordered, key=lambda i: i[0].open_time_ms):
-                markets = [self._market(c, row, recovering=recovering) for c, row in group]
+            ordered = sorted(items, key=lambda item: item.candle.open_time_ms)
+            for time_ms, group in itertools.groupby(ordered, key=lambda i: i.candle.open_time_ms):
+                markets = [self._market(i, failed, recovering=recovering) for i in group]
                 instant_signals = {
                     m.candle.symbol: by_symbol[(m.candle.symbol, time_ms)]
                     for m in markets
                     if (m.candle.symbol, time_ms) in by_symbol
                 }
-                result = self.trader.on_instant(
-                    time_ms, markets, instant_signals, entries_blocked=self._view.entries_blocked()
-                )
+                result = self.trader.on_instant(time_ms, markets, instant_signals)
                 if result.snapshot is not None:  # None: every candle was handled before
                     results.append(result)
             await self._persist(results)
@@ -199,16 +205,20 @@ class TradingStage:
             component=self.name, status=HealthStatus.DEGRADED, detail=f"{state}: {reasons}"
         )
 
-    def _market(self, candle: Candle, row: FeatureRow | None, *, recovering: bool) -> MarketInput:
-        atr, atr_pct = _atr(row, self._view.atr_columns)
-        stale = recovering or self._view.is_stale(candle)
+    def _market(
+        self, item: ClosedCandle, faults: Mapping[tuple[str, int], str], *, recovering: bool
+    ) -> MarketInput:
+        candle = item.candle
+        atr, atr_pct = _atr(item.row, self._view.atr_columns)
+        stale = recovering or item.late or self._view.is_stale(candle)
         return MarketInput(
             candle=candle,
             atr=atr,
             atr_pct=atr_pct,
             stale=stale,
             recovered=stale,
-            tradable=self._view.is_tradable(candle),
+            tradable=item.tradable,
+            fault=item.fault or faults.get((candle.symbol, candle.open_time_ms)),
         )
 
     async def _persist(self, results: list[InstantResult]) -> None:
@@ -264,6 +274,8 @@ class TradingStage:
                 self._events.publish(trade_closed_event(trade, now))
                 if self._on_closed is not None and result.snapshot is not None:
                     self._on_closed(trade, result.snapshot)
+            for fault in result.faults:
+                self._log_fault(fault)
             for transition in result.transitions:
                 name = "breaker_tripped" if transition.tripped else "breaker_reset"
                 log.warning(name, **transition_fields(transition))
@@ -279,8 +291,24 @@ class TradingStage:
             self.entered += 1
         elif action is Action.REJECTED:
             self.rejected += 1
+        elif action is Action.ERROR:
+            self.errors += 1
         else:
             self.skipped += 1
+
+    def _log_fault(self, fault: Fault) -> None:
+        """Log a failed candle with the candle and, if the trading step failed, the traceback."""
+        candle = fault.candle
+        fields = {"stage": fault.stage, "symbol": candle.symbol, "error": fault.error}
+        if fault.traceback:  # earlier stages logged theirs where they failed
+            fields["traceback"] = fault.traceback
+        log.error(
+            "symbol_quarantined",
+            **fields,
+            open_time_ms=candle.open_time_ms,
+            candle=f"o={candle.open} h={candle.high} l={candle.low} c={candle.close} "
+            f"v={candle.volume}",
+        )
 
 
 def _atr(row: FeatureRow | None, columns: tuple[int, int]) -> tuple[Decimal | None, float | None]:

@@ -1,6 +1,14 @@
 """Frozen value types shared by every part of the daemon. Imports nothing from the project."""
 
-from paper_trader.domain.candle import Candle, Gap, GapReason, Interval, Venue
+from paper_trader.domain.candle import (
+    Candle,
+    Gap,
+    GapReason,
+    Interval,
+    MarketItem,
+    SeriesMark,
+    Venue,
+)
 from paper_trader.domain.events import Event, EventKind, Severity
 from paper_trader.domain.health import ComponentHealth, HealthStatus
 from paper_trader.domain.prediction import PredictionOutcome, PredictionRow
@@ -15,8 +23,10 @@ __all__ = [
     "GapReason",
     "HealthStatus",
     "Interval",
+    "MarketItem",
     "PredictionOutcome",
     "PredictionRow",
+    "SeriesMark",
     "Severity",
     "Signal",
     "Strength",

@@ -87,3 +87,22 @@ class Gap:
     def missing(self) -> int:
         """Return how many candles are missing."""
         return (self.end_ms - self.start_ms) // self.interval.ms
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeriesMark:
+    """A source's word that no candle at or before ``through_ms`` (an open time) is still to
+    come for a series: its warm-up starts after it, or the venue has no candle there.
+
+    ``symbol`` None speaks for every series of the venue and interval (a replay that merges
+    its files by time).
+    """
+
+    venue: Venue
+    symbol: str | None
+    interval: Interval
+    through_ms: int
+
+
+MarketItem = Candle | SeriesMark
+"""What a market-data source hands the decision task: candles, and marks between them."""

@@ -251,6 +251,7 @@ class Action(enum.StrEnum):
     ENTERED = "entered"
     REJECTED = "rejected"
     SKIPPED = "skipped"
+    ERROR = "error"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -258,7 +259,9 @@ class Decision:
     """The risk layer's answer to one entry signal, at the candle it was made at.
 
     ``skipped`` is for an entry the daemon did not consider (a stale candle while catching up);
-    ``rejected`` names the ``rule`` and says by how much in ``detail``.
+    ``rejected`` names the ``rule`` and says by how much in ``detail``; ``error`` records a
+    candle on which a stage of the decision task failed (``detail`` says which and how; the
+    signal fields are empty and ``side`` is None when no signal was made on it).
     """
 
     venue: Venue
@@ -270,7 +273,7 @@ class Decision:
     confidence: float
     model_version: str
     action: Action
-    side: Side
+    side: Side | None
     quantity: Decimal | None
     price: Decimal | None
     rule: str | None

@@ -47,9 +47,19 @@ class Backfiller:
         self.requests = 0
 
     async def fill(
-        self, seq: SeriesSequencer, start_ms: int, end_ms: int, *, strict: bool = False
+        self,
+        seq: SeriesSequencer,
+        start_ms: int,
+        end_ms: int,
+        *,
+        strict: bool = False,
+        tail_gaps: bool = True,
     ) -> int:
-        """Emit the closed candles ``[start_ms, end_ms)`` through ``seq``; return how many."""
+        """Emit the closed candles ``[start_ms, end_ms)`` through ``seq``; return how many.
+
+        Without ``tail_gaps``, candles missing after the last one the venue returned are not
+        recorded as a gap (the stream showed them: the venue's REST may lag its stream).
+        """
         sub = seq.subscription
         interval = sub.interval.ms
         cursor, emitted = start_ms, 0
@@ -77,7 +87,7 @@ class Backfiller:
                     emitted += 1
                 expected = candle.open_time_ms + interval
             covered = min(page.next_start_ms, end_ms)
-            if expected < covered:
+            if expected < covered and not (covered >= end_ms and not tail_gaps):
                 await self._gap(sub, expected, covered, GapReason.MISSING_AT_VENUE)
             cursor = max(expected, covered)
         return emitted

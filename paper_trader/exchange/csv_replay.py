@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.domain import Candle, Interval, MarketItem, SeriesMark, Venue
 from paper_trader.errors import ConfigError, DataIntegrityError
 from paper_trader.log_config import get_logger
 from paper_trader.runtime.channel import BlockingChannel
@@ -142,6 +142,8 @@ class CsvReplaySource:
     """Feed validated CSVs' candles into the decision engine's channel, then close it.
 
     Several files are merged by (open time, symbol), as the candles would have arrived live.
+    Each time the merged stream moves on to a later open time, a mark for every series says
+    that the earlier instant is complete (a file with a hole holds nothing back).
     """
 
     name = "csv_replay"
@@ -149,7 +151,7 @@ class CsvReplaySource:
     def __init__(
         self,
         csvs: CandleCsv | Sequence[CandleCsv],
-        out: BlockingChannel[Candle],
+        out: BlockingChannel[MarketItem],
         *,
         chunk_size: int = 2000,
     ) -> None:
@@ -171,9 +173,20 @@ class CsvReplaySource:
         """Read the files in a worker thread, chunk by chunk, and put every candle in order."""
         ready.set()
         chunks = self._chunks()
+        previous: Candle | None = None
         while (chunk := await asyncio.to_thread(next, chunks, None)) is not None:
             for candle in chunk:
+                if previous is not None and candle.open_time_ms > previous.open_time_ms:
+                    await self._out.put(_all_through(previous))
                 await self._out.put(candle)
+                previous = candle
             self.candles_sent += len(chunk)
         self._out.close()
         log.info("replay_source_finished", candles=self.candles_sent)
+
+
+def _all_through(candle: Candle) -> SeriesMark:
+    """Return the mark that every series is complete through ``candle``'s open time."""
+    return SeriesMark(
+        venue=candle.venue, symbol=None, interval=candle.interval, through_ms=candle.open_time_ms
+    )

@@ -3,13 +3,20 @@
 Life of the feed:
 
 1. Start-up: read the venue's clock over REST, then warm up every series — from the newest
-   candle in SQLite, or ``warmup_candles`` back — over REST. A symbol the venue refuses is a
-   configuration error (exit 2).
+   candle in SQLite, or ``warmup_candles`` back — over REST, all series together window by
+   window of time (so the decision task, which waits for every series to reach an instant,
+   holds one window, not a whole history). Each series first gets a mark: nothing before its
+   start is coming. A symbol the venue refuses is a configuration error (exit 2).
 2. Connect (streams in the URL, or subscribe messages whose acks are awaited), then backfill
    whatever closed while disconnected, *before* any frame of the new connection is used.
 3. Read frames: candle updates go through each series' sequencer; a gap is backfilled before
    the candle that revealed it; control frames are logged and counted; a malformed frame is
-   logged and counted and changes nothing.
+   logged and counted and changes nothing. Once a series' next candle should be final by the
+   venue's own evidence (the event times in its frames, or its clock for venues without a
+   closed flag) and a full interval more has passed, the feed settles it: a candle the stream
+   showed whose final frame never came is fetched over REST; a candle the stream never showed
+   does not exist (a halt, a quiet market), and the feed marks the series complete through it
+   (a ``SeriesMark``) so the decision task need not wait for it.
 4. Reconnect — forever, with capped full-jitter backoff that resets only after a connection
    proved healthy — when the socket closes, when no *data* arrived for
    ``silence_timeout_s`` (heartbeats do not count; neither does a connection that never sent
@@ -32,7 +39,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, WebSocketException
 
 from paper_trader.clock import Clock
-from paper_trader.domain import Candle, ComponentHealth, Gap, HealthStatus, Interval
+from paper_trader.domain import Candle, ComponentHealth, Gap, HealthStatus, Interval, SeriesMark
 from paper_trader.errors import ConfigError, TransientError
 from paper_trader.exchange.backfill import Backfiller
 from paper_trader.exchange.feed_state import FeedHealth, FeedStats, LinkEnd, StormWatch, Throttle
@@ -64,6 +71,8 @@ log = get_logger("market_feed")
 
 LastStored = Callable[[Subscription], Awaitable[int | None]]
 CHECK_EVERY_S = 1.0  # silence, ping, rotation and flag-less closure checks
+WARMUP_WINDOW = 1000  # candles per series fetched before the next series' turn at start-up
+OVERDUE_RETRY_S = 5.0  # a final frame that never came is asked for over REST this often
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,6 +106,7 @@ class MarketFeed:
         subscriptions: Iterable[Subscription],
         *,
         emit: Callable[[Candle], Awaitable[None]],
+        emit_mark: Callable[[SeriesMark], Awaitable[None]] | None = None,
         last_stored: LastStored,
         record_gap: Callable[[Gap], Awaitable[None]],
         events: EventSink,
@@ -107,6 +117,7 @@ class MarketFeed:
         self._adapter = adapter
         self._subs = tuple(subscriptions)
         self._emit = emit
+        self._emit_mark = emit_mark
         self._last_stored = last_stored
         self._record_gap = record_gap
         self._clock = clock
@@ -127,6 +138,9 @@ class MarketFeed:
         self._proven = False  # the current connection has delivered data long enough
         self._failures = 0  # connections in a row that never proved healthy
         self._throttle = Throttle(clock)
+        self._latest_event_ms = 0  # the newest event time a data frame carried
+        self._quiet_through: dict[tuple[str, Interval], int] = {}
+        self._overdue_at: dict[tuple[str, Interval], float] = {}
 
     def sequencers(self) -> tuple[SeriesSequencer, ...]:
         """Return the per-series sequencers (their counters are part of the feed's stats)."""
@@ -182,7 +196,9 @@ class MarketFeed:
     # -- start-up -------------------------------------------------------------------------
 
     async def _warm_up(self, rest: HttpRestClient, backfill: Backfiller) -> None:
+        """Fetch every series' missing history, all series one window of time at a time."""
         await self._sync_clock(rest)
+        plans: list[tuple[SeriesSequencer, int, int, bool]] = []
         for sub in self._subs:
             interval = sub.interval.ms
             end = self._closed_end(sub)
@@ -191,13 +207,25 @@ class MarketFeed:
             start = warm_start if stored is None or stored < warm_start else stored + interval
             seq = SeriesSequencer(sub, self._adapter.venue, last_open_ms=start - interval)
             self._seqs[(sub.symbol, sub.interval)] = seq
-            filled = await backfill.fill(seq, start, end, strict=True)
+            await self._mark(seq, start - interval)
+            plans.append((seq, start, end, stored is not None and stored >= warm_start))
+        fetched = [0] * len(plans)
+        if plans:
+            window = WARMUP_WINDOW * min(seq.subscription.interval.ms for seq, *_ in plans)
+            cursor = min(start for _, start, _, _ in plans)
+            while cursor < max(end for _, _, end, _ in plans):
+                for i, (seq, start, end, _) in enumerate(plans):
+                    lo, hi = max(start, cursor), min(end, cursor + window)
+                    if lo < hi:
+                        fetched[i] += await backfill.fill(seq, lo, hi, strict=True)
+                cursor += window
+        for (seq, _, _, from_db), count in zip(plans, fetched, strict=True):
             log.info(
                 "feed_warmed_up",
-                symbol=sub.symbol,
-                interval=sub.interval.value,
-                from_database=stored is not None and stored >= warm_start,
-                fetched=filled,
+                symbol=seq.subscription.symbol,
+                interval=seq.subscription.interval.value,
+                from_database=from_db,
+                fetched=count,
             )
 
     async def _sync_clock(self, rest: HttpRestClient) -> None:
@@ -329,6 +357,8 @@ class MarketFeed:
                 if links.successor is None and age >= self._config.rotate_after_s:
                     links.successor = await self._rotate(tasks, "connection lifetime")
                 await self._finalise_due(rest, backfill)
+                await self._fetch_overdue(backfill)
+                await self._mark_quiet()
         finally:
             for open_link in (links.current, links.successor):
                 if open_link is not None and open_link is not link:
@@ -391,6 +421,64 @@ class MarketFeed:
                 if seq.accept(candle):  # the venue's REST lags its stream: trust the stream
                     await self._emit_candle(candle)
 
+    def _evidence_ms(self) -> int:
+        """Return how far the venue has provably got: its frames' event times (venues with a
+        closed flag), or its clock (the others, whose frames carry no event time)."""
+        if self._adapter.closes_candles:
+            return self._latest_event_ms
+        return self.venue_clock.now_ms()
+
+    async def _fetch_overdue(self, backfill: Backfiller) -> None:
+        """Venues with a closed flag: fetch over REST the candles the stream showed whose final
+        frame never came (the next candle's updates only reveal it once that one closes)."""
+        if not self._adapter.closes_candles:
+            return
+        evidence, now = self._evidence_ms(), self._clock.monotonic()
+        for key, seq in self._seqs.items():
+            next_open, seen = seq.next_open_ms, seq.seen_open_ms
+            if next_open is None or seen is None or seen < next_open:
+                continue
+            interval = seq.subscription.interval.ms
+            if evidence < next_open + interval + self._config.close_grace_ms:
+                continue
+            if now < self._overdue_at.get(key, 0.0):
+                continue
+            self._overdue_at[key] = now + OVERDUE_RETRY_S
+            end = min(seen + interval, self._closed_end(seq.subscription))
+            await backfill.fill(seq, next_open, end, tail_gaps=False)
+
+    async def _mark_quiet(self) -> None:
+        """Mark each series complete through the candles the venue provably does not have.
+
+        A candle at ``t`` that no frame showed, once the evidence has passed the end of the
+        candle after it (plus the close grace), is not coming: reordered or slow frames
+        cannot be a whole interval late on one ordered connection.
+        """
+        evidence = self._evidence_ms()
+        if evidence <= 0:
+            return
+        for key, seq in self._seqs.items():
+            next_open, seen = seq.next_open_ms, seq.seen_open_ms
+            if next_open is None or (seen is not None and seen >= next_open):
+                continue
+            interval = seq.subscription.interval.ms
+            settled = (evidence - self._config.close_grace_ms) // interval * interval - 2 * interval
+            if settled >= next_open and settled > self._quiet_through.get(key, settled - 1):
+                self._quiet_through[key] = settled
+                await self._mark(seq, settled)
+
+    async def _mark(self, seq: SeriesSequencer, through_ms: int) -> None:
+        if self._emit_mark is not None:
+            sub = seq.subscription
+            await self._emit_mark(
+                SeriesMark(
+                    venue=self._adapter.venue,
+                    symbol=sub.symbol,
+                    interval=sub.interval,
+                    through_ms=through_ms,
+                )
+            )
+
     async def _handle(self, link: Link, raw: object, backfill: Backfiller) -> bool:
         """Handle one frame; return True if the venue asked us to reconnect."""
         self.stats.frames += 1
@@ -415,6 +503,7 @@ class MarketFeed:
             return
         if update.event_time_ms:
             self.venue_clock.observe(update.event_time_ms)
+            self._latest_event_ms = max(self._latest_event_ms, update.event_time_ms)
         try:
             step = seq.on_update(update)
         except MalformedFrame as exc:

@@ -36,6 +36,7 @@ class SeriesSequencer:
         "last_open_ms",
         "out_of_order",
         "pending",
+        "seen_open_ms",
         "subscription",
     )
 
@@ -47,6 +48,7 @@ class SeriesSequencer:
         self._interval_ms = subscription.interval.ms
         self.last_open_ms = last_open_ms
         self.pending: KlineUpdate | None = None
+        self.seen_open_ms: int | None = None  # the newest candle any update showed, final or not
         self.emitted = 0
         self.duplicates = 0
         self.out_of_order = 0
@@ -66,6 +68,8 @@ class SeriesSequencer:
             else:
                 self.duplicates += 1
             return None
+        if self.seen_open_ms is None or update.open_time_ms > self.seen_open_ms:
+            self.seen_open_ms = update.open_time_ms
         if update.closed is None:
             return self._on_flagless(update)
         if not update.closed:

@@ -9,7 +9,7 @@ when the decision task stops.
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 
 from paper_trader.domain import Candle, ComponentHealth, HealthStatus
 from paper_trader.errors import DataIntegrityError
@@ -31,6 +31,23 @@ HistoryLoader = Callable[[SeriesKey, int | None, int], Awaitable[list[Candle]]]
 
 ROW_BYTES_PER_VALUE = 32  # a float object and its slot in the row's tuple
 ROW_BYTES_FIXED = 200
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClosedCandle:
+    """A closed candle on its way through the decision task, with what was judged of it as it
+    closed: its feature row, whether its series was tradable by the data-quality gate right
+    after it, and the error that stopped a stage on it (which quarantines its symbol).
+
+    Decisions read these, never the gate's or a stage's state at decision time, so a batch of
+    hundreds of candles (replay, backfill) is decided exactly like the same candles one by one.
+    """
+
+    candle: Candle
+    row: FeatureRow | None
+    tradable: bool = True
+    fault: str | None = None
+    late: bool = False  # it reached the aligner after its instant was decided (no entries)
 
 
 def rows_within(memory_mb: int, series: int, columns: int, wanted: int) -> int:

@@ -7,11 +7,14 @@ turns it off) and after a drift alert (at most once per ``drift_cooldown_s``), a
 separate, lower-priority *process* (``train --from-db --promote-if-better``): the event loop
 only waits on its pipes. The candidate replaces the current model only if it wins on the
 most recent held-out data; the new version is then loaded in a worker thread and swapped in
-between two batches. While a retraining runs, the loop's lag is sampled every 50 ms and
-reported with the result.
+between two batches. While a retraining runs, the loop's lag is sampled every 50 ms (the
+last ``LAG_SAMPLES`` kept) and reported with the result. A training process still running
+after ``timeout_s`` is killed, logged (``retrain_timed_out``) and reported as failed; the
+daemon goes on with the model it has.
 """
 
 import asyncio
+import collections
 import json
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -27,7 +30,9 @@ from paper_trader.runtime.service import Readiness
 
 log = get_logger("model_lifecycle")
 LAG_SAMPLE_S = 0.05
+LAG_SAMPLES = 20_000  # the last 1000 s of lag samples make the reported p99
 OUTPUT_TAIL = 2_000
+TIMED_OUT_EXIT = -9  # the exit code reported for a training process killed at its timeout
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,6 +45,7 @@ class LifecycleConfig:
     auto_train: bool = True
     retrain_interval_s: float = 86_400.0
     drift_cooldown_s: float = 3_600.0
+    timeout_s: float = 3_600.0  # RETRAIN_TIMEOUT: a training process is killed past it
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -164,7 +170,7 @@ class ModelLifecycle:
 
     async def _run_process(self) -> RetrainResult:
         started = self._monotonic()
-        lags: list[float] = []
+        lags: collections.deque[float] = collections.deque(maxlen=LAG_SAMPLES)
         async with asyncio.TaskGroup() as group:
             sampler = group.create_task(_sample_lag(lags, self._monotonic), name="loop_lag")
             try:
@@ -189,7 +195,15 @@ class ModelLifecycle:
             env=dict(self.config.environment),
         )
         try:
-            out, err = await process.communicate()
+            async with asyncio.timeout(self.config.timeout_s):
+                out, err = await process.communicate()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            limit = self.config.timeout_s
+            log.error("retrain_timed_out", timeout_s=limit, pid=process.pid)  # noqa: TRY400
+            message = f"the training ran longer than RETRAIN_TIMEOUT={limit:g} s: killed"
+            return b"", message.encode(), TIMED_OUT_EXIT
         except asyncio.CancelledError:
             process.kill()
             await process.wait()
@@ -202,7 +216,7 @@ class ModelLifecycle:
         return ComponentHealth(component=self.name, status=HealthStatus.OK, detail=detail)
 
 
-async def _sample_lag(lags: list[float], monotonic: Callable[[], float]) -> None:
+async def _sample_lag(lags: collections.deque[float], monotonic: Callable[[], float]) -> None:
     """Append how late each 50 ms sleep wakes up, in ms, until cancelled."""
     while True:
         before = monotonic()
@@ -210,7 +224,7 @@ async def _sample_lag(lags: list[float], monotonic: Callable[[], float]) -> None
         lags.append(max(0.0, (monotonic() - before - LAG_SAMPLE_S) * 1000))
 
 
-def _p99(values: Sequence[float]) -> float:
+def _p99(values: Sequence[float] | collections.deque[float]) -> float:
     if not values:
         return 0.0
     ordered = sorted(values)

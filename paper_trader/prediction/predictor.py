@@ -1,14 +1,22 @@
 """Live inference: off the event loop, batched, bounded, and guarded by a circuit breaker.
 
 The decision task hands over the ready feature rows of a batch (the symbols whose candles
-closed together; in a replay or a backfill, many instants share one pass). Each model runs on
-the batch in its own executor thread (numpy releases the GIL for most of the work), at most
-``max_concurrent`` batches at a time; a batch of at most ``inline_rows`` rows runs on the loop
-instead, as the thread hops would cost more than the models. The ensemble then combines the
-calibrated probabilities into signals. A failure or a timeout counts against the circuit
-breaker: after ``failure_threshold`` in a row it opens, and while it is open no prediction is
-made, so no entry is taken; exits never depend on it. After ``recovery_timeout_s`` one trial
-batch decides whether it closes again.
+closed together; in a replay or a backfill, many instants share one pass). Every inference
+runs in the executor, never on the loop: a batch of at most ``small_rows`` rows as one call
+that runs the members one after the other (one thread hop), a bigger one with each member in
+its own thread. Each holds one of ``max_concurrent`` slots until its threads really finish
+(a timed-out inference keeps its slot while its thread still computes, so hung models cannot
+pile up threads), and waits at most ``timeout_s`` per instant for a slot and the result. The
+ensemble then combines the calibrated probabilities into signals.
+
+The circuit breaker runs on candle time and is consulted once per instant, in time order, so
+a replay that infers five hundred instants in one pass and a live run that infers them one by
+one see the same breaker: a multi-instant pass that fails or times out is retried instant by
+instant. After ``failure_threshold`` failed instants in a row it opens; while it is open no
+prediction is made, so no entry is taken (exits never depend on it); ``recovery_timeout_s``
+of candle time later one trial instant decides whether it closes again. A timeout is measured
+on the wall clock by nature, so each one is also published as a ``prediction_timeout`` event
+with its candle time: one of the ways a live run can differ from a replay of its candles.
 
 Without a usable model the predictor says why (``unavailable``), and the daemon keeps
 collecting candles and taking no entries.
@@ -16,10 +24,11 @@ collecting candles and taking no entries.
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -36,7 +45,7 @@ from paper_trader.features.engine import FeatureRow
 from paper_trader.features.spec import FeatureSpec
 from paper_trader.log_config import get_logger
 from paper_trader.prediction.breaker import BreakerState, BreakerTransition, CircuitBreaker
-from paper_trader.prediction.bundle import ModelBundle
+from paper_trader.prediction.bundle import Member, ModelBundle
 from paper_trader.prediction.ensemble import Ensemble, SignalThresholds, WeightPolicy
 from paper_trader.runtime.events import EventSink
 
@@ -50,7 +59,7 @@ class PredictorConfig:
 
     max_concurrent: int = 4
     timeout_s: float = 2.0
-    inline_rows: int = 4  # batches this small run on the loop: cheaper than three thread hops
+    small_rows: int = 8  # batches this small run as one executor call: one thread hop, not three
     failure_threshold: int = 5
     recovery_timeout_s: float = 300.0
     thresholds: SignalThresholds = field(default_factory=SignalThresholds)
@@ -80,11 +89,20 @@ class Inference:
     ensemble: Ensemble
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InferenceFailure:
+    """Why the members could not give probabilities for a batch ("Type: message")."""
+
+    error: str
+    timed_out: bool
+
+
 @dataclass(slots=True)
 class _Counters:
     batches: int = 0
     rows: int = 0
     failures: int = 0
+    timeouts: int = 0
     refused: int = 0
     no_model: int = 0
 
@@ -101,17 +119,17 @@ class Predictor:
         *,
         events: EventSink | None = None,
         now_ms: Callable[[], int] = lambda: time.time_ns() // 1_000_000,
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._columns = np.array([spec.names.index(n) for n in spec.model_inputs])
         self.config = config
         self._events = events
         self._now_ms = now_ms
+        self._candle_s = 0.0  # the breaker's clock: the open time of the instant in hand
         self._breaker = CircuitBreaker(
             "prediction",
             failure_threshold=config.failure_threshold,
             recovery_timeout_s=config.recovery_timeout_s,
-            clock=monotonic,
+            clock=lambda: self._candle_s,
         )
         self._slots = asyncio.Semaphore(config.max_concurrent)
         self._executor = ThreadPoolExecutor(
@@ -167,39 +185,66 @@ class Predictor:
             return f"prediction circuit breaker {snap.state.value}: {snap.last_error}"
         return None
 
+    def may_predict_by(self, at_ms: int) -> bool:
+        """Return whether a prediction could be allowed at candle time ``at_ms`` (no change)."""
+        if self._bundle is None:
+            return False
+        if self._breaker.state is BreakerState.CLOSED:
+            return True
+        retry_in = self._breaker.snapshot().retry_in_s
+        return retry_in is not None and at_ms / 1000 >= self._candle_s + retry_in
+
     async def predict(self, rows: Sequence[FeatureRow]) -> Prediction | None:
-        """Return the batch's prediction, or None (no model, breaker open, or a failure)."""
-        inference = await self.infer(rows)
-        return None if inference is None else self.conclude(inference, 0, len(rows))
+        """Return the prediction of one instant's rows, or None (no model, breaker, failure)."""
+        at_ms = max(row.open_time_ms for row in rows)
+        return await self.predict_instant(at_ms, rows, None, 0)
 
-    async def infer(self, rows: Sequence[FeatureRow]) -> "Inference | None":
-        """Run every model on the rows (several instants may share one pass), or return None.
+    async def infer(self, rows: Sequence[FeatureRow], *, instants: int = 1) -> "Inference | None":
+        """Run every model on the rows of ``instants`` instants in one pass.
 
-        The members' probabilities do not depend on the ensemble's state, so a batch of many
-        instants is inferred at once; ``conclude`` then turns each instant's slice into
-        signals with the weights as they stand at that instant.
+        The members' probabilities do not depend on the ensemble's state or on the breaker,
+        so a batch of many instants is inferred at once and ``predict_instant`` then takes
+        each instant's slice. Return None without a model; a failure is an
+        ``InferenceFailure`` (it counts against nothing until an instant uses it).
         """
+        bundle, ensemble = self._bundle, self._ensemble
+        if bundle is None or ensemble is None:
+            return None
+        outcome = await self._infer(bundle, ensemble, rows, instants)
+        return outcome if isinstance(outcome, Inference) else None
+
+    async def predict_instant(
+        self,
+        at_ms: int,
+        rows: Sequence[FeatureRow],
+        shared: "Inference | None",
+        start: int,
+    ) -> Prediction | None:
+        """Predict one instant at candle time ``at_ms``: consult the breaker, then use rows
+        ``start:start + len(rows)`` of the ``shared`` pass, or infer the rows on their own
+        when there is none (no pass, another model version, or the pass failed)."""
         bundle, ensemble = self._bundle, self._ensemble
         if bundle is None or ensemble is None:
             self._counters.no_model += 1
             return None
+        self._candle_s = at_ms / 1000
         allowed, transition = self._breaker.allow()
         self._report(transition)
         if not allowed:
             self._counters.refused += 1
             return None
-        x = np.array([row.values for row in rows], dtype=np.float64)[:, self._columns]
-        try:
-            per_model = await self._run_members(bundle, x)
-        except Exception as exc:  # any model failure counts against the breaker  # noqa: BLE001
-            self._failed(exc, len(rows))
+        if shared is not None and shared.bundle is bundle:
+            outcome: Inference | InferenceFailure = shared
+        else:
+            outcome, start = await self._infer(bundle, ensemble, rows, 1), 0
+        if isinstance(outcome, InferenceFailure):
+            self._failed(at_ms, outcome, len(rows))
             return None
-        self._report(self._breaker.record_success())
-        return Inference(
-            rows=tuple(rows), inputs=x, per_model=per_model, bundle=bundle, ensemble=ensemble
-        )
+        return self._conclude(at_ms, outcome, start, start + len(rows))
 
-    def conclude(self, inference: "Inference", start: int, stop: int) -> Prediction | None:
+    def _conclude(
+        self, at_ms: int, inference: Inference, start: int, stop: int
+    ) -> Prediction | None:
         """Return the signals of rows ``start:stop`` of an inference, with the current weights."""
         rows = inference.rows[start:stop]
         per_model = {name: p[start:stop] for name, p in inference.per_model.items()}
@@ -210,8 +255,10 @@ class Predictor:
                 per_model,
             )
         except Exception as exc:  # a broken ensemble counts like a broken model  # noqa: BLE001
-            self._failed(exc, len(rows))
+            failure = InferenceFailure(error=f"{type(exc).__name__}: {exc}", timed_out=False)
+            self._failed(at_ms, failure, len(rows))
             return None
+        self._report(self._breaker.record_success())
         self._counters.batches += 1
         self._counters.rows += len(rows)
         return Prediction(
@@ -223,36 +270,72 @@ class Predictor:
             ensemble=inference.ensemble,
         )
 
-    def _failed(self, exc: Exception, rows: int) -> None:
+    def _failed(self, at_ms: int, failure: InferenceFailure, rows: int) -> None:
         self._counters.failures += 1
-        error = f"{type(exc).__name__}: {exc}"
-        log.error("prediction_failed", error=error, rows=rows)
-        self._report(self._breaker.record_failure(error))
+        log.error("prediction_failed", error=failure.error, rows=rows, candle_time_ms=at_ms)
+        if failure.timed_out:
+            self._counters.timeouts += 1
+            self._publish(
+                EventKind.PREDICTION_TIMEOUT,
+                Severity.WARNING,
+                f"no prediction for the candles of {at_ms}: {failure.error}",
+                {"candle_time_ms": at_ms, "rows": rows, "timeout_s": self.config.timeout_s},
+            )
+        self._report(self._breaker.record_failure(failure.error))
 
-    async def _run_members(self, bundle: ModelBundle, x: FloatArray) -> dict[str, FloatArray]:
-        """Run the members: inline for a handful of rows, else each in an executor thread.
+    async def _infer(
+        self,
+        bundle: ModelBundle,
+        ensemble: Ensemble,
+        rows: Sequence[FeatureRow],
+        instants: int,
+    ) -> Inference | InferenceFailure:
+        x = np.array([row.values for row in rows], dtype=np.float64)[:, self._columns]
+        try:
+            per_model = await self._run_members(bundle, x, self.config.timeout_s * instants)
+        except TimeoutError as exc:
+            return InferenceFailure(error=f"TimeoutError: {exc}", timed_out=True)
+        except Exception as exc:  # any model failure counts against the breaker  # noqa: BLE001
+            return InferenceFailure(error=f"{type(exc).__name__}: {exc}", timed_out=False)
+        return Inference(
+            rows=tuple(rows), inputs=x, per_model=per_model, bundle=bundle, ensemble=ensemble
+        )
 
-        A few rows cost the members a few hundred microseconds, less than the thread hops
-        (and under invariant 5's 1 ms); bigger batches go to the executor, within the slots
-        and the timeout.
+    async def _run_members(
+        self, bundle: ModelBundle, x: FloatArray, timeout_s: float
+    ) -> dict[str, FloatArray]:
+        """Run the members in the executor within a slot and ``timeout_s``.
+
+        The slot is given back when the threads are done, not when the wait ends: work that
+        outlives its timeout still counts against ``max_concurrent``.
         """
-        if len(x) <= self.config.inline_rows:
-            return {name: member.predict_proba(x) for name, member in bundle.members.items()}
         loop = asyncio.get_running_loop()
-        async with self._slots:
-            try:
-                async with asyncio.timeout(self.config.timeout_s):
-                    results = await asyncio.gather(
+        members = bundle.members
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self._slots.acquire()
+                work: asyncio.Future[Any]
+                if len(x) <= self.config.small_rows:
+                    work = loop.run_in_executor(self._executor, _predict_all, members, x)
+                else:
+                    work = asyncio.gather(
                         *(
-                            loop.run_in_executor(self._executor, member.predict_proba, x)
-                            for member in bundle.members.values()
+                            loop.run_in_executor(self._executor, m.predict_proba, x)
+                            for m in members.values()
                         )
                     )
-            except TimeoutError:
-                raise TimeoutError(
-                    f"prediction took longer than {self.config.timeout_s:g} s"
-                ) from None
-        return dict(zip(bundle.members, results, strict=True))
+                work.add_done_callback(self._release_slot)
+                results = await asyncio.shield(work)
+        except TimeoutError:
+            raise TimeoutError(f"prediction took longer than {timeout_s:g} s") from None
+        if isinstance(results, dict):
+            return results
+        return dict(zip(members, results, strict=True))
+
+    def _release_slot(self, work: "asyncio.Future[Any]") -> None:
+        self._slots.release()
+        if not work.cancelled():
+            work.exception()  # retrieved here: a timed-out batch's error is already counted
 
     def _report(self, transition: BreakerTransition | None) -> None:
         if transition is None:
@@ -272,7 +355,7 @@ class Predictor:
         )
 
     def _publish(
-        self, kind: EventKind, severity: Severity, message: str, data: dict[str, str | int]
+        self, kind: EventKind, severity: Severity, message: str, data: dict[str, str | int | float]
     ) -> None:
         if self._events is not None:
             self._events.publish(
@@ -294,6 +377,7 @@ class Predictor:
             "batches": self._counters.batches,
             "rows": self._counters.rows,
             "failures": self._counters.failures,
+            "timeouts": self._counters.timeouts,
             "refused_by_breaker": self._counters.refused,
             "skipped_without_model": self._counters.no_model,
             "breaker": snap.state.value,
@@ -315,3 +399,8 @@ class Predictor:
     def close(self) -> None:
         """Stop the executor threads (work in flight finishes; nothing new starts)."""
         self._executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _predict_all(members: Mapping[str, Member], x: FloatArray) -> dict[str, FloatArray]:
+    """Run every member on ``x`` in this thread, one after the other."""
+    return {name: member.predict_proba(x) for name, member in members.items()}

@@ -4,10 +4,15 @@ For each instant of a batch of accepted candles, in time order: first the predic
 horizon ends at that candle are resolved (so the ensemble's weights include them), then the
 ready feature rows of the symbols that closed at that instant are predicted as one batch.
 The log rows are handed to storage, new predictions before their resolutions.
+
+An unexpected error while resolving or logging one candle's predictions is logged with its
+traceback and the candle, counted, and returned as that candle's fault (the trading step
+quarantines its symbol); the other candles and symbols go on.
 """
 
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from paper_trader.domain import (
     Candle,
@@ -16,10 +21,13 @@ from paper_trader.domain import (
     PredictionRow,
     Signal,
 )
-from paper_trader.features.engine import FeatureRow
+from paper_trader.features.stage import ClosedCandle
+from paper_trader.log_config import get_logger
 from paper_trader.prediction.bundle import ModelBundle
 from paper_trader.prediction.monitor import PredictionMonitor
-from paper_trader.prediction.predictor import Predictor
+from paper_trader.prediction.predictor import Inference, Prediction, Predictor
+
+log = get_logger("predictor")
 
 RecordRows = Callable[[tuple[PredictionRow, ...]], Awaitable[None]]
 RecordOutcomes = Callable[[tuple[PredictionOutcome, ...]], Awaitable[None]]
@@ -28,6 +36,14 @@ LoadPending = Callable[[], Awaitable[Sequence[PredictionRow]]]
 
 async def _nothing() -> None:
     return None
+
+
+@dataclass(slots=True)
+class BatchPrediction:
+    """The signals of a batch, and the candles whose predictions failed: (symbol, time) → why."""
+
+    signals: list[Signal] = field(default_factory=list)
+    faults: dict[tuple[str, int], str] = field(default_factory=dict)
 
 
 class PredictionStage:
@@ -47,9 +63,10 @@ class PredictionStage:
         self.predictor = predictor
         self.monitor = monitor
         self._record = record
-        self._resolve = resolve
+        self._resolve_rows = resolve
         self._pending = pending
         self.signals = 0
+        self.errors = 0
         self.prepare: Callable[[], Awaitable[None]] = _nothing
 
     async def start(self) -> None:
@@ -63,42 +80,77 @@ class PredictionStage:
         self.monitor.use_model(bundle)
         self.predictor.install(bundle)
 
-    async def on_batch(self, items: Sequence[tuple[Candle, FeatureRow | None]]) -> list[Signal]:
+    async def on_batch(self, items: Sequence[ClosedCandle]) -> BatchPrediction:
         """Resolve and predict every instant of the batch in order; return the signals.
 
-        The models run once over every ready row of the batch; each instant's signals are
-        then made with the ensemble's weights after that instant's resolutions.
+        Several instants with ready rows share one inference pass; each instant's signals
+        are then made with the ensemble's weights after that instant's resolutions.
         """
+        out = BatchPrediction()
         logged: list[PredictionRow] = []
         outcomes: list[PredictionOutcome] = []
-        signals: list[Signal] = []
-        ordered = sorted(items, key=lambda item: item[0].open_time_ms)
+        ordered = sorted(items, key=lambda item: item.candle.open_time_ms)
         instants = [
             list(group)
-            for _, group in itertools.groupby(ordered, key=lambda item: item[0].open_time_ms)
+            for _, group in itertools.groupby(ordered, key=lambda item: item.candle.open_time_ms)
         ]
-        ready = [
-            [(c, r) for c, r in instant if r is not None and r.is_ready] for instant in instants
-        ]
-        rows = [row for group in ready for _, row in group]
-        inference = await self.predictor.infer(rows) if rows else None
+        ready = [[i for i in inst if i.row is not None and i.row.is_ready] for inst in instants]
+        shared = await self._shared_pass([group for group in ready if group])
         start = 0
         for instant, group in zip(instants, ready, strict=True):
-            for candle, _ in instant:
-                outcomes.extend(self.monitor.on_candle(candle))
-            if not group or inference is None:
+            for item in instant:
+                outcomes.extend(self._resolve(item.candle, out))
+            if not group:
                 continue
-            prediction = self.predictor.conclude(inference, start, start + len(group))
+            at_ms = group[0].candle.open_time_ms
+            rows = [i.row for i in group if i.row is not None]
+            prediction = await self.predictor.predict_instant(at_ms, rows, shared, start)
             start += len(group)
             if prediction is not None:
-                logged.extend(self.monitor.record(prediction, [c.close for c, _ in group]))
-                signals.extend(prediction.signals)
+                logged.extend(self._log(prediction, group, out))
+                out.signals.extend(prediction.signals)
         if logged:
             await self._record(tuple(logged))
         if outcomes:
-            await self._resolve(tuple(outcomes))
-        self.signals += len(signals)
-        return signals
+            await self._resolve_rows(tuple(outcomes))
+        self.signals += len(out.signals)
+        return out
+
+    async def _shared_pass(self, groups: list[list[ClosedCandle]]) -> Inference | None:
+        """Infer several instants' rows in one pass (None for one instant: it infers alone)."""
+        if len(groups) < 2 or not self.predictor.may_predict_by(groups[-1][0].candle.open_time_ms):
+            return None
+        rows = [i.row for group in groups for i in group if i.row is not None]
+        return await self.predictor.infer(rows, instants=len(groups))
+
+    def _resolve(self, candle: Candle, out: BatchPrediction) -> list[PredictionOutcome]:
+        try:
+            return self.monitor.on_candle(candle)
+        except Exception as exc:  # one candle's trouble, not the daemon's  # noqa: BLE001
+            self._fault(candle, "resolving predictions", exc, out)
+            return []
+
+    def _log(
+        self, prediction: Prediction, group: list[ClosedCandle], out: BatchPrediction
+    ) -> list[PredictionRow]:
+        try:
+            return self.monitor.record(prediction, [i.candle.close for i in group])
+        except Exception as exc:  # noqa: BLE001 -- logged, counted and returned as faults
+            for item in group:
+                self._fault(item.candle, "logging predictions", exc, out)
+            return []
+
+    def _fault(self, candle: Candle, what: str, exc: Exception, out: BatchPrediction) -> None:
+        self.errors += 1
+        error = f"{what}: {type(exc).__name__}: {exc}"
+        out.faults[(candle.symbol, candle.open_time_ms)] = error
+        log.exception(
+            "candle_failed",
+            stage="prediction",
+            symbol=candle.symbol,
+            open_time_ms=candle.open_time_ms,
+            error=error,
+        )
 
     def health(self) -> ComponentHealth:
         """Return the predictor's health (DEGRADED, with the reason, while entries are off)."""
@@ -106,4 +158,9 @@ class PredictionStage:
 
     def stats(self) -> dict[str, object]:
         """Return the predictor's counters and the monitor's live scores."""
-        return {**self.predictor.stats(), "signals": self.signals, **self.monitor.stats()}
+        return {
+            **self.predictor.stats(),
+            "signals": self.signals,
+            "errors": self.errors,
+            **self.monitor.stats(),
+        }

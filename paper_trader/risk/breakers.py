@@ -3,7 +3,8 @@
 Global breakers set the trading state, the most severe of those tripped wins: ``daily_loss``,
 ``losing_streak`` and ``manual_pause`` allow exits only (REDUCING); ``max_drawdown`` and
 ``emergency_stop`` allow nothing new (HALTED; the caller flattens open positions). Per-symbol
-breakers (``stop_loss_cooldown``, ``volatility``) only block entries on their symbol.
+breakers (``stop_loss_cooldown``, ``volatility``, ``symbol_error``) only block entries on
+their symbol.
 
 Every time is a candle's ``open_time_ms``; the UTC day is ``t // DAY_MS``. Trips and resets are
 returned as ``BreakerTransition`` values; tripping a tripped breaker returns nothing.
@@ -19,6 +20,11 @@ returned as ``BreakerTransition`` values; tripping a tripped breaker returns not
   value excluded); it never trips on a zero median, and non-finite values are ignored.
 - With ``enabled`` off no automatic breaker trips; the manual controls and the minimum time
   between entries still apply, and trips restored from a snapshot still reset by their rules.
+- ``symbol_error`` trips when a stage of the decision task failed on one of the symbol's
+  candles (the symbol is quarantined: its candles are still stored, marked and exited, but
+  nothing new is entered on it); it resets after ``fault_clean_candles`` later candles of the
+  symbol went through without an error, or when the operator resumes; a new error restarts
+  the count.
 - Manual breakers carry no numbers: their ``threshold`` and ``observed`` are empty.
 """
 
@@ -48,6 +54,7 @@ MANUAL_PAUSE = "manual_pause"
 EMERGENCY_STOP = "emergency_stop"
 STOP_LOSS_COOLDOWN = "stop_loss_cooldown"
 VOLATILITY = "volatility"
+SYMBOL_ERROR = "symbol_error"
 
 # The state each global breaker imposes, in display order.
 _GLOBAL_STATES = {
@@ -57,7 +64,7 @@ _GLOBAL_STATES = {
     LOSING_STREAK: TradingState.REDUCING,
     MANUAL_PAUSE: TradingState.REDUCING,
 }
-_SYMBOL_BREAKERS = (STOP_LOSS_COOLDOWN, VOLATILITY)
+_SYMBOL_BREAKERS = (STOP_LOSS_COOLDOWN, VOLATILITY, SYMBOL_ERROR)
 _SNAPSHOT_VERSION = 1
 
 
@@ -77,6 +84,7 @@ class TradingBreakers:
         self._last_entry: tuple[str, int] | None = None
         self._windows: dict[str, RollingMedian] = {}
         self._vol_levels: dict[str, tuple[float, float]] = {}  # tripped symbol: (ATR %, limit)
+        self._clean_left: dict[str, int] = {}  # quarantined symbol: clean candles still due
         if snapshot is not None:
             self._restore(snapshot)
 
@@ -158,14 +166,38 @@ class TradingBreakers:
             out += self._switch(STOP_LOSS_COOLDOWN, closed, True, reason, str(wait), "0", symbol)
         return out
 
+    def on_fault(self, symbol: str, candle_time_ms: int, error: str) -> list[BreakerTransition]:
+        """Quarantine ``symbol`` after an error on its candle (again: restart the count)."""
+        needed = self._config.fault_clean_candles
+        self._clean_left[symbol] = needed
+        reason = (
+            f"{symbol}: {error}; no entries until {needed} clean candles or the operator resumes"
+        )
+        return self._switch(SYMBOL_ERROR, candle_time_ms, True, reason, str(needed), "0", symbol)
+
+    def on_clean(self, symbol: str, candle_time_ms: int) -> list[BreakerTransition]:
+        """Count a candle of ``symbol`` that went through without an error."""
+        left = self._clean_left.get(symbol)
+        if left is None:
+            return []
+        if left > 1:
+            self._clean_left[symbol] = left - 1
+            return []
+        del self._clean_left[symbol]
+        needed = self._config.fault_clean_candles
+        reason = f"{symbol}: {needed} clean candles since the last error"
+        return self._switch(
+            SYMBOL_ERROR, candle_time_ms, False, reason, str(needed), str(needed), symbol
+        )
+
     def on_entry(self, symbol: str, candle_time_ms: int) -> None:
         """Remember an entry: the next one on any symbol must wait the minimum time."""
         self._last_entry = (symbol, candle_time_ms)
 
     def entry_block(self, symbol: str, candle_time_ms: int) -> Rejection | None:
         """Return why an entry on ``symbol`` is refused now, or None if it may go."""
-        checks = (self._state_block, self._cooldown_block, self._spacing_block)
-        for check in (*checks, self._volatility_block):
+        checks = (self._state_block, self._fault_block, self._cooldown_block)
+        for check in (*checks, self._spacing_block, self._volatility_block):
             rejection = check(symbol, candle_time_ms)
             if rejection is not None:
                 return rejection
@@ -192,6 +224,10 @@ class TradingBreakers:
             reason = f"drawdown halt cleared by the operator; peak equity set to {_money(new_peak)}"
             limit = format(exact(self._config.max_drawdown), "f")
             out += self._switch(MAX_DRAWDOWN, t, False, reason, limit, "0")
+        for symbol in sorted(self._clean_left):
+            del self._clean_left[symbol]
+            reason = f"{symbol}: quarantine after an error lifted by the operator"
+            out += self._switch(SYMBOL_ERROR, t, False, reason, symbol=symbol)
         return out + self._switch(MANUAL_PAUSE, t, False, "pause lifted by the operator")
 
     def windows_snapshot(self) -> dict[str, list[float]]:
@@ -219,6 +255,7 @@ class TradingBreakers:
             "last_entry": None if self._last_entry is None else list(self._last_entry),
             **({"volatility_windows": self.windows_snapshot()} if windows else {}),
             "volatility_levels": {s: list(v) for s, v in self._vol_levels.items()},
+            "clean_candles_left": dict(self._clean_left),
         }
 
     def _roll_day(self, candle_time_ms: int, equity: Decimal) -> list[BreakerTransition]:
@@ -323,6 +360,15 @@ class TradingBreakers:
         reasons = "; ".join(self._global[n].reason for n in _GLOBAL_STATES if n in self._global)
         return Rejection(rule="trading_state", detail=f"trading is {self.state}: {reasons}")
 
+    def _fault_block(self, symbol: str, candle_time_ms: int) -> Rejection | None:
+        """Refuse an entry on a symbol quarantined after an error on one of its candles."""
+        trip = self._symbol[SYMBOL_ERROR].get(symbol)
+        if trip is None:
+            return None
+        left = self._clean_left[symbol]
+        detail = f"{trip.reason} ({left} clean candles to go)"
+        return Rejection(rule=SYMBOL_ERROR, detail=detail, observed=float(left), limit=0.0)
+
     def _cooldown_block(self, symbol: str, candle_time_ms: int) -> Rejection | None:
         """Refuse an entry on a symbol still cooling down after a stop-loss."""
         until = self._cooldown_until.get(symbol)
@@ -418,12 +464,15 @@ class TradingBreakers:
             self._windows = {str(s): RollingMedian(size, _floats(v)) for s, v in windows.items()}
             for symbol, (atr_pct, limit) in data["volatility_levels"].items():
                 self._vol_levels[str(symbol)] = (float(atr_pct), float(limit))
+            left = data.get("clean_candles_left", {})  # absent before quarantines existed
+            self._clean_left = {str(s): int(n) for s, n in left.items()}
         except (KeyError, TypeError, ValueError, ArithmeticError, AttributeError) as exc:
             raise ConfigError(f"breaker snapshot is malformed: {exc!r}") from exc
         if (
             not set(self._global) <= set(_GLOBAL_STATES)
             or set(self._symbol[STOP_LOSS_COOLDOWN]) != set(self._cooldown_until)
             or set(self._symbol[VOLATILITY]) != set(self._vol_levels)
+            or set(self._symbol[SYMBOL_ERROR]) != set(self._clean_left)
         ):
             raise ConfigError("breaker snapshot: the trips and their data disagree")
 

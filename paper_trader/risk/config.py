@@ -18,6 +18,8 @@ class BreakerConfig:
     ``volatility_multiple``: the volatility breaker trips a symbol when its ATR % exceeds this
     multiple of the median ATR % of its last ``volatility_window`` candles (once at least
     ``volatility_min_samples`` are known), and resets below ``volatility_reset`` of that level.
+    ``fault_clean_candles``: a symbol quarantined after an error on one of its candles takes
+    entries again after this many clean candles.
     """
 
     enabled: bool = True
@@ -31,6 +33,7 @@ class BreakerConfig:
     volatility_window: int = 1440
     volatility_min_samples: int = 120
     volatility_reset: float = 0.8
+    fault_clean_candles: int = 60
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

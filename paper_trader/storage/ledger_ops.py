@@ -219,7 +219,7 @@ def _decision_row(d: Decision) -> tuple[object, ...]:
         float(d.confidence),
         d.model_version,
         d.action.value,
-        d.side.value,
+        "" if d.side is None else d.side.value,
         _optional(d.quantity),
         _optional(d.price),
         d.rule,

@@ -157,7 +157,7 @@ async def recent_decisions(conn: aiosqlite.Connection, *, limit: int) -> list[De
             confidence=float(r[6]),
             model_version=r[7],
             action=Action(r[8]),
-            side=Side(r[9]),
+            side=Side(r[9]) if r[9] else None,
             quantity=_decimal(r[10]),
             price=_decimal(r[11]),
             rule=r[12],

@@ -21,6 +21,7 @@ from paper_trader.domain.trading import (
     TradingState,
 )
 from paper_trader.features.engine import FeatureRow
+from paper_trader.features.stage import ClosedCandle
 from paper_trader.risk.config import (
     BreakerConfig,
     ExitConfig,
@@ -75,12 +76,7 @@ def config(*, max_consecutive_losses: int = 1_000) -> TraderConfig:
     )
 
 
-VIEW = MarketView(
-    atr_columns=(0, 1),
-    is_tradable=lambda c: True,
-    entries_blocked=lambda: None,
-    is_stale=lambda c: False,
-)
+VIEW = MarketView(atr_columns=(0, 1), is_stale=lambda c: False)
 
 
 @dataclass
@@ -94,7 +90,7 @@ class Rig:
 
     async def feed(self, candles: Sequence[Candle], signals: Sequence[Signal] = ()) -> None:
         """Hand one batch of candles (ATR 2) and signals to the stage."""
-        await self.stage.on_batch([(c, row(c)) for c in candles], signals)
+        await self.stage.on_batch([ClosedCandle(candle=c, row=row(c)) for c in candles], signals)
 
     def drain_kinds(self) -> list[EventKind]:
         """Return the kinds of the events published so far, consuming them."""

@@ -25,7 +25,12 @@ async def test_candles_reach_the_store_in_order() -> None:
 
     assert rig.store.candles == sent
     assert rig.engine.stats() == EngineStats(
-        candles_processed=5, candles_dropped=0, candles_rejected=0, last_open_time_ms=5 * 60_000
+        candles_processed=5,
+        candles_dropped=0,
+        candles_rejected=0,
+        candles_failed=0,
+        candles_late=0,
+        last_open_time_ms=5 * 60_000,
     )
 
 

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from conftest import eventually
 from fakes.models import publish_model
 
 from paper_trader.domain import Event, EventKind, Interval, Strength, Venue
@@ -32,20 +33,24 @@ class Events:
         return [f"{e.kind.value}:{e.data.get('state', '')}" for e in self.seen]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+POISON = 999.0  # a model input value that Member(fail_on_poison=True) refuses
 
 
 class Member:
-    """Stands in for a model: counts concurrent calls, can fail or be slow."""
+    """Stands in for a model: counts concurrent calls; can fail, be slow, or wait for a gate."""
 
-    def __init__(self, *, fail: bool = False, delay_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        fail: bool = False,
+        delay_s: float = 0.0,
+        gate: threading.Event | None = None,
+        fail_on_poison: bool = False,
+    ) -> None:
         self.fail = fail
         self.delay_s = delay_s
+        self.gate = gate
+        self.fail_on_poison = fail_on_poison
         self.calls = 0
         self.active = 0
         self.most_active = 0
@@ -57,8 +62,10 @@ class Member:
             self.active += 1
             self.most_active = max(self.most_active, self.active)
         try:
+            if self.gate is not None:
+                assert self.gate.wait(timeout=30), "the test never opened the gate"
             time.sleep(self.delay_s)
-            if self.fail:
+            if self.fail or (self.fail_on_poison and bool((x == POISON).any())):
                 raise RuntimeError("model exploded")
             return np.tile([0.2, 0.3, 0.5], (len(x), 1))
         finally:
@@ -71,19 +78,25 @@ def bundle_of(members: dict[str, Any], version: str = "v-test") -> ModelBundle:
     return ModelBundle(version=version, metadata=MappingProxyType(metadata), members=members)
 
 
-def rows(n: int, open_time_ms: int = 60_000) -> list[FeatureRow]:
+def rows(n: int, open_time_ms: int = 60_000, *, poison: bool = False) -> list[FeatureRow]:
     rng = np.random.default_rng(n)
-    return [
-        FeatureRow(
-            venue=Venue.BINANCE,
-            symbol=f"S{i}-USDT",
-            interval=Interval.M1,
-            open_time_ms=open_time_ms,
-            values=tuple(rng.normal(size=len(SPEC.names)).tolist()),
-            is_ready=True,
+    first_input = SPEC.names.index(SPEC.model_inputs[0])
+    out = []
+    for i in range(n):
+        values = rng.normal(size=len(SPEC.names))
+        if poison:
+            values[first_input] = POISON
+        out.append(
+            FeatureRow(
+                venue=Venue.BINANCE,
+                symbol=f"S{i}-USDT",
+                interval=Interval.M1,
+                open_time_ms=open_time_ms,
+                values=tuple(values.tolist()),
+                is_ready=True,
+            )
         )
-        for i in range(n)
-    ]
+    return out
 
 
 @pytest.fixture(scope="module")
@@ -93,8 +106,11 @@ def real_bundle(tmp_path_factory: pytest.TempPathFactory) -> ModelBundle:
     return ModelRegistry(models).load(SPEC, Interval.M1)
 
 
-def predictor(config: PredictorConfig, events: Events, clock: Clock | None = None) -> Predictor:
-    return Predictor(SPEC, config, events=events, now_ms=lambda: 0, monotonic=clock or Clock())
+def predictor(config: PredictorConfig, events: Events) -> Predictor:
+    return Predictor(SPEC, config, events=events, now_ms=lambda: 0)
+
+
+MINUTE = 60_000
 
 
 async def test_a_batch_gets_one_signal_per_row_from_the_real_models(
@@ -130,22 +146,22 @@ async def test_without_a_model_nothing_is_predicted_and_the_reason_is_given() ->
     p.close()
 
 
-async def test_failures_open_the_breaker_then_one_trial_closes_it() -> None:
-    """CLOSED → OPEN after the threshold; refused while open; HALF_OPEN trial → CLOSED."""
-    events, clock = Events(), Clock()
+async def test_failures_open_the_breaker_then_one_trial_closes_it_on_candle_time() -> None:
+    """CLOSED → OPEN after the threshold; refused while open; the recovery time is candle
+    time, so the trial comes at the first instant 60 s of candles after the trip."""
+    events = Events()
     config = PredictorConfig(failure_threshold=3, recovery_timeout_s=60.0)
-    p = predictor(config, events, clock)
+    p = predictor(config, events)
     broken = Member(fail=True)
     p.install(bundle_of({"a": broken, "b": Member()}))
-    for _ in range(3):
-        assert await p.predict(rows(1)) is None
+    for minute in (1, 2, 3):
+        assert await p.predict(rows(1, minute * MINUTE)) is None
     assert "prediction circuit breaker open" in (p.entries_blocked() or "")
     calls = broken.calls
-    assert await p.predict(rows(1)) is None
-    assert broken.calls == calls  # open: the models are not even called
-    clock.now = 61.0
     broken.fail = False
-    assert await p.predict(rows(1)) is not None
+    assert await p.predict(rows(1, 3 * MINUTE + 59_000)) is None
+    assert broken.calls == calls  # open: the models are not even called
+    assert await p.predict(rows(1, 4 * MINUTE)) is not None
     assert p.entries_blocked() is None
     assert events.kinds()[-3:] == [
         "prediction_breaker:open",
@@ -155,44 +171,91 @@ async def test_failures_open_the_breaker_then_one_trial_closes_it() -> None:
     p.close()
 
 
-async def test_a_prediction_slower_than_the_timeout_counts_as_a_failure() -> None:
-    """The timeout bounds how long a batch may hold the decision task."""
-    p = predictor(PredictorConfig(timeout_s=0.1, failure_threshold=1, inline_rows=0), Events())
-    p.install(bundle_of({"slow": Member(delay_s=0.5)}))
-    assert await p.predict(rows(1)) is None
+async def test_a_prediction_slower_than_the_timeout_fails_and_is_recorded() -> None:
+    """One row, as a one-symbol daemon infers it: the timeout bounds it all the same, the
+    instant counts as a failure and a prediction_timeout event carries its candle time."""
+    events, gate = Events(), threading.Event()
+    p = predictor(PredictorConfig(timeout_s=0.1, failure_threshold=1), events)
+    p.install(bundle_of({"slow": Member(gate=gate)}))
+    assert await p.predict(rows(1, 7 * MINUTE)) is None
+    gate.set()
     assert "TimeoutError" in (p.entries_blocked() or "")
+    timeouts = [e for e in events.seen if e.kind is EventKind.PREDICTION_TIMEOUT]
+    assert [e.data["candle_time_ms"] for e in timeouts] == [7 * MINUTE]
+    assert p.stats()["timeouts"] == 1
     p.close()
 
 
 async def test_work_in_flight_is_bounded_by_max_concurrent_predictions() -> None:
-    """Eight batches at once with a limit of two: at most two run a model at a time."""
-    p = predictor(PredictorConfig(max_concurrent=2, inline_rows=0), Events())
+    """Eight one-row batches at once with a limit of two: at most two run a model at a time."""
+    p = predictor(PredictorConfig(max_concurrent=2), Events())
     member = Member(delay_s=0.05)
     p.install(bundle_of({"only": member}))
-    results = await asyncio.gather(*(p.predict(rows(1, 60_000 * (i + 1))) for i in range(8)))
+    results = await asyncio.gather(*(p.predict(rows(1, MINUTE * (i + 1))) for i in range(8)))
     assert all(r is not None for r in results)
     assert member.calls == 8
     assert member.most_active == 2
     p.close()
 
 
+async def test_a_hung_model_keeps_its_slot_until_its_thread_is_done() -> None:
+    """With one slot, a model that hangs past the timeout still holds it: the next instant
+    times out waiting for the slot without starting another thread; once the hung call
+    returns, predictions flow again."""
+    gate = threading.Event()
+    p = predictor(PredictorConfig(max_concurrent=1, timeout_s=0.1, failure_threshold=10), Events())
+    member = Member(gate=gate)
+    p.install(bundle_of({"only": member}))
+    assert await p.predict(rows(1, MINUTE)) is None
+    assert await p.predict(rows(1, 2 * MINUTE)) is None
+    assert member.calls == 1
+    gate.set()
+    await eventually(lambda: member.active == 0)
+    assert await p.predict(rows(1, 3 * MINUTE)) is not None
+    assert member.calls == 2
+    p.close()
+
+
 async def test_the_loop_keeps_running_while_models_compute() -> None:
-    """Models run in executor threads: a ticker on the loop advances during a slow batch."""
-    p = predictor(PredictorConfig(inline_rows=0), Events())
-    p.install(bundle_of({"a": Member(delay_s=0.3), "b": Member(delay_s=0.3)}))
-    ticks = 0
+    """The model waits for the loop to tick: it can only finish if it runs off the loop."""
+    gate = threading.Event()
+    p = predictor(PredictorConfig(), Events())
+    p.install(bundle_of({"a": Member(gate=gate), "b": Member()}))
 
     async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
+        for _ in range(10):
+            await asyncio.sleep(0.001)
+        gate.set()
 
     task = asyncio.create_task(ticker())
     assert await p.predict(rows(3)) is not None
-    task.cancel()
-    assert ticks >= 10
+    await task
     p.close()
+
+
+async def test_a_pass_over_several_instants_decides_each_instant_like_live() -> None:
+    """A replay's one pass over three instants fails on the middle one's rows: each instant
+    is then inferred alone, so the first and last predict and the middle one fails once,
+    exactly as three live instants one by one."""
+
+    async def run(together: bool) -> tuple[list[bool], dict[str, object]]:
+        p = predictor(PredictorConfig(failure_threshold=2), Events())
+        p.install(bundle_of({"a": Member(fail_on_poison=True)}))
+        batches = [rows(2, MINUTE), rows(2, 2 * MINUTE, poison=True), rows(2, 3 * MINUTE)]
+        shared = await p.infer([r for b in batches for r in b], instants=3) if together else None
+        made = []
+        for i, batch in enumerate(batches):
+            start = 2 * i if shared is not None else 0
+            result = await p.predict_instant(batch[0].open_time_ms, batch, shared, start)
+            made.append(result is not None)
+        stats = p.stats()
+        p.close()
+        return made, stats
+
+    live, live_stats = await run(together=False)
+    replay, replay_stats = await run(together=True)
+    assert live == replay == [True, False, True]
+    assert live_stats == replay_stats
 
 
 def test_events_say_which_model_is_in_use(tmp_path: Path) -> None:

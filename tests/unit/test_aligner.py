@@ -1,6 +1,8 @@
 """The instant aligner releases the candles of several series in (open time, symbol) order."""
 
-from paper_trader.market.aligner import InstantAligner
+from collections.abc import Callable
+
+from paper_trader.market.aligner import InstantAligner, Stall
 
 A = ("binance", "BTCUSDT")
 B = ("binance", "ETHUSDT")
@@ -17,9 +19,16 @@ class FakeClock:
         return self.now
 
 
-def aligner(clock: FakeClock, *, max_items: int = 200_000) -> InstantAligner[str]:
+def aligner(
+    clock: FakeClock,
+    *,
+    max_items: int = 200_000,
+    on_stall: Callable[[Stall], None] | None = None,
+) -> InstantAligner[str]:
     """Return an aligner over series A (BTCUSDT) and B (ETHUSDT) that stalls after 10 s."""
-    return InstantAligner([A, B], monotonic=clock, stall_s=STALL_S, max_items=max_items)
+    return InstantAligner(
+        [A, B], monotonic=clock, stall_s=STALL_S, max_items=max_items, on_stall=on_stall
+    )
 
 
 def push(held: InstantAligner[str], key: tuple[str, str], minute: int) -> None:
@@ -62,75 +71,99 @@ def test_a_series_ahead_is_held_at_the_slower_series_watermark() -> None:
     assert held.release() == ["BTCUSDT@3", "ETHUSDT@3"]
 
 
-def test_a_series_never_seen_holds_the_others_until_it_stalls() -> None:
-    """ETH never delivers: BTC waits until 10 s after start, then flows on its own."""
-    clock = FakeClock()
-    held = aligner(clock)
+def test_a_series_never_seen_holds_the_others_until_their_instant_waited_the_limit() -> None:
+    """ETH never delivers: BTC at 1 waits 10 s from when it was held, then goes alone."""
+    clock, stalls = FakeClock(), list[Stall]()
+    held = aligner(clock, on_stall=stalls.append)
     clock.now = 5.0
     push(held, A, 1)
-    clock.now = 9.999
+    clock.now = 14.999
     assert held.release() == []
-    clock.now = STALL_S
+    assert stalls == []
+    clock.now = 15.001
     assert held.release() == ["BTCUSDT@1"]
-    clock.now = 11.0
+    assert stalls == [
+        Stall(key=B, through_ms=None, waiting_ms=1, reason="the candles of 1 waited more than 10 s")
+    ]
     push(held, A, 2)
-    assert held.release() == ["BTCUSDT@2"]
+    assert held.release() == ["BTCUSDT@2"]  # a stalled series is not waited for again
+    assert held.stalls == 1
 
 
-def test_a_stalled_series_that_comes_back_holds_the_others_again() -> None:
-    """ETH returns late at 1: its candle is released alone, then BTC at 3 waits for ETH again."""
+def test_hours_without_candles_do_not_stall_a_series_nothing_waits_for() -> None:
+    """Quiet for an hour of wall time, then BTC at 2: it waits for ETH at 2 as ever.
+
+    The stall clock starts when a candle is held, not when a series last delivered: a long
+    warm-up of one series, or a market that was quiet for everyone, changes no instant.
+    """
     clock = FakeClock()
     held = aligner(clock)
-    clock.now = 10.5
+    push(held, A, 1)
+    push(held, B, 1)
+    assert held.release() == ["BTCUSDT@1", "ETHUSDT@1"]
+    clock.now = 3_600.0
+    push(held, A, 2)
+    assert held.release() == []
+    clock.now = 3_609.0
+    push(held, B, 2)
+    assert held.release() == ["BTCUSDT@2", "ETHUSDT@2"]
+    assert held.stalls == 0
+
+
+def test_a_stalled_series_that_comes_back_is_late_then_holds_the_others_again() -> None:
+    """ETH returns at 1 after BTC's 1 and 2 went alone: its candle is late and released on
+    its own; BTC at 3 then waits for ETH again."""
+    clock = FakeClock()
+    held = aligner(clock)
     push(held, A, 1)
     push(held, A, 2)
+    clock.now = 10.5
     assert held.release() == ["BTCUSDT@1", "BTCUSDT@2"]
-    clock.now = 12.0
+    assert held.is_decided(1)
+    assert held.is_decided(2)
+    assert not held.is_decided(3)
     push(held, B, 1)
     push(held, A, 3)
     assert held.release() == ["ETHUSDT@1"]
     assert held.release() == []
+    push(held, B, 2)
     push(held, B, 3)
-    assert held.release() == ["BTCUSDT@3", "ETHUSDT@3"]
+    assert held.release() == ["ETHUSDT@2", "BTCUSDT@3", "ETHUSDT@3"]
 
 
-def test_a_series_that_falls_silent_stops_holding_after_the_stall_time() -> None:
-    """ETH delivered at 1, then nothing: BTC at 2 is held for 10 s after ETH was last seen."""
+def test_when_every_series_has_stalled_everything_held_is_released() -> None:
+    """Neither series reaches the other's instant within the limit: all comes out in order."""
     clock = FakeClock()
     held = aligner(clock)
-    clock.now = 1.0
-    push(held, A, 1)
-    push(held, B, 1)
-    assert held.release() == ["BTCUSDT@1", "ETHUSDT@1"]
-    clock.now = 5.0
-    push(held, A, 2)
-    clock.now = 10.999
-    assert held.release() == []
-    clock.now = 11.0
-    assert held.release() == ["BTCUSDT@2"]
-
-
-def test_when_every_series_has_stalled_everything_seen_is_released() -> None:
-    """Both silent for longer than the stall time: the held candles come out in order."""
-    clock = FakeClock()
-    held = aligner(clock)
-    push(held, A, 2)
-    push(held, B, 1)
+    sol = ("binance", "SOLUSDT")
+    held.push(sol, 2, "SOLUSDT", "SOLUSDT@2")
     clock.now = 60.0
-    assert held.release() == ["ETHUSDT@1", "BTCUSDT@2"]
+    assert held.release() == ["SOLUSDT@2"]
+    assert held.stalls == 2
 
 
-def test_a_dropped_candle_seen_advances_the_watermark() -> None:
-    """ETH's candle at 1 was dropped but seen: BTC at 1 need not wait for it."""
+def test_a_mark_completes_a_series_without_a_candle() -> None:
+    """ETH has no candle at 1 (rejected, or the venue has none): its mark releases BTC at 1."""
     clock = FakeClock()
     held = aligner(clock)
     push(held, A, 1)
     push(held, A, 2)
-    held.seen(B, 1)
+    held.mark(B, 1)
     assert held.release() == ["BTCUSDT@1"]
-    held.seen(B, 0)  # an older time never moves the watermark back
-    held.seen(B, 2)
+    held.mark(B, 0)  # an older time never moves a series back
+    assert held.release() == []
+    held.mark(B, 2)
     assert held.release() == ["BTCUSDT@2"]
+
+
+def test_a_mark_for_every_series_completes_an_instant_of_a_merged_replay() -> None:
+    """A replay's files merged by time: time 2 began, so time 1 is complete for everyone."""
+    clock = FakeClock()
+    held = aligner(clock)
+    push(held, A, 1)
+    assert held.release() == []
+    held.mark(None, 1)
+    assert held.release() == ["BTCUSDT@1"]
 
 
 def test_a_series_not_declared_holds_the_others_once_it_is_seen() -> None:
@@ -168,7 +201,7 @@ def test_release_of_nothing_returns_nothing() -> None:
 
 
 def test_overflow_releases_the_oldest_instant_and_counts_it() -> None:
-    """Three BTC candles over a limit of 2 while ETH holds: time 1 is forced out."""
+    """Three BTC candles over a limit of 2 while ETH holds: time 1 is forced out, ETH stalls."""
     clock = FakeClock()
     held = aligner(clock, max_items=2)
     push(held, A, 1)
@@ -178,8 +211,9 @@ def test_overflow_releases_the_oldest_instant_and_counts_it() -> None:
     push(held, A, 3)
     assert held.release() == ["BTCUSDT@1"]
     assert held.forced == 1
+    assert held.stalls == 1  # ETH held it back: stalled and reported
     assert len(held) == 2
-    assert held.release() == []
+    assert held.release() == ["BTCUSDT@2", "BTCUSDT@3"]  # ETH is no longer waited for
     assert held.forced == 1
 
 
@@ -188,7 +222,7 @@ def test_overflow_forces_a_whole_instant_of_several_symbols() -> None:
     clock = FakeClock()
     held = aligner(clock, max_items=2)
     sol = ("binance", "SOLUSDT")
-    held.seen(sol, 0)
+    held.mark(sol, 0)
     push(held, B, 1)
     push(held, A, 1)
     push(held, A, 2)
