@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +85,7 @@ from paper_trader.storage import (
     pending_predictions,
     start_run,
 )
+from paper_trader.storage.deviations import DEVIATION_KINDS, RecordDeviation
 from paper_trader.versions import package_versions
 
 log = get_logger("app")
@@ -376,6 +377,9 @@ def _build(
         ),
     )
     recorder = EventRecorder(bus.subscribe(), lambda event: writer.write(AppendOutbox(event=event)))
+    deviations = EventRecorder(
+        bus.subscribe(), _deviation_recorder(writer), name="deviation_recorder"
+    )
     supervisor = _supervisor(settings, clock, bus, notifier, on_ready=all_ready.set)
     watchdog_s = notifier.watchdog_interval_s
     health = HealthMonitor(
@@ -394,7 +398,7 @@ def _build(
         stale_after_s=max(30.0, 4 * (watchdog_s or 0.0)),
         publish_status=notifier.status,
     )
-    for service in (writer, recorder, health):
+    for service in (writer, recorder, deviations, health):
         supervisor.add(service)
     if files is not None:
         supervisor.add(files)
@@ -412,6 +416,16 @@ def _build(
     elif source is not None:
         supervisor.add(source(candles))
     return supervisor, engine
+
+
+def _deviation_recorder(writer: StorageWriter) -> Callable[[Event], Awaitable[None]]:
+    """Return the recorder of the events that say a replay may differ from this run."""
+
+    async def record(event: Event) -> None:
+        if event.kind in DEVIATION_KINDS:
+            await writer.write(RecordDeviation(event=event))
+
+    return record
 
 
 async def unresolved_predictions(conn: aiosqlite.Connection) -> list[PredictionRow]:

@@ -143,6 +143,8 @@ class DecisionEngine:
         try:
             await self._loop()
         finally:
+            if self.prediction is not None:
+                self.prediction.close()  # no new inference; work in flight finishes alone
             if self.trading is not None:
                 await self._final_trading_save(self.trading)
             if self.features is not None:
@@ -324,7 +326,10 @@ class DecisionEngine:
     def _report_late(self, candle: Candle) -> None:
         """A candle for an instant already decided: it can only be decided on its own now."""
         self._late += 1
-        log.warning("candle_late", symbol=candle.symbol, open_time_ms=candle.open_time_ms)
+        progress = {} if self.aligner is None else self.aligner.progress()
+        log.warning(
+            "candle_late", symbol=candle.symbol, open_time_ms=candle.open_time_ms, **progress
+        )
         if self._events is not None:
             self._events.publish(
                 Event(

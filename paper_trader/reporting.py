@@ -19,6 +19,7 @@ from paper_trader.domain import Interval
 from paper_trader.risk.breakers import TradingBreakers
 from paper_trader.risk.config import BreakerConfig
 from paper_trader.storage import gap_records, runs, schema_version, series_summaries
+from paper_trader.storage.deviations import deviation_counts, first_deviations
 from paper_trader.storage.ledger_repository import (
     candles_handled,
     closed_trades,
@@ -28,6 +29,8 @@ from paper_trader.storage.ledger_repository import (
     open_positions,
 )
 from paper_trader.trader import handled_of
+
+FIRST_DEVIATIONS = 10  # the deviations a report lists (all are counted)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,6 +121,27 @@ async def build_report(conn: aiosqlite.Connection, db_path: Path) -> Report:
     )
 
 
+async def replay_parity(conn: aiosqlite.Connection, decisions: dict[str, int]) -> dict[str, Any]:
+    """Return whether a replay of the stored candles should give this ledger, and if not why:
+    every recorded deviation and the entries skipped while catching up."""
+    deviations = await deviation_counts(conn)
+    skipped = decisions.get("skipped", 0)
+    reasons = {**deviations, **({"entries_skipped_catching_up": skipped} if skipped else {})}
+    return {
+        "expected": not reasons,
+        "reasons": reasons,
+        "first": [
+            {
+                "kind": d.kind,
+                "symbol": d.symbol,
+                "candle_time": iso_ms(d.candle_time_ms) if d.candle_time_ms >= 0 else None,
+                "message": d.message,
+            }
+            for d in await first_deviations(conn, FIRST_DEVIATIONS)
+        ],
+    }
+
+
 async def trading_summary(
     conn: aiosqlite.Connection, series: tuple[SeriesReport, ...]
 ) -> dict[str, Any]:
@@ -133,6 +157,7 @@ async def trading_summary(
     interval_ms = Interval(series[0].interval).ms if series else 60_000
     analytics = analyse(trades, snapshots, initial_equity=initial, interval_ms=interval_ms)
     return {
+        "replay_parity": await replay_parity(conn, counts),
         "candles_processed": await candles_handled(conn, handled_of(extra)),
         "signals": sum(counts.values()),
         "decisions": counts,

@@ -11,12 +11,10 @@ Life of the feed:
    whatever closed while disconnected, *before* any frame of the new connection is used.
 3. Read frames: candle updates go through each series' sequencer; a gap is backfilled before
    the candle that revealed it; control frames are logged and counted; a malformed frame is
-   logged and counted and changes nothing. Once a series' next candle should be final by the
-   venue's own evidence (the event times in its frames, or its clock for venues without a
-   closed flag) and a full interval more has passed, the feed settles it: a candle the stream
-   showed whose final frame never came is fetched over REST; a candle the stream never showed
-   does not exist (a halt, a quiet market), and the feed marks the series complete through it
-   (a ``SeriesMark``) so the decision task need not wait for it.
+   logged and counted and changes nothing. A series whose next candle should be final by the
+   venue's own evidence and has not come is settled over REST (``settle.py``): what REST has
+   is emitted, and what neither REST nor a frame showed is marked as not coming
+   (``SeriesMark``), so the decision task need not wait for it.
 4. Reconnect — forever, with capped full-jitter backoff that resets only after a connection
    proved healthy — when the socket closes, when no *data* arrived for
    ``silence_timeout_s`` (heartbeats do not count; neither does a connection that never sent
@@ -53,6 +51,7 @@ from paper_trader.exchange.links import (
 )
 from paper_trader.exchange.rest import HttpRestClient, WeightBudget, with_retries
 from paper_trader.exchange.sequencer import GapBefore, SeriesSequencer
+from paper_trader.exchange.settle import Settler
 from paper_trader.exchange.venue_clock import VenueClock
 from paper_trader.exchange.wire import (
     Control,
@@ -72,7 +71,7 @@ log = get_logger("market_feed")
 LastStored = Callable[[Subscription], Awaitable[int | None]]
 CHECK_EVERY_S = 1.0  # silence, ping, rotation and flag-less closure checks
 WARMUP_WINDOW = 1000  # candles per series fetched before the next series' turn at start-up
-OVERDUE_RETRY_S = 5.0  # a final frame that never came is asked for over REST this often
+SETTLE_RETRY_S = 5.0  # a candle a frame showed but REST lacks is asked for again this often
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,7 +116,6 @@ class MarketFeed:
         self._adapter = adapter
         self._subs = tuple(subscriptions)
         self._emit = emit
-        self._emit_mark = emit_mark
         self._last_stored = last_stored
         self._record_gap = record_gap
         self._clock = clock
@@ -139,8 +137,12 @@ class MarketFeed:
         self._failures = 0  # connections in a row that never proved healthy
         self._throttle = Throttle(clock)
         self._latest_event_ms = 0  # the newest event time a data frame carried
-        self._quiet_through: dict[tuple[str, Interval], int] = {}
-        self._overdue_at: dict[tuple[str, Interval], float] = {}
+        self._settler = Settler(
+            adapter.venue,
+            grace_ms=self._config.close_grace_ms,
+            retry_s=SETTLE_RETRY_S,
+            emit_mark=emit_mark,
+        )
 
     def sequencers(self) -> tuple[SeriesSequencer, ...]:
         """Return the per-series sequencers (their counters are part of the feed's stats)."""
@@ -207,7 +209,7 @@ class MarketFeed:
             start = warm_start if stored is None or stored < warm_start else stored + interval
             seq = SeriesSequencer(sub, self._adapter.venue, last_open_ms=start - interval)
             self._seqs[(sub.symbol, sub.interval)] = seq
-            await self._mark(seq, start - interval)
+            await self._settler.mark(seq, start - interval)
             plans.append((seq, start, end, stored is not None and stored >= warm_start))
         fetched = [0] * len(plans)
         if plans:
@@ -357,8 +359,13 @@ class MarketFeed:
                 if links.successor is None and age >= self._config.rotate_after_s:
                     links.successor = await self._rotate(tasks, "connection lifetime")
                 await self._finalise_due(rest, backfill)
-                await self._fetch_overdue(backfill)
-                await self._mark_quiet()
+                await self._settler.settle(
+                    self._seqs.values(),
+                    backfill,
+                    evidence_ms=self._evidence_ms(),
+                    closed_end_ms=lambda seq: self._closed_end(seq.subscription),
+                    now_s=self._clock.monotonic(),
+                )
         finally:
             for open_link in (links.current, links.successor):
                 if open_link is not None and open_link is not link:
@@ -427,57 +434,6 @@ class MarketFeed:
         if self._adapter.closes_candles:
             return self._latest_event_ms
         return self.venue_clock.now_ms()
-
-    async def _fetch_overdue(self, backfill: Backfiller) -> None:
-        """Venues with a closed flag: fetch over REST the candles the stream showed whose final
-        frame never came (the next candle's updates only reveal it once that one closes)."""
-        if not self._adapter.closes_candles:
-            return
-        evidence, now = self._evidence_ms(), self._clock.monotonic()
-        for key, seq in self._seqs.items():
-            next_open, seen = seq.next_open_ms, seq.seen_open_ms
-            if next_open is None or seen is None or seen < next_open:
-                continue
-            interval = seq.subscription.interval.ms
-            if evidence < next_open + interval + self._config.close_grace_ms:
-                continue
-            if now < self._overdue_at.get(key, 0.0):
-                continue
-            self._overdue_at[key] = now + OVERDUE_RETRY_S
-            end = min(seen + interval, self._closed_end(seq.subscription))
-            await backfill.fill(seq, next_open, end, tail_gaps=False)
-
-    async def _mark_quiet(self) -> None:
-        """Mark each series complete through the candles the venue provably does not have.
-
-        A candle at ``t`` that no frame showed, once the evidence has passed the end of the
-        candle after it (plus the close grace), is not coming: reordered or slow frames
-        cannot be a whole interval late on one ordered connection.
-        """
-        evidence = self._evidence_ms()
-        if evidence <= 0:
-            return
-        for key, seq in self._seqs.items():
-            next_open, seen = seq.next_open_ms, seq.seen_open_ms
-            if next_open is None or (seen is not None and seen >= next_open):
-                continue
-            interval = seq.subscription.interval.ms
-            settled = (evidence - self._config.close_grace_ms) // interval * interval - 2 * interval
-            if settled >= next_open and settled > self._quiet_through.get(key, settled - 1):
-                self._quiet_through[key] = settled
-                await self._mark(seq, settled)
-
-    async def _mark(self, seq: SeriesSequencer, through_ms: int) -> None:
-        if self._emit_mark is not None:
-            sub = seq.subscription
-            await self._emit_mark(
-                SeriesMark(
-                    venue=self._adapter.venue,
-                    symbol=sub.symbol,
-                    interval=sub.interval,
-                    through_ms=through_ms,
-                )
-            )
 
     async def _handle(self, link: Link, raw: object, backfill: Backfiller) -> bool:
         """Handle one frame; return True if the venue asked us to reconnect."""

@@ -16,9 +16,10 @@ DEFAULT_SYNTHETIC_CANDLES = 1000
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CsvSource:
-    """Candles from a CSV file (``timestamp_ms,open,high,low,close,volume``) for one symbol."""
+    """Candles from CSV files (``timestamp_ms,open,high,low,close,volume``), one per symbol,
+    in the order of ``SimulatorConfig.symbols``."""
 
-    path: Path
+    paths: tuple[Path, ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -89,8 +90,8 @@ class SimulatorConfig:
                 raise ConfigError(f"symbol {symbol!r} must be uppercase letters/digits: BTCUSDT")
         if len(set(self.symbols)) != len(self.symbols):
             raise ConfigError(f"duplicate symbols in {self.symbols}")
-        if isinstance(self.source, CsvSource) and len(self.symbols) != 1:
-            raise ConfigError("a CSV source holds exactly one symbol")
+        if isinstance(self.source, CsvSource) and len(self.symbols) != len(self.source.paths):
+            raise ConfigError("a CSV source holds one file per symbol")
 
     @property
     def ws_limits(self) -> WsLimits:

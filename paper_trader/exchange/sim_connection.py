@@ -153,6 +153,9 @@ class WsConnection:
         text = frame.combined if self._combined else frame.raw
         kind = "kline_final" if frame.is_final else "kline"
         faults, rng = self._faults, self._rng
+        if frame.is_final and faults.final_drop_rate and rng.random() < faults.final_drop_rate:
+            self._stats.finals_dropped += 1
+            return
         if faults.garbage_rate and rng.random() < faults.garbage_rate:
             self._stats.garbage += 1
             await self._send(garbage_frame(rng, text)[1], "garbage")

@@ -20,7 +20,9 @@ class Faults:
     """Seeded faults the simulator injects; every one is off by default.
 
     Periods are wall seconds (``None`` = never); rates are probabilities per WebSocket frame
-    (duplicate, reorder, garbage) or per REST request (429, 5xx).
+    (duplicate, reorder, garbage), per final kline frame (``final_drop_rate``: the frame is
+    never sent, as when a venue's stream misses one) or per REST request (429, 418, 5xx, each
+    with ``Retry-After``); ``rest_latency_s`` delays every REST answer (a slow venue).
     """
 
     drop_every_s: float | None = None
@@ -30,8 +32,11 @@ class Faults:
     duplicate_rate: float = 0.0
     reorder_rate: float = 0.0
     garbage_rate: float = 0.0
+    final_drop_rate: float = 0.0
     rest_429_rate: float = 0.0
+    rest_418_rate: float = 0.0
     rest_5xx_rate: float = 0.0
+    rest_latency_s: float = 0.0
     retry_after_s: float = 1.0
     accept_then_close: int = 0
     seed: int = 0
@@ -45,16 +50,20 @@ class Faults:
             "duplicate_rate",
             "reorder_rate",
             "garbage_rate",
+            "final_drop_rate",
             "rest_429_rate",
+            "rest_418_rate",
             "rest_5xx_rate",
         ):
             rate = getattr(self, name)
             if not 0.0 <= rate <= 1.0:
                 raise ConfigError(f"{name} must be between 0 and 1, got {rate}")
-        if self.rest_429_rate + self.rest_5xx_rate > 1.0:
-            raise ConfigError("rest_429_rate + rest_5xx_rate must not exceed 1")
-        if self.silence_for_s < 0 or self.retry_after_s < 0 or self.accept_then_close < 0:
+        if self.rest_429_rate + self.rest_418_rate + self.rest_5xx_rate > 1.0:
+            raise ConfigError("rest_429_rate + rest_418_rate + rest_5xx_rate must not exceed 1")
+        if min(self.silence_for_s, self.retry_after_s, self.accept_then_close) < 0:
             raise ConfigError("silence_for_s, retry_after_s and accept_then_close must be >= 0")
+        if not (math.isfinite(self.rest_latency_s) and self.rest_latency_s >= 0):
+            raise ConfigError(f"rest_latency_s must be 0 or more, got {self.rest_latency_s}")
 
 
 def garbage_frame(rng: random.Random, frame: str) -> tuple[str, str]:
@@ -88,6 +97,7 @@ class SimStats:
     duplicates: int
     reorders: int
     garbage: int
+    finals_dropped: int
     drops: int
     silences: int
     shutdowns: int
@@ -106,6 +116,7 @@ class StatsCounter:
         self.duplicates = 0
         self.reorders = 0
         self.garbage = 0
+        self.finals_dropped = 0
         self.drops = 0
         self.silences = 0
         self.shutdowns = 0
@@ -132,6 +143,7 @@ class StatsCounter:
             duplicates=self.duplicates,
             reorders=self.reorders,
             garbage=self.garbage,
+            finals_dropped=self.finals_dropped,
             drops=self.drops,
             silences=self.silences,
             shutdowns=self.shutdowns,

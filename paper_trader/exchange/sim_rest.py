@@ -6,6 +6,7 @@ asking during that period is banned with 418 for ``ban_s``. Injected failures (`
 the seeded 429/5xx rates) are one-offs that do not start a penalty period.
 """
 
+import asyncio
 import collections
 import json
 import math
@@ -131,6 +132,8 @@ class RestApi:
     def _endpoint(self, weight: int, handler: Callable[[Query], object]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
             self._stats.rest_requests += 1
+            if self._faults.rest_latency_s:
+                await asyncio.sleep(self._faults.rest_latency_s)
             self._now()  # let a running clock catch up before the market is read
             response = self._refusal(weight) or self._answer(handler, request.query)
             self._stats.count_status(response.status)
@@ -156,12 +159,14 @@ class RestApi:
         if self._injected:
             return self._injected.popleft()
         faults = self._faults
-        if not (faults.rest_429_rate or faults.rest_5xx_rate):
+        if not (faults.rest_429_rate or faults.rest_418_rate or faults.rest_5xx_rate):
             return None
         draw = self._rng.random()
-        if draw < faults.rest_429_rate:
-            return 429, faults.retry_after_s
-        if draw < faults.rest_429_rate + faults.rest_5xx_rate:
+        for status, rate in ((429, faults.rest_429_rate), (418, faults.rest_418_rate)):
+            if draw < rate:
+                return status, faults.retry_after_s
+            draw -= rate
+        if draw < faults.rest_5xx_rate:
             return 503, faults.retry_after_s
         return None
 

@@ -40,10 +40,10 @@ def build_market(config: SimulatorConfig) -> SimMarket:
     """Load or generate the candles of ``config`` and return the market over them."""
     source = config.source
     if isinstance(source, CsvSource):
-        [symbol] = config.symbols
         limit = config.candles or 2**62
         series = {
-            symbol: load_csv(source.path, symbol=symbol, interval=config.interval, limit=limit)
+            symbol: load_csv(path, symbol=symbol, interval=config.interval, limit=limit)
+            for symbol, path in zip(config.symbols, source.paths, strict=True)
         }
     else:
         series = synthetic_series(

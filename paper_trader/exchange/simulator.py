@@ -94,9 +94,14 @@ def _add_server_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _add_market_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument(
-        "--csv", type=Path, help="candle CSV: timestamp_ms,open,high,low,close,volume"
+        "--csv",
+        type=Path,
+        action="append",
+        help="candle CSV: timestamp_ms,open,high,low,close,volume (repeat for more symbols)",
     )
-    group.add_argument("--symbol", help="the CSV's symbol, e.g. BTCUSDT (with --csv)")
+    group.add_argument(
+        "--symbol", action="append", help="the CSV's symbol, e.g. BTCUSDT (one per --csv)"
+    )
     group.add_argument("--symbols", type=_symbols, help="synthetic symbols, A,B (BTCUSDT)")
     group.add_argument("--seed", type=int, default=7, help="synthetic market seed (7)")
     group.add_argument("--candles", type=int, help="candles per symbol (synthetic 1000, CSV all)")
@@ -118,8 +123,13 @@ def _add_fault_arguments(group: argparse._ArgumentGroup) -> None:
     group.add_argument("--duplicate-rate", type=float, default=0.0, help="per frame (0)")
     group.add_argument("--reorder-rate", type=float, default=0.0, help="per frame (0)")
     group.add_argument("--garbage-rate", type=float, default=0.0, help="per frame (0)")
+    group.add_argument(
+        "--final-drop-rate", type=float, default=0.0, help="final kline frames never sent (0)"
+    )
     group.add_argument("--rest-429-rate", type=float, default=0.0, help="per request (0)")
+    group.add_argument("--rest-418-rate", type=float, default=0.0, help="per request (0)")
     group.add_argument("--rest-5xx-rate", type=float, default=0.0, help="per request (0)")
+    group.add_argument("--rest-latency", type=float, default=0.0, help="s added to REST (0)")
     group.add_argument("--retry-after", type=float, default=1.0, help="Retry-After, s (1)")
     group.add_argument("--accept-then-close", type=int, default=0, help="next N connections")
     group.add_argument("--fault-seed", type=int, default=0, help="fault seed (0)")
@@ -134,8 +144,11 @@ def _faults(args: argparse.Namespace) -> Faults:
         duplicate_rate=args.duplicate_rate,
         reorder_rate=args.reorder_rate,
         garbage_rate=args.garbage_rate,
+        final_drop_rate=args.final_drop_rate,
         rest_429_rate=args.rest_429_rate,
+        rest_418_rate=args.rest_418_rate,
         rest_5xx_rate=args.rest_5xx_rate,
+        rest_latency_s=args.rest_latency,
         retry_after_s=args.retry_after,
         accept_then_close=args.accept_then_close,
         seed=args.fault_seed,
@@ -149,15 +162,16 @@ def _source(
         if args.symbol is not None:
             parser.error("--symbol goes with --csv; use --symbols for a synthetic market")
         return args.symbols or ("BTCUSDT",), SyntheticSource(seed=args.seed, start_ms=args.start_ms)
-    if args.symbol is None or args.symbols is not None:
-        parser.error("--csv needs --symbol (one symbol) and no --symbols")
-    symbol = args.symbol.upper()
-    csv = CandleCsv(args.csv, venue=Venue.BINANCE, symbol=symbol, interval=args.interval)
-    try:
-        csv.validate()
-    except (ConfigError, DataIntegrityError) as exc:
-        parser.error(str(exc))
-    return (symbol,), CsvSource(path=args.csv)
+    if args.symbol is None or len(args.symbol) != len(args.csv) or args.symbols is not None:
+        parser.error("each --csv needs its --symbol, in the same order, and no --symbols")
+    symbols = tuple(symbol.upper() for symbol in args.symbol)
+    for path, symbol in zip(args.csv, symbols, strict=True):
+        csv = CandleCsv(path, venue=Venue.BINANCE, symbol=symbol, interval=args.interval)
+        try:
+            csv.validate()
+        except (ConfigError, DataIntegrityError) as exc:
+            parser.error(str(exc))
+    return symbols, CsvSource(paths=tuple(args.csv))
 
 
 def _config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> SimulatorConfig:

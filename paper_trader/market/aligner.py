@@ -72,6 +72,13 @@ class InstantAligner(Generic[T]):
     def __len__(self) -> int:
         return self._count
 
+    def progress(self) -> dict[str, object]:
+        """Return where each series and the released instants stand (for logs)."""
+        return {
+            "released_through_ms": self._released_through,
+            "series": {str(key): (s.through_ms, s.stalled) for key, s in self._series.items()},
+        }
+
     def is_decided(self, open_time_ms: int) -> bool:
         """Return whether the instant at ``open_time_ms`` was already released (a late item)."""
         released = self._released_through

@@ -152,6 +152,10 @@ class PredictionStage:
             error=error,
         )
 
+    def close(self) -> None:
+        """Shut the predictor's executor down (the decision task has stopped)."""
+        self.predictor.close()
+
     def health(self) -> ComponentHealth:
         """Return the predictor's health (DEGRADED, with the reason, while entries are off)."""
         return self.predictor.health()

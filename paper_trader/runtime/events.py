@@ -52,8 +52,13 @@ class EventRecorder:
     name = "event_recorder"
 
     def __init__(
-        self, events: DropOldestChannel[Event], record: Callable[[Event], Awaitable[None]]
+        self,
+        events: DropOldestChannel[Event],
+        record: Callable[[Event], Awaitable[None]],
+        *,
+        name: str = "event_recorder",
     ) -> None:
+        self.name = name
         self._events = events
         self._record = record
 

@@ -331,11 +331,26 @@ CREATE TABLE trading_state (
 ) STRICT;
 """
 
+_DEVIATIONS = """
+CREATE TABLE deviations (
+    id INTEGER PRIMARY KEY,
+    kind TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    candle_time_ms INTEGER NOT NULL,
+    detected_at_ms INTEGER NOT NULL,
+    message TEXT NOT NULL,
+    data_json TEXT NOT NULL
+) STRICT;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="create the initial schema", sql=_INITIAL_SCHEMA),
     Migration(version=2, description="record candle gaps that cannot be filled", sql=_GAPS),
     Migration(version=3, description="log predictions and their outcomes", sql=_PREDICTIONS),
     Migration(version=4, description="the trading ledger", sql=_LEDGER),
+    Migration(
+        version=5, description="record how a live run may differ from a replay", sql=_DEVIATIONS
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version
 

@@ -433,6 +433,41 @@ async def test_seeded_rest_fault_rates_inject_429s_and_503s() -> None:
     assert sim.stats.rest_429 == statuses.count(429)
 
 
+async def test_seeded_418s_and_rest_latency_come_with_retry_after() -> None:
+    """A 418 rate answers some requests with 418 and Retry-After; latency delays each answer."""
+    faults = Faults(rest_418_rate=0.3, rest_latency_s=0.01, retry_after_s=2.0, seed=4)
+    statuses = []
+    async with _simulator(faults=faults) as sim, aiohttp.ClientSession() as http:
+        for _ in range(30):
+            async with http.get(f"{sim.rest_url}/api/v3/time") as response:
+                statuses.append(response.status)
+                if response.status == 418:
+                    assert response.headers["Retry-After"] == "2"
+    assert {200, 418} == set(statuses)
+    assert sim.stats.rest_418 == statuses.count(418)
+
+
+async def test_dropped_finals_are_never_sent_but_rest_serves_the_candles() -> None:
+    """With every final frame dropped, the client sees partial updates only; REST has them."""
+    faults = Faults(final_drop_rate=1.0, seed=1)
+    config = {"faults": faults, "candles": HISTORY + 5, "updates_per_candle": 2}
+    async with (
+        _simulator(**config) as sim,
+        connect(f"{sim.ws_url}/ws/{STREAM}") as ws,
+        aiohttp.ClientSession() as http,
+    ):
+        await sim.advance(candles=5)
+        frames = [json.loads(f) for f in await _recv_until_response(ws, 7)]
+        status, rows, _ = await _get(
+            http, f"{sim.rest_url}/api/v3/klines", symbol="BTCUSDT", interval="1m", limit="1000"
+        )
+    assert frames
+    assert not any(frame["k"]["x"] for frame in frames)
+    assert sim.stats.finals_dropped == 5
+    assert status == 200
+    assert len(rows) >= HISTORY + 5
+
+
 async def test_injected_duplicates_reorders_and_garbage_are_counted_and_delivered() -> None:
     """Every injected fault reaches the client; finals can arrive out of order; none are lost."""
     faults = Faults(duplicate_rate=0.15, reorder_rate=0.15, garbage_rate=0.15, seed=5)
@@ -658,7 +693,7 @@ async def test_csv_source_serves_exactly_the_file_candles(tmp_path: Path) -> Non
         for i in range(8)
     ]
     csv.write_text("timestamp_ms,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
-    async with _simulator(source=CsvSource(path=csv), candles=6, history=2) as sim:
+    async with _simulator(source=CsvSource(paths=(csv,)), candles=6, history=2) as sim:
         candles = sim.candles("BTCUSDT")
         async with connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
             await sim.advance(candles=1)

@@ -23,6 +23,7 @@ TABLES = {
     "trading_state",
     "notification_outbox",
     "metadata",
+    "deviations",
 }
 
 # Rows that can exist from a schema version on: (table, columns, values).
