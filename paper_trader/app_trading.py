@@ -59,6 +59,8 @@ def trader_config(settings: Settings) -> TraderConfig:
             correlation_limit=settings.correlation_limit,
             correlation_window=settings.correlation_window,
             allow_short=settings.allow_short,
+            short_margin=exact(settings.short_margin),
+            min_edge_cost_multiple=settings.min_edge_cost_multiple,
         ),
         sizing=SizingConfig(
             method=settings.position_sizing,

@@ -219,7 +219,12 @@ class Control:
         return await self._run(_resume)
 
     async def close(self, symbol: str) -> CommandResult:
-        """Close the position on ``symbol`` (as given, else upper-case) at its last close."""
+        """Close the position on ``symbol`` (as given, else upper-case) at its last close.
+
+        A position entered at the symbol's last candle is not sold back at the close it was
+        bought at: the close is queued (persisted with the trader's state) and fills at the
+        close of the symbol's next candle; the answer says so and carries no trade.
+        """
         return await self._run(_close(symbol))
 
     async def emergency_stop(self, reason: str = "emergency stop by command") -> CommandResult:
@@ -327,6 +332,13 @@ def _close(symbol: str) -> Command:
         if name is None:
             listed = ", ".join(sorted(held)) or "none"
             return False, f"{symbol}: no open position (held: {listed})"
+        if trader.is_on_entry_candle(name):
+            queued = trader.queue_close(name, result.candle_time_ms)
+            state = "queued" if queued else "already queued"
+            return True, (
+                f"{name}: entered at the close of its last candle; the close is {state} and "
+                "fills at the close of its next candle"
+            )
         trade = trader.close_position(name, ExitReason.MANUAL, result)
         if trade is None:
             return False, f"{name}: no last close is known to fill at"

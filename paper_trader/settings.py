@@ -171,6 +171,12 @@ class Settings(BaseSettings):
         "a whole number of candles from 10 to 10000", default=100, ge=10, le=10_000
     )
     allow_short: bool = _expect("true or false (only on venues with shorting)", default=False)
+    short_margin: float = _expect(
+        "a fraction of a short's notional from 0.05 to 10", default=0.5, ge=0.05, le=10
+    )
+    min_edge_cost_multiple: float = _expect(
+        "a multiple of the round trip's costs from 0 (off) to 100", default=2.0, ge=0, le=100
+    )
     position_sizing: SizingMethod = _expect(
         "one of fixed_fractional, half_kelly, volatility", default=SizingMethod.FIXED_FRACTIONAL
     )

@@ -4,14 +4,21 @@ For the candles that closed at one instant (sorted by symbol) and the signals ma
 
 1. mark each symbol at its close, feed its rolling returns and its volatility breaker;
 2. for every open position on those symbols, entered at an earlier candle: the protective exits
-   against the candle's range (stop, trailing stop, take-profit, in the broker's conservative
-   order), else ratchet the trailing stop, then the holding-time exit and the exit on an opposite
-   strong signal; a HALTED state closes the position at the close;
+   against the candle's range (a short's margin call, stop, trailing stop, take-profit, in the
+   broker's conservative order), else ratchet the trailing stop, then a queued manual close,
+   the holding-time exit and the exit on an opposite strong signal, all at the close; a HALTED
+   state closes the position at the close; after every exit the ``account_deficit`` breaker
+   sees the cash;
 3. mark the portfolio and let the breakers judge the equity (daily loss, drawdown);
 4. for each entry signal: skip it on a stale candle (catching up), else pass it through the
-   gates (prediction breaker, data quality, trading breakers, limits, stop distance, sizing,
-   caps) and fill it at the close plus slippage, or record the rule that refused it;
+   gates (prediction breaker, data quality, trading breakers, limits) and ``entries.py``
+   (stop distance, sizing, caps, levels from the fill, short margin, cost edge) and fill it at
+   the close plus slippage, or record the rule that refused it;
 5. snapshot the equity.
+
+A manual close (a command) of a position entered at the symbol's last candle is not filled at
+the very close it was bought at: it is queued (``pending_closes``, persisted in the state) and
+fills at the close of the symbol's next candle, after that candle's protective exits.
 
 Pure and synchronous; the caller commits the ``InstantResult`` before anyone is told.
 """
@@ -23,10 +30,10 @@ from array import array
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_UP, Decimal
+from decimal import Decimal
 
-from paper_trader.broker.fills import entry_execution, exit_execution, taker_fee
-from paper_trader.broker.ledger import Entry, Execution, Ledger
+from paper_trader.broker.fills import exit_execution, fill_execution
+from paper_trader.broker.ledger import Ledger
 from paper_trader.domain import Candle, Signal, Strength
 from paper_trader.domain.trading import (
     Action,
@@ -42,6 +49,7 @@ from paper_trader.domain.trading import (
     Side,
     TradingState,
 )
+from paper_trader.entries import EntryPlan, EntryRules, plan_entry
 from paper_trader.risk.breakers import TradingBreakers
 from paper_trader.risk.config import (
     BreakerConfig,
@@ -53,18 +61,13 @@ from paper_trader.risk.config import (
 from paper_trader.risk.correlation import ReturnHistory
 from paper_trader.risk.exits import (
     ExitSignal,
-    Levels,
     advance,
-    entry_levels,
     protective_exit,
     signal_exit,
     time_exit,
 )
-from paper_trader.risk.limits import Approval, PortfolioView, fit_quantity, screen_entry
-from paper_trader.risk.sizing import size_position
+from paper_trader.risk.limits import PortfolioView, screen_entry
 
-PRICE_STEP = Decimal("1e-10")  # fill prices are rounded to this tick (half-even)
-FEE_STEP = Decimal("1e-12")  # fees are rounded up to this
 _ENTRY_SIDES = {
     Strength.BUY: Side.LONG,
     Strength.STRONG_BUY: Side.LONG,
@@ -82,6 +85,13 @@ class TraderConfig:
     sizing: SizingConfig
     exits: ExitConfig
     fills: FillConfig
+
+    @property
+    def entry_rules(self) -> EntryRules:
+        """Return the parts an entry passes through."""
+        return EntryRules(
+            limits=self.limits, sizing=self.sizing, exits=self.exits, fills=self.fills
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -152,6 +162,7 @@ class Trader:
             config.breakers, breakers if isinstance(breakers, dict) else None
         )
         self.handled = handled_of(state or {})
+        self.pending_closes = pending_closes_of(state or {})
         self.returns = ReturnHistory(config.limits.correlation_window)
         for candle in recent:
             self.returns.on_close(candle.symbol, candle.open_time_ms, candle.close)
@@ -294,6 +305,7 @@ class Trader:
             "breakers": self.breakers.snapshot(windows=False),
             "handled": self.handled,
             "initial_balance": format(self.initial_balance, "f"),
+            "pending_closes": self.pending_closes,
         }
         return json.dumps(state, sort_keys=True, separators=(",", ":"))
 
@@ -306,6 +318,24 @@ class Trader:
             return None
         signal = ExitSignal(reason=reason, price=candle.close, fill_model=FillModel.MARKET_LAST)
         return self._exit(self.ledger.positions[symbol], signal, candle, result, recovered=False)
+
+    def is_on_entry_candle(self, symbol: str) -> bool:
+        """Return whether ``symbol``'s position was entered at the last candle of it handled."""
+        position = self.ledger.positions.get(symbol)
+        candle = self.last_candles.get(symbol)
+        return (
+            position is not None
+            and candle is not None
+            and candle.open_time_ms <= position.opened_candle_ms
+        )
+
+    def queue_close(self, symbol: str, candle_time_ms: int) -> bool:
+        """Queue a manual close of ``symbol`` at its next candle's close; return False if
+        it was already queued. The queue is part of ``state_json``."""
+        if symbol in self.pending_closes:
+            return False
+        self.pending_closes[symbol] = candle_time_ms
+        return True
 
     def _observe(self, market: MarketInput, result: InstantResult) -> None:
         """Mark the symbol at its close; feed its returns and its volatility breaker."""
@@ -340,6 +370,10 @@ class Trader:
     ) -> ExitSignal | None:
         if self.breakers.state is TradingState.HALTED:
             return _halted_at_close(candle)
+        if position.symbol in self.pending_closes:
+            return ExitSignal(
+                reason=ExitReason.MANUAL, price=candle.close, fill_model=FillModel.MARKET_CLOSE
+            )
         timed = time_exit(position, candle, self.config.exits)
         if timed is not None or signal is None:
             return timed
@@ -363,37 +397,21 @@ class Trader:
         recovered: bool,
     ) -> ClosedTrade:
         price, bps = exit_execution(position, signal, candle.volume, self.config.fills)
-        execution = self._execution(
-            price, bps, position.quantity, signal.fill_model, candle.open_time_ms
+        execution = fill_execution(
+            price, bps, position.quantity, signal.fill_model, candle.open_time_ms, self.config.fills
         )
         fill, trade = self.ledger.close(
             position.symbol, execution, signal.reason, recovered=recovered
         )
+        self.pending_closes.pop(position.symbol, None)
         result.fills.append(fill)
         result.closed.append(position.symbol)
         result.positions.pop(position.symbol, None)
         result.trades.append(trade)
         self.history.append(trade)
         result.transitions.extend(self.breakers.on_trade_closed(trade))
+        result.transitions.extend(self.breakers.on_cash(execution.candle_time_ms, self.ledger.cash))
         return trade
-
-    def _execution(
-        self,
-        price: Decimal,
-        bps: Decimal,
-        quantity: Decimal,
-        model: FillModel,
-        candle_time_ms: int,
-    ) -> Execution:
-        """Return an execution at ``price`` to the tick, with its taker fee rounded up.
-
-        Fixed steps keep every ledger sum exact in Decimal's 28 digits (cash below 1e9).
-        """
-        price = price.quantize(PRICE_STEP)
-        fee = taker_fee(quantity * price, self.config.fills).quantize(FEE_STEP, ROUND_UP)
-        return Execution(
-            price=price, fee=fee, slippage_bps=bps, fill_model=model, candle_time_ms=candle_time_ms
-        )
 
     def _is_entry(self, signal: Signal) -> bool:
         side = _ENTRY_SIDES.get(signal.strength)
@@ -409,32 +427,24 @@ class Trader:
         side = _ENTRY_SIDES[signal.strength]
         if market.stale:
             return _decision(signal, side, Action.SKIPPED, "catching up: the candle is stale")
-        outcome = self._judge(market, signal, side, entries_blocked)
-        if isinstance(outcome, Rejection):
-            return _decision(signal, side, Action.REJECTED, outcome.detail, rule=outcome.rule)
-        entry, approval = outcome
+        plan = self._judge(market, signal, side, entries_blocked)
+        if isinstance(plan, Rejection):
+            return _decision(signal, side, Action.REJECTED, plan.detail, rule=plan.rule)
+        fill, position = self.ledger.open(plan.entry, plan.execution)
         candle = market.candle
-        price, bps = entry_execution(
-            side, candle.close, approval.quantity, candle.volume, self.config.fills
-        )
-        execution = self._execution(
-            price, bps, approval.quantity, FillModel.MARKET_CLOSE, candle.open_time_ms
-        )
-        fill, position = self.ledger.open(entry, execution)
         self.breakers.on_entry(candle.symbol, candle.open_time_ms)
         result.fills.append(fill)
         result.positions[position.symbol] = position
-        detail = "entered" + (
-            f" (capped by {', '.join(approval.capped_by)})" if approval.capped_by else ""
-        )
+        capped_by = plan.approval.capped_by
+        detail = "entered" + (f" (capped by {', '.join(capped_by)})" if capped_by else "")
         return _decision(
             signal, side, Action.ENTERED, detail, quantity=fill.quantity, price=fill.price
         )
 
     def _judge(
         self, market: MarketInput, signal: Signal, side: Side, entries_blocked: str | None
-    ) -> tuple[Entry, Approval] | Rejection:
-        """Pass an entry through every gate; return the entry and its size, or the refusal."""
+    ) -> EntryPlan | Rejection:
+        """Pass an entry through every gate; return its plan, or the refusal."""
         candle = market.candle
         if entries_blocked is not None:
             return Rejection(rule="prediction", detail=entries_blocked)
@@ -451,67 +461,23 @@ class Trader:
         )
         if blocked is not None:
             return blocked
-        atr = market.atr
-        if atr is None:
+        if market.atr is None:
             return Rejection(rule="stop_distance", detail="no ATR yet for a stop")
-        levels = entry_levels(side, candle.close, atr, self.config.exits)
-        if isinstance(levels, Rejection):
-            return levels
-        return self._size(candle, signal=signal, side=side, levels=levels, atr=atr, view=view)
-
-    def _size(
-        self,
-        candle: Candle,
-        *,
-        signal: Signal,
-        side: Side,
-        levels: Levels,
-        atr: Decimal,
-        view: PortfolioView,
-    ) -> tuple[Entry, Approval] | Rejection:
-        sizing = size_position(
-            self.config.sizing,
-            equity=view.equity,
-            price=candle.close,
-            stop_distance=levels.risk_per_unit,
-            atr=atr,
+        return plan_entry(
+            self.config.entry_rules,
+            candle=candle,
+            side=side,
+            atr=market.atr,
             confidence=signal.confidence,
+            view=view,
             history=tuple(self.history),
         )
-        if isinstance(sizing, Rejection):
-            return sizing
-        # Fit at the price the order would really pay, so the fill can never outrun the cash.
-        price, _ = entry_execution(
-            side, candle.close, sizing.quantity, candle.volume, self.config.fills
-        )
-        price = price.quantize(PRICE_STEP)
-        approval = fit_quantity(
-            self.config.limits,
-            quantity=sizing.quantity,
-            price=price,
-            fee_rate=self.config.fills.fee_rate,
-            view=view,
-        )
-        if isinstance(approval, Rejection):
-            return approval
-        entry = Entry(
-            venue=candle.venue,
-            symbol=candle.symbol,
-            interval=candle.interval,
-            side=side,
-            quantity=approval.quantity,
-            stop_price=levels.stop,
-            take_profit_price=levels.take_profit,
-            risk_per_unit=levels.risk_per_unit,
-            atr=atr,
-        )
-        return entry, approval
 
     def _view(self) -> PortfolioView:
         marks = self.marks
         return PortfolioView(
             equity=self.ledger.equity(marks),
-            cash=self.ledger.cash,
+            cash=self.ledger.free_cash,
             positions=self.ledger.positions,
             marks=marks,
         )
@@ -521,6 +487,13 @@ def handled_of(state: Mapping[str, object]) -> dict[str, int]:
     """Return the last candle handled per symbol from a trader's state (``state_json``)."""
     handled = state.get("handled")
     return {str(k): int(v) for k, v in handled.items()} if isinstance(handled, dict) else {}
+
+
+def pending_closes_of(state: Mapping[str, object]) -> dict[str, int]:
+    """Return the queued manual closes (symbol: candle time of the command) from a trader's
+    state; a state written before the queue existed has none."""
+    pending = state.get("pending_closes")
+    return {str(k): int(v) for k, v in pending.items()} if isinstance(pending, dict) else {}
 
 
 def encode_windows(windows: Mapping[str, Sequence[float]]) -> str:

@@ -1,7 +1,10 @@
 """The paper broker's fill model: at what price a simulated order fills, and what it costs.
 
-Prices are ``Decimal`` and never quantized (Decimal's default 28-digit context is the only
-rounding), so that replay and live give the same ledger.
+Prices are ``Decimal``; the model's prices are not quantized, ``fill_execution`` then rounds
+the price to the tick ``PRICE_STEP`` (half-even, never below one tick) and the fee up to
+``MONEY_STEP``, the same rounding the entry limits fit the cash with. Fixed steps keep every
+ledger sum exact in Decimal's 28 digits (cash below 1e9), so replay and live give the same
+ledger.
 
 - **Entries** are market orders at the decision candle's close, plus slippage.
 - **Exits** follow the exit rules' conservative order within a candle (``risk/exits.py``): a
@@ -22,12 +25,15 @@ rounding), so that replay and live give the same ledger.
 from decimal import Decimal
 from typing import Protocol
 
+from paper_trader.broker.ledger import Execution
 from paper_trader.domain.trading import (
+    PRICE_STEP,
     FillModel,
     OrderSide,
     Position,
     Side,
     closing_order,
+    fee_amount,
     opening_order,
 )
 from paper_trader.risk.config import FillConfig
@@ -100,3 +106,23 @@ def entry_execution(
     """Return the entry's fill price (the opening order at ``reference`` plus slippage) and bps."""
     bps = slippage_bps(quantity, reference, candle_volume, config)
     return execution_price(opening_order(side), reference, bps), bps
+
+
+def fill_execution(  # noqa: PLR0917 - the facts of the fill being priced
+    price: Decimal,
+    bps: Decimal,
+    quantity: Decimal,
+    model: FillModel,
+    candle_time_ms: int,
+    config: FillConfig,
+) -> Execution:
+    """Return an execution at ``price`` to the tick (at least one tick), with its taker fee
+    rounded up to ``MONEY_STEP`` (``domain.trading.fee_amount``)."""
+    price = max(price.quantize(PRICE_STEP), PRICE_STEP)
+    return Execution(
+        price=price,
+        fee=fee_amount(quantity * price, config.fee_rate),
+        slippage_bps=bps,
+        fill_model=model,
+        candle_time_ms=candle_time_ms,
+    )

@@ -2,14 +2,23 @@
 
 Every change goes through ``open`` or ``close``, which check the invariants first and raise
 ``FatalError`` rather than write an impossible state (a price of zero or NaN, a quantity of
-zero or less, a negative fee, cash going negative, a second position on a symbol, closing a
-position that does not exist). Cash moves by exactly the fill's notional and fee:
+zero or less, a negative fee or collateral, an entry that spends more than the free cash, a
+second position on a symbol, closing a position that does not exist). Cash moves by exactly
+the fill's notional and fee:
 
 - opening a long pays ``quantity * price + fee``; closing it receives ``quantity * price - fee``;
 - opening a short receives ``quantity * price - fee``; closing it pays ``quantity * price + fee``.
 
 So, over any history, cash - initial cash = Σ net PnL of the closed trades - Σ cost of the open
 positions (their signed entry value and entry fee): the property tests keep that exact.
+
+A short also holds its ``collateral`` (its proceeds plus a margin, ``broker/margin.py``) out of
+*free cash* = cash - Σ collateral of the open positions; the collateral moves no money, it is
+released when the short closes. An entry may never leave free cash below zero (the limits fit
+every entry to it, fee rounding included). Only buying back a short can take cash itself below
+zero: a gap beyond the short's collateral and every other asset. That is a loss, not a broken
+invariant, so the ledger records the deficit (negative cash, restored as such after a restart)
+and the trader halts trading on it.
 """
 
 from collections.abc import Mapping
@@ -57,6 +66,8 @@ class Entry:
     take_profit_price: Decimal | None
     risk_per_unit: Decimal
     atr: Decimal
+    collateral: Decimal = ZERO
+    margin_call_price: Decimal | None = None
 
 
 class Ledger:
@@ -69,7 +80,7 @@ class Ledger:
         positions: Mapping[str, Position] | None = None,
         next_fill_id: int = 1,
     ) -> None:
-        _require(cash.is_finite() and cash >= 0, f"cash {cash} is not a finite amount ≥ 0")
+        _require(cash.is_finite(), f"cash {cash} is not a finite amount")
         self.cash = cash
         self.positions: dict[str, Position] = dict(positions or {})
         self.next_fill_id = next_fill_id
@@ -86,8 +97,9 @@ class Ledger:
             execution,
             "entry",
         )
-        flow = fill.notional if entry.side is Side.SHORT else -fill.notional
-        self._move_cash(flow - fill.fee, fill)
+        flow = (fill.notional if entry.side is Side.SHORT else -fill.notional) - fill.fee
+        self._check_entry(entry, fill, flow)
+        self.cash += flow
         self.next_fill_id += 1
         position = Position(
             venue=entry.venue,
@@ -105,6 +117,8 @@ class Ledger:
             extreme_price=fill.price,
             risk_per_unit=entry.risk_per_unit,
             atr=entry.atr,
+            collateral=entry.collateral,
+            margin_call_price=entry.margin_call_price,
         )
         self.positions[entry.symbol] = position
         return fill, position
@@ -126,7 +140,7 @@ class Ledger:
             reason.value,
         )
         flow = -fill.notional if position.side is Side.SHORT else fill.notional
-        self._move_cash(flow - fill.fee, fill)
+        self.cash += flow - fill.fee  # buying a short back may leave a deficit (see above)
         self.next_fill_id += 1
         del self.positions[symbol]
         gross = position.side.sign * position.quantity * (fill.price - position.entry_price)
@@ -168,6 +182,16 @@ class Ledger:
         _require(unchanged == position, f"{position.symbol}: an update may only move the levels")
         self.positions[position.symbol] = position
 
+    @property
+    def reserved(self) -> Decimal:
+        """Return the collateral the open shorts hold out of free cash."""
+        return sum((p.collateral for p in self.positions.values()), ZERO)
+
+    @property
+    def free_cash(self) -> Decimal:
+        """Return the cash an entry may spend: cash less the shorts' collateral."""
+        return self.cash - self.reserved
+
     def positions_value(self, marks: Mapping[str, Decimal]) -> Decimal:
         """Return the signed value of the open positions at ``marks`` (entry price if unmarked)."""
         return sum((p.value(marks.get(s, p.entry_price)) for s, p in self.positions.items()), ZERO)
@@ -180,6 +204,16 @@ class Ledger:
         """Return the gross value of the open positions at ``marks``."""
         return sum(
             (abs(p.value(marks.get(s, p.entry_price))) for s, p in self.positions.items()), ZERO
+        )
+
+    def _check_entry(self, entry: Entry, fill: Fill, flow: Decimal) -> None:
+        """Refuse an entry whose collateral is impossible or that free cash cannot pay."""
+        _check_collateral(entry)
+        free = self.free_cash + flow - entry.collateral
+        _require(
+            free >= 0,
+            f"{fill.symbol}: entry fill {fill.fill_id} would leave free cash at {free} (below "
+            "zero)",
         )
 
     def _fill(  # noqa: PLR0917 -- the fields of the fill being made
@@ -209,14 +243,6 @@ class Ledger:
         )
         return fill
 
-    def _move_cash(self, amount: Decimal, fill: Fill) -> None:
-        after = self.cash + amount
-        _require(
-            after >= 0,
-            f"{fill.symbol}: fill {fill.fill_id} would leave cash at {after} (below zero)",
-        )
-        self.cash = after
-
 
 def _check_execution(symbol: str, quantity: Decimal, execution: Execution) -> None:
     """Refuse a fill that would corrupt the ledger: a broken invariant, not a bad decision."""
@@ -226,6 +252,19 @@ def _check_execution(symbol: str, quantity: Decimal, execution: Execution) -> No
         quantity.is_finite() and quantity > 0, f"{symbol}: fill quantity {quantity} not positive"
     )
     _require(fee.is_finite() and fee >= 0, f"{symbol}: fill fee {fee} is negative or not finite")
+
+
+def _check_collateral(entry: Entry) -> None:
+    """Refuse a negative collateral, or a margin call that is not a positive price."""
+    collateral, margin_call = entry.collateral, entry.margin_call_price
+    _require(
+        collateral.is_finite() and collateral >= 0,
+        f"{entry.symbol}: collateral {collateral} is negative or not finite",
+    )
+    _require(
+        margin_call is None or (margin_call.is_finite() and margin_call > 0),
+        f"{entry.symbol}: margin call price {margin_call} is not positive",
+    )
 
 
 def _require(condition: bool, message: str) -> None:

@@ -7,11 +7,25 @@ these candle times, never the wall clock, so that replay and live give the same 
 
 import enum
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_UP, Decimal
 
 from paper_trader.domain.candle import Interval, Venue
 
 DAY_MS = 86_400_000
+PRICE_STEP = Decimal("1e-10")  # fill prices are rounded to this tick (half-even)
+MONEY_STEP = Decimal("1e-12")  # fees and short margins are rounded up to this
+
+
+def fee_amount(notional: Decimal, rate: Decimal) -> Decimal:
+    """Return the fee a fill of ``notional`` is charged: ``notional * rate`` rounded up to
+    ``MONEY_STEP``. The limits fit the cash with this very amount, so a fill never outruns it."""
+    return (notional * rate).quantize(MONEY_STEP, rounding=ROUND_UP)
+
+
+def margin_amount(notional: Decimal, margin: Decimal) -> Decimal:
+    """Return the margin a short of ``notional`` holds out of free cash beyond its proceeds:
+    ``notional * margin`` rounded up to ``MONEY_STEP``."""
+    return (notional * margin).quantize(MONEY_STEP, rounding=ROUND_UP)
 
 
 def plain(value: Decimal) -> str:
@@ -68,6 +82,7 @@ class ExitReason(enum.StrEnum):
     MANUAL = "manual"
     EMERGENCY_STOP = "emergency_stop"
     HALTED = "halted"
+    MARGIN_CALL = "margin_call"
 
 
 class FillModel(enum.StrEnum):
@@ -139,6 +154,11 @@ class Position:
     ``extreme_price`` the best price reached since entry (highest high for a long, lowest low
     for a short), which drives the trailing stop; ``trailing_stop_price`` is None until the
     trail is active.
+
+    ``collateral`` is the quote currency a short holds out of free cash (its proceeds plus its
+    margin; 0 for a long) and ``margin_call_price`` the price at which a short is force-closed
+    because buying it back would consume that collateral (None for a long, and for a short
+    opened before the collateral model existed: it holds no collateral and has no margin call).
     """
 
     venue: Venue
@@ -156,6 +176,8 @@ class Position:
     extreme_price: Decimal
     risk_per_unit: Decimal
     atr: Decimal
+    collateral: Decimal = Decimal(0)
+    margin_call_price: Decimal | None = None
 
     def value(self, price: Decimal) -> Decimal:
         """Return the position's signed market value at ``price`` (negative for a short)."""

@@ -1,10 +1,10 @@
 """Trading circuit breakers and the state machine ACTIVE → REDUCING → HALTED.
 
 Global breakers set the trading state, the most severe of those tripped wins: ``daily_loss``,
-``losing_streak`` and ``manual_pause`` allow exits only (REDUCING); ``max_drawdown`` and
-``emergency_stop`` allow nothing new (HALTED; the caller flattens open positions). Per-symbol
-breakers (``stop_loss_cooldown``, ``volatility``, ``symbol_error``) only block entries on
-their symbol.
+``losing_streak`` and ``manual_pause`` allow exits only (REDUCING); ``account_deficit``,
+``max_drawdown`` and ``emergency_stop`` allow nothing new (HALTED; the caller flattens open
+positions). Per-symbol breakers (``stop_loss_cooldown``, ``volatility``, ``symbol_error``)
+only block entries on their symbol.
 
 Every time is a candle's ``open_time_ms``; the UTC day is ``t // DAY_MS``. Trips and resets are
 returned as ``BreakerTransition`` values; tripping a tripped breaker returns nothing.
@@ -16,10 +16,16 @@ returned as ``BreakerTransition`` values; tripping a tripped breaker returns not
   drawdown trip leaves the peak alone, so a pause cannot forgive a drawdown.
 - ``losing_streak`` resets, with the count, once its cooldown of candle time has passed since
   the trade that tripped it; a trade with a net PnL of exactly zero leaves the count unchanged.
+- ``stop_loss_cooldown`` starts at an exit that stopped the position out at the market's
+  doing: a stop-loss, a margin call, or a trailing stop that lost money (net).
+- ``account_deficit`` is tripped exactly while cash is below zero (a short bought back beyond
+  its collateral and every other asset, ``broker/margin.py``): ``on_cash`` trips and resets it
+  after every exit, whatever ``enabled`` says, and ``resume()`` does not clear it.
 - ``volatility`` compares a symbol's new ATR % with the median of its previous window (the new
   value excluded); it never trips on a zero median, and non-finite values are ignored.
-- With ``enabled`` off no automatic breaker trips; the manual controls and the minimum time
-  between entries still apply, and trips restored from a snapshot still reset by their rules.
+- With ``enabled`` off no automatic breaker trips but ``account_deficit``; the manual controls
+  and the minimum time between entries still apply, and trips restored from a snapshot still
+  reset by their rules.
 - ``symbol_error`` trips when a stage of the decision task failed on one of the symbol's
   candles (the symbol is quarantined: its candles are still stored, marked and exited, but
   nothing new is entered on it); it resets after ``fault_clean_candles`` later candles of the
@@ -52,12 +58,14 @@ MAX_DRAWDOWN = "max_drawdown"
 LOSING_STREAK = "losing_streak"
 MANUAL_PAUSE = "manual_pause"
 EMERGENCY_STOP = "emergency_stop"
+ACCOUNT_DEFICIT = "account_deficit"
 STOP_LOSS_COOLDOWN = "stop_loss_cooldown"
 VOLATILITY = "volatility"
 SYMBOL_ERROR = "symbol_error"
 
 # The state each global breaker imposes, in display order.
 _GLOBAL_STATES = {
+    ACCOUNT_DEFICIT: TradingState.HALTED,
     EMERGENCY_STOP: TradingState.HALTED,
     MAX_DRAWDOWN: TradingState.HALTED,
     DAILY_LOSS: TradingState.REDUCING,
@@ -65,6 +73,7 @@ _GLOBAL_STATES = {
     MANUAL_PAUSE: TradingState.REDUCING,
 }
 _SYMBOL_BREAKERS = (STOP_LOSS_COOLDOWN, VOLATILITY, SYMBOL_ERROR)
+_STOPPED_OUT = frozenset({ExitReason.STOP_LOSS, ExitReason.MARGIN_CALL})
 _SNAPSHOT_VERSION = 1
 
 
@@ -152,15 +161,17 @@ class TradingBreakers:
         return out
 
     def on_trade_closed(self, trade: ClosedTrade) -> list[BreakerTransition]:
-        """Count a closed trade towards the losing streak; start a stop-loss cooldown."""
+        """Count a closed trade towards the losing streak; start a stop-loss cooldown after a
+        stop-loss, a margin call or a losing trailing stop."""
         out = self._count_loss(trade)
         wait = self._config.stop_loss_cooldown_ms
-        if self._config.enabled and trade.exit_reason is ExitReason.STOP_LOSS and wait > 0:
+        if self._config.enabled and _is_stopped_out(trade) and wait > 0:
             symbol, closed = trade.symbol, trade.closed_candle_ms
             until = max(closed + wait, self._cooldown_until.get(symbol, closed))
             self._cooldown_until[symbol] = until
+            how = "" if trade.exit_reason is ExitReason.STOP_LOSS else f" ({trade.exit_reason})"
             reason = (
-                f"{symbol} stopped out at {_money(trade.exit_price)}; "
+                f"{symbol} stopped out{how} at {_money(trade.exit_price)}; "
                 f"entries blocked for {_duration(wait)}, until candle time {until}"
             )
             out += self._switch(STOP_LOSS_COOLDOWN, closed, True, reason, str(wait), "0", symbol)
@@ -189,6 +200,18 @@ class TradingBreakers:
         return self._switch(
             SYMBOL_ERROR, candle_time_ms, False, reason, str(needed), str(needed), symbol
         )
+
+    def on_cash(self, candle_time_ms: int, cash: Decimal) -> list[BreakerTransition]:
+        """Trip ``account_deficit`` (HALTED) while ``cash`` is below zero, reset it once not."""
+        shown, observed = plain(cash.quantize(Decimal("0.01"))), format(cash, "f")
+        if cash < 0:
+            reason = (
+                f"cash is {shown}, below zero: a short was bought back beyond its collateral "
+                "and the account's other cash; nothing new can be paid for"
+            )
+            return self._switch(ACCOUNT_DEFICIT, candle_time_ms, True, reason, "0", observed)
+        reason = f"cash is back at {shown}, not below zero"
+        return self._switch(ACCOUNT_DEFICIT, candle_time_ms, False, reason, "0", observed)
 
     def on_entry(self, symbol: str, candle_time_ms: int) -> None:
         """Remember an entry: the next one on any symbol must wait the minimum time."""
@@ -475,6 +498,12 @@ class TradingBreakers:
             or set(self._symbol[SYMBOL_ERROR]) != set(self._clean_left)
         ):
             raise ConfigError("breaker snapshot: the trips and their data disagree")
+
+
+def _is_stopped_out(trade: ClosedTrade) -> bool:
+    """Return whether ``trade`` ended at a stop, a margin call, or a trailing stop at a loss."""
+    reason = trade.exit_reason
+    return reason in _STOPPED_OUT or (reason is ExitReason.TRAILING_STOP and trade.net_pnl < 0)
 
 
 def _state_of(global_trips: Iterable[str]) -> TradingState:

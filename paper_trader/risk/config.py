@@ -4,6 +4,10 @@ import enum
 from dataclasses import dataclass
 from decimal import Decimal
 
+from paper_trader.errors import ConfigError
+
+_ALL_BPS = Decimal(10_000)
+
 
 def exact(value: float) -> Decimal:
     """Return a config float as the Decimal it reads as (0.05 -> Decimal("0.05")), so that
@@ -42,6 +46,10 @@ class LimitsConfig:
 
     ``correlation_window`` rolling returns are compared; fewer than half of them in common
     with an open position's symbol and the correlation rule is not applied to that pair.
+    ``short_margin`` is the fraction of a short's notional held out of free cash beyond its
+    proceeds (``broker/margin.py``). ``min_edge_cost_multiple``: an entry's target must lie
+    more than this multiple of its round trip's costs away from the fill (rule ``cost_edge``;
+    0 turns the rule off).
     """
 
     max_positions: int = 3
@@ -52,6 +60,8 @@ class LimitsConfig:
     correlation_limit: float = 0.7
     correlation_window: int = 100
     allow_short: bool = False
+    short_margin: Decimal = Decimal("0.5")
+    min_edge_cost_multiple: float = 2.0
 
 
 class SizingMethod(enum.StrEnum):
@@ -113,3 +123,12 @@ class FillConfig:
     slippage_bps: Decimal = Decimal(5)
     impact_bps: Decimal = Decimal(10)
     max_slippage_bps: Decimal = Decimal(200)
+
+    def __post_init__(self) -> None:
+        """Refuse costs that would price a fill at or below zero, or pay for a trade."""
+        if not Decimal(0) <= self.fee_rate < 1:
+            raise ConfigError(f"the fee rate must be from 0 to below 1, not {self.fee_rate}")
+        for name in ("slippage_bps", "impact_bps", "max_slippage_bps"):
+            value: Decimal = getattr(self, name)
+            if not Decimal(0) <= value < _ALL_BPS:
+                raise ConfigError(f"{name} must be from 0 to below 10000, not {value}")

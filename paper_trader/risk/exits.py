@@ -4,16 +4,27 @@ All prices are ``Decimal``; config floats enter through ``config.exact`` so that
 exact and the same on replay. Nothing is quantized: Decimal's default 28-digit context is the
 only rounding.
 
-A position is entered at the close of its entry candle. ``protective_exit`` is called for every
-later candle with the levels as they stood before that candle, and checks them in a fixed,
-conservative order, because the path of the price inside a candle is unknown. For a long (a
-short is the mirror image: open ≥ stop, high ≥ stop, low ≤ target):
+A position is entered at the close of its entry candle, and its levels are placed from its
+fill price (the close plus slippage), not from the decision close: the stop lies the stop
+distance against the fill, the target the reward distance beyond it, and the trail activates
+and trails from the fill and the best price since. So a take-profit always earns its target
+distance before fees, however much the entry slipped.
 
-1. open ≤ active stop: the candle gapped through the stop; exit at the open (``stop_gap_open``);
-2. low ≤ active stop: exit at the stop (``stop_touch``), even when the same candle also reached
+``protective_exit`` is called for every later candle with the levels as they stood before that
+candle, and checks them in a fixed, conservative order, because the path of the price inside a
+candle is unknown. For a long (a short is the mirror image: open ≥ stop, high ≥ stop, low ≤
+target):
+
+1. a short's candle opens at or beyond its margin call (``broker/margin.py``): the gap went
+   past its collateral; exit at the open (``margin_call``, ``stop_gap_open``);
+2. open ≤ active stop: the candle gapped through the stop; exit at the open (``stop_gap_open``);
+3. low ≤ active stop: exit at the stop (``stop_touch``), even when the same candle also reached
    the target: with both in one candle we assume the stop came first;
-3. a target is set and high ≥ target: exit at the target (``target_limit``), also when the
+4. a target is set and high ≥ target: exit at the target (``target_limit``), also when the
    candle opened beyond it, since a resting limit order fills at its limit price.
+
+The active stop is the tightest of the initial stop, the trailing stop and the margin call
+(which an entry keeps beyond the stop, so it binds only on a gap).
 
 When nothing triggers, ``advance`` ratchets the best price and the trailing stop with this
 candle's range; the new trail is first tested on the next candle. The time exit and the
@@ -53,16 +64,9 @@ class ExitSignal:
     fill_model: FillModel
 
 
-def entry_levels(
-    side: Side, price: Decimal, atr: Decimal, config: ExitConfig
-) -> Levels | Rejection:
-    """Return the stop and target for an entry at ``price``, or why the entry has no valid stop.
-
-    The stop lies ``stop_loss_atr_multiplier`` ATRs against the position; the target lies
-    ``take_profit_risk_reward`` stop-distances in its favour. A non-finite or non-positive ATR,
-    a stop that is not strictly on the losing side of the entry, or a long stop at or below
-    zero gives ``Rejection("stop_distance")``.
-    """
+def stop_distance(atr: Decimal, config: ExitConfig) -> Decimal | Rejection:
+    """Return the stop distance ``stop_loss_atr_multiplier * atr`` (what sizing risks per
+    unit), or ``Rejection("stop_distance")`` for a non-finite or non-positive ATR or distance."""
     if not atr.is_finite() or atr <= 0:
         return Rejection(
             rule="stop_distance",
@@ -70,9 +74,34 @@ def entry_levels(
             observed=float(atr),
             limit=0.0,
         )
-    stop = price - side.sign * exact(config.stop_loss_atr_multiplier) * atr
-    risk_per_unit = side.sign * (price - stop)
-    if risk_per_unit <= 0 or stop <= 0:
+    distance = exact(config.stop_loss_atr_multiplier) * atr
+    if distance <= 0:
+        return Rejection(
+            rule="stop_distance",
+            detail=f"a stop multiplier of {config.stop_loss_atr_multiplier:g} ATR places the "
+            "stop at the entry",
+            observed=float(distance),
+            limit=0.0,
+        )
+    return distance
+
+
+def entry_levels(
+    side: Side, price: Decimal, atr: Decimal, config: ExitConfig
+) -> Levels | Rejection:
+    """Return the stop and target for an entry filled at ``price``, or why it has no valid stop.
+
+    The stop lies ``stop_distance`` against the position; the target lies
+    ``take_profit_risk_reward`` stop-distances in its favour; ``risk_per_unit`` is that stop
+    distance, the very figure sizing risked. A non-finite or non-positive ATR, a stop that is
+    not strictly on the losing side of the entry, or a long stop at or below zero gives
+    ``Rejection("stop_distance")``.
+    """
+    risk_per_unit = stop_distance(atr, config)
+    if isinstance(risk_per_unit, Rejection):
+        return risk_per_unit
+    stop = price - side.sign * risk_per_unit
+    if side.sign * (price - stop) <= 0 or stop <= 0:
         return Rejection(
             rule="stop_distance",
             detail=f"the stop {stop} for an entry at {price} is not a usable price",
@@ -87,15 +116,21 @@ def entry_levels(
 
 
 def active_stop(position: Position) -> tuple[Decimal, ExitReason]:
-    """Return the binding stop and its reason: the tighter of the initial and trailing stops.
+    """Return the binding stop and its reason: the tightest of the initial stop, the trailing
+    stop and a short's margin call.
 
-    The trailing stop binds only when it is strictly tighter; on a tie the initial stop
-    (``STOP_LOSS``) is reported.
+    A trailing stop or a margin call binds only when it is strictly tighter; on a tie the
+    initial stop (``STOP_LOSS``) is reported.
     """
+    sign = position.side.sign
+    stop, reason = position.stop_price, ExitReason.STOP_LOSS
     trailing = position.trailing_stop_price
-    if trailing is not None and position.side.sign * (trailing - position.stop_price) > 0:
-        return trailing, ExitReason.TRAILING_STOP
-    return position.stop_price, ExitReason.STOP_LOSS
+    if trailing is not None and sign * (trailing - stop) > 0:
+        stop, reason = trailing, ExitReason.TRAILING_STOP
+    margin_call = position.margin_call_price
+    if margin_call is not None and sign * (margin_call - stop) > 0:
+        stop, reason = margin_call, ExitReason.MARGIN_CALL
+    return stop, reason
 
 
 def protective_exit(position: Position, candle: Candle) -> ExitSignal | None:
@@ -108,6 +143,11 @@ def protective_exit(position: Position, candle: Candle) -> ExitSignal | None:
     adverse, favourable = (
         (candle.low, candle.high) if position.side is Side.LONG else (candle.high, candle.low)
     )
+    margin_call = position.margin_call_price
+    if margin_call is not None and sign * (candle.open - margin_call) <= 0:
+        return ExitSignal(
+            reason=ExitReason.MARGIN_CALL, price=candle.open, fill_model=FillModel.STOP_GAP_OPEN
+        )
     stop, reason = active_stop(position)
     if sign * (candle.open - stop) <= 0:
         return ExitSignal(reason=reason, price=candle.open, fill_model=FillModel.STOP_GAP_OPEN)

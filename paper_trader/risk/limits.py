@@ -9,27 +9,44 @@ detail gives the numbers; nothing here raises.
 
 Caps are computed exactly: the largest quantity under a cap is the whole number of steps that
 fit (``Decimal`` integer division in a wide context), so an approval never exceeds a cap, not
-even by a rounding digit. Shorts are fully collateralised: they need the same cash as longs,
-so cash can never go negative.
+even by a rounding digit. The cash cap is measured against *free* cash (``PortfolioView.cash``:
+cash less the collateral the open shorts hold) with what the fill will really take out of it
+(``entry_spend``): a long pays its notional plus the fee, a short holds its margin
+(``short_margin`` of the notional) and pays the fee, each rounded up to ``MONEY_STEP`` exactly
+as the broker charges it. The caller fits at the highest price the fill can have, so an
+approved entry can never leave free cash below zero. Free cash can still fall below zero
+afterwards only if a short is bought back beyond its collateral (a gap): ``broker/margin.py``.
 """
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
 
-from paper_trader.domain.trading import Position, Rejection, Side, plain
+from paper_trader.domain.trading import (
+    MONEY_STEP,
+    Position,
+    Rejection,
+    Side,
+    fee_amount,
+    margin_amount,
+    plain,
+)
 from paper_trader.risk.config import LimitsConfig, exact
 from paper_trader.risk.sizing import QUANTITY_STEP, round_quantity
 
 # Wide enough that price * (1 + fee) * step and the integer division by it are exact.
 _WIDE = Context(prec=60)
 _CENT = Decimal("0.01")
+# entry_spend exceeds quantity * price * (principal + fee rate) by less than this: it rounds
+# at most two amounts (fee, margin) up to MONEY_STEP.
+_ROUNDING_SLACK = 2 * MONEY_STEP
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PortfolioView:
     """The portfolio as the limits see it.
 
+    ``cash`` is the *free* cash: the cash less the collateral the open shorts hold.
     ``marks`` holds the latest close per symbol, at least for every open position; a position
     without a mark is valued at its entry price.
     """
@@ -59,6 +76,17 @@ class _Cap:
     observed: Decimal
     limit: Decimal
     detail: str
+    spend: Callable[[Decimal], Decimal] | None = None  # the exact cost, when it rounds
+
+
+def entry_spend(
+    side: Side, quantity: Decimal, price: Decimal, fee_rate: Decimal, short_margin: Decimal
+) -> Decimal:
+    """Return the free cash an entry of ``quantity`` filled at ``price`` takes: a long's
+    notional plus its fee, a short's margin plus its fee, rounded as the broker rounds them."""
+    notional = quantity * price
+    principal = notional if side is Side.LONG else margin_amount(notional, short_margin)
+    return principal + fee_amount(notional, fee_rate)
 
 
 def screen_entry(
@@ -102,6 +130,7 @@ def screen_entry(
 def fit_quantity(
     config: LimitsConfig,
     *,
+    side: Side,
     quantity: Decimal,
     price: Decimal,
     fee_rate: Decimal,
@@ -109,19 +138,20 @@ def fit_quantity(
 ) -> Approval | Rejection:
     """Cap a sized ``quantity`` at ``price`` to what the portfolio allows, or refuse it.
 
-    Caps, in order: ``max_position_size``, ``max_total_exposure``, ``cash`` (notional plus
-    fee); the result, whole steps rounded down, is then checked against ``min_notional``. The
-    quantity is rounded down before the caps and each cap allows whole steps only, which gives
-    the same quantity as rounding after them. A cap that leaves no room for a single step
-    refuses the entry under its own name.
+    Caps, in order: ``max_position_size``, ``max_total_exposure``, ``cash`` (``entry_spend``
+    against the free cash); the result, whole steps rounded down, is then checked against
+    ``min_notional``. The quantity is rounded down before the caps and each cap allows whole
+    steps only, which gives the same quantity as rounding after them. A cap that leaves no
+    room for a single step refuses the entry under its own name. ``price`` must be the highest
+    price the fill can have for any quantity up to ``quantity``.
     """
     invalid = _check_request(quantity, price, view)
     if invalid is not None:
         return invalid
     fitted = round_quantity(quantity)
     capped: list[str] = []
-    for cap in _caps(config, fitted, price, fee_rate, view):
-        allowed = _max_quantity(cap.room, cap.unit_cost)
+    for cap in _caps(config, side, fitted, price, fee_rate, view):
+        allowed = _max_quantity(cap.room, cap.unit_cost, cap.spend)
         if allowed <= 0:
             return Rejection(
                 rule=cap.name,
@@ -188,8 +218,9 @@ def _check_request(quantity: Decimal, price: Decimal, view: PortfolioView) -> Re
     return None
 
 
-def _caps(
+def _caps(  # noqa: PLR0917 - the entry's facts, passed on from fit_quantity
     config: LimitsConfig,
+    side: Side,
     quantity: Decimal,
     price: Decimal,
     fee_rate: Decimal,
@@ -199,7 +230,7 @@ def _caps(
     return (
         _size_cap(config, quantity * price, price, view),
         _exposure_cap(config, price, view),
-        _cash_cap(quantity, price, fee_rate, view),
+        _cash_cap(config, side, quantity, price, fee_rate, view),
     )
 
 
@@ -232,16 +263,31 @@ def _exposure_cap(config: LimitsConfig, price: Decimal, view: PortfolioView) -> 
     )
 
 
-def _cash_cap(quantity: Decimal, price: Decimal, fee_rate: Decimal, view: PortfolioView) -> _Cap:
-    """Cap the notional plus its fee at the cash, for longs and shorts alike."""
-    unit_cost = price * (1 + fee_rate)
+def _cash_cap(  # noqa: PLR0917 - the entry's facts, passed on from fit_quantity
+    config: LimitsConfig,
+    side: Side,
+    quantity: Decimal,
+    price: Decimal,
+    fee_rate: Decimal,
+    view: PortfolioView,
+) -> _Cap:
+    """Cap what the entry takes out of free cash (``entry_spend``) at the free cash."""
+    margin = config.short_margin
+    principal = Decimal(1) if side is Side.LONG else margin
+
+    def spend(q: Decimal) -> Decimal:
+        return entry_spend(side, q, price, fee_rate, margin)
+
+    what = "" if side is Side.LONG else f" for a short's margin {plain(margin)}"
     return _Cap(
         name="cash",
         room=view.cash,
-        unit_cost=unit_cost,
-        observed=quantity * unit_cost,
+        unit_cost=price * (principal + fee_rate),
+        observed=spend(quantity),
         limit=view.cash,
-        detail=f"cash {_money(view.cash)} at price {plain(price)} plus fee rate {plain(fee_rate)}",
+        detail=f"free cash {_money(view.cash)} at price {plain(price)}{what} plus fee rate "
+        f"{plain(fee_rate)}",
+        spend=spend,
     )
 
 
@@ -272,12 +318,35 @@ def _exposure(view: PortfolioView) -> Decimal:
     )
 
 
-def _max_quantity(room: Decimal, unit_cost: Decimal) -> Decimal:
-    """Return the most whole steps of quantity whose cost at ``unit_cost`` fits in ``room``."""
-    if room <= 0:
+def _max_quantity(
+    room: Decimal, unit_cost: Decimal, spend: Callable[[Decimal], Decimal] | None = None
+) -> Decimal:
+    """Return the most whole steps of quantity whose cost fits in ``room``.
+
+    The cost is ``quantity * unit_cost``, or ``spend(quantity)`` when given: that exact cost
+    exceeds ``quantity * unit_cost`` by less than ``_ROUNDING_SLACK``, so the answer lies
+    between the steps that fit ``room - _ROUNDING_SLACK`` and those that fit ``room`` at
+    ``unit_cost``, and a bisection over that handful of steps finds it.
+    """
+    high = _steps(room, unit_cost)
+    if spend is None or high <= 0 or spend(high * QUANTITY_STEP) <= room:
+        return high * QUANTITY_STEP
+    low = _steps(room - _ROUNDING_SLACK, unit_cost)  # spend(low) <= room, spend(high) > room
+    while high - low > 1:
+        middle = (low + high) // 2
+        if spend(middle * QUANTITY_STEP) <= room:
+            low = middle
+        else:
+            high = middle
+    return low * QUANTITY_STEP
+
+
+def _steps(room: Decimal, unit_cost: Decimal) -> Decimal:
+    """Return how many whole steps of quantity cost at most ``room`` at ``unit_cost``."""
+    if room <= 0 or unit_cost <= 0:
         return Decimal(0)
     with localcontext(_WIDE):
-        return (room // (unit_cost * QUANTITY_STEP)) * QUANTITY_STEP
+        return room // (unit_cost * QUANTITY_STEP)
 
 
 def _money(value: Decimal) -> str:

@@ -116,8 +116,8 @@ _UPSERT_POSITION = """
 INSERT INTO positions (
     symbol, venue, interval, side, quantity, entry_price, entry_fee, entry_fill_id,
     opened_candle_ms, stop_price, take_profit_price, trailing_stop_price, extreme_price,
-    risk_per_unit, atr
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+    risk_per_unit, atr, collateral, margin_call_price
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (symbol) DO UPDATE SET
     stop_price = excluded.stop_price,
     take_profit_price = excluded.take_profit_price,
@@ -143,6 +143,8 @@ def _position_row(p: Position) -> tuple[object, ...]:
         decimal_text(p.extreme_price),
         decimal_text(p.risk_per_unit),
         decimal_text(p.atr),
+        decimal_text(p.collateral),
+        _optional(p.margin_call_price),
     )
 
 

@@ -46,7 +46,7 @@ async def open_positions(conn: aiosqlite.Connection) -> list[Position]:
     rows = await conn.execute_fetchall(
         "SELECT symbol, venue, interval, side, quantity, entry_price, entry_fee, entry_fill_id, "
         "opened_candle_ms, stop_price, take_profit_price, trailing_stop_price, extreme_price, "
-        "risk_per_unit, atr FROM positions ORDER BY symbol"
+        "risk_per_unit, atr, collateral, margin_call_price FROM positions ORDER BY symbol"
     )
     return [_position(row) for row in rows]
 
@@ -68,6 +68,8 @@ def _position(row: Any) -> Position:
         extreme_price=Decimal(row[12]),
         risk_per_unit=Decimal(row[13]),
         atr=Decimal(row[14]),
+        collateral=Decimal(row[15]),
+        margin_call_price=_decimal(row[16]),
     )
 
 

@@ -331,6 +331,13 @@ CREATE TABLE trading_state (
 ) STRICT;
 """
 
+# A short holds collateral out of free cash and has a margin call (broker/margin.py). Positions
+# opened before this version hold none ('0') and have no margin call (NULL).
+_SHORT_COLLATERAL = """
+ALTER TABLE positions ADD COLUMN collateral TEXT NOT NULL DEFAULT '0';
+ALTER TABLE positions ADD COLUMN margin_call_price TEXT;
+"""
+
 _DEVIATIONS = """
 CREATE TABLE deviations (
     id INTEGER PRIMARY KEY,
@@ -348,8 +355,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=2, description="record candle gaps that cannot be filled", sql=_GAPS),
     Migration(version=3, description="log predictions and their outcomes", sql=_PREDICTIONS),
     Migration(version=4, description="the trading ledger", sql=_LEDGER),
+    Migration(version=5, description="short collateral and margin calls", sql=_SHORT_COLLATERAL),
     Migration(
-        version=5, description="record how a live run may differ from a replay", sql=_DEVIATIONS
+        version=6, description="record how a live run may differ from a replay", sql=_DEVIATIONS
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -3,7 +3,7 @@
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -223,7 +223,8 @@ async def test_status_reports_equity_and_cash_after_a_known_fill(tmp_path: Path)
 
 
 async def test_positions_show_mark_unrealised_pnl_and_levels(tmp_path: Path) -> None:
-    """A long from 100.05 marked at 102 shows 48.75 unrealised, stop 96 and target 108."""
+    """A long from 100.05 marked at 102 shows 48.75 unrealised, stop 96.05 and target 108.05
+    (placed from the fill)."""
     async with running_rig(tmp_path) as rig:
         await rig.feed(
             [bar("BTCUSDT", T0, "100"), bar("ETHUSDT", T0, "50")],
@@ -240,14 +241,14 @@ async def test_positions_show_mark_unrealised_pnl_and_levels(tmp_path: Path) -> 
     assert btc.unrealised_pnl == Decimal("48.75")
     assert btc.unrealised_pct == 100 * Decimal("48.75") / Decimal("2501.25")
     assert (btc.stop, btc.stop_reason, btc.target) == (
-        Decimal(96),
+        Decimal("96.05"),
         ExitReason.STOP_LOSS,
-        Decimal(108),
+        Decimal("108.05"),
     )
     eth = views[1]
     assert eth.mark == Decimal(49)
     assert eth.unrealised_pnl == eth.position.quantity * (Decimal(49) - Decimal("50.025"))
-    assert (eth.stop, eth.target) == (Decimal(46), Decimal(58))
+    assert (eth.stop, eth.target) == (Decimal("46.025"), Decimal("58.025"))
 
 
 async def test_pause_blocks_entries_while_a_stop_still_fills(tmp_path: Path) -> None:
@@ -289,7 +290,7 @@ async def test_pause_blocks_entries_while_a_stop_still_fills(tmp_path: Path) -> 
     [stopped] = trades
     assert stopped.exit_reason is ExitReason.STOP_LOSS
     assert stopped.exit_fill_model is FillModel.STOP_TOUCH
-    assert stopped.exit_price == sell_price("96")
+    assert stopped.exit_price == sell_price("96.05")
 
 
 async def test_resume_after_pause_allows_entries_again(tmp_path: Path) -> None:
@@ -382,6 +383,94 @@ async def test_close_of_an_unknown_symbol_is_refused_with_the_held_symbols(
     assert result.message == "dogeusdt: no open position (held: ETHUSDT)"
     assert (result.trades, result.transitions) == ((), ())
     assert [v.position.symbol for v in views] == ["ETHUSDT"]
+
+
+async def test_close_on_the_entry_candle_is_queued_and_fills_at_the_next_close(
+    tmp_path: Path,
+) -> None:
+    """A close asked at the candle the position was bought at is queued, not filled at that
+    very close; it survives a restart and fills at the next candle's close, 102 less 5 bps."""
+    async with running_rig(tmp_path) as rig:
+        await rig.feed([bar("BTCUSDT", T0, "100")], [buy("BTCUSDT", T0)])
+        queued = await rig.control.close("btcusdt")
+        again = await rig.control.close("BTCUSDT")
+        stored_before = await closed_trades(rig.reader)
+    async with running_rig(tmp_path) as rig:
+        held = await rig.control.positions()
+        await rig.feed([bar("BTCUSDT", T0 + MIN, "102")])
+        stored = await closed_trades(rig.reader)
+        status = await rig.control.status()
+
+    assert queued.ok
+    assert queued.message == (
+        "BTCUSDT: entered at the close of its last candle; the close is queued and fills at "
+        "the close of its next candle"
+    )
+    assert (queued.trades, stored_before) == ((), [])
+    assert again.ok
+    assert "the close is already queued" in again.message
+    assert [v.position.symbol for v in held] == ["BTCUSDT"]
+    [trade] = stored
+    assert (trade.exit_reason, trade.exit_fill_model, trade.exit_price) == (
+        ExitReason.MANUAL,
+        FillModel.MARKET_CLOSE,
+        sell_price("102"),
+    )
+    assert (trade.opened_candle_ms, trade.closed_candle_ms) == (T0, T0 + MIN)
+    assert status.open_positions == 0
+
+
+def sell(symbol: str, t: int) -> Signal:
+    """Return a full-size sell signal (opens a short where shorts are allowed)."""
+    return replace(buy(symbol, t), strength=Strength.SELL, score=-0.85)
+
+
+async def test_an_open_short_keeps_its_collateral_and_margin_call_across_a_restart(
+    tmp_path: Path,
+) -> None:
+    """The short's collateral (proceeds plus half of them) and margin call are stored."""
+    base = config()
+    rules = replace(base, limits=replace(base.limits, allow_short=True))
+    async with running_rig(tmp_path, rules) as rig:
+        await rig.feed([bar("BTCUSDT", T0, "100")], [sell("BTCUSDT", T0)])
+        [before] = await rig.control.positions()
+    async with running_rig(tmp_path, rules) as rig:
+        [after] = await rig.control.positions()
+        status = await rig.control.status()
+
+    assert before.position.collateral == Decimal("3748.125")  # 25 * 99.95 * 1.5
+    assert before.position.margin_call_price == Decimal("146.8384556619")
+    assert after.position == before.position
+    assert status.cash == BALANCE + Decimal("2498.75") - Decimal("2.49875")
+
+
+async def test_a_short_gapping_beyond_all_cash_halts_and_survives_a_restart(
+    tmp_path: Path,
+) -> None:
+    """Short 25 at 99.95; the next candle opens at 1000: bought back at 1000.5, cash below
+    zero. The batch commits (no FatalError), trading is HALTED by account_deficit, and a
+    restart restores the deficit and keeps refusing entries instead of crashing again."""
+    base = config()
+    rules = replace(base, limits=replace(base.limits, allow_short=True))
+    async with running_rig(tmp_path, rules) as rig:
+        await rig.feed([bar("BTCUSDT", T0, "100")], [sell("BTCUSDT", T0)])
+        await rig.feed([bar("BTCUSDT", T0 + MIN, "1000", open_="1000")])
+        stored = await closed_trades(rig.reader)
+        status = await rig.control.status()
+    async with running_rig(tmp_path, rules) as rig:
+        restored = await rig.control.status()
+        await rig.feed([bar("BTCUSDT", T0 + 2 * MIN, "1000")], [buy("BTCUSDT", T0 + 2 * MIN)])
+        after = await rig.control.status()
+
+    [trade] = stored
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.MARGIN_CALL, Decimal("1000.5"))
+    cash = BALANCE + trade.net_pnl
+    assert cash < 0
+    assert (status.cash, status.state) == (cash, TradingState.HALTED)
+    assert "account_deficit" in [t.breaker for t in status.tripped]
+    assert (restored.cash, restored.state) == (cash, TradingState.HALTED)
+    assert "account_deficit" in [t.breaker for t in restored.tripped]
+    assert (after.cash, after.open_positions, after.rejected) == (cash, 0, 1)
 
 
 async def test_emergency_stop_halts_closes_everything_and_blocks_entries(tmp_path: Path) -> None:

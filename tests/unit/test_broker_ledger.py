@@ -29,7 +29,9 @@ ETH = "ETHUSDT"
 STEP = D("0.00000001")
 
 
-def entry(symbol: str = BTC, side: Side = Side.LONG, quantity: str = "2") -> Entry:
+def entry(
+    symbol: str = BTC, side: Side = Side.LONG, quantity: str = "2", collateral: str = "0"
+) -> Entry:
     """Return an entry of ``quantity`` with a stop 4 away from 100 and a target 8 away."""
     long = side is Side.LONG
     return Entry(
@@ -42,6 +44,8 @@ def entry(symbol: str = BTC, side: Side = Side.LONG, quantity: str = "2") -> Ent
         take_profit_price=D(108) if long else D(92),
         risk_per_unit=D(4),
         atr=D(2),
+        collateral=D(collateral),
+        margin_call_price=None if long else D(150),
     )
 
 
@@ -246,9 +250,51 @@ def test_closing_a_symbol_without_a_position_is_fatal() -> None:
 def test_an_entry_the_cash_cannot_pay_is_fatal() -> None:
     """2 at 100 plus a fee of 0.2 is 200.2, more than the 200.1 held."""
     ledger = Ledger(D("200.1"))
-    with pytest.raises(FatalError, match="below zero"):
+    with pytest.raises(FatalError, match=r"would leave free cash at -0\.1 "):
         ledger.open(entry(), execution())
     assert (ledger.cash, ledger.positions) == (D("200.1"), {})
+
+
+def test_a_short_holds_its_collateral_out_of_free_cash() -> None:
+    """A short of 2 at 100 holding 300: cash 10199.8, free cash 9899.8; released at close."""
+    ledger = Ledger(D(10_000))
+    ledger.open(entry(side=Side.SHORT, collateral="300"), execution())
+    assert ledger.positions[BTC].collateral == D(300)
+    assert ledger.positions[BTC].margin_call_price == D(150)
+    assert (ledger.cash, ledger.reserved, ledger.free_cash) == (D("10199.8"), D(300), D("9899.8"))
+    ledger.close(BTC, execution("99", "0"), ExitReason.MANUAL)
+    assert (ledger.cash, ledger.reserved, ledger.free_cash) == (D("10001.8"), D(0), D("10001.8"))
+
+
+def test_an_entry_beyond_the_free_cash_left_by_a_short_is_fatal() -> None:
+    """From 300, a short holding 300 leaves free cash 199.8: a long of 200.2 cannot be paid."""
+    ledger = Ledger(D(300))
+    ledger.open(entry(side=Side.SHORT, collateral="300"), execution())
+    with pytest.raises(FatalError, match="free cash"):
+        ledger.open(entry(ETH), execution())
+    assert list(ledger.positions) == [BTC]
+
+
+def test_a_short_whose_collateral_its_margin_cannot_pay_is_fatal() -> None:
+    """From 50, a short holding 300 (proceeds 200, margin 100) would leave free cash -50.2."""
+    ledger = Ledger(D(50))
+    with pytest.raises(FatalError, match="free cash"):
+        ledger.open(entry(side=Side.SHORT, collateral="300"), execution())
+    assert (ledger.cash, ledger.positions) == (D(50), {})
+
+
+@pytest.mark.parametrize(("collateral", "margin_call"), [("-1", "150"), ("300", "0")])
+def test_an_impossible_collateral_or_margin_call_is_fatal(
+    collateral: str, margin_call: str
+) -> None:
+    """A negative collateral or a margin call that is not a price is a broken invariant."""
+    ledger = Ledger(D(10_000))
+    bad = replace(
+        entry(side=Side.SHORT), collateral=D(collateral), margin_call_price=D(margin_call)
+    )
+    with pytest.raises(FatalError, match=r"collateral|margin call"):
+        ledger.open(bad, execution())
+    assert (ledger.cash, ledger.positions) == (D(10_000), {})
 
 
 def test_an_entry_that_spends_exactly_the_cash_is_allowed() -> None:
@@ -258,19 +304,24 @@ def test_an_entry_that_spends_exactly_the_cash_is_allowed() -> None:
     assert ledger.cash == D(0)
 
 
-def test_buying_back_a_short_above_the_cash_is_fatal() -> None:
-    """From no cash, a short of 2 at 100 brings 200; buying it back at 101 needs 202."""
+def test_buying_back_a_short_above_the_cash_leaves_a_deficit() -> None:
+    """From no cash, a short of 2 at 100 brings 200; buying it back at 101 costs 202: cash
+    -2, a loss recorded as a deficit, not a broken invariant."""
     ledger = Ledger(D(0))
     ledger.open(entry(side=Side.SHORT), execution("100", "0"))
-    with pytest.raises(FatalError, match="below zero"):
-        ledger.close(BTC, execution("101", "0"), ExitReason.STOP_LOSS)
-    assert ledger.cash == D(200)
-    assert BTC in ledger.positions
+    _, trade = ledger.close(BTC, execution("101", "0"), ExitReason.STOP_LOSS)
+    assert (ledger.cash, trade.net_pnl) == (D(-2), D(-2))
+    assert ledger.positions == {}
 
 
-@pytest.mark.parametrize("cash", ["-0.01", "NaN", "Infinity"])
+def test_a_ledger_restores_a_deficit() -> None:
+    """Negative cash (a deficit left by a short) is a state to restore, not an impossible one."""
+    assert Ledger(D("-12541.26125")).free_cash == D("-12541.26125")
+
+
+@pytest.mark.parametrize("cash", ["NaN", "Infinity", "-Infinity"])
 def test_a_ledger_cannot_start_with_impossible_cash(cash: str) -> None:
-    """Negative or non-finite cash is refused at construction."""
+    """Non-finite cash is refused at construction."""
     with pytest.raises(FatalError, match="cash"):
         Ledger(D(cash))
 
@@ -367,7 +418,6 @@ class Book:
     fills: list[Fill]
     trades: list[ClosedTrade]
     entry_fills: dict[str, int]
-    reserved: dict[str, Decimal]
 
 
 def cost(position: Position) -> Decimal:
@@ -376,22 +426,26 @@ def cost(position: Position) -> Decimal:
 
 
 def open_step(ledger: Ledger, book: Book, step: Step) -> None:
-    """Open ``step.symbol`` with a quantity the free cash can carry (nothing if too little)."""
-    free = ledger.cash - sum(book.reserved.values(), D(0))
+    """Open ``step.symbol`` with a quantity the free cash can carry (nothing if too little).
+
+    A short's collateral is twice its notional plus the largest fee: with its proceeds
+    credited that takes ``notional * (1 + 2 * MAX_FEE_RATE) + fee`` of free cash.
+    """
+    free = ledger.free_cash
     per_unit = step.price * (1 + step.fee_rate if step.side is Side.LONG else SHORT_RESERVE)
     quantity = (step.share * free / per_unit).quantize(STEP, rounding=ROUND_FLOOR)
     if quantity <= 0:
         return
     notional = quantity * step.price
+    collateral = notional * SHORT_RESERVE if step.side is Side.SHORT else D(0)
     fill, position = ledger.open(
-        entry(step.symbol, step.side, str(quantity)),
+        entry(step.symbol, step.side, str(quantity), str(collateral)),
         execution(str(step.price), str(notional * step.fee_rate), at=len(book.fills)),
     )
     book.fills.append(fill)
     book.entry_fills[step.symbol] = fill.fill_id
     assert position.entry_fill_id == fill.fill_id
-    if step.side is Side.SHORT:
-        book.reserved[step.symbol] = notional * SHORT_RESERVE
+    assert position.collateral == collateral
 
 
 def close_step(ledger: Ledger, book: Book, step: Step) -> None:
@@ -405,7 +459,6 @@ def close_step(ledger: Ledger, book: Book, step: Step) -> None:
     )
     book.fills.append(fill)
     book.trades.append(trade)
-    book.reserved.pop(step.symbol, None)
     assert trade.entry_fill_id == book.entry_fills.pop(step.symbol)
     assert trade.exit_fill_id == fill.fill_id
 
@@ -413,6 +466,9 @@ def close_step(ledger: Ledger, book: Book, step: Step) -> None:
 def check_invariants(ledger: Ledger, book: Book, marks: dict[str, Decimal]) -> None:
     """Assert every accounting identity of the ledger, exactly."""
     assert ledger.cash >= 0
+    assert ledger.free_cash >= 0
+    reserved = sum((p.collateral for p in ledger.positions.values()), D(0))
+    assert ledger.free_cash == ledger.cash - reserved
     values = [p.side.sign * p.quantity * marks[s] for s, p in ledger.positions.items()]
     assert ledger.equity(marks) == ledger.cash + sum(values, D(0))
     net = sum((t.net_pnl for t in book.trades), D(0))
@@ -437,7 +493,7 @@ def test_any_history_of_fills_keeps_the_accounting_exact(
 ) -> None:
     """Random opens and closes, long and short, keep cash, equity, PnL and fill ids consistent."""
     ledger = Ledger(initial)
-    book = Book(initial=initial, fills=[], trades=[], entry_fills={}, reserved={})
+    book = Book(initial=initial, fills=[], trades=[], entry_fills={})
     for step in operations:
         if step.symbol in ledger.positions:
             close_step(ledger, book, step)

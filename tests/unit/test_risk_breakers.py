@@ -304,11 +304,44 @@ def test_stop_loss_cooldown_blocks_only_its_symbol_until_it_ends() -> None:
     assert breakers.entry_block(BTC, T0 + 30 * MINUTE) is None
 
 
-def test_trailing_stop_exits_start_no_cooldown() -> None:
-    """A trailing-stop exit, even at a loss, leaves its symbol free to enter."""
+def test_a_winning_trailing_stop_starts_no_cooldown() -> None:
+    """A trailing-stop exit that made money leaves its symbol free to enter."""
     breakers = TradingBreakers(BreakerConfig())
-    assert breakers.on_trade_closed(closed("-5", T0, reason=ExitReason.TRAILING_STOP)) == []
+    assert breakers.on_trade_closed(closed("5", T0, reason=ExitReason.TRAILING_STOP)) == []
     assert breakers.entry_block(BTC, T0 + MINUTE) is None
+
+
+@pytest.mark.parametrize("reason", [ExitReason.TRAILING_STOP, ExitReason.MARGIN_CALL])
+def test_a_losing_trailing_stop_or_a_margin_call_starts_the_cooldown(reason: ExitReason) -> None:
+    """Stopped out at a loss by the trail, or force-closed: the symbol cools down as after a
+    stop-loss, and the reason says which exit it was."""
+    breakers = TradingBreakers(BreakerConfig())
+    [trip] = breakers.on_trade_closed(closed("-5", T0, reason=reason))
+    assert (trip.breaker, trip.tripped, trip.symbol) == ("stop_loss_cooldown", True, BTC)
+    assert trip.reason.startswith(f"BTC-USDT stopped out ({reason}) at 95; entries blocked")
+    assert rule_of(breakers, T0 + MINUTE) == "stop_loss_cooldown"
+
+
+def test_account_deficit_halts_while_cash_is_below_zero_even_when_disabled() -> None:
+    """Cash below zero halts trading whatever ENABLE_CIRCUIT_BREAKERS says; resume does not
+    clear it; cash back at zero or above resets it; a snapshot carries it."""
+    breakers = TradingBreakers(BreakerConfig(enabled=False))
+    assert breakers.on_cash(T0, Decimal(5)) == []
+    [trip] = breakers.on_cash(T0 + MINUTE, Decimal("-12.3456"))
+    assert (trip.breaker, trip.tripped, trip.state) == ("account_deficit", True, HALTED)
+    assert (trip.threshold, trip.observed) == ("0", "-12.3456")
+    assert trip.reason == (
+        "cash is -12.35, below zero: a short was bought back beyond its collateral and the "
+        "account's other cash; nothing new can be paid for"
+    )
+    assert breakers.on_cash(T0 + 2 * MINUTE, Decimal(-1)) == []
+    assert rule_of(breakers, T0 + 2 * MINUTE) == "trading_state"
+    breakers.resume(T0 + 3 * MINUTE, Decimal(-1))
+    assert breakers.state is HALTED
+    copy = restored(breakers, BreakerConfig(enabled=False))
+    assert copy.state is HALTED
+    [reset] = copy.on_cash(T0 + 4 * MINUTE, Decimal(0))
+    assert (reset.breaker, reset.tripped, reset.state) == ("account_deficit", False, ACTIVE)
 
 
 def test_entries_must_be_the_minimum_time_apart_on_any_symbol() -> None:

@@ -25,6 +25,7 @@ from paper_trader.risk.exits import (
     entry_levels,
     protective_exit,
     signal_exit,
+    stop_distance,
     time_exit,
 )
 
@@ -132,6 +133,17 @@ def test_long_entry_is_rejected_when_the_stop_is_not_above_zero(price: str) -> N
     assert levels.observed == float(D(price) - 4)
 
 
+def test_risk_per_unit_is_the_stop_distance_sizing_risked() -> None:
+    """From a fill with ten decimals and an ATR with many digits, the risk per unit is exactly
+    the stop distance that sizing used, and the levels lie that far from the fill."""
+    atr = D("0.000123456789012345678")
+    distance = stop_distance(atr, CONFIG)
+    levels = entry_levels(Side.LONG, D("27123.4512345678"), atr, CONFIG)
+    assert isinstance(levels, Levels)
+    assert levels.risk_per_unit == distance == 2 * atr
+    assert levels.stop == D("27123.4512345678") - distance
+
+
 def test_entry_is_rejected_with_a_zero_stop_multiplier() -> None:
     """A stop at the entry price has no distance to size or trail from."""
     levels = entry_levels(Side.LONG, D(100), D(2), ExitConfig(stop_loss_atr_multiplier=0.0))
@@ -207,6 +219,45 @@ def test_without_a_target_only_the_stop_can_exit(side: Side) -> None:
     """With no take-profit, a rally to 150 is no exit."""
     held = position(side, take_profit_price=None)
     assert protective_exit(held, bar(side, "100", "150", "99", "149")) is None
+
+
+# a short's margin call
+
+
+def short_with_margin_call(margin_call: str) -> Position:
+    """Return the short entered at 100 (stop 104, target 92) with a margin call."""
+    return position(Side.SHORT, margin_call_price=D(margin_call), collateral=D(300))
+
+
+def test_a_short_opening_at_or_beyond_its_margin_call_is_force_closed_at_the_open() -> None:
+    """Opening at 130 (or 175) with a margin call at 130: margin_call at the open."""
+    for open_ in ("130", "175"):
+        candle = bar(Side.LONG, open_, str(D(open_) + 1), str(D(open_) - 1), open_)
+        assert protective_exit(short_with_margin_call("130"), candle) == ExitSignal(
+            reason=ExitReason.MARGIN_CALL, price=D(open_), fill_model=FillModel.STOP_GAP_OPEN
+        )
+
+
+def test_a_short_gapping_inside_its_margin_call_is_a_stop_loss_at_the_open() -> None:
+    """Opening at 110, through the stop 104 but short of the margin call 130: a stop gap."""
+    candle = bar(Side.LONG, "110", "111", "109", "110")
+    assert protective_exit(short_with_margin_call("130"), candle) == ExitSignal(
+        reason=ExitReason.STOP_LOSS, price=D(110), fill_model=FillModel.STOP_GAP_OPEN
+    )
+
+
+def test_a_margin_call_inside_the_stop_binds_on_a_touch() -> None:
+    """A margin call at 102 below the stop 104 is the binding level: touched at 102.5."""
+    held = short_with_margin_call("102")
+    assert active_stop(held) == (D(102), ExitReason.MARGIN_CALL)
+    assert protective_exit(held, bar(Side.LONG, "100", "102.5", "99", "101")) == ExitSignal(
+        reason=ExitReason.MARGIN_CALL, price=D(102), fill_model=FillModel.STOP_TOUCH
+    )
+
+
+def test_a_margin_call_beyond_the_stop_leaves_the_stop_binding() -> None:
+    """With the margin call at 130 the stop 104 binds and is reported as the stop-loss."""
+    assert active_stop(short_with_margin_call("130")) == (D(104), ExitReason.STOP_LOSS)
 
 
 # the trailing stop

@@ -10,7 +10,13 @@ from hypothesis import strategies as st
 from paper_trader.domain.candle import Interval, Venue
 from paper_trader.domain.trading import Position, Rejection, Side
 from paper_trader.risk.config import LimitsConfig
-from paper_trader.risk.limits import Approval, PortfolioView, fit_quantity, screen_entry
+from paper_trader.risk.limits import (
+    Approval,
+    PortfolioView,
+    entry_spend,
+    fit_quantity,
+    screen_entry,
+)
 from paper_trader.risk.sizing import QUANTITY_STEP, round_quantity
 
 LIMITS = LimitsConfig(
@@ -23,6 +29,7 @@ LIMITS = LimitsConfig(
     allow_short=True,
 )
 FEE = Decimal("0.001")
+D0 = Decimal(0)
 
 
 def position(symbol: str, side: Side, quantity: str, entry_price: str) -> Position:
@@ -95,10 +102,22 @@ def screen(
     )
 
 
-def fit(quantity: str, price: str, portfolio: PortfolioView) -> Approval | Rejection:
-    """Fit ``quantity`` at ``price`` with a 0.1 % fee."""
+def fit(
+    quantity: str,
+    price: str,
+    portfolio: PortfolioView,
+    *,
+    side: Side = Side.LONG,
+    fee_rate: Decimal = FEE,
+) -> Approval | Rejection:
+    """Fit a long (unless told) of ``quantity`` at ``price`` with a 0.1 % fee."""
     return fit_quantity(
-        LIMITS, quantity=Decimal(quantity), price=Decimal(price), fee_rate=FEE, view=portfolio
+        LIMITS,
+        side=side,
+        quantity=Decimal(quantity),
+        price=Decimal(price),
+        fee_rate=fee_rate,
+        view=portfolio,
     )
 
 
@@ -258,10 +277,44 @@ def test_no_cash_refuses() -> None:
     """Cash 0: rule cash, the requested cost 2002 against the limit 0."""
     assert fit("20", "100", view(cash="0")) == Rejection(
         rule="cash",
-        detail="cash 0 at price 100 plus fee rate 0.001 leaves no room for the smallest "
+        detail="free cash 0 at price 100 plus fee rate 0.001 leaves no room for the smallest "
         "quantity 0.00000001",
         observed=2002.0,
         limit=0.0,
+    )
+
+
+def test_cash_cap_fits_the_fee_as_the_fill_rounds_it_up() -> None:
+    """1.23456789 at 1873.37 with a 0.26 % fee costs 2318.81573445433218 exactly, but the
+    fill charges the fee rounded up to 1e-12 (6.013286365033): one step less fits."""
+    cash = "2318.81573445433218"
+    result = fit("1.3", "1873.37", view(cash=cash), fee_rate=Decimal("0.0026"))
+    assert isinstance(result, Approval)
+    assert (result.quantity, result.capped_by) == (Decimal("1.23456788"), ("cash",))
+    spent = entry_spend(Side.LONG, result.quantity, Decimal("1873.37"), Decimal("0.0026"), D0)
+    assert spent <= Decimal(cash)
+    over = entry_spend(Side.LONG, Decimal("1.23456789"), Decimal("1873.37"), Decimal("0.0026"), D0)
+    assert over > Decimal(cash)
+
+
+def test_a_short_takes_its_margin_and_fee_out_of_free_cash() -> None:
+    """A short holds half its notional beyond the proceeds: 1001 / (100 * 0.501) steps."""
+    result = fit("20", "100", view(cash="1001"), side=Side.SHORT)
+    assert result == Approval(
+        quantity=Decimal("19.98003992"), notional=Decimal("1998.003992"), capped_by=("cash",)
+    )
+    assert entry_spend(
+        Side.SHORT, Decimal("19.98003992"), Decimal(100), FEE, Decimal("0.5")
+    ) == Decimal("1000.999999992")
+
+
+def test_a_short_without_free_cash_is_refused_with_its_margin() -> None:
+    """Free cash 0: the short's margin and fee cannot be held."""
+    result = fit("20", "100", view(cash="0"), side=Side.SHORT)
+    assert isinstance(result, Rejection)
+    assert (result.rule, result.observed) == ("cash", 1002.0)
+    assert result.detail.startswith(
+        "free cash 0 at price 100 for a short's margin 0.5 plus fee rate 0.001 leaves no room"
     )
 
 
@@ -365,10 +418,12 @@ def portfolios(draw: st.DrawFn) -> PortfolioView:
     portfolios(),
     SHARES,
     PRICES,
-    st.decimals(min_value=Decimal(0), max_value=Decimal("0.005"), places=4),
+    st.decimals(min_value=Decimal(0), max_value=Decimal("0.005"), places=6),
     FRACTIONS,
     FRACTIONS,
     st.decimals(min_value=Decimal(0), max_value=Decimal(100), places=2),
+    SIDES,
+    st.decimals(min_value=Decimal("0.05"), max_value=Decimal(3), places=3),
 )
 def test_an_approval_never_exceeds_any_cap(
     portfolio: PortfolioView,
@@ -378,13 +433,21 @@ def test_an_approval_never_exceeds_any_cap(
     size: float,
     exposure: float,
     min_notional: Decimal,
+    side: Side,
+    margin: Decimal,
 ) -> None:
-    """Whatever the portfolio, an approved entry fits every cap and is whole steps."""
+    """Whatever the portfolio, an approved entry fits every cap and is whole steps; what the
+    fill takes out of free cash, fee rounded up, never exceeds it, and one step more would."""
     quantity = max(QUANTITY_STEP, round_quantity(portfolio.equity * share / price))
     config = LimitsConfig(
-        max_position_size=size, max_total_exposure=exposure, min_notional=min_notional
+        max_position_size=size,
+        max_total_exposure=exposure,
+        min_notional=min_notional,
+        short_margin=margin,
     )
-    result = fit_quantity(config, quantity=quantity, price=price, fee_rate=fee_rate, view=portfolio)
+    result = fit_quantity(
+        config, side=side, quantity=quantity, price=price, fee_rate=fee_rate, view=portfolio
+    )
     event(
         result.rule if isinstance(result, Rejection) else f"approved, capped by {result.capped_by}"
     )
@@ -400,5 +463,8 @@ def test_an_approval_never_exceeds_any_cap(
     assert result.notional == result.quantity * price
     assert result.notional <= Decimal(str(size)) * equity
     assert held + result.notional <= Decimal(str(exposure)) * equity
-    assert result.notional * (1 + fee_rate) <= portfolio.cash
+    assert entry_spend(side, result.quantity, price, fee_rate, margin) <= portfolio.cash
+    if "cash" in result.capped_by:
+        more = result.quantity + QUANTITY_STEP
+        assert entry_spend(side, more, price, fee_rate, margin) > portfolio.cash
     assert result.notional >= min_notional

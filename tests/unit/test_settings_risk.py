@@ -35,6 +35,9 @@ def _load(tmp_path: Path, text: str) -> Settings:
         ("MAX_DRAWDOWN=1.5\n", "MAX_DRAWDOWN='1.5': Input should be less than or equal to 1"),
         ("MAX_POSITION_SIZE=2\n", "MAX_POSITION_SIZE='2': Input should be less than or equal"),
         ("POSITION_SIZING=kelly\n", "POSITION_SIZING='kelly': Input should be"),
+        ("SHORT_MARGIN=0.01\n", "SHORT_MARGIN='0.01': Input should be greater than or equal"),
+        ("SHORT_MARGIN=11\n", "SHORT_MARGIN='11': Input should be less than or equal to 10"),
+        ("MIN_EDGE_COST_MULTIPLE=-1\n", "MIN_EDGE_COST_MULTIPLE='-1': Input should be greater"),
     ],
 )
 def test_contradicting_or_impossible_risk_settings_are_refused(
@@ -66,3 +69,21 @@ def test_risk_settings_reach_the_trader_in_candle_milliseconds(tmp_path: Path) -
     assert config.sizing.method is SizingMethod.HALF_KELLY
     assert config.limits.min_notional == Decimal("12.5")
     assert config.fills.fee_rate == Decimal("0.0025")
+
+
+def test_the_short_margin_and_the_cost_edge_reach_the_trader(tmp_path: Path) -> None:
+    """SHORT_MARGIN becomes the exact Decimal the collateral is held with; the cost edge's
+    multiple defaults to 2 and 0 turns it off."""
+    defaults = trader_config(_load(tmp_path, "EXCHANGE=kraken\nALLOW_SHORT=true\n"))
+    assert (defaults.limits.short_margin, defaults.limits.min_edge_cost_multiple) == (
+        Decimal("0.5"),
+        2.0,
+    )
+    settings = _load(
+        tmp_path, "EXCHANGE=kraken\nALLOW_SHORT=true\nSHORT_MARGIN=0.35\nMIN_EDGE_COST_MULTIPLE=0\n"
+    )
+    config = trader_config(settings)
+    assert (config.limits.short_margin, config.limits.min_edge_cost_multiple) == (
+        Decimal("0.35"),
+        0.0,
+    )

@@ -1,14 +1,17 @@
 """Schema migrations: a fresh database, every earlier version, a newer one, and re-running."""
 
 from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 import pytest
 
+from paper_trader.domain.trading import Side
 from paper_trader.errors import ConfigError
 from paper_trader.storage import LATEST_VERSION, MIGRATIONS, Migration, migrate, open_database
+from paper_trader.storage.ledger_repository import open_positions
 from paper_trader.storage.migrations import split_statements
 
 TABLES = {
@@ -159,6 +162,36 @@ async def test_failing_migration_leaves_previous_version_and_schema(
     assert await user_version(conn) == LATEST_VERSION
     assert await schema(conn) == before
     assert not conn.in_transaction
+
+
+async def test_positions_of_version_4_load_without_collateral_or_margin_call(
+    conn: aiosqlite.Connection,
+) -> None:
+    """A short stored before the collateral model migrates to collateral 0, no margin call."""
+    await migrate(conn, target=4)
+    await conn.execute(
+        "INSERT INTO fills (fill_id, venue, symbol, interval, side, quantity, price, fee, "
+        "slippage_bps, candle_time_ms, reason, fill_model) VALUES "
+        "(1, 'kraken', 'BTC-USD', '1m', 'sell', '25', '99.95', '2.49875', '5', 0, 'entry', "
+        "'market_close')"
+    )
+    await conn.execute(
+        "INSERT INTO positions (symbol, venue, interval, side, quantity, entry_price, "
+        "entry_fee, entry_fill_id, opened_candle_ms, stop_price, take_profit_price, "
+        "trailing_stop_price, extreme_price, risk_per_unit, atr) VALUES ('BTC-USD', 'kraken', "
+        "'1m', 'short', '25', '99.95', '2.49875', 1, 0, '104', '92', NULL, '99.95', '4', '2')"
+    )
+    await conn.commit()
+
+    await migrate(conn)
+    [position] = await open_positions(conn)
+
+    assert (position.side, position.quantity, position.stop_price) == (
+        Side.SHORT,
+        Decimal(25),
+        Decimal(104),
+    )
+    assert (position.collateral, position.margin_call_price) == (Decimal(0), None)
 
 
 def test_split_statements_respects_quotes_and_triggers() -> None:

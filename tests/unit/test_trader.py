@@ -5,8 +5,8 @@ impact), fixed fractional sizing risking 1 % of equity, full size from a confide
 stops 2 ATR away, targets at 2R, a trail from 1R at 1.5 ATR, and no spacing or cooldown
 between entries. The standard entry is a BUY on BTC at a close of 100 with an ATR of 2:
 
-- stop 100 - 2 * 2 = 96, risk per unit 4, target 100 + 2 * 4 = 108 (from the decision close);
-- quantity 10000 * 0.01 / 4 = 25, filled at 100 * 1.0005 = 100.05;
+- quantity 10000 * 0.01 / (2 * 2) = 25, filled at 100 * 1.0005 = 100.05;
+- stop 100.05 - 4 = 96.05, risk per unit 4, target 100.05 + 2 * 4 = 108.05 (from the fill);
 - fee 25 * 100.05 * 0.001 = 2.50125; cash 10000 - 2501.25 - 2.50125 = 7496.24875.
 """
 
@@ -137,8 +137,8 @@ QUIET = "100 100.5 99.5 100"
 # entries
 
 
-def test_a_buy_opens_a_long_at_the_close_plus_slippage_with_levels_from_the_close() -> None:
-    """25 at 100.05; stop 96 and target 108 come from the decision close 100, not the fill."""
+def test_a_buy_opens_a_long_at_the_close_plus_slippage_with_levels_from_the_fill() -> None:
+    """25 at 100.05; stop 96.05 and target 108.05 come from the fill, not the close 100."""
     trader = make_trader()
     result = enter(trader)
     position = Position(
@@ -151,8 +151,8 @@ def test_a_buy_opens_a_long_at_the_close_plus_slippage_with_levels_from_the_clos
         entry_fee=D("2.50125"),
         entry_fill_id=1,
         opened_candle_ms=T0,
-        stop_price=D(96),
-        take_profit_price=D(108),
+        stop_price=D("96.05"),
+        take_profit_price=D("108.05"),
         trailing_stop_price=None,
         extreme_price=D("100.05"),
         risk_per_unit=D(4),
@@ -248,7 +248,8 @@ def test_a_hold_signal_makes_no_decision() -> None:
 
 
 def test_a_sell_opens_a_short_below_the_close_when_shorts_are_allowed() -> None:
-    """Short 25 at 100 * 0.9995 = 99.95; stop 104, target 92; cash + 2498.75 - 2.49875."""
+    """Short 25 at 100 * 0.9995 = 99.95; stop 103.95, target 91.95; cash + 2498.75 - 2.49875,
+    of which the proceeds and a margin of half of them are held out of free cash."""
     trader = make_trader(limits=replace(CONFIG.limits, allow_short=True))
     bar = candle(0, "100 101 99 100")
     result = step(trader, 0, [market(bar)], [signal(bar, Strength.SELL)])
@@ -258,9 +259,10 @@ def test_a_sell_opens_a_short_below_the_close_when_shorts_are_allowed() -> None:
         D(25),
         D("99.95"),
     )
-    assert (position.stop_price, position.take_profit_price) == (D(104), D(92))
+    assert (position.stop_price, position.take_profit_price) == (D("103.95"), D("91.95"))
     assert result.fills[0].side is OrderSide.SELL
     assert trader.ledger.cash == D("12496.25125")
+    assert trader.ledger.free_cash == D("12496.25125") - D("3748.125")
 
 
 def test_two_symbols_at_one_instant_are_handled_in_symbol_order() -> None:
@@ -284,7 +286,7 @@ def test_two_symbols_at_one_instant_are_handled_in_symbol_order() -> None:
 
 
 def test_no_exit_is_evaluated_on_the_entry_candle() -> None:
-    """The entry candle reached 95, below the stop 96: the position survives its own candle."""
+    """The entry candle reached 95, below the stop 96.05: the position survives its own candle."""
     trader = make_trader()
     result = enter(trader, "100 101 95 100")
     assert result.trades == []
@@ -297,7 +299,7 @@ def test_no_exit_is_evaluated_on_the_entry_candle() -> None:
 
 
 def test_a_later_candle_touching_the_stop_exits_at_the_stop_less_slippage() -> None:
-    """Low 95.5 reaches 96: sold at 96 * 0.9995 = 95.952, gross 25 * -4.098 = -102.45."""
+    """Low 95.5 reaches 96.05: sold at 96.05 * 0.9995 = 96.001975, gross 25 * -4.048025."""
     trader = make_trader()
     enter(trader)
     result = step(trader, 1, [market(candle(1, "99 99.5 95.5 96.5"))])
@@ -306,10 +308,10 @@ def test_a_later_candle_touching_the_stop_exits_at_the_stop_less_slippage() -> N
         ExitReason.STOP_LOSS,
         FillModel.STOP_TOUCH,
     )
-    assert trade.exit_price == D("95.952")
-    assert trade.exit_fee == D("2.3988")
-    assert trade.gross_pnl == D("-102.45")
-    assert trade.net_pnl == D("-107.35005")  # -102.45 - 2.50125 - 2.3988
+    assert trade.exit_price == D("96.001975")
+    assert trade.exit_fee == D("2.400049375")
+    assert trade.gross_pnl == D("-101.200625")
+    assert trade.net_pnl == D("-106.101924375")  # -101.200625 - 2.50125 - 2.400049375
     assert (trade.opened_candle_ms, trade.closed_candle_ms) == (T0, T0 + MINUTE)
     assert trade.recovered is False
     assert [(f.fill_id, f.side, f.reason) for f in result.fills] == [
@@ -317,12 +319,12 @@ def test_a_later_candle_touching_the_stop_exits_at_the_stop_less_slippage() -> N
     ]
     assert result.closed == [BTC]
     assert result.positions == {}
-    assert trader.ledger.cash == D("9892.64995")  # 10000 - 107.35005
+    assert trader.ledger.cash == D("9893.898075625")  # 10000 - 106.101924375
     assert trader.ledger.positions == {}
 
 
 def test_a_gap_below_the_stop_fills_at_the_open() -> None:
-    """The candle opens at 95, under the stop 96: sold at 95 * 0.9995 = 94.9525."""
+    """The candle opens at 95, under the stop 96.05: sold at 95 * 0.9995 = 94.9525."""
     trader = make_trader()
     enter(trader)
     (trade,) = step(trader, 1, [market(candle(1, "95 95.5 94 95"))]).trades
@@ -334,15 +336,15 @@ def test_a_gap_below_the_stop_fills_at_the_open() -> None:
 
 
 def test_stop_and_target_in_one_candle_exit_at_the_stop() -> None:
-    """High 109 passed the target 108 and low 95.5 the stop 96: the stop is assumed first."""
+    """High 109 passed the target 108.05 and low 95.5 the stop 96.05: the stop comes first."""
     trader = make_trader()
     enter(trader)
     (trade,) = step(trader, 1, [market(candle(1, "100 109 95.5 100"))]).trades
-    assert (trade.exit_reason, trade.exit_price) == (ExitReason.STOP_LOSS, D("95.952"))
+    assert (trade.exit_reason, trade.exit_price) == (ExitReason.STOP_LOSS, D("96.001975"))
 
 
 def test_a_candle_reaching_the_target_exits_at_the_target_without_slippage() -> None:
-    """Sold at exactly 108: gross 25 * 7.95 = 198.75, net 198.75 - 2.50125 - 2.7."""
+    """Sold at exactly 108.05: gross 25 * 8 = 200, net 200 - 2.50125 - 2.70125."""
     trader = make_trader()
     enter(trader)
     (trade,) = step(trader, 1, [market(candle(1, "101 108.5 100.5 108"))]).trades
@@ -350,9 +352,9 @@ def test_a_candle_reaching_the_target_exits_at_the_target_without_slippage() -> 
         ExitReason.TAKE_PROFIT,
         FillModel.TARGET_LIMIT,
     )
-    assert (trade.exit_price, trade.exit_fee) == (D(108), D("2.7"))
-    assert (trade.gross_pnl, trade.net_pnl) == (D("198.75"), D("193.54875"))
-    assert trader.ledger.cash == D("10193.54875")
+    assert (trade.exit_price, trade.exit_fee) == (D("108.05"), D("2.70125"))
+    assert (trade.gross_pnl, trade.net_pnl) == (D(200), D("194.7975"))
+    assert trader.ledger.cash == D("10194.7975")
 
 
 def test_the_trailing_stop_activates_one_risk_unit_above_the_fill_and_then_exits() -> None:
@@ -451,7 +453,7 @@ def test_a_stale_candle_skips_the_entry_but_still_exits_as_recovered() -> None:
     bar = candle(1, "99 99.5 95.5 96.5")
     result = step(trader, 1, [market(bar, stale=True, recovered=True)], [signal(bar)])
     (trade,) = result.trades
-    assert (trade.exit_price, trade.recovered) == (D("95.952"), True)
+    assert (trade.exit_price, trade.recovered) == (D("96.001975"), True)
     assert [(d.action, d.rule, d.quantity, d.detail) for d in result.decisions] == [
         (Action.SKIPPED, None, None, "catching up: the candle is stale")
     ]
@@ -521,13 +523,14 @@ def test_a_losing_streak_reduces_trading_and_rejects_entries() -> None:
 
 
 def test_a_daily_loss_reduces_trading_until_the_next_utc_day() -> None:
-    """A 1.0735005 % loss against a 1 % limit trips at the stop-out; the next day resets it."""
+    """A 1.06101924375 % loss against a 1 % limit trips at the stop-out; the next day resets
+    it."""
     trader = make_trader(breakers=replace(CONFIG.breakers, max_daily_loss=0.01))
     enter(trader)
     bar = candle(1, "99 99.5 95.5 96.5")
     result = step(trader, 1, [market(bar)], [signal(bar)])
     assert [(t.breaker, t.tripped, t.state, t.observed) for t in result.transitions] == [
-        ("daily_loss", True, TradingState.REDUCING, "0.010735")
+        ("daily_loss", True, TradingState.REDUCING, "0.01061")
     ]
     assert [(d.action, d.rule) for d in result.decisions] == [(Action.REJECTED, "trading_state")]
     next_day = DAY_MS // MINUTE
