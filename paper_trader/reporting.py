@@ -19,7 +19,11 @@ from paper_trader.domain import Interval
 from paper_trader.risk.breakers import TradingBreakers
 from paper_trader.risk.config import BreakerConfig
 from paper_trader.storage import gap_records, runs, schema_version, series_summaries
-from paper_trader.storage.deviations import deviation_counts, first_deviations
+from paper_trader.storage.deviations import (
+    deviation_counts,
+    first_deviations,
+    prediction_model_versions,
+)
 from paper_trader.storage.ledger_repository import (
     candles_handled,
     closed_trades,
@@ -123,10 +127,16 @@ async def build_report(conn: aiosqlite.Connection, db_path: Path) -> Report:
 
 async def replay_parity(conn: aiosqlite.Connection, decisions: dict[str, int]) -> dict[str, Any]:
     """Return whether a replay of the stored candles should give this ledger, and if not why:
-    every recorded deviation and the entries skipped while catching up."""
+    every recorded deviation, the entries skipped while catching up, and more than one model
+    version having predicted (a replay predicts with one)."""
     deviations = await deviation_counts(conn)
     skipped = decisions.get("skipped", 0)
-    reasons = {**deviations, **({"entries_skipped_catching_up": skipped} if skipped else {})}
+    models = await prediction_model_versions(conn)
+    reasons = {
+        **deviations,
+        **({"entries_skipped_catching_up": skipped} if skipped else {}),
+        **({"model_versions": models} if models > 1 else {}),
+    }
     return {
         "expected": not reasons,
         "reasons": reasons,

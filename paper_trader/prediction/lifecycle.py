@@ -89,7 +89,11 @@ class ModelLifecycle:
         self._training = False
 
     def request_retrain(self, reason: str) -> None:
-        """Retrain soon (after a drift alert), unless one ran within the cooldown."""
+        """Retrain soon (after a drift alert), unless one ran within the cooldown or retraining
+        is off (``retrain_interval_s`` 0: the model stays the one the daemon started with)."""
+        if self.config.retrain_interval_s <= 0:
+            log.info("retrain_request_ignored", reason=reason, retrain_interval_s=0)
+            return
         now = self._monotonic()
         last = self._last_drift_retrain
         if last is not None and now - last < self.config.drift_cooldown_s:

@@ -4,8 +4,9 @@ The ledger is a function of the candles, the model and the settings, except wher
 daemon had to decide on the wall clock: an instant it stopped waiting for a symbol's candles
 (``series_stalled``), a candle that arrived after its instant was decided (``candle_late``),
 an inference that timed out (``prediction_timeout``). Each is stored here when it happens;
-``report`` counts them, with the entries skipped while catching up, and says whether a replay
-of the stored candles is expected to give the same ledger digest.
+``report`` counts them, with the entries skipped while catching up and the model versions that
+predicted, and says whether a replay of the stored candles is expected to give the same ledger
+digest.
 """
 
 import json
@@ -78,3 +79,11 @@ async def first_deviations(conn: aiosqlite.Connection, limit: int) -> list[Devia
         Deviation(kind=str(k), symbol=str(s), candle_time_ms=int(t), message=str(m))
         for k, s, t, m in rows
     ]
+
+
+async def prediction_model_versions(conn: aiosqlite.Connection) -> int:
+    """Return how many model versions made the logged predictions."""
+    rows = list(
+        await conn.execute_fetchall("SELECT count(DISTINCT model_version) FROM predictions")
+    )
+    return int(rows[0][0]) if rows else 0
