@@ -90,7 +90,8 @@ class MarketInput:
     ``atr`` is in price units and ``atr_pct`` in percent (None until the features are warm);
     ``stale`` marks a candle older than the catch-up limit (no entries, exits still run);
     ``recovered`` one that closed while the daemon was down (its exits are marked so);
-    ``tradable`` is the data-quality gate's verdict on the series.
+    ``tradable`` is the data-quality gate's verdict on the series; ``exit_only`` marks a
+    symbol followed only for a position held outside ``SYMBOLS`` (no entries).
     """
 
     candle: Candle
@@ -99,6 +100,7 @@ class MarketInput:
     stale: bool = False
     recovered: bool = False
     tradable: bool = True
+    exit_only: bool = False
 
 
 @dataclass(slots=True)
@@ -327,6 +329,9 @@ class Trader:
         side = _ENTRY_SIDES[signal.strength]
         if market.stale:
             return _decision(signal, side, Action.SKIPPED, "catching up: the candle is stale")
+        if market.exit_only:
+            detail = f"{signal.symbol} is not in SYMBOLS: exits only"
+            return _decision(signal, side, Action.REJECTED, detail, rule="exit_only")
         outcome = self._judge(market, signal, side, entries_blocked)
         if isinstance(outcome, Rejection):
             return _decision(signal, side, Action.REJECTED, outcome.detail, rule=outcome.rule)

@@ -64,12 +64,14 @@ class RestoredLedger:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarketView:
     """How the stage reads the rest of the daemon: the ATR columns of a feature row, the
-    data-quality verdict, the prediction breaker, and the catch-up rule."""
+    data-quality verdict, the prediction breaker, the catch-up rule, and the symbols followed
+    only for the exits of a position held outside ``SYMBOLS``."""
 
     atr_columns: tuple[int, int]
     is_tradable: Callable[[Candle], bool]
     entries_blocked: Callable[[], str | None]
     is_stale: Callable[[Candle], bool]
+    exit_only: frozenset[str] = frozenset()
 
 
 class TradingStage:
@@ -105,6 +107,7 @@ class TradingStage:
         self.rejected = 0
         self.entered = 0
         self._since_windows = 0
+        self.started = asyncio.Event()  # set once the ledger is restored: commands may run
 
     async def start(self) -> None:
         """Restore the ledger, then recover exits on stored candles it never handled."""
@@ -134,6 +137,7 @@ class TradingStage:
         )
         if restored.unhandled:
             await self.on_batch([(c, None) for c in restored.unhandled], [], recovering=True)
+        self.started.set()
 
     async def on_batch(
         self,
@@ -209,6 +213,7 @@ class TradingStage:
             stale=stale,
             recovered=stale,
             tradable=self._view.is_tradable(candle),
+            exit_only=candle.symbol in self._view.exit_only,
         )
 
     async def _persist(self, results: list[InstantResult]) -> None:
