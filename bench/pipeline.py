@@ -170,6 +170,7 @@ def train_model(work: Path, candles: int) -> str:
         csvs=(csv,),
         folds=2,
         config=ModelConfig(),
+        force=True,  # the pipeline needs a current model, whatever its quality on a random walk
     )
     return run_training(request, progress=io.StringIO()).version
 

@@ -19,8 +19,10 @@ from pathlib import Path
 import aiosqlite
 
 from paper_trader import __version__
+from paper_trader.app_ledger import RunPlan, plan_run
 from paper_trader.app_trading import build_trading_stage
 from paper_trader.clock import Clock, SystemClock
+from paper_trader.control import Control
 from paper_trader.domain import (
     Candle,
     Event,
@@ -46,6 +48,7 @@ from paper_trader.features.cache import CacheConfig, FeatureCache
 from paper_trader.features.engine import SeriesKey
 from paper_trader.features.spec import default_spec
 from paper_trader.features.stage import FeatureStage, rows_within
+from paper_trader.interfaces.control_socket import ControlSocket, socket_path
 from paper_trader.interfaces.trade_files import TradeFiles
 from paper_trader.log_config import (
     LogConfig,
@@ -99,6 +102,7 @@ _ADAPTERS: dict[Venue, AdapterFactory] = {
 }
 CANDLE_CHANNEL_CAPACITY = 10_000
 DEADLINE_GRACE_S = 5.0
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,6 +127,14 @@ class DaemonRun:
     outcome: Outcome
     engine: EngineStats
     elapsed_s: float
+    interrupted_by: str | None = None  # a replay stopped by this signal before its end
+
+    @property
+    def exit_code(self) -> int:
+        """Return the process's exit code: 128 + the signal for an interrupted replay."""
+        if self.interrupted_by is not None and self.outcome.exit_code == 0:
+            return 128 + signal.Signals[self.interrupted_by].value
+        return self.outcome.exit_code
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,7 +156,9 @@ class ReplayResult:
                 "candles_rejected": engine.candles_rejected,
                 "elapsed_s": round(elapsed, 3),
                 "candles_per_s": round(engine.candles_processed / elapsed) if elapsed else None,
-                "exit_code": self.run.outcome.exit_code,
+                "partial": self.run.interrupted_by is not None,
+                "interrupted_by": self.run.interrupted_by,
+                "exit_code": self.run.exit_code,
             },
         }
 
@@ -267,6 +281,18 @@ async def _run(
         conn = await open_database(db_path)
         stack.push_async_callback(conn.close)
         await migrate(conn)
+        live = source is None
+        plan = await plan_run(
+            settings,
+            conn,
+            clock,
+            mode,
+            db_path,
+            series or _series(settings),
+            adapter=(lambda: venue_adapter(settings)) if live else None,
+        )
+        if plan.reader is not None:
+            stack.push_async_callback(plan.reader.close)
         run_id = await start_run(
             conn,
             RunStart(
@@ -279,9 +305,7 @@ async def _run(
             ),
         )
         log.info("daemon_starting", mode=mode, db=str(db_path), run_id=run_id)
-        supervisor, engine = _build(
-            settings, conn, clock, notifier, source=source, series=series or _series(settings)
-        )
+        supervisor, engine = _build(settings, conn, clock, notifier, source=source, plan=plan)
         timer = (
             asyncio.get_running_loop().call_later(
                 stop_after_s, supervisor.request_stop, f"ran for {stop_after_s:g} s"
@@ -295,12 +319,22 @@ async def _run(
             timer.cancel()
         if outcome.deadline_exceeded:
             _exit_now(logs)
-        stop = RecordRunStop(
-            run_id=run_id, stopped_at_ms=clock.now_ms(), exit_code=outcome.exit_code
+        run = DaemonRun(
+            outcome=outcome,
+            engine=engine.stats(),
+            elapsed_s=clock.monotonic() - started,
+            interrupted_by=_interrupted_replay(mode, outcome),
         )
+        stop = RecordRunStop(run_id=run_id, stopped_at_ms=clock.now_ms(), exit_code=run.exit_code)
         await apply_transaction(conn, [stop])
-    log.info("daemon_stopped", exit_code=outcome.exit_code, reason=outcome.reason)
-    return DaemonRun(outcome=outcome, engine=engine.stats(), elapsed_s=clock.monotonic() - started)
+    log.info("daemon_stopped", exit_code=run.exit_code, reason=outcome.reason)
+    return run
+
+
+def _interrupted_replay(mode: str, outcome: Outcome) -> str | None:
+    """Return the signal that stopped a replay before its end, if one did."""
+    names = {s.name for s in STOP_SIGNALS}
+    return outcome.reason if mode == "replay" and outcome.reason in names else None
 
 
 def _build(
@@ -310,13 +344,15 @@ def _build(
     notifier: SystemdNotifier,
     *,
     source: SourceFactory | None,
-    series: list[SeriesKey],
+    plan: RunPlan,
 ) -> tuple[Supervisor, DecisionEngine]:
     """Wire the services; the order they are added is the start order.
 
     Without a ``source`` (``run``), candles come from the live market feed of ``EXCHANGE``.
-    ``series`` are the series traded (``SYMBOLS``, or the replayed files').
+    ``plan.series`` are the series handled (``SYMBOLS`` or the replayed files', and the
+    exit-only series of positions outside ``SYMBOLS``).
     """
+    series = plan.series
     writer = StorageWriter(conn)
     bus = EventBus()
     heartbeat = Heartbeat(clock)
@@ -324,7 +360,9 @@ def _build(
         CANDLE_CHANNEL_CAPACITY, on_full=None if source else _warn_candles_backlogged
     )
     quality = QualityMonitor(quality_config(settings))
-    feed = None if source else _market_feed(settings, conn, writer, bus, clock, candles)
+    feed = (
+        None if source else _market_feed(settings, conn, writer, bus, clock, candles, series=series)
+    )
     # scikit-learn, XGBoost and skops take seconds to import: only the daemon's paths pay.
     from paper_trader.app_models import build_model_parts  # noqa: PLC0415
 
@@ -347,7 +385,10 @@ def _build(
         pending=lambda: unresolved_predictions(conn),
     )
     venue_now = feed.venue_clock.now_ms if feed else None
-    files = TradeFiles(settings.log_dir) if source is None else None
+    # Only the live daemon writes LOG_DIR's trade files; demo and replay keep theirs beside
+    # their own database.
+    live_files = plan.mode == "run"
+    files = TradeFiles(settings.log_dir) if live_files else TradeFiles.beside(plan.db_path)
     trading = build_trading_stage(
         settings,
         conn,
@@ -358,6 +399,7 @@ def _build(
         spec=default_spec(),
         venue_now=venue_now,
         files=files,
+        exit_only=plan.exit_only.symbols,
     )
     engine = DecisionEngine(
         candles,
@@ -366,7 +408,7 @@ def _build(
         quality=quality,
         events=bus,
         venue_now=venue_now,
-        features=_feature_stage(settings, conn, clock, live=source is None),
+        features=_feature_stage(settings, conn, clock, series, live=source is None),
         prediction=models.stage,
         trading=trading,
         aligner=InstantAligner(
@@ -380,6 +422,10 @@ def _build(
     deviations = EventRecorder(
         bus.subscribe(), _deviation_recorder(writer), name="deviation_recorder"
     )
+    commands = None
+    if plan.reader is not None:  # the live daemon: the CLI's way in (Telegram's, later)
+        control = Control(trading, plan.reader, interval_ms=series[0][2].ms)
+        commands = ControlSocket(control, socket_path(plan.db_path))
     supervisor = _supervisor(settings, clock, bus, notifier, on_ready=all_ready.set)
     watchdog_s = notifier.watchdog_interval_s
     health = HealthMonitor(
@@ -390,7 +436,7 @@ def _build(
             quality,
             models.stage,
             trading,
-            *_optional(engine.features, feed, models.lifecycle, files),
+            *_optional(engine.features, feed, models.lifecycle, files, commands),
         ],
         clock=clock,
         interval_s=settings.health_check_interval,
@@ -398,10 +444,8 @@ def _build(
         stale_after_s=max(30.0, 4 * (watchdog_s or 0.0)),
         publish_status=notifier.status,
     )
-    for service in (writer, recorder, deviations, health):
+    for service in (writer, recorder, deviations, health, files):
         supervisor.add(service)
-    if files is not None:
-        supervisor.add(files)
     if models.lifecycle is not None:
         supervisor.add(models.lifecycle)
     supervisor.add(engine, ends_daemon=source is not None)
@@ -415,6 +459,8 @@ def _build(
         supervisor.add(feed)
     elif source is not None:
         supervisor.add(source(candles))
+    if commands is not None:
+        supervisor.add(commands)
     return supervisor, engine
 
 
@@ -434,11 +480,15 @@ async def unresolved_predictions(conn: aiosqlite.Connection) -> list[PredictionR
 
 
 def _feature_stage(
-    settings: Settings, conn: aiosqlite.Connection, clock: Clock, *, live: bool
+    settings: Settings,
+    conn: aiosqlite.Connection,
+    clock: Clock,
+    series: list[SeriesKey],
+    *,
+    live: bool,
 ) -> FeatureStage:
     """Build the feature stage; only the live daemon resumes from the cache and SQLite."""
     spec = default_spec()
-    series = _series(settings)
     keep = rows_within(
         settings.max_cache_memory_mb, len(series), len(spec.names), settings.feature_cache_size
     )
@@ -503,6 +553,10 @@ def _supervisor(
 
 def _series(settings: Settings) -> list[SeriesKey]:
     return [(settings.exchange, s.symbol, s.interval) for s in subscriptions(settings)]
+
+
+def _subscriptions_of(series: list[SeriesKey]) -> list[Subscription]:
+    return [Subscription(parse_pair(symbol), interval) for _, symbol, interval in series]
 
 
 def subscriptions(settings: Settings) -> list[Subscription]:
@@ -582,8 +636,11 @@ def _market_feed(  # noqa: PLR0917 -- the composition root hands over what it bu
     bus: EventBus,
     clock: Clock,
     candles: BlockingChannel[MarketItem],
+    *,
+    series: list[SeriesKey],
 ) -> MarketFeed:
-    adapter = venue_adapter(settings)
+    subs = _subscriptions_of(series)
+    adapter = venue_adapter(settings, subs=subs)
 
     async def last_stored(sub: Subscription) -> int | None:
         return await last_open_time(conn, adapter.venue, sub.symbol, sub.interval)
@@ -596,7 +653,7 @@ def _market_feed(  # noqa: PLR0917 -- the composition root hands over what it bu
 
     return MarketFeed(
         adapter,
-        subscriptions(settings),
+        subs,
         emit=candles.put,
         emit_mark=candles.put,
         last_stored=last_stored,
@@ -651,12 +708,12 @@ def _exit_now(logs: LoggingHandle) -> None:
 def _stop_on_signals(supervisor: Supervisor) -> Iterator[None]:
     """Turn SIGTERM and SIGINT into an orderly stop while the daemon runs."""
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in STOP_SIGNALS:
         loop.add_signal_handler(signum, supervisor.request_stop, signal.Signals(signum).name)
     try:
         yield
     finally:
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.remove_signal_handler(signum)
 
 

@@ -25,10 +25,12 @@ from paper_trader.storage import RecordPredictions, ResolvePredictions, StorageW
 
 PACKAGE_ROOT = Path(__file__).resolve().parents[1]
 RETRAIN_NICE = 10
-# The daemon's (re)training: the `train` command as a separate, lower-priority process.
+# The daemon's (re)training: the `train` command as a separate, lower-priority process. The
+# contest with the current model decides; --force keeps a first model that loses to the prior
+# (its summary says so in prior_check), as the daemon did before `train` refused those.
 RETRAIN_COMMAND = (
     sys.executable, "-m", "paper_trader", "train", "--from-db", "--promote-if-better",
-    "--nice", str(RETRAIN_NICE),
+    "--force", "--nice", str(RETRAIN_NICE),
 )  # fmt: skip
 
 

@@ -10,6 +10,7 @@ import aiosqlite
 
 from paper_trader.clock import Clock
 from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.domain.trading import Position
 from paper_trader.features.spec import FeatureSpec
 from paper_trader.interfaces.trade_files import TradeFiles
 from paper_trader.risk.config import (
@@ -29,6 +30,7 @@ from paper_trader.trading_stage import MarketView, RestoredLedger, TradingStage
 
 ATR_COLUMNS = ("atr_14", "atr_pct_14")
 RECOVERY_CANDLES = 100_000  # per symbol: stored candles the ledger never handled, at most
+_LAST = 2**62  # an open time after every candle
 
 
 def _ms(seconds: float) -> int:
@@ -102,6 +104,7 @@ def ledger_loader(
 
     async def load() -> RestoredLedger:
         state = await ledger_state(conn)
+        positions = await open_positions(conn)
         last_candles: list[Candle] = []
         recent: list[Candle] = []
         unhandled: list[Candle] = []
@@ -123,9 +126,10 @@ def ledger_loader(
                         conn, venue, symbol, interval, since_ms=last + 1, limit=RECOVERY_CANDLES
                     )
                 )
+        last_candles.extend(await _marks_outside(conn, positions, series))
         return RestoredLedger(
             state=state,
-            positions=await open_positions(conn),
+            positions=positions,
             history=await closed_trades(conn, limit=kelly),
             last_candles=last_candles,
             recent=sorted(recent, key=lambda c: (c.open_time_ms, c.symbol)),
@@ -133,6 +137,21 @@ def ledger_loader(
         )
 
     return load
+
+
+async def _marks_outside(
+    conn: aiosqlite.Connection,
+    positions: list[Position],
+    series: list[tuple[Venue, str, Interval]],
+) -> list[Candle]:
+    """Return the last stored candle of each position outside ``series`` (its symbol left
+    SYMBOLS and the venue no longer lists it): its mark, never its entry price."""
+    traded = {symbol for _, symbol, _ in series}
+    marks = []
+    for p in (p for p in positions if p.symbol not in traded):
+        mark = await candle_at_or_before(conn, p.venue, p.symbol, p.interval, _LAST)
+        marks.extend([mark] if mark is not None else [])
+    return marks
 
 
 def build_trading_stage(
@@ -146,8 +165,9 @@ def build_trading_stage(
     spec: FeatureSpec,
     venue_now: Callable[[], int] | None,
     files: TradeFiles | None,
+    exit_only: frozenset[str] = frozenset(),
 ) -> TradingStage:
-    """Build the trading step of the decision task."""
+    """Build the trading step of the decision task; no entry is taken on ``exit_only``."""
     names = spec.names
     limit_ms = settings.catchup_limit * settings.interval.ms
 
@@ -159,6 +179,7 @@ def build_trading_stage(
     view = MarketView(
         atr_columns=(names.index(ATR_COLUMNS[0]), names.index(ATR_COLUMNS[1])),
         is_stale=is_stale,
+        exit_only=exit_only,
     )
     config = trader_config(settings)
     return TradingStage(

@@ -12,7 +12,9 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from paper_trader import __version__, app
+from paper_trader import __version__, app, cli_control
+from paper_trader.app_ledger import fresh_replay_database
+from paper_trader.clock import SystemClock
 from paper_trader.demo import DemoRequest, run_demo
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import ConfigError, DataIntegrityError
@@ -47,7 +49,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="stream recorded candles through the daemon into SQLite and print a JSON summary",
         description="Stream a candle CSV (timestamp_ms,open,high,low,close,volume) through the "
         "supervised daemon as fast as possible, then print the summary as JSON. The file is "
-        "validated first: a bad row is reported as FILE:LINE and nothing is written.",
+        "validated first: a bad row is reported as FILE:LINE and nothing is written. "
+        "Interrupted (SIGINT/SIGTERM), it exits 128 + the signal (130 for Ctrl-C) and its "
+        "summary says partial.",
     )
     replay.add_argument(
         "--csv",
@@ -68,7 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("--interval", type=Interval, required=True, help="candle interval, e.g. 1m")
     replay.add_argument("--venue", type=Venue, help="venue to file the candles under (EXCHANGE)")
-    replay.add_argument("--db", type=Path, help="database to write (DB_PATH)")
+    replay.add_argument(
+        "--db",
+        type=Path,
+        help="database to write or continue (default: a new one, "
+        "CACHE_DIR/replays/replay-<time>.db; never DB_PATH)",
+    )
     demo = commands.add_parser(
         "demo",
         help="run the daemon against the built-in simulated exchange (offline)",
@@ -164,8 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
         "if it beats the current model there (what the daemon's retraining does)",
     )
     trainer.add_argument(
+        "--force",
+        action="store_true",
+        help="make the new version current even if its ensemble loses to the prior (class "
+        "frequencies) out of sample in log loss; without it such a version is published but "
+        "not made current",
+    )
+    trainer.add_argument(
         "--nice", type=int, default=0, help="lower this process's CPU priority by N (0-19)"
     )
+    _add_backup_parser(commands)
+    cli_control.add_parsers(commands)
+    return parser
+
+
+def _add_backup_parser(commands: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
     backup = commands.add_parser(
         "backup",
         help="copy the database with SQLite's online backup API (safe while running)",
@@ -175,7 +197,6 @@ def build_parser() -> argparse.ArgumentParser:
     backup.add_argument("--out", type=Path, required=True, help="file to write the copy to")
     backup.add_argument("--db", type=Path, help="database to copy (DB_PATH)")
     backup.add_argument("--force", action="store_true", help="overwrite --out if it exists")
-    return parser
 
 
 _RUN_HELP = (
@@ -203,14 +224,20 @@ def _replay(settings: Settings, args: argparse.Namespace) -> int:
         symbols=symbols,
         interval=args.interval,
         venue=args.venue or settings.exchange,
-        db_path=args.db or settings.db_path,
+        db_path=args.db or fresh_replay_database(settings, SystemClock().now_ms()),
     )
     result = app.run_replay(settings, request)
     text = json.dumps(result.to_json(), indent=2)
     if args.report is not None:
         _write_atomically(args.report, text + "\n")
     print(text)
-    return result.run.outcome.exit_code
+    if result.run.interrupted_by is not None:
+        print(
+            f"paper-trader: replay interrupted by {result.run.interrupted_by}: the summary is "
+            f"partial ({result.run.engine.candles_processed} candles handled)",
+            file=sys.stderr,
+        )
+    return result.run.exit_code
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -244,7 +271,7 @@ def _demo(settings: Settings, args: argparse.Namespace) -> int:
     )
     result = run_demo(settings, request)
     print(json.dumps(result.to_json(), indent=2))
-    return result.run.outcome.exit_code
+    return result.run.exit_code
 
 
 def _symbol(text: str) -> str:
@@ -314,12 +341,15 @@ def _train(settings: Settings, args: argparse.Namespace) -> int:
         folds=folds,
         keep=settings.model_keep_versions,
         challenge=args.promote_if_better,
+        force=args.force,
     )
     if args.nice:
         os.nice(max(0, min(19, args.nice)))
     with _console_logging(settings):
         outcome = run_training(request)
     print(outcome.table, file=sys.stderr)
+    if outcome.prior_note:
+        print(f"paper-trader: {outcome.prior_note}", file=sys.stderr)
     print(json.dumps(outcome.to_json(), indent=2))
     return 0
 
@@ -360,6 +390,7 @@ COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = {
     "features": _features,
     "train": _train,
     "backup": _backup,
+    **cli_control.COMMANDS,
 }
 
 

@@ -8,7 +8,8 @@ through ``TradingStage.run_command``: under the same lock, at the last candle ti
 commits and reports before the ``CommandResult`` is returned.
 
 Reports measure candle time, never the wall clock: a report's window is the last day or week
-of candle time ending at the last candle the ledger handled.
+of candle time ending at the last candle the ledger handled. Every command is logged
+(``command_accepted``, with the interface it came from) once its changes have committed.
 """
 
 import enum
@@ -30,6 +31,7 @@ from paper_trader.domain.trading import (
     TradingState,
     plain,
 )
+from paper_trader.log_config import get_logger
 from paper_trader.risk.exits import active_stop
 from paper_trader.storage.ledger_repository import (
     closed_trades,
@@ -41,6 +43,7 @@ from paper_trader.trading_stage import TradingStage
 
 # A command's outcome, decided under the stage lock: whether it did what was asked, and why.
 Command = Callable[[Trader, InstantResult], tuple[bool, str]]
+log = get_logger("control")
 
 
 class Period(enum.StrEnum):
@@ -148,6 +151,10 @@ class Control:
         self._reader = reader
         self._interval_ms = interval_ms
 
+    async def wait_started(self) -> None:
+        """Wait until the ledger is restored: commands before that would act on nothing."""
+        await self._stage.started.wait()
+
     async def status(self) -> Status:
         """Return the trading state, the tripped breakers, the portfolio and the counters."""
         stage = self._stage
@@ -207,36 +214,51 @@ class Control:
         start_equity = first[0].equity if first else initial
         return _period_report(period, start, end, start_equity, trades, inside, self._interval_ms)
 
-    async def pause(self, reason: str = "paused by command") -> CommandResult:
-        """Stop new entries; exits (stops, targets, time) keep running."""
-        return await self._run(_pause(reason))
+    async def pause(
+        self, reason: str = "paused by command", *, source: str = "api"
+    ) -> CommandResult:
+        """Stop new entries; exits (stops, targets, time) keep running.
 
-    async def resume(self) -> CommandResult:
+        ``source`` names the interface the command came from (every command's is logged).
+        """
+        return await self._run("pause", _pause(reason), source)
+
+    async def resume(self, *, source: str = "api") -> CommandResult:
         """Clear the manual breakers and a drawdown halt; say what stays tripped.
 
         ``ok`` is True when entries are allowed again (the state is ACTIVE).
         """
-        return await self._run(_resume)
+        return await self._run("resume", _resume, source)
 
-    async def close(self, symbol: str) -> CommandResult:
+    async def close(self, symbol: str, *, source: str = "api") -> CommandResult:
         """Close the position on ``symbol`` (as given, else upper-case) at its last close.
 
         A position entered at the symbol's last candle is not sold back at the close it was
         bought at: the close is queued (persisted with the trader's state) and fills at the
         close of the symbol's next candle; the answer says so and carries no trade.
         """
-        return await self._run(_close(symbol))
+        return await self._run(f"close {symbol}", _close(symbol), source)
 
-    async def emergency_stop(self, reason: str = "emergency stop by command") -> CommandResult:
+    async def close_all(self, *, source: str = "api") -> CommandResult:
+        """Close every open position at its last close; the trading state stays as it is.
+
+        ``ok`` is False if a position could not be closed (no last close known for it).
+        """
+        return await self._run("close all", _close_all, source)
+
+    async def emergency_stop(
+        self, reason: str = "emergency stop by command", *, source: str = "api"
+    ) -> CommandResult:
         """Halt trading and close every position at its last close.
 
         ``ok`` is False if a position could not be closed (no last close known for it).
         """
-        return await self._run(_emergency_stop(reason))
+        return await self._run("emergency stop", _emergency_stop(reason), source)
 
-    async def _run(self, command: Command) -> CommandResult:
-        """Run ``command`` through the stage; return its outcome and what it changed."""
+    async def _run(self, name: str, command: Command, source: str) -> CommandResult:
+        """Run ``command`` through the stage; log it; return its outcome and what it changed."""
         (ok, message), result = await self._stage.run_command(command)
+        log.info("command_accepted", command=name, source=source, ok=ok, message=message)
         return CommandResult(
             ok=ok,
             message=message,
@@ -350,23 +372,34 @@ def _close(symbol: str) -> Command:
 def _emergency_stop(reason: str) -> Command:
     def apply(trader: Trader, result: InstantResult) -> tuple[bool, str]:
         result.transitions.extend(trader.breakers.emergency_stop(result.candle_time_ms, reason))
-        trades: list[ClosedTrade] = []
-        left: list[str] = []
-        for symbol in sorted(trader.ledger.positions):
-            trade = trader.close_position(symbol, ExitReason.EMERGENCY_STOP, result)
-            if trade is None:
-                left.append(symbol)
-            else:
-                trades.append(trade)
-        message = f"emergency stop: trading is {trader.breakers.state}"
-        if trades:
-            net = sum((t.net_pnl for t in trades), Decimal(0))
-            names = ", ".join(t.symbol for t in trades)
-            message += f"; closed {len(trades)} ({names}), net PnL {net:.2f}"
-        elif not left:
-            message += "; no open positions"
-        if left:
-            message += f"; still open, no last close to fill at: {', '.join(left)}"
-        return not left, message
+        ok, closed = _flatten(trader, result, ExitReason.EMERGENCY_STOP)
+        return ok, f"emergency stop: trading is {trader.breakers.state}; {closed}"
 
     return apply
+
+
+def _close_all(trader: Trader, result: InstantResult) -> tuple[bool, str]:
+    ok, closed = _flatten(trader, result, ExitReason.MANUAL)
+    return ok, f"close all: {closed}; trading is {trader.breakers.state}"
+
+
+def _flatten(trader: Trader, result: InstantResult, reason: ExitReason) -> tuple[bool, str]:
+    """Close every position at its last close; return whether all closed, and what happened."""
+    trades: list[ClosedTrade] = []
+    left: list[str] = []
+    for symbol in sorted(trader.ledger.positions):
+        trade = trader.close_position(symbol, reason, result)
+        if trade is None:
+            left.append(symbol)
+        else:
+            trades.append(trade)
+    parts = []
+    if trades:
+        net = sum((t.net_pnl for t in trades), Decimal(0))
+        names = ", ".join(t.symbol for t in trades)
+        parts.append(f"closed {len(trades)} ({names}), net PnL {net:.2f}")
+    elif not left:
+        parts.append("no open positions")
+    if left:
+        parts.append(f"still open, no last close to fill at: {', '.join(left)}")
+    return not left, "; ".join(parts)

@@ -102,7 +102,8 @@ class MarketInput:
     ``stale`` marks a candle older than the catch-up limit (no entries, exits still run);
     ``recovered`` one that closed while the daemon was down (its exits are marked so);
     ``tradable`` is the data-quality gate's verdict on the series right after the candle;
-    ``fault`` the error that stopped an earlier stage on it (its symbol is quarantined).
+    ``fault`` the error that stopped an earlier stage on it (its symbol is quarantined);
+    ``exit_only`` marks a symbol followed only for a position held outside ``SYMBOLS``.
     """
 
     candle: Candle
@@ -112,6 +113,7 @@ class MarketInput:
     recovered: bool = False
     tradable: bool = True
     fault: str | None = None
+    exit_only: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -427,6 +429,9 @@ class Trader:
         side = _ENTRY_SIDES[signal.strength]
         if market.stale:
             return _decision(signal, side, Action.SKIPPED, "catching up: the candle is stale")
+        if market.exit_only:
+            detail = f"{signal.symbol} is not in SYMBOLS: exits only"
+            return _decision(signal, side, Action.REJECTED, detail, rule="exit_only")
         plan = self._judge(market, signal, side, entries_blocked)
         if isinstance(plan, Rejection):
             return _decision(signal, side, Action.REJECTED, plan.detail, rule=plan.rule)

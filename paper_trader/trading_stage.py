@@ -65,11 +65,13 @@ class RestoredLedger:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class MarketView:
-    """How the stage reads the rest of the daemon: the ATR columns of a feature row and the
-    catch-up rule (everything else a decision reads travels with its candle)."""
+    """How the stage reads the rest of the daemon: the ATR columns of a feature row, the
+    catch-up rule, and the symbols followed only for the exits of a position held outside
+    ``SYMBOLS`` (everything else a decision reads travels with its candle)."""
 
     atr_columns: tuple[int, int]
     is_stale: Callable[[Candle], bool]
+    exit_only: frozenset[str] = frozenset()
 
 
 class TradingStage:
@@ -106,6 +108,7 @@ class TradingStage:
         self.entered = 0
         self.errors = 0
         self._since_windows = 0
+        self.started = asyncio.Event()  # set once the ledger is restored: commands may run
 
     async def start(self) -> None:
         """Restore the ledger, then recover exits on stored candles it never handled."""
@@ -137,6 +140,7 @@ class TradingStage:
             await self.on_batch(
                 [ClosedCandle(candle=c, row=None) for c in restored.unhandled], [], recovering=True
             )
+        self.started.set()
 
     async def on_batch(
         self,
@@ -219,6 +223,7 @@ class TradingStage:
             recovered=stale,
             tradable=item.tradable,
             fault=item.fault or faults.get((candle.symbol, candle.open_time_ms)),
+            exit_only=candle.symbol in self._view.exit_only,
         )
 
     async def _persist(self, results: list[InstantResult]) -> None:

@@ -4,7 +4,9 @@ Candles come from CSV files (one per symbol, validated like ``replay`` validates
 the SQLite candle table (the last ``TRAINING_CANDLES`` of each configured symbol). The labels
 follow ``PREDICTION_HORIZON``, the fee (``FEE_RATE`` or the venue's) and ``SLIPPAGE_BPS``.
 The walk-forward table is printed to stderr and saved in the version's ``metadata.json``
-with the out-of-sample predictions it was computed from.
+with the out-of-sample predictions it was computed from. A version whose ensemble loses to the
+prior (the training classes' frequencies) out of sample, in log loss, is published but not
+made current unless ``force``; the summary says so (``prior_check``, ``prior_note``).
 """
 
 import asyncio
@@ -55,6 +57,7 @@ class TrainRequest:
     config: ModelConfig = field(default_factory=ModelConfig)
     challenge: bool = False  # hold out the most recent data; promote only if better there
     holdout_fraction: float = 0.15
+    force: bool = False  # make it current even if it loses to the prior out of sample
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -65,6 +68,7 @@ class TrainOutcome:
     metadata: dict[str, Any]
     table: str
     promoted: bool
+    prior_note: str = ""  # what a loss to the prior did to the version (made current or not)
 
     def to_json(self) -> dict[str, Any]:
         """Return the summary the CLI prints."""
@@ -72,6 +76,8 @@ class TrainOutcome:
         return {
             "version": self.version,
             "promoted": self.promoted,
+            "prior_check": self.metadata.get("prior_check"),
+            "prior_note": self.prior_note or None,
             "contest": self.metadata.get("contest"),
             "spec_hash": self.metadata["spec_hash"],
             "samples": training["samples"],
@@ -148,7 +154,16 @@ def _arrays(
 def run_training(
     request: TrainRequest, spec: FeatureSpec | None = None, progress: TextIO = sys.stderr
 ) -> TrainOutcome:
-    """Train and publish; raise ``ConfigError``/``DataIntegrityError`` with a clear message."""
+    """Train and publish; raise ``ConfigError``/``DataIntegrityError`` with a clear message.
+
+    ``MODELS_DIR`` is created if it does not exist yet.
+    """
+    try:
+        request.models_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(
+            f"MODELS_DIR {request.models_dir}: cannot create it ({exc.strerror or exc})"
+        ) from None
     ModelRegistry(request.models_dir).require_root()
     if request.db_path is not None:
         series = asyncio.run(load_db_series(request))
@@ -188,6 +203,9 @@ def train_and_publish(
         outcome = contest(result.models, recent, registry, spec, request.interval)
         metadata["contest"] = outcome.to_json()
         promoted = outcome.promoted
+    check = prior_check(metadata["metrics"]["summary"], force=request.force)
+    metadata["prior_check"] = check
+    promoted = promoted and (check["beats_prior"] or request.force)
     version = registry.publish(
         Artifacts(
             estimators={n: m.estimator for n, m in result.models.items()},
@@ -202,7 +220,34 @@ def train_and_publish(
         metadata=registry.metadata(version),
         table=render_table(result),
         promoted=promoted,
+        prior_note=_prior_note(version, check, promoted=promoted),
     )
+
+
+def prior_check(summary: dict[str, Any], *, force: bool) -> dict[str, Any]:
+    """Return whether the ensemble's walk-forward log loss beats the prior's (lower is better)."""
+    mine, prior = summary["ensemble"]["log_loss"], summary["prior"]["log_loss"]
+    beats = mine is None or prior is None or mine < prior
+    return {
+        "ensemble_log_loss": mine,
+        "prior_log_loss": prior,
+        "beats_prior": beats,
+        "forced": force and not beats,
+    }
+
+
+def _prior_note(version: str, check: dict[str, Any], *, promoted: bool) -> str:
+    if check["beats_prior"]:
+        return ""
+    lost = (
+        f"version {version} loses to the prior out of sample (walk-forward log loss "
+        f"{check['ensemble_log_loss']:.4f} vs {check['prior_log_loss']:.4f})"
+    )
+    if check["forced"] and promoted:
+        return f"{lost}; made current anyway (--force)"
+    if check["forced"]:
+        return f"{lost}; not made current: it lost the contest with the current model"
+    return f"{lost}: published but not made current; --force makes it current anyway"
 
 
 def describe(

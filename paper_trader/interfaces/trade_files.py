@@ -1,5 +1,9 @@
 """``logs/trades.csv`` and ``logs/portfolio.csv``, for people who tail files or use a spreadsheet.
 
+Only the live daemon writes those in ``LOG_DIR``; ``demo`` and ``replay`` keep theirs beside
+their own database (``cache/demo.trades.csv`` and ``cache/demo.portfolio.csv`` for
+``cache/demo.db``), so a run never mixes into another's files.
+
 A row is queued only after its trade or snapshot has committed to SQLite (the truth); a
 service appends the rows off the loop. The queue keeps the newest 10,000 rows and counts what
 it dropped: these files are a view of the database, which ``report`` can always rebuild.
@@ -91,13 +95,19 @@ class TradeFiles:
 
     name = "trade_files"
 
-    def __init__(self, directory: Path, *, capacity: int = 10_000) -> None:
-        self.trades_path = directory / "trades.csv"
-        self.portfolio_path = directory / "portfolio.csv"
+    def __init__(self, directory: Path, *, capacity: int = 10_000, prefix: str = "") -> None:
+        self.trades_path = directory / f"{prefix}trades.csv"
+        self.portfolio_path = directory / f"{prefix}portfolio.csv"
         self._headers = {self.trades_path: TRADES_HEADER, self.portfolio_path: PORTFOLIO_HEADER}
         self._rows: DropOldestChannel[tuple[Path, tuple[str, ...]]] = DropOldestChannel(capacity)
         self._last_hour: int | None = None
         self.written = 0
+
+    @classmethod
+    def beside(cls, db_path: Path) -> "TradeFiles":
+        """Return the trade files of a demo or replay database: ``<db stem>.trades.csv`` and
+        ``<db stem>.portfolio.csv`` in its directory."""
+        return cls(db_path.parent, prefix=f"{db_path.stem}.")
 
     def trade_closed(self, trade: ClosedTrade, snapshot: EquitySnapshot) -> None:
         """Queue the trade's row and a portfolio row (after both committed)."""

@@ -273,6 +273,11 @@ async def prediction_counts(conn: aiosqlite.Connection) -> dict[str, int]:
     return counts
 
 
+async def metadata_values(conn: aiosqlite.Connection) -> dict[str, str]:
+    """Return the metadata table as key -> value."""
+    return {str(k): str(v) for k, v in await _fetchall(conn, "SELECT key, value FROM metadata")}
+
+
 async def schema_version(conn: aiosqlite.Connection) -> int:
     """Return the database's schema version (``PRAGMA user_version``)."""
     try:

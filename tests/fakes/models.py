@@ -40,7 +40,11 @@ def _mirror(candle: Candle) -> Candle:
 def publish_model(
     models_dir: Path, *, seed: int = 11, count: int = 2_600, keep: int = 5, mirrored: bool = False
 ) -> TrainOutcome:
-    """Train a fast model on synthetic candles and publish it in ``models_dir``."""
+    """Train a fast model on synthetic candles and publish it in ``models_dir`` as current.
+
+    ``force``: a random walk's model usually loses to the prior, and the tests need a working
+    model, not a good one.
+    """
     models_dir.mkdir(parents=True, exist_ok=True)
     csv = candle_csv(
         models_dir.parent / f"candles-{seed}.csv", count=count, seed=seed, mirrored=mirrored
@@ -55,5 +59,6 @@ def publish_model(
         folds=2,
         keep=keep,
         config=FAST,
+        force=True,
     )
     return run_training(request)

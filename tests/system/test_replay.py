@@ -47,7 +47,7 @@ def test_replay_stores_every_candle_exactly_and_prints_the_summary(tmp_path: Pat
         "missing_candles": 0,
     }
     rows = csv.read_text().splitlines()[1:]
-    with sqlite3.connect(tmp_path / "paper_trader.db") as conn:
+    with sqlite3.connect(summary["db"]) as conn:
         stored = conn.execute(
             "SELECT open_time_ms, open, high, low, close, volume FROM candles ORDER BY open_time_ms"
         ).fetchall()
@@ -60,9 +60,7 @@ def test_report_rebuilds_the_replay_summary_from_the_database(tmp_path: Path) ->
     code, out, err = _replay(tmp_path, csv)
     assert code == 0, err
     replayed = json.loads(out)
-    report = run_cli(
-        ["report", "--db", str(tmp_path / "paper_trader.db")], subprocess_env(tmp_path)
-    )
+    report = run_cli(["report", "--db", replayed["db"]], subprocess_env(tmp_path))
     assert report.returncode == 0, report.stderr
     reported = json.loads(report.stdout)
     replayed.pop("replay")
@@ -73,8 +71,9 @@ def test_report_rebuilds_the_replay_summary_from_the_database(tmp_path: Path) ->
 def test_replaying_the_same_file_twice_does_not_duplicate_candles(tmp_path: Path) -> None:
     """Candles are upserts keyed by venue, symbol, interval and open time."""
     csv = _csv(tmp_path, 200)
-    assert _replay(tmp_path, csv)[0] == 0
-    code, out, _ = _replay(tmp_path, csv)
+    db = ["--db", str(tmp_path / "replay.db")]
+    assert _replay(tmp_path, csv, *db)[0] == 0
+    code, out, _ = _replay(tmp_path, csv, *db)
     assert code == 0
     summary = json.loads(out)
     assert summary["candles"] == 200
@@ -92,8 +91,7 @@ def test_bad_row_is_reported_with_file_and_line_and_nothing_is_written(tmp_path:
     assert f"{csv}:50: open 'abc' is not a number" in err
     assert "Traceback" not in err
     assert out == ""
-    db = tmp_path / "paper_trader.db"
-    if db.exists():
+    for db in tmp_path.glob("**/*.db"):
         with sqlite3.connect(db) as conn:
             assert conn.execute("SELECT count(*) FROM candles").fetchone() == (0,)
 
@@ -133,7 +131,7 @@ def test_kill_9_mid_replay_leaves_a_consistent_database_and_a_rerun_completes(
     count = 60_000
     csv = _csv(tmp_path, count)
     db = tmp_path / "paper_trader.db"
-    args = ["replay", "--csv", str(csv), "--symbol", "BTCUSDT", "--interval", "1m"]
+    args = ["replay", "--csv", str(csv), "--symbol", "BTCUSDT", "--interval", "1m", "--db", str(db)]
     with daemon(subprocess_env(tmp_path), *args) as process:
         stored = 0
         deadline = time.monotonic() + 30
@@ -152,7 +150,7 @@ def test_kill_9_mid_replay_leaves_a_consistent_database_and_a_rerun_completes(
         ).fetchone()
         assert (last - first) // 60_000 + 1 == rows  # whole transactions only: no holes
         assert conn.execute("SELECT exit_code FROM runs").fetchall() == [(None,)]
-    code, out, err = _replay(tmp_path, csv)
+    code, out, err = _replay(tmp_path, csv, "--db", str(db))
     assert code == 0, err
     summary = json.loads(out)
     assert summary["candles"] == count

@@ -47,7 +47,18 @@ def test_train_from_the_database_uses_the_stored_candles(tmp_path: Path) -> None
     env = train_env(tmp_path)
     csv = candle_csv(tmp_path / "btc.csv", seed=3)
     replayed = run_cli(
-        ["replay", "--csv", str(csv), "--symbol", "BTCUSDT", "--interval", "1m"], env
+        [
+            "replay",
+            "--csv",
+            str(csv),
+            "--symbol",
+            "BTCUSDT",
+            "--interval",
+            "1m",
+            "--db",
+            env["DB_PATH"],
+        ],
+        env,
     )
     assert replayed.returncode == 0, replayed.stderr
     done = run_cli(["train", "--from-db", "--symbol", "BTCUSDT"], env, timeout=180)
@@ -60,7 +71,7 @@ def test_train_from_the_database_uses_the_stored_candles(tmp_path: Path) -> None
     ("case", "expected"),
     [
         ("short", "too little data for 2 walk-forward folds"),
-        ("no_models_dir", "MODELS_DIR"),
+        ("models_dir_not_creatable", "MODELS_DIR"),
         ("mismatch", "1 --csv file(s) but 2 --symbol(s)"),
         ("bad_row", "btc.csv:3"),
         ("no_db", "--from-db: no database"),
@@ -74,8 +85,9 @@ def test_bad_input_exits_2_with_one_clear_line_and_publishes_nothing(
     env = train_env(tmp_path)
     csv = candle_csv(tmp_path / "btc.csv", count=1_400 if case == "short" else 2_600)
     args = ["train", "--csv", str(csv), "--symbol", "BTCUSDT"]
-    if case == "no_models_dir":
-        env["MODELS_DIR"] = str(tmp_path / "absent")
+    if case == "models_dir_not_creatable":
+        (tmp_path / "a_file").write_text("not a directory")
+        env["MODELS_DIR"] = str(tmp_path / "a_file" / "models")
     elif case == "mismatch":
         args += ["--symbol", "ETHUSDT"]
     elif case == "bad_row":
@@ -89,3 +101,45 @@ def test_bad_input_exits_2_with_one_clear_line_and_publishes_nothing(
     assert expected in done.stderr
     assert "Traceback" not in done.stderr
     assert list((tmp_path / "models").iterdir()) == []
+
+
+@TRAINING
+def test_a_model_that_loses_to_the_prior_is_not_made_current_without_force(
+    tmp_path: Path,
+) -> None:
+    """Published, not current, and said on stderr and in the JSON; --force makes it current.
+    A MODELS_DIR that does not exist yet is created."""
+    env = subprocess_env(
+        tmp_path,
+        PREDICTION_HORIZON="5",
+        WALK_FORWARD_FOLDS="2",
+        MODELS_DIR=str(tmp_path / "new" / "models"),
+    )
+    csv = candle_csv(tmp_path / "btc.csv", seed=11)  # a random walk: the prior is hard to beat
+    args = ["train", "--csv", str(csv), "--symbol", "BTCUSDT"]
+    refused = run_cli(args, env, timeout=180)
+    registry = ModelRegistry(tmp_path / "new" / "models")
+    current_after_refusal = registry.current_version()
+    forced = run_cli([*args, "--force"], env, timeout=180)
+
+    assert refused.returncode == 0, refused.stderr
+    summary = json.loads(refused.stdout)
+    check = summary["prior_check"]
+    assert check["beats_prior"] is False
+    assert check["ensemble_log_loss"] >= check["prior_log_loss"]
+    assert summary["promoted"] is False
+    note = (
+        f"version {summary['version']} loses to the prior out of sample (walk-forward log loss "
+        f"{check['ensemble_log_loss']:.4f} vs {check['prior_log_loss']:.4f}): published but "
+        "not made current; --force makes it current anyway"
+    )
+    assert summary["prior_note"] == note
+    assert f"paper-trader: {note}" in refused.stderr.splitlines()
+    assert current_after_refusal is None
+    assert forced.returncode == 0, forced.stderr
+    again = json.loads(forced.stdout)
+    assert again["promoted"] is True
+    assert again["prior_check"]["forced"] is True
+    assert again["prior_note"].endswith("; made current anyway (--force)")
+    assert registry.versions() == sorted([summary["version"], again["version"]])
+    assert registry.current_version() == again["version"]
