@@ -2,9 +2,9 @@
 
 A backfill always terminates: every page moves the cursor forward, candles the venue does not
 have are recorded as a gap (never retried forever), and only transport trouble is retried:
-a 429/418 waits as long as the venue asked, anything else transient waits a capped,
-jittered backoff. A request the venue refuses (4xx) is a configuration error at start-up
-(``strict``) and a recorded gap afterwards.
+a refusal for rate waits as long as the venue asked (a short backoff if it named no time),
+anything else transient waits a capped, jittered backoff. A request the venue refuses
+(4xx) is a configuration error at start-up (``strict``) and a recorded gap afterwards.
 """
 
 import random

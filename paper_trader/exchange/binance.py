@@ -5,7 +5,10 @@ Protocol facts (Binance spot API docs): streams go in the URL
 ack; an unknown stream is silently empty, which is why the symbols are checked over REST at
 start-up. The server pings every 20 s (the ``websockets`` client answers); a connection lives at
 most 24 h and ``serverShutdown`` announces an early close. REST klines are ascending, at most
-1000 per call, weight 2; the newest row can still be open.
+1000 per call, weight 2; the newest row can still be open. Every REST answer reports the
+weight this IP used in the current minute (``X-MBX-USED-WEIGHT-1M``); a 429 (limit hit) or 418
+(banned for going on after 429s) carries ``Retry-After`` in seconds, which the REST client
+honours as it stands.
 
 Sample combined frame::
 
@@ -29,6 +32,8 @@ from paper_trader.exchange.wire import (
     KlinePage,
     KlineUpdate,
     MalformedFrame,
+    RateSignal,
+    RestAnswer,
     RestClient,
     Subscription,
     VenueError,
@@ -36,6 +41,7 @@ from paper_trader.exchange.wire import (
 
 PAGE_LIMIT = 1000
 KLINES_WEIGHT = 2
+USED_WEIGHT_HEADER = "X-MBX-USED-WEIGHT-1M"
 SUPPORTED = frozenset(Interval)
 
 
@@ -131,6 +137,11 @@ class BinanceAdapter(AdapterBase):
         if isinstance(data, dict) and data.get("e") == "kline":
             raise MalformedFrame("kline frame with missing or mistyped fields")
         return Control(kind=ControlKind.UNKNOWN, message=str(message)[:120])
+
+    def rate_signal(self, answer: RestAnswer) -> RateSignal:
+        """Return the weight used this minute; 429/418 and ``Retry-After`` are plain HTTP."""
+        used = answer.headers.get(USED_WEIGHT_HEADER, "")
+        return RateSignal(used=int(used) if used.isascii() and used.isdigit() else None)
 
     async def server_time_ms(self, rest: RestClient) -> int:
         """Return ``GET /api/v3/time`` ``serverTime``."""

@@ -9,6 +9,15 @@ with an integer one: both are accepted. REST candles are newest-first, at most 1
 weight 1; ``start`` must be an interval start and ``end`` an interval end, and ``end`` drives
 paging (with only ``start`` Bitvavo answers the *latest* candles).
 
+Rate limits (docs "Rate limits", "Handle errors"; Bitvavo's older error map): 1000 weight per
+minute per IP, REST and WebSocket actions alike. Every REST answer carries
+``bitvavo-ratelimit-limit``, ``-remaining`` and ``-resetat`` (Unix ms on Bitvavo's clock, when
+the count resets). Going over answers HTTP 429 with ``errorCode`` 110 and no ``Retry-After``,
+and blocks an unauthenticated IP for 15 minutes, so the REST client paces on ``remaining``
+and waits for ``resetat``. The older codes say the same in their own words: 103 "rate
+limited" (see ``Bitvavo-Ratelimit-AllowAt``) and 105 "Your IP or API key has been banned for
+not respecting the rate limit. The ban expires at ${expiryInMs}".
+
 Sample frames::
 
     {"event":"candle","market":"BTC-EUR","interval":"1m",
@@ -17,7 +26,8 @@ Sample frames::
     {"event":"error","errorCode":205,"error":"Invalid parameter: market"}
 """
 
-from collections.abc import Callable, Sequence
+import re
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 
 import msgspec
@@ -32,6 +42,8 @@ from paper_trader.exchange.wire import (
     KlinePage,
     KlineUpdate,
     MalformedFrame,
+    RateSignal,
+    RestAnswer,
     RestClient,
     Subscription,
     VenueError,
@@ -59,6 +71,15 @@ SUPPORTED = frozenset(
 # ever sends its subscribe on this connection, so these can only be about a market or interval
 # of that subscribe: the feed must not retry them.
 REJECT_CODES = frozenset({203, 204, 205, 206, 219})
+REMAINING_HEADER = "bitvavo-ratelimit-remaining"
+RESET_AT_HEADER = "bitvavo-ratelimit-resetat"
+ALLOW_AT_HEADER = "bitvavo-ratelimit-allowat"
+RATE_LIMITED_CODE = 103
+BANNED_CODE = 105
+BAN_UNKNOWN_S = 900.0  # a ban that names no end: the documented 15-minute IP block
+# Weight kept back from REST: the feed's WebSocket subscribe may be charged to the same IP.
+WS_WEIGHT_RESERVE = 2
+_BAN_END = re.compile(r"expires at (\d{10,16})", re.ASCII)
 
 _Row = tuple[int | str, str, str, str, str, str]
 
@@ -212,6 +233,36 @@ class BitvavoAdapter(AdapterBase):
                 return sub.symbol
         return None
 
+    def rate_signal(self, answer: RestAnswer) -> RateSignal:
+        """Read the ``bitvavo-ratelimit-*`` headers and the rate-limit error codes.
+
+        A 429 (``errorCode`` 110) or a 103 says to come back at ``resetat`` (``allowat`` where
+        sent); a 105 at the ban's end, named in its text.
+        """
+        headers = answer.headers
+        remaining = _header_ms(headers, REMAINING_HEADER)
+        reset_at = _header_ms(headers, RESET_AT_HEADER)
+        left = None if remaining is None else max(0, remaining - WS_WEIGHT_RESERVE)
+        body = answer.body if isinstance(answer.body, dict) else {}
+        code, text = body.get("errorCode"), body.get("error")
+        retry_at, retry_after = None, None
+        if code == BANNED_CODE:
+            ban_end = _BAN_END.search(text) if isinstance(text, str) else None
+            retry_at = None if ban_end is None else int(ban_end[1])
+            retry_after = BAN_UNKNOWN_S if ban_end is None else None
+        elif answer.status == 429 or code == RATE_LIMITED_CODE:
+            allow_at = _header_ms(headers, ALLOW_AT_HEADER)
+            retry_at = reset_at if allow_at is None else allow_at
+        else:
+            return RateSignal(remaining=left, reset_at_ms=reset_at)
+        return RateSignal(
+            limited=True,
+            retry_at_ms=retry_at,
+            retry_after_s=retry_after,
+            remaining=left,
+            reset_at_ms=reset_at,
+        )
+
     async def server_time_ms(self, rest: RestClient) -> int:
         """Return ``GET /time`` ``time``."""
         body = await rest.get_json("/time", {}, weight=1)
@@ -284,6 +335,12 @@ def _price(value: object) -> str | Decimal:
     if type(value) is int:
         return Decimal(value)
     raise MalformedFrame(f"candle value is not a number: {str(value)[:40]}")
+
+
+def _header_ms(headers: Mapping[str, str], name: str) -> int | None:
+    """Return a header holding a non-negative integer, None if absent or anything else."""
+    value = headers.get(name, "").strip()
+    return int(value) if value.isascii() and value.isdigit() and len(value) <= 16 else None
 
 
 def _lists(markets: object, market: str) -> bool:

@@ -4,8 +4,8 @@ The file has the replay format (``timestamp_ms,open,high,low,close,volume``). An
 is continued after its last row, however old (a row cut short by an interruption is dropped
 first), so running the same command again fetches only what is missing and never leaves a
 hole. Requests go through the same
-rate-limited client and backfill as the daemon: pages in order, 429/418 honoured, candles the
-venue does not have counted as gaps, never retried forever.
+rate-limited client and backfill as the daemon: pages in order, the venue's own rate-limit
+signals honoured, candles the venue does not have counted as gaps, never retried forever.
 """
 
 import os
@@ -24,6 +24,7 @@ from paper_trader.errors import DataIntegrityError
 from paper_trader.exchange.backfill import Backfiller
 from paper_trader.exchange.rest import HttpRestClient, WeightBudget, with_retries
 from paper_trader.exchange.sequencer import SeriesSequencer
+from paper_trader.exchange.venue_clock import VenueClock
 from paper_trader.exchange.wire import Subscription, VenueAdapter
 from paper_trader.progress import ProgressBar
 from paper_trader.runtime.backoff import Backoff
@@ -60,11 +61,13 @@ async def download(
     budget = WeightBudget(adapter.rest_weight_per_minute, clock)
     retry = Backoff(base_s=1.0, cap_s=60.0)
     rng = random.Random()  # noqa: S311 -- jitter, not cryptography
+    venue_clock = VenueClock(clock)
     async with aiohttp.ClientSession() as session:
-        rest = HttpRestClient(session, adapter.rest_base, budget, venue=adapter.venue.value)
+        rest = HttpRestClient.for_venue(session, adapter, budget, venue_clock=venue_clock)
         now = await with_retries(
             lambda: adapter.server_time_ms(rest), backoff=retry, rng=rng, what="server time"
         )
+        venue_clock.sync(now)
         end = now - now % interval
         start = end - int(days * DAY_MS) // interval * interval
         if last_open is not None:  # continue the file without leaving a hole in it

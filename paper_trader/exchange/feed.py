@@ -158,10 +158,11 @@ class MarketFeed:
 
     async def run(self, ready: Readiness) -> None:
         """Warm up, then stay connected until cancelled."""
-        venue = self._adapter.venue.value
         budget = WeightBudget(self._adapter.rest_weight_per_minute, self._clock)
         async with aiohttp.ClientSession() as session:
-            rest = HttpRestClient(session, self._adapter.rest_base, budget, venue=venue)
+            rest = HttpRestClient.for_venue(
+                session, self._adapter, budget, venue_clock=self.venue_clock
+            )
             backfill = Backfiller(
                 self._adapter,
                 rest,

@@ -10,7 +10,10 @@ nine fractional digits), never on the deprecated per-candle ``timestamp``, which
 *end*. ``heartbeat`` frames flow about once a second when nothing else does; they prove the
 transport, not the subscription. The application ping ``{"method":"ping"}`` is answered by
 ``{"method":"pong"}``. REST OHLC serves only the last 720 rows, and its last row is the current,
-uncommitted candle; errors come as a non-empty ``error`` list with HTTP 200.
+uncommitted candle; errors come as a non-empty ``error`` list with HTTP 200, throttling too
+(docs "REST rate limits"): ``EAPI:Rate limit exceeded`` (the call counter is full; it decays in
+seconds), ``EService:Throttled: <unix s>`` (too many concurrent requests: retry after then) and
+``EGeneral:Too many requests`` (public endpoints): refusals for rate, never the venue refusing.
 
 Sample frames::
 
@@ -45,6 +48,8 @@ from paper_trader.exchange.wire import (
     KlinePage,
     KlineUpdate,
     MalformedFrame,
+    RateSignal,
+    RestAnswer,
     RestClient,
     Subscription,
     VenueError,
@@ -55,9 +60,15 @@ OHLC_WEIGHT = 1
 SUPPORTED = frozenset(
     {Interval.M1, Interval.M5, Interval.M15, Interval.M30, Interval.H1, Interval.H4, Interval.D1}
 )
-RATE_LIMIT_ERRORS = ("EAPI:Rate limit exceeded", "EGeneral:Too many requests", "EGeneral:Temporary")
+RATE_LIMIT_ERRORS = (
+    "EAPI:Rate limit exceeded",
+    "EGeneral:Too many requests",
+    "EGeneral:Temporary",  # "Temporary lockout"
+    "EService:Throttled",
+    "EService: Throttled",  # the docs' spelling
+)
 TRANSIENT_ERRORS = ("EService:", "EDatabase:", "EGeneral:Internal error")
-RATE_LIMITED_RETRY_S = 60.0
+_THROTTLED_UNTIL = re.compile(r"EService: ?Throttled: ?(\d{9,12})", re.ASCII)
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d\d)-(\d\d)[Tt](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?(?:[Zz]|\+00:00)", re.ASCII
@@ -252,6 +263,17 @@ class KrakenAdapter(AdapterBase):
         except ValueError:
             return wire[:40]
 
+    def rate_signal(self, answer: RestAnswer) -> RateSignal:
+        """Read Kraken's throttling errors (HTTP 200); ``EService:Throttled`` names its end."""
+        texts = _error_texts(answer.body)
+        if not any(t.startswith(RATE_LIMIT_ERRORS) for t in texts):
+            return RateSignal()
+        for text in texts:
+            until = _THROTTLED_UNTIL.match(text)
+            if until is not None:
+                return RateSignal(limited=True, retry_at_ms=int(until[1]) * 1000)
+        return RateSignal(limited=True)
+
     async def server_time_ms(self, rest: RestClient) -> int:
         """Return ``GET /0/public/Time`` ``unixtime`` in milliseconds."""
         result = _result(await rest.get_json("/0/public/Time", {}, weight=1), "Time")
@@ -349,12 +371,11 @@ def _result(body: object, endpoint: str) -> dict[str, object]:
     """Return a REST body's ``result``; turn its ``error`` list into the matching exception."""
     if not isinstance(body, dict):
         raise VenueError(f"kraken {endpoint}: unexpected body {str(body)[:80]}", status=200)
-    errors = body.get("error")
-    if isinstance(errors, list) and errors:
-        texts = [str(e) for e in errors]
+    texts = _error_texts(body)
+    if texts:
         message = f"kraken {endpoint}: {'; '.join(texts)}"
         if any(t.startswith(RATE_LIMIT_ERRORS) for t in texts):
-            raise RateLimited(message, retry_after_s=RATE_LIMITED_RETRY_S)
+            raise RateLimited(message, retry_after_s=0.0)  # a client that skips rate_signal
         if any(t.startswith(TRANSIENT_ERRORS) for t in texts):
             raise TransientError(message)
         raise VenueError(message, status=200, code=texts[0].partition(":")[0])
@@ -362,6 +383,12 @@ def _result(body: object, endpoint: str) -> dict[str, object]:
     if not isinstance(result, dict):
         raise VenueError(f"kraken {endpoint}: unexpected body {str(body)[:80]}", status=200)
     return result
+
+
+def _error_texts(body: object) -> list[str]:
+    """Return a REST body's ``error`` list as text (empty when there is none)."""
+    errors = body.get("error") if isinstance(body, dict) else None
+    return [str(e) for e in errors] if isinstance(errors, list) else []
 
 
 def _pair_rows(result: dict[str, object], pair: str) -> list[object]:

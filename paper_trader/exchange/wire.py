@@ -7,7 +7,7 @@ sequencer (``exchange/sequencer.py``) owns exactly-once emission.
 """
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple, Protocol
@@ -122,6 +122,37 @@ class VenueError(PaperTraderError):
         self.code = code
 
 
+@dataclass(frozen=True, slots=True)
+class RestAnswer:
+    """One REST answer as it came, for its rate-limit signals: ``body`` is None if not JSON."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: object
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RateSignal:
+    """What one REST answer says about the venue's rate limit; None where it says nothing.
+
+    ``limited``: the answer refuses us for rate, whatever its HTTP status (Kraken says so with
+    HTTP 200). ``retry_at_ms`` (a time on the venue's clock) or ``retry_after_s`` (a delay):
+    when the venue says to come back. ``remaining`` and ``reset_at_ms``: the weight left in the
+    venue's own window and when that window resets (Bitvavo). ``used``: the weight the venue
+    counts as used in its current minute, other clients on our IP included (Binance).
+    """
+
+    limited: bool = False
+    retry_at_ms: int | None = None
+    retry_after_s: float | None = None
+    remaining: int | None = None
+    reset_at_ms: int | None = None
+    used: int | None = None
+
+
+NO_SIGNAL = RateSignal()
+
+
 class RestClient(Protocol):
     """A rate-limited JSON GET against one venue's REST base URL."""
 
@@ -156,6 +187,10 @@ class VenueAdapter(Protocol):
     @property
     def ping_interval_s(self) -> float | None:
         """Return how often to send ``ping_message()``, or None if the venue needs no ping."""
+        ...
+
+    def rate_signal(self, answer: RestAnswer) -> RateSignal:
+        """Return what one REST answer says about the venue's rate limit (headers, codes)."""
         ...
 
     def ws_url(self) -> str:

@@ -16,7 +16,6 @@ from fakes.kraken_server import FakeKraken
 
 from paper_trader.clock import SystemClock
 from paper_trader.domain import Candle, Interval, Venue
-from paper_trader.errors import RateLimited
 from paper_trader.exchange.bitvavo import BitvavoAdapter
 from paper_trader.exchange.kraken import KrakenAdapter
 from paper_trader.exchange.rest import HttpRestClient, WeightBudget
@@ -42,8 +41,8 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield client_session
 
 
-def rest(session: aiohttp.ClientSession, url: str, venue: Venue) -> HttpRestClient:
-    return HttpRestClient(session, url, WeightBudget(600, SystemClock()), venue=venue.value)
+def rest(session: aiohttp.ClientSession, adapter: VenueAdapter) -> HttpRestClient:
+    return HttpRestClient.for_venue(session, adapter, WeightBudget(600, SystemClock()))
 
 
 def series(symbol: str, venue: Venue, count: int, *, start_ms: int = T0) -> list[Candle]:
@@ -84,9 +83,7 @@ async def test_bitvavo_server_time_is_the_fake_exchange_clock(
 ) -> None:
     """``server_time_ms`` reads ``GET /time``, i.e. the fake's injected clock."""
     async with FakeBitvavo(server_time_ms=T0 + 12_345) as fake:
-        assert await bitvavo(fake).server_time_ms(rest(session, fake.rest_url, Venue.BITVAVO)) == (
-            T0 + 12_345
-        )
+        assert await bitvavo(fake).server_time_ms(rest(session, bitvavo(fake))) == (T0 + 12_345)
 
 
 async def test_bitvavo_pages_are_end_driven_and_come_back_ascending(
@@ -97,7 +94,7 @@ async def test_bitvavo_pages_are_end_driven_and_come_back_ascending(
     del history[1500]  # a minute without trades: Bitvavo sends no candle for it
     async with FakeBitvavo(server_time_ms=T0 + 3100 * MINUTE) as fake:
         fake.add_history("BTC-EUR", history)
-        client = rest(session, fake.rest_url, Venue.BITVAVO)
+        client = rest(session, bitvavo(fake))
         pages = await fetch_all(bitvavo(fake), client, "BTC-EUR", T0, T0 + 3000 * MINUTE)
     assert [p.next_start_ms for p in pages] == [T0 + n * MINUTE for n in (1440, 2880, 3000)]
     assert [len(p.candles) for p in pages] == [1440, 1439, 120]
@@ -118,7 +115,7 @@ async def test_bitvavo_fake_serves_newest_first_and_refuses_misaligned_start(
     """The fake answers like Bitvavo: newest first, and 400/205 for a start off the grid."""
     async with FakeBitvavo(server_time_ms=T0 + 10 * MINUTE) as fake:
         fake.add_history("BTC-EUR", series("BTC-EUR", Venue.BITVAVO, 3))
-        client = rest(session, fake.rest_url, Venue.BITVAVO)
+        client = rest(session, bitvavo(fake))
         rows = await client.get_json("/BTC-EUR/candles", {"interval": "1m"}, weight=1)
         assert isinstance(rows, list)
         assert [row[0] for row in rows] == [T0 + 2 * MINUTE, T0 + MINUTE, T0]
@@ -132,21 +129,9 @@ async def test_bitvavo_unknown_market_is_a_venue_error_with_its_message(
 ) -> None:
     """An unlisted market fails with the venue's own message, not a retry."""
     async with FakeBitvavo() as fake:
-        client = rest(session, fake.rest_url, Venue.BITVAVO)
+        client = rest(session, bitvavo(fake))
         with pytest.raises(VenueError, match="Invalid parameter: market"):
             await bitvavo(fake).fetch_klines(client, sub("DOGE-EUR"), T0, T0 + MINUTE)
-
-
-async def test_bitvavo_429_is_rate_limited_with_retry_after(
-    session: aiohttp.ClientSession,
-) -> None:
-    """HTTP 429 with errorCode 110 becomes RateLimited carrying ``Retry-After``."""
-    async with FakeBitvavo() as fake:
-        fake.fail_rest(1, retry_after_s=7)
-        with pytest.raises(RateLimited) as limited:
-            await bitvavo(fake).server_time_ms(rest(session, fake.rest_url, Venue.BITVAVO))
-    assert limited.value.retry_after_s == 7
-    assert fake.rest_requests == 1
 
 
 # Kraken REST
@@ -157,7 +142,7 @@ async def test_kraken_server_time_is_the_fake_exchange_clock(
 ) -> None:
     """``server_time_ms`` reads ``/0/public/Time`` in whole seconds."""
     async with FakeKraken(server_time_ms=T0 + 12_345) as fake:
-        client = rest(session, fake.rest_url, Venue.KRAKEN)
+        client = rest(session, kraken(fake))
         assert await kraken(fake).server_time_ms(client) == T0 + 12_000
 
 
@@ -168,7 +153,7 @@ async def test_kraken_returns_committed_rows_of_the_range_without_the_open_one(
     history = series("BTC-USD", Venue.KRAKEN, 101)  # the 101st is the current candle
     async with FakeKraken(server_time_ms=T0 + 100 * MINUTE + 30_000) as fake:
         fake.add_history("BTC-USD", history)
-        client = rest(session, fake.rest_url, Venue.KRAKEN)
+        client = rest(session, kraken(fake))
         pages = await fetch_all(
             kraken(fake), client, "BTC-USD", T0 + 10 * MINUTE, T0 + 200 * MINUTE
         )
@@ -189,7 +174,7 @@ async def test_kraken_720_row_cap_reports_where_history_starts(
     history = series("BTC-USD", Venue.KRAKEN, 1000)
     async with FakeKraken(server_time_ms=T0 + 999 * MINUTE) as fake:
         fake.add_history("BTC-USD", history)
-        client = rest(session, fake.rest_url, Venue.KRAKEN)
+        client = rest(session, kraken(fake))
         [page] = await fetch_all(kraken(fake), client, "BTC-USD", T0, T0 + 999 * MINUTE)
     first_served = T0 + (1000 - 720) * MINUTE
     assert page.history_start_ms == first_served
@@ -201,22 +186,10 @@ async def test_kraken_unknown_pair_is_a_venue_error_with_its_message(
 ) -> None:
     """``EQuery:Unknown asset pair`` (HTTP 200) becomes a VenueError naming it."""
     async with FakeKraken() as fake:
-        client = rest(session, fake.rest_url, Venue.KRAKEN)
+        client = rest(session, kraken(fake))
         with pytest.raises(VenueError, match="EQuery:Unknown asset pair") as refused:
             await kraken(fake).fetch_klines(client, sub("DOGE-USD"), T0, T0 + MINUTE)
     assert refused.value.code == "EQuery"
-
-
-@pytest.mark.parametrize(("status", "retry_after_s"), [(429, 7.0), (200, 60.0)])
-async def test_kraken_throttling_is_rate_limited(
-    session: aiohttp.ClientSession, status: int, retry_after_s: float
-) -> None:
-    """HTTP 429, or Kraken's own ``EGeneral:Too many requests`` body, is RateLimited."""
-    async with FakeKraken() as fake:
-        fake.fail_rest(1, status=status, retry_after_s=7)
-        with pytest.raises(RateLimited) as limited:
-            await kraken(fake).server_time_ms(rest(session, fake.rest_url, Venue.KRAKEN))
-    assert limited.value.retry_after_s == retry_after_s
 
 
 # WebSocket

@@ -5,9 +5,16 @@ What it reproduces (docs.bitvavo.com, official SDKs): one subscribe message answ
 left out of it); candle updates as ``{"event":"candle"}`` with an integer timestamp (or the
 docs' ``"candles"`` with a string one), only when the test pushes one; ``GET /v2/time``;
 ``GET /v2/{market}/candles`` newest-first, at most ``limit`` ≤ 1440 rows, ``start`` and ``end``
-aligned to the interval (400 ``{"errorCode":205,…}`` otherwise), ``end`` exclusive; 429 with
-``Retry-After`` and ``{"errorCode":110,…}`` on demand. The exchange clock is
-``server_time_ms``, set by the test, never the local wall clock.
+aligned to the interval (400 ``{"errorCode":205,…}`` otherwise), ``end`` exclusive. The market
+clock is ``server_time_ms``, set by the test, never the local wall clock.
+
+Rate limits (docs "Rate limits"): every REST request costs weight 1 from a window of
+``rate_limit`` points that resets at ``resetat`` (60 s after it opened, on the venue's running
+clock); every answer carries ``bitvavo-ratelimit-limit``, ``-remaining`` and ``-resetat``
+(Unix ms). A request heavier than what is left gets HTTP 429 ``{"errorCode":110,…}`` without
+``Retry-After`` until the window resets. ``set_rate_window`` arranges the window, ``ban`` makes
+every request answer the older code 105 naming the ban's end (HTTP 403: the docs do not say
+which status it comes with) until that time. ``fail_rest`` injects failures as before.
 
     async with FakeBitvavo(markets={"BTC-EUR"}) as fake:
         fake.add_history("BTC-EUR", candles)
@@ -27,6 +34,13 @@ from fakes.venue_server import DEFAULT_SERVER_TIME_MS, FakeVenueServer, Handler,
 from paper_trader.domain import Candle, Interval
 
 MAX_LIMIT = 1440
+RATE_LIMIT = 1000
+WINDOW_MS = 60_000
+REQUEST_WEIGHT = 1  # /time and /{market}/candles alike
+BAN_TEXT = (
+    "Your IP or API key has been banned for not respecting the rate limit. "
+    "The ban expires at {until}."
+)
 INTERVALS = frozenset({"1m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "8h", "12h", "1d"})
 
 
@@ -54,8 +68,25 @@ class FakeBitvavo(FakeVenueServer[_Connection]):
         markets: Iterable[str] = ("BTC-EUR",),
         interval: Interval = Interval.M1,
         server_time_ms: int = DEFAULT_SERVER_TIME_MS,
+        rate_limit: int = RATE_LIMIT,
     ) -> None:
         super().__init__(markets=markets, interval=interval, server_time_ms=server_time_ms)
+        self.rate_limit = rate_limit
+        self.rate_limited_answers = 0  # 429 / 110 sent
+        self.ban_answers = 0  # 105 sent
+        self.windows = 0  # rate-limit windows opened
+        self.lowest_remaining = rate_limit  # the least weight ever left in a window
+        self._remaining = 0
+        self._reset_at_ms = 0  # the current window is closed: the next request opens one
+        self._banned_until_ms = 0
+
+    def set_rate_window(self, *, remaining: int, reset_at_ms: int) -> None:
+        """Make the current window have ``remaining`` weight left until ``reset_at_ms``."""
+        self._remaining, self._reset_at_ms = remaining, reset_at_ms
+
+    def ban(self, until_ms: int) -> None:
+        """Answer every REST request with code 105 until the venue's clock reaches ``until_ms``."""
+        self._banned_until_ms = until_ms
 
     def rest_routes(self) -> dict[str, Handler]:
         return {"/v2/time": self._time, "/v2/{market}/candles": self._candles}
@@ -127,6 +158,29 @@ class FakeBitvavo(FakeVenueServer[_Connection]):
         active = {interval: sorted(ms) for interval, ms in conn.subscriptions.items()}
         ack = {"event": "subscribed", "subscriptions": {"candles": active} if active else {}}
         await conn.send(json.dumps(ack))
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        """Charge the request's weight; refuse it with 105 while banned, 429/110 if over."""
+        now = self.venue_now_ms()
+        if now < self._banned_until_ms:
+            self.ban_answers += 1
+            text = BAN_TEXT.format(until=self._banned_until_ms)
+            return web.json_response({"errorCode": 105, "error": text}, status=403)
+        if now >= self._reset_at_ms:
+            self._remaining, self._reset_at_ms = self.rate_limit, now + WINDOW_MS
+            self.windows += 1
+        if self._remaining < REQUEST_WEIGHT:
+            self.rate_limited_answers += 1
+            return web.json_response(dict(self.failure_body), status=429)
+        self._remaining -= REQUEST_WEIGHT
+        self.lowest_remaining = min(self.lowest_remaining, self._remaining)
+        return None
+
+    def _stamp(self, response: web.StreamResponse) -> None:
+        super()._stamp(response)
+        response.headers["bitvavo-ratelimit-limit"] = str(self.rate_limit)
+        response.headers["bitvavo-ratelimit-remaining"] = str(self._remaining)
+        response.headers["bitvavo-ratelimit-resetat"] = str(self._reset_at_ms)
 
     async def _time(self, request: web.Request) -> web.Response:
         return web.json_response({"time": self.server_time_ms})

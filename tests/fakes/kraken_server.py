@@ -8,8 +8,11 @@ numbers; ``{"channel":"heartbeat"}`` about once a second on a subscribed connect
 other traffic (also while silenced: the "heartbeats flow, data does not" stall); ``pong`` for
 ``ping``. REST: ``/0/public/Time``; ``/0/public/OHLC`` with only the last 720 rows, the last
 of them the current, uncommitted candle, keyed by Kraken's own pair name (``XXBTZUSD``);
-errors as ``{"error":["EQuery:Unknown asset pair"]}`` with HTTP 200. The exchange clock is
-``server_time_ms``, set by the test, never the local wall clock.
+errors as ``{"error":["EQuery:Unknown asset pair"]}`` with HTTP 200, throttling too
+(docs "REST rate limits"): ``throttle(times, error)`` answers the next requests with
+``EAPI:Rate limit exceeded``, ``EGeneral:Too many requests`` or ``EService:Throttled: <unix s>``
+(``throttled_until`` spells that one). The exchange clock is ``server_time_ms``, set by the
+test, never the local wall clock.
 
     async with FakeKraken(markets={"BTC-USD"}) as fake:
         fake.add_history("BTC-USD", candles)
@@ -75,9 +78,19 @@ class FakeKraken(FakeVenueServer[_Connection]):
         self.heartbeat_interval_s = heartbeat_interval_s
         self.snapshot_candles = snapshot_candles
         self.max_rows = max_rows
+        self._throttles: list[str] = []
 
     def rest_routes(self) -> dict[str, Handler]:
         return {"/0/public/Time": self._time, "/0/public/OHLC": self._ohlc}
+
+    def throttle(self, times: int, error: str) -> None:
+        """Answer the next ``times`` REST requests with HTTP 200 and ``{"error":[error]}``."""
+        self._throttles.extend([error] * times)
+
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        if not self._throttles:
+            return None
+        return web.json_response({"error": [self._throttles.pop(0)]})
 
     async def push(self, symbol: str, candle: Candle, *, event: str = "update") -> None:
         """Store ``candle`` and send it as an ``ohlc`` frame of type ``event`` to subscribers."""
@@ -246,6 +259,11 @@ class FakeKraken(FakeVenueServer[_Connection]):
             volume=Decimal(0),
         )
         return [*committed, flat]
+
+
+def throttled_until(ms: int) -> str:
+    """Return Kraken's concurrency throttle error naming ``ms`` (in whole seconds)."""
+    return f"EService:Throttled: {ms // 1000}"
 
 
 def _ws_symbol(market: str) -> str:

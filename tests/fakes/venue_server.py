@@ -3,14 +3,23 @@
 ``FakeVenueServer`` holds the exchange clock, the counters the tests read, the stored history,
 the fault switches (silence, REST failures, rejected symbols) and the aiohttp server on
 ``127.0.0.1:0``. A subclass names its paths (``ws_path``, ``rest_path``, ``rest_routes``), makes
-its connection objects, serves one WebSocket connection (``_serve``) and says what a REST
-failure looks like (``failure_body``, ``_failure_response``).
+its connection objects, serves one WebSocket connection (``_serve``), says what a REST
+failure looks like (``failure_body``, ``_failure_response``) and may refuse a request for rate
+(``_refusal``) or add headers to every answer (``_stamp``).
+
+The exchange clock is two clocks. ``server_time_ms`` is market time, set by the test and
+still until it is set again: what ``/time`` answers and which candles exist. ``venue_now_ms()``
+runs on from the last setting at real speed: the venue's rate-limit windows and the ``Date``
+header of every answer live on it, so a window that resets one second ahead really resets.
 """
 
 import asyncio
+import email.utils
 import json
+import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any, ClassVar, Generic, Self, TypeVar
 
@@ -55,7 +64,8 @@ class FakeVenueServer(Generic[ConnT]):
     def __init__(self, *, markets: Iterable[str], interval: Interval, server_time_ms: int) -> None:
         self.markets = set(markets)
         self.interval = interval
-        self.server_time_ms = server_time_ms
+        self._server_time_ms = server_time_ms
+        self._time_set_at = time.monotonic()
         self.connections = 0
         self.subscribe_messages = 0
         self.rest_requests = 0
@@ -92,7 +102,30 @@ class FakeVenueServer(Generic[ConnT]):
         headers = {"Retry-After": f"{self._retry_after_s:g}"}
         return web.json_response(self.failure_body, status=self._failure_status, headers=headers)
 
+    def _refusal(self, request: web.Request) -> web.Response | None:
+        """Return a refusal for rate of this request, or None to serve it (no limit here)."""
+        return None
+
+    def _stamp(self, response: web.StreamResponse) -> None:
+        """Add what every answer carries: the ``Date`` on the venue's clock."""
+        moment = datetime.fromtimestamp(self.venue_now_ms() / 1000, tz=UTC)
+        response.headers["Date"] = email.utils.format_datetime(moment, usegmt=True)
+
     # -- public API -----------------------------------------------------------------------
+
+    @property
+    def server_time_ms(self) -> int:
+        """Return the market time the test set (Unix ms): ``/time``, and which candles exist."""
+        return self._server_time_ms
+
+    @server_time_ms.setter
+    def server_time_ms(self, value: int) -> None:
+        self._server_time_ms = value
+        self._time_set_at = time.monotonic()
+
+    def venue_now_ms(self) -> int:
+        """Return the venue's running clock: ``server_time_ms`` plus the real time since set."""
+        return self._server_time_ms + int((time.monotonic() - self._time_set_at) * 1000)
 
     @property
     def ws_url(self) -> str:
@@ -192,8 +225,13 @@ class FakeVenueServer(Generic[ConnT]):
         async def counted(request: web.Request) -> web.StreamResponse:
             self.rest_requests += 1
             self.rest_log.append((request.path, dict(request.query)))
-            failure = self._failure()
-            return failure if failure is not None else await handler(request)
+            response: web.StreamResponse | None = self._failure()
+            if response is None:
+                response = self._refusal(request)
+            if response is None:
+                response = await handler(request)
+            self._stamp(response)
+            return response
 
         return counted
 

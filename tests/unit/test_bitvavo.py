@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from paper_trader.domain import Interval
 from paper_trader.errors import ConfigError
-from paper_trader.exchange.bitvavo import BitvavoAdapter
+from paper_trader.exchange.bitvavo import BAN_UNKNOWN_S, WS_WEIGHT_RESERVE, BitvavoAdapter
 from paper_trader.exchange.symbols import parse_pair
 from paper_trader.exchange.wire import (
     Control,
@@ -19,6 +19,8 @@ from paper_trader.exchange.wire import (
     KlinePage,
     KlineUpdate,
     MalformedFrame,
+    RateSignal,
+    RestAnswer,
     Subscription,
     VenueError,
 )
@@ -281,3 +283,76 @@ async def test_server_time_needs_an_integer_time() -> None:
     assert await adapter().server_time_ms(CannedRest({"time": 1704067200123})) == 1704067200123
     with pytest.raises(VenueError):
         await adapter().server_time_ms(CannedRest({"time": "soon"}))
+
+
+# Rate-limit signals (docs "Rate limits"; the 105 text as the official SDKs parse it)
+
+WINDOW = {
+    "bitvavo-ratelimit-limit": "1000",
+    "bitvavo-ratelimit-remaining": "998",
+    "bitvavo-ratelimit-resetat": "1704153660000",
+}
+
+
+def signal(status: int, body: object, headers: dict[str, str] | None = None) -> RateSignal:
+    return adapter().rate_signal(RestAnswer(status, WINDOW if headers is None else headers, body))
+
+
+def test_every_answer_reports_the_window_less_the_websocket_reserve() -> None:
+    """A plain answer is not limited and carries remaining (less the reserve) and resetat."""
+    assert signal(200, {"time": 1}) == RateSignal(
+        remaining=998 - WS_WEIGHT_RESERVE, reset_at_ms=1_704_153_660_000
+    )
+    nearly_spent = {**WINDOW, "bitvavo-ratelimit-remaining": "1"}
+    assert signal(200, [], nearly_spent).remaining == 0
+
+
+def test_429_code_110_comes_back_at_resetat() -> None:
+    """HTTP 429 ``errorCode`` 110 (no Retry-After) names resetat as the time to retry."""
+    body = {"errorCode": 110, "error": "Rate limit exceeded."}
+    limited = signal(429, body, {**WINDOW, "bitvavo-ratelimit-remaining": "0"})
+    assert (limited.limited, limited.retry_at_ms, limited.remaining) == (
+        True,
+        1_704_153_660_000,
+        0,
+    )
+
+
+def test_code_110_without_429_is_the_older_invalid_endpoint_not_a_rate_limit() -> None:
+    """The older map's 110 ("Invalid endpoint", HTTP 404) is the venue refusing, not a limit."""
+    assert not signal(404, {"errorCode": 110, "error": "Invalid endpoint."}).limited
+
+
+def test_code_103_prefers_the_allowat_header() -> None:
+    """103 "rate limited" points at ``Bitvavo-Ratelimit-AllowAt`` where it is sent."""
+    headers = {**WINDOW, "Bitvavo-Ratelimit-AllowAt".lower(): "1704153605000"}
+    assert signal(429, {"errorCode": 103, "error": "rate limited"}, headers).retry_at_ms == (
+        1_704_153_605_000
+    )
+
+
+def test_code_105_comes_back_when_the_ban_its_text_names_expires() -> None:
+    """105 "... The ban expires at <ms>." names the ban's end, whatever the HTTP status."""
+    text = (
+        "Your IP or API key has been banned for not respecting the rate limit. "
+        "The ban expires at 1704154500000."
+    )
+    banned = signal(403, {"errorCode": 105, "error": text}, {})
+    assert (banned.limited, banned.retry_at_ms) == (True, 1_704_154_500_000)
+
+
+def test_code_105_without_a_readable_end_waits_the_documented_block() -> None:
+    """A 105 whose text names no time waits Bitvavo's 15-minute IP block."""
+    banned = signal(403, {"errorCode": 105, "error": "banned"}, {})
+    assert (banned.limited, banned.retry_at_ms, banned.retry_after_s) == (
+        True,
+        None,
+        BAN_UNKNOWN_S,
+    )
+
+
+@pytest.mark.parametrize("value", ["", "soon", "-5", "1.5e3", "٣", "9" * 40])
+def test_garbled_ratelimit_headers_are_ignored(value: str) -> None:
+    """A header that is not a plain integer is no signal at all, never a crash."""
+    headers = {"bitvavo-ratelimit-remaining": value, "bitvavo-ratelimit-resetat": value}
+    assert signal(429, None, headers) == RateSignal(limited=True)

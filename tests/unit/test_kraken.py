@@ -18,6 +18,8 @@ from paper_trader.exchange.wire import (
     Frame,
     KlineUpdate,
     MalformedFrame,
+    RateSignal,
+    RestAnswer,
     Subscription,
     VenueError,
 )
@@ -348,6 +350,8 @@ async def test_full_answer_starting_late_sets_history_start_clamped_to_the_range
         (["EGeneral:Invalid arguments"], VenueError),
         (["EGeneral:Too many requests"], RateLimited),
         (["EAPI:Rate limit exceeded"], RateLimited),
+        (["EService:Throttled: 1704153603"], RateLimited),
+        (["EService: Throttled: 1704153603"], RateLimited),
         (["EService:Unavailable"], TransientError),
         (["EService:Busy"], TransientError),
     ],
@@ -383,3 +387,32 @@ async def test_server_time_reads_unixtime_in_seconds() -> None:
     assert await adapter().server_time_ms(CannedRest(body)) == 1_704_067_200_000
     with pytest.raises(VenueError, match="EGeneral:Unknown method"):
         await adapter().server_time_ms(CannedRest({"error": ["EGeneral:Unknown method"]}))
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({"error": [], "result": {}}, RateSignal()),
+        ({"error": ["EQuery:Unknown asset pair"]}, RateSignal()),
+        ({"error": ["EService:Unavailable"]}, RateSignal()),
+        ({"error": ["EAPI:Rate limit exceeded"]}, RateSignal(limited=True)),
+        ({"error": ["EGeneral:Too many requests"]}, RateSignal(limited=True)),
+        (
+            {"error": ["EService:Throttled: 1704153603"]},
+            RateSignal(limited=True, retry_at_ms=1_704_153_603_000),
+        ),
+        (  # the docs' spelling, with spaces
+            {"error": ["EService: Throttled: 1704153603"]},
+            RateSignal(limited=True, retry_at_ms=1_704_153_603_000),
+        ),
+        ({"error": ["EService:Throttled: soon"]}, RateSignal(limited=True)),
+        ({"error": "EAPI:Rate limit exceeded"}, RateSignal()),  # not a list: not Kraken's shape
+        (None, RateSignal()),
+        ([1, 2], RateSignal()),
+    ],
+)
+def test_rate_signal_reads_throttling_from_the_http_200_error_list(
+    body: object, expected: RateSignal
+) -> None:
+    """Throttling errors are a refusal for rate; ``EService:Throttled`` names when it ends."""
+    assert adapter().rate_signal(RestAnswer(200, {}, body)) == expected

@@ -138,6 +138,35 @@ def test_weight_larger_than_the_whole_budget_does_not_wait_forever() -> None:
     assert budget.delay_s(25) == 0.0
 
 
+def test_venue_window_holds_requests_heavier_than_what_is_left_until_it_resets() -> None:
+    """observe_window(remaining, reset_in): spends count down; past it, the wait is the reset."""
+    clock = FakeClock()
+    budget = WeightBudget(1000, clock)
+
+    budget.observe_window(3, 2.5)
+    assert budget.delay_s(3) == 0.0
+    assert budget.delay_s(4) == pytest.approx(2.5)
+    budget.spend(2)
+    assert budget.delay_s(1) == 0.0
+    assert budget.delay_s(2) == pytest.approx(2.5)
+    clock.advance(2.5)  # the venue's window reset: its count is forgotten
+    assert budget.delay_s(100) == 0.0
+
+
+def test_venue_window_does_not_outlive_its_reset_nor_free_the_own_budget() -> None:
+    """A window reported generous does not lift the 60 s budget; an old one stops counting."""
+    clock = FakeClock()
+    budget = WeightBudget(10, clock)
+    budget.spend(10)
+
+    budget.observe_window(900, 30.0)
+    assert budget.delay_s(1) == pytest.approx(60.0)
+    budget.observe_window(0, 1.0)
+    clock.advance(1.0)
+    budget.spend(0)  # spending after the reset does not revive the old count
+    assert budget.delay_s(1) == pytest.approx(59.0)
+
+
 def test_budget_never_reads_the_wall_clock() -> None:
     """The window is measured on the monotonic clock only."""
     clock = FakeClock()
@@ -145,6 +174,7 @@ def test_budget_never_reads_the_wall_clock() -> None:
 
     budget.spend(10)
     budget.observe_used(10)
+    budget.observe_window(0, 1.0)
     budget.pause(1.0)
     budget.delay_s(1)
 
