@@ -3,6 +3,9 @@
 This is the only module that wires parts together. Resources open in an ``AsyncExitStack``
 (lock → database → …) and close in reverse, iff they opened; services run under the
 supervisor, which stops them in the reverse of their start order.
+
+Over 400 lines for now: the composition root wires every part; issue 14 splits it into the
+``app/`` package (daemon, replay, report, backup, the settings translation).
 """
 
 import asyncio

@@ -25,7 +25,8 @@ from paper_trader.runtime.events import EventSink
 from paper_trader.settings import Settings
 from paper_trader.storage import StorageWriter, candle_at_or_before, load_candles
 from paper_trader.storage.ledger_repository import closed_trades, ledger_state, open_positions
-from paper_trader.trader import TraderConfig, handled_of
+from paper_trader.trader_state import handled_of
+from paper_trader.trader_values import TraderConfig
 from paper_trader.trading_stage import MarketView, RestoredLedger, TradingStage
 
 ATR_COLUMNS = ("atr_14", "atr_pct_14")

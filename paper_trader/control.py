@@ -38,7 +38,8 @@ from paper_trader.storage.ledger_repository import (
     equity_snapshots,
     recent_decisions,
 )
-from paper_trader.trader import InstantResult, Trader
+from paper_trader.trader import Trader
+from paper_trader.trader_values import InstantResult
 from paper_trader.trading_stage import TradingStage
 
 # A command's outcome, decided under the stage lock: whether it did what was asked, and why.

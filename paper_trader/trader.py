@@ -23,41 +23,29 @@ fills at the close of the symbol's next candle, after that candle's protective e
 Pure and synchronous; the caller commits the ``InstantResult`` before anyone is told.
 """
 
-import base64
 import json
-import traceback
-from array import array
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 
 from paper_trader.broker.fills import exit_execution, fill_execution
 from paper_trader.broker.ledger import Ledger
-from paper_trader.domain import Candle, Signal, Strength
+from paper_trader.domain import Candle, Signal
 from paper_trader.domain.trading import (
     Action,
-    BreakerTransition,
     ClosedTrade,
     Decision,
     EquitySnapshot,
     ExitReason,
-    Fill,
     FillModel,
     Position,
     Rejection,
     Side,
     TradingState,
+    entry_side,
 )
-from paper_trader.entries import EntryPlan, EntryRules, plan_entry
+from paper_trader.entries import EntryPlan, plan_entry
 from paper_trader.risk.breakers import TradingBreakers
-from paper_trader.risk.config import (
-    BreakerConfig,
-    ExitConfig,
-    FillConfig,
-    LimitsConfig,
-    SizingConfig,
-)
 from paper_trader.risk.correlation import ReturnHistory
 from paper_trader.risk.exits import (
     ExitSignal,
@@ -67,78 +55,14 @@ from paper_trader.risk.exits import (
     time_exit,
 )
 from paper_trader.risk.limits import PortfolioView, screen_entry
-
-_ENTRY_SIDES = {
-    Strength.BUY: Side.LONG,
-    Strength.STRONG_BUY: Side.LONG,
-    Strength.SELL: Side.SHORT,
-    Strength.STRONG_SELL: Side.SHORT,
-}
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class TraderConfig:
-    """Every rule of the trading step."""
-
-    breakers: BreakerConfig
-    limits: LimitsConfig
-    sizing: SizingConfig
-    exits: ExitConfig
-    fills: FillConfig
-
-    @property
-    def entry_rules(self) -> EntryRules:
-        """Return the parts an entry passes through."""
-        return EntryRules(
-            limits=self.limits, sizing=self.sizing, exits=self.exits, fills=self.fills
-        )
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class MarketInput:
-    """One closed candle as the trading step sees it.
-
-    ``atr`` is in price units and ``atr_pct`` in percent (None until the features are warm);
-    ``stale`` marks a candle older than the catch-up limit (no entries, exits still run);
-    ``recovered`` one that closed while the daemon was down (its exits are marked so);
-    ``tradable`` is the data-quality gate's verdict on the series right after the candle;
-    ``fault`` the error that stopped an earlier stage on it (its symbol is quarantined);
-    ``exit_only`` marks a symbol followed only for a position held outside ``SYMBOLS``.
-    """
-
-    candle: Candle
-    atr: Decimal | None
-    atr_pct: float | None
-    stale: bool = False
-    recovered: bool = False
-    tradable: bool = True
-    fault: str | None = None
-    exit_only: bool = False
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Fault:
-    """A candle on which a stage failed: where, the error, and the traceback (for the log)."""
-
-    candle: Candle
-    stage: str
-    error: str
-    traceback: str = ""
-
-
-@dataclass(slots=True)
-class InstantResult:
-    """What one instant (or one command) changed, to commit and then to report."""
-
-    candle_time_ms: int
-    fills: list[Fill] = field(default_factory=list)
-    closed: list[str] = field(default_factory=list)
-    positions: dict[str, Position] = field(default_factory=dict)
-    trades: list[ClosedTrade] = field(default_factory=list)
-    transitions: list[BreakerTransition] = field(default_factory=list)
-    decisions: list[Decision] = field(default_factory=list)
-    faults: list[Fault] = field(default_factory=list)
-    snapshot: EquitySnapshot | None = None
+from paper_trader.trader_faults import Fault, error_decision, guarded
+from paper_trader.trader_state import encode_windows, handled_of, pending_closes_of
+from paper_trader.trader_values import (
+    InstantResult,
+    MarketInput,
+    TraderConfig,
+    decision,
+)
 
 
 class Trader:
@@ -197,45 +121,19 @@ class Trader:
                 failed[market.candle.symbol] = Fault(
                     candle=market.candle, stage="earlier", error=market.fault
                 )
-        self._each(ordered, failed, result, "marking", self._observe)
-        self._each(ordered, failed, result, "exits", self._manage_with(signals))
+        guarded(ordered, failed, result, "marking", self._observe)
+        guarded(ordered, failed, result, "exits", self._manage_with(signals))
         equity = self.ledger.equity(self.marks)
         result.transitions.extend(self.breakers.mark(candle_time_ms, equity))
         if self.breakers.state is TradingState.HALTED:
-            self._each(ordered, failed, result, "halt close", self._halt_close)
-        self._each(ordered, failed, result, "entry", self._entry_with(signals, entries_blocked))
+            guarded(ordered, failed, result, "halt close", self._halt_close)
+        guarded(ordered, failed, result, "entry", self._entry_with(signals, entries_blocked))
         self._settle_faults(ordered, failed, signals, result)
         result.snapshot = self.snapshot(candle_time_ms)
         self.last_candle_ms = max(candle_time_ms, self.last_candle_ms or candle_time_ms)
         for market in ordered:
             self.handled[market.candle.symbol] = market.candle.open_time_ms
         return result
-
-    def _each(
-        self,
-        markets: Sequence[MarketInput],
-        failed: dict[str, Fault],
-        result: InstantResult,
-        stage: str,
-        step: Callable[[MarketInput, InstantResult], None],
-    ) -> None:
-        """Run one step for every market not failed yet; an error fails only its symbol.
-
-        Each step changes the ledger only through calls that check before they change
-        anything, so the state after a failed step is one the ledger allows.
-        """
-        for market in markets:
-            if market.candle.symbol in failed:
-                continue
-            try:
-                step(market, result)
-            except Exception as exc:  # one symbol's trouble, not the daemon's  # noqa: BLE001
-                failed[market.candle.symbol] = Fault(
-                    candle=market.candle,
-                    stage=stage,
-                    error=f"{stage}: {type(exc).__name__}: {exc}",
-                    traceback="".join(traceback.format_exception(exc)),
-                )
 
     def _manage_with(
         self, signals: Mapping[str, Signal]
@@ -272,7 +170,7 @@ class Trader:
                 )
                 continue
             result.faults.append(fault)
-            result.decisions.append(_error_decision(candle, fault, signals.get(candle.symbol)))
+            result.decisions.append(error_decision(fault, signals.get(candle.symbol)))
             result.transitions.extend(
                 self.breakers.on_fault(candle.symbol, candle.open_time_ms, fault.error)
             )
@@ -416,7 +314,7 @@ class Trader:
         return trade
 
     def _is_entry(self, signal: Signal) -> bool:
-        side = _ENTRY_SIDES.get(signal.strength)
+        side = entry_side(signal.strength)
         return side is Side.LONG or (side is Side.SHORT and self.config.limits.allow_short)
 
     def _enter(
@@ -426,15 +324,16 @@ class Trader:
         entries_blocked: str | None,
         result: InstantResult,
     ) -> Decision:
-        side = _ENTRY_SIDES[signal.strength]
+        side = entry_side(signal.strength)
+        assert side is not None  # only entry signals get here (_is_entry)
         if market.stale:
-            return _decision(signal, side, Action.SKIPPED, "catching up: the candle is stale")
+            return decision(signal, side, Action.SKIPPED, "catching up: the candle is stale")
         if market.exit_only:
             detail = f"{signal.symbol} is not in SYMBOLS: exits only"
-            return _decision(signal, side, Action.REJECTED, detail, rule="exit_only")
+            return decision(signal, side, Action.REJECTED, detail, rule="exit_only")
         plan = self._judge(market, signal, side, entries_blocked)
         if isinstance(plan, Rejection):
-            return _decision(signal, side, Action.REJECTED, plan.detail, rule=plan.rule)
+            return decision(signal, side, Action.REJECTED, plan.detail, rule=plan.rule)
         fill, position = self.ledger.open(plan.entry, plan.execution)
         candle = market.candle
         self.breakers.on_entry(candle.symbol, candle.open_time_ms)
@@ -442,7 +341,7 @@ class Trader:
         result.positions[position.symbol] = position
         capped_by = plan.approval.capped_by
         detail = "entered" + (f" (capped by {', '.join(capped_by)})" if capped_by else "")
-        return _decision(
+        return decision(
             signal, side, Action.ENTERED, detail, quantity=fill.quantity, price=fill.price
         )
 
@@ -488,83 +387,8 @@ class Trader:
         )
 
 
-def handled_of(state: Mapping[str, object]) -> dict[str, int]:
-    """Return the last candle handled per symbol from a trader's state (``state_json``)."""
-    handled = state.get("handled")
-    return {str(k): int(v) for k, v in handled.items()} if isinstance(handled, dict) else {}
-
-
-def pending_closes_of(state: Mapping[str, object]) -> dict[str, int]:
-    """Return the queued manual closes (symbol: candle time of the command) from a trader's
-    state; a state written before the queue existed has none."""
-    pending = state.get("pending_closes")
-    return {str(k): int(v) for k, v in pending.items()} if isinstance(pending, dict) else {}
-
-
-def encode_windows(windows: Mapping[str, Sequence[float]]) -> str:
-    """Return the volatility windows as JSON of their float64 bytes in base64: exact, and about
-    a hundred times cheaper to write than lists of floats (100 symbols x 1,440 values)."""
-    encoded = {s: base64.b64encode(array("d", v).tobytes()).decode() for s, v in windows.items()}
-    return json.dumps(encoded, separators=(",", ":"))
-
-
-def decode_windows(text: str) -> dict[str, list[float]]:
-    """Return the volatility windows that ``encode_windows`` wrote."""
-    encoded = json.loads(text)
-    return {str(s): array("d", base64.b64decode(data)).tolist() for s, data in encoded.items()}
-
-
 def _halted_at_close(candle: Candle) -> ExitSignal:
     """Return the exit of a position while trading is HALTED: at the candle's close."""
     return ExitSignal(
         reason=ExitReason.HALTED, price=candle.close, fill_model=FillModel.MARKET_CLOSE
-    )
-
-
-def _error_decision(candle: Candle, fault: Fault, signal: Signal | None) -> Decision:
-    """Return the decision that records a failed candle (with its signal's fields, if any)."""
-    side = None if signal is None else _ENTRY_SIDES.get(signal.strength)
-    return Decision(
-        venue=candle.venue,
-        symbol=candle.symbol,
-        interval=candle.interval,
-        candle_time_ms=candle.open_time_ms,
-        strength="" if signal is None else signal.strength.value,
-        score=0.0 if signal is None else signal.score,
-        confidence=0.0 if signal is None else signal.confidence,
-        model_version="" if signal is None else signal.model_version,
-        action=Action.ERROR,
-        side=side,
-        quantity=None,
-        price=None,
-        rule="symbol_error",
-        detail=fault.error,
-    )
-
-
-def _decision(
-    signal: Signal,
-    side: Side,
-    action: Action,
-    detail: str,
-    *,
-    rule: str | None = None,
-    quantity: Decimal | None = None,
-    price: Decimal | None = None,
-) -> Decision:
-    return Decision(
-        venue=signal.venue,
-        symbol=signal.symbol,
-        interval=signal.interval,
-        candle_time_ms=signal.open_time_ms,
-        strength=signal.strength.value,
-        score=signal.score,
-        confidence=signal.confidence,
-        model_version=signal.model_version,
-        action=action,
-        side=side,
-        quantity=quantity,
-        price=price,
-        rule=rule,
-        detail=detail,
     )

@@ -35,14 +35,10 @@ from paper_trader.trade_events import (
     trade_opened_event,
     transition_fields,
 )
-from paper_trader.trader import (
-    Fault,
-    InstantResult,
-    MarketInput,
-    Trader,
-    TraderConfig,
-    decode_windows,
-)
+from paper_trader.trader import Trader
+from paper_trader.trader_faults import Fault
+from paper_trader.trader_state import decode_windows
+from paper_trader.trader_values import InstantResult, MarketInput, TraderConfig
 
 log = get_logger("trader")
 

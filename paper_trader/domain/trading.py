@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from decimal import ROUND_UP, Decimal
 
 from paper_trader.domain.candle import Interval, Venue
+from paper_trader.domain.signal import Strength
 
 DAY_MS = 86_400_000
 PRICE_STEP = Decimal("1e-10")  # fill prices are rounded to this tick (half-even)
@@ -52,6 +53,19 @@ class Side(enum.StrEnum):
     def opposite(self) -> "Side":
         """Return the other side."""
         return Side.SHORT if self is Side.LONG else Side.LONG
+
+
+def entry_side(strength: Strength) -> Side | None:
+    """Return the side a signal of ``strength`` would enter (None for hold)."""
+    return _ENTRY_SIDES.get(strength)
+
+
+_ENTRY_SIDES = {
+    Strength.BUY: Side.LONG,
+    Strength.STRONG_BUY: Side.LONG,
+    Strength.SELL: Side.SHORT,
+    Strength.STRONG_SELL: Side.SHORT,
+}
 
 
 class OrderSide(enum.StrEnum):

@@ -23,6 +23,9 @@ Life of the feed:
    degraded and an event for the notifier.
 
 The feed never reads the local wall clock for market time: ``VenueClock`` does that job.
+
+Over 400 lines for now: the connection lifecycle (open, resync, serve, rotate) is one loop
+over shared state; issue 14 moves the feed into its own package, where it splits by noun.
 """
 
 import asyncio

@@ -32,6 +32,9 @@ returned as ``BreakerTransition`` values; tripping a tripped breaker returns not
   symbol went through without an error, or when the operator resumes; a new error restarts
   the count.
 - Manual breakers carry no numbers: their ``threshold`` and ``observed`` are empty.
+
+Over 400 lines on purpose: one state machine whose breakers share ``_switch``, one snapshot and
+the rule list above; split apart, each rule would lose sight of the state it changes.
 """
 
 import dataclasses
