@@ -16,7 +16,10 @@ dataset, drawn with a fixed seed. One symbol: ``bundle.predict(x[i:i+1])`` then
 same way. 100 symbols: the same with 100 rows per call, ``--batch-calls`` calls. Both are
 repeated with the three members' ``predict_proba`` gathered in an asyncio loop through
 ``loop.run_in_executor`` on a 3-thread ``ThreadPoolExecutor`` within a 2 s timeout, as the
-daemon's ``Predictor`` runs them, to show the cost of the hop. The load average is printed:
+daemon's ``Predictor`` ran them before, to show the cost of the hop; and through the
+daemon's ``Predictor.predict`` itself (defaults: up to 8 rows as one executor call, more with
+a thread per member; every call within a slot and the timeout; the signals included). The
+load average is printed:
 other processes on the 2 cores slow training far more than their share (see the report).
 About 2 minutes on an idle 2-core machine (4 with ``--breakdown``).
 
@@ -47,12 +50,14 @@ import xgboost  # noqa: E402
 
 from paper_trader.domain import Interval, Venue  # noqa: E402
 from paper_trader.exchange.synthetic import generate_candles, write_csv  # noqa: E402
+from paper_trader.features.engine import FeatureRow  # noqa: E402
 from paper_trader.features.spec import FeatureSpec, default_spec  # noqa: E402
 from paper_trader.prediction import models, training  # noqa: E402
 from paper_trader.prediction.bundle import ModelBundle  # noqa: E402
 from paper_trader.prediction.dataset import Dataset, LabelRule, build_dataset  # noqa: E402
 from paper_trader.prediction.ensemble import Ensemble, SignalThresholds, WeightPolicy  # noqa: E402
 from paper_trader.prediction.folds import FoldPlan  # noqa: E402
+from paper_trader.prediction.predictor import Predictor, PredictorConfig  # noqa: E402
 from paper_trader.prediction.registry import Artifacts, ModelRegistry  # noqa: E402
 from paper_trader.train import TrainRequest, describe, load_csv_series, run_training  # noqa: E402
 
@@ -185,6 +190,41 @@ async def hop_latencies(
     return out[warmup:]
 
 
+async def predictor_latencies(
+    bundle: ModelBundle, inputs: list[tuple[FloatArray, int]], warmup: int
+) -> list[int]:
+    """As ``latencies``, through the daemon's own ``Predictor.predict`` with its defaults: the
+    rows become feature rows of the spec, up to 8 rows run as one executor call (one hop),
+    more with one thread per member, each within a slot and the 2 s timeout."""
+    spec = default_spec()
+    columns = [spec.names.index(n) for n in spec.model_inputs]
+    predictor = Predictor(spec, PredictorConfig(), now_ms=lambda: 0)
+    predictor.install(bundle)
+    out = []
+    for k, (x, _) in enumerate(inputs):
+        rows = []
+        for j, inputs_row in enumerate(x):
+            values = [0.0] * len(spec.names)
+            for column, value in zip(columns, inputs_row, strict=True):
+                values[column] = float(value)
+            rows.append(
+                FeatureRow(
+                    venue=Venue.BINANCE,
+                    symbol=f"S{j:03d}USDT",
+                    interval=Interval.M1,
+                    open_time_ms=(k + 1) * 60_000,
+                    values=tuple(values),
+                    is_ready=True,
+                )
+            )
+        started = time.perf_counter_ns()
+        if await predictor.predict(rows) is None:
+            raise RuntimeError("the predictor made no prediction")
+        out.append(time.perf_counter_ns() - started)
+    predictor.close()
+    return out[warmup:]
+
+
 def inference(
     bundle: ModelBundle, data: Dataset, args: argparse.Namespace
 ) -> dict[str, dict[str, float]]:
@@ -226,6 +266,9 @@ def inference(
         out[f"  {case}: ensemble.signals"] = stats(ns, n)
         out[f"{case}, executor"] = stats(
             asyncio.run(hop_latencies(bundle, signal, inputs, warmup)), n
+        )
+        out[f"{case}, Predictor"] = stats(
+            asyncio.run(predictor_latencies(bundle, inputs, warmup)), n
         )
     return out
 
@@ -303,7 +346,7 @@ def report(results: dict[str, Any]) -> None:
         f"{'met' if t['goal_met'] else 'NOT met'} (peer's users report ~{PEER_S:.0f} s per pair)"
     )
     for case in ("one symbol", f"{BATCH} symbols"):
-        for suffix in ("", ", executor"):
+        for suffix in ("", ", executor", ", Predictor"):
             s = inf[case + suffix]
             print(
                 f"  {case + suffix:<28}: p50 {s['p50_us']:8.1f} µs, p99 {s['p99_us']:8.1f} µs; "

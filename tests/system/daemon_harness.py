@@ -3,14 +3,16 @@
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import subprocess_env
@@ -171,3 +173,42 @@ def market_fixture(tmp_path: Path) -> Iterator[dict[str, str]]:
     """Run the simulated exchange (x60 real time, 100 candles of history) for the daemon."""
     with simulator(subprocess_env(tmp_path), "--speed", "60", "--history", "100") as sim:
         yield {**sim.env, "SYMBOLS": "BTCUSDT", "WARMUP_CANDLES": "50"}
+
+
+# Entries on every buy signal: nothing throttles them (a model's every "buy" is tried).
+BUSY = {
+    "AUTO_TRAIN": "false",
+    "RETRAIN_INTERVAL": "0",
+    "SIGNAL_BUY_THRESHOLD": "0.01",
+    "SIGNAL_STRONG_THRESHOLD": "0.2",
+    "MIN_CONFIDENCE": "0",
+    "MIN_TIME_BETWEEN_TRADES": "0",
+    "MAX_POSITION_SIZE": "0.3",
+    "CORRELATION_LIMIT": "1",
+}
+
+
+def query(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
+    """Run a read-only query (an empty list while the database or table does not exist)."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return conn.execute(sql, params).fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
+def count(db: Path, sql: str) -> int:
+    """Return the single number a ``SELECT count(*)`` gives (0 before the table exists)."""
+    rows = query(db, sql)
+    return int(str(rows[0][0])) if rows else 0
+
+
+def wait_until(
+    process: subprocess.Popen[Any], condition: Callable[[], bool], what: str, timeout: float = 150
+) -> None:
+    """Wait until ``condition()``; fail if the daemon exits or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, "the daemon exited"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)

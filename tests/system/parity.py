@@ -3,7 +3,6 @@
 import csv
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -13,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from daemon_harness import CLI, run_cli, simulator
+from daemon_harness import BUSY, CLI, query, run_cli, simulator
 
 from paper_trader.domain import Candle, Interval
 from paper_trader.exchange.sim_market import synthetic_series
@@ -21,17 +20,9 @@ from paper_trader.exchange.synthetic import write_csv
 
 START_MS = 1_672_531_200_000
 SYMBOLS = ("BTCUSDT", "ETHUSDT")
-# Trade often: every buy signal is a candidate, nothing throttles entries.
 TRADING = {
-    "AUTO_TRAIN": "false",
-    "RETRAIN_INTERVAL": "0",
-    "SIGNAL_BUY_THRESHOLD": "0.01",
-    "SIGNAL_STRONG_THRESHOLD": "0.2",
-    "MIN_CONFIDENCE": "0",
-    "MIN_TIME_BETWEEN_TRADES": "0",
+    **BUSY,
     "STOP_LOSS_COOLDOWN": "0",
-    "MAX_POSITION_SIZE": "0.3",
-    "CORRELATION_LIMIT": "1",
     "PREDICTION_TIMEOUT": "30",  # a loaded CI machine must not turn inference into a deviation
 }
 # Every fault the simulator has, at rates a bad day on a real venue would show.
@@ -42,15 +33,6 @@ ALL_FAULTS = (
     "--rest-418-rate", "0.02", "--rest-5xx-rate", "0.03", "--retry-after", "1",
     "--fault-seed", "7",
 )  # fmt: skip
-
-
-def query(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    """Run a read-only query (an empty list while the database does not exist yet)."""
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            return conn.execute(sql, params).fetchall()
-    except sqlite3.OperationalError:
-        return []
 
 
 def dirty_market(directory: Path, count: int, *, halt: range, missing: range) -> list[Path]:

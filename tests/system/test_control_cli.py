@@ -2,52 +2,26 @@
 
 import json
 import signal
-import sqlite3
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from conftest import subprocess_env
-from daemon_harness import daemon, notify_socket, run_cli, simulator
+from daemon_harness import BUSY, daemon, notify_socket, query, run_cli, simulator, wait_until
 from fakes.models import publish_model
 
 HISTORY = 800  # the features are ready from candle 660
 SYMBOLS = "BTCUSDT,ETHUSDT"
 # Every buy signal is a candidate; a position stays open until a command closes it.
 TRADING = {
-    "AUTO_TRAIN": "false",
-    "RETRAIN_INTERVAL": "0",
+    **BUSY,
     "WARMUP_CANDLES": str(HISTORY),
     "CATCHUP_LIMIT": "10000000",
-    "SIGNAL_BUY_THRESHOLD": "0.01",
-    "SIGNAL_STRONG_THRESHOLD": "0.2",
-    "MIN_CONFIDENCE": "0",
-    "MIN_TIME_BETWEEN_TRADES": "0",
-    "MAX_POSITION_SIZE": "0.3",
-    "CORRELATION_LIMIT": "1",
     "MAX_HOLDING_TIME": "0",
     "STOP_LOSS_ATR_MULTIPLIER": "50",
     "TAKE_PROFIT_RISK_REWARD": "50",
     "TRAILING_STOP": "false",
     "EXIT_ON_OPPOSITE_SIGNAL": "false",
 }
-
-
-def _query(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-            return conn.execute(sql, params).fetchall()
-    except sqlite3.OperationalError:
-        return []
-
-
-def _wait(process: "object", condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + 150
-    while not condition():
-        assert process.poll() is None, "the daemon exited"  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 def _command(env: dict[str, str], *args: str) -> dict[str, object]:
@@ -59,7 +33,7 @@ def _command(env: dict[str, str], *args: str) -> dict[str, object]:
 
 
 def _breaker_time(db: Path, breaker: str, transition: str) -> int:
-    rows = _query(
+    rows = query(
         db,
         "SELECT candle_time_ms FROM breaker_events WHERE breaker = ? AND transition = ? "
         "ORDER BY id DESC LIMIT 1",
@@ -82,22 +56,22 @@ def test_the_cli_pauses_closes_resumes_and_stops_a_running_daemon(tmp_path: Path
         with notify_socket() as notify, daemon({**live, "NOTIFY_SOCKET": notify.path}) as p:
             notify.wait_for("READY=1", timeout=60)
             status = _command(live, "status")
-            _wait(p, lambda: bool(_query(db, "SELECT 1 FROM positions")), "an open position")
+            wait_until(p, lambda: bool(query(db, "SELECT 1 FROM positions")), "an open position")
 
             paused = _command(live, "pause", "maintenance", "window")
             since = _breaker_time(db, "manual_pause", "tripped")
             blocked = "SELECT action, rule FROM decisions WHERE candle_time_ms > ?"
-            _wait(p, lambda: bool(_query(db, blocked, (since,))), "a signal while paused")
-            [(held, entry)] = _query(db, "SELECT symbol, entry_fill_id FROM positions LIMIT 1")
+            wait_until(p, lambda: bool(query(db, blocked, (since,))), "a signal while paused")
+            [(held, entry)] = query(db, "SELECT symbol, entry_fill_id FROM positions LIMIT 1")
             closed = _command(live, "close", str(held).replace("-", ""))
             resumed = _command(live, "resume")
             after = _breaker_time(db, "manual_pause", "reset")
             entered = "SELECT 1 FROM decisions WHERE action = 'entered' AND candle_time_ms > ?"
-            _wait(p, lambda: bool(_query(db, entered, (after,))), "an entry after resume")
-            while_paused = _query(db, blocked + " AND candle_time_ms <= ?", (since, after))
+            wait_until(p, lambda: bool(query(db, entered, (after,))), "an entry after resume")
+            while_paused = query(db, blocked + " AND candle_time_ms <= ?", (since, after))
 
             stopped = _command(live, "emergency-stop")
-            flat = _query(db, "SELECT count(*) FROM positions")
+            flat = query(db, "SELECT count(*) FROM positions")
             again = _command(live, "resume")
             p.send_signal(signal.SIGTERM)
             assert p.wait(timeout=30) == 0
@@ -109,7 +83,7 @@ def test_the_cli_pauses_closes_resumes_and_stops_a_running_daemon(tmp_path: Path
     assert paused["message"] == ("paused: no new entries, exits keep running; trading is reducing")
     assert {rule for _, rule in while_paused} == {"trading_state"}
     assert closed["ok"] is True
-    [(reason,)] = _query(db, "SELECT exit_reason FROM trades WHERE entry_fill_id = ?", (entry,))
+    [(reason,)] = query(db, "SELECT exit_reason FROM trades WHERE entry_fill_id = ?", (entry,))
     assert reason == "manual"
     assert resumed["ok"] is True
     assert str(resumed["message"]).startswith("resumed: cleared manual_pause")

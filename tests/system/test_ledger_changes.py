@@ -9,24 +9,25 @@ import contextlib
 import json
 import signal
 import sqlite3
-import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from conftest import subprocess_env
-from daemon_harness import daemon, notify_socket, run_cli, simulator
+from daemon_harness import (
+    BUSY,
+    daemon,
+    notify_socket,
+    query,
+    run_cli,
+    simulator,
+    wait_until,
+)
 from fakes.models import candle_csv, publish_model
 
 HOLD = {  # entries on every buy signal, and nothing closes them during the replay
-    "SIGNAL_BUY_THRESHOLD": "0.01",
-    "SIGNAL_STRONG_THRESHOLD": "0.2",
-    "MIN_CONFIDENCE": "0",
-    "MIN_TIME_BETWEEN_TRADES": "0",
-    "MAX_POSITION_SIZE": "0.3",
-    "CORRELATION_LIMIT": "1",
+    **BUSY,
     "MAX_HOLDING_TIME": "0",
     "STOP_LOSS_ATR_MULTIPLIER": "50",
     "TAKE_PROFIT_RISK_REWARD": "50",
@@ -58,13 +59,8 @@ def ledger_fixture(tmp_path_factory: pytest.TempPathFactory) -> Ledger:
     args = ["replay", "--csv", str(btc), str(eth), "--symbol", "BTCUSDT", "ETHUSDT"]
     done = run_cli([*args, "--interval", "1m", "--db", str(db)], env, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert [s for (s,) in _query(db, "SELECT symbol FROM positions")] == ["BTC-USDT", "ETH-USDT"]
+    assert [s for (s,) in query(db, "SELECT symbol FROM positions")] == ["BTC-USDT", "ETH-USDT"]
     return Ledger(db=db, models=work / "models")
-
-
-def _query(db: Path, sql: str, params: tuple[object, ...] = ()) -> list[tuple[object, ...]]:
-    with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def _copy(ledger: Ledger, tmp_path: Path) -> dict[str, str]:
@@ -81,14 +77,6 @@ def _copy(ledger: Ledger, tmp_path: Path) -> dict[str, str]:
 def _events(env: dict[str, str], name: str) -> list[dict[str, object]]:
     lines = (Path(env["LOG_DIR"]) / "paper_trader.log").read_text().splitlines()
     return [e for e in map(json.loads, lines) if e["event"] == name]
-
-
-def _wait(process: "object", condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert process.poll() is None, "the daemon exited"  # type: ignore[attr-defined]
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize(
@@ -110,13 +98,13 @@ def test_another_interval_exchange_or_balance_than_the_ledgers_exits_2_naming_bo
         "BINANCE_REST_URL": "http://127.0.0.1:9",
     }
     db = Path(env["DB_PATH"])
-    runs = _query(db, "SELECT count(*) FROM runs")
+    runs = query(db, "SELECT count(*) FROM runs")
     done = run_cli(["run"], env, timeout=30)  # a daemon that starts runs into the timeout
     assert done.returncode == 2, done.stderr[-2000:]
     [line] = [x for x in done.stderr.splitlines() if x.startswith("paper-trader:")]
     assert f"this ledger was started with {was}, but the settings say {setting}={value}" in line
     assert f"set DB_PATH to another file (or move {db} away)" in line
-    assert _query(db, "SELECT count(*) FROM runs") == runs
+    assert query(db, "SELECT count(*) FROM runs") == runs
 
 
 @pytest.mark.timeout(300)
@@ -127,37 +115,37 @@ def test_a_position_on_a_symbol_left_out_of_symbols_is_followed_and_exits_by_its
     time on a new candle, and no entry is taken on ETH-USDT."""
     env = _copy(ledger, tmp_path)
     db = Path(env["DB_PATH"])
-    [(eth_entry,)] = _query(db, "SELECT entry_fill_id FROM positions WHERE symbol = 'ETH-USDT'")
-    [(last_handled,)] = _query(db, "SELECT max(candle_time_ms) FROM decisions")
-    [(last_stored,)] = _query(db, "SELECT max(open_time_ms) FROM candles")
+    [(eth_entry,)] = query(db, "SELECT entry_fill_id FROM positions WHERE symbol = 'ETH-USDT'")
+    [(last_handled,)] = query(db, "SELECT max(candle_time_ms) FROM decisions")
+    [(last_stored,)] = query(db, "SELECT max(open_time_ms) FROM candles")
     market = ("--symbols", "BTCUSDT,ETHUSDT", "--start-ms", str(int(last_stored) + 60_000))  # type: ignore[call-overload]
     with simulator(env, "--speed", "60", "--history", str(HISTORY), *market) as sim:
         live = {**env, **sim.env, "SYMBOLS": "BTCUSDT", "WARMUP_CANDLES": str(HISTORY)}
         with notify_socket() as notify, daemon({**live, "NOTIFY_SOCKET": notify.path}) as p:
             notify.wait_for("READY=1", timeout=60)
             sql = f"SELECT exit_reason FROM trades WHERE entry_fill_id = {eth_entry}"
-            _wait(p, lambda: bool(_query(db, sql)), 120, "the ETH-USDT position to exit")
+            wait_until(p, lambda: bool(query(db, sql)), "the ETH-USDT position to exit", 120)
             refused = (
                 "SELECT count(*) FROM decisions WHERE symbol = 'ETH-USDT' AND candle_time_ms > ?"
             )
-            _wait(
+            wait_until(
                 p,
-                lambda: _query(db, refused, (last_handled,))[0][0] > 0,  # type: ignore[operator]
-                120,
+                lambda: query(db, refused, (last_handled,))[0][0] > 0,  # type: ignore[operator]
                 "a signal on ETH-USDT",
+                120,
             )
             p.send_signal(signal.SIGTERM)
             assert p.wait(timeout=30) == 0
-    [(reason,)] = _query(db, sql)
+    [(reason,)] = query(db, sql)
     assert reason in ("time", "stop_loss", "take_profit")
-    after = _query(
+    after = query(
         db,
         "SELECT DISTINCT action, rule FROM decisions WHERE symbol = 'ETH-USDT' "
         "AND candle_time_ms > ?",
         (last_handled,),
     )
     assert after == [("rejected", "exit_only")]
-    assert _query(db, "SELECT count(*) FROM positions WHERE symbol = 'ETH-USDT'") == [(0,)]
+    assert query(db, "SELECT count(*) FROM positions WHERE symbol = 'ETH-USDT'") == [(0,)]
     [outside] = _events(env, "position_outside_symbols")
     assert (outside["symbol"], outside["followed"]) == ("ETH-USDT", True)
 
@@ -170,8 +158,8 @@ def test_a_position_the_venue_no_longer_lists_is_reported_marked_and_closable(
     entry price), and `close ETHUSDT` closes it there."""
     env = _copy(ledger, tmp_path)
     db = Path(env["DB_PATH"])
-    [(entry_price,)] = _query(db, "SELECT entry_price FROM positions WHERE symbol = 'ETH-USDT'")
-    [(last_close,)] = _query(
+    [(entry_price,)] = query(db, "SELECT entry_price FROM positions WHERE symbol = 'ETH-USDT'")
+    [(last_close,)] = query(
         db,
         "SELECT close FROM candles WHERE symbol = 'ETH-USDT' ORDER BY open_time_ms DESC LIMIT 1",
     )
@@ -190,7 +178,7 @@ def test_a_position_the_venue_no_longer_lists_is_reported_marked_and_closable(
     assert closed.returncode == 0, closed.stderr
     answer = json.loads(closed.stdout)
     assert [(t["symbol"], t["exit_reason"]) for t in answer["trades"]] == [("ETH-USDT", "manual")]
-    assert _query(db, "SELECT count(*) FROM positions WHERE symbol = 'ETH-USDT'") == [(0,)]
+    assert query(db, "SELECT count(*) FROM positions WHERE symbol = 'ETH-USDT'") == [(0,)]
     [outside] = _events(env, "position_outside_symbols")
     assert (outside["symbol"], outside["followed"]) == ("ETH-USDT", False)
     assert "Invalid symbol" in str(outside["reason"])

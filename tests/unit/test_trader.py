@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
+from fakes.trading import BTC, ETH, MINUTE, T0, candle, signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn
@@ -45,10 +46,6 @@ from paper_trader.risk.config import (
 from paper_trader.trader import InstantResult, MarketInput, Trader, TraderConfig
 
 D = Decimal
-T0 = 19_675 * DAY_MS  # 2023-11-14 00:00 UTC
-MINUTE = 60_000
-BTC = "BTCUSDT"
-ETH = "ETHUSDT"
 CASH = D(10_000)
 ENTRY_CASH = D("7496.24875")
 CONFIG = TraderConfig(
@@ -65,44 +62,10 @@ CONFIG = TraderConfig(
 )
 
 
-def candle(minute: int, ohlc: str, *, symbol: str = BTC, volume: str = "1000") -> Candle:
-    """Return the 1m candle ``minute`` minutes after T0 with prices ``"open high low close"``."""
-    open_, high, low, close = (D(p) for p in ohlc.split())
-    return Candle(
-        venue=Venue.BINANCE,
-        symbol=symbol,
-        interval=Interval.M1,
-        open_time_ms=T0 + minute * MINUTE,
-        open=open_,
-        high=high,
-        low=low,
-        close=close,
-        volume=D(volume),
-    )
-
-
 def market(bar: Candle, atr: str | None = "2", **flags: bool) -> MarketInput:
     """Return ``bar`` as the trading step sees it, with an ATR of ``atr`` (2 % of 100)."""
     atr_pct = None if atr is None else float(D(atr) / bar.close * 100)
     return MarketInput(candle=bar, atr=None if atr is None else D(atr), atr_pct=atr_pct, **flags)
-
-
-def signal(bar: Candle, strength: Strength = Strength.BUY, confidence: float = 0.5) -> Signal:
-    """Return the ensemble's signal made at the close of ``bar``."""
-    return Signal(
-        venue=bar.venue,
-        symbol=bar.symbol,
-        interval=bar.interval,
-        open_time_ms=bar.open_time_ms,
-        probabilities=(0.2, 0.3, 0.5),
-        score=0.3,
-        strength=strength,
-        confidence=confidence,
-        model_version="v1",
-        spec_hash="spec",
-        weights=(("xgb", 1.0),),
-        model_probabilities=(("xgb", (0.2, 0.3, 0.5)),),
-    )
 
 
 def make_trader(config: TraderConfig = CONFIG, **changes: Any) -> Trader:

@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from fakes.trading import BTC, ETH, MINUTE, T0, candle, signal
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn
@@ -26,7 +27,6 @@ from hypothesis.strategies import DrawFn
 from paper_trader.broker.ledger import Ledger
 from paper_trader.domain import Candle, Interval, Signal, Strength, Venue
 from paper_trader.domain.trading import (
-    DAY_MS,
     Action,
     ClosedTrade,
     ExitReason,
@@ -45,10 +45,6 @@ from paper_trader.risk.config import (
 from paper_trader.trader import InstantResult, MarketInput, Trader, TraderConfig
 
 D = Decimal
-T0 = 19_675 * DAY_MS
-MINUTE = 60_000
-BTC = "BTCUSDT"
-ETH = "ETHUSDT"
 CASH = D(10_000)
 TICK = D("1e-10")
 CONFIG = TraderConfig(
@@ -65,44 +61,10 @@ CONFIG = TraderConfig(
 )
 
 
-def candle(minute: int, ohlc: str, *, symbol: str = BTC, volume: str = "1000") -> Candle:
-    """Return the 1m candle ``minute`` minutes after T0 with prices ``"open high low close"``."""
-    open_, high, low, close = (D(p) for p in ohlc.split())
-    return Candle(
-        venue=Venue.BINANCE,
-        symbol=symbol,
-        interval=Interval.M1,
-        open_time_ms=T0 + minute * MINUTE,
-        open=open_,
-        high=high,
-        low=low,
-        close=close,
-        volume=D(volume),
-    )
-
-
 def market(bar: Candle, atr: str | Decimal = "2") -> MarketInput:
     """Return ``bar`` as the trading step sees it, with an ATR of ``atr``."""
     value = D(atr)
     return MarketInput(candle=bar, atr=value, atr_pct=float(value / bar.close * 100))
-
-
-def signal(bar: Candle, strength: Strength = Strength.BUY, confidence: float = 0.5) -> Signal:
-    """Return the ensemble's signal made at the close of ``bar``."""
-    return Signal(
-        venue=bar.venue,
-        symbol=bar.symbol,
-        interval=bar.interval,
-        open_time_ms=bar.open_time_ms,
-        probabilities=(0.2, 0.3, 0.5),
-        score=0.3,
-        strength=strength,
-        confidence=confidence,
-        model_version="v1",
-        spec_hash="spec",
-        weights=(("xgb", 1.0),),
-        model_probabilities=(("xgb", (0.2, 0.3, 0.5)),),
-    )
 
 
 def make_trader(cash: Decimal = CASH, config: TraderConfig = CONFIG, **changes: Any) -> Trader:
