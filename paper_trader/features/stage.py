@@ -164,11 +164,18 @@ class FeatureStage:
             self.rebuilds += 1
             candles = await self._history(key, None, limit)
         for candle in candles:
-            self.on_candle(candle)
+            try:
+                self.on_candle(candle)
+            except Exception:  # a stored candle that breaks the engine: its series re-warms
+                log.exception("candle_failed", stage="features warm-up", **_label(key))
         return len(candles)
 
     def on_candle(self, candle: Candle) -> FeatureRow | None:
-        """Update the candle's series; an impossible candle is logged and resets only it."""
+        """Update the candle's series; an impossible candle is logged and resets only it.
+
+        Any other error resets the series too (its state may be half updated) and is raised
+        for the decision task to record against the candle.
+        """
         try:
             row = self.engine.update(candle)
         except DataIntegrityError as exc:
@@ -179,6 +186,10 @@ class FeatureStage:
                 error=str(exc),
             )
             return None
+        except Exception:
+            self.engine.series((candle.venue, candle.symbol, candle.interval)).reset()
+            self._ready.discard((candle.venue, candle.symbol, candle.interval))
+            raise
         if row is not None and row.is_ready:
             key = (candle.venue, candle.symbol, candle.interval)
             if key not in self._ready:

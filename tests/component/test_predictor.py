@@ -12,12 +12,19 @@ import pytest
 from conftest import eventually
 from fakes.models import publish_model
 
-from paper_trader.domain import Event, EventKind, Interval, Strength, Venue
+from paper_trader.clock import SystemClock
+from paper_trader.domain import Event, EventKind, Interval, MarketItem, Strength, Venue
+from paper_trader.engine import DecisionEngine
 from paper_trader.features.engine import FeatureRow
 from paper_trader.features.spec import default_spec
 from paper_trader.prediction.bundle import ModelBundle
+from paper_trader.prediction.monitor import MonitorConfig, PredictionMonitor
 from paper_trader.prediction.predictor import Predictor, PredictorConfig
 from paper_trader.prediction.registry import ModelRegistry
+from paper_trader.prediction.stage import PredictionStage
+from paper_trader.runtime.channel import BlockingChannel
+from paper_trader.runtime.sdnotify import Heartbeat
+from paper_trader.runtime.service import Readiness
 
 SPEC = default_spec()
 
@@ -267,3 +274,28 @@ def test_events_say_which_model_is_in_use(tmp_path: Path) -> None:
     loaded = [e for e in events.seen if e.kind is EventKind.MODEL_LOADED]
     assert [(e.data["version"], e.data["previous"]) for e in loaded] == [("v1", ""), ("v2", "v1")]
     p.close()
+
+
+async def test_the_decision_task_shuts_the_executor_down_when_it_stops() -> None:
+    """A stopped daemon leaves no prediction thread behind: the engine's stop closes it."""
+    before = {t.ident for t in threading.enumerate() if t.name.startswith("predict")}
+    p = predictor(PredictorConfig(), Events())
+    p.install(bundle_of({"a": Member(), "b": Member()}))
+    assert await p.predict(rows(2)) is not None
+    mine = [
+        t for t in threading.enumerate() if t.name.startswith("predict") and t.ident not in before
+    ]
+    assert mine
+    stage = PredictionStage(
+        p, PredictionMonitor(MonitorConfig(), now_ms=lambda: 0), record=_rows, resolve=_rows
+    )
+    channel: BlockingChannel[MarketItem] = BlockingChannel(8)
+    engine = DecisionEngine(channel, _rows, Heartbeat(SystemClock()), prediction=stage)
+    task = asyncio.create_task(engine.run(Readiness()))
+    channel.close()
+    await task
+    await eventually(lambda: not any(t.is_alive() for t in mine))
+
+
+async def _rows(_rows: object) -> None:
+    return None
