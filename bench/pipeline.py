@@ -299,6 +299,9 @@ def build_rig(settings: Settings, conn: Any) -> Rig:
         async def start(self) -> None:
             await models.stage.start()
 
+        def close(self) -> None:
+            models.stage.close()
+
     trading = build_trading_stage(
         settings, conn, TimedWriter(writer, probe), bus, clock, series=series, spec=spec,
         venue_now=None, files=None,
