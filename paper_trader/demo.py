@@ -96,7 +96,12 @@ def run_demo(settings: Settings, request: DemoRequest) -> DemoResult:
                 "cache_dir": request.db_path.with_suffix(".cache"),
                 "stream_silence_timeout": 10.0,
                 "models_dir": request.db_path.with_suffix(".models"),
-                # A livelier risk profile, so that a short demo shows breakers at work too.
+                # A livelier risk profile, so that a short demo shows breakers at work too;
+                # wider levels, since on 1-minute candles a target 4 ATRs away cannot pay a
+                # round trip's fees and slippage (cost_edge), and a ten-minute holding limit.
+                "stop_loss_atr_multiplier": 3.0,
+                "take_profit_risk_reward": 3.0,
+                "max_holding_time": 600.0,
                 "min_time_between_trades": 60.0,
                 "stop_loss_cooldown": 600.0,
                 "max_consecutive_losses": 3,
