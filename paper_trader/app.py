@@ -1,11 +1,11 @@
 """The composition root: builds every component from settings, runs them, shuts down in order.
 
+Over 400 lines for now: the composition root wires every part; issue 14 splits it into the
+``app/`` package (daemon, replay, report, backup, the settings translation).
+
 This is the only module that wires parts together. Resources open in an ``AsyncExitStack``
 (lock → database → …) and close in reverse, iff they opened; services run under the
 supervisor, which stops them in the reverse of their start order.
-
-Over 400 lines for now: the composition root wires every part; issue 14 splits it into the
-``app/`` package (daemon, replay, report, backup, the settings translation).
 """
 
 import asyncio
@@ -15,7 +15,7 @@ import json
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +91,6 @@ from paper_trader.storage import (
     pending_predictions,
     start_run,
 )
-from paper_trader.storage.deviations import DEVIATION_KINDS, RecordDeviation
 from paper_trader.versions import package_versions
 
 log = get_logger("app")
@@ -422,9 +421,6 @@ def _build(
         ),
     )
     recorder = EventRecorder(bus.subscribe(), lambda event: writer.write(AppendOutbox(event=event)))
-    deviations = EventRecorder(
-        bus.subscribe(), _deviation_recorder(writer), name="deviation_recorder"
-    )
     commands = None
     if plan.reader is not None:  # the live daemon: the CLI's way in (Telegram's, later)
         control = Control(trading, plan.reader, interval_ms=series[0][2].ms)
@@ -447,7 +443,7 @@ def _build(
         stale_after_s=max(30.0, 4 * (watchdog_s or 0.0)),
         publish_status=notifier.status,
     )
-    for service in (writer, recorder, deviations, health, files):
+    for service in (writer, recorder, health, files):
         supervisor.add(service)
     if models.lifecycle is not None:
         supervisor.add(models.lifecycle)
@@ -465,16 +461,6 @@ def _build(
     if commands is not None:
         supervisor.add(commands)
     return supervisor, engine
-
-
-def _deviation_recorder(writer: StorageWriter) -> Callable[[Event], Awaitable[None]]:
-    """Return the recorder of the events that say a replay may differ from this run."""
-
-    async def record(event: Event) -> None:
-        if event.kind in DEVIATION_KINDS:
-            await writer.write(RecordDeviation(event=event))
-
-    return record
 
 
 async def unresolved_predictions(conn: aiosqlite.Connection) -> list[PredictionRow]:

@@ -217,7 +217,7 @@ async def venue_refusal(
     budget = WeightBudget(adapter.rest_weight_per_minute, clock)
     timeout = aiohttp.ClientTimeout(total=PROBE_TIMEOUT_S)
     async with aiohttp.ClientSession(timeout=timeout) as session:
-        rest = HttpRestClient(session, adapter.rest_base, budget, venue=adapter.venue.value)
+        rest = HttpRestClient.for_venue(session, adapter, budget)
         try:
             await adapter.fetch_klines(rest, sub, start, min(end, start + interval.ms))
         except VenueError as exc:

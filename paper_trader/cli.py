@@ -1,5 +1,8 @@
 """``python run_paper_trader.py <command>``: argument parsing and exit codes.
 
+Over 400 lines for now: one parser of every command; issue 14 splits the command line into
+``cli/``, one module per command family, with the parser built from per-command builders.
+
 Exit codes: 0 clean, 1 fatal error, 2 bad configuration or bad input (one line per problem
 on stderr, no traceback).
 """

@@ -1,5 +1,8 @@
 """The one transport-agnostic API of the daemon: queries and commands for every interface.
 
+Over 400 lines for now: the queries, the commands and the period reports share one view of
+the trading stage; issue 14 moves them into ``control/`` with the summaries they share.
+
 Telegram, the status feed and the CLI call only this module; every method is typed and returns
 frozen values. Queries of the live state (status, positions) take the trading stage's lock, so
 they never show a change whose commit is still in flight (durable before visible). History

@@ -1,5 +1,8 @@
 """The market-data feed: one venue's WebSocket kept alive forever; each closed candle once.
 
+Over 400 lines for now: the connection lifecycle (open, resync, serve, rotate) is one loop
+over shared state; it splits by noun (warm-up, resync, serving) in issue 14's re-layout.
+
 Life of the feed:
 
 1. Start-up: read the venue's clock over REST, then warm up every series — from the newest
@@ -23,9 +26,6 @@ Life of the feed:
    degraded and an event for the notifier.
 
 The feed never reads the local wall clock for market time: ``VenueClock`` does that job.
-
-Over 400 lines for now: the connection lifecycle (open, resync, serve, rotate) is one loop
-over shared state; issue 14 moves the feed into its own package, where it splits by noun.
 """
 
 import asyncio
@@ -187,6 +187,8 @@ class MarketFeed:
                     **self.counters(),
                     backfill_pages=backfill.pages,
                     backfill_requests=backfill.requests,
+                    settle_checks=self._settler.checks,
+                    series_marks=self._settler.marks,
                     log_lines_suppressed=self._throttle.suppressed,
                 )
 

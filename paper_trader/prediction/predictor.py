@@ -2,24 +2,19 @@
 
 The decision task hands over the ready feature rows of a batch (the symbols whose candles
 closed together; in a replay or a backfill, many instants share one pass). Every inference
-runs in the executor, never on the loop: a batch of at most ``small_rows`` rows as one call
-that runs the members one after the other (one thread hop), a bigger one with each member in
-its own thread. Each holds one of ``max_concurrent`` slots until its threads really finish
-(a timed-out inference keeps its slot while its thread still computes, so hung models cannot
-pile up threads), and waits at most ``timeout_s`` per instant for a slot and the result. The
-ensemble then combines the calibrated probabilities into signals.
+runs in the executor, never on the loop: at most ``small_rows`` rows as one call running the
+members one after the other (one thread hop), more with each member in its own thread. Each
+holds one of ``max_concurrent`` slots until its threads really finish (so hung models cannot
+pile up threads) and waits at most ``timeout_s`` per instant for a slot and the result.
 
 The circuit breaker runs on candle time and is consulted once per instant, in time order, so
-a replay that infers five hundred instants in one pass and a live run that infers them one by
-one see the same breaker: a multi-instant pass that fails or times out is retried instant by
-instant. After ``failure_threshold`` failed instants in a row it opens; while it is open no
-prediction is made, so no entry is taken (exits never depend on it); ``recovery_timeout_s``
-of candle time later one trial instant decides whether it closes again. A timeout is measured
-on the wall clock by nature, so each one is also published as a ``prediction_timeout`` event
+a replay that infers five hundred instants in one pass (retried instant by instant if it
+fails) and a live run that infers them one by one see the same breaker. After
+``failure_threshold`` failed instants in a row it opens: no prediction, so no entry (exits
+never depend on it); ``recovery_timeout_s`` of candle time later one trial instant decides.
+A timeout is wall-clock time by nature, so each is also published as ``prediction_timeout``
 with its candle time: one of the ways a live run can differ from a replay of its candles.
-
-Without a usable model the predictor says why (``unavailable``), and the daemon keeps
-collecting candles and taking no entries.
+Without a usable model the predictor says why (``unavailable``) and nothing is predicted.
 """
 
 import asyncio
@@ -199,14 +194,11 @@ class Predictor:
         at_ms = max(row.open_time_ms for row in rows)
         return await self.predict_instant(at_ms, rows, None, 0)
 
-    async def infer(self, rows: Sequence[FeatureRow], *, instants: int = 1) -> "Inference | None":
-        """Run every model on the rows of ``instants`` instants in one pass.
-
-        The members' probabilities do not depend on the ensemble's state or on the breaker,
-        so a batch of many instants is inferred at once and ``predict_instant`` then takes
-        each instant's slice. Return None without a model; a failure is an
-        ``InferenceFailure`` (it counts against nothing until an instant uses it).
-        """
+    async def infer(self, rows: Sequence[FeatureRow], *, instants: int = 1) -> Inference | None:
+        """Run every model on the rows of ``instants`` instants in one pass (within
+        ``instants`` timeouts), for ``predict_instant`` to take each instant's slice; None
+        without a model or if the pass failed (the instants are then inferred one by one,
+        and only their own failures count against the breaker)."""
         bundle, ensemble = self._bundle, self._ensemble
         if bundle is None or ensemble is None:
             return None
@@ -217,7 +209,7 @@ class Predictor:
         self,
         at_ms: int,
         rows: Sequence[FeatureRow],
-        shared: "Inference | None",
+        shared: Inference | None,
         start: int,
     ) -> Prediction | None:
         """Predict one instant at candle time ``at_ms``: consult the breaker, then use rows

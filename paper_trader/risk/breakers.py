@@ -1,5 +1,8 @@
 """Trading circuit breakers and the state machine ACTIVE → REDUCING → HALTED.
 
+Over 400 lines on purpose: one state machine whose breakers share ``_switch``, one snapshot and
+the rule list below; split apart, each rule would lose sight of the state it changes.
+
 Global breakers set the trading state, the most severe of those tripped wins: ``daily_loss``,
 ``losing_streak`` and ``manual_pause`` allow exits only (REDUCING); ``account_deficit``,
 ``max_drawdown`` and ``emergency_stop`` allow nothing new (HALTED; the caller flattens open
@@ -32,9 +35,6 @@ returned as ``BreakerTransition`` values; tripping a tripped breaker returns not
   symbol went through without an error, or when the operator resumes; a new error restarts
   the count.
 - Manual breakers carry no numbers: their ``threshold`` and ``observed`` are empty.
-
-Over 400 lines on purpose: one state machine whose breakers share ``_switch``, one snapshot and
-the rule list above; split apart, each rule would lose sight of the state it changes.
 """
 
 import dataclasses

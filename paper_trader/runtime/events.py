@@ -52,13 +52,8 @@ class EventRecorder:
     name = "event_recorder"
 
     def __init__(
-        self,
-        events: DropOldestChannel[Event],
-        record: Callable[[Event], Awaitable[None]],
-        *,
-        name: str = "event_recorder",
+        self, events: DropOldestChannel[Event], record: Callable[[Event], Awaitable[None]]
     ) -> None:
-        self.name = name
         self._events = events
         self._record = record
 

@@ -3,7 +3,8 @@
 The ledger is a function of the candles, the model and the settings, except where the live
 daemon had to decide on the wall clock: an instant it stopped waiting for a symbol's candles
 (``series_stalled``), a candle that arrived after its instant was decided (``candle_late``),
-an inference that timed out (``prediction_timeout``). Each is stored here when it happens;
+an inference that timed out (``prediction_timeout``). Each is stored here when it is queued
+for the notifier (one transaction with its outbox row);
 ``report`` counts them, with the entries skipped while catching up and the model versions that
 predicted, and says whether a replay of the stored candles is expected to give the same ledger
 digest.
@@ -15,40 +16,35 @@ from dataclasses import dataclass
 import aiosqlite
 
 from paper_trader.domain import Event, EventKind
-from paper_trader.storage.writer import Durability
 
 DEVIATION_KINDS = frozenset(
     {EventKind.SERIES_STALLED, EventKind.CANDLE_LATE, EventKind.PREDICTION_TIMEOUT}
 )
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RecordDeviation:
-    """Store one deviation event (one of ``DEVIATION_KINDS``)."""
+def data_json(event: Event) -> str:
+    """Return an event's data as JSON with sorted keys, as the outbox and this table store it."""
+    return json.dumps(dict(event.data), sort_keys=True, separators=(",", ":"))
 
-    event: Event
 
-    @property
-    def durability(self) -> Durability:
-        """Return LEDGER: the report's word on replay parity must not lose one."""
-        return Durability.LEDGER
+async def insert_deviation(conn: aiosqlite.Connection, event: Event) -> None:
+    """Store a deviation event (one of ``DEVIATION_KINDS``) with its candle time (-1 if none).
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
-        """Insert the event with its candle time (-1 when it names none)."""
-        event = self.event
-        candle_time = event.data.get("candle_time_ms", -1)
-        await conn.execute(
-            "INSERT INTO deviations (kind, symbol, candle_time_ms, detected_at_ms, message, "
-            "data_json) VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                event.kind.value,
-                str(event.data.get("symbol", "")),
-                int(candle_time) if isinstance(candle_time, int | float) else -1,
-                event.at_ms,
-                event.message,
-                json.dumps(dict(event.data), sort_keys=True, separators=(",", ":")),
-            ),
-        )
+    Called by ``AppendOutbox`` in the transaction that queues the event for the notifier.
+    """
+    candle_time = event.data.get("candle_time_ms", -1)
+    await conn.execute(
+        "INSERT INTO deviations (kind, symbol, candle_time_ms, detected_at_ms, message, "
+        "data_json) VALUES (?, ?, ?, ?, ?, ?)",
+        (
+            event.kind.value,
+            str(event.data.get("symbol", "")),
+            int(candle_time) if isinstance(candle_time, int | float) else -1,
+            event.at_ms,
+            event.message,
+            data_json(event),
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,6 +13,7 @@ import aiosqlite
 
 from paper_trader.domain import Candle, Event, Gap, PredictionOutcome, PredictionRow
 from paper_trader.errors import FatalError
+from paper_trader.storage.deviations import DEVIATION_KINDS, data_json, insert_deviation
 from paper_trader.storage.writer import Durability, apply_transaction
 
 _UPSERT_CANDLE = """
@@ -148,8 +149,11 @@ class AppendOutbox:
         return Durability.LEDGER
 
     async def apply(self, conn: aiosqlite.Connection) -> None:
-        """Insert the event, its data as JSON with sorted keys."""
+        """Insert the event, its data as JSON with sorted keys; a deviation from replay parity
+        also goes into ``deviations``."""
         event = self.event
+        if event.kind in DEVIATION_KINDS:
+            await insert_deviation(conn, event)
         await conn.execute(
             "INSERT INTO notification_outbox "
             "(created_at_ms, kind, severity, source, message, data_json) "
@@ -160,7 +164,7 @@ class AppendOutbox:
                 event.severity.value,
                 event.source,
                 event.message,
-                json.dumps(dict(event.data), sort_keys=True, separators=(",", ":")),
+                data_json(event),
             ),
         )
 

@@ -6,7 +6,9 @@ import random
 from pathlib import Path
 
 from paper_trader.clock import SystemClock
+from paper_trader.domain import Event, EventKind, Severity
 from paper_trader.errors import TransientError
+from paper_trader.reporting import replay_parity
 from paper_trader.runtime.backoff import Backoff
 from paper_trader.runtime.events import EventBus, EventRecorder
 from paper_trader.runtime.service import Readiness
@@ -15,6 +17,7 @@ from paper_trader.storage import (
     AppendOutbox,
     OutboxEntry,
     StorageWriter,
+    apply_transaction,
     migrate,
     open_database,
     outbox_entries,
@@ -73,3 +76,33 @@ async def test_crash_loop_is_written_to_the_outbox_before_the_daemon_stops(tmp_p
         assert json.loads(entry.data_json)["service"] == "flaky_feed"
     finally:
         await conn.close()
+
+
+async def test_a_deviation_event_is_recorded_and_the_report_expects_no_replay_parity(
+    tmp_path: Path,
+) -> None:
+    """A late candle queued for the notifier is also a deviation: the report says a replay of
+    this database's candles need not give its ledger, and why."""
+    db = tmp_path / "db.sqlite"
+    conn = await open_database(db)
+    try:
+        await migrate(conn)
+        late = Event(
+            kind=EventKind.CANDLE_LATE,
+            severity=Severity.WARNING,
+            message="ETH-USDT candle 120000 arrived after its instant was decided",
+            at_ms=180_000,
+            source="decision_engine",
+            data={"symbol": "ETH-USDT", "candle_time_ms": 120_000},
+        )
+        others = Event(
+            kind=EventKind.DATA_GAP, severity=Severity.WARNING, message="gap", at_ms=1, source="x"
+        )
+        await apply_transaction(conn, [AppendOutbox(event=late), AppendOutbox(event=others)])
+        parity = await replay_parity(conn, {})
+    finally:
+        await conn.close()
+    assert parity["expected"] is False
+    assert parity["reasons"] == {"candle_late": 1}
+    assert parity["first"][0]["symbol"] == "ETH-USDT"
+    assert parity["first"][0]["candle_time"] == "1970-01-01T00:02:00Z"
