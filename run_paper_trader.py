@@ -3,7 +3,7 @@
 
 import sys
 
-from paper_trader.cli import main
+from paper_trader.cli.main import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -28,11 +28,11 @@ sys.path.insert(0, str(ROOT))
 import msgspec  # noqa: E402
 
 from paper_trader.domain import Candle, Interval  # noqa: E402
+from paper_trader.domain.symbols import parse_pair  # noqa: E402
 from paper_trader.exchange.binance import BinanceAdapter  # noqa: E402
 from paper_trader.exchange.sequencer import SeriesSequencer  # noqa: E402
-from paper_trader.exchange.symbols import parse_pair  # noqa: E402
-from paper_trader.exchange.synthetic import generate_candles  # noqa: E402
 from paper_trader.exchange.wire import Subscription  # noqa: E402
+from paper_trader.simulator.synthetic import generate_candles  # noqa: E402
 
 SYMBOLS = ("BTCUSDT", "ETHUSDT", "SOLUSDT", "BNBUSDT")
 

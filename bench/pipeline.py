@@ -66,7 +66,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from paper_trader.app import (  # noqa: E402
+from paper_trader.app.daemon import (  # noqa: E402
     CANDLE_CHANNEL_CAPACITY,
     ReplayRequest,
     log_config,
@@ -74,23 +74,24 @@ from paper_trader.app import (  # noqa: E402
     run_replay,
     unresolved_predictions,
 )
-from paper_trader.app_models import build_model_parts  # noqa: E402
-from paper_trader.app_trading import build_trading_stage  # noqa: E402
+from paper_trader.app.models import build_model_parts  # noqa: E402
+from paper_trader.app.trading import build_trading_stage  # noqa: E402
 from paper_trader.clock import SystemClock  # noqa: E402
 from paper_trader.domain import Candle, Interval, MarketItem, Venue  # noqa: E402
 from paper_trader.engine import DecisionEngine  # noqa: E402
-from paper_trader.exchange.synthetic import generate_candles, write_csv  # noqa: E402
 from paper_trader.features.spec import default_spec  # noqa: E402
 from paper_trader.features.stage import FeatureStage, rows_within  # noqa: E402
+from paper_trader.simulator.synthetic import generate_candles, write_csv  # noqa: E402
 
 STALL_S = 600.0  # SERIES_STALL_TIMEOUT's default
-from paper_trader.log_config import configure_logging  # noqa: E402
+from paper_trader.cli.train import TrainRequest, run_training  # noqa: E402
 from paper_trader.market.aligner import InstantAligner  # noqa: E402
 from paper_trader.market.quality import QualityMonitor  # noqa: E402
 from paper_trader.prediction.dataset import LabelRule  # noqa: E402
 from paper_trader.prediction.models import ModelConfig  # noqa: E402
 from paper_trader.runtime.channel import BlockingChannel  # noqa: E402
 from paper_trader.runtime.events import EventBus, EventRecorder  # noqa: E402
+from paper_trader.runtime.logs import configure_logging  # noqa: E402
 from paper_trader.runtime.sdnotify import Heartbeat  # noqa: E402
 from paper_trader.runtime.service import Readiness  # noqa: E402
 from paper_trader.settings import Settings  # noqa: E402
@@ -105,7 +106,6 @@ from paper_trader.storage import (  # noqa: E402
     open_database,
 )
 from paper_trader.storage.ledger_ops import RecordInstant  # noqa: E402
-from paper_trader.train import TrainRequest, run_training  # noqa: E402
 
 GOAL_ONE_MS = 2.0
 GOAL_BATCH_MS = 15.0

@@ -48,8 +48,8 @@ import numpy.typing as npt  # noqa: E402
 import sklearn  # noqa: E402
 import xgboost  # noqa: E402
 
+from paper_trader.cli.train import TrainRequest, describe, load_csv_series, run_training  # noqa: E402
 from paper_trader.domain import Interval, Venue  # noqa: E402
-from paper_trader.exchange.synthetic import generate_candles, write_csv  # noqa: E402
 from paper_trader.features.engine import FeatureRow  # noqa: E402
 from paper_trader.features.spec import FeatureSpec, default_spec  # noqa: E402
 from paper_trader.prediction import models, training  # noqa: E402
@@ -59,7 +59,7 @@ from paper_trader.prediction.ensemble import Ensemble, SignalThresholds, WeightP
 from paper_trader.prediction.folds import FoldPlan  # noqa: E402
 from paper_trader.prediction.predictor import Predictor, PredictorConfig  # noqa: E402
 from paper_trader.prediction.registry import Artifacts, ModelRegistry  # noqa: E402
-from paper_trader.train import TrainRequest, describe, load_csv_series, run_training  # noqa: E402
+from paper_trader.simulator.synthetic import generate_candles, write_csv  # noqa: E402
 
 GOAL_S = 60.0
 PEER_S = 115.0  # a popular peer's users report about this per pair

@@ -22,7 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from paper_trader.exchange.synthetic import generate_candles, write_csv  # noqa: E402
+from paper_trader.simulator.synthetic import generate_candles, write_csv  # noqa: E402
 
 
 def main() -> None:

@@ -27,9 +27,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from paper_trader.app_models import lifecycle_config  # noqa: E402
+from paper_trader.app.models import lifecycle_config  # noqa: E402
 from paper_trader.domain import Interval, PredictionOutcome, PredictionRow, Venue  # noqa: E402
-from paper_trader.exchange.synthetic import generate_candles  # noqa: E402
 from paper_trader.features.engine import FeatureRow  # noqa: E402
 from paper_trader.features.spec import default_spec  # noqa: E402
 from paper_trader.prediction.lifecycle import ModelLifecycle  # noqa: E402
@@ -38,6 +37,7 @@ from paper_trader.prediction.predictor import Predictor, PredictorConfig  # noqa
 from paper_trader.prediction.registry import ModelRegistry  # noqa: E402
 from paper_trader.prediction.stage import PredictionStage  # noqa: E402
 from paper_trader.settings import Settings  # noqa: E402
+from paper_trader.simulator.synthetic import generate_candles  # noqa: E402
 from paper_trader.storage import UpsertCandles, migrate, open_database  # noqa: E402
 
 SPEC = default_spec()

@@ -71,7 +71,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         port_file = Path(tmp) / "port"
         simulator = subprocess.Popen(
-            [sys.executable, "-m", "paper_trader.exchange.simulator", "--port-file", str(port_file),
+            [sys.executable, "-m", "paper_trader.simulator", "--port-file", str(port_file),
              "--history", "1000", "--candles", "2000", "--speed", "1"],
             cwd=ROOT,
             stdout=subprocess.DEVNULL,

@@ -2,6 +2,6 @@
 
 import sys
 
-from paper_trader.cli import main
+from paper_trader.cli.main import main
 
 sys.exit(main())

@@ -39,17 +39,17 @@ from paper_trader.domain import (
     Venue,
 )
 from paper_trader.features.stage import ClosedCandle, FeatureStage
-from paper_trader.log_config import get_logger
 from paper_trader.market.aligner import InstantAligner, Stall
 from paper_trader.market.quality import Assessment, QualityConfig, QualityMonitor
 from paper_trader.runtime.channel import BlockingChannel, ChannelClosed
 from paper_trader.runtime.events import EventSink
+from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.runtime.service import Readiness
 
 if TYPE_CHECKING:  # the prediction stack (scikit-learn, XGBoost) loads only where it runs
     from paper_trader.prediction.stage import PredictionStage
-    from paper_trader.trading_stage import TradingStage
+    from paper_trader.trading.stage import TradingStage
 
 log = get_logger("decision_engine")
 

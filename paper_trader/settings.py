@@ -23,9 +23,9 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from paper_trader.domain import Interval, Venue
+from paper_trader.domain.symbols import normalise_symbol
+from paper_trader.domain.trading import SizingMethod
 from paper_trader.errors import ConfigError
-from paper_trader.exchange.symbols import normalise_symbol
-from paper_trader.risk.config import SizingMethod
 
 _WS_URL = re.compile(r"^wss?://[^\s/?#]+(/[^\s?#]*)?$")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")

@@ -25,6 +25,7 @@ ledger.
 from decimal import Decimal
 from typing import Protocol
 
+from paper_trader.broker.config import FillConfig
 from paper_trader.broker.ledger import Execution
 from paper_trader.domain.trading import (
     PRICE_STEP,
@@ -36,7 +37,6 @@ from paper_trader.domain.trading import (
     fee_amount,
     opening_order,
 )
-from paper_trader.risk.config import FillConfig
 
 _BPS = Decimal(10_000)
 _ORDER_SIGN = {OrderSide.BUY: 1, OrderSide.SELL: -1}

@@ -21,8 +21,8 @@ records as a deficit (and the ``account_deficit`` breaker halts trading) instead
 
 from decimal import ROUND_FLOOR, Decimal
 
+from paper_trader.broker.config import FillConfig
 from paper_trader.domain.trading import PRICE_STEP, margin_amount
-from paper_trader.risk.config import FillConfig
 
 _BPS = Decimal(10_000)
 

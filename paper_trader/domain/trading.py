@@ -38,6 +38,14 @@ def plain(value: Decimal) -> str:
     return text.rstrip("0").rstrip(".") if "." in text else text
 
 
+class SizingMethod(enum.StrEnum):
+    """How the size of a new position is found."""
+
+    FIXED_FRACTIONAL = "fixed_fractional"
+    HALF_KELLY = "half_kelly"
+    VOLATILITY = "volatility"
+
+
 class Side(enum.StrEnum):
     """The direction of a position."""
 

@@ -1,1 +1,2 @@
-"""Sources of candles: exchange adapters, CSV replay and synthetic markets."""
+"""Live market data: one adapter per venue (Binance, Bitvavo, Kraken) and the feed that
+connects, sequences, backfills and settles their candles."""

@@ -15,8 +15,8 @@ from paper_trader.errors import ConfigError
 from paper_trader.exchange.rest import with_retries
 from paper_trader.exchange.sequencer import SeriesSequencer
 from paper_trader.exchange.wire import KlinePage, RestClient, Subscription, VenueAdapter, VenueError
-from paper_trader.log_config import get_logger
 from paper_trader.runtime.backoff import Backoff
+from paper_trader.runtime.logs import get_logger
 
 log = get_logger("backfill")
 

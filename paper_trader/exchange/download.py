@@ -26,8 +26,8 @@ from paper_trader.exchange.rest import HttpRestClient, WeightBudget, with_retrie
 from paper_trader.exchange.sequencer import SeriesSequencer
 from paper_trader.exchange.venue_clock import VenueClock
 from paper_trader.exchange.wire import Subscription, VenueAdapter
-from paper_trader.progress import ProgressBar
 from paper_trader.runtime.backoff import Backoff
+from paper_trader.runtime.progress import ProgressBar
 
 HEADER = "timestamp_ms,open,high,low,close,volume\n"
 DAY_MS = 86_400_000

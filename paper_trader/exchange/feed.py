@@ -64,9 +64,9 @@ from paper_trader.exchange.wire import (
     Subscription,
     VenueAdapter,
 )
-from paper_trader.log_config import get_logger
 from paper_trader.runtime.backoff import Backoff
 from paper_trader.runtime.events import EventSink
+from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import Readiness
 
 log = get_logger("market_feed")

@@ -6,8 +6,8 @@ from dataclasses import asdict, dataclass
 from paper_trader.clock import Clock
 from paper_trader.domain import Event, EventKind, HealthStatus, Severity
 from paper_trader.exchange.wire import VenueAdapter
-from paper_trader.log_config import get_logger
 from paper_trader.runtime.events import EventSink
+from paper_trader.runtime.logs import get_logger
 
 log = get_logger("market_feed")
 

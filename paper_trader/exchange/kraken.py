@@ -38,9 +38,10 @@ from typing import Annotated
 import msgspec
 
 from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.domain.symbols import parse_pair
 from paper_trader.errors import RateLimited, TransientError
 from paper_trader.exchange.adapter_base import AdapterBase, decode_object, decode_typed
-from paper_trader.exchange.symbols import kraken_rest_pair, kraken_ws_symbol, parse_pair
+from paper_trader.exchange.symbols import kraken_rest_pair, kraken_ws_symbol
 from paper_trader.exchange.wire import (
     Control,
     ControlKind,

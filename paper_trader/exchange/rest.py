@@ -32,8 +32,8 @@ from paper_trader.exchange.wire import (
     VenueAdapter,
     VenueError,
 )
-from paper_trader.log_config import get_logger
 from paper_trader.runtime.backoff import Backoff
+from paper_trader.runtime.logs import get_logger
 
 log = get_logger("rest")
 

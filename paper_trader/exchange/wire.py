@@ -13,8 +13,8 @@ from decimal import Decimal
 from typing import NamedTuple, Protocol
 
 from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.domain.symbols import Pair
 from paper_trader.errors import ConfigError, DataIntegrityError, PaperTraderError
-from paper_trader.exchange.symbols import Pair
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 
+import structlog
+
 from paper_trader.domain import Candle, ComponentHealth, HealthStatus
 from paper_trader.errors import DataIntegrityError
 from paper_trader.features.cache import CacheMiss, FeatureCache
@@ -22,9 +24,10 @@ from paper_trader.features.engine import (
     candle_values,
 )
 from paper_trader.features.spec import FeatureSpec
-from paper_trader.log_config import get_logger
 
-log = get_logger("features")
+# The pure parts log through structlog itself (configured by `paper_trader.runtime.logs`), named
+# as `runtime.logs.get_logger` names every component, so they need nothing of the async edge.
+log = structlog.stdlib.get_logger("paper_trader.features", component="features")
 
 HistoryLoader = Callable[[SeriesKey, int | None, int], Awaitable[list[Candle]]]
 """(series, after_ms, count): up to count stored candles after after_ms, or the last count."""

@@ -31,10 +31,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from paper_trader.control import CommandResult, Control
+from paper_trader.control.api import CommandResult, Control
 from paper_trader.domain import ComponentHealth, HealthStatus
 from paper_trader.errors import PaperTraderError
-from paper_trader.log_config import get_logger
+from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import Readiness
 
 log = get_logger("control_socket")

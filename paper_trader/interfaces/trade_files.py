@@ -19,8 +19,8 @@ from pathlib import Path
 
 from paper_trader.domain import ComponentHealth, HealthStatus
 from paper_trader.domain.trading import ClosedTrade, EquitySnapshot
-from paper_trader.log_config import get_logger
 from paper_trader.runtime.channel import ChannelClosed, DropOldestChannel
+from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import Readiness
 
 log = get_logger("trade_files")

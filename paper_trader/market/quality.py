@@ -28,8 +28,8 @@ from paper_trader.domain import (
     Severity,
     Venue,
 )
-from paper_trader.log_config import get_logger
 from paper_trader.market.volatility import JumpDetector
+from paper_trader.runtime.logs import get_logger
 
 log = get_logger("data_quality")
 

@@ -12,7 +12,7 @@ import psutil
 
 from paper_trader.clock import Clock
 from paper_trader.domain import ComponentHealth, HealthStatus
-from paper_trader.log_config import get_logger
+from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import HealthReporter, Readiness
 
 log = get_logger("health_monitor")

@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from paper_trader.domain import ComponentHealth, HealthStatus, Interval
 from paper_trader.errors import ModelError
 from paper_trader.features.spec import FeatureSpec
-from paper_trader.log_config import get_logger
 from paper_trader.prediction.registry import ModelRegistry
 from paper_trader.prediction.stage import PredictionStage
+from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import Readiness
 
 log = get_logger("model_lifecycle")

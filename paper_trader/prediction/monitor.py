@@ -35,13 +35,13 @@ from paper_trader.domain import (
     Signal,
     Venue,
 )
-from paper_trader.log_config import get_logger
 from paper_trader.prediction.bundle import ModelBundle
 from paper_trader.prediction.dataset import classify
 from paper_trader.prediction.drift import FeatureReference, LiveDistribution
 from paper_trader.prediction.ensemble import Ensemble, Scorecard
 from paper_trader.prediction.predictor import Prediction
 from paper_trader.runtime.events import EventSink
+from paper_trader.runtime.logs import get_logger
 
 log = get_logger("prediction_monitor")
 SeriesKey = tuple[Venue, str, Interval]

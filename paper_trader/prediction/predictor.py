@@ -38,11 +38,11 @@ from paper_trader.domain import (
 )
 from paper_trader.features.engine import FeatureRow
 from paper_trader.features.spec import FeatureSpec
-from paper_trader.log_config import get_logger
 from paper_trader.prediction.breaker import BreakerState, BreakerTransition, CircuitBreaker
 from paper_trader.prediction.bundle import Member, ModelBundle
 from paper_trader.prediction.ensemble import Ensemble, SignalThresholds, WeightPolicy
 from paper_trader.runtime.events import EventSink
+from paper_trader.runtime.logs import get_logger
 
 log = get_logger("predictor")
 FloatArray = npt.NDArray[np.float64]

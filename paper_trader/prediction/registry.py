@@ -37,7 +37,7 @@ from paper_trader.features.atomic import atomic_text, current_umask
 from paper_trader.features.spec import FeatureSpec
 from paper_trader.prediction.bundle import ModelBundle
 from paper_trader.prediction.models import MODEL_NAMES
-from paper_trader.versions import package_versions
+from paper_trader.runtime.versions import package_versions
 
 FORMAT = 1
 POINTER = "current"

@@ -22,10 +22,10 @@ from paper_trader.domain import (
     Signal,
 )
 from paper_trader.features.stage import ClosedCandle
-from paper_trader.log_config import get_logger
 from paper_trader.prediction.bundle import ModelBundle
 from paper_trader.prediction.monitor import PredictionMonitor
 from paper_trader.prediction.predictor import Inference, Prediction, Predictor
+from paper_trader.runtime.logs import get_logger
 
 log = get_logger("predictor")
 

@@ -1,12 +1,9 @@
-"""The risk layer's settings, as plain values (``app.py`` builds them from ``Settings``)."""
+"""The risk layer's settings, as plain values (`paper_trader.app` builds them from ``Settings``)."""
 
-import enum
 from dataclasses import dataclass
 from decimal import Decimal
 
-from paper_trader.errors import ConfigError
-
-_ALL_BPS = Decimal(10_000)
+from paper_trader.domain.trading import SizingMethod
 
 
 def exact(value: float) -> Decimal:
@@ -64,14 +61,6 @@ class LimitsConfig:
     min_edge_cost_multiple: float = 2.0
 
 
-class SizingMethod(enum.StrEnum):
-    """How the size of a new position is found."""
-
-    FIXED_FRACTIONAL = "fixed_fractional"
-    HALF_KELLY = "half_kelly"
-    VOLATILITY = "volatility"
-
-
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SizingConfig:
     """Position sizing.
@@ -109,26 +98,3 @@ class ExitConfig:
     trailing_atr_multiplier: float = 1.5
     max_holding_ms: int = 14_400_000
     exit_on_opposite_signal: bool = True
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class FillConfig:
-    """The paper broker's costs: taker fee per side, and slippage in basis points.
-
-    Slippage on a market or stop fill is ``slippage_bps`` plus ``impact_bps`` for every 1 % of
-    the candle's volume the order takes, at most ``max_slippage_bps``.
-    """
-
-    fee_rate: Decimal = Decimal("0.001")
-    slippage_bps: Decimal = Decimal(5)
-    impact_bps: Decimal = Decimal(10)
-    max_slippage_bps: Decimal = Decimal(200)
-
-    def __post_init__(self) -> None:
-        """Refuse costs that would price a fill at or below zero, or pay for a trade."""
-        if not Decimal(0) <= self.fee_rate < 1:
-            raise ConfigError(f"the fee rate must be from 0 to below 1, not {self.fee_rate}")
-        for name in ("slippage_bps", "impact_bps", "max_slippage_bps"):
-            value: Decimal = getattr(self, name)
-            if not Decimal(0) <= value < _ALL_BPS:
-                raise ConfigError(f"{name} must be from 0 to below 10000, not {value}")

@@ -13,8 +13,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_FLOOR, Context, Decimal, localcontext
 
-from paper_trader.domain.trading import ClosedTrade, Rejection, plain
-from paper_trader.risk.config import SizingConfig, SizingMethod, exact
+from paper_trader.domain.trading import ClosedTrade, Rejection, SizingMethod, plain
+from paper_trader.risk.config import SizingConfig, exact
 
 QUANTITY_STEP = Decimal("0.00000001")
 

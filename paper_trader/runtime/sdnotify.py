@@ -15,7 +15,7 @@ import socket
 from collections.abc import Mapping
 
 from paper_trader.clock import Clock
-from paper_trader.log_config import get_logger
+from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import Readiness
 
 log = get_logger("systemd")

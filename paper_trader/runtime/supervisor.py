@@ -28,9 +28,9 @@ import structlog
 from paper_trader.clock import Clock
 from paper_trader.domain import ComponentHealth, Event, EventKind, HealthStatus, Severity
 from paper_trader.errors import ConfigError, RateLimited, TransientError
-from paper_trader.log_config import get_logger
 from paper_trader.runtime.backoff import Backoff
 from paper_trader.runtime.events import EventSink
+from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import Readiness, Service
 
 log = get_logger("supervisor")

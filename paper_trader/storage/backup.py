@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from paper_trader.errors import ConfigError
-from paper_trader.log_config import get_logger
+from paper_trader.runtime.logs import get_logger
 from paper_trader.storage.database import open_failure
 
 _log = get_logger("storage")

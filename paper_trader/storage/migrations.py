@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import aiosqlite
 
 from paper_trader.errors import ConfigError
-from paper_trader.log_config import get_logger
+from paper_trader.runtime.logs import get_logger
 
 _log = get_logger("storage")
 

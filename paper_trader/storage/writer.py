@@ -17,8 +17,8 @@ import aiosqlite
 
 from paper_trader.domain import ComponentHealth, HealthStatus
 from paper_trader.errors import FatalError
-from paper_trader.log_config import get_logger
 from paper_trader.runtime.channel import BlockingChannel, ChannelClosed
+from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import Readiness
 
 _log = get_logger("storage")

@@ -9,8 +9,9 @@ from pathlib import Path
 
 import aiosqlite
 
-from paper_trader.app_trading import ledger_loader
-from paper_trader.control import Control, Period
+from paper_trader.app.trading import ledger_loader
+from paper_trader.broker.config import FillConfig
+from paper_trader.control.api import Control, Period
 from paper_trader.domain import Candle, Event, EventKind, Interval, Signal, Strength, Venue
 from paper_trader.domain.trading import (
     DAY_MS,
@@ -22,20 +23,14 @@ from paper_trader.domain.trading import (
 )
 from paper_trader.features.engine import FeatureRow
 from paper_trader.features.stage import ClosedCandle
-from paper_trader.risk.config import (
-    BreakerConfig,
-    ExitConfig,
-    FillConfig,
-    LimitsConfig,
-    SizingConfig,
-)
+from paper_trader.risk.config import BreakerConfig, ExitConfig, LimitsConfig, SizingConfig
 from paper_trader.runtime.channel import DropOldestChannel
 from paper_trader.runtime.events import EventBus
 from paper_trader.runtime.service import Readiness
 from paper_trader.storage import StorageWriter, migrate, open_database, open_reader
 from paper_trader.storage.ledger_repository import breaker_history, closed_trades
-from paper_trader.trader import TraderConfig
-from paper_trader.trading_stage import MarketView, TradingStage
+from paper_trader.trading.stage import MarketView, TradingStage
+from paper_trader.trading.trader import TraderConfig
 
 T0 = 19_675 * DAY_MS  # midnight UTC
 MIN = 60_000

@@ -12,12 +12,12 @@ import pytest
 
 from paper_trader.clock import SystemClock
 from paper_trader.domain import Candle, Interval
+from paper_trader.domain.symbols import parse_pair
 from paper_trader.errors import ConfigError
 from paper_trader.exchange.binance import BinanceAdapter
 from paper_trader.exchange.download import DownloadResult, download
-from paper_trader.exchange.simulator import Simulator, SimulatorConfig
-from paper_trader.exchange.symbols import parse_pair
 from paper_trader.exchange.wire import KlinePage, RestClient, Subscription
+from paper_trader.simulator import Simulator, SimulatorConfig
 
 HISTORY = 2000
 DAY = 1440  # 1m candles in a day

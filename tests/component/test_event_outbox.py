@@ -6,9 +6,9 @@ import random
 from pathlib import Path
 
 from paper_trader.clock import SystemClock
+from paper_trader.control.report import replay_parity
 from paper_trader.domain import Event, EventKind, Severity
 from paper_trader.errors import TransientError
-from paper_trader.reporting import replay_parity
 from paper_trader.runtime.backoff import Backoff
 from paper_trader.runtime.events import EventBus, EventRecorder
 from paper_trader.runtime.service import Readiness

@@ -9,12 +9,12 @@ from conftest import eventually
 from fakes.feed_rig import FAST, FeedRig, ohlcv, running_feed
 
 from paper_trader.domain import EventKind, GapReason, HealthStatus, Interval
+from paper_trader.domain.symbols import parse_pair
 from paper_trader.errors import ConfigError
 from paper_trader.exchange.binance import BinanceAdapter
 from paper_trader.exchange.feed import FeedConfig, MarketFeed
-from paper_trader.exchange.simulator import Faults, Simulator, SimulatorConfig
-from paper_trader.exchange.symbols import parse_pair
 from paper_trader.exchange.wire import Subscription
+from paper_trader.simulator import Faults, Simulator, SimulatorConfig
 
 MINUTE = 60_000
 QUICK_SILENCE = dataclasses.replace(FAST, silence_timeout_s=1.0)

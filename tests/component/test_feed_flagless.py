@@ -12,11 +12,11 @@ from fakes.feed_rig import FAST, FeedRig, ohlcv, running_feed
 from fakes.kraken_server import FakeKraken
 
 from paper_trader.domain import Candle, GapReason, HealthStatus, Interval, Venue
+from paper_trader.domain.symbols import parse_pair
 from paper_trader.errors import ConfigError
 from paper_trader.exchange.bitvavo import BitvavoAdapter
 from paper_trader.exchange.feed import FeedConfig, MarketFeed
 from paper_trader.exchange.kraken import KrakenAdapter
-from paper_trader.exchange.symbols import parse_pair
 from paper_trader.exchange.wire import Subscription
 
 MINUTE = 60_000

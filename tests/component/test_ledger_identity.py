@@ -8,7 +8,7 @@ from pathlib import Path
 import aiosqlite
 import pytest
 
-from paper_trader.app_ledger import LedgerIdentity, check_identity
+from paper_trader.app.ledger import LedgerIdentity, check_identity
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.errors import ConfigError
 from paper_trader.storage import (

@@ -10,17 +10,17 @@ import pytest
 from conftest import eventually, subprocess_env
 from fakes.models import FAST, RULE, publish_model
 
-from paper_trader.app_models import RETRAIN_COMMAND
+from paper_trader.app.models import RETRAIN_COMMAND
+from paper_trader.cli.train import TrainOutcome, TrainRequest, run_training
 from paper_trader.domain import Interval, PredictionOutcome, PredictionRow, Venue
-from paper_trader.exchange.synthetic import generate_candles, write_csv
 from paper_trader.features.spec import default_spec
 from paper_trader.prediction.lifecycle import LifecycleConfig, ModelLifecycle
 from paper_trader.prediction.monitor import MonitorConfig, PredictionMonitor
 from paper_trader.prediction.predictor import Predictor, PredictorConfig
 from paper_trader.prediction.registry import ModelRegistry
 from paper_trader.prediction.stage import PredictionStage
+from paper_trader.simulator.synthetic import generate_candles, write_csv
 from paper_trader.storage import UpsertCandles, migrate, open_database
-from paper_trader.train import TrainOutcome, TrainRequest, run_training
 
 SPEC = default_spec()
 

@@ -20,6 +20,7 @@ from fakes.kraken_server import FakeKraken, throttled_until
 
 from paper_trader.clock import SystemClock
 from paper_trader.domain import Interval, Venue
+from paper_trader.domain.symbols import parse_pair
 from paper_trader.errors import RateLimited
 from paper_trader.exchange.binance import BinanceAdapter
 from paper_trader.exchange.bitvavo import WS_WEIGHT_RESERVE, BitvavoAdapter
@@ -32,10 +33,9 @@ from paper_trader.exchange.rest import (
     HttpRestClient,
     WeightBudget,
 )
-from paper_trader.exchange.simulator import Simulator, SimulatorConfig
-from paper_trader.exchange.symbols import parse_pair
 from paper_trader.exchange.venue_clock import VenueClock
 from paper_trader.exchange.wire import Subscription, VenueAdapter
+from paper_trader.simulator import Simulator, SimulatorConfig
 
 MINUTE = 60_000
 

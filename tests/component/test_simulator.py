@@ -21,8 +21,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from paper_trader.domain import Candle, Interval, Venue
-from paper_trader.exchange.sim_market import CandleShape, kline_row
-from paper_trader.exchange.simulator import CsvSource, Faults, Simulator, SimulatorConfig
+from paper_trader.simulator import CsvSource, Faults, Simulator, SimulatorConfig
+from paper_trader.simulator.market import CandleShape, kline_row
 
 MINUTE = Interval.M1.ms
 START_MS = 1_672_531_200_000
@@ -706,7 +706,7 @@ async def test_csv_source_serves_exactly_the_file_candles(tmp_path: Path) -> Non
 
 def _cli(*args: str, tmp_path: Path, timeout: float = 30) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "paper_trader.exchange.simulator", *args],
+        [sys.executable, "-m", "paper_trader.simulator", *args],
         cwd=ROOT,
         env=subprocess_env(tmp_path),
         capture_output=True,
@@ -762,7 +762,7 @@ async def test_cli_serves_rest_and_exits_zero_on_sigterm(tmp_path: Path) -> None
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "paper_trader.exchange.simulator",
+        "paper_trader.simulator",
         "--port-file",
         str(port_file),
         cwd=ROOT,

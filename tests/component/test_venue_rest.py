@@ -16,10 +16,10 @@ from fakes.kraken_server import FakeKraken
 
 from paper_trader.clock import SystemClock
 from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.domain.symbols import parse_pair
 from paper_trader.exchange.bitvavo import BitvavoAdapter
 from paper_trader.exchange.kraken import KrakenAdapter
 from paper_trader.exchange.rest import HttpRestClient, WeightBudget
-from paper_trader.exchange.symbols import parse_pair
 from paper_trader.exchange.wire import (
     Control,
     ControlKind,

@@ -11,7 +11,8 @@ from pathlib import Path
 import aiosqlite
 from conftest import eventually
 
-from paper_trader.app_trading import ledger_loader
+from paper_trader.app.trading import ledger_loader
+from paper_trader.broker.config import FillConfig
 from paper_trader.clock import SystemClock
 from paper_trader.domain import Candle, Interval, MarketItem, Signal, Strength, Venue
 from paper_trader.domain.trading import DAY_MS
@@ -21,20 +22,14 @@ from paper_trader.features.spec import default_spec
 from paper_trader.features.stage import ClosedCandle, FeatureStage
 from paper_trader.market.aligner import InstantAligner
 from paper_trader.prediction.stage import BatchPrediction
-from paper_trader.risk.config import (
-    BreakerConfig,
-    ExitConfig,
-    FillConfig,
-    LimitsConfig,
-    SizingConfig,
-)
+from paper_trader.risk.config import BreakerConfig, ExitConfig, LimitsConfig, SizingConfig
 from paper_trader.runtime.channel import BlockingChannel
 from paper_trader.runtime.events import EventBus
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.runtime.service import Readiness
 from paper_trader.storage import StorageWriter, UpsertCandles, migrate, open_database
-from paper_trader.trader import TraderConfig
-from paper_trader.trading_stage import MarketView, TradingStage
+from paper_trader.trading.stage import MarketView, TradingStage
+from paper_trader.trading.trader import TraderConfig
 
 T0 = 19_675 * DAY_MS
 MIN = 60_000

@@ -4,11 +4,11 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+from paper_trader.cli.train import TrainOutcome, TrainRequest, run_training
 from paper_trader.domain import Candle, Interval, Venue
-from paper_trader.exchange.synthetic import generate_candles, write_csv
 from paper_trader.prediction.dataset import LabelRule
 from paper_trader.prediction.models import ModelConfig
-from paper_trader.train import TrainOutcome, TrainRequest, run_training
+from paper_trader.simulator.synthetic import generate_candles, write_csv
 
 CENT = Decimal("0.01")
 FAST = ModelConfig(xgb_trees=30, forest_trees=15, n_jobs=1)

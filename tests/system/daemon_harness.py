@@ -127,7 +127,7 @@ class SimulatorProcess:
 def simulator(
     env: Mapping[str, str], *args: str, timeout: float = 20.0
 ) -> Iterator[SimulatorProcess]:
-    """Start ``python -m paper_trader.exchange.simulator ARGS`` on a free port; stop it after."""
+    """Start ``python -m paper_trader.simulator ARGS`` on a free port; stop it after."""
     workdir = _workdir(env)
     port_file = workdir / "simulator.port"
     port_file.unlink(missing_ok=True)
@@ -136,7 +136,7 @@ def simulator(
         [
             sys.executable,
             "-m",
-            "paper_trader.exchange.simulator",
+            "paper_trader.simulator",
             "--port-file",
             str(port_file),
             *args,

@@ -15,8 +15,8 @@ from pathlib import Path
 from daemon_harness import BUSY, CLI, query, run_cli, simulator
 
 from paper_trader.domain import Candle, Interval
-from paper_trader.exchange.sim_market import synthetic_series
-from paper_trader.exchange.synthetic import write_csv
+from paper_trader.simulator.market import synthetic_series
+from paper_trader.simulator.synthetic import write_csv
 
 START_MS = 1_672_531_200_000
 SYMBOLS = ("BTCUSDT", "ETHUSDT")

@@ -10,9 +10,9 @@ from pathlib import Path
 from conftest import subprocess_env
 from daemon_harness import daemon, notify_socket, simulator
 
-from paper_trader.exchange.synthetic import generate_candles, write_csv
 from paper_trader.features.engine import SeriesEngine
 from paper_trader.features.spec import default_spec
+from paper_trader.simulator.synthetic import generate_candles, write_csv
 
 CANDLES = 1_500
 HISTORY = 800

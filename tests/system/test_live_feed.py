@@ -10,7 +10,7 @@ from pathlib import Path
 from conftest import subprocess_env
 from daemon_harness import daemon, notify_socket, simulator
 
-from paper_trader.exchange.synthetic import generate_candles, write_csv
+from paper_trader.simulator.synthetic import generate_candles, write_csv
 
 CANDLES = 900
 HISTORY = 300

@@ -14,7 +14,7 @@ from conftest import subprocess_env
 from daemon_harness import CLI, run_cli
 from fakes.models import publish_model
 
-from paper_trader.exchange.synthetic import generate_candles, write_csv
+from paper_trader.simulator.synthetic import generate_candles, write_csv
 
 
 def _csv(path: Path, count: int, seed: int = 3) -> Path:

@@ -11,7 +11,7 @@ from conftest import subprocess_env
 from daemon_harness import daemon, run_cli
 
 from paper_trader.domain import Interval
-from paper_trader.exchange.synthetic import generate_candles, write_csv
+from paper_trader.simulator.synthetic import generate_candles, write_csv
 
 
 def _csv(tmp_path: Path, count: int, *, skip: frozenset[int] = frozenset()) -> Path:

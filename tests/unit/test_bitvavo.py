@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paper_trader.domain import Interval
+from paper_trader.domain.symbols import parse_pair
 from paper_trader.errors import ConfigError
 from paper_trader.exchange.bitvavo import BAN_UNKNOWN_S, WS_WEIGHT_RESERVE, BitvavoAdapter
-from paper_trader.exchange.symbols import parse_pair
 from paper_trader.exchange.wire import (
     Control,
     ControlKind,

@@ -6,6 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from paper_trader.broker.config import FillConfig
 from paper_trader.broker.fills import (
     entry_execution,
     execution_price,
@@ -15,7 +16,6 @@ from paper_trader.broker.fills import (
 )
 from paper_trader.domain.candle import Interval, Venue
 from paper_trader.domain.trading import ExitReason, FillModel, OrderSide, Position, Side
-from paper_trader.risk.config import FillConfig
 from paper_trader.risk.exits import ExitSignal
 
 D = Decimal

@@ -6,11 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from paper_trader.broker.config import FillConfig
 from paper_trader.broker.fills import fill_execution
 from paper_trader.broker.margin import margin_call_price, short_collateral
 from paper_trader.domain.trading import MONEY_STEP, PRICE_STEP, FillModel
 from paper_trader.errors import ConfigError
-from paper_trader.risk.config import FillConfig
 
 D = Decimal
 

@@ -9,9 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paper_trader.domain import Interval
+from paper_trader.domain.symbols import parse_pair
 from paper_trader.errors import ConfigError, RateLimited, TransientError
 from paper_trader.exchange.kraken import KrakenAdapter, parse_rfc3339_ms
-from paper_trader.exchange.symbols import parse_pair
 from paper_trader.exchange.wire import (
     Control,
     ControlKind,

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from paper_trader.log_config import (
+from paper_trader.runtime.logs import (
     LogConfig,
     LogFormat,
     LoggingHandle,

@@ -8,8 +8,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from paper_trader.domain.candle import Interval, Venue
-from paper_trader.domain.trading import ClosedTrade, ExitReason, FillModel, Rejection, Side
-from paper_trader.risk.config import SizingConfig, SizingMethod
+from paper_trader.domain.trading import (
+    ClosedTrade,
+    ExitReason,
+    FillModel,
+    Rejection,
+    Side,
+    SizingMethod,
+)
+from paper_trader.risk.config import SizingConfig
 from paper_trader.risk.sizing import QUANTITY_STEP, Sizing, round_quantity, size_position
 
 FIXED = SizingConfig(method=SizingMethod.FIXED_FRACTIONAL, risk_per_trade=0.01)

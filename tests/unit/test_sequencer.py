@@ -6,8 +6,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.domain.symbols import parse_pair
 from paper_trader.exchange.sequencer import GapBefore, SeriesSequencer
-from paper_trader.exchange.symbols import parse_pair
 from paper_trader.exchange.wire import KlineUpdate, Subscription
 
 MINUTE = 60_000

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from paper_trader.app_trading import trader_config
+from paper_trader.app.trading import trader_config
+from paper_trader.domain.trading import SizingMethod
 from paper_trader.errors import ConfigError
-from paper_trader.risk.config import SizingMethod
 from paper_trader.settings import Settings, load_settings
 
 pytestmark = pytest.mark.usefixtures("settings_free_environment")

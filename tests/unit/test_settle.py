@@ -5,11 +5,11 @@ import random
 from decimal import Decimal
 
 from paper_trader.domain import Candle, Gap, Interval, SeriesMark, Venue
+from paper_trader.domain.symbols import parse_pair
 from paper_trader.exchange.backfill import Backfiller
 from paper_trader.exchange.binance import BinanceAdapter
 from paper_trader.exchange.sequencer import SeriesSequencer
 from paper_trader.exchange.settle import Settler
-from paper_trader.exchange.symbols import parse_pair
 from paper_trader.exchange.wire import KlineUpdate, Subscription
 from paper_trader.runtime.backoff import Backoff
 

@@ -2,13 +2,12 @@
 
 import pytest
 
+from paper_trader.domain.symbols import normalise_symbol, parse_pair
 from paper_trader.exchange.symbols import (
     binance_symbol,
     bitvavo_market,
     kraken_rest_pair,
     kraken_ws_symbol,
-    normalise_symbol,
-    parse_pair,
 )
 
 

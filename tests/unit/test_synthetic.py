@@ -10,8 +10,8 @@ from statistics import mean
 import pytest
 
 from paper_trader.domain import Candle, Interval, Venue
-from paper_trader.exchange.csv_replay import CandleCsv
-from paper_trader.exchange.synthetic import (
+from paper_trader.market.candle_csv import CandleCsv
+from paper_trader.simulator.synthetic import (
     DEFAULT_REGIMES,
     MarketParams,
     Regime,

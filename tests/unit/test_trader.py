@@ -21,6 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn
 
+from paper_trader.broker.config import FillConfig
 from paper_trader.broker.ledger import Ledger
 from paper_trader.domain import Candle, Interval, Signal, Strength, Venue
 from paper_trader.domain.trading import (
@@ -36,14 +37,8 @@ from paper_trader.domain.trading import (
     Side,
     TradingState,
 )
-from paper_trader.risk.config import (
-    BreakerConfig,
-    ExitConfig,
-    FillConfig,
-    LimitsConfig,
-    SizingConfig,
-)
-from paper_trader.trader import InstantResult, MarketInput, Trader, TraderConfig
+from paper_trader.risk.config import BreakerConfig, ExitConfig, LimitsConfig, SizingConfig
+from paper_trader.trading.trader import InstantResult, MarketInput, Trader, TraderConfig
 
 D = Decimal
 CASH = D(10_000)

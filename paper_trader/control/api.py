@@ -34,16 +34,16 @@ from paper_trader.domain.trading import (
     TradingState,
     plain,
 )
-from paper_trader.log_config import get_logger
 from paper_trader.risk.exits import active_stop
+from paper_trader.runtime.logs import get_logger
 from paper_trader.storage.ledger_repository import (
     closed_trades,
     equity_snapshots,
     recent_decisions,
 )
-from paper_trader.trader import Trader
-from paper_trader.trader_values import InstantResult
-from paper_trader.trading_stage import TradingStage
+from paper_trader.trading.stage import TradingStage
+from paper_trader.trading.trader import Trader
+from paper_trader.trading.values import InstantResult
 
 # A command's outcome, decided under the stage lock: whether it did what was asked, and why.
 Command = Callable[[Trader, InstantResult], tuple[bool, str]]

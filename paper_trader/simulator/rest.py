@@ -18,8 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
-from paper_trader.exchange.sim_faults import Faults, StatsCounter, retry_after_header
-from paper_trader.exchange.sim_market import SimMarket
+from paper_trader.simulator.faults import Faults, StatsCounter, retry_after_header
+from paper_trader.simulator.market import SimMarket
 
 KLINES_DEFAULT_LIMIT = 500
 KLINES_MAX_LIMIT = 1000

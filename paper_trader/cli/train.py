@@ -22,9 +22,9 @@ import numpy.typing as npt
 
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import ConfigError, DataIntegrityError
-from paper_trader.exchange.csv_replay import CandleCsv
 from paper_trader.features.engine import candle_values
 from paper_trader.features.spec import FeatureSpec, default_spec
+from paper_trader.market.candle_csv import CandleCsv
 from paper_trader.prediction import drift
 from paper_trader.prediction.dataset import Dataset, LabelRule, build_dataset
 from paper_trader.prediction.folds import FoldPlan
@@ -32,7 +32,7 @@ from paper_trader.prediction.models import ModelConfig
 from paper_trader.prediction.promotion import contest, hold_out_recent
 from paper_trader.prediction.registry import Artifacts, ModelRegistry
 from paper_trader.prediction.training import SCORED, TrainingResult, train
-from paper_trader.progress import ProgressBar
+from paper_trader.runtime.progress import ProgressBar
 from paper_trader.settings import Settings
 from paper_trader.storage import repository
 from paper_trader.storage.database import open_reader

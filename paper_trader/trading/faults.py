@@ -15,7 +15,7 @@ from paper_trader.domain import Candle, Signal
 from paper_trader.domain.trading import Action, Decision, entry_side
 
 if TYPE_CHECKING:  # trader_values imports Fault from here
-    from paper_trader.trader_values import InstantResult
+    from paper_trader.trading.values import InstantResult
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -44,7 +44,6 @@ from paper_trader.domain.trading import (
     TradingState,
     entry_side,
 )
-from paper_trader.entries import EntryPlan, plan_entry
 from paper_trader.risk.breakers import TradingBreakers
 from paper_trader.risk.correlation import ReturnHistory
 from paper_trader.risk.exits import (
@@ -55,9 +54,10 @@ from paper_trader.risk.exits import (
     time_exit,
 )
 from paper_trader.risk.limits import PortfolioView, screen_entry
-from paper_trader.trader_faults import Fault, error_decision, guarded
-from paper_trader.trader_state import encode_windows, handled_of, pending_closes_of
-from paper_trader.trader_values import (
+from paper_trader.trading.entries import EntryPlan, plan_entry
+from paper_trader.trading.faults import Fault, error_decision, guarded
+from paper_trader.trading.state import encode_windows, handled_of, pending_closes_of
+from paper_trader.trading.values import (
     InstantResult,
     MarketInput,
     TraderConfig,

@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+from paper_trader.broker.config import FillConfig
 from paper_trader.broker.fills import entry_execution, fill_execution
 from paper_trader.broker.ledger import Entry, Execution
 from paper_trader.broker.margin import margin_call_price, short_collateral
@@ -34,7 +35,7 @@ from paper_trader.domain.trading import (
     Side,
     plain,
 )
-from paper_trader.risk.config import ExitConfig, FillConfig, LimitsConfig, SizingConfig
+from paper_trader.risk.config import ExitConfig, LimitsConfig, SizingConfig
 from paper_trader.risk.edge import RoundTrip, cost_edge
 from paper_trader.risk.exits import Levels, entry_levels, stop_distance
 from paper_trader.risk.limits import Approval, PortfolioView, fit_quantity

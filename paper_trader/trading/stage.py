@@ -24,10 +24,10 @@ from paper_trader.domain import Candle, ComponentHealth, HealthStatus, Signal
 from paper_trader.domain.trading import Action, ClosedTrade, EquitySnapshot, Position
 from paper_trader.features.engine import FeatureRow
 from paper_trader.features.stage import ClosedCandle
-from paper_trader.log_config import get_logger
 from paper_trader.runtime.events import EventSink
+from paper_trader.runtime.logs import get_logger
 from paper_trader.storage.ledger_ops import LedgerState, RecordInstant
-from paper_trader.trade_events import (
+from paper_trader.trading.events import (
     breaker_event,
     fill_fields,
     trade_closed_event,
@@ -35,10 +35,10 @@ from paper_trader.trade_events import (
     trade_opened_event,
     transition_fields,
 )
-from paper_trader.trader import Trader
-from paper_trader.trader_faults import Fault
-from paper_trader.trader_state import decode_windows
-from paper_trader.trader_values import InstantResult, MarketInput, TraderConfig
+from paper_trader.trading.faults import Fault
+from paper_trader.trading.state import decode_windows
+from paper_trader.trading.trader import Trader
+from paper_trader.trading.values import InstantResult, MarketInput, TraderConfig
 
 log = get_logger("trader")
 

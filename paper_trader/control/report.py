@@ -32,7 +32,7 @@ from paper_trader.storage.ledger_repository import (
     ledger_state,
     open_positions,
 )
-from paper_trader.trader_state import handled_of
+from paper_trader.trading.state import handled_of
 
 FIRST_DEVIATIONS = 10  # the deviations a report lists (all are counted)
 

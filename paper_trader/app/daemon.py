@@ -22,10 +22,11 @@ from pathlib import Path
 import aiosqlite
 
 from paper_trader import __version__
-from paper_trader.app_ledger import RunPlan, plan_run
-from paper_trader.app_trading import build_trading_stage
+from paper_trader.app.ledger import RunPlan, plan_run
+from paper_trader.app.trading import build_trading_stage
 from paper_trader.clock import Clock, SystemClock
-from paper_trader.control import Control
+from paper_trader.control.api import Control
+from paper_trader.control.report import Report, build_report
 from paper_trader.domain import (
     Candle,
     Event,
@@ -37,15 +38,14 @@ from paper_trader.domain import (
     Severity,
     Venue,
 )
+from paper_trader.domain.symbols import parse_pair
 from paper_trader.engine import DecisionEngine, EngineStats, stall_event
 from paper_trader.errors import ConfigError
 from paper_trader.exchange.binance import BinanceAdapter
 from paper_trader.exchange.bitvavo import BitvavoAdapter
-from paper_trader.exchange.csv_replay import CandleCsv, CsvReplaySource
 from paper_trader.exchange.download import DownloadResult, download
 from paper_trader.exchange.feed import FeedConfig, MarketFeed
 from paper_trader.exchange.kraken import KrakenAdapter
-from paper_trader.exchange.symbols import parse_pair
 from paper_trader.exchange.wire import Subscription, VenueAdapter
 from paper_trader.features.cache import CacheConfig, FeatureCache
 from paper_trader.features.engine import SeriesKey
@@ -53,23 +53,25 @@ from paper_trader.features.spec import default_spec
 from paper_trader.features.stage import FeatureStage, rows_within
 from paper_trader.interfaces.control_socket import ControlSocket, socket_path
 from paper_trader.interfaces.trade_files import TradeFiles
-from paper_trader.log_config import (
+from paper_trader.market.aligner import InstantAligner
+from paper_trader.market.candle_csv import CandleCsv
+from paper_trader.market.csv_replay import CsvReplaySource
+from paper_trader.market.quality import QualityConfig, QualityMonitor
+from paper_trader.monitoring.health import HealthMonitor
+from paper_trader.runtime.backoff import Backoff
+from paper_trader.runtime.channel import BlockingChannel
+from paper_trader.runtime.events import EventBus, EventRecorder
+from paper_trader.runtime.logs import (
     LogConfig,
     LogFormat,
     LoggingHandle,
     configure_logging,
     get_logger,
 )
-from paper_trader.market.aligner import InstantAligner
-from paper_trader.market.quality import QualityConfig, QualityMonitor
-from paper_trader.monitoring.health import HealthMonitor
-from paper_trader.reporting import Report, build_report
-from paper_trader.runtime.backoff import Backoff
-from paper_trader.runtime.channel import BlockingChannel
-from paper_trader.runtime.events import EventBus, EventRecorder
 from paper_trader.runtime.sdnotify import Heartbeat, SystemdNotifier, WatchdogService
 from paper_trader.runtime.service import HealthReporter, Service
 from paper_trader.runtime.supervisor import Outcome, RestartPolicy, Supervisor
+from paper_trader.runtime.versions import package_versions
 from paper_trader.settings import Settings
 from paper_trader.storage import (
     AppendOutbox,
@@ -91,7 +93,6 @@ from paper_trader.storage import (
     pending_predictions,
     start_run,
 )
-from paper_trader.versions import package_versions
 
 log = get_logger("app")
 
@@ -366,7 +367,7 @@ def _build(
         None if source else _market_feed(settings, conn, writer, bus, clock, candles, series=series)
     )
     # scikit-learn, XGBoost and skops take seconds to import: only the daemon's paths pay.
-    from paper_trader.app_models import build_model_parts  # noqa: PLC0415
+    from paper_trader.app.models import build_model_parts  # noqa: PLC0415
 
     all_ready = asyncio.Event()
 

@@ -6,7 +6,7 @@ returns follow a GARCH(1,1)-like variance process, so calm and turbulent stretch
 in real markets and a regime change fades in over a few candles. Each candle is built from a
 short intra-candle path (its high and low are that path's extremes, sometimes stretched by a
 wick) and its volume grows with the size of the move and follows a daily cycle. The same seed
-always gives the same candles. Run ``python -m paper_trader.exchange.synthetic --help``.
+always gives the same candles. Run ``python -m paper_trader.simulator.synthetic --help``.
 """
 
 import argparse
@@ -263,7 +263,7 @@ def write_csv(candles: Iterator[Candle], out: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Write a synthetic candle CSV."""
     parser = argparse.ArgumentParser(
-        prog="python -m paper_trader.exchange.synthetic",
+        prog="python -m paper_trader.simulator.synthetic",
         description="Write a seeded synthetic candle CSV: timestamp_ms,open,high,low,close,volume",
     )
     parser.add_argument("--out", type=Path, required=True, help="CSV file to write")

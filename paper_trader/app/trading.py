@@ -8,26 +8,20 @@ from collections.abc import Awaitable, Callable
 
 import aiosqlite
 
+from paper_trader.broker.config import FillConfig
 from paper_trader.clock import Clock
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.domain.trading import Position
 from paper_trader.features.spec import FeatureSpec
 from paper_trader.interfaces.trade_files import TradeFiles
-from paper_trader.risk.config import (
-    BreakerConfig,
-    ExitConfig,
-    FillConfig,
-    LimitsConfig,
-    SizingConfig,
-    exact,
-)
+from paper_trader.risk.config import BreakerConfig, ExitConfig, LimitsConfig, SizingConfig, exact
 from paper_trader.runtime.events import EventSink
 from paper_trader.settings import Settings
 from paper_trader.storage import StorageWriter, candle_at_or_before, load_candles
 from paper_trader.storage.ledger_repository import closed_trades, ledger_state, open_positions
-from paper_trader.trader_state import handled_of
-from paper_trader.trader_values import TraderConfig
-from paper_trader.trading_stage import MarketView, RestoredLedger, TradingStage
+from paper_trader.trading.stage import MarketView, RestoredLedger, TradingStage
+from paper_trader.trading.state import handled_of
+from paper_trader.trading.values import TraderConfig
 
 ATR_COLUMNS = ("atr_14", "atr_pct_14")
 RECOVERY_CANDLES = 100_000  # per symbol: stored candles the ledger never handled, at most

@@ -22,15 +22,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from paper_trader import app
+from paper_trader.app import daemon as app
+from paper_trader.control.report import Report
 from paper_trader.domain import Venue
+from paper_trader.domain.symbols import normalise_symbol
 from paper_trader.errors import FatalError
-from paper_trader.exchange.sim_market import synthetic_series
-from paper_trader.exchange.symbols import normalise_symbol
 from paper_trader.features.engine import candle_values
-from paper_trader.log_config import configure_logging, get_logger
-from paper_trader.reporting import Report
+from paper_trader.runtime.logs import configure_logging, get_logger
 from paper_trader.settings import Settings
+from paper_trader.simulator.market import synthetic_series
 
 FAULTS = (
     "--drop-every", "10",
@@ -124,8 +124,8 @@ def ensure_bootstrap_model(settings: Settings, seed: int) -> None:
     # numpy, scikit-learn and XGBoost load only when there is something to train.
     import numpy as np  # noqa: PLC0415
 
+    from paper_trader.cli.train import TrainRequest, label_rule, train_and_publish  # noqa: PLC0415
     from paper_trader.prediction.models import ModelConfig  # noqa: PLC0415
-    from paper_trader.train import TrainRequest, label_rule, train_and_publish  # noqa: PLC0415
 
     settings.models_dir.mkdir(parents=True, exist_ok=True)
     log.info(
@@ -180,7 +180,7 @@ def _simulator(request: DemoRequest, log_path: Path) -> Iterator[int]:
         args = [
             sys.executable,
             "-m",
-            "paper_trader.exchange.simulator",
+            "paper_trader.simulator",
             "--port-file", str(port_file),
             "--symbols", ",".join(request.symbols),
             "--seed", str(request.seed),

@@ -19,8 +19,8 @@ from pathlib import Path
 
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.errors import ConfigError
-from paper_trader.exchange.csv_replay import CandleCsv
-from paper_trader.exchange.synthetic import MarketParams, generate_candles
+from paper_trader.market.candle_csv import CandleCsv
+from paper_trader.simulator.synthetic import MarketParams, generate_candles
 
 SYMBOL_PATTERN = re.compile(r"^[A-Z0-9]{2,20}$")
 _QUOTE_Q = Decimal("0.00000001")

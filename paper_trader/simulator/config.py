@@ -6,9 +6,9 @@ from typing import Literal
 
 from paper_trader.domain import Interval
 from paper_trader.errors import ConfigError
-from paper_trader.exchange.sim_connection import WsLimits
-from paper_trader.exchange.sim_faults import Faults
-from paper_trader.exchange.sim_market import SYMBOL_PATTERN
+from paper_trader.simulator.connection import WsLimits
+from paper_trader.simulator.faults import Faults
+from paper_trader.simulator.market import SYMBOL_PATTERN
 
 Speed = float | Literal["max", "manual"]
 DEFAULT_SYNTHETIC_CANDLES = 1000

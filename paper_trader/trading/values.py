@@ -4,6 +4,7 @@ changed, and the decision it records on an entry signal."""
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from paper_trader.broker.config import FillConfig
 from paper_trader.domain import Candle, Signal
 from paper_trader.domain.trading import (
     Action,
@@ -15,15 +16,9 @@ from paper_trader.domain.trading import (
     Position,
     Side,
 )
-from paper_trader.entries import EntryRules
-from paper_trader.risk.config import (
-    BreakerConfig,
-    ExitConfig,
-    FillConfig,
-    LimitsConfig,
-    SizingConfig,
-)
-from paper_trader.trader_faults import Fault
+from paper_trader.risk.config import BreakerConfig, ExitConfig, LimitsConfig, SizingConfig
+from paper_trader.trading.entries import EntryRules
+from paper_trader.trading.faults import Fault
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

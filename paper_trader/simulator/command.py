@@ -1,11 +1,4 @@
-"""A simulated exchange on loopback that speaks Binance's public market-data wire protocol.
-
-Use it from tests as ``async with Simulator(SimulatorConfig(speed="manual")) as sim:`` and move
-time with ``await sim.advance(candles=n)``, or run it for a demo or a system test with
-``python -m paper_trader.exchange.simulator --help``. The market clock is the exchange's
-own, never the local wall clock; it keeps running while a client is away, so a client that
-drops must backfill over REST. See `sim_server` for the server and `sim_market` for the clock.
-"""
+"""``python -m paper_trader.simulator``: serve a simulated market on loopback until stopped."""
 
 import argparse
 import asyncio
@@ -16,22 +9,11 @@ from pathlib import Path
 
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import ConfigError, DataIntegrityError
-from paper_trader.exchange.csv_replay import CandleCsv
-from paper_trader.exchange.sim_config import CsvSource, SimulatorConfig, Speed, SyntheticSource
-from paper_trader.exchange.sim_faults import Faults, SimStats
-from paper_trader.exchange.sim_server import Simulator
-from paper_trader.log_config import LogConfig, configure_logging, get_logger
-
-__all__ = [
-    "CsvSource",
-    "Faults",
-    "SimStats",
-    "Simulator",
-    "SimulatorConfig",
-    "Speed",
-    "SyntheticSource",
-    "main",
-]
+from paper_trader.market.candle_csv import CandleCsv
+from paper_trader.runtime.logs import LogConfig, configure_logging, get_logger
+from paper_trader.simulator.config import CsvSource, SimulatorConfig, Speed, SyntheticSource
+from paper_trader.simulator.faults import Faults
+from paper_trader.simulator.server import Simulator
 
 log = get_logger("simulator")
 
@@ -58,7 +40,7 @@ def _symbols(text: str) -> tuple[str, ...]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m paper_trader.exchange.simulator",
+        prog="python -m paper_trader.simulator",
         description="Serve a simulated Binance spot market (kline streams and REST) on loopback.",
     )
     _add_server_arguments(parser)
@@ -258,7 +240,3 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(_serve(config, args.port_file, args.exit_when_finished))
     finally:
         logging_handle.close()
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -20,10 +20,10 @@ from typing import Any, TextIO
 
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import ConfigError, DataIntegrityError
-from paper_trader.exchange.csv_replay import CandleCsv
 from paper_trader.features.atomic import atomic_text
 from paper_trader.features.engine import SeriesEngine, candle_values
 from paper_trader.features.spec import FeatureSpec, default_spec
+from paper_trader.market.candle_csv import CandleCsv
 
 ENGINES = ("incremental", "batch")
 CHUNK_SIZE = 5000

@@ -26,13 +26,13 @@ import aiosqlite
 
 from paper_trader.clock import Clock
 from paper_trader.domain import Interval, Venue
+from paper_trader.domain.symbols import parse_pair
 from paper_trader.domain.trading import plain
 from paper_trader.errors import ConfigError, TransientError
 from paper_trader.exchange.rest import HttpRestClient, WeightBudget
-from paper_trader.exchange.symbols import parse_pair
 from paper_trader.exchange.wire import Subscription, VenueAdapter, VenueError
 from paper_trader.features.engine import SeriesKey
-from paper_trader.log_config import get_logger
+from paper_trader.runtime.logs import get_logger
 from paper_trader.settings import Settings
 from paper_trader.storage import (
     SetMetadata,

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 
 from aiohttp import WSMsgType, web
 
-from paper_trader.exchange.sim_faults import Faults, StatsCounter, garbage_frame
-from paper_trader.exchange.sim_market import KlineFrame
-from paper_trader.log_config import get_logger
+from paper_trader.runtime.logs import get_logger
+from paper_trader.simulator.faults import Faults, StatsCounter, garbage_frame
+from paper_trader.simulator.market import KlineFrame
 
 log = get_logger("simulator")
 

@@ -15,15 +15,17 @@ import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from paper_trader import __version__, app, cli_control
-from paper_trader.app_ledger import fresh_replay_database
+from paper_trader import __version__
+from paper_trader.app import daemon as app
+from paper_trader.app.ledger import fresh_replay_database
+from paper_trader.cli import control as cli_control
+from paper_trader.cli.demo import DemoRequest, run_demo
+from paper_trader.cli.features import ENGINES, DumpRequest, dump_features
 from paper_trader.clock import SystemClock
-from paper_trader.demo import DemoRequest, run_demo
 from paper_trader.domain import Interval, Venue
+from paper_trader.domain.symbols import normalise_symbol
 from paper_trader.errors import ConfigError, DataIntegrityError
-from paper_trader.exchange.symbols import normalise_symbol
-from paper_trader.features.dump import ENGINES, DumpRequest, dump_features
-from paper_trader.log_config import configure_logging
+from paper_trader.runtime.logs import configure_logging
 from paper_trader.settings import Settings, load_settings
 
 EXIT_BAD_INPUT = 2
@@ -326,7 +328,7 @@ def _features(_settings: Settings, args: argparse.Namespace) -> int:
 
 def _train(settings: Settings, args: argparse.Namespace) -> int:
     # numpy, pandas, scikit-learn and XGBoost take a second to import: only `train` pays.
-    from paper_trader.train import TrainRequest, label_rule, run_training  # noqa: PLC0415
+    from paper_trader.cli.train import TrainRequest, label_rule, run_training  # noqa: PLC0415
 
     symbols = tuple(_symbol(s) for s in args.symbol) if args.symbol else tuple(settings.symbols)
     folds = settings.walk_forward_folds if args.folds is None else args.folds

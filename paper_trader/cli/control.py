@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from paper_trader.exchange.symbols import normalise_symbol
+from paper_trader.domain.symbols import normalise_symbol
 from paper_trader.interfaces.control_socket import DaemonUnreachable, request, socket_path
 from paper_trader.settings import Settings
 

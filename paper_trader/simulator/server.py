@@ -18,16 +18,16 @@ from typing import Self
 from aiohttp import web
 
 from paper_trader.domain import Candle
-from paper_trader.exchange.sim_config import (
+from paper_trader.runtime.logs import get_logger
+from paper_trader.simulator.config import (
     DEFAULT_SYNTHETIC_CANDLES,
     CsvSource,
     SimulatorConfig,
 )
-from paper_trader.exchange.sim_connection import GOING_AWAY, WsConnection
-from paper_trader.exchange.sim_faults import SimStats, StatsCounter
-from paper_trader.exchange.sim_market import SimMarket, load_csv, synthetic_series
-from paper_trader.exchange.sim_rest import RestApi, RestLimiter
-from paper_trader.log_config import get_logger
+from paper_trader.simulator.connection import GOING_AWAY, WsConnection
+from paper_trader.simulator.faults import SimStats, StatsCounter
+from paper_trader.simulator.market import SimMarket, load_csv, synthetic_series
+from paper_trader.simulator.rest import RestApi, RestLimiter
 
 log = get_logger("simulator")
 
