@@ -55,10 +55,11 @@ from paper_trader.features.spec import FeatureSpec, default_spec  # noqa: E402
 from paper_trader.prediction import models, training  # noqa: E402
 from paper_trader.prediction.bundle import ModelBundle  # noqa: E402
 from paper_trader.prediction.dataset import Dataset, LabelRule, build_dataset  # noqa: E402
-from paper_trader.prediction.ensemble import Ensemble, SignalThresholds, WeightPolicy  # noqa: E402
+from paper_trader.prediction.ensemble import Ensemble, SignalThresholds  # noqa: E402
 from paper_trader.prediction.folds import FoldPlan  # noqa: E402
 from paper_trader.prediction.predictor import Predictor, PredictorConfig  # noqa: E402
 from paper_trader.prediction.registry import Artifacts, ModelRegistry  # noqa: E402
+from paper_trader.prediction.scorecard import WeightPolicy  # noqa: E402
 from paper_trader.simulator.synthetic import generate_candles, write_csv  # noqa: E402
 
 GOAL_S = 60.0

@@ -1,5 +1,9 @@
 """Settings from the environment and ``.env``, validated with one clear line per mistake.
 
+Over 400 lines on purpose: one pydantic model holds every setting with the form it expects,
+because its validators weigh settings against each other (risk levels, thresholds, secrets)
+and ``check-config``, the config hash and the error lines all read that one model.
+
 Names are the ones users of this kind of bot already have in their ``.env``. Every setting is
 documented in ``.env.example``. Environment variables override the ``.env`` file; a key in the
 file that is not a setting is an error (a typo must not silently fall back to a default).

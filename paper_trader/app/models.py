@@ -13,11 +13,12 @@ from pathlib import Path
 from paper_trader.clock import Clock
 from paper_trader.domain import PredictionOutcome, PredictionRow
 from paper_trader.features.spec import FeatureSpec
-from paper_trader.prediction.ensemble import SignalThresholds, WeightPolicy
+from paper_trader.prediction.ensemble import SignalThresholds
 from paper_trader.prediction.lifecycle import LifecycleConfig, ModelLifecycle
 from paper_trader.prediction.monitor import MonitorConfig, PredictionMonitor
 from paper_trader.prediction.predictor import Predictor, PredictorConfig
 from paper_trader.prediction.registry import ModelRegistry
+from paper_trader.prediction.scorecard import WeightPolicy
 from paper_trader.prediction.stage import PredictionStage
 from paper_trader.runtime.events import EventSink
 from paper_trader.settings import Settings

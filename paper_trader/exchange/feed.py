@@ -1,7 +1,9 @@
 """The market-data feed: one venue's WebSocket kept alive forever; each closed candle once.
 
-Over 400 lines for now: the connection lifecycle (open, resync, serve, rotate) is one loop
-over shared state; it splits by noun (warm-up, resync, serving) in issue 14's re-layout.
+Over 400 lines on purpose: the connection lifecycle (warm up, open, resync, serve, rotate,
+settle) is one loop over one venue's shared state (the links, the sequencers, the settler and
+the counters); the parts that need none of it live beside it (`backfill`, `settle`,
+`feed_state`, `links`, `sequencer`).
 
 Life of the feed:
 

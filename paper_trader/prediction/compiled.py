@@ -1,5 +1,9 @@
 """Fitted models compiled into flat numpy arrays for fast, library-free inference.
 
+Over 400 lines on purpose: the trees of both libraries compile into the one node layout their
+walk needs, and the linear model shares their checks and output transforms; split apart,
+each half would reach into the other's private helpers.
+
 Models are stored in their libraries' formats (XGBoost native, skops) and compiled here once,
 at load time. Prediction is then pure numpy and reproduces the library's ``predict_proba``:
 

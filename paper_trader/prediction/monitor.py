@@ -38,8 +38,9 @@ from paper_trader.domain import (
 from paper_trader.prediction.bundle import ModelBundle
 from paper_trader.prediction.dataset import classify
 from paper_trader.prediction.drift import FeatureReference, LiveDistribution
-from paper_trader.prediction.ensemble import Ensemble, Scorecard
+from paper_trader.prediction.ensemble import Ensemble
 from paper_trader.prediction.predictor import Prediction
+from paper_trader.prediction.scorecard import Scorecard
 from paper_trader.runtime.events import EventSink
 from paper_trader.runtime.logs import get_logger
 

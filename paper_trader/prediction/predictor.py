@@ -40,7 +40,8 @@ from paper_trader.features.engine import FeatureRow
 from paper_trader.features.spec import FeatureSpec
 from paper_trader.prediction.breaker import BreakerState, BreakerTransition, CircuitBreaker
 from paper_trader.prediction.bundle import Member, ModelBundle
-from paper_trader.prediction.ensemble import Ensemble, SignalThresholds, WeightPolicy
+from paper_trader.prediction.ensemble import Ensemble, SignalThresholds
+from paper_trader.prediction.scorecard import WeightPolicy
 from paper_trader.runtime.events import EventSink
 from paper_trader.runtime.logs import get_logger
 

@@ -2,13 +2,7 @@
 
 from paper_trader.storage.backup import BackupResult, backup_database
 from paper_trader.storage.database import DatabaseLock, open_database, open_reader
-from paper_trader.storage.migrations import (
-    LATEST_VERSION,
-    MIGRATIONS,
-    Migration,
-    MigrationResult,
-    migrate,
-)
+from paper_trader.storage.migrations import MigrationResult, migrate
 from paper_trader.storage.ops import (
     AppendOutbox,
     RecordGap,
@@ -40,6 +34,7 @@ from paper_trader.storage.repository import (
     schema_version,
     series_summaries,
 )
+from paper_trader.storage.schema import LATEST_VERSION, MIGRATIONS, Migration
 from paper_trader.storage.writer import (
     Durability,
     StorageWriter,

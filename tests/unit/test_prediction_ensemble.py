@@ -8,14 +8,8 @@ import pytest
 from sklearn.metrics import log_loss
 
 from paper_trader.domain import Interval, Signal, Strength, Venue
-from paper_trader.prediction.ensemble import (
-    Ensemble,
-    FloatArray,
-    Scorecard,
-    SignalThresholds,
-    WeightPolicy,
-    adaptive_weights,
-)
+from paper_trader.prediction.ensemble import Ensemble, FloatArray, SignalThresholds
+from paper_trader.prediction.scorecard import Scorecard, WeightPolicy, adaptive_weights
 
 MODELS = ("xgboost", "forest", "logistic")
 POLICY = WeightPolicy(window=50, min_resolved=10, temperature=0.02, floor=0.2)

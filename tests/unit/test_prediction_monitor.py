@@ -12,9 +12,10 @@ from paper_trader.features.engine import FeatureRow
 from paper_trader.features.spec import default_spec
 from paper_trader.prediction.bundle import ModelBundle
 from paper_trader.prediction.drift import reference_from
-from paper_trader.prediction.ensemble import Ensemble, SignalThresholds, WeightPolicy
+from paper_trader.prediction.ensemble import Ensemble, SignalThresholds
 from paper_trader.prediction.monitor import MonitorConfig, PredictionMonitor
 from paper_trader.prediction.predictor import Prediction
+from paper_trader.prediction.scorecard import WeightPolicy
 
 SPEC = default_spec()
 HORIZON = 3
