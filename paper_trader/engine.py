@@ -5,7 +5,7 @@ dropped and counted), counts the candles a series skipped as missing for its dat
 score, passes each candle through the data-quality gate (an impossible candle is dropped and
 counted; a series whose quality falls too low is marked not tradable, with an event), updates
 the features, persists the candles through the single writer, then resolves and makes
-predictions (``prediction/stage.py``), trades (``trading_stage.py``: risk, the paper broker,
+predictions (``prediction/stage.py``), trades (``trading/stage.py``: risk, the paper broker,
 the ledger commit, then the reports), and beats the heartbeat that feeds systemd's watchdog.
 
 What a decision reads of a candle is fixed when the candle is handled and travels with it

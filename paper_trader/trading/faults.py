@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 from paper_trader.domain import Candle, Signal
 from paper_trader.domain.trading import Action, Decision, entry_side
 
-if TYPE_CHECKING:  # trader_values imports Fault from here
+if TYPE_CHECKING:  # trading.values imports Fault from here
     from paper_trader.trading.values import InstantResult
 
 

@@ -2,7 +2,7 @@
 
 The breakers' snapshot, the last candle handled per symbol, the initial balance and the queued
 manual closes go into ``state_json`` every instant; the volatility windows, the bulky part,
-into ``volatility_json`` less often (``trading_stage.WINDOWS_EVERY``).
+into ``volatility_json`` less often (``trading.stage.WINDOWS_EVERY``).
 """
 
 import base64

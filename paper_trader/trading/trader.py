@@ -11,7 +11,7 @@ For the candles that closed at one instant (sorted by symbol) and the signals ma
    sees the cash;
 3. mark the portfolio and let the breakers judge the equity (daily loss, drawdown);
 4. for each entry signal: skip it on a stale candle (catching up), else pass it through the
-   gates (prediction breaker, data quality, trading breakers, limits) and ``entries.py``
+   gates (prediction breaker, data quality, trading breakers, limits) and ``entries``
    (stop distance, sizing, caps, levels from the fill, short margin, cost edge) and fill it at
    the close plus slippage, or record the rule that refused it;
 5. snapshot the equity.
