@@ -1,8 +1,5 @@
 """The one transport-agnostic API of the daemon: queries and commands for every interface.
 
-Over 400 lines for now: the queries, the commands and the period reports share one view of
-the trading stage; issue 14 moves them into ``control/`` with the summaries they share.
-
 Telegram, the status feed and the CLI call only this module; every method is typed and returns
 frozen values. Queries of the live state (status, positions) take the trading stage's lock, so
 they never show a change whose commit is still in flight (durable before visible). History
@@ -16,13 +13,15 @@ of candle time ending at the last candle the ledger handled. Every command is lo
 """
 
 import enum
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
 import aiosqlite
 
 from paper_trader.broker.analytics import analyse
+from paper_trader.control import commands
+from paper_trader.control.commands import Command
 from paper_trader.domain.trading import (
     DAY_MS,
     BreakerTransition,
@@ -32,7 +31,6 @@ from paper_trader.domain.trading import (
     ExitReason,
     Position,
     TradingState,
-    plain,
 )
 from paper_trader.risk.exits import active_stop
 from paper_trader.runtime.logs import get_logger
@@ -42,11 +40,7 @@ from paper_trader.storage.ledger_repository import (
     recent_decisions,
 )
 from paper_trader.trading.stage import TradingStage
-from paper_trader.trading.trader import Trader
-from paper_trader.trading.values import InstantResult
 
-# A command's outcome, decided under the stage lock: whether it did what was asked, and why.
-Command = Callable[[Trader, InstantResult], tuple[bool, str]]
 log = get_logger("control")
 
 
@@ -225,14 +219,14 @@ class Control:
 
         ``source`` names the interface the command came from (every command's is logged).
         """
-        return await self._run("pause", _pause(reason), source)
+        return await self._run("pause", commands.pause(reason), source)
 
     async def resume(self, *, source: str = "api") -> CommandResult:
         """Clear the manual breakers and a drawdown halt; say what stays tripped.
 
         ``ok`` is True when entries are allowed again (the state is ACTIVE).
         """
-        return await self._run("resume", _resume, source)
+        return await self._run("resume", commands.resume, source)
 
     async def close(self, symbol: str, *, source: str = "api") -> CommandResult:
         """Close the position on ``symbol`` (as given, else upper-case) at its last close.
@@ -241,14 +235,14 @@ class Control:
         bought at: the close is queued (persisted with the trader's state) and fills at the
         close of the symbol's next candle; the answer says so and carries no trade.
         """
-        return await self._run(f"close {symbol}", _close(symbol), source)
+        return await self._run(f"close {symbol}", commands.close(symbol), source)
 
     async def close_all(self, *, source: str = "api") -> CommandResult:
         """Close every open position at its last close; the trading state stays as it is.
 
         ``ok`` is False if a position could not be closed (no last close known for it).
         """
-        return await self._run("close all", _close_all, source)
+        return await self._run("close all", commands.close_all, source)
 
     async def emergency_stop(
         self, reason: str = "emergency stop by command", *, source: str = "api"
@@ -257,7 +251,7 @@ class Control:
 
         ``ok`` is False if a position could not be closed (no last close known for it).
         """
-        return await self._run("emergency stop", _emergency_stop(reason), source)
+        return await self._run("emergency stop", commands.emergency_stop(reason), source)
 
     async def _run(self, name: str, command: Command, source: str) -> CommandResult:
         """Run ``command`` through the stage; log it; return its outcome and what it changed."""
@@ -322,88 +316,3 @@ def _period_report(  # noqa: PLR0917 - the window's facts, gathered by Control.r
         by_symbol=tuple(sorted(by_symbol.items())),
         analytics=analytics,
     )
-
-
-def _pause(reason: str) -> Command:
-    def apply(trader: Trader, result: InstantResult) -> tuple[bool, str]:
-        transitions = trader.breakers.pause(result.candle_time_ms, reason)
-        result.transitions.extend(transitions)
-        state = trader.breakers.state
-        if not transitions:
-            return True, f"already paused; trading is {state}"
-        return True, f"paused: no new entries, exits keep running; trading is {state}"
-
-    return apply
-
-
-def _resume(trader: Trader, result: InstantResult) -> tuple[bool, str]:
-    breakers = trader.breakers
-    equity = trader.ledger.equity(trader.marks)
-    transitions = breakers.resume(result.candle_time_ms, equity)
-    result.transitions.extend(transitions)
-    cleared = ", ".join(t.breaker for t in transitions)
-    head = f"resumed: cleared {cleared}" if cleared else "nothing to resume"
-    remaining = "; ".join(t.reason for t in breakers.tripped())
-    state = breakers.state
-    if state is TradingState.ACTIVE:
-        tail = "trading is active" + (f" (still tripped: {remaining})" if remaining else "")
-        return True, f"{head}; {tail}"
-    return False, f"{head}; trading is still {state}: {remaining}"
-
-
-def _close(symbol: str) -> Command:
-    def apply(trader: Trader, result: InstantResult) -> tuple[bool, str]:
-        held = trader.ledger.positions
-        name = next((s for s in (symbol, symbol.upper()) if s in held), None)
-        if name is None:
-            listed = ", ".join(sorted(held)) or "none"
-            return False, f"{symbol}: no open position (held: {listed})"
-        if trader.is_on_entry_candle(name):
-            queued = trader.queue_close(name, result.candle_time_ms)
-            state = "queued" if queued else "already queued"
-            return True, (
-                f"{name}: entered at the close of its last candle; the close is {state} and "
-                "fills at the close of its next candle"
-            )
-        trade = trader.close_position(name, ExitReason.MANUAL, result)
-        if trade is None:
-            return False, f"{name}: no last close is known to fill at"
-        return True, f"{name}: closed at {plain(trade.exit_price)}, net PnL {trade.net_pnl:.2f}"
-
-    return apply
-
-
-def _emergency_stop(reason: str) -> Command:
-    def apply(trader: Trader, result: InstantResult) -> tuple[bool, str]:
-        result.transitions.extend(trader.breakers.emergency_stop(result.candle_time_ms, reason))
-        ok, closed = _flatten(trader, result, ExitReason.EMERGENCY_STOP)
-        return ok, f"emergency stop: trading is {trader.breakers.state}; {closed}"
-
-    return apply
-
-
-def _close_all(trader: Trader, result: InstantResult) -> tuple[bool, str]:
-    ok, closed = _flatten(trader, result, ExitReason.MANUAL)
-    return ok, f"close all: {closed}; trading is {trader.breakers.state}"
-
-
-def _flatten(trader: Trader, result: InstantResult, reason: ExitReason) -> tuple[bool, str]:
-    """Close every position at its last close; return whether all closed, and what happened."""
-    trades: list[ClosedTrade] = []
-    left: list[str] = []
-    for symbol in sorted(trader.ledger.positions):
-        trade = trader.close_position(symbol, reason, result)
-        if trade is None:
-            left.append(symbol)
-        else:
-            trades.append(trade)
-    parts = []
-    if trades:
-        net = sum((t.net_pnl for t in trades), Decimal(0))
-        names = ", ".join(t.symbol for t in trades)
-        parts.append(f"closed {len(trades)} ({names}), net PnL {net:.2f}")
-    elif not left:
-        parts.append("no open positions")
-    if left:
-        parts.append(f"still open, no last close to fill at: {', '.join(left)}")
-    return not left, "; ".join(parts)
