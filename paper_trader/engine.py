@@ -30,12 +30,13 @@ from paper_trader.domain import (
     Candle,
     ComponentHealth,
     Event,
+    EventData,
     EventKind,
+    EventSource,
     HealthStatus,
     Interval,
     MarketItem,
     SeriesMark,
-    Severity,
     Venue,
 )
 from paper_trader.features.stage import ClosedCandle, FeatureStage
@@ -52,6 +53,7 @@ if TYPE_CHECKING:  # the prediction stack (scikit-learn, XGBoost) loads only whe
     from paper_trader.trading.stage import TradingStage
 
 log = get_logger("decision_engine")
+_SOURCE = EventSource("decision_engine")
 
 CandleStore = Callable[[tuple[Candle, ...]], Awaitable[None]]
 SeriesKey = tuple[Venue, str, Interval]
@@ -74,7 +76,7 @@ class EngineStats:
 class DecisionEngine:
     """Consume closed candles in order and act on each."""
 
-    name = "decision_engine"
+    name = _SOURCE.name
 
     def __init__(
         self,
@@ -331,18 +333,14 @@ class DecisionEngine:
             "candle_late", symbol=candle.symbol, open_time_ms=candle.open_time_ms, **progress
         )
         if self._events is not None:
+            message = (
+                f"{candle.symbol} candle {candle.open_time_ms} arrived after its "
+                "instant was decided: no entries on it, and a replay may differ"
+            )
+            data: EventData = {"symbol": candle.symbol, "candle_time_ms": candle.open_time_ms}
+            at_ms = candle.close_time_ms
             self._events.publish(
-                Event(
-                    kind=EventKind.CANDLE_LATE,
-                    severity=Severity.WARNING,
-                    message=(
-                        f"{candle.symbol} candle {candle.open_time_ms} arrived after its "
-                        "instant was decided: no entries on it, and a replay may differ"
-                    ),
-                    at_ms=candle.close_time_ms,
-                    source=self.name,
-                    data={"symbol": candle.symbol, "candle_time_ms": candle.open_time_ms},
-                )
+                _SOURCE.warning(EventKind.CANDLE_LATE, message, at_ms=at_ms, data=data)
             )
 
 
@@ -350,15 +348,13 @@ def stall_event(stall: Stall, now_ms: int) -> Event:
     """Return the event that reports a series the aligner stopped waiting for."""
     key = stall.key
     symbol = key[1] if isinstance(key, tuple) and len(key) == 3 else str(key)
-    return Event(
-        kind=EventKind.SERIES_STALLED,
-        severity=Severity.WARNING,
-        message=(
+    return _SOURCE.warning(
+        EventKind.SERIES_STALLED,
+        (
             f"{symbol}: stopped waiting for its candles ({stall.reason}); the other symbols "
             "go on without it, and a replay may differ"
         ),
         at_ms=now_ms,
-        source="decision_engine",
         data={
             "symbol": symbol,
             "candle_time_ms": stall.waiting_ms,

@@ -9,7 +9,7 @@ from paper_trader.domain.candle import (
     SeriesMark,
     Venue,
 )
-from paper_trader.domain.events import Event, EventKind, Severity
+from paper_trader.domain.events import Event, EventData, EventKind, EventSource, Severity
 from paper_trader.domain.health import ComponentHealth, HealthStatus
 from paper_trader.domain.prediction import PredictionOutcome, PredictionRow
 from paper_trader.domain.signal import Signal, Strength
@@ -18,7 +18,9 @@ __all__ = [
     "Candle",
     "ComponentHealth",
     "Event",
+    "EventData",
     "EventKind",
+    "EventSource",
     "Gap",
     "GapReason",
     "HealthStatus",

@@ -4,12 +4,13 @@ import collections
 from dataclasses import asdict, dataclass
 
 from paper_trader.clock import Clock
-from paper_trader.domain import Event, EventKind, HealthStatus, Severity
+from paper_trader.domain import EventKind, EventSource, HealthStatus, Severity
 from paper_trader.exchange.wire import VenueAdapter
 from paper_trader.runtime.events import EventSink
 from paper_trader.runtime.logs import get_logger
 
 log = get_logger("market_feed")
+_SOURCE = EventSource("market_feed")
 
 
 @dataclass(slots=True)
@@ -81,15 +82,9 @@ class StormWatch:
             self._publish(EventKind.FEED_RECOVERED, Severity.INFO, message, "stable")
 
     def _publish(self, kind: EventKind, severity: Severity, message: str, reason: str) -> None:
+        data = {"venue": self._venue, "reason": reason}
         self._events.publish(
-            Event(
-                kind=kind,
-                severity=severity,
-                message=message,
-                at_ms=self._clock.now_ms(),
-                source="market_feed",
-                data={"venue": self._venue, "reason": reason},
-            )
+            _SOURCE.event(kind, severity, message, at_ms=self._clock.now_ms(), data=data)
         )
 
 

@@ -16,13 +16,13 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from types import MappingProxyType
 
 from paper_trader.domain import (
     Candle,
     ComponentHealth,
     Event,
     EventKind,
+    EventSource,
     HealthStatus,
     Interval,
     Severity,
@@ -222,6 +222,7 @@ class QualityMonitor:
     def __init__(self, config: QualityConfig, *, source: str = "data_quality") -> None:
         self._config = config
         self._source = source
+        self._event_source = EventSource(source)
         self._series: dict[_SeriesKey, _Series] = {}
         self._counts: Counter[str] = Counter()
         self._logged: OrderedDict[_LogKey, None] = OrderedDict()
@@ -376,11 +377,4 @@ class QualityMonitor:
             log.warning("symbol_not_tradable", **context)
             kind, severity = EventKind.SYMBOL_NOT_TRADABLE, Severity.WARNING
             message = f"{name} not tradable: data quality {score:.1f} < {threshold:.1f}"
-        return Event(
-            kind=kind,
-            severity=severity,
-            message=message,
-            at_ms=at_ms,
-            source=self._source,
-            data=MappingProxyType(context),
-        )
+        return self._event_source.event(kind, severity, message, at_ms=at_ms, data=context)

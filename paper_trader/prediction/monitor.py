@@ -26,12 +26,11 @@ import numpy as np
 
 from paper_trader.domain import (
     Candle,
-    Event,
     EventKind,
+    EventSource,
     Interval,
     PredictionOutcome,
     PredictionRow,
-    Severity,
     Signal,
     Venue,
 )
@@ -100,6 +99,7 @@ class PredictionMonitor:
     """Log, resolve and score predictions; raise drift alerts."""
 
     name = "prediction_monitor"
+    _source = EventSource(name)
 
     def __init__(
         self,
@@ -279,13 +279,8 @@ class PredictionMonitor:
         log.warning("model_drift", message=message, **data)
         if self._events is not None:
             self._events.publish(
-                Event(
-                    kind=EventKind.MODEL_DRIFT,
-                    severity=Severity.WARNING,
-                    message=message,
-                    at_ms=self._now_ms(),
-                    source=self.name,
-                    data=MappingProxyType(dict(data)),
+                self._source.warning(
+                    EventKind.MODEL_DRIFT, message, at_ms=self._now_ms(), data=data
                 )
             )
         self._on_drift(message)

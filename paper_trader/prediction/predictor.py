@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -30,8 +29,8 @@ import numpy.typing as npt
 
 from paper_trader.domain import (
     ComponentHealth,
-    Event,
     EventKind,
+    EventSource,
     HealthStatus,
     Severity,
     Signal,
@@ -107,6 +106,7 @@ class Predictor:
     """Run the loaded model version on batches of feature rows."""
 
     name = "predictor"
+    _source = EventSource(name)
 
     def __init__(
         self,
@@ -352,14 +352,7 @@ class Predictor:
     ) -> None:
         if self._events is not None:
             self._events.publish(
-                Event(
-                    kind=kind,
-                    severity=severity,
-                    message=message,
-                    at_ms=self._now_ms(),
-                    source=self.name,
-                    data=MappingProxyType(dict(data)),
-                )
+                self._source.event(kind, severity, message, at_ms=self._now_ms(), data=data)
             )
 
     def stats(self) -> dict[str, object]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import structlog
 
 from paper_trader.clock import Clock
-from paper_trader.domain import ComponentHealth, Event, EventKind, HealthStatus, Severity
+from paper_trader.domain import ComponentHealth, EventKind, EventSource, HealthStatus, Severity
 from paper_trader.errors import ConfigError, RateLimited, TransientError
 from paper_trader.runtime.backoff import Backoff
 from paper_trader.runtime.events import EventSink
@@ -34,6 +34,7 @@ from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import Readiness, Service
 
 log = get_logger("supervisor")
+_SOURCE = EventSource("supervisor")
 
 LATE_CANCEL_GRACE_S = 0.2
 EXIT_CONFIG_ERROR = 2
@@ -293,14 +294,7 @@ class Supervisor:
             "error": state.last_error,
         }
         self._events.publish(
-            Event(
-                kind=kind,
-                severity=severity,
-                message=message,
-                at_ms=self._clock.now_ms(),
-                source="supervisor",
-                data=data,
-            )
+            _SOURCE.event(kind, severity, message, at_ms=self._clock.now_ms(), data=data)
         )
 
     async def _stop_in_order(self) -> list[asyncio.Task[None]]:

@@ -1,9 +1,9 @@
 """How trades and breaker transitions are told: event values and log-line fields."""
 
-from paper_trader.domain import Event, EventKind, Severity
+from paper_trader.domain import Event, EventKind, EventSource, Severity
 from paper_trader.domain.trading import BreakerTransition, ClosedTrade, Fill, Position
 
-SOURCE = "trader"
+SOURCE = EventSource("trader")
 
 
 def fill_fields(fill: Fill) -> dict[str, object]:
@@ -58,12 +58,10 @@ def trade_opened_event(fill: Fill, position: Position | None, now_ms: int) -> Ev
         target = position.take_profit_price
         levels = f", stop {position.stop_price:f}" + (f", target {target:f}" if target else "")
     side = "long" if fill.side.value == "buy" else "short"
-    return Event(
-        kind=EventKind.TRADE_OPENED,
-        severity=Severity.INFO,
-        message=f"{fill.symbol}: {side} {fill.quantity:f} at {fill.price:f}{levels}",
+    return SOURCE.info(
+        EventKind.TRADE_OPENED,
+        f"{fill.symbol}: {side} {fill.quantity:f} at {fill.price:f}{levels}",
         at_ms=now_ms,
-        source=SOURCE,
         data=_strings(fill_fields(fill)),
     )
 
@@ -72,15 +70,13 @@ def trade_closed_event(trade: ClosedTrade, now_ms: int) -> Event:
     """Return the event that tells a position was closed, and how it went."""
     recovered = " (recovered after downtime)" if trade.recovered else ""
     pct = float(trade.return_pct) * 100
-    return Event(
-        kind=EventKind.TRADE_CLOSED,
-        severity=Severity.INFO,
-        message=(
+    return SOURCE.info(
+        EventKind.TRADE_CLOSED,
+        (
             f"{trade.symbol}: {trade.side.value} closed by {trade.exit_reason.value} at "
             f"{trade.exit_price:f}, net PnL {trade.net_pnl:.2f} ({pct:+.2f} %){recovered}"
         ),
         at_ms=now_ms,
-        source=SOURCE,
         data=_strings(trade_fields(trade)),
     )
 
@@ -89,16 +85,15 @@ def breaker_event(transition: BreakerTransition, now_ms: int) -> Event:
     """Return the event that tells a breaker tripped or reset, with its numbers."""
     what = "tripped" if transition.tripped else "reset"
     where = f" on {transition.symbol}" if transition.symbol else ""
-    return Event(
-        kind=EventKind.BREAKER_TRIPPED if transition.tripped else EventKind.BREAKER_RESET,
-        severity=Severity.WARNING if transition.tripped else Severity.INFO,
-        message=(
+    return SOURCE.event(
+        EventKind.BREAKER_TRIPPED if transition.tripped else EventKind.BREAKER_RESET,
+        Severity.WARNING if transition.tripped else Severity.INFO,
+        (
             f"{transition.breaker}{where} {what}: {transition.reason} "
             f"(threshold {transition.threshold}, observed {transition.observed}); "
             f"trading {transition.state.value}"
         ),
         at_ms=now_ms,
-        source=SOURCE,
         data=_strings(transition_fields(transition)),
     )
 
