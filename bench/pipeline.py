@@ -7,12 +7,12 @@ The settings make a busy market so that the broker path runs: ``EXCHANGE=kraken`
 signal thresholds 0.05 / 0.15, no minimum time between trades nor stop-loss cooldown,
 ``MAX_HOLDING_TIME=900``, loose loss breakers, ``MAX_POSITIONS`` 1 or 10; the rest default.
 
-Latency. The decision path is built in-process as ``app.py::_build`` builds it: the
+Latency. The decision path is built in-process as ``app/stages.py`` builds it: the
 ``StorageWriter`` on a fresh SQLite file in ``--dir`` run as a task, the ``EventRecorder``
 writing events to the outbox, the ``DecisionEngine`` with its channel, ``QualityMonitor``,
 ``FeatureStage``, the ``PredictionStage`` of ``build_model_parts`` (executor included), the
 ``TradingStage`` of ``build_trading_stage`` and the ``InstantAligner``; logging as the daemon's
-(INFO, JSON lines to a file). Nothing is patched; the timestamps come from the seams ``app.py``
+(INFO, JSON lines to a file). Nothing is patched; the timestamps come from the seams ``app/``
 fills itself: the candle store (end of quality + features), the prediction stage handed
 to the engine (a wrapper that stamps when the real stage's ``on_batch`` returns: end of
 prediction), and the writer given to ``build_trading_stage``, which delegates to the real one
@@ -33,8 +33,8 @@ N functions of the event loop's thread over the measured instants (cProfile; the
 then inflated).
 
 Throughput. Synthetic CSVs, 1 symbol x ``--replay-candles`` and 10 symbols x
-``--replay-10-candles``, go through ``app.run_replay`` (``replay`` without the CLI, log output
-discarded): symbol-candles per second = candles processed / the daemon's elapsed time
+``--replay-10-candles``, go through ``run_replay`` of ``app/replay.py`` (``replay`` without the CLI,
+log output discarded): symbol-candles per second = candles processed / the daemon's elapsed time
 (start-up included, CSV validation not), and over the whole call. About 3 minutes on an idle
 2-core machine; the load average is printed: other processes inflate the p99.
 
@@ -66,15 +66,10 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 
-from paper_trader.app.daemon import (  # noqa: E402
-    CANDLE_CHANNEL_CAPACITY,
-    ReplayRequest,
-    log_config,
-    quality_config,
-    run_replay,
-    unresolved_predictions,
-)
+from paper_trader.app.configs import log_config, quality_config  # noqa: E402
 from paper_trader.app.models import build_model_parts  # noqa: E402
+from paper_trader.app.replay import ReplayRequest, run_replay  # noqa: E402
+from paper_trader.app.stages import CANDLE_CHANNEL_CAPACITY, unresolved_predictions  # noqa: E402
 from paper_trader.app.trading import build_trading_stage  # noqa: E402
 from paper_trader.clock import SystemClock  # noqa: E402
 from paper_trader.domain import Candle, Interval, MarketItem, Venue  # noqa: E402
@@ -273,7 +268,7 @@ class Rig:
 
 
 def build_rig(settings: Settings, conn: Any) -> Rig:
-    """Wire the decision path as ``app.py::_build`` does, with the probe at its seams."""
+    """Wire the decision path as ``app/stages.py`` does, with the probe at its seams."""
     clock, probe, spec = SystemClock(), Probe(), default_spec()
     series = [(VENUE, s, settings.interval) for s in settings.symbols]
     writer, bus = StorageWriter(conn), EventBus()

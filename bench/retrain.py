@@ -27,7 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from paper_trader.app.models import lifecycle_config  # noqa: E402
+from paper_trader.app.configs import lifecycle_config  # noqa: E402
 from paper_trader.domain import Interval, PredictionOutcome, PredictionRow, Venue  # noqa: E402
 from paper_trader.features.engine import FeatureRow  # noqa: E402
 from paper_trader.features.spec import default_spec  # noqa: E402

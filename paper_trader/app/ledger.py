@@ -1,6 +1,6 @@
 """Start-up answers to settings that changed under an existing ledger.
 
-Part of the composition root (``app.py`` calls it); nothing else imports it.
+Part of the composition root: ``app/daemon.py`` plans each run with it.
 
 - **Identity.** A ledger keeps one ``INITIAL_BALANCE``, one ``EXCHANGE`` and one ``INTERVAL``.
   They are recorded in the ``metadata`` table at the first start; a later start with other
@@ -238,7 +238,7 @@ class RunPlan:
     reader: aiosqlite.Connection | None  # the Control's read-only connection (live runs)
 
 
-async def plan_run(  # noqa: PLR0917 -- the run's facts, gathered by app._run
+async def plan_run(  # noqa: PLR0917 -- the run's facts, gathered by app/daemon.py
     settings: Settings,
     conn: aiosqlite.Connection,
     clock: Clock,

@@ -1,87 +1,30 @@
-"""Wiring of the trading step: settings → risk configuration, the ledger loader, the stage.
+"""Wiring of the trading step: the ledger loader and the stage (its rules: ``app/configs.py``).
 
-Part of the composition root (``app.py`` calls it); nothing else imports it.
+Part of the composition root (``app/stages.py`` calls it); nothing else in the package imports it.
 """
 
 import json
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 
 import aiosqlite
 
-from paper_trader.broker.config import FillConfig
+from paper_trader.app.configs import trader_config
 from paper_trader.clock import Clock
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.domain.trading import Position
 from paper_trader.features.spec import FeatureSpec
 from paper_trader.interfaces.trade_files import TradeFiles
-from paper_trader.risk.config import BreakerConfig, ExitConfig, LimitsConfig, SizingConfig, exact
 from paper_trader.runtime.events import EventSink
 from paper_trader.settings import Settings
 from paper_trader.storage import StorageWriter, candle_at_or_before, load_candles
 from paper_trader.storage.ledger_repository import closed_trades, ledger_state, open_positions
 from paper_trader.trading.stage import MarketView, RestoredLedger, TradingStage
 from paper_trader.trading.state import handled_of
-from paper_trader.trading.values import TraderConfig
 
 ATR_COLUMNS = ("atr_14", "atr_pct_14")
 RECOVERY_CANDLES = 100_000  # per symbol: stored candles the ledger never handled, at most
 _LAST = 2**62  # an open time after every candle
-
-
-def _ms(seconds: float) -> int:
-    return round(seconds * 1000)
-
-
-def trader_config(settings: Settings) -> TraderConfig:
-    """Return every trading rule the settings describe."""
-    return TraderConfig(
-        breakers=BreakerConfig(
-            enabled=settings.enable_circuit_breakers,
-            max_daily_loss=settings.max_daily_loss,
-            max_drawdown=settings.max_drawdown,
-            max_consecutive_losses=settings.max_consecutive_losses,
-            losing_streak_cooldown_ms=_ms(settings.losing_streak_cooldown),
-            min_time_between_trades_ms=_ms(settings.min_time_between_trades),
-            stop_loss_cooldown_ms=_ms(settings.stop_loss_cooldown),
-            volatility_multiple=settings.volatility_breaker_multiple,
-            volatility_window=settings.volatility_window,
-            volatility_min_samples=min(120, settings.volatility_window),
-        ),
-        limits=LimitsConfig(
-            max_positions=settings.max_positions,
-            max_position_size=settings.max_position_size,
-            max_total_exposure=settings.max_total_exposure,
-            min_notional=settings.min_notional,
-            min_confidence=settings.min_confidence,
-            correlation_limit=settings.correlation_limit,
-            correlation_window=settings.correlation_window,
-            allow_short=settings.allow_short,
-            short_margin=exact(settings.short_margin),
-            min_edge_cost_multiple=settings.min_edge_cost_multiple,
-        ),
-        sizing=SizingConfig(
-            method=settings.position_sizing,
-            risk_per_trade=settings.risk_per_trade,
-            kelly_min_trades=settings.kelly_min_trades,
-            kelly_cap=settings.kelly_cap,
-            volatility_target=settings.volatility_target,
-            confidence_full_size=settings.confidence_full_size,
-        ),
-        exits=ExitConfig(
-            stop_loss_atr_multiplier=settings.stop_loss_atr_multiplier,
-            take_profit_risk_reward=settings.take_profit_risk_reward,
-            trailing_stop=settings.trailing_stop,
-            trailing_activation_r=settings.trailing_activation,
-            trailing_atr_multiplier=settings.trailing_atr_multiplier,
-            max_holding_ms=_ms(settings.max_holding_time),
-            exit_on_opposite_signal=settings.exit_on_opposite_signal,
-        ),
-        fills=FillConfig(
-            fee_rate=exact(settings.taker_fee),
-            slippage_bps=exact(settings.slippage_bps),
-            impact_bps=exact(settings.slippage_impact_bps),
-        ),
-    )
 
 
 def ledger_loader(
@@ -100,38 +43,56 @@ def ledger_loader(
     async def load() -> RestoredLedger:
         state = await ledger_state(conn)
         positions = await open_positions(conn)
-        last_candles: list[Candle] = []
-        recent: list[Candle] = []
-        unhandled: list[Candle] = []
-        if state is not None:
-            handled = handled_of(json.loads(state.state_json))
-            for venue, symbol, interval in series:
-                last = handled.get(symbol)
-                if last is None:
-                    continue
-                mark = await candle_at_or_before(conn, venue, symbol, interval, last)
-                last_candles.extend([mark] if mark is not None else [])
-                since = last - window * interval.ms
-                window_candles = await load_candles(
-                    conn, venue, symbol, interval, since_ms=since, limit=window + 1
-                )
-                recent.extend(c for c in window_candles if c.open_time_ms <= last)
-                unhandled.extend(
-                    await load_candles(
-                        conn, venue, symbol, interval, since_ms=last + 1, limit=RECOVERY_CANDLES
-                    )
-                )
-        last_candles.extend(await _marks_outside(conn, positions, series))
+        handled = handled_of(json.loads(state.state_json)) if state is not None else {}
+        read = await _candles_since_handled(conn, series, handled, window=window)
+        read.last_candles.extend(await _marks_outside(conn, positions, series))
         return RestoredLedger(
             state=state,
             positions=positions,
             history=await closed_trades(conn, limit=kelly),
-            last_candles=last_candles,
-            recent=sorted(recent, key=lambda c: (c.open_time_ms, c.symbol)),
-            unhandled=sorted(unhandled, key=lambda c: (c.open_time_ms, c.symbol)),
+            last_candles=read.last_candles,
+            recent=sorted(read.recent, key=lambda c: (c.open_time_ms, c.symbol)),
+            unhandled=sorted(read.unhandled, key=lambda c: (c.open_time_ms, c.symbol)),
         )
 
     return load
+
+
+@dataclass(slots=True)
+class _Reread:
+    """The stored candles around the last one the ledger handled, per series."""
+
+    last_candles: list[Candle] = field(default_factory=list)  # the last handled: the marks
+    recent: list[Candle] = field(default_factory=list)  # the window up to it
+    unhandled: list[Candle] = field(default_factory=list)  # stored after it, never handled
+
+
+async def _candles_since_handled(
+    conn: aiosqlite.Connection,
+    series: list[tuple[Venue, str, Interval]],
+    handled: dict[str, int],
+    *,
+    window: int,
+) -> _Reread:
+    """Read each series' last handled candle, the ``window`` before it and those after it."""
+    read = _Reread()
+    for venue, symbol, interval in series:
+        last = handled.get(symbol)
+        if last is None:
+            continue
+        mark = await candle_at_or_before(conn, venue, symbol, interval, last)
+        read.last_candles.extend([mark] if mark is not None else [])
+        since = last - window * interval.ms
+        window_candles = await load_candles(
+            conn, venue, symbol, interval, since_ms=since, limit=window + 1
+        )
+        read.recent.extend(c for c in window_candles if c.open_time_ms <= last)
+        read.unhandled.extend(
+            await load_candles(
+                conn, venue, symbol, interval, since_ms=last + 1, limit=RECOVERY_CANDLES
+            )
+        )
+    return read
 
 
 async def _marks_outside(
@@ -163,19 +124,7 @@ def build_trading_stage(
     exit_only: frozenset[str] = frozenset(),
 ) -> TradingStage:
     """Build the trading step of the decision task; no entry is taken on ``exit_only``."""
-    names = spec.names
-    limit_ms = settings.catchup_limit * settings.interval.ms
-
-    def is_stale(candle: Candle) -> bool:
-        if venue_now is None:
-            return False  # replay: every candle is "now"
-        return venue_now() - candle.close_time_ms > limit_ms
-
-    view = MarketView(
-        atr_columns=(names.index(ATR_COLUMNS[0]), names.index(ATR_COLUMNS[1])),
-        is_stale=is_stale,
-        exit_only=exit_only,
-    )
+    view = _market_view(settings, spec, venue_now, exit_only)
     config = trader_config(settings)
     return TradingStage(
         config,
@@ -192,4 +141,26 @@ def build_trading_stage(
         now_ms=clock.now_ms,
         on_closed=None if files is None else files.trade_closed,
         on_snapshot=None if files is None else files.snapshot,
+    )
+
+
+def _market_view(
+    settings: Settings,
+    spec: FeatureSpec,
+    venue_now: Callable[[], int] | None,
+    exit_only: frozenset[str],
+) -> MarketView:
+    """Return what the trader reads of the market: the ATR columns, staleness, exit-only."""
+    names = spec.names
+    limit_ms = settings.catchup_limit * settings.interval.ms
+
+    def is_stale(candle: Candle) -> bool:
+        if venue_now is None:
+            return False  # replay: every candle is "now"
+        return venue_now() - candle.close_time_ms > limit_ms
+
+    return MarketView(
+        atr_columns=(names.index(ATR_COLUMNS[0]), names.index(ATR_COLUMNS[1])),
+        is_stale=is_stale,
+        exit_only=exit_only,
     )

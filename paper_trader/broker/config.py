@@ -1,4 +1,4 @@
-"""The paper broker's costs, as plain values (`paper_trader.app` builds them from ``Settings``)."""
+"""The paper broker's costs, as plain values (``app/configs.py`` builds them from settings)."""
 
 from dataclasses import dataclass
 from decimal import Decimal

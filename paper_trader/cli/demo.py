@@ -13,7 +13,9 @@ A random walk is hard to beat: the bootstrap model is made current even when it 
 prior (``train --force``), and the log says so (``beats_prior``).
 """
 
+import argparse
 import contextlib
+import json
 import subprocess
 import sys
 import tempfile
@@ -21,8 +23,11 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from paper_trader.app import daemon as app
+from paper_trader.app.chores import report
+from paper_trader.app.configs import log_config
+from paper_trader.app.daemon import DaemonRun, run_live
 from paper_trader.control.report import Report
 from paper_trader.domain import Venue
 from paper_trader.domain.symbols import normalise_symbol
@@ -31,6 +36,9 @@ from paper_trader.features.engine import candle_values
 from paper_trader.runtime.logs import configure_logging, get_logger
 from paper_trader.settings import Settings
 from paper_trader.simulator.market import synthetic_series
+
+if TYPE_CHECKING:  # numpy, scikit-learn and XGBoost load only when there is something to train
+    from paper_trader.cli.train import Series
 
 FAULTS = (
     "--drop-every", "10",
@@ -63,7 +71,7 @@ class DemoRequest:
 class DemoResult:
     """How the demo went, and the summary of its database."""
 
-    run: app.DaemonRun
+    run: DaemonRun
     report: Report
 
     def to_json(self) -> dict[str, object]:
@@ -80,50 +88,68 @@ class DemoResult:
         }
 
 
+def demo_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Run the demo; print the summary of its database as JSON."""
+    request = DemoRequest(
+        db_path=args.db,
+        seconds=args.seconds,
+        speed=args.speed,
+        symbols=tuple(s.strip().upper() for s in args.symbols.split(",") if s.strip()),
+        faults=args.faults,
+        seed=args.seed,
+    )
+    result = run_demo(settings, request)
+    print(json.dumps(result.to_json(), indent=2))
+    return result.run.exit_code
+
+
 def run_demo(settings: Settings, request: DemoRequest) -> DemoResult:
     """Start the simulator, run the daemon against it for ``seconds``, then summarise."""
     request.db_path.parent.mkdir(parents=True, exist_ok=True)
     log_path = request.db_path.with_suffix(".simulator.log")
     with _simulator(request, log_path) as port:
-        demo_settings = settings.model_copy(
-            update={
-                "exchange": Venue.BINANCE,
-                "symbols": [normalise_symbol(s) for s in request.symbols],
-                "binance_ws_url": f"ws://127.0.0.1:{port}",
-                "binance_rest_url": f"http://127.0.0.1:{port}",
-                "db_path": request.db_path,
-                # Its own feature cache: the demo's market must never meet the real daemon's.
-                "cache_dir": request.db_path.with_suffix(".cache"),
-                "stream_silence_timeout": 10.0,
-                "models_dir": request.db_path.with_suffix(".models"),
-                # A livelier risk profile, so that a short demo shows breakers at work too;
-                # wider levels, since on 1-minute candles a target 4 ATRs away cannot pay a
-                # round trip's fees and slippage (cost_edge), and a ten-minute holding limit.
-                "stop_loss_atr_multiplier": 3.0,
-                "take_profit_risk_reward": 3.0,
-                "max_holding_time": 600.0,
-                "min_time_between_trades": 60.0,
-                "stop_loss_cooldown": 600.0,
-                "max_consecutive_losses": 3,
-                "losing_streak_cooldown": 1800.0,
-            }
-        )
-        logs = configure_logging(app.log_config(demo_settings))
+        demo_settings = _demo_settings(settings, request, port)
+        logs = configure_logging(log_config(demo_settings))
         try:
             ensure_bootstrap_model(demo_settings, request.seed)
         finally:
             logs.close()
-        run = app.run_live(demo_settings, mode="demo", stop_after_s=request.seconds)
-    return DemoResult(run=run, report=app.report(request.db_path))
+        run = run_live(demo_settings, mode="demo", stop_after_s=request.seconds)
+    return DemoResult(run=run, report=report(request.db_path))
+
+
+def _demo_settings(settings: Settings, request: DemoRequest, port: int) -> Settings:
+    """Return the settings with the simulator's endpoints and the demo's own files."""
+    return settings.model_copy(
+        update={
+            "exchange": Venue.BINANCE,
+            "symbols": [normalise_symbol(s) for s in request.symbols],
+            "binance_ws_url": f"ws://127.0.0.1:{port}",
+            "binance_rest_url": f"http://127.0.0.1:{port}",
+            "db_path": request.db_path,
+            # Its own feature cache: the demo's market must never meet the real daemon's.
+            "cache_dir": request.db_path.with_suffix(".cache"),
+            "stream_silence_timeout": 10.0,
+            "models_dir": request.db_path.with_suffix(".models"),
+            # A livelier risk profile, so that a short demo shows breakers at work too;
+            # wider levels, since on 1-minute candles a target 4 ATRs away cannot pay a
+            # round trip's fees and slippage (cost_edge), and a ten-minute holding limit.
+            "stop_loss_atr_multiplier": 3.0,
+            "take_profit_risk_reward": 3.0,
+            "max_holding_time": 600.0,
+            "min_time_between_trades": 60.0,
+            "stop_loss_cooldown": 600.0,
+            "max_consecutive_losses": 3,
+            "losing_streak_cooldown": 1800.0,
+        }
+    )
 
 
 def ensure_bootstrap_model(settings: Settings, seed: int) -> None:
     """Train and publish a bootstrap model into ``MODELS_DIR`` unless one is current."""
     if (settings.models_dir / "current").is_file():
         return
-    # numpy, scikit-learn and XGBoost load only when there is something to train.
-    import numpy as np  # noqa: PLC0415
-
+    # scikit-learn and XGBoost load only when there is something to train.
     from paper_trader.cli.train import TrainRequest, label_rule, train_and_publish  # noqa: PLC0415
     from paper_trader.prediction.models import ModelConfig  # noqa: PLC0415
 
@@ -134,21 +160,7 @@ def ensure_bootstrap_model(settings: Settings, seed: int) -> None:
         candles=BOOTSTRAP_CANDLES,
         note="no model yet: training one on synthetic history (simulator generator, other seed)",
     )
-    end = int(time.time() * 1000) // settings.interval.ms * settings.interval.ms
-    history = synthetic_series(
-        [s.replace("-", "") for s in settings.symbols],
-        seed=seed + 1,
-        count=BOOTSTRAP_CANDLES,
-        interval=settings.interval,
-        start_ms=end - (BOOTSTRAP_CANDLES + HISTORY) * settings.interval.ms,
-    )
-    series = {
-        symbol: (
-            np.array([c.open_time_ms for c in candles], dtype=np.int64),
-            np.array([candle_values(c) for c in candles], dtype=np.float64).T.copy(),
-        )
-        for symbol, candles in zip(settings.symbols, history.values(), strict=True)
-    }
+    series = _bootstrap_history(settings, seed)
     request = TrainRequest(
         symbols=tuple(settings.symbols),
         interval=settings.interval,
@@ -160,15 +172,41 @@ def ensure_bootstrap_model(settings: Settings, seed: int) -> None:
         force=True,
     )
     outcome = train_and_publish(request, series)
-    summary = outcome.metadata["metrics"]["summary"]
+    _log_bootstrap_model(outcome.version, outcome.metadata)
+
+
+def _bootstrap_history(settings: Settings, seed: int) -> "Series":
+    """Return synthetic candles of the simulator's generator, with another seed than its market."""
+    # numpy loads only when there is something to train.
+    import numpy as np  # noqa: PLC0415
+
+    end = int(time.time() * 1000) // settings.interval.ms * settings.interval.ms
+    history = synthetic_series(
+        [s.replace("-", "") for s in settings.symbols],
+        seed=seed + 1,
+        count=BOOTSTRAP_CANDLES,
+        interval=settings.interval,
+        start_ms=end - (BOOTSTRAP_CANDLES + HISTORY) * settings.interval.ms,
+    )
+    return {
+        symbol: (
+            np.array([c.open_time_ms for c in candles], dtype=np.int64),
+            np.array([candle_values(c) for c in candles], dtype=np.float64).T.copy(),
+        )
+        for symbol, candles in zip(settings.symbols, history.values(), strict=True)
+    }
+
+
+def _log_bootstrap_model(version: str, metadata: dict[str, Any]) -> None:
+    summary = metadata["metrics"]["summary"]
     log.info(
         "demo_bootstrap_model",
-        version=outcome.version,
-        samples=outcome.metadata["training"]["samples"],
+        version=version,
+        samples=metadata["training"]["samples"],
         ensemble_log_loss=summary["ensemble"]["log_loss"],
         prior_log_loss=summary["prior"]["log_loss"],
         ensemble_accuracy=summary["ensemble"]["accuracy"],
-        beats_prior=outcome.metadata["prior_check"]["beats_prior"],
+        beats_prior=metadata["prior_check"]["beats_prior"],
     )
 
 

@@ -11,7 +11,9 @@ counted; it never stops the run. The file is written to a temporary file next to
 and moved into place at the end, so an interrupted run leaves no half file.
 """
 
+import argparse
 import csv
+import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -24,6 +26,7 @@ from paper_trader.features.atomic import atomic_text
 from paper_trader.features.engine import SeriesEngine, candle_values
 from paper_trader.features.spec import FeatureSpec, default_spec
 from paper_trader.market.candle_csv import CandleCsv
+from paper_trader.settings import Settings
 
 ENGINES = ("incremental", "batch")
 CHUNK_SIZE = 5000
@@ -74,6 +77,14 @@ class _Tally:
     rows: int = 0
     impossible: int = 0
     first_ready_ms: int | None = None
+
+
+def features_command(_settings: Settings, args: argparse.Namespace) -> int:
+    """Dump the features of ``--csv`` into ``--out``; print the one-line JSON summary."""
+    request = DumpRequest(csv=args.csv, out=args.out, interval=args.interval, engine=args.engine)
+    result = dump_features(request)
+    print(json.dumps(result.to_json()))
+    return 0
 
 
 def dump_features(request: DumpRequest, spec: FeatureSpec | None = None) -> DumpResult:

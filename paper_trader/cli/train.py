@@ -9,7 +9,10 @@ prior (the training classes' frequencies) out of sample, in log loss, is publish
 made current unless ``force``; the summary says so (``prior_check``, ``prior_note``).
 """
 
+import argparse
 import asyncio
+import json
+import os
 import sqlite3
 import sys
 from collections.abc import Sequence
@@ -20,6 +23,7 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
+from paper_trader.cli.command import console_logging, symbol_argument
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import ConfigError, DataIntegrityError
 from paper_trader.features.engine import candle_values
@@ -86,6 +90,44 @@ class TrainOutcome:
             "to_ms": training["end_ms"],
             "walk_forward": self.metadata["metrics"]["summary"],
         }
+
+
+def train_command(settings: Settings, args: argparse.Namespace) -> int:
+    """Train and publish; print the metrics table to stderr and the JSON summary to stdout."""
+    request = _train_request(settings, args)
+    if args.nice:
+        os.nice(max(0, min(19, args.nice)))
+    with console_logging(settings):
+        outcome = run_training(request)
+    print(outcome.table, file=sys.stderr)
+    if outcome.prior_note:
+        print(f"paper-trader: {outcome.prior_note}", file=sys.stderr)
+    print(json.dumps(outcome.to_json(), indent=2))
+    return 0
+
+
+def _train_request(settings: Settings, args: argparse.Namespace) -> TrainRequest:
+    """Return what the arguments ask for; the settings fill in what they leave out."""
+    symbols = (
+        tuple(symbol_argument(s) for s in args.symbol) if args.symbol else tuple(settings.symbols)
+    )
+    folds = settings.walk_forward_folds if args.folds is None else args.folds
+    if not 1 <= folds <= 20:
+        raise ConfigError(f"--folds {folds}: expected a whole number from 1 to 20")
+    return TrainRequest(
+        symbols=symbols,
+        interval=args.interval or settings.interval,
+        venue=args.venue or settings.exchange,
+        models_dir=settings.models_dir,
+        rule=label_rule(settings),
+        csvs=tuple(args.csv or ()),
+        db_path=(args.db or settings.db_path) if args.from_db else None,
+        max_candles=settings.training_candles,
+        folds=folds,
+        keep=settings.model_keep_versions,
+        challenge=args.promote_if_better,
+        force=args.force,
+    )
 
 
 def label_rule(settings: Settings) -> LabelRule:
@@ -192,11 +234,7 @@ def train_and_publish(
     recent = None
     if request.challenge:
         data, recent = hold_out_recent(data, request.holdout_fraction, plan.gap_ms)
-    bar = ProgressBar(progress)
-    try:
-        result = train(data, plan, request.config, lambda d, t, what: bar.show(d, t, f"{what:<24}"))
-    finally:
-        bar.done()
+    result = _train_with_progress(data, plan, request.config, progress)
     metadata = describe(request, spec, data, plan, result, series=series)
     promoted = True
     if recent is not None:
@@ -206,21 +244,43 @@ def train_and_publish(
     check = prior_check(metadata["metrics"]["summary"], force=request.force)
     metadata["prior_check"] = check
     promoted = promoted and (check["beats_prior"] or request.force)
-    version = registry.publish(
-        Artifacts(
-            estimators={n: m.estimator for n, m in result.models.items()},
-            calibrators={n: m.calibrator for n, m in result.models.items()},
-            predictions=result.evaluation.predictions,
-            metadata=metadata,
-        ),
-        make_current=promoted,
-    )
+    version = _publish(registry, result, metadata, make_current=promoted)
     return TrainOutcome(
         version=version,
         metadata=registry.metadata(version),
         table=render_table(result),
         promoted=promoted,
         prior_note=_prior_note(version, check, promoted=promoted),
+    )
+
+
+def _train_with_progress(
+    data: Dataset, plan: FoldPlan, config: ModelConfig, progress: TextIO
+) -> TrainingResult:
+    """Train, with a progress bar on ``progress`` (shown only on a terminal)."""
+    bar = ProgressBar(progress)
+    try:
+        return train(data, plan, config, lambda d, t, what: bar.show(d, t, f"{what:<24}"))
+    finally:
+        bar.done()
+
+
+def _publish(
+    registry: ModelRegistry,
+    result: TrainingResult,
+    metadata: dict[str, Any],
+    *,
+    make_current: bool,
+) -> str:
+    """Publish the fitted models and their out-of-sample predictions; return the version."""
+    return registry.publish(
+        Artifacts(
+            estimators={n: m.estimator for n, m in result.models.items()},
+            calibrators={n: m.calibrator for n, m in result.models.items()},
+            predictions=result.evaluation.predictions,
+            metadata=metadata,
+        ),
+        make_current=make_current,
     )
 
 

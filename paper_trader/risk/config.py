@@ -1,4 +1,4 @@
-"""The risk layer's settings, as plain values (`paper_trader.app` builds them from ``Settings``)."""
+"""The risk layer's settings, as plain values (``app/configs.py`` builds them from settings)."""
 
 from dataclasses import dataclass
 from decimal import Decimal

@@ -10,7 +10,7 @@ import pytest
 from conftest import eventually, subprocess_env
 from fakes.models import FAST, RULE, publish_model
 
-from paper_trader.app.models import RETRAIN_COMMAND
+from paper_trader.app.configs import RETRAIN_COMMAND
 from paper_trader.cli.train import TrainOutcome, TrainRequest, run_training
 from paper_trader.domain import Interval, PredictionOutcome, PredictionRow, Venue
 from paper_trader.features.spec import default_spec

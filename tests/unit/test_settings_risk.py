@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from paper_trader.app.trading import trader_config
+from paper_trader.app.configs import trader_config
 from paper_trader.domain.trading import SizingMethod
 from paper_trader.errors import ConfigError
 from paper_trader.settings import Settings, load_settings

@@ -1,0 +1,69 @@
+"""The supervisor of one run, the health monitor over its components, the systemd watchdog."""
+
+from collections.abc import Callable
+
+from paper_trader.app.configs import restart_policy
+from paper_trader.app.signals import on_stopping
+from paper_trader.clock import Clock
+from paper_trader.monitoring.health import HealthMonitor
+from paper_trader.runtime.events import EventBus
+from paper_trader.runtime.sdnotify import Heartbeat, SystemdNotifier, WatchdogService
+from paper_trader.runtime.service import HealthReporter
+from paper_trader.runtime.supervisor import Supervisor
+from paper_trader.settings import Settings
+
+
+def supervisor(
+    settings: Settings,
+    clock: Clock,
+    bus: EventBus,
+    notifier: SystemdNotifier,
+    *,
+    on_ready: Callable[[], None],
+) -> Supervisor:
+    """Return the supervisor: restarts with backoff, systemd told when all are ready."""
+    return Supervisor(
+        policy=restart_policy(settings),
+        clock=clock,
+        events=bus,
+        shutdown_timeout_s=settings.shutdown_timeout,
+        on_ready=lambda: _all_ready(notifier, on_ready),
+        on_stopping=lambda: on_stopping(notifier, settings.shutdown_timeout),
+    )
+
+
+def _all_ready(notifier: SystemdNotifier, then: Callable[[], None]) -> None:
+    notifier.ready("ready")
+    then()
+
+
+def health_monitor(
+    components: list[HealthReporter],
+    settings: Settings,
+    clock: Clock,
+    heartbeat: Heartbeat,
+    notifier: SystemdNotifier,
+) -> HealthMonitor:
+    """Return the health monitor of ``components``, publishing to systemd's status line."""
+    watchdog_s = notifier.watchdog_interval_s
+    return HealthMonitor(
+        components,
+        clock=clock,
+        interval_s=settings.health_check_interval,
+        heartbeat_age_s=heartbeat.age_s,
+        stale_after_s=max(30.0, 4 * (watchdog_s or 0.0)),
+        publish_status=notifier.status,
+    )
+
+
+def watchdog(notifier: SystemdNotifier, heartbeat: Heartbeat) -> WatchdogService | None:
+    """Return the systemd watchdog's pinger when systemd asked for one (``WATCHDOG_USEC``)."""
+    watchdog_s = notifier.watchdog_interval_s
+    if watchdog_s is None:
+        return None
+    return WatchdogService(notifier, heartbeat, interval_s=watchdog_s, stale_after_s=2 * watchdog_s)
+
+
+def present(*components: HealthReporter | None) -> list[HealthReporter]:
+    """Return the components this run has, in their order (None: not in this run)."""
+    return [c for c in components if c is not None]
