@@ -4,7 +4,7 @@ import aiosqlite
 
 from paper_trader.app.configs import feed_config, venue_adapter
 from paper_trader.clock import Clock
-from paper_trader.domain import Event, EventKind, Gap, MarketItem, Severity
+from paper_trader.domain import Event, EventKind, EventSource, Gap, MarketItem
 from paper_trader.domain.symbols import parse_pair
 from paper_trader.exchange.feed import MarketFeed
 from paper_trader.exchange.wire import Subscription
@@ -13,6 +13,8 @@ from paper_trader.runtime.channel import BlockingChannel
 from paper_trader.runtime.events import EventBus
 from paper_trader.settings import Settings
 from paper_trader.storage import RecordGap, StorageWriter, last_open_time
+
+_FEED_EVENTS = EventSource("market_feed")  # gaps are the feed's facts, reported as its own
 
 
 def market_feed(  # noqa: PLR0917 -- the composition root hands over what it built
@@ -57,15 +59,11 @@ def subscriptions_of(series: list[SeriesKey]) -> list[Subscription]:
 
 
 def _gap_event(gap: Gap, now_ms: int) -> Event:
-    return Event(
-        kind=EventKind.DATA_GAP,
-        severity=Severity.WARNING,
-        message=(
-            f"{gap.symbol} {gap.interval.value}: {gap.missing} candle(s) from "
-            f"{gap.start_ms} cannot be filled ({gap.reason.value})"
-        ),
+    return _FEED_EVENTS.warning(
+        EventKind.DATA_GAP,
+        f"{gap.symbol} {gap.interval.value}: {gap.missing} candle(s) from "
+        f"{gap.start_ms} cannot be filled ({gap.reason.value})",
         at_ms=now_ms,
-        source="market_feed",
         data={
             "venue": gap.venue.value,
             "symbol": gap.symbol,
