@@ -10,6 +10,7 @@ from pathlib import Path
 
 import aiosqlite
 from conftest import eventually
+from fakes.storage import migrated_database
 
 from paper_trader.app.trading import ledger_loader
 from paper_trader.broker.config import FillConfig
@@ -27,7 +28,7 @@ from paper_trader.runtime.channel import BlockingChannel
 from paper_trader.runtime.events import EventBus
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.runtime.service import Readiness
-from paper_trader.storage import StorageWriter, UpsertCandles, migrate, open_database
+from paper_trader.storage import StorageWriter, UpsertCandles
 from paper_trader.trading.stage import MarketView, TradingStage
 from paper_trader.trading.trader import TraderConfig
 
@@ -140,50 +141,45 @@ async def running(
     db: Path, features: type[FeatureStage] = SteadyFeatures, *, capacity: int = 64
 ) -> AsyncIterator[Daemon]:
     """Run the writer and the engine (real stages; ``features`` a seam) on ``db``."""
-    conn = await open_database(db)
-    try:
-        await migrate(conn)
+    async with migrated_database(db) as conn, asyncio.TaskGroup() as group:
         writer = StorageWriter(conn)
-        async with asyncio.TaskGroup() as group:
-            ready = Readiness()
-            writing = group.create_task(writer.run(ready), name=writer.name)
-            await ready.wait()
-            spec = default_spec()
-            names = spec.names
-            stage = TradingStage(
-                RULES,
-                initial_balance=Decimal(10_000),
-                view=MarketView(
-                    atr_columns=(names.index(ATR[0]), names.index(ATR[1])),
-                    is_stale=lambda _c: False,
-                ),
-                load=ledger_loader(conn, SERIES, kelly=100, window=100),
-                commit=writer.write,
-                events=EventBus(),
-                now_ms=lambda: 0,
-            )
-            channel: BlockingChannel[MarketItem] = BlockingChannel(capacity)
-            stage_features = features(
-                spec, [], keep_rows=1, cache=None, history=None, monotonic=SystemClock().monotonic
-            )
-            engine = DecisionEngine(
-                channel,
-                lambda batch: writer.submit(UpsertCandles(candles=batch)),
-                Heartbeat(SystemClock()),
-                features=stage_features,
-                prediction=BuyEverything(),  # type: ignore[arg-type]
-                trading=stage,
-                aligner=InstantAligner(SERIES, monotonic=SystemClock().monotonic, stall_s=600),
-            )
-            engine_task = group.create_task(engine.run(Readiness()), name="engine")
-            try:
-                yield Daemon(engine, channel, stage)
-            finally:
-                channel.close()
-                await engine_task
-                writing.cancel()
-    finally:
-        await conn.close()
+        ready = Readiness()
+        writing = group.create_task(writer.run(ready), name=writer.name)
+        await ready.wait()
+        spec = default_spec()
+        names = spec.names
+        stage = TradingStage(
+            RULES,
+            initial_balance=Decimal(10_000),
+            view=MarketView(
+                atr_columns=(names.index(ATR[0]), names.index(ATR[1])),
+                is_stale=lambda _c: False,
+            ),
+            load=ledger_loader(conn, SERIES, kelly=100, window=100),
+            commit=writer.write,
+            events=EventBus(),
+            now_ms=lambda: 0,
+        )
+        channel: BlockingChannel[MarketItem] = BlockingChannel(capacity)
+        stage_features = features(
+            spec, [], keep_rows=1, cache=None, history=None, monotonic=SystemClock().monotonic
+        )
+        engine = DecisionEngine(
+            channel,
+            lambda batch: writer.submit(UpsertCandles(candles=batch)),
+            Heartbeat(SystemClock()),
+            features=stage_features,
+            prediction=BuyEverything(),  # type: ignore[arg-type]
+            trading=stage,
+            aligner=InstantAligner(SERIES, monotonic=SystemClock().monotonic, stall_s=600),
+        )
+        engine_task = group.create_task(engine.run(Readiness()), name="engine")
+        try:
+            yield Daemon(engine, channel, stage)
+        finally:
+            channel.close()
+            await engine_task
+            writing.cancel()
 
 
 async def feed(
