@@ -1,196 +1,32 @@
 """Control: queries and commands on a real trading stage, writer and SQLite file."""
 
-import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
-import aiosqlite
+from fakes.control_rig import (
+    BALANCE,
+    FEE,
+    SLIP,
+    buy,
+    config,
+    open_and_close,
+    running_rig,
+    sell,
+    sell_price,
+)
+from fakes.trading import MINUTE, T0, bar
 
-from paper_trader.app.trading import ledger_loader
-from paper_trader.broker.config import FillConfig
-from paper_trader.control.api import Control, Period
-from paper_trader.domain import Candle, Event, EventKind, Interval, Signal, Strength, Venue
+from paper_trader.control.api import Period
+from paper_trader.domain import EventKind
 from paper_trader.domain.trading import (
     DAY_MS,
     Action,
-    ClosedTrade,
     ExitReason,
     FillModel,
     TradingState,
 )
-from paper_trader.features.engine import FeatureRow
-from paper_trader.features.stage import ClosedCandle
-from paper_trader.risk.config import BreakerConfig, ExitConfig, LimitsConfig, SizingConfig
-from paper_trader.runtime.channel import DropOldestChannel
-from paper_trader.runtime.events import EventBus
-from paper_trader.runtime.service import Readiness
-from paper_trader.storage import StorageWriter, migrate, open_database, open_reader
 from paper_trader.storage.ledger_repository import breaker_history, closed_trades
-from paper_trader.trading.stage import MarketView, TradingStage
-from paper_trader.trading.trader import TraderConfig
-
-T0 = 19_675 * DAY_MS  # midnight UTC
-MIN = 60_000
-BALANCE = Decimal(10_000)
-SLIP = Decimal("0.0005")  # 5 bps, no volume impact
-FEE = Decimal("0.001")
-SERIES = [(Venue.BINANCE, s, Interval.M1) for s in ("BTCUSDT", "ETHUSDT", "SOLUSDT")]
-
-
-def config(*, max_consecutive_losses: int = 1_000) -> TraderConfig:
-    """Return permissive rules: ATR 2 gives a stop 4 away and 25 units at 100 on 10 000."""
-    return TraderConfig(
-        breakers=BreakerConfig(
-            max_daily_loss=0.99,
-            max_drawdown=0.99,
-            max_consecutive_losses=max_consecutive_losses,
-            min_time_between_trades_ms=0,
-            stop_loss_cooldown_ms=0,
-            volatility_min_samples=1_000_000,
-        ),
-        limits=LimitsConfig(
-            max_positions=10,
-            max_position_size=1.0,
-            max_total_exposure=10.0,
-            min_notional=Decimal(1),
-            min_confidence=0.0,
-            correlation_limit=2.0,
-        ),
-        sizing=SizingConfig(risk_per_trade=0.01, confidence_full_size=0.5),
-        exits=ExitConfig(
-            stop_loss_atr_multiplier=2.0,
-            take_profit_risk_reward=2.0,
-            trailing_stop=False,
-            max_holding_ms=0,
-            exit_on_opposite_signal=False,
-        ),
-        fills=FillConfig(fee_rate=FEE, slippage_bps=Decimal(5), impact_bps=Decimal(0)),
-    )
-
-
-VIEW = MarketView(atr_columns=(0, 1), is_stale=lambda c: False)
-
-
-@dataclass
-class Rig:
-    """A running stage with its control, a reader and an event subscription."""
-
-    stage: TradingStage
-    control: Control
-    reader: aiosqlite.Connection
-    events: DropOldestChannel[Event]
-
-    async def feed(self, candles: Sequence[Candle], signals: Sequence[Signal] = ()) -> None:
-        """Hand one batch of candles (ATR 2) and signals to the stage."""
-        await self.stage.on_batch([ClosedCandle(candle=c, row=row(c)) for c in candles], signals)
-
-    def drain_kinds(self) -> list[EventKind]:
-        """Return the kinds of the events published so far, consuming them."""
-        return [e.kind for e in self.events.drain(len(self.events))]
-
-
-@contextlib.asynccontextmanager
-async def running_rig(tmp_path: Path, rules: TraderConfig | None = None) -> AsyncIterator[Rig]:
-    """Open the database, run the writer in a TaskGroup, start the stage; tear all down."""
-    path = tmp_path / "paper_trader.db"
-    conn = await open_database(path)
-    try:
-        await migrate(conn)
-        writer = StorageWriter(conn)
-        bus = EventBus()
-        async with asyncio.TaskGroup() as group:
-            ready = Readiness()
-            task = group.create_task(writer.run(ready), name=writer.name)
-            await ready.wait()
-            stage = TradingStage(
-                rules or config(),
-                initial_balance=BALANCE,
-                view=VIEW,
-                load=ledger_loader(conn, SERIES, kelly=100, window=100),
-                commit=writer.write,
-                events=bus,
-                now_ms=lambda: 0,
-            )
-            await stage.start()
-            reader = await open_reader(path)
-            try:
-                yield Rig(stage, Control(stage, reader), reader, bus.subscribe())
-            finally:
-                await reader.close()
-                task.cancel()
-    finally:
-        await conn.close()
-
-
-def bar(
-    symbol: str,
-    t: int,
-    close: str,
-    *,
-    open_: str | None = None,
-    low: str | None = None,
-    high: str | None = None,
-) -> Candle:
-    """Return a candle closing at ``close``, its range 1 either side unless given."""
-    c = Decimal(close)
-    return Candle(
-        venue=Venue.BINANCE,
-        symbol=symbol,
-        interval=Interval.M1,
-        open_time_ms=t,
-        open=c if open_ is None else Decimal(open_),
-        high=c + 1 if high is None else Decimal(high),
-        low=c - 1 if low is None else Decimal(low),
-        close=c,
-        volume=Decimal(1_000),
-    )
-
-
-def row(candle: Candle) -> FeatureRow:
-    """Return a feature row whose ATR is 2 (2 %)."""
-    return FeatureRow(
-        venue=candle.venue,
-        symbol=candle.symbol,
-        interval=candle.interval,
-        open_time_ms=candle.open_time_ms,
-        values=(2.0, 2.0),
-        is_ready=True,
-    )
-
-
-def buy(symbol: str, t: int) -> Signal:
-    """Return a full-size strong buy signal."""
-    return Signal(
-        venue=Venue.BINANCE,
-        symbol=symbol,
-        interval=Interval.M1,
-        open_time_ms=t,
-        probabilities=(0.05, 0.05, 0.9),
-        score=0.85,
-        strength=Strength.STRONG_BUY,
-        confidence=0.9,
-        model_version="test-model",
-        spec_hash="spec",
-        weights=(),
-        model_probabilities=(),
-    )
-
-
-def sell_price(reference: str) -> Decimal:
-    """Return what a market sell at ``reference`` fills at (less 5 bps)."""
-    return Decimal(reference) * (1 - SLIP)
-
-
-async def open_and_close(rig: Rig, symbol: str, t: int, entry: str, exit_: str) -> ClosedTrade:
-    """Enter ``symbol`` at ``t``, mark it at ``t + MIN``, then close it by command."""
-    await rig.feed([bar(symbol, t, entry)], [buy(symbol, t)])
-    await rig.feed([bar(symbol, t + MIN, exit_)])
-    result = await rig.control.close(symbol)
-    assert result.ok, result.message
-    return result.trades[0]
 
 
 async def test_status_reports_equity_and_cash_after_a_known_fill(tmp_path: Path) -> None:
@@ -225,7 +61,7 @@ async def test_positions_show_mark_unrealised_pnl_and_levels(tmp_path: Path) -> 
             [bar("BTCUSDT", T0, "100"), bar("ETHUSDT", T0, "50")],
             [buy("ETHUSDT", T0), buy("BTCUSDT", T0)],
         )
-        await rig.feed([bar("BTCUSDT", T0 + MIN, "102"), bar("ETHUSDT", T0 + MIN, "49")])
+        await rig.feed([bar("BTCUSDT", T0 + MINUTE, "102"), bar("ETHUSDT", T0 + MINUTE, "49")])
         views = await rig.control.positions()
 
     assert [v.position.symbol for v in views] == ["BTCUSDT", "ETHUSDT"]
@@ -255,7 +91,7 @@ async def test_pause_blocks_entries_while_a_stop_still_fills(tmp_path: Path) -> 
         stored = await breaker_history(rig.reader, limit=5)
         kinds_after_pause = rig.drain_kinds()
         again = await rig.control.pause()
-        t1 = T0 + MIN
+        t1 = T0 + MINUTE
         await rig.feed(
             [bar("BTCUSDT", t1, "97", open_="99", low="95"), bar("ETHUSDT", t1, "50")],
             [buy("ETHUSDT", t1)],
@@ -294,7 +130,7 @@ async def test_resume_after_pause_allows_entries_again(tmp_path: Path) -> None:
         await rig.feed([bar("BTCUSDT", T0, "100")])
         await rig.control.pause()
         resumed = await rig.control.resume()
-        t1 = T0 + MIN
+        t1 = T0 + MINUTE
         await rig.feed([bar("BTCUSDT", t1, "100")], [buy("BTCUSDT", t1)])
         status = await rig.control.status()
         nothing = await rig.control.resume()
@@ -317,7 +153,7 @@ async def test_resume_says_which_breaker_stays_tripped(tmp_path: Path) -> None:
         await rig.control.pause()
         await rig.control.resume()
         await rig.feed([bar("BTCUSDT", T0, "100")], [buy("BTCUSDT", T0)])
-        await rig.feed([bar("BTCUSDT", T0 + MIN, "98")])
+        await rig.feed([bar("BTCUSDT", T0 + MINUTE, "98")])
         closed = await rig.control.close("BTCUSDT")
         await rig.control.pause()
         resumed = await rig.control.resume()
@@ -338,7 +174,7 @@ async def test_close_fills_at_last_close_and_is_stored_before_returning(tmp_path
     """close() sells at the last close less slippage (market_last); SQLite has it on return."""
     async with running_rig(tmp_path) as rig:
         await rig.feed([bar("BTCUSDT", T0, "100")], [buy("BTCUSDT", T0)])
-        await rig.feed([bar("BTCUSDT", T0 + MIN, "102")])
+        await rig.feed([bar("BTCUSDT", T0 + MINUTE, "102")])
         rig.drain_kinds()
         result = await rig.control.close("btcusdt")
         stored = await closed_trades(rig.reader)
@@ -353,7 +189,7 @@ async def test_close_fills_at_last_close_and_is_stored_before_returning(tmp_path
     assert trade.exit_reason is ExitReason.MANUAL
     assert trade.exit_fill_model is FillModel.MARKET_LAST
     assert trade.exit_price == exit_price
-    assert trade.closed_candle_ms == T0 + MIN
+    assert trade.closed_candle_ms == T0 + MINUTE
     entry = Decimal("100.05")
     expected_net = 25 * (exit_price - entry) - 25 * entry * FEE - 25 * exit_price * FEE
     assert trade.net_pnl == expected_net
@@ -392,7 +228,7 @@ async def test_close_on_the_entry_candle_is_queued_and_fills_at_the_next_close(
         stored_before = await closed_trades(rig.reader)
     async with running_rig(tmp_path) as rig:
         held = await rig.control.positions()
-        await rig.feed([bar("BTCUSDT", T0 + MIN, "102")])
+        await rig.feed([bar("BTCUSDT", T0 + MINUTE, "102")])
         stored = await closed_trades(rig.reader)
         status = await rig.control.status()
 
@@ -411,13 +247,8 @@ async def test_close_on_the_entry_candle_is_queued_and_fills_at_the_next_close(
         FillModel.MARKET_CLOSE,
         sell_price("102"),
     )
-    assert (trade.opened_candle_ms, trade.closed_candle_ms) == (T0, T0 + MIN)
+    assert (trade.opened_candle_ms, trade.closed_candle_ms) == (T0, T0 + MINUTE)
     assert status.open_positions == 0
-
-
-def sell(symbol: str, t: int) -> Signal:
-    """Return a full-size sell signal (opens a short where shorts are allowed)."""
-    return replace(buy(symbol, t), strength=Strength.SELL, score=-0.85)
 
 
 async def test_an_open_short_keeps_its_collateral_and_margin_call_across_a_restart(
@@ -449,12 +280,12 @@ async def test_a_short_gapping_beyond_all_cash_halts_and_survives_a_restart(
     rules = replace(base, limits=replace(base.limits, allow_short=True))
     async with running_rig(tmp_path, rules) as rig:
         await rig.feed([bar("BTCUSDT", T0, "100")], [sell("BTCUSDT", T0)])
-        await rig.feed([bar("BTCUSDT", T0 + MIN, "1000", open_="1000")])
+        await rig.feed([bar("BTCUSDT", T0 + MINUTE, "1000", open_="1000")])
         stored = await closed_trades(rig.reader)
         status = await rig.control.status()
     async with running_rig(tmp_path, rules) as rig:
         restored = await rig.control.status()
-        await rig.feed([bar("BTCUSDT", T0 + 2 * MIN, "1000")], [buy("BTCUSDT", T0 + 2 * MIN)])
+        await rig.feed([bar("BTCUSDT", T0 + 2 * MINUTE, "1000")], [buy("BTCUSDT", T0 + 2 * MINUTE)])
         after = await rig.control.status()
 
     [trade] = stored
@@ -475,11 +306,11 @@ async def test_emergency_stop_halts_closes_everything_and_blocks_entries(tmp_pat
             [bar("BTCUSDT", T0, "100"), bar("ETHUSDT", T0, "50")],
             [buy("BTCUSDT", T0), buy("ETHUSDT", T0)],
         )
-        await rig.feed([bar("BTCUSDT", T0 + MIN, "102"), bar("ETHUSDT", T0 + MIN, "49")])
+        await rig.feed([bar("BTCUSDT", T0 + MINUTE, "102"), bar("ETHUSDT", T0 + MINUTE, "49")])
         stopped = await rig.control.emergency_stop("exchange trouble")
         stored = await closed_trades(rig.reader)
         halted = await rig.control.status()
-        t2 = T0 + 2 * MIN
+        t2 = T0 + 2 * MINUTE
         await rig.feed([bar("BTCUSDT", t2, "102")], [buy("BTCUSDT", t2)])
         [refused] = (await rig.control.recent_signals(limit=1))[-1:]
 
@@ -507,7 +338,7 @@ async def test_resume_after_an_emergency_stop_makes_trading_active(tmp_path: Pat
         await rig.feed([bar("BTCUSDT", T0, "100")])
         stopped = await rig.control.emergency_stop()
         resumed = await rig.control.resume()
-        t1 = T0 + MIN
+        t1 = T0 + MINUTE
         await rig.feed([bar("BTCUSDT", t1, "100")], [buy("BTCUSDT", t1)])
         status = await rig.control.status()
 
@@ -524,7 +355,7 @@ async def test_resume_after_an_emergency_stop_makes_trading_active(tmp_path: Pat
 async def test_recent_signals_are_oldest_first_and_limited(tmp_path: Path) -> None:
     """recent_signals returns the newest decisions, oldest first, at most ``limit``."""
     async with running_rig(tmp_path) as rig:
-        t1, t2 = T0 + MIN, T0 + 2 * MIN
+        t1, t2 = T0 + MINUTE, T0 + 2 * MINUTE
         await rig.feed(
             [bar("BTCUSDT", T0, "100"), bar("ETHUSDT", T0, "50")],
             [buy("BTCUSDT", T0), buy("ETHUSDT", T0)],
@@ -551,7 +382,7 @@ async def test_recent_trades_are_oldest_first_and_limited(tmp_path: Path) -> Non
     async with running_rig(tmp_path) as rig:
         symbols = ("BTCUSDT", "ETHUSDT", "SOLUSDT")
         await rig.feed([bar(s, T0, "100") for s in symbols], [buy(s, T0) for s in symbols])
-        await rig.feed([bar(s, T0 + MIN, "101") for s in symbols])
+        await rig.feed([bar(s, T0 + MINUTE, "101") for s in symbols])
         for symbol in ("SOLUSDT", "BTCUSDT", "ETHUSDT"):
             await rig.control.close(symbol)
         every = await rig.control.recent_trades()
@@ -574,7 +405,7 @@ async def test_reports_window_the_last_day_and_week_of_candle_time(tmp_path: Pat
         daily = await rig.control.report(Period.DAY)
         weekly = await rig.control.report(Period.WEEK)
 
-    end = day8 + MIN
+    end = day8 + MINUTE
     assert (daily.end_ms, daily.start_ms) == (end, end - DAY_MS)
     assert (weekly.end_ms, weekly.start_ms) == (end, end - 7 * DAY_MS)
     assert daily.trades == (today,)

@@ -15,12 +15,13 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import ROOT, eventually, subprocess_env
+from fakes.candles import candle_of
 from hypothesis import given
 from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.domain import Candle, Interval
 from paper_trader.simulator import CsvSource, Faults, Simulator, SimulatorConfig
 from paper_trader.simulator.market import CandleShape, kline_row
 
@@ -150,17 +151,7 @@ def test_partial_klines_are_always_consistent(
 ) -> None:
     """Any candle at any progress gives high >= max(open, close) >= min >= low, volume <= final."""
     low, a, b, high = sorted(prices)
-    candle = Candle(
-        venue=Venue.BINANCE,
-        symbol="BTCUSDT",
-        interval=Interval.M1,
-        open_time_ms=START_MS,
-        open=a,
-        high=high,
-        low=low,
-        close=b,
-        volume=volume,
-    )
+    candle = candle_of(START_MS, a, high, low, b, volume)
     progress = Decimal(fraction.numerator) / Decimal(fraction.denominator)
     row = kline_row(candle, CandleShape.of(candle, first_trade_id=1), progress)
     o, h, lo, c, v = (Decimal(x) for x in (row.open, row.high, row.low, row.close, row.volume))

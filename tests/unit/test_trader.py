@@ -10,12 +10,22 @@ between entries. The standard entry is a BUY on BTC at a close of 100 with an AT
 - fee 25 * 100.05 * 0.001 = 2.50125; cash 10000 - 2501.25 - 2.50125 = 7496.24875.
 """
 
-import json
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from decimal import Decimal
-from typing import Any
 
+from fakes.candles import candle_of
+from fakes.trader_rig import (
+    CASH,
+    CONFIG,
+    ENTRY_CASH,
+    QUIET,
+    Instant,
+    enter,
+    make_trader,
+    market,
+    restart,
+    step,
+)
 from fakes.trading import BTC, ETH, MINUTE, T0, candle, signal
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -23,7 +33,7 @@ from hypothesis.strategies import DrawFn
 
 from paper_trader.broker.config import FillConfig
 from paper_trader.broker.ledger import Ledger
-from paper_trader.domain import Candle, Interval, Signal, Strength, Venue
+from paper_trader.domain import Candle, Interval, Strength, Venue
 from paper_trader.domain.trading import (
     DAY_MS,
     Action,
@@ -41,55 +51,6 @@ from paper_trader.risk.config import BreakerConfig, ExitConfig, LimitsConfig, Si
 from paper_trader.trading.trader import InstantResult, MarketInput, Trader, TraderConfig
 
 D = Decimal
-CASH = D(10_000)
-ENTRY_CASH = D("7496.24875")
-CONFIG = TraderConfig(
-    breakers=BreakerConfig(
-        max_daily_loss=0.5,
-        max_drawdown=0.5,
-        min_time_between_trades_ms=0,
-        stop_loss_cooldown_ms=0,
-    ),
-    limits=LimitsConfig(max_position_size=0.5, max_total_exposure=1.0),
-    sizing=SizingConfig(risk_per_trade=0.01, confidence_full_size=0.5),
-    exits=ExitConfig(),
-    fills=FillConfig(fee_rate=D("0.001"), slippage_bps=D(5), impact_bps=D(0)),
-)
-
-
-def market(bar: Candle, atr: str | None = "2", **flags: bool) -> MarketInput:
-    """Return ``bar`` as the trading step sees it, with an ATR of ``atr`` (2 % of 100)."""
-    atr_pct = None if atr is None else float(D(atr) / bar.close * 100)
-    return MarketInput(candle=bar, atr=None if atr is None else D(atr), atr_pct=atr_pct, **flags)
-
-
-def make_trader(config: TraderConfig = CONFIG, **changes: Any) -> Trader:
-    """Return a fresh trader with 10,000 cash; ``changes`` replace whole parts of ``config``."""
-    return Trader(replace(config, **changes), Ledger(CASH))
-
-
-def step(
-    trader: Trader,
-    minute: int,
-    markets: Sequence[MarketInput],
-    signals: Sequence[Signal] = (),
-    *,
-    entries_blocked: str | None = None,
-) -> InstantResult:
-    """Run the instant ``minute`` minutes after T0."""
-    by_symbol = {s.symbol: s for s in signals}
-    return trader.on_instant(
-        T0 + minute * MINUTE, markets, by_symbol, entries_blocked=entries_blocked
-    )
-
-
-def enter(trader: Trader, ohlc: str = "100 101 99 100") -> InstantResult:
-    """Run the standard entry: a BUY on BTC at minute 0, closing at 100 with an ATR of 2."""
-    bar = candle(0, ohlc)
-    return step(trader, 0, [market(bar)], [signal(bar)])
-
-
-QUIET = "100 100.5 99.5 100"
 
 
 # entries
@@ -543,25 +504,6 @@ def test_a_halt_closes_a_position_without_a_candle_at_its_next_candle() -> None:
 # restart
 
 
-def restart(trader: Trader, recent: Sequence[Candle] = ()) -> Trader:
-    """Return a trader rebuilt from what is persisted: state JSON, ledger, history, marks,
-    and the stored candles that rebuild the rolling returns."""
-    ledger = Ledger(
-        trader.ledger.cash,
-        positions=dict(trader.ledger.positions),
-        next_fill_id=trader.ledger.next_fill_id,
-    )
-    return Trader(
-        trader.config,
-        ledger,
-        state=json.loads(trader.state_json()),
-        history=tuple(trader.history),
-        last_candle_ms=trader.last_candle_ms,
-        marks=dict(trader.last_candles),
-        recent=recent,
-    )
-
-
 def test_a_trader_rebuilt_from_its_persisted_state_continues_identically() -> None:
     """The entry spacing, the trail and the peak survive a restart: both copies act the same."""
     config = replace(
@@ -654,16 +596,6 @@ SYMBOLS = (BTC, ETH)
 CENT = D("0.01")
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Instant:
-    """One decision instant of the random walk: its minute, markets, signals and block."""
-
-    minute: int
-    markets: tuple[MarketInput, ...]
-    signals: tuple[Signal, ...]
-    entries_blocked: str | None
-
-
 def bps(value: Decimal, points: int) -> Decimal:
     """Return ``value`` moved by ``points`` basis points, to the cent and at least 0.01."""
     return max((value * (10_000 + points) / 10_000).quantize(CENT), CENT)
@@ -677,17 +609,8 @@ def walk_bar(draw: DrawFn, symbol: str, minute: int, previous: Decimal) -> Marke
     high = bps(max(open_, close), draw(st.integers(0, 200)))
     low = bps(min(open_, close), -draw(st.integers(0, 200)))
     atr_bps = draw(st.integers(20, 500))
-    bar = Candle(
-        venue=Venue.BINANCE,
-        symbol=symbol,
-        interval=Interval.M1,
-        open_time_ms=T0 + minute * MINUTE,
-        open=open_,
-        high=high,
-        low=low,
-        close=close,
-        volume=D(draw(st.integers(0, 5_000))),
-    )
+    volume = D(draw(st.integers(0, 5_000)))
+    bar = candle_of(T0 + minute * MINUTE, open_, high, low, close, volume, symbol=symbol)
     stale = draw(st.integers(0, 9)) == 0
     return MarketInput(
         candle=bar,
