@@ -12,12 +12,14 @@ between entries. The standard entry is a BUY on BTC at a close of 100 with an AT
 """
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
 from fakes.trading import MINUTE, T0, candle, signal
+from hypothesis import strategies as st
+from hypothesis.strategies import DrawFn
 
 from paper_trader.broker.config import FillConfig
 from paper_trader.broker.ledger import Ledger
@@ -57,6 +59,19 @@ class Instant:
     markets: tuple[MarketInput, ...]
     signals: tuple[Signal, ...]
     entries_blocked: str | None = None
+
+
+def walk_prices(
+    draw: DrawFn, start: Decimal, move: Callable[[Decimal, int], Decimal]
+) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    """Draw the open, high, low and close of a random walk's next candle from ``start``:
+    ``move(price, points)`` moves a price by basis points (up to 1 % to the open, 3 % on to
+    the close, 2 % beyond them to the high and the low)."""
+    open_ = move(start, draw(st.integers(-100, 100)))
+    close = move(open_, draw(st.integers(-300, 300)))
+    high = move(max(open_, close), draw(st.integers(0, 200)))
+    low = move(min(open_, close), -draw(st.integers(0, 200)))
+    return open_, high, low, close
 
 
 def market(bar: Candle, atr: str | Decimal | None = "2", **flags: bool) -> MarketInput:

@@ -25,6 +25,7 @@ from fakes.trader_rig import (
     market,
     restart,
     step,
+    walk_prices,
 )
 from fakes.trading import BTC, ETH, MINUTE, T0, candle, signal
 from hypothesis import given, settings
@@ -604,10 +605,7 @@ def bps(value: Decimal, points: int) -> Decimal:
 @st.composite
 def walk_bar(draw: DrawFn, symbol: str, minute: int, previous: Decimal) -> MarketInput:
     """Draw the next candle of a random walk from ``previous`` close, and its ATR."""
-    open_ = bps(previous, draw(st.integers(-100, 100)))
-    close = bps(open_, draw(st.integers(-300, 300)))
-    high = bps(max(open_, close), draw(st.integers(0, 200)))
-    low = bps(min(open_, close), -draw(st.integers(0, 200)))
+    open_, high, low, close = walk_prices(draw, previous, bps)
     atr_bps = draw(st.integers(20, 500))
     volume = D(draw(st.integers(0, 5_000)))
     bar = candle_of(T0 + minute * MINUTE, open_, high, low, close, volume, symbol=symbol)

@@ -19,7 +19,16 @@ from decimal import Decimal
 
 import pytest
 from fakes.candles import candle_of
-from fakes.trader_rig import CASH, SHORTS_CONFIG, Instant, make_trader, market, restart, step
+from fakes.trader_rig import (
+    CASH,
+    SHORTS_CONFIG,
+    Instant,
+    make_trader,
+    market,
+    restart,
+    step,
+    walk_prices,
+)
 from fakes.trading import BTC, ETH, MINUTE, T0, candle, signal
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -516,10 +525,7 @@ def gap_bar(draw: DrawFn, symbol: str, minute: int, previous: Decimal) -> Market
     start = previous
     if draw(st.integers(0, 5)) == 0:
         start = bps(previous * draw(st.sampled_from(GAPS)), 0)
-    open_ = bps(start, draw(st.integers(-100, 100)))
-    close = bps(open_, draw(st.integers(-300, 300)))
-    high = bps(max(open_, close), draw(st.integers(0, 200)))
-    low = bps(min(open_, close), -draw(st.integers(0, 200)))
+    open_, high, low, close = walk_prices(draw, start, bps)
     atr_bps = draw(st.integers(20, 800))
     high, low = max(high, open_, close), min(low, open_, close)
     volume = D(draw(st.sampled_from([0, 1, 50, 5_000])))
