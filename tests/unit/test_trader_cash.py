@@ -1,19 +1,12 @@
-"""Money that cannot crash, levels from the fill, and no trade that cannot pay its costs.
+"""Money that cannot crash: an entry capped by the cash is fitted with the fee exactly as
+the fill charges it; a short holds collateral and is force-closed at its margin call, and
+a gap beyond everything leaves a deficit that halts trading; along any path with any gap
+the books balance.
 
-The trading step never raises on a legal market: an entry capped by the cash is fitted with
-the fee exactly as the fill charges it; a short holds collateral and is force-closed at its
-margin call, and a gap beyond everything leaves a deficit that halts trading; stops and
-targets are placed from the fill price, and an entry whose target cannot pay its round trip
-is refused (``cost_edge``).
+Unless a test says otherwise the rules are ``SHORTS_CONFIG`` of ``fakes.trader_rig``: the
+standard ones with shorts allowed and loss breakers only at 99 %. The standard entry is at
+a close of 100 with an ATR of 2: 25 units, filled at 100.05 (long) or 99.95 (short)."""
 
-Unless a test says otherwise: 10,000 cash, fee 0.1 %, a flat 5 bps of slippage, fixed
-fractional sizing risking 1 % of equity, stops 2 ATR away, targets at 2R. The standard entry
-is at a close of 100 with an ATR of 2: 25 units, filled at 100.05 (long) or 99.95 (short).
-"""
-
-import json
-import random
-from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
 
@@ -36,10 +29,9 @@ from hypothesis.strategies import DrawFn
 
 from paper_trader.broker.config import FillConfig
 from paper_trader.broker.ledger import Ledger
-from paper_trader.domain import Candle, Signal, Strength
+from paper_trader.domain import Signal, Strength
 from paper_trader.domain.trading import (
     Action,
-    ClosedTrade,
     ExitReason,
     FillModel,
     Side,
@@ -285,229 +277,8 @@ def test_a_short_whose_stop_lies_beyond_its_margin_call_is_refused() -> None:
     assert result.fills == []
 
 
-# levels from the fill, and the cost edge
-
-
-def test_levels_are_placed_from_the_fill_price() -> None:
-    """Filled at 100.05: stop 96.05, target 108.05 (not 96 and 108 from the close 100)."""
-    trader = make_trader(SHORTS_CONFIG)
-    bar = candle(0, "100 101 99 100")
-    step(trader, 0, [market(bar)], [signal(bar)])
-    position = trader.ledger.positions[BTC]
-    assert (position.entry_price, position.stop_price, position.take_profit_price) == (
-        D("100.05"),
-        D("96.05"),
-        D("108.05"),
-    )
-    assert position.risk_per_unit == D(4)
-
-
-ETH_CLOSE = "1873.00"
-ETH_FILLS = FillConfig(fee_rate=D("0.001"), slippage_bps=D("7.5"), impact_bps=D(0))
-
-
-def test_an_entry_whose_target_cannot_pay_its_costs_is_refused_with_the_numbers() -> None:
-    """The real ETH trade: close 1873.00, filled 7.5 bps higher at 1874.40475, ATR 0.3075.
-
-    Its target from the close (1874.23) lay below the fill: a take-profit that lost money.
-    From the fill the target is 1874.40475 + 4 * 0.3075 = 1875.63475, 1.23 away, while the
-    round trip costs 1.40475 + 1.87440475 + 1.87563475 + 1.40672606 = 6.56151556 per unit.
-    """
-    trader = make_trader(SHORTS_CONFIG, fills=ETH_FILLS)
-    bar = candle(0, f"1873.2 1873.5 1872.8 {ETH_CLOSE}", symbol=ETH)
-    result = step(trader, 0, [market(bar, "0.3075")], [signal(bar)])
-    (decision,) = result.decisions
-    assert (decision.action, decision.rule) == (Action.REJECTED, "cost_edge")
-    assert decision.detail == (
-        "target distance 1.23 (target 1875.63475 from the fill 1874.40475) does not exceed "
-        "2 x the round trip's costs of 6.561516 per unit = 13.123031 (entry slippage 1.40475, "
-        "entry fee 1.874405, exit fee 1.875635, exit slippage 1.406726)"
-    )
-    assert result.fills == []
-
-
-def test_with_the_cost_edge_off_a_take_profit_still_earns_its_distance() -> None:
-    """With the rule off the same entry is taken; its target lies above the fill."""
-    trader = make_trader(
-        SHORTS_CONFIG,
-        fills=ETH_FILLS,
-        limits=replace(SHORTS_CONFIG.limits, min_edge_cost_multiple=0.0),
-    )
-    bar = candle(0, f"1873.2 1873.5 1872.8 {ETH_CLOSE}", symbol=ETH)
-    step(trader, 0, [market(bar, "0.3075")], [signal(bar)])
-    position = trader.ledger.positions[ETH]
-    assert position.take_profit_price == D("1875.63475")
-    (trade,) = step(trader, 1, [market(candle(1, "1874.5 1876 1874.3 1875", symbol=ETH))]).trades
-    assert trade.exit_reason is ExitReason.TAKE_PROFIT
-    assert trade.gross_pnl > 0
-
-
-def quiet_candles(seed: int, count: int, *, lively: bool = False) -> list[Candle]:
-    """Return ``count`` quiet, real-like 1m BTC candles: a random walk of ~1 bp a minute
-    around 30,000, ranges of a few bps, 20 to 200 BTC a minute. ``lively`` makes every other
-    stretch of 100 minutes fifteen times as volatile."""
-    rng = random.Random(seed)
-    close, out = 30_000.0, []
-    for minute in range(count):
-        sigma = 0.0015 if lively and (minute // 100) % 2 else 0.0001
-        open_ = close
-        close = open_ * (1 + rng.gauss(0, sigma))
-        high = max(open_, close) * (1 + abs(rng.gauss(0, sigma / 2)))
-        low = min(open_, close) * (1 - abs(rng.gauss(0, sigma / 2)))
-        prices = (D(f"{p:.2f}") for p in (open_, high, low, close))
-        volume = D(f"{rng.uniform(20, 200):.4f}")
-        out.append(candle_of(T0 + minute * MINUTE, *prices, volume, symbol=BTC))
-    return out
-
-
-def wilder_atr(candles: Sequence[Candle], period: int = 14) -> list[Decimal | None]:
-    """Return the ATR(14) after each candle (None until warm), as the features compute it."""
-    atr: float | None = None
-    out: list[Decimal | None] = []
-    previous: float | None = None
-    for i, bar in enumerate(candles):
-        high, low = float(bar.high), float(bar.low)
-        true_range = high - low
-        if previous is not None:
-            true_range = max(true_range, abs(high - previous), abs(low - previous))
-        previous = float(bar.close)
-        atr = true_range if atr is None else (atr * (period - 1) + true_range) / period
-        out.append(D(repr(atr)) if i >= period else None)
-    return out
-
-
-QUIET_CONFIG = TraderConfig(
-    breakers=BreakerConfig(min_time_between_trades_ms=0, stop_loss_cooldown_ms=0),
-    limits=LimitsConfig(),
-    sizing=SizingConfig(),
-    exits=ExitConfig(),
-    fills=FillConfig(),  # Binance: 0.1 % fee, 5 bps + 10 bps per 1 % of the volume
-)
-
-
-def run_quiet(seed: int) -> tuple[list[ClosedTrade], list[tuple[str | None, str]]]:
-    """Buy on every candle of a quiet walk; return the trades and the decisions' rules."""
-    candles = quiet_candles(seed, 600)
-    trader = Trader(QUIET_CONFIG, Ledger(CASH))
-    trades: list[ClosedTrade] = []
-    rules: list[tuple[str | None, str]] = []
-    for bar, atr in zip(candles, wilder_atr(candles), strict=True):
-        inputs = [MarketInput(candle=bar, atr=atr, atr_pct=None)]
-        result = trader.on_instant(bar.open_time_ms, inputs, {BTC: signal(bar)})
-        trades.extend(result.trades)
-        rules.extend((d.rule, d.detail) for d in result.decisions)
-    return trades, rules
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_quiet_candles_give_no_take_profit_that_loses_before_fees(seed: int) -> None:
-    """Ten hours of quiet 1m candles, a BUY on each: no take-profit exit has a negative gross
-    PnL, and the entries whose target could not pay the round trip are refused as cost_edge."""
-    trades, rules = run_quiet(seed)
-    assert all(t.gross_pnl > 0 for t in trades if t.exit_reason is ExitReason.TAKE_PROFIT)
-    refused = [detail for rule, detail in rules if rule == "cost_edge"]
-    assert refused
-    assert all(" does not exceed 2 x the round trip's costs of " in d for d in refused)
-
-
-def test_the_cost_edge_lets_through_only_entries_that_can_pay_their_costs() -> None:
-    """Quiet stretches and lively ones: the positions opened (on the lively ones) have targets
-    more than twice their round trip's costs away from the fill."""
-    candles = quiet_candles(4, 600, lively=True)
-    trader = Trader(QUIET_CONFIG, Ledger(CASH))
-    fee, checked = QUIET_CONFIG.fills.fee_rate, 0
-    for bar, atr in zip(candles, wilder_atr(candles), strict=True):
-        inputs = [MarketInput(candle=bar, atr=atr, atr_pct=None)]
-        result = trader.on_instant(bar.open_time_ms, inputs, {BTC: signal(bar)})
-        for fill in result.fills:
-            if fill.reason != "entry":
-                continue
-            position = result.positions[BTC]
-            target = position.take_profit_price
-            assert target is not None
-            costs = (
-                (fill.price - bar.close)
-                + fill.price * fee
-                + target * fee
-                + target * fill.slippage_bps / 10_000
-            )
-            assert target - fill.price > 2 * costs
-            checked += 1
-    assert checked > 0
-
-
-# the stop-loss cooldown after a losing trailing stop
-
-
-def test_a_losing_trailing_stop_starts_the_stop_loss_cooldown() -> None:
-    """The trail arms at 0.5R (2 above the fill 100.05) and sits 3 behind the best 102.2, at
-    99.2, below the fill: it exits at 99.1504, a loss, and the symbol cools down."""
-    trader = make_trader(
-        SHORTS_CONFIG,
-        breakers=replace(SHORTS_CONFIG.breakers, stop_loss_cooldown_ms=30 * MINUTE),
-        exits=replace(SHORTS_CONFIG.exits, trailing_activation_r=0.5, trailing_atr_multiplier=1.5),
-    )
-    bar = candle(0, "100 101 99 100")
-    step(trader, 0, [market(bar)], [signal(bar)])
-    armed = step(trader, 1, [market(candle(1, "100.1 102.2 100 102"))])
-    assert armed.positions[BTC].trailing_stop_price == D("99.2")
-    bar = candle(2, "101 101.5 99 99.5")
-    result = step(trader, 2, [market(bar)], [signal(bar)])
-    (trade,) = result.trades
-    assert (trade.exit_reason, trade.exit_price) == (ExitReason.TRAILING_STOP, D("99.1504"))
-    assert trade.net_pnl < 0
-    assert [(t.breaker, t.tripped, t.symbol) for t in result.transitions] == [
-        ("stop_loss_cooldown", True, BTC)
-    ]
-    assert [(d.action, d.rule) for d in result.decisions] == [
-        (Action.REJECTED, "stop_loss_cooldown")
-    ]
-
-
-# a manual close on the entry candle
-
-
-def test_a_manual_close_on_the_entry_candle_is_queued_to_the_next_close() -> None:
-    """Queued at the entry candle; the next candle's close sells at 101 * 0.9995 = 100.9495,
-    after that candle's protective exits; the queue survives a restart."""
-    trader = make_trader(SHORTS_CONFIG)
-    bar = candle(0, "100 101 99 100")
-    step(trader, 0, [market(bar)], [signal(bar)])
-    assert trader.is_on_entry_candle(BTC)
-    assert trader.queue_close(BTC, T0)
-    assert not trader.queue_close(BTC, T0)
-    copy = restart(trader)
-    assert copy.pending_closes == {BTC: T0}
-    (trade,) = step(copy, 1, [market(candle(1, "100 101.5 99.5 101"))]).trades
-    assert (trade.exit_reason, trade.exit_fill_model, trade.exit_price) == (
-        ExitReason.MANUAL,
-        FillModel.MARKET_CLOSE,
-        D("100.9495"),
-    )
-    assert (trade.opened_candle_ms, trade.closed_candle_ms) == (T0, T0 + MINUTE)
-    assert copy.pending_closes == {}
-
-
-def test_a_queued_close_gives_way_to_a_stop_in_the_same_candle() -> None:
-    """The next candle touches the stop 96.05 first: a stop-loss, and the queue is emptied."""
-    trader = make_trader(SHORTS_CONFIG)
-    bar = candle(0, "100 101 99 100")
-    step(trader, 0, [market(bar)], [signal(bar)])
-    trader.queue_close(BTC, T0)
-    (trade,) = step(trader, 1, [market(candle(1, "99 99.5 95.5 97"))]).trades
-    assert trade.exit_reason is ExitReason.STOP_LOSS
-    assert trader.pending_closes == {}
-
-
-def test_a_state_written_before_the_queue_existed_restores_without_one() -> None:
-    """An old state_json without pending_closes gives an empty queue."""
-    trader = make_trader(SHORTS_CONFIG)
-    state = json.loads(trader.state_json())
-    del state["pending_closes"]
-    assert Trader(SHORTS_CONFIG, Ledger(CASH), state=state).pending_closes == {}
-
-
 # any path, any gap: never a crash, the books always balance
+
 
 SYMBOLS = (BTC, ETH)
 CENT = D("0.01")
