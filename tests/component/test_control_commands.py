@@ -5,15 +5,7 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
-from fakes.control_rig import (
-    BALANCE,
-    FEE,
-    buy,
-    config,
-    running_rig,
-    sell,
-    sell_price,
-)
+from fakes.control_rig import BALANCE, FEE, buy, config, running_rig, sell, sell_price
 from fakes.trading import MINUTE, T0, bar
 
 from paper_trader.domain import EventKind

@@ -9,11 +9,7 @@ import pytest
 from paper_trader.app.ledger import LedgerIdentity, check_identity
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.errors import ConfigError
-from paper_trader.storage import (
-    UpsertCandles,
-    apply_transaction,
-    metadata_values,
-)
+from paper_trader.storage import UpsertCandles, apply_transaction, metadata_values
 from paper_trader.storage.ledger_ops import LedgerState, RecordInstant
 
 HINT = "set DB_PATH to another file (or move paper_trader.db away)"

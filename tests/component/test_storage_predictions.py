@@ -8,14 +8,7 @@ import aiosqlite
 import pytest
 from fakes.candles import candle
 
-from paper_trader.domain import (
-    Gap,
-    GapReason,
-    Interval,
-    PredictionOutcome,
-    PredictionRow,
-    Venue,
-)
+from paper_trader.domain import Gap, GapReason, Interval, PredictionOutcome, PredictionRow, Venue
 from paper_trader.storage import (
     RecordGap,
     RecordPredictions,

@@ -8,13 +8,7 @@ from fakes.trading import closed_trade
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paper_trader.domain.trading import (
-    ClosedTrade,
-    ExitReason,
-    FillModel,
-    Rejection,
-    SizingMethod,
-)
+from paper_trader.domain.trading import ClosedTrade, ExitReason, FillModel, Rejection, SizingMethod
 from paper_trader.risk.config import SizingConfig
 from paper_trader.risk.sizing import QUANTITY_STEP, Sizing, round_quantity, size_position
 

@@ -10,23 +10,13 @@ from decimal import Decimal
 
 import pytest
 from fakes.candles import candle_of
-from fakes.trader_rig import (
-    CASH,
-    SHORTS_CONFIG,
-    make_trader,
-    market,
-    step,
-)
+from fakes.trader_rig import CASH, SHORTS_CONFIG, make_trader, market, step
 from fakes.trading import BTC, ETH, MINUTE, T0, candle, signal
 
 from paper_trader.broker.config import FillConfig
 from paper_trader.broker.ledger import Ledger
 from paper_trader.domain import Candle
-from paper_trader.domain.trading import (
-    Action,
-    ClosedTrade,
-    ExitReason,
-)
+from paper_trader.domain.trading import Action, ClosedTrade, ExitReason
 from paper_trader.risk.config import BreakerConfig, ExitConfig, LimitsConfig, SizingConfig
 from paper_trader.trading.trader import MarketInput, Trader, TraderConfig
 

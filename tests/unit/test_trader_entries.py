@@ -6,15 +6,7 @@ candle already handled). The rules and the standard entry (25 BTC at 100.05) are
 from dataclasses import replace
 from decimal import Decimal
 
-from fakes.trader_rig import (
-    CASH,
-    CONFIG,
-    ENTRY_CASH,
-    enter,
-    make_trader,
-    market,
-    step,
-)
+from fakes.trader_rig import CASH, CONFIG, ENTRY_CASH, enter, make_trader, market, step
 from fakes.trading import BTC, ETH, MINUTE, T0, candle, signal
 
 from paper_trader.domain import Interval, Strength, Venue

@@ -24,10 +24,7 @@ from hypothesis.strategies import DrawFn
 
 from paper_trader.broker.config import FillConfig
 from paper_trader.domain import Candle, Strength
-from paper_trader.domain.trading import (
-    Action,
-    ExitReason,
-)
+from paper_trader.domain.trading import Action, ExitReason
 from paper_trader.risk.config import BreakerConfig, ExitConfig, LimitsConfig, SizingConfig
 from paper_trader.trading.trader import InstantResult, MarketInput, Trader, TraderConfig
 
