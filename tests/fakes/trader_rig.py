@@ -23,7 +23,7 @@ from hypothesis.strategies import DrawFn
 
 from paper_trader.broker.config import FillConfig
 from paper_trader.broker.ledger import Ledger
-from paper_trader.domain import Candle, Signal
+from paper_trader.domain import Candle, Signal, Strength
 from paper_trader.risk.config import BreakerConfig, ExitConfig, LimitsConfig, SizingConfig
 from paper_trader.trading.trader import InstantResult, MarketInput, Trader, TraderConfig
 
@@ -72,6 +72,25 @@ def walk_prices(
     high = move(max(open_, close), draw(st.integers(0, 200)))
     low = move(min(open_, close), -draw(st.integers(0, 200)))
     return open_, high, low, close
+
+
+def walk_markets(
+    draw: DrawFn,
+    symbols: Sequence[str],
+    closes: dict[str, Decimal],
+    bar: Callable[[str, Decimal], st.SearchStrategy[MarketInput]],
+    confidences: Sequence[float],
+) -> tuple[list[MarketInput], list[Signal]]:
+    """Draw the next candle of each symbol's walk, ``bar(symbol, last close)`` (``closes``
+    keeps the new close), and a signal of any strength and one of ``confidences`` on it."""
+    markets, signals = [], []
+    for symbol in symbols:
+        drawn = draw(bar(symbol, closes[symbol]))
+        closes[symbol] = drawn.candle.close
+        markets.append(drawn)
+        strength = draw(st.sampled_from(Strength))
+        signals.append(signal(drawn.candle, strength, draw(st.sampled_from(confidences))))
+    return markets, signals
 
 
 def market(bar: Candle, atr: str | Decimal | None = "2", **flags: bool) -> MarketInput:

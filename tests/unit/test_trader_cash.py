@@ -7,6 +7,7 @@ Unless a test says otherwise the rules are ``SHORTS_CONFIG`` of ``fakes.trader_r
 standard ones with shorts allowed and loss breakers only at 99 %. The standard entry is at
 a close of 100 with an ATR of 2: 25 units, filled at 100.05 (long) or 99.95 (short)."""
 
+import functools
 from dataclasses import replace
 from decimal import Decimal
 
@@ -20,6 +21,7 @@ from fakes.trader_rig import (
     market,
     restart,
     step,
+    walk_markets,
     walk_prices,
 )
 from fakes.trading import BTC, ETH, MINUTE, T0, candle, signal
@@ -291,7 +293,7 @@ def bps(value: Decimal, points: int) -> Decimal:
 
 
 @st.composite
-def gap_bar(draw: DrawFn, symbol: str, minute: int, previous: Decimal) -> MarketInput:
+def gap_bar(draw: DrawFn, symbol: str, previous: Decimal, minute: int) -> MarketInput:
     """Draw the next candle of a walk from ``previous``; one in six gaps by up to 100x."""
     start = previous
     if draw(st.integers(0, 5)) == 0:
@@ -345,13 +347,8 @@ def gap_walks(draw: DrawFn) -> tuple[TraderConfig, list[Instant]]:
     for _ in range(draw(st.integers(1, 30))):
         minute += draw(st.integers(1, 2))
         present = draw(st.sampled_from([SYMBOLS, SYMBOLS, (BTC,), (ETH,)]))
-        markets, signals = [], []
-        for symbol in present:
-            bar = draw(gap_bar(symbol, minute, closes[symbol]))
-            closes[symbol] = bar.candle.close
-            markets.append(bar)
-            strength = draw(st.sampled_from(Strength))
-            signals.append(signal(bar.candle, strength, draw(st.sampled_from([0.3, 0.9]))))
+        bars = functools.partial(gap_bar, minute=minute)
+        markets, signals = walk_markets(draw, present, closes, bars, [0.3, 0.9])
         instants.append(Instant(minute=minute, markets=tuple(markets), signals=tuple(signals)))
     return config, instants
 

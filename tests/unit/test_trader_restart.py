@@ -2,6 +2,7 @@
 ledger consistent and the trading step deterministic (the rules of ``fakes.trader_rig``
 unless a test says otherwise)."""
 
+import functools
 from dataclasses import replace
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from fakes.trader_rig import (
     market,
     restart,
     step,
+    walk_markets,
     walk_prices,
 )
 from fakes.trading import BTC, ETH, MINUTE, T0, candle, signal
@@ -23,7 +25,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn
 
 from paper_trader.broker.config import FillConfig
-from paper_trader.domain import Candle, Strength
+from paper_trader.domain import Candle
 from paper_trader.domain.trading import Action, ExitReason
 from paper_trader.risk.config import BreakerConfig, ExitConfig, LimitsConfig, SizingConfig
 from paper_trader.trading.trader import InstantResult, MarketInput, Trader, TraderConfig
@@ -133,7 +135,7 @@ def bps(value: Decimal, points: int) -> Decimal:
 
 
 @st.composite
-def walk_bar(draw: DrawFn, symbol: str, minute: int, previous: Decimal) -> MarketInput:
+def walk_bar(draw: DrawFn, symbol: str, previous: Decimal, minute: int) -> MarketInput:
     """Draw the next candle of a random walk from ``previous`` close, and its ATR."""
     open_, high, low, close = walk_prices(draw, previous, bps)
     atr_bps = draw(st.integers(20, 500))
@@ -158,14 +160,9 @@ def walks(draw: DrawFn) -> list[Instant]:
     for _ in range(draw(st.integers(1, 40))):
         minute += draw(st.integers(1, 3))
         present = draw(st.sampled_from([SYMBOLS, SYMBOLS, SYMBOLS, (BTC,), (ETH,)]))
-        markets, signals = [], []
-        for symbol in present:
-            bar = draw(walk_bar(symbol, minute, closes[symbol]))
-            closes[symbol] = bar.candle.close
-            markets.append(bar)
-            strength = draw(st.sampled_from(Strength))
-            confidence = draw(st.sampled_from([0.0, 0.04, 0.1, 0.3, 0.5, 0.9]))
-            signals.append(signal(bar.candle, strength, confidence))
+        bars = functools.partial(walk_bar, minute=minute)
+        confidences = [0.0, 0.04, 0.1, 0.3, 0.5, 0.9]
+        markets, signals = walk_markets(draw, present, closes, bars, confidences)
         blocked = draw(st.sampled_from([None, None, None, None, "no model"]))
         instants.append(
             Instant(
