@@ -6,8 +6,6 @@ import json
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,83 +14,37 @@ import aiohttp
 import pytest
 from conftest import ROOT, eventually, subprocess_env
 from fakes.candles import candle_of
+from fakes.simulator_rig import (
+    HISTORY,
+    KLINE_KEYS,
+    MINUTE,
+    RECV_TIMEOUT_S,
+    START_MS,
+    STREAM,
+    candle_values,
+    http_get,
+    kline_values,
+    recv_json,
+    recv_until_closed,
+    recv_until_response,
+    rest_values,
+    sim_config,
+    simulator,
+)
 from hypothesis import given
 from hypothesis import strategies as st
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
-from paper_trader.domain import Candle, Interval
-from paper_trader.simulator import CsvSource, Faults, Simulator, SimulatorConfig
+from paper_trader.simulator import CsvSource, Faults, Simulator
 from paper_trader.simulator.market import CandleShape, kline_row
-
-MINUTE = Interval.M1.ms
-START_MS = 1_672_531_200_000
-HISTORY = 10
-STREAM = "btcusdt@kline_1m"
-KLINE_KEYS = ["t", "T", "s", "i", "f", "L", "o", "c", "h", "l", "v", "n", "x", "q", "V", "Q", "B"]
-RECV_TIMEOUT_S = 5.0
-
-
-def _config(**overrides: Any) -> SimulatorConfig:
-    settings: dict[str, Any] = {"speed": "manual", "history": HISTORY, "candles": 40}
-    settings.update(overrides)
-    return SimulatorConfig(**settings)
-
-
-@asynccontextmanager
-async def _simulator(**overrides: Any) -> AsyncIterator[Simulator]:
-    async with Simulator(_config(**overrides)) as sim:
-        yield sim
-
-
-async def _recv_json(ws: ClientConnection) -> Any:
-    return json.loads(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT_S))
-
-
-async def _recv_until_response(ws: ClientConnection, request_id: int) -> list[str]:
-    """Ask for the subscriptions and return every frame that arrived before the answer."""
-    await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": request_id}))
-    frames: list[str] = []
-    while True:
-        text = str(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT_S))
-        if text.startswith('{"result"') and f'"id":{request_id}}}' in text:
-            return frames
-        frames.append(text)
-
-
-async def _recv_until_closed(ws: ClientConnection) -> list[str]:
-    """Return every frame until the server closes the connection."""
-    frames: list[str] = []
-    try:
-        while True:
-            frames.append(str(await asyncio.wait_for(ws.recv(), RECV_TIMEOUT_S)))
-    except ConnectionClosed:
-        return frames
-
-
-async def _get(session: aiohttp.ClientSession, url: str, **params: str) -> tuple[int, Any, Any]:
-    async with session.get(url, params=params) as response:
-        body = await response.json(content_type=None)
-        return response.status, body, response.headers
-
-
-def _values(candle: Candle) -> list[Decimal]:
-    return [candle.open, candle.high, candle.low, candle.close, candle.volume]
-
-
-def _kline_values(k: dict[str, Any]) -> list[Decimal]:
-    return [Decimal(k[key]) for key in ("o", "h", "l", "c", "v")]
-
-
-def _rest_values(row: list[Any]) -> list[Decimal]:
-    return [Decimal(v) for v in row[1:6]]
 
 
 async def test_combined_stream_frames_match_binance_shape_and_finals_equal_source() -> None:
     """Frames are {"stream","data"} kline events; each final equals its source candle exactly."""
-    async with _simulator() as sim, connect(f"{sim.ws_url}/stream?streams={STREAM}") as ws:
+    async with simulator() as sim, connect(f"{sim.ws_url}/stream?streams={STREAM}") as ws:
         await sim.advance(candles=3)
-        frames = [await _recv_json(ws) for _ in range(9)]
+        frames = [await recv_json(ws) for _ in range(9)]
     source = sim.candles("BTCUSDT")
     finals = [f["data"] for f in frames if f["data"]["k"]["x"]]
     assert len(finals) == 3
@@ -108,24 +60,24 @@ async def test_combined_stream_frames_match_binance_shape_and_finals_equal_sourc
         assert all(isinstance(k[key], int) for key in ("t", "T", "f", "L", "n"))
     for data, candle in zip(finals, source[HISTORY : HISTORY + 3], strict=True):
         assert data["k"]["t"] == candle.open_time_ms
-        assert _kline_values(data["k"]) == _values(candle)
+        assert kline_values(data["k"]) == candle_values(candle)
         assert data["E"] >= data["k"]["T"]
 
 
 async def test_raw_stream_sends_bare_kline_payloads() -> None:
     """`/ws/<stream>` sends the payload without the combined wrapper."""
-    async with _simulator() as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
+    async with simulator() as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
         await sim.advance(candles=1)
-        frames = [await _recv_json(ws) for _ in range(3)]
+        frames = [await recv_json(ws) for _ in range(3)]
     assert [f["e"] for f in frames] == ["kline"] * 3
     assert [f["k"]["x"] for f in frames] == [False, False, True]
 
 
 async def test_partial_updates_are_consistent_and_close_in_on_the_final_candle() -> None:
     """Intra-candle frames keep high/low bounds, grow volume and are stamped with sim time."""
-    async with _simulator(updates_per_candle=4) as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
+    async with simulator(updates_per_candle=4) as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
         await sim.advance(candles=2)
-        frames = [await _recv_json(ws) for _ in range(10)]
+        frames = [await recv_json(ws) for _ in range(10)]
     for candle_frames in (frames[:5], frames[5:]):
         volumes = [Decimal(f["k"]["v"]) for f in candle_frames]
         assert volumes == sorted(volumes)
@@ -133,7 +85,7 @@ async def test_partial_updates_are_consistent_and_close_in_on_the_final_candle()
             candle_frames[0]["k"]["t"] + step * MINUTE // 5 for step in range(1, 6)
         ]
         for f in candle_frames:
-            o, h, low, c, _ = _kline_values(f["k"])
+            o, h, low, c, _ = kline_values(f["k"])
             assert h >= max(o, c) >= min(o, c) >= low
 
 
@@ -158,12 +110,12 @@ def test_partial_klines_are_always_consistent(
     assert high >= h >= max(o, c) >= min(o, c) >= lo >= low
     assert 0 <= v <= volume
     if progress == 1:
-        assert [o, h, lo, c, v] == _values(candle)
+        assert [o, h, lo, c, v] == candle_values(candle)
 
 
 async def test_manual_clock_moves_only_when_advanced() -> None:
     """History candles are closed at start; time moves by whole candles on `advance`."""
-    async with _simulator() as sim:
+    async with simulator() as sim:
         start = START_MS + HISTORY * MINUTE
         assert sim.now_ms == start
         await asyncio.sleep(0.05)
@@ -173,27 +125,29 @@ async def test_manual_clock_moves_only_when_advanced() -> None:
         await sim.advance(candles=0, updates=1)
         assert sim.now_ms == start + 2 * MINUTE + MINUTE // 3
         with pytest.raises(RuntimeError):
-            await Simulator(_config(speed="max")).advance()
+            await Simulator(sim_config(speed="max")).advance()
 
 
 async def test_market_that_runs_out_stops_sending_klines_and_is_finished() -> None:
     """After the last candle closes there are no kline frames; the connection stays open."""
-    async with _simulator(candles=HISTORY + 2) as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
+    async with simulator(candles=HISTORY + 2) as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
         await sim.advance(candles=5)
         assert sim.finished
         await sim.wait_finished()
-        frames = await _recv_until_response(ws, 7)
+        frames = await recv_until_response(ws, 7)
         assert len(frames) == 6
         assert sim.now_ms == START_MS + (HISTORY + 2) * MINUTE
 
 
 async def test_rest_klines_without_times_returns_the_latest_with_an_open_last_bar() -> None:
     """No start/end: the most recent `limit` bars, ascending; the newest is still forming."""
-    async with _simulator() as sim, aiohttp.ClientSession() as http:
+    async with simulator() as sim, aiohttp.ClientSession() as http:
         await sim.advance(candles=2, updates=1)
         url = f"{sim.rest_url}/api/v3/klines"
-        status, rows, headers = await _get(http, url, symbol="BTCUSDT", interval="1m", limit="5")
-        _, server, _ = await _get(http, f"{sim.rest_url}/api/v3/time")
+        status, rows, headers = await http_get(
+            http, url, symbol="BTCUSDT", interval="1m", limit="5"
+        )
+        _, server, _ = await http_get(http, f"{sim.rest_url}/api/v3/time")
     now = START_MS + (HISTORY + 2) * MINUTE + MINUTE // 3
     assert status == 200
     assert headers["X-MBX-USED-WEIGHT-1M"] == "2"
@@ -202,7 +156,7 @@ async def test_rest_klines_without_times_returns_the_latest_with_an_open_last_ba
     source = {c.open_time_ms: c for c in sim.candles("BTCUSDT")}
     for row in rows[:-1]:
         assert row[6] == row[0] + MINUTE - 1 < now
-        assert _rest_values(row) == _values(source[row[0]])
+        assert rest_values(row) == candle_values(source[row[0]])
     open_bar = rows[-1]
     assert open_bar[6] >= now
     assert Decimal(open_bar[5]) < source[open_bar[0]].volume
@@ -212,12 +166,12 @@ async def test_rest_klines_without_times_returns_the_latest_with_an_open_last_ba
 
 async def test_rest_klines_follow_binance_start_and_end_time_rules() -> None:
     """startTime gives the oldest from it; endTime alone the latest up to it; both a window."""
-    async with _simulator() as sim, aiohttp.ClientSession() as http:
+    async with simulator() as sim, aiohttp.ClientSession() as http:
         url = f"{sim.rest_url}/api/v3/klines"
         base = {"symbol": "BTCUSDT", "interval": "1m"}
 
         async def opens(**params: str) -> list[int]:
-            status, rows, _ = await _get(http, url, **base, **params)
+            status, rows, _ = await http_get(http, url, **base, **params)
             assert status == 200
             return [r[0] for r in rows]
 
@@ -233,13 +187,13 @@ async def test_rest_klines_follow_binance_start_and_end_time_rules() -> None:
 
 async def test_rest_klines_never_show_candles_that_have_not_opened() -> None:
     """Candles after sim time are invisible even though they are preloaded."""
-    async with _simulator() as sim, aiohttp.ClientSession() as http:
+    async with simulator() as sim, aiohttp.ClientSession() as http:
         url = f"{sim.rest_url}/api/v3/klines"
         future = str(START_MS + (HISTORY + 5) * MINUTE)
-        _, rows, _ = await _get(http, url, symbol="BTCUSDT", interval="1m", startTime=future)
+        _, rows, _ = await http_get(http, url, symbol="BTCUSDT", interval="1m", startTime=future)
         assert rows == []
         await sim.advance(candles=6)
-        _, rows, _ = await _get(http, url, symbol="BTCUSDT", interval="1m", startTime=future)
+        _, rows, _ = await http_get(http, url, symbol="BTCUSDT", interval="1m", startTime=future)
         assert [r[0] for r in rows] == [int(future), int(future) + MINUTE]
 
 
@@ -260,8 +214,8 @@ async def test_rest_klines_reject_bad_parameters_with_binance_errors(
     params: dict[str, str], code: int
 ) -> None:
     """Bad symbol, interval, limit or times give HTTP 400 and Binance's error code."""
-    async with _simulator() as sim, aiohttp.ClientSession() as http:
-        status, body, headers = await _get(http, f"{sim.rest_url}/api/v3/klines", **params)
+    async with simulator() as sim, aiohttp.ClientSession() as http:
+        status, body, headers = await http_get(http, f"{sim.rest_url}/api/v3/klines", **params)
     assert status == 400
     assert body["code"] == code
     assert "X-MBX-USED-WEIGHT-1M" in headers
@@ -275,23 +229,23 @@ async def test_rest_klines_reject_bad_parameters_with_binance_errors(
 
 async def test_exchange_info_lists_symbols_and_rejects_unknown_ones() -> None:
     """exchangeInfo describes every simulated symbol (weight 20) and 400s an unknown one."""
-    async with _simulator(symbols=("BTCUSDT", "ETHUSDT")) as sim, aiohttp.ClientSession() as http:
+    async with simulator(symbols=("BTCUSDT", "ETHUSDT")) as sim, aiohttp.ClientSession() as http:
         url = f"{sim.rest_url}/api/v3/exchangeInfo"
-        status, body, headers = await _get(http, url, symbol="ETHUSDT")
+        status, body, headers = await http_get(http, url, symbol="ETHUSDT")
         assert status == 200
         assert body["symbols"] == [
             {"symbol": "ETHUSDT", "status": "TRADING", "baseAsset": "ETH", "quoteAsset": "USDT"}
         ]
         assert headers["X-MBX-USED-WEIGHT-1M"] == "20"
-        status, body, _ = await _get(http, url, symbol="DOGEUSDT")
+        status, body, _ = await http_get(http, url, symbol="DOGEUSDT")
         assert (status, body) == (400, {"code": -1121, "msg": "Invalid symbol."})
-        _, body, _ = await _get(http, url)
+        _, body, _ = await http_get(http, url)
         assert [s["symbol"] for s in body["symbols"]] == ["BTCUSDT", "ETHUSDT"]
 
 
 async def test_each_symbol_gets_its_own_market_on_one_timeline() -> None:
     """Several synthetic symbols differ in prices but share open times."""
-    async with _simulator(symbols=("BTCUSDT", "ETHUSDT")) as sim:
+    async with simulator(symbols=("BTCUSDT", "ETHUSDT")) as sim:
         btc, eth = sim.candles("BTCUSDT"), sim.candles("ETHUSDT")
     assert [c.open_time_ms for c in btc] == [c.open_time_ms for c in eth]
     assert btc[0].open != eth[0].open
@@ -299,50 +253,50 @@ async def test_each_symbol_gets_its_own_market_on_one_timeline() -> None:
 
 async def test_unknown_streams_get_silence_not_an_error() -> None:
     """An unknown symbol or interval is accepted and never sends anything."""
-    async with _simulator() as sim:
+    async with simulator() as sim:
         url = f"{sim.ws_url}/stream?streams=nopeusdt@kline_1m/btcusdt@kline_7m"
         async with connect(url) as ws:
             await sim.advance(candles=2)
-            assert await _recv_until_response(ws, 1) == []
+            assert await recv_until_response(ws, 1) == []
 
 
 async def test_subscribe_unsubscribe_and_list_subscriptions_are_acknowledged() -> None:
     """Control messages get {"result":…,"id":…}; subscribing starts the flow of frames."""
-    async with _simulator() as sim, connect(f"{sim.ws_url}/ws") as ws:
+    async with simulator() as sim, connect(f"{sim.ws_url}/ws") as ws:
         await ws.send(json.dumps({"method": "SUBSCRIBE", "params": [STREAM], "id": 1}))
-        assert await _recv_json(ws) == {"result": None, "id": 1}
+        assert await recv_json(ws) == {"result": None, "id": 1}
         await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": 2}))
-        assert await _recv_json(ws) == {"result": [STREAM], "id": 2}
+        assert await recv_json(ws) == {"result": [STREAM], "id": 2}
         await sim.advance(candles=1)
-        assert len(await _recv_until_response(ws, 3)) == 3
+        assert len(await recv_until_response(ws, 3)) == 3
         await ws.send(json.dumps({"method": "UNSUBSCRIBE", "params": [STREAM], "id": 4}))
-        assert await _recv_json(ws) == {"result": None, "id": 4}
+        assert await recv_json(ws) == {"result": None, "id": 4}
         await sim.advance(candles=1)
-        assert await _recv_until_response(ws, 5) == []
+        assert await recv_until_response(ws, 5) == []
 
 
 async def test_invalid_json_and_unknown_methods_get_binance_error_messages() -> None:
     """Invalid JSON gets code 3 and an unknown method code 2, as Binance words them."""
-    async with _simulator() as sim, connect(f"{sim.ws_url}/ws") as ws:
+    async with simulator() as sim, connect(f"{sim.ws_url}/ws") as ws:
         await ws.send("not json")
-        assert await _recv_json(ws) == {
+        assert await recv_json(ws) == {
             "code": 3,
             "msg": "Invalid JSON: expected value at line 1 column 1",
         }
         await ws.send('{"method":"SUBSCRIBEX","params":[],"id":1}')
-        error = await _recv_json(ws)
+        error = await recv_json(ws)
         assert error["code"] == 2
         assert error["msg"].startswith("Invalid request: unknown variant `SUBSCRIBEX`, expected")
         await ws.send('{"params":[],"id":1}')
-        assert (await _recv_json(ws))["msg"].startswith("Invalid request: missing field `method`")
+        assert (await recv_json(ws))["msg"].startswith("Invalid request: missing field `method`")
 
 
 async def test_more_than_five_messages_a_second_closes_with_1008() -> None:
     """A client flooding control messages is disconnected with policy violation."""
-    async with _simulator() as sim, connect(f"{sim.ws_url}/ws") as ws:
+    async with simulator() as sim, connect(f"{sim.ws_url}/ws") as ws:
         for request_id in range(8):
             await ws.send(json.dumps({"method": "LIST_SUBSCRIPTIONS", "id": request_id}))
-        replies = await _recv_until_closed(ws)
+        replies = await recv_until_closed(ws)
         assert len(replies) < 8
         assert ws.close_code == 1008
         assert ws.close_reason == "Too many requests"
@@ -362,9 +316,9 @@ async def test_server_shutdown_event_is_sent_then_the_connection_closes(
     path: str, expected: dict[str, Any]
 ) -> None:
     """serverShutdown (combined or raw) carries sim time and is followed by a close."""
-    async with _simulator(shutdown_grace_s=0.05) as sim, connect(sim.ws_url + path) as ws:
+    async with simulator(shutdown_grace_s=0.05) as sim, connect(sim.ws_url + path) as ws:
         assert sim.send_server_shutdown() == 1
-        event = await _recv_json(ws)
+        event = await recv_json(ws)
         data = event.get("data", event)
         assert data.pop("E") == sim.now_ms
         assert event == expected
@@ -376,17 +330,17 @@ async def test_server_shutdown_event_is_sent_then_the_connection_closes(
 
 async def test_weight_limit_gives_429_with_retry_after_then_418_for_persisting() -> None:
     """Past the weight limit: 429 + Retry-After; asking again during it: 418 ban."""
-    async with _simulator(weight_limit=5) as sim, aiohttp.ClientSession() as http:
+    async with simulator(weight_limit=5) as sim, aiohttp.ClientSession() as http:
         url = f"{sim.rest_url}/api/v3/time"
         for used in range(1, 6):
-            status, _, headers = await _get(http, url)
+            status, _, headers = await http_get(http, url)
             assert (status, headers["X-MBX-USED-WEIGHT-1M"]) == (200, str(used))
-        status, body, headers = await _get(http, url)
+        status, body, headers = await http_get(http, url)
         assert status == 429
         assert body["code"] == -1003
         assert body["msg"].startswith("Too many requests;")
         assert int(headers["Retry-After"]) > 0
-        status, body, headers = await _get(http, url)
+        status, body, headers = await http_get(http, url)
         assert status == 418
         assert body["code"] == -1003
         assert int(headers["Retry-After"]) > 0
@@ -396,7 +350,7 @@ async def test_weight_limit_gives_429_with_retry_after_then_418_for_persisting()
 
 async def test_injected_rest_failures_are_one_offs() -> None:
     """`fail_rest` answers the next requests with 503 (plain text), then serves again."""
-    async with _simulator() as sim, aiohttp.ClientSession() as http:
+    async with simulator() as sim, aiohttp.ClientSession() as http:
         sim.fail_rest(times=2, status=503, retry_after_s=2)
         url = f"{sim.rest_url}/api/v3/time"
         for _ in range(2):
@@ -404,11 +358,11 @@ async def test_injected_rest_failures_are_one_offs() -> None:
                 assert response.status == 503
                 assert response.headers["Retry-After"] == "2"
                 assert response.content_type == "text/plain"
-        status, body, _ = await _get(http, url)
+        status, body, _ = await http_get(http, url)
         assert (status, body) == (200, {"serverTime": sim.now_ms})
         sim.fail_rest(times=1, status=429)
-        assert (await _get(http, url))[0] == 429
-        assert (await _get(http, url))[0] == 200
+        assert (await http_get(http, url))[0] == 429
+        assert (await http_get(http, url))[0] == 200
         assert (sim.stats.rest_5xx, sim.stats.rest_429, sim.stats.rest_418) == (2, 1, 0)
 
 
@@ -416,7 +370,7 @@ async def test_seeded_rest_fault_rates_inject_429s_and_503s() -> None:
     """With rates set, some requests fail with 429 or 503, reproducibly for a seed."""
     faults = Faults(rest_429_rate=0.2, rest_5xx_rate=0.2, seed=3)
     statuses = []
-    async with _simulator(faults=faults) as sim, aiohttp.ClientSession() as http:
+    async with simulator(faults=faults) as sim, aiohttp.ClientSession() as http:
         for _ in range(40):
             async with http.get(f"{sim.rest_url}/api/v3/time") as response:
                 statuses.append(response.status)
@@ -428,7 +382,7 @@ async def test_seeded_418s_and_rest_latency_come_with_retry_after() -> None:
     """A 418 rate answers some requests with 418 and Retry-After; latency delays each answer."""
     faults = Faults(rest_418_rate=0.3, rest_latency_s=0.01, retry_after_s=2.0, seed=4)
     statuses = []
-    async with _simulator(faults=faults) as sim, aiohttp.ClientSession() as http:
+    async with simulator(faults=faults) as sim, aiohttp.ClientSession() as http:
         for _ in range(30):
             async with http.get(f"{sim.rest_url}/api/v3/time") as response:
                 statuses.append(response.status)
@@ -443,13 +397,13 @@ async def test_dropped_finals_are_never_sent_but_rest_serves_the_candles() -> No
     faults = Faults(final_drop_rate=1.0, seed=1)
     config = {"faults": faults, "candles": HISTORY + 5, "updates_per_candle": 2}
     async with (
-        _simulator(**config) as sim,
+        simulator(**config) as sim,
         connect(f"{sim.ws_url}/ws/{STREAM}") as ws,
         aiohttp.ClientSession() as http,
     ):
         await sim.advance(candles=5)
-        frames = [json.loads(f) for f in await _recv_until_response(ws, 7)]
-        status, rows, _ = await _get(
+        frames = [json.loads(f) for f in await recv_until_response(ws, 7)]
+        status, rows, _ = await http_get(
             http, f"{sim.rest_url}/api/v3/klines", symbol="BTCUSDT", interval="1m", limit="1000"
         )
     assert frames
@@ -463,9 +417,9 @@ async def test_injected_duplicates_reorders_and_garbage_are_counted_and_delivere
     """Every injected fault reaches the client; finals can arrive out of order; none are lost."""
     faults = Faults(duplicate_rate=0.15, reorder_rate=0.15, garbage_rate=0.15, seed=5)
     config = {"faults": faults, "candles": HISTORY + 60, "updates_per_candle": 1}
-    async with _simulator(**config) as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
+    async with simulator(**config) as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
         await sim.advance(candles=60)
-        frames = await _recv_until_response(ws, 99)
+        frames = await recv_until_response(ws, 99)
         stats = sim.stats
     assert stats.duplicates > 0
     assert stats.reorders > 0
@@ -492,17 +446,17 @@ async def test_injected_duplicates_reorders_and_garbage_are_counted_and_delivere
 
 async def test_a_dropped_client_misses_frames_that_rest_still_serves() -> None:
     """Time moves on while a client is away; the missed candles are closed bars over REST."""
-    async with _simulator() as sim, aiohttp.ClientSession() as http:
+    async with simulator() as sim, aiohttp.ClientSession() as http:
         async with connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
             await sim.advance(candles=1)
-            assert len([await _recv_json(ws) for _ in range(3)]) == 3
+            assert len([await recv_json(ws) for _ in range(3)]) == 3
             assert sim.drop_connections() == 1
             await sim.advance(candles=3)
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), RECV_TIMEOUT_S)
             assert ws.close_code == 1001
         missed_from = START_MS + (HISTORY + 1) * MINUTE
-        _, rows, _ = await _get(
+        _, rows, _ = await http_get(
             http,
             f"{sim.rest_url}/api/v3/klines",
             symbol="BTCUSDT",
@@ -510,14 +464,14 @@ async def test_a_dropped_client_misses_frames_that_rest_still_serves() -> None:
             startTime=str(missed_from),
         )
         source = sim.candles("BTCUSDT")[HISTORY + 1 : HISTORY + 4]
-        assert [_rest_values(r) for r in rows[:3]] == [_values(c) for c in source]
+        assert [rest_values(r) for r in rows[:3]] == [candle_values(c) for c in source]
         assert rows[3][0] == sim.now_ms
         assert sim.stats.drops == 1
 
 
 async def test_an_aborted_drop_ends_the_connection_without_a_close_frame() -> None:
     """`drop_connections(abort=True)` cuts TCP: the client sees no close frame."""
-    async with _simulator() as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
+    async with simulator() as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
         sim.drop_connections(abort=True)
         with pytest.raises(ConnectionClosed):
             await asyncio.wait_for(ws.recv(), RECV_TIMEOUT_S)
@@ -527,11 +481,11 @@ async def test_an_aborted_drop_ends_the_connection_without_a_close_frame() -> No
 
 async def test_scheduled_drops_alternate_a_close_frame_and_a_cut_connection() -> None:
     """With drop_every_s, connections are closed with 1001, then aborted, and so on."""
-    async with _simulator(faults=Faults(drop_every_s=0.05)) as sim:
+    async with simulator(faults=Faults(drop_every_s=0.05)) as sim:
         codes = []
         for _ in range(2):
             async with connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
-                await _recv_until_closed(ws)
+                await recv_until_closed(ws)
                 codes.append(ws.close_code)
         assert codes == [1001, 1006]
         assert sim.stats.drops >= 2
@@ -541,36 +495,36 @@ async def test_scheduled_server_shutdowns_reach_connected_clients() -> None:
     """With shutdown_every_s, clients get serverShutdown and are then closed."""
     faults = Faults(shutdown_every_s=0.05)
     async with (
-        _simulator(faults=faults, shutdown_grace_s=0.01) as sim,
+        simulator(faults=faults, shutdown_grace_s=0.01) as sim,
         connect(f"{sim.ws_url}/ws/{STREAM}") as ws,
     ):
-        frames = await _recv_until_closed(ws)
+        frames = await recv_until_closed(ws)
         assert json.loads(frames[0])["e"] == "serverShutdown"
         assert ws.close_code == 1001
 
 
 async def test_set_and_get_property_switch_to_combined_frames() -> None:
     """SET_PROPERTY combined=true on /ws makes later frames combined."""
-    async with _simulator() as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
+    async with simulator() as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
         await ws.send(json.dumps({"method": "SET_PROPERTY", "params": ["combined", True], "id": 1}))
-        assert await _recv_json(ws) == {"result": None, "id": 1}
+        assert await recv_json(ws) == {"result": None, "id": 1}
         await ws.send(json.dumps({"method": "GET_PROPERTY", "params": ["combined"], "id": 2}))
-        assert await _recv_json(ws) == {"result": True, "id": 2}
+        assert await recv_json(ws) == {"result": True, "id": 2}
         await sim.advance(candles=1)
-        assert (await _recv_json(ws))["stream"] == STREAM
+        assert (await recv_json(ws))["stream"] == STREAM
 
 
 async def test_deleted_candles_leave_a_gap_that_rest_cannot_fill() -> None:
     """Deleted candles are never streamed nor served, like a maintenance window."""
-    async with _simulator() as sim, aiohttp.ClientSession() as http:
+    async with simulator() as sim, aiohttp.ClientSession() as http:
         gap = [START_MS + (HISTORY + i) * MINUTE for i in (1, 2)]
         old = [START_MS + 3 * MINUTE]
         assert sim.delete_candles("BTCUSDT", gap + old) == 3
         async with connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
             await sim.advance(candles=4)
-            frames = [json.loads(f) for f in await _recv_until_response(ws, 1)]
+            frames = [json.loads(f) for f in await recv_until_response(ws, 1)]
         assert sorted({f["k"]["t"] for f in frames}) == [gap[0] - MINUTE, gap[1] + MINUTE]
-        _, rows, _ = await _get(
+        _, rows, _ = await http_get(
             http,
             f"{sim.rest_url}/api/v3/klines",
             symbol="BTCUSDT",
@@ -584,33 +538,33 @@ async def test_deleted_candles_leave_a_gap_that_rest_cannot_fill() -> None:
 
 async def test_silence_keeps_the_socket_open_and_answering_but_sends_no_data() -> None:
     """While silenced, control replies still come but kline frames do not; time moves on."""
-    async with _simulator() as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
+    async with simulator() as sim, connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
         sim.silence(60)
         await sim.advance(candles=2)
-        assert await _recv_until_response(ws, 1) == []
+        assert await recv_until_response(ws, 1) == []
         sim.end_silence()
         await sim.advance(candles=1)
-        frames = [json.loads(f) for f in await _recv_until_response(ws, 2)]
+        frames = [json.loads(f) for f in await recv_until_response(ws, 2)]
         assert [f["k"]["t"] for f in frames] == [START_MS + (HISTORY + 2) * MINUTE] * 3
         assert sim.stats.silences == 1
 
 
 async def test_accept_then_close_closes_the_next_connections_after_the_handshake() -> None:
     """The next N connections are closed right away; the one after that is served."""
-    async with _simulator(faults=Faults(accept_then_close=1)) as sim:
+    async with simulator(faults=Faults(accept_then_close=1)) as sim:
         async with connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
             with pytest.raises(ConnectionClosed):
                 await asyncio.wait_for(ws.recv(), RECV_TIMEOUT_S)
         async with connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
             await sim.advance(candles=1)
-            assert len(await _recv_until_response(ws, 1)) == 3
+            assert len(await recv_until_response(ws, 1)) == 3
         assert sim.stats.connections_accepted == 2
 
 
 async def test_a_client_that_never_pongs_is_disconnected() -> None:
     """Server pings go unanswered: the connection is closed after the pong timeout."""
     async with (
-        _simulator(ping_interval_s=0.05, pong_timeout_s=0.2) as sim,
+        simulator(ping_interval_s=0.05, pong_timeout_s=0.2) as sim,
         aiohttp.ClientSession() as http,
         http.ws_connect(f"{sim.ws_url}/ws/{STREAM}", autoping=False) as ws,
     ):
@@ -624,7 +578,7 @@ async def test_a_client_that_never_pongs_is_disconnected() -> None:
 async def test_connections_are_closed_at_the_age_limit() -> None:
     """A connection older than max_connection_age_s is closed with 1001."""
     async with (
-        _simulator(max_connection_age_s=0.1) as sim,
+        simulator(max_connection_age_s=0.1) as sim,
         connect(f"{sim.ws_url}/ws/{STREAM}") as ws,
     ):
         with pytest.raises(ConnectionClosed):
@@ -634,27 +588,27 @@ async def test_connections_are_closed_at_the_age_limit() -> None:
 
 async def test_max_speed_starts_at_the_first_subscriber_and_sends_every_candle() -> None:
     """At speed max nothing runs before a client subscribes; then every final arrives."""
-    async with _simulator(speed="max", history=0, candles=300) as sim:
+    async with simulator(speed="max", history=0, candles=300) as sim:
         assert sim.now_ms == START_MS
         async with connect(f"{sim.ws_url}/stream?streams={STREAM}") as ws:
-            first = await _recv_json(ws)
+            first = await recv_json(ws)
             finals: list[list[Decimal]] = []
             while len(finals) < 300:
-                data = (await _recv_json(ws))["data"]
+                data = (await recv_json(ws))["data"]
                 if data["k"]["x"]:
-                    finals.append(_kline_values(data["k"]))
+                    finals.append(kline_values(data["k"]))
             await sim.wait_finished()
     assert first["data"]["k"]["t"] == START_MS
     assert first["data"]["E"] == START_MS + MINUTE // 3
-    assert finals == [_values(c) for c in sim.candles("BTCUSDT")]
+    assert finals == [candle_values(c) for c in sim.candles("BTCUSDT")]
 
 
 async def test_finite_speed_clock_waits_for_a_subscriber_then_runs() -> None:
     """At a finite speed, a late client still gets the first update; time then moves on."""
-    async with _simulator(speed=6000.0) as sim:
+    async with simulator(speed=6000.0) as sim:
         start = sim.now_ms
         async with connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
-            first = await _recv_json(ws)
+            first = await recv_json(ws)
             assert (first["k"]["t"], first["E"]) == (start, start + MINUTE // 3)
             await eventually(lambda: sim.now_ms >= start + 3 * MINUTE)
 
@@ -662,17 +616,17 @@ async def test_finite_speed_clock_waits_for_a_subscriber_then_runs() -> None:
 async def test_rest_never_shows_a_bar_closed_before_its_final_frame_at_finite_speed() -> None:
     """While the clock runs, every bar REST calls closed already has its exact final values."""
     async with (
-        _simulator(speed=600.0) as sim,
+        simulator(speed=600.0) as sim,
         connect(f"{sim.ws_url}/ws/{STREAM}") as ws,
         aiohttp.ClientSession() as http,
     ):
-        await _recv_json(ws)
+        await recv_json(ws)
         source = {c.open_time_ms: c for c in sim.candles("BTCUSDT")}
         for _ in range(5):
             url = f"{sim.rest_url}/api/v3/klines"
-            _, rows, _ = await _get(http, url, symbol="BTCUSDT", interval="1m", limit="3")
+            _, rows, _ = await http_get(http, url, symbol="BTCUSDT", interval="1m", limit="3")
             for row in rows[:-1]:
-                assert _rest_values(row) == _values(source[row[0]])
+                assert rest_values(row) == candle_values(source[row[0]])
             await asyncio.sleep(0.05)
 
 
@@ -684,11 +638,11 @@ async def test_csv_source_serves_exactly_the_file_candles(tmp_path: Path) -> Non
         for i in range(8)
     ]
     csv.write_text("timestamp_ms,open,high,low,close,volume\n" + "\n".join(rows) + "\n")
-    async with _simulator(source=CsvSource(paths=(csv,)), candles=6, history=2) as sim:
+    async with simulator(source=CsvSource(paths=(csv,)), candles=6, history=2) as sim:
         candles = sim.candles("BTCUSDT")
         async with connect(f"{sim.ws_url}/ws/{STREAM}") as ws:
             await sim.advance(candles=1)
-            frames = [json.loads(f) for f in await _recv_until_response(ws, 1)]
+            frames = [json.loads(f) for f in await recv_until_response(ws, 1)]
     assert len(candles) == 6
     assert candles[2].open == Decimal("102.5")
     assert frames[-1]["k"]["o"] == "102.5"
@@ -765,7 +719,7 @@ async def test_cli_serves_rest_and_exits_zero_on_sigterm(tmp_path: Path) -> None
         await eventually(port_file.exists, timeout=20)
         url = f"http://127.0.0.1:{int(port_file.read_text())}/api/v3/time"
         async with aiohttp.ClientSession() as http:
-            _, body, _ = await _get(http, url)
+            _, body, _ = await http_get(http, url)
         assert body == {"serverTime": START_MS + 100 * MINUTE}
         process.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(process.communicate(), 20)
