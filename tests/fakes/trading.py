@@ -1,7 +1,6 @@
 """Candles, signals, positions and closed trades for the trading tests: one minute grid from
 T0, BTC and ETH, Binance 1m unless given."""
 
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -88,29 +87,29 @@ def strong_buy(
     )
 
 
-_POSITION = Position(
-    venue=Venue.BINANCE,
-    symbol=BTC,
-    interval=Interval.M1,
-    side=Side.LONG,
-    quantity=D(2),
-    entry_price=D(100),
-    entry_fee=D("0.2"),
-    entry_fill_id=1,
-    opened_candle_ms=0,
-    stop_price=D(96),
-    take_profit_price=D(108),
-    trailing_stop_price=None,
-    extreme_price=D(100),
-    risk_per_unit=D(4),
-    atr=D(2),
-)
+_POSITION: dict[str, Any] = {
+    "venue": Venue.BINANCE,
+    "symbol": BTC,
+    "interval": Interval.M1,
+    "side": Side.LONG,
+    "quantity": D(2),
+    "entry_price": D(100),
+    "entry_fee": D("0.2"),
+    "entry_fill_id": 1,
+    "opened_candle_ms": 0,
+    "stop_price": D(96),
+    "take_profit_price": D(108),
+    "trailing_stop_price": None,
+    "extreme_price": D(100),
+    "risk_per_unit": D(4),
+    "atr": D(2),
+}
 
 
 def open_position(**fields: Any) -> Position:
     """Return a long of 2 BTCUSDT entered at 100 (fee 0.2, fill 1) with an ATR of 2: stop 96,
     target 108, no trail yet; ``fields`` replace any of it."""
-    return replace(_POSITION, **fields)
+    return Position(**(_POSITION | fields))
 
 
 def held_position(

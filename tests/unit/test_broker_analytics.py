@@ -46,7 +46,9 @@ def trade(
     """A trade closed one hour after it opened, paying ``fee`` on each fill, netting ``net``."""
     return closed_trade(
         net,
+        venue=Venue.BITVAVO,
         symbol=symbol,
+        interval=Interval.H1,
         side=side,
         quantity=quantity,
         entry=entry,
@@ -54,8 +56,6 @@ def trade(
         opened_ms=opened_ms,
         held_ms=H,
         reason=reason,
-        venue=Venue.BITVAVO,
-        interval=Interval.H1,
     )
 
 
