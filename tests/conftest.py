@@ -4,16 +4,19 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import aiosqlite
 import pytest
 
 NETGUARD = Path(__file__).parent / "netguard"
 sys.path.insert(0, str(NETGUARD))
 import sitecustomize as netguard  # noqa: E402 -- the guard must be importable from NETGUARD
+from fakes.storage import migrated_database, running_writer  # noqa: E402 -- after the guard
 
 from paper_trader.settings import Settings  # noqa: E402 -- after the guard, like every import
+from paper_trader.storage import StorageWriter, open_reader  # noqa: E402 -- after the guard
 
 ROOT = Path(__file__).resolve().parent.parent
 SETTING_NAMES = frozenset(name.upper() for name in Settings.model_fields)
@@ -31,6 +34,35 @@ def settings_free_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def _loopback_only() -> None:
     """Fail any test that opens a non-loopback connection (re-armed for every test)."""
     netguard.install()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """Return where the test's database file lives (not created yet)."""
+    return tmp_path / "paper_trader.db"
+
+
+@pytest.fixture
+async def conn(db_path: Path) -> AsyncIterator[aiosqlite.Connection]:
+    """Yield a connection to a migrated, empty database at ``db_path``."""
+    async with migrated_database(db_path) as connection:
+        yield connection
+
+
+@pytest.fixture
+async def reader(db_path: Path, conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
+    """Yield a read-only connection to the database ``conn`` migrated."""
+    connection = await open_reader(db_path)
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def writer(conn: aiosqlite.Connection) -> AsyncIterator[StorageWriter]:
+    """Yield a running StorageWriter on the migrated database, cancelled after the test."""
+    storage_writer = StorageWriter(conn)
+    async with running_writer(storage_writer):
+        yield storage_writer
 
 
 async def eventually(

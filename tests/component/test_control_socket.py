@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_control import MIN, T0, Rig, bar, buy, config, running_rig
+from fakes.control_rig import Rig, buy, config, running_rig
+from fakes.trading import MINUTE, T0, bar
 
 from paper_trader.interfaces.control_socket import (
     ControlSocket,
@@ -53,13 +54,13 @@ async def test_resume_over_the_socket_lifts_a_max_drawdown_halt_and_trading_resu
     )
     async with running_rig(tmp_path, rules) as rig, serving(rig, tmp_path) as path:
         await rig.feed([bar("BTCUSDT", T0, "100")], [buy("BTCUSDT", T0)])
-        await rig.feed([bar("BTCUSDT", T0 + MIN, "97", open_="99", low="95")])
+        await rig.feed([bar("BTCUSDT", T0 + MINUTE, "97", open_="99", low="95")])
         halted = await ask(path, command="status")
-        t2 = T0 + 2 * MIN
+        t2 = T0 + 2 * MINUTE
         await rig.feed([bar("BTCUSDT", t2, "97")], [buy("BTCUSDT", t2)])
         refused = (await rig.control.recent_signals(limit=1))[-1]
         resumed = await ask(path, command="resume")
-        t3 = T0 + 3 * MIN
+        t3 = T0 + 3 * MINUTE
         await rig.feed([bar("BTCUSDT", t3, "97")], [buy("BTCUSDT", t3)])
         active = await ask(path, command="status")
         stored = await breaker_history(rig.reader, limit=10)
@@ -92,7 +93,7 @@ async def test_pause_close_and_emergency_stop_over_the_socket_are_committed(
             [bar("BTCUSDT", T0, "100"), bar("ETHUSDT", T0, "50")],
             [buy("BTCUSDT", T0), buy("ETHUSDT", T0)],
         )
-        await rig.feed([bar("BTCUSDT", T0 + MIN, "101"), bar("ETHUSDT", T0 + MIN, "51")])
+        await rig.feed([bar("BTCUSDT", T0 + MINUTE, "101"), bar("ETHUSDT", T0 + MINUTE, "51")])
         paused = await ask(path, command="pause", reason="news at 14:00")
         closed = await ask(path, command="close", symbol="ETHUSDT")
         unknown = await ask(path, command="close", symbol="DOGE-USDT")

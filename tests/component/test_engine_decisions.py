@@ -3,7 +3,8 @@ of candles (a replay, a backfill) is decided exactly like the same candles one a
 
 from pathlib import Path
 
-from fakes.decision_rig import MIN, T0, bar, decisions, feed, running
+from fakes.decision_rig import decisions, feed, running
+from fakes.trading import MINUTE, T0, bar
 
 from paper_trader.domain import Candle
 
@@ -13,7 +14,7 @@ MINUTES = range(160)
 
 def market(symbol: str, minute: int) -> Candle:
     halted = symbol == "ETH-USDT" and minute in HALT
-    return bar(symbol, T0 + minute * MIN, volume="0" if halted else "1000")
+    return bar(symbol, T0 + minute * MINUTE, volume="0" if halted else "1000")
 
 
 async def test_a_batch_is_decided_like_its_candles_one_at_a_time(tmp_path: Path) -> None:

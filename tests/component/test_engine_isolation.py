@@ -4,7 +4,8 @@ an error decision, and neither the other symbols nor a restart are stopped by it
 from pathlib import Path
 
 import aiosqlite
-from fakes.decision_rig import SYMBOLS, T0, SteadyFeatures, bar, decisions, feed, running
+from fakes.decision_rig import SYMBOLS, SteadyFeatures, decisions, feed, running
+from fakes.trading import T0, bar
 
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.features.engine import FeatureRow

@@ -5,6 +5,8 @@ import json
 import random
 from pathlib import Path
 
+from fakes.storage import migrated_database
+
 from paper_trader.clock import SystemClock
 from paper_trader.control.report import replay_parity
 from paper_trader.domain import Event, EventKind, Severity
@@ -18,8 +20,6 @@ from paper_trader.storage import (
     OutboxEntry,
     StorageWriter,
     apply_transaction,
-    migrate,
-    open_database,
     outbox_entries,
 )
 
@@ -36,9 +36,7 @@ class AlwaysFailing:
 
 async def test_crash_loop_is_written_to_the_outbox_before_the_daemon_stops(tmp_path: Path) -> None:
     """A crash loop becomes a pending, critical outbox row, committed by the single writer."""
-    conn = await open_database(tmp_path / "db.sqlite")
-    try:
-        await migrate(conn)
+    async with migrated_database(tmp_path / "db.sqlite") as conn:
         writer = StorageWriter(conn)
         bus = EventBus()
         recorder = EventRecorder(bus.subscribe(), lambda e: writer.write(AppendOutbox(event=e)))
@@ -74,8 +72,6 @@ async def test_crash_loop_is_written_to_the_outbox_before_the_daemon_stops(tmp_p
         assert entry.status == "pending"
         assert "flaky_feed is in a crash loop" in entry.message
         assert json.loads(entry.data_json)["service"] == "flaky_feed"
-    finally:
-        await conn.close()
 
 
 async def test_a_deviation_event_is_recorded_and_the_report_expects_no_replay_parity(
@@ -84,9 +80,7 @@ async def test_a_deviation_event_is_recorded_and_the_report_expects_no_replay_pa
     """A late candle queued for the notifier is also a deviation: the report says a replay of
     this database's candles need not give its ledger, and why."""
     db = tmp_path / "db.sqlite"
-    conn = await open_database(db)
-    try:
-        await migrate(conn)
+    async with migrated_database(db) as conn:
         late = Event(
             kind=EventKind.CANDLE_LATE,
             severity=Severity.WARNING,
@@ -100,8 +94,6 @@ async def test_a_deviation_event_is_recorded_and_the_report_expects_no_replay_pa
         )
         await apply_transaction(conn, [AppendOutbox(event=late), AppendOutbox(event=others)])
         parity = await replay_parity(conn, {})
-    finally:
-        await conn.close()
     assert parity["expected"] is False
     assert parity["reasons"] == {"candle_late": 1}
     assert parity["first"][0]["symbol"] == "ETH-USDT"

@@ -1,9 +1,7 @@
 """A ledger keeps one INITIAL_BALANCE, EXCHANGE and INTERVAL: recorded, compared, refused."""
 
 import json
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import aiosqlite
 import pytest
@@ -11,30 +9,13 @@ import pytest
 from paper_trader.app.ledger import LedgerIdentity, check_identity
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.errors import ConfigError
-from paper_trader.storage import (
-    UpsertCandles,
-    apply_transaction,
-    metadata_values,
-    migrate,
-    open_database,
-)
+from paper_trader.storage import UpsertCandles, apply_transaction, metadata_values
 from paper_trader.storage.ledger_ops import LedgerState, RecordInstant
 
 HINT = "set DB_PATH to another file (or move paper_trader.db away)"
 BINANCE_1M = LedgerIdentity(
     initial_balance=Decimal(10_000), exchange=Venue.BINANCE, interval=Interval.M1
 )
-
-
-@pytest.fixture(name="conn")
-async def conn_fixture(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
-    """Yield a migrated, empty database."""
-    conn = await open_database(tmp_path / "paper_trader.db")
-    await migrate(conn)
-    try:
-        yield conn
-    finally:
-        await conn.close()
 
 
 async def test_the_first_start_records_the_identity_and_the_same_one_passes(

@@ -9,6 +9,7 @@ import psutil
 import pytest
 from conftest import eventually, subprocess_env
 from fakes.models import FAST, RULE, publish_model
+from fakes.storage import migrated_database
 
 from paper_trader.app.configs import RETRAIN_COMMAND
 from paper_trader.cli.train import TrainOutcome, TrainRequest, run_training
@@ -20,20 +21,16 @@ from paper_trader.prediction.predictor import Predictor, PredictorConfig
 from paper_trader.prediction.registry import ModelRegistry
 from paper_trader.prediction.stage import PredictionStage
 from paper_trader.simulator.synthetic import generate_candles, write_csv
-from paper_trader.storage import UpsertCandles, migrate, open_database
+from paper_trader.storage import UpsertCandles
 
 SPEC = default_spec()
 
 
 async def stored_market(db: Path, count: int = 3_000) -> None:
-    conn = await open_database(db)
-    try:
-        await migrate(conn)
+    async with migrated_database(db) as conn:
         candles = tuple(generate_candles(count=count, seed=21, symbol="BTC-USDT"))
         await UpsertCandles(candles=candles).apply(conn)
         await conn.commit()
-    finally:
-        await conn.close()
 
 
 async def _ignore_rows(_rows: tuple[PredictionRow, ...]) -> None:

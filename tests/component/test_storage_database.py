@@ -1,7 +1,6 @@
 """Opening, locking and backing up the database file."""
 
 import asyncio
-import contextlib
 import os
 import random
 import sqlite3
@@ -12,15 +11,14 @@ from pathlib import Path
 import aiosqlite
 import pytest
 from fakes.candles import candle
+from fakes.storage import migrated_database, running_writer
 
 from paper_trader.errors import ConfigError
-from paper_trader.runtime.service import Readiness
 from paper_trader.storage import (
     DatabaseLock,
     StorageWriter,
     UpsertCandles,
     backup_database,
-    migrate,
     open_database,
     open_reader,
 )
@@ -196,33 +194,26 @@ def test_killed_lock_holder_frees_the_lock(tmp_path: Path) -> None:
 async def test_backup_during_writes_is_a_consistent_prefix(tmp_path: Path) -> None:
     """A backup taken while candles stream in passes quick_check and holds a prefix of them."""
     path = tmp_path / "paper_trader.db"
-    conn = await open_database(path)
-    await migrate(conn)
-    writer = StorageWriter(conn)
-    ready = Readiness()
-    writer_task = asyncio.create_task(writer.run(ready))
     stop, streaming = asyncio.Event(), asyncio.Event()
+    async with migrated_database(path) as conn:
+        writer = StorageWriter(conn)
 
-    async def insert_until_stopped() -> None:
-        i = 0
-        while not stop.is_set():
-            await writer.write(UpsertCandles(candles=tuple(candle(i + k) for k in range(50))))
-            i += 50
-            if i >= 250:
-                streaming.set()
+        async def insert_until_stopped() -> None:
+            i = 0
+            while not stop.is_set():
+                await writer.write(UpsertCandles(candles=tuple(candle(i + k) for k in range(50))))
+                i += 50
+                if i >= 250:
+                    streaming.set()
 
-    inserter = asyncio.create_task(insert_until_stopped())
-    try:
-        await ready.wait()
-        await streaming.wait()
-        result = await backup_database(path, tmp_path / "backups" / "copy.db")
-    finally:
-        stop.set()
-        await inserter
-        writer_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await writer_task
-        await conn.close()
+        async with running_writer(writer):
+            inserter = asyncio.create_task(insert_until_stopped())
+            try:
+                await streaming.wait()
+                result = await backup_database(path, tmp_path / "backups" / "copy.db")
+            finally:
+                stop.set()
+                await inserter
 
     assert result.pages > 0
     assert result.bytes == result.out.stat().st_size
@@ -235,9 +226,8 @@ async def test_backup_during_writes_is_a_consistent_prefix(tmp_path: Path) -> No
 async def test_backup_refuses_existing_out_unless_overwrite(tmp_path: Path) -> None:
     """An existing target is kept unless overwrite is asked for."""
     path = tmp_path / "paper_trader.db"
-    conn = await open_database(path)
-    await migrate(conn)
-    await conn.close()
+    async with migrated_database(path):
+        pass
     out = tmp_path / "copy.db"
     out.write_bytes(b"precious")
 

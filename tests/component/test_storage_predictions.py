@@ -1,9 +1,6 @@
 """The prediction log on a real SQLite file: migration 3, recording, resolving and queries."""
 
-import asyncio
-import contextlib
 import math
-from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,15 +8,7 @@ import aiosqlite
 import pytest
 from fakes.candles import candle
 
-from paper_trader.domain import (
-    Gap,
-    GapReason,
-    Interval,
-    PredictionOutcome,
-    PredictionRow,
-    Venue,
-)
-from paper_trader.runtime.service import Readiness
+from paper_trader.domain import Gap, GapReason, Interval, PredictionOutcome, PredictionRow, Venue
 from paper_trader.storage import (
     RecordGap,
     RecordPredictions,
@@ -32,7 +21,6 @@ from paper_trader.storage import (
     load_candles,
     migrate,
     open_database,
-    open_reader,
     pending_predictions,
     prediction_counts,
     recent_predictions,
@@ -42,39 +30,6 @@ from paper_trader.storage import (
 T0 = 1_700_000_040_000 - 1_700_000_040_000 % 60_000
 M1 = Interval.M1.ms
 NO_PREDICTIONS = {"pending": 0, "resolved": 0, "expired": 0}
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "paper_trader.db"
-
-
-@pytest.fixture
-async def conn(db_path: Path) -> AsyncIterator[aiosqlite.Connection]:
-    connection = await open_database(db_path)
-    await migrate(connection)
-    yield connection
-    await connection.close()
-
-
-@pytest.fixture
-async def reader(db_path: Path, conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
-    connection = await open_reader(db_path)
-    yield connection
-    await connection.close()
-
-
-@pytest.fixture
-async def writer(conn: aiosqlite.Connection) -> AsyncIterator[StorageWriter]:
-    """A running StorageWriter on the migrated database, cancelled after the test."""
-    storage_writer = StorageWriter(conn)
-    ready = Readiness()
-    task = asyncio.create_task(storage_writer.run(ready), name=storage_writer.name)
-    await ready.wait()
-    yield storage_writer
-    task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
 
 
 def prediction(

@@ -1,11 +1,11 @@
 """Read-side queries on a real SQLite file, written without the writer task."""
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiosqlite
 import pytest
 from fakes.candles import candle
+from fakes.storage import run_start
 
 from paper_trader.domain import Event, EventKind, Interval, Severity, Venue
 from paper_trader.errors import DataIntegrityError, FatalError
@@ -13,12 +13,10 @@ from paper_trader.storage import (
     LATEST_VERSION,
     AppendOutbox,
     RecordRunStop,
-    RunStart,
     SeriesSummary,
     UpsertCandles,
     apply_transaction,
     load_candles,
-    migrate,
     open_database,
     open_reader,
     outbox_entries,
@@ -27,14 +25,6 @@ from paper_trader.storage import (
     series_summaries,
     start_run,
 )
-
-
-@pytest.fixture
-async def conn(tmp_path: Path) -> AsyncIterator[aiosqlite.Connection]:
-    connection = await open_database(tmp_path / "paper_trader.db")
-    await migrate(connection)
-    yield connection
-    await connection.close()
 
 
 async def test_series_summaries_count_missing_candles(conn: aiosqlite.Connection) -> None:
@@ -92,14 +82,7 @@ async def test_load_candles_ascending_from_since_with_limit(conn: aiosqlite.Conn
 
 async def test_runs_are_recorded_start_to_stop(tmp_path: Path, conn: aiosqlite.Connection) -> None:
     """start_run returns increasing ids; a reader sees both runs and the stop of the first."""
-    start = RunStart(
-        started_at_ms=10,
-        mode="demo",
-        pid=1,
-        app_version="0.1.0",
-        config_hash="c",
-        versions_json="{}",
-    )
+    start = run_start(started_at_ms=10, mode="demo", pid=1, config_hash="c")
     first = await start_run(conn, start)
     second = await start_run(conn, start)
     await apply_transaction(conn, [RecordRunStop(run_id=first, stopped_at_ms=20, exit_code=1)])

@@ -1,15 +1,13 @@
 """The single storage writer against a real SQLite file."""
 
 import asyncio
-import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
 from decimal import Decimal
-from pathlib import Path
 
 import aiosqlite
 import pytest
 from fakes.candles import candle
+from fakes.storage import run_start, running_writer
 
 from paper_trader.domain import Candle, Event, EventKind, HealthStatus, Interval, Severity, Venue
 from paper_trader.errors import FatalError
@@ -18,14 +16,10 @@ from paper_trader.storage import (
     AppendOutbox,
     Durability,
     RecordRunStop,
-    RunStart,
     SetMetadata,
     StorageWriter,
     UpsertCandles,
     load_candles,
-    migrate,
-    open_database,
-    open_reader,
     outbox_entries,
     runs,
     start_run,
@@ -50,40 +44,6 @@ class OrphanPosition:
         )
 
 
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "paper_trader.db"
-
-
-@pytest.fixture
-async def conn(db_path: Path) -> AsyncIterator[aiosqlite.Connection]:
-    connection = await open_database(db_path)
-    await migrate(connection)
-    yield connection
-    await connection.close()
-
-
-@pytest.fixture
-async def reader(db_path: Path, conn: aiosqlite.Connection) -> AsyncIterator[aiosqlite.Connection]:
-    connection = await open_reader(db_path)
-    yield connection
-    await connection.close()
-
-
-@contextlib.asynccontextmanager
-async def running(writer: StorageWriter) -> AsyncIterator["asyncio.Task[None]"]:
-    """Run the writer as a task until the block ends, then cancel it."""
-    ready = Readiness()
-    task = asyncio.create_task(writer.run(ready), name=writer.name)
-    await ready.wait()
-    try:
-        yield task
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
 async def count(conn: aiosqlite.Connection, table: str) -> int:
     """Return the number of rows in table."""
     rows = list(await conn.execute_fetchall(f"SELECT count(*) FROM {table}"))
@@ -93,7 +53,7 @@ async def count(conn: aiosqlite.Connection, table: str) -> int:
 async def test_consecutive_fast_ops_share_transactions(conn: aiosqlite.Connection) -> None:
     """1000 queued candle ops are all stored in far fewer transactions than ops."""
     writer = StorageWriter(conn)
-    async with running(writer):
+    async with running_writer(writer):
         for i in range(1000):
             await writer.submit(UpsertCandles(candles=(candle(i),)))
         await writer.write(SetMetadata(key="barrier", value="1"))
@@ -109,7 +69,7 @@ async def test_write_returns_after_commit_visible_to_reader(
 ) -> None:
     """A separate reader sees the row as soon as write() returns."""
     writer = StorageWriter(conn)
-    async with running(writer):
+    async with running_writer(writer):
         await writer.write(UpsertCandles(candles=(candle(0),)))
 
         stored = await load_candles(reader, Venue.BINANCE, "BTCUSDT", Interval.M1)
@@ -121,17 +81,7 @@ async def test_ledger_ops_commit_and_restore_normal_sync(
     conn: aiosqlite.Connection, reader: aiosqlite.Connection
 ) -> None:
     """Outbox and run-stop ops are committed; synchronous is back to NORMAL afterwards."""
-    run_id = await start_run(
-        conn,
-        RunStart(
-            started_at_ms=1,
-            mode="run",
-            pid=7,
-            app_version="0.1.0",
-            config_hash="h",
-            versions_json="{}",
-        ),
-    )
+    run_id = await start_run(conn, run_start(started_at_ms=1, mode="run", pid=7, config_hash="h"))
     event = Event(
         kind=EventKind.DAEMON_STARTED,
         severity=Severity.INFO,
@@ -141,7 +91,7 @@ async def test_ledger_ops_commit_and_restore_normal_sync(
         data={"symbols": "BTCUSDT", "count": 2},
     )
     writer = StorageWriter(conn)
-    async with running(writer):
+    async with running_writer(writer):
         await writer.write(AppendOutbox(event=event))
         await writer.write(RecordRunStop(run_id=run_id, stopped_at_ms=9, exit_code=0))
 
@@ -200,7 +150,7 @@ async def test_upsert_replaces_candle_with_same_key(
 ) -> None:
     """A second candle with the same key replaces the first instead of duplicating it."""
     writer = StorageWriter(conn)
-    async with running(writer):
+    async with running_writer(writer):
         await writer.write(UpsertCandles(candles=(candle(0, close=Decimal("1")),)))
         await writer.write(UpsertCandles(candles=(candle(0, close=Decimal("2")),)))
 
@@ -213,7 +163,7 @@ async def test_open_read_transaction_does_not_block_writer(
 ) -> None:
     """A reader holding a snapshot open does not stop the writer from committing."""
     writer = StorageWriter(conn)
-    async with running(writer):
+    async with running_writer(writer):
         await writer.write(UpsertCandles(candles=(candle(0),)))
         await reader.execute("BEGIN")
         assert await count(reader, "candles") == 1
@@ -243,7 +193,7 @@ async def test_decimals_round_trip_exactly(
         volume=Decimal("0"),
     )
     writer = StorageWriter(conn)
-    async with running(writer):
+    async with running_writer(writer):
         await writer.write(UpsertCandles(candles=(tiny,)))
 
     [stored] = await load_candles(reader, "kraken", "XBTUSD", "1h")
@@ -265,7 +215,7 @@ async def test_full_queue_blocks_producer_and_reports_degraded(conn: aiosqlite.C
     await asyncio.sleep(0)
     assert not blocked.done()
 
-    async with running(writer):
+    async with running_writer(writer):
         await blocked
         await writer.write(SetMetadata(key="barrier", value="1"))
 
@@ -277,7 +227,7 @@ async def test_full_queue_blocks_producer_and_reports_degraded(conn: aiosqlite.C
 async def test_ledger_op_is_not_batched_with_fast_ops(conn: aiosqlite.Connection) -> None:
     """A LEDGER op between FAST ops gets its own transaction, order preserved."""
     writer = StorageWriter(conn)
-    async with running(writer):
+    async with running_writer(writer):
         await writer.submit(SetMetadata(key="k", value="1"))
         await writer.submit(SetMetadata(key="k", value="2"))
         await writer.submit(AppendOutbox(event=_event("x")))

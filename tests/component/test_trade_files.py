@@ -2,11 +2,13 @@
 
 import asyncio
 import csv
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
-from paper_trader.domain import Interval, Venue
-from paper_trader.domain.trading import ClosedTrade, EquitySnapshot, ExitReason, FillModel, Side
+from fakes.trading import closed_trade
+
+from paper_trader.domain.trading import ClosedTrade, EquitySnapshot
 from paper_trader.interfaces.trade_files import PORTFOLIO_HEADER, TRADES_HEADER, TradeFiles
 from paper_trader.runtime.service import Readiness
 
@@ -16,25 +18,9 @@ T0 = 1_672_531_200_000  # 2023-01-01T00:00Z
 
 def trade(closed_ms: int, net: str) -> ClosedTrade:
     """Return a long round trip of 2 units, 100 -> 101, closed at ``closed_ms``."""
-    return ClosedTrade(
-        venue=Venue.BINANCE,
-        symbol="BTC-USDT",
-        interval=Interval.M1,
-        side=Side.LONG,
-        quantity=Decimal(2),
-        entry_price=Decimal(100),
-        exit_price=Decimal(101),
-        entry_fee=Decimal("0.2"),
-        exit_fee=Decimal("0.202"),
-        gross_pnl=Decimal(2),
-        net_pnl=Decimal(net),
-        opened_candle_ms=closed_ms - 60_000,
-        closed_candle_ms=closed_ms,
-        exit_reason=ExitReason.TAKE_PROFIT,
-        entry_fill_id=1,
-        exit_fill_id=2,
-        entry_fill_model=FillModel.MARKET_CLOSE,
-        exit_fill_model=FillModel.TARGET_LIMIT,
+    round_trip = closed_trade(net, quantity="2", fee="0.2", opened_ms=closed_ms - 60_000)
+    return replace(
+        round_trip, exit_price=Decimal(101), exit_fee=Decimal("0.202"), gross_pnl=Decimal(2)
     )
 
 

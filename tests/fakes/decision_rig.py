@@ -10,12 +10,13 @@ from pathlib import Path
 
 import aiosqlite
 from conftest import eventually
+from fakes.storage import migrated_database
+from fakes.trading import MINUTE, T0, bar, strong_buy
 
 from paper_trader.app.trading import ledger_loader
 from paper_trader.broker.config import FillConfig
 from paper_trader.clock import SystemClock
-from paper_trader.domain import Candle, Interval, MarketItem, Signal, Strength, Venue
-from paper_trader.domain.trading import DAY_MS
+from paper_trader.domain import Candle, Interval, MarketItem, Signal, Venue
 from paper_trader.engine import DecisionEngine
 from paper_trader.features.engine import FeatureRow
 from paper_trader.features.spec import default_spec
@@ -27,12 +28,10 @@ from paper_trader.runtime.channel import BlockingChannel
 from paper_trader.runtime.events import EventBus
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.runtime.service import Readiness
-from paper_trader.storage import StorageWriter, UpsertCandles, migrate, open_database
+from paper_trader.storage import StorageWriter, UpsertCandles
 from paper_trader.trading.stage import MarketView, TradingStage
 from paper_trader.trading.trader import TraderConfig
 
-T0 = 19_675 * DAY_MS
-MIN = 60_000
 SYMBOLS = ("BTC-USDT", "ETH-USDT")
 SERIES = [(Venue.BINANCE, s, Interval.M1) for s in SYMBOLS]
 RULES = TraderConfig(
@@ -41,38 +40,10 @@ RULES = TraderConfig(
     ),
     limits=LimitsConfig(max_positions=10, max_position_size=0.2, min_confidence=0.0),
     sizing=SizingConfig(),
-    exits=ExitConfig(max_holding_ms=2 * MIN, trailing_stop=False),
+    exits=ExitConfig(max_holding_ms=2 * MINUTE, trailing_stop=False),
     fills=FillConfig(fee_rate=Decimal("0.001"), slippage_bps=Decimal(5), impact_bps=Decimal(0)),
 )
 ATR = ("atr_14", "atr_pct_14")
-
-
-def bar(symbol: str, t: int, price: str = "100", volume: str = "1000") -> Candle:
-    """Return a candle 1 either side of ``price``; a zero volume makes it flat (a halt)."""
-    p = Decimal(price)
-    if Decimal(volume) == 0:
-        return Candle(
-            venue=Venue.BINANCE,
-            symbol=symbol,
-            interval=Interval.M1,
-            open_time_ms=t,
-            open=p,
-            high=p,
-            low=p,
-            close=p,
-            volume=Decimal(0),
-        )
-    return Candle(
-        venue=Venue.BINANCE,
-        symbol=symbol,
-        interval=Interval.M1,
-        open_time_ms=t,
-        open=p,
-        high=p + 1,
-        low=p - 1,
-        close=p,
-        volume=Decimal(volume),
-    )
 
 
 class SteadyFeatures(FeatureStage):
@@ -94,6 +65,13 @@ class SteadyFeatures(FeatureStage):
         )
 
 
+def buy(candle: Candle) -> Signal:
+    """Return the STRONG_BUY of model "test" made at the close of ``candle``."""
+    return strong_buy(
+        candle.symbol, candle.open_time_ms, venue=candle.venue, interval=candle.interval
+    )
+
+
 class BuyEverything:
     """A prediction step that says "buy" on every candle with a feature row."""
 
@@ -102,28 +80,11 @@ class BuyEverything:
 
     async def on_batch(self, items: Sequence[ClosedCandle]) -> BatchPrediction:
         return BatchPrediction(
-            signals=[_buy(i.candle) for i in items if i.row is not None], faults={}
+            signals=[buy(i.candle) for i in items if i.row is not None], faults={}
         )
 
     def close(self) -> None:
         return None
-
-
-def _buy(candle: Candle) -> Signal:
-    return Signal(
-        venue=candle.venue,
-        symbol=candle.symbol,
-        interval=candle.interval,
-        open_time_ms=candle.open_time_ms,
-        probabilities=(0.05, 0.05, 0.9),
-        score=0.85,
-        strength=Strength.STRONG_BUY,
-        confidence=0.9,
-        model_version="test",
-        spec_hash="spec",
-        weights=(("m", 1.0),),
-        model_probabilities=(("m", (0.05, 0.05, 0.9)),),
-    )
 
 
 @dataclass
@@ -140,50 +101,45 @@ async def running(
     db: Path, features: type[FeatureStage] = SteadyFeatures, *, capacity: int = 64
 ) -> AsyncIterator[Daemon]:
     """Run the writer and the engine (real stages; ``features`` a seam) on ``db``."""
-    conn = await open_database(db)
-    try:
-        await migrate(conn)
+    async with migrated_database(db) as conn, asyncio.TaskGroup() as group:
         writer = StorageWriter(conn)
-        async with asyncio.TaskGroup() as group:
-            ready = Readiness()
-            writing = group.create_task(writer.run(ready), name=writer.name)
-            await ready.wait()
-            spec = default_spec()
-            names = spec.names
-            stage = TradingStage(
-                RULES,
-                initial_balance=Decimal(10_000),
-                view=MarketView(
-                    atr_columns=(names.index(ATR[0]), names.index(ATR[1])),
-                    is_stale=lambda _c: False,
-                ),
-                load=ledger_loader(conn, SERIES, kelly=100, window=100),
-                commit=writer.write,
-                events=EventBus(),
-                now_ms=lambda: 0,
-            )
-            channel: BlockingChannel[MarketItem] = BlockingChannel(capacity)
-            stage_features = features(
-                spec, [], keep_rows=1, cache=None, history=None, monotonic=SystemClock().monotonic
-            )
-            engine = DecisionEngine(
-                channel,
-                lambda batch: writer.submit(UpsertCandles(candles=batch)),
-                Heartbeat(SystemClock()),
-                features=stage_features,
-                prediction=BuyEverything(),  # type: ignore[arg-type]
-                trading=stage,
-                aligner=InstantAligner(SERIES, monotonic=SystemClock().monotonic, stall_s=600),
-            )
-            engine_task = group.create_task(engine.run(Readiness()), name="engine")
-            try:
-                yield Daemon(engine, channel, stage)
-            finally:
-                channel.close()
-                await engine_task
-                writing.cancel()
-    finally:
-        await conn.close()
+        ready = Readiness()
+        writing = group.create_task(writer.run(ready), name=writer.name)
+        await ready.wait()
+        spec = default_spec()
+        names = spec.names
+        stage = TradingStage(
+            RULES,
+            initial_balance=Decimal(10_000),
+            view=MarketView(
+                atr_columns=(names.index(ATR[0]), names.index(ATR[1])),
+                is_stale=lambda _c: False,
+            ),
+            load=ledger_loader(conn, SERIES, kelly=100, window=100),
+            commit=writer.write,
+            events=EventBus(),
+            now_ms=lambda: 0,
+        )
+        channel: BlockingChannel[MarketItem] = BlockingChannel(capacity)
+        stage_features = features(
+            spec, [], keep_rows=1, cache=None, history=None, monotonic=SystemClock().monotonic
+        )
+        engine = DecisionEngine(
+            channel,
+            lambda batch: writer.submit(UpsertCandles(candles=batch)),
+            Heartbeat(SystemClock()),
+            features=stage_features,
+            prediction=BuyEverything(),  # type: ignore[arg-type]
+            trading=stage,
+            aligner=InstantAligner(SERIES, monotonic=SystemClock().monotonic, stall_s=600),
+        )
+        engine_task = group.create_task(engine.run(Readiness()), name="engine")
+        try:
+            yield Daemon(engine, channel, stage)
+        finally:
+            channel.close()
+            await engine_task
+            writing.cancel()
 
 
 async def feed(
@@ -193,9 +149,9 @@ async def feed(
     steady bar), then wait until all are decided."""
     for minute in minutes:
         for symbol in SYMBOLS:
-            candle = bar(symbol, T0 + minute * MIN) if make is None else make(symbol, minute)
+            candle = bar(symbol, T0 + minute * MINUTE) if make is None else make(symbol, minute)
             await daemon.channel.put(candle)
-    last = T0 + (minutes.stop - 1) * MIN
+    last = T0 + (minutes.stop - 1) * MINUTE
     await eventually(lambda: daemon.stage.trader.last_candle_ms == last, timeout=20)
 
 
@@ -204,6 +160,6 @@ async def decisions(db: Path) -> list[tuple[str, int, str, str | None]]:
         rows = await conn.execute_fetchall(
             "SELECT symbol, (candle_time_ms - ?) / ?, action, rule FROM decisions "
             "ORDER BY candle_time_ms, symbol",
-            (T0, MIN),
+            (T0, MINUTE),
         )
     return [(str(s), int(m), str(a), None if r is None else str(r)) for s, m, a, r in rows]

@@ -22,7 +22,7 @@ test, never the local wall clock.
 import asyncio
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any, ClassVar
@@ -247,18 +247,8 @@ class FakeKraken(FakeVenueServer[_Connection]):
         if not committed or not flat_current:
             return committed
         price = committed[-1].close
-        flat = Candle(
-            venue=committed[-1].venue,
-            symbol=committed[-1].symbol,
-            interval=self.interval,
-            open_time_ms=current,
-            open=price,
-            high=price,
-            low=price,
-            close=price,
-            volume=Decimal(0),
-        )
-        return [*committed, flat]
+        moved = replace(committed[-1], interval=self.interval, open_time_ms=current)
+        return [*committed, replace(moved, open=price, high=price, low=price, volume=Decimal(0))]
 
 
 def throttled_until(ms: int) -> str:

@@ -4,24 +4,19 @@ import json
 from decimal import Decimal
 
 import pytest
-from fakes.adapter_checks import CannedRest, assert_parses_or_is_malformed
-from hypothesis import given
-from hypothesis import strategies as st
+from fakes.adapter_checks import CannedRest, control, sub, updates
+from fakes.adapter_checks import bitvavo_adapter as adapter
 
 from paper_trader.domain import Interval
-from paper_trader.domain.symbols import parse_pair
 from paper_trader.errors import ConfigError
-from paper_trader.exchange.bitvavo import BAN_UNKNOWN_S, WS_WEIGHT_RESERVE, BitvavoAdapter
+from paper_trader.exchange.bitvavo import BAN_UNKNOWN_S, WS_WEIGHT_RESERVE
 from paper_trader.exchange.wire import (
-    Control,
     ControlKind,
-    Frame,
     KlinePage,
     KlineUpdate,
     MalformedFrame,
     RateSignal,
     RestAnswer,
-    Subscription,
     VenueError,
 )
 
@@ -34,26 +29,6 @@ DOCS_CANDLE = (
     '{"event":"candles","market":"BTC-EUR","interval":"1m",'
     '"candle":[["1538784000000","4999","5012","4999","5012","0.45"]]}'
 )
-
-
-def sub(symbol: str, interval: Interval = Interval.M1) -> Subscription:
-    return Subscription(parse_pair(symbol), interval)
-
-
-def adapter(*subs: Subscription) -> BitvavoAdapter:
-    return BitvavoAdapter(
-        subs or (sub("BTC-EUR"),), ws_base="wss://ws.bitvavo.com/v2/", rest_base="https://x"
-    )
-
-
-def control(frame: Frame) -> Control:
-    assert isinstance(frame, Control), frame
-    return frame
-
-
-def updates(frame: Frame) -> tuple[KlineUpdate, ...]:
-    assert isinstance(frame, tuple), frame
-    return frame
 
 
 def test_subscribe_is_one_message_grouped_by_interval() -> None:
@@ -196,41 +171,6 @@ def test_unstreamed_interval_is_a_config_error(interval: Interval) -> None:
     """An interval Bitvavo does not stream is refused at construction, naming INTERVAL."""
     with pytest.raises(ConfigError, match="INTERVAL"):
         adapter(sub("BTC-EUR", interval))
-
-
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=6)
-    ),
-    max_leaves=30,
-)
-_cell = st.one_of(st.integers(), st.text(max_size=6), st.floats(allow_nan=False), st.none())
-_candle_like = st.fixed_dictionaries(
-    {
-        "event": st.sampled_from(["candle", "candles", "subscribed", "error"]),
-        "market": st.sampled_from(["BTC-EUR", "ETH-EUR", 1]),
-        "interval": st.sampled_from(["1m", "5m", None]),
-        "candle": st.lists(st.lists(_cell, max_size=7), max_size=3) | _json,
-        "subscriptions": _json,
-        "errorCode": st.integers(100, 300) | _json,
-    }
-)
-
-
-@given(st.binary(max_size=200) | st.text(max_size=200))
-def test_fuzz_arbitrary_input_raises_only_malformed_frame(raw: bytes | str) -> None:
-    """Arbitrary bytes never raise anything but MalformedFrame."""
-    assert_parses_or_is_malformed(_FUZZ_ADAPTER, raw)
-
-
-@given(_json | _candle_like)
-def test_fuzz_arbitrary_json_raises_only_malformed_frame(value: object) -> None:
-    """Arbitrary JSON, and near-candle shapes, never raise anything but MalformedFrame."""
-    assert_parses_or_is_malformed(_FUZZ_ADAPTER, json.dumps(value))
-
-
-_FUZZ_ADAPTER = adapter()
 
 
 async def test_rest_rows_with_string_timestamps_are_sorted_ascending() -> None:

@@ -7,12 +7,13 @@ import math
 from decimal import Decimal
 
 import pytest
+from fakes.trading import closed_trade
 from hypothesis import given
 from hypothesis import strategies as st
 
 from paper_trader.broker.analytics import Analytics, Breakdown, analyse, ledger_digest
 from paper_trader.domain.candle import Interval, Venue
-from paper_trader.domain.trading import ClosedTrade, EquitySnapshot, ExitReason, FillModel, Side
+from paper_trader.domain.trading import ClosedTrade, EquitySnapshot, ExitReason, Side
 
 H = 3_600_000
 D = 86_400_000
@@ -43,27 +44,18 @@ def trade(
     opened_ms: int,
 ) -> ClosedTrade:
     """A trade closed one hour after it opened, paying ``fee`` on each fill, netting ``net``."""
-    qty, fill_fee = Decimal(quantity), Decimal(fee)
-    gross = Decimal(net) + 2 * fill_fee
-    return ClosedTrade(
+    return closed_trade(
+        net,
         venue=Venue.BITVAVO,
         symbol=symbol,
         interval=Interval.H1,
         side=side,
-        quantity=qty,
-        entry_price=Decimal(entry),
-        exit_price=Decimal(entry) + side.sign * gross / qty,
-        entry_fee=fill_fee,
-        exit_fee=fill_fee,
-        gross_pnl=gross,
-        net_pnl=Decimal(net),
-        opened_candle_ms=opened_ms,
-        closed_candle_ms=opened_ms + H,
-        exit_reason=reason,
-        entry_fill_id=1,
-        exit_fill_id=2,
-        entry_fill_model=FillModel.MARKET_CLOSE,
-        exit_fill_model=FillModel.TARGET_LIMIT,
+        quantity=quantity,
+        entry=entry,
+        fee=fee,
+        opened_ms=opened_ms,
+        held_ms=H,
+        reason=reason,
     )
 
 

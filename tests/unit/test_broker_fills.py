@@ -3,6 +3,7 @@
 from decimal import Decimal
 
 import pytest
+from fakes.trading import open_position
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -14,7 +15,6 @@ from paper_trader.broker.fills import (
     slippage_bps,
     taker_fee,
 )
-from paper_trader.domain.candle import Interval, Venue
 from paper_trader.domain.trading import ExitReason, FillModel, OrderSide, Position, Side
 from paper_trader.risk.exits import ExitSignal
 
@@ -25,23 +25,8 @@ CONFIG = FillConfig()  # fee 0.1 %, 5 bps + 10 bps per 1 % of the volume, at mos
 def position(side: Side) -> Position:
     """Return 2 units entered at 100, stop 96 / target 108 for a long, 104 / 92 for a short."""
     long = side is Side.LONG
-    return Position(
-        venue=Venue.BINANCE,
-        symbol="BTCUSDT",
-        interval=Interval.M1,
-        side=side,
-        quantity=D(2),
-        entry_price=D(100),
-        entry_fee=D("0.2"),
-        entry_fill_id=1,
-        opened_candle_ms=0,
-        stop_price=D(96) if long else D(104),
-        take_profit_price=D(108) if long else D(92),
-        trailing_stop_price=None,
-        extreme_price=D(100),
-        risk_per_unit=D(4),
-        atr=D(2),
-    )
+    stop, target = (D(96), D(108)) if long else (D(104), D(92))
+    return open_position(side=side, stop_price=stop, take_profit_price=target)
 
 
 # slippage

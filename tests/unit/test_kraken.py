@@ -4,23 +4,19 @@ import json
 from decimal import Decimal
 
 import pytest
-from fakes.adapter_checks import CannedRest, assert_parses_or_is_malformed
-from hypothesis import given
-from hypothesis import strategies as st
+from fakes.adapter_checks import CannedRest, control, sub, updates
+from fakes.adapter_checks import kraken_adapter as adapter
 
 from paper_trader.domain import Interval
-from paper_trader.domain.symbols import parse_pair
 from paper_trader.errors import ConfigError, RateLimited, TransientError
-from paper_trader.exchange.kraken import KrakenAdapter, parse_rfc3339_ms
+from paper_trader.exchange.kraken import parse_rfc3339_ms
 from paper_trader.exchange.wire import (
     Control,
     ControlKind,
-    Frame,
     KlineUpdate,
     MalformedFrame,
     RateSignal,
     RestAnswer,
-    Subscription,
     VenueError,
 )
 
@@ -47,26 +43,6 @@ REJECTED = """{"error":"Currency pair not supported XBT/USD","method":"subscribe
 STATUS = """{"channel":"status","type":"update","data":[{"version":"2.0.10","system":"online",
  "api_version":"v2","connection_id":13834774380200032777,"upcoming_maintenance":[],"emergency":[]}]}"""
 BEGIN_1806 = 1_791_309_960_000  # 2026-10-06T18:06:00Z
-
-
-def sub(symbol: str, interval: Interval = Interval.M1) -> Subscription:
-    return Subscription(parse_pair(symbol), interval)
-
-
-def adapter(*subs: Subscription) -> KrakenAdapter:
-    return KrakenAdapter(
-        subs or (sub("BTC-USD"),), ws_base="wss://ws.kraken.com/v2", rest_base="https://x"
-    )
-
-
-def control(frame: Frame) -> Control:
-    assert isinstance(frame, Control), frame
-    return frame
-
-
-def updates(frame: Frame) -> tuple[KlineUpdate, ...]:
-    assert isinstance(frame, tuple), frame
-    return frame
 
 
 def test_subscribe_is_one_message_per_interval_with_snapshot() -> None:
@@ -258,53 +234,6 @@ def test_unstreamed_interval_is_a_config_error(interval: Interval) -> None:
     """An interval Kraken does not stream is refused at construction, naming INTERVAL."""
     with pytest.raises(ConfigError, match="INTERVAL"):
         adapter(sub("BTC-USD", interval))
-
-
-_json = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=6)
-    ),
-    max_leaves=30,
-)
-_row = st.fixed_dictionaries(
-    {
-        "symbol": st.sampled_from(["BTC/USD", "XBT/USD"]) | _json,
-        "open": st.floats(allow_nan=False) | st.text(max_size=6) | st.integers(),
-        "high": st.just(1.5),
-        "low": st.just(1.0),
-        "close": st.just(1.25),
-        "volume": st.floats(allow_nan=False) | _json,
-        "interval_begin": st.text(max_size=32) | st.just("2023-10-04T15:25:00.000000000Z"),
-        "interval": st.sampled_from([1, 5]) | _json,
-    }
-)
-_frame_like = st.fixed_dictionaries(
-    {
-        "channel": st.sampled_from(["ohlc", "heartbeat", "status"]),
-        "method": st.sampled_from(["subscribe", "pong"]) | _json,
-        "success": _json,
-        "result": _json | st.fixed_dictionaries({"symbol": _json}),
-        "symbol": _json,
-        "data": st.lists(_row, max_size=3) | _json,
-        "timestamp": st.text(max_size=32) | _json,
-    }
-)
-
-
-@given(st.binary(max_size=200) | st.text(max_size=200))
-def test_fuzz_arbitrary_input_raises_only_malformed_frame(raw: bytes | str) -> None:
-    """Arbitrary bytes never raise anything but MalformedFrame."""
-    assert_parses_or_is_malformed(_FUZZ_ADAPTER, raw)
-
-
-@given(_json | _frame_like)
-def test_fuzz_arbitrary_json_raises_only_malformed_frame(value: object) -> None:
-    """Arbitrary JSON, and near-ohlc shapes, never raise anything but MalformedFrame."""
-    assert_parses_or_is_malformed(_FUZZ_ADAPTER, json.dumps(value))
-
-
-_FUZZ_ADAPTER = adapter()
 
 
 def ohlc_body(first_s: int, count: int, *, key: str = "XXBTZUSD") -> dict[str, object]:

@@ -6,10 +6,10 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pytest
+from fakes.trading import closed_trade
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paper_trader.domain.candle import Interval, Venue
 from paper_trader.domain.trading import (
     DAY_MS,
     BreakerTransition,
@@ -17,7 +17,6 @@ from paper_trader.domain.trading import (
     ExitReason,
     FillModel,
     Rejection,
-    Side,
     TradingState,
 )
 from paper_trader.errors import ConfigError
@@ -40,25 +39,11 @@ def closed(
     reason: ExitReason = ExitReason.MAX_HOLDING,
 ) -> ClosedTrade:
     """A one-unit long from 100 whose net PnL is ``net`` (no fees)."""
-    pnl = Decimal(net)
-    return ClosedTrade(
-        venue=Venue.BINANCE,
+    return closed_trade(
+        net,
         symbol=symbol,
-        interval=Interval.M1,
-        side=Side.LONG,
-        quantity=Decimal(1),
-        entry_price=Decimal(100),
-        exit_price=Decimal(100) + pnl,
-        entry_fee=Decimal(0),
-        exit_fee=Decimal(0),
-        gross_pnl=pnl,
-        net_pnl=pnl,
-        opened_candle_ms=at_ms - MINUTE,
-        closed_candle_ms=at_ms,
-        exit_reason=reason,
-        entry_fill_id=1,
-        exit_fill_id=2,
-        entry_fill_model=FillModel.MARKET_CLOSE,
+        opened_ms=at_ms - MINUTE,
+        reason=reason,
         exit_fill_model=FillModel.STOP_TOUCH,
     )
 

@@ -4,8 +4,8 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
+from fakes.trading import held_position
 
-from paper_trader.domain.candle import Interval, Venue
 from paper_trader.domain.trading import Position, Rejection, Side
 from paper_trader.risk.config import LimitsConfig
 from paper_trader.risk.correlation import ReturnHistory
@@ -34,27 +34,6 @@ def negated(returns: Sequence[str]) -> list[str]:
     return [str(-Decimal(change)) for change in returns]
 
 
-def held(symbol: str, side: Side) -> Position:
-    """Return a small open position in ``symbol``."""
-    return Position(
-        venue=Venue.BINANCE,
-        symbol=symbol,
-        interval=Interval.M1,
-        side=side,
-        quantity=Decimal(1),
-        entry_price=Decimal(100),
-        entry_fee=Decimal(0),
-        entry_fill_id=1,
-        opened_candle_ms=0,
-        stop_price=Decimal(90) if side is Side.LONG else Decimal(110),
-        take_profit_price=None,
-        trailing_stop_price=None,
-        extreme_price=Decimal(100),
-        risk_per_unit=Decimal(10),
-        atr=Decimal(5),
-    )
-
-
 def screen(history: ReturnHistory, side: Side, position: Position) -> Rejection | None:
     """Screen an entry in SOL-USDT on ``side`` against one held position."""
     return screen_entry(
@@ -78,7 +57,7 @@ def test_perfectly_correlated_series_correlate_at_one() -> None:
     feed(history, "SOL-USDT", closes(RETURNS))
     feed(history, "ETH-USDT", [price * 2 for price in closes(RETURNS)])
     assert history.correlation("SOL-USDT", "ETH-USDT") == pytest.approx(1.0, abs=1e-12)
-    result = screen(history, Side.LONG, held("ETH-USDT", Side.LONG))
+    result = screen(history, Side.LONG, held_position("ETH-USDT", Side.LONG))
     assert result is not None
     assert (result.rule, result.limit) == ("correlation", 0.7)
     assert result.observed == pytest.approx(1.0)
@@ -98,7 +77,7 @@ def test_anti_correlated_long_against_a_held_short_is_refused() -> None:
     history = ReturnHistory(10)
     feed(history, "SOL-USDT", closes(RETURNS))
     feed(history, "ETH-USDT", closes(negated(RETURNS)))
-    result = screen(history, Side.LONG, held("ETH-USDT", Side.SHORT))
+    result = screen(history, Side.LONG, held_position("ETH-USDT", Side.SHORT))
     assert result is not None
     assert result.rule == "correlation"
     assert result.observed == pytest.approx(1.0)
@@ -110,7 +89,7 @@ def test_anti_correlated_long_against_a_held_long_is_a_hedge() -> None:
     history = ReturnHistory(10)
     feed(history, "SOL-USDT", closes(RETURNS))
     feed(history, "ETH-USDT", closes(negated(RETURNS)))
-    assert screen(history, Side.LONG, held("ETH-USDT", Side.LONG)) is None
+    assert screen(history, Side.LONG, held_position("ETH-USDT", Side.LONG)) is None
 
 
 def test_correlation_is_pearson_on_a_hand_checked_pair() -> None:
@@ -127,7 +106,7 @@ def test_too_little_overlap_is_unknown_and_the_entry_is_allowed() -> None:
     feed(history, "SOL-USDT", closes(RETURNS))
     feed(history, "ETH-USDT", closes(RETURNS[:4]), first=6)
     assert history.correlation("SOL-USDT", "ETH-USDT") is None
-    assert screen(history, Side.LONG, held("ETH-USDT", Side.LONG)) is None
+    assert screen(history, Side.LONG, held_position("ETH-USDT", Side.LONG)) is None
 
 
 def test_half_the_window_in_common_is_enough() -> None:

@@ -9,11 +9,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from fakes.candles import candle_of
+from fakes.trading import open_position
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.strategies import DrawFn
 
-from paper_trader.domain.candle import Candle, Interval, Venue
+from paper_trader.domain.candle import Candle, Interval
 from paper_trader.domain.signal import Strength
 from paper_trader.domain.trading import ExitReason, FillModel, Position, Rejection, Side
 from paper_trader.risk.config import ExitConfig
@@ -44,37 +46,17 @@ def bar(side: Side, open_: str, high: str, low: str, close: str, *, index: int =
     highest, lowest = mirror(side, high), mirror(side, low)
     if side is Side.SHORT:
         highest, lowest = lowest, highest
-    return Candle(
-        venue=Venue.BINANCE,
-        symbol="BTCUSDT",
-        interval=Interval.M1,
-        open_time_ms=index * MINUTE,
-        open=mirror(side, open_),
-        high=highest,
-        low=lowest,
-        close=mirror(side, close),
-        volume=D(10),
-    )
+    open_price, close_price = mirror(side, open_), mirror(side, close)
+    return candle_of(index * MINUTE, open_price, highest, lowest, close_price, D(10))
 
 
 def position(side: Side = Side.LONG, *, trailing: str | None = None, **fields: Any) -> Position:
     """Return a position entered at 100 with ATR 2: stop 96, target 108 (mirrored for a short)."""
-    base = Position(
-        venue=Venue.BINANCE,
-        symbol="BTCUSDT",
-        interval=Interval.M1,
+    base = open_position(
         side=side,
-        quantity=D(2),
-        entry_price=D(100),
-        entry_fee=D("0.2"),
-        entry_fill_id=1,
-        opened_candle_ms=0,
         stop_price=mirror(side, "96"),
         take_profit_price=mirror(side, "108"),
         trailing_stop_price=None if trailing is None else mirror(side, trailing),
-        extreme_price=D(100),
-        risk_per_unit=D(4),
-        atr=D(2),
     )
     return replace(base, **fields)
 

@@ -4,10 +4,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 
 import pytest
+from fakes.trading import held_position
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
 
-from paper_trader.domain.candle import Interval, Venue
 from paper_trader.domain.trading import Position, Rejection, Side
 from paper_trader.risk.config import LimitsConfig
 from paper_trader.risk.limits import (
@@ -30,28 +30,6 @@ LIMITS = LimitsConfig(
 )
 FEE = Decimal("0.001")
 D0 = Decimal(0)
-
-
-def position(symbol: str, side: Side, quantity: str, entry_price: str) -> Position:
-    """Return an open position with a stop 10 % away."""
-    entry = Decimal(entry_price)
-    return Position(
-        venue=Venue.BINANCE,
-        symbol=symbol,
-        interval=Interval.M1,
-        side=side,
-        quantity=Decimal(quantity),
-        entry_price=entry,
-        entry_fee=Decimal(0),
-        entry_fill_id=1,
-        opened_candle_ms=0,
-        stop_price=entry * Decimal("0.9") if side is Side.LONG else entry * Decimal("1.1"),
-        take_profit_price=None,
-        trailing_stop_price=None,
-        extreme_price=entry,
-        risk_per_unit=entry * Decimal("0.1"),
-        atr=entry * Decimal("0.05"),
-    )
 
 
 def view(
@@ -121,8 +99,8 @@ def fit(
     )
 
 
-BTC_LONG = position("BTC-USDT", Side.LONG, "0.1", "20000")
-ETH_SHORT = position("ETH-USDT", Side.SHORT, "2", "1400")
+BTC_LONG = held_position("BTC-USDT", Side.LONG, "0.1", "20000")
+ETH_SHORT = held_position("ETH-USDT", Side.SHORT, "2", "1400")
 
 
 def test_screen_passes_an_ordinary_entry() -> None:
@@ -167,7 +145,7 @@ def test_second_position_in_a_symbol_is_refused() -> None:
 
 def test_entry_beyond_max_positions_is_refused() -> None:
     """Three positions held with a maximum of 3: observed 3, limit 3."""
-    held = view(BTC_LONG, ETH_SHORT, position("XRP-USDT", Side.LONG, "100", "0.5"))
+    held = view(BTC_LONG, ETH_SHORT, held_position("XRP-USDT", Side.LONG, "100", "0.5"))
     assert screen(portfolio=held) == Rejection(
         rule="max_positions",
         detail="3 positions open, the maximum is 3",
@@ -402,7 +380,7 @@ def portfolios(draw: st.DrawFn) -> PortfolioView:
         symbol = f"S{i}-USDT"
         entry = draw(PRICES)
         quantity = round_quantity(equity * draw(SHARES) / 2 / entry)
-        held = position(symbol, draw(SIDES), str(quantity), str(entry))
+        held = held_position(symbol, draw(SIDES), str(quantity), str(entry))
         positions[symbol] = held
         marks[symbol] = (entry * draw(SHARES) * 2).quantize(Decimal("0.0001"))
     return PortfolioView(

@@ -4,18 +4,11 @@ from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
+from fakes.trading import closed_trade
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from paper_trader.domain.candle import Interval, Venue
-from paper_trader.domain.trading import (
-    ClosedTrade,
-    ExitReason,
-    FillModel,
-    Rejection,
-    Side,
-    SizingMethod,
-)
+from paper_trader.domain.trading import ClosedTrade, ExitReason, FillModel, Rejection, SizingMethod
 from paper_trader.risk.config import SizingConfig
 from paper_trader.risk.sizing import QUANTITY_STEP, Sizing, round_quantity, size_position
 
@@ -28,25 +21,12 @@ VOLATILITY = SizingConfig(method=SizingMethod.VOLATILITY, volatility_target=0.00
 
 def trade(net_pnl: int) -> ClosedTrade:
     """Return a closed trade of notional 1000, so its return is ``net_pnl / 1000``."""
-    return ClosedTrade(
-        venue=Venue.BINANCE,
-        symbol="BTC-USDT",
-        interval=Interval.M1,
-        side=Side.LONG,
-        quantity=Decimal(1),
-        entry_price=Decimal(1000),
-        exit_price=Decimal(1000 + net_pnl),
-        entry_fee=Decimal(0),
-        exit_fee=Decimal(0),
-        gross_pnl=Decimal(net_pnl),
-        net_pnl=Decimal(net_pnl),
-        opened_candle_ms=0,
-        closed_candle_ms=60_000,
-        exit_reason=ExitReason.TAKE_PROFIT if net_pnl > 0 else ExitReason.STOP_LOSS,
-        entry_fill_id=1,
-        exit_fill_id=2,
-        entry_fill_model=FillModel.MARKET_CLOSE,
-        exit_fill_model=FillModel.TARGET_LIMIT if net_pnl > 0 else FillModel.STOP_TOUCH,
+    won = net_pnl > 0
+    return closed_trade(
+        net_pnl,
+        entry="1000",
+        reason=ExitReason.TAKE_PROFIT if won else ExitReason.STOP_LOSS,
+        exit_fill_model=FillModel.TARGET_LIMIT if won else FillModel.STOP_TOUCH,
     )
 
 

@@ -1,24 +1,29 @@
-"""Money that cannot crash, levels from the fill, and no trade that cannot pay its costs.
+"""Money that cannot crash: an entry capped by the cash is fitted with the fee exactly as
+the fill charges it; a short holds collateral and is force-closed at its margin call, and
+a gap beyond everything leaves a deficit that halts trading; along any path with any gap
+the books balance.
 
-The trading step never raises on a legal market: an entry capped by the cash is fitted with
-the fee exactly as the fill charges it; a short holds collateral and is force-closed at its
-margin call, and a gap beyond everything leaves a deficit that halts trading; stops and
-targets are placed from the fill price, and an entry whose target cannot pay its round trip
-is refused (``cost_edge``).
+Unless a test says otherwise the rules are ``SHORTS_CONFIG`` of ``fakes.trader_rig``: the
+standard ones with shorts allowed and loss breakers only at 99 %. The standard entry is at
+a close of 100 with an ATR of 2: 25 units, filled at 100.05 (long) or 99.95 (short)."""
 
-Unless a test says otherwise: 10,000 cash, fee 0.1 %, a flat 5 bps of slippage, fixed
-fractional sizing risking 1 % of equity, stops 2 ATR away, targets at 2R. The standard entry
-is at a close of 100 with an ATR of 2: 25 units, filled at 100.05 (long) or 99.95 (short).
-"""
-
-import json
-import random
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+import functools
+from dataclasses import replace
 from decimal import Decimal
-from typing import Any
 
 import pytest
+from fakes.candles import candle_of
+from fakes.trader_rig import (
+    CASH,
+    SHORTS_CONFIG,
+    Instant,
+    make_trader,
+    market,
+    restart,
+    step,
+    walk_markets,
+    walk_prices,
+)
 from fakes.trading import BTC, ETH, MINUTE, T0, candle, signal
 from hypothesis import event, given, settings
 from hypothesis import strategies as st
@@ -26,10 +31,9 @@ from hypothesis.strategies import DrawFn
 
 from paper_trader.broker.config import FillConfig
 from paper_trader.broker.ledger import Ledger
-from paper_trader.domain import Candle, Interval, Signal, Strength, Venue
+from paper_trader.domain import Signal, Strength
 from paper_trader.domain.trading import (
     Action,
-    ClosedTrade,
     ExitReason,
     FillModel,
     Side,
@@ -40,55 +44,7 @@ from paper_trader.risk.config import BreakerConfig, ExitConfig, LimitsConfig, Si
 from paper_trader.trading.trader import InstantResult, MarketInput, Trader, TraderConfig
 
 D = Decimal
-CASH = D(10_000)
 TICK = D("1e-10")
-CONFIG = TraderConfig(
-    breakers=BreakerConfig(
-        max_daily_loss=0.99,
-        max_drawdown=0.99,
-        min_time_between_trades_ms=0,
-        stop_loss_cooldown_ms=0,
-    ),
-    limits=LimitsConfig(max_position_size=0.5, max_total_exposure=1.0, allow_short=True),
-    sizing=SizingConfig(risk_per_trade=0.01, confidence_full_size=0.5),
-    exits=ExitConfig(),
-    fills=FillConfig(fee_rate=D("0.001"), slippage_bps=D(5), impact_bps=D(0)),
-)
-
-
-def market(bar: Candle, atr: str | Decimal = "2") -> MarketInput:
-    """Return ``bar`` as the trading step sees it, with an ATR of ``atr``."""
-    value = D(atr)
-    return MarketInput(candle=bar, atr=value, atr_pct=float(value / bar.close * 100))
-
-
-def make_trader(cash: Decimal = CASH, config: TraderConfig = CONFIG, **changes: Any) -> Trader:
-    """Return a fresh trader; ``changes`` replace whole parts of ``config``."""
-    return Trader(replace(config, **changes), Ledger(cash))
-
-
-def step(
-    trader: Trader, minute: int, markets: Sequence[MarketInput], signals: Sequence[Signal] = ()
-) -> InstantResult:
-    """Run the instant ``minute`` minutes after T0."""
-    return trader.on_instant(T0 + minute * MINUTE, markets, {s.symbol: s for s in signals})
-
-
-def restart(trader: Trader) -> Trader:
-    """Return a trader rebuilt from what is persisted: state JSON, ledger, history, marks."""
-    ledger = Ledger(
-        trader.ledger.cash,
-        positions=dict(trader.ledger.positions),
-        next_fill_id=trader.ledger.next_fill_id,
-    )
-    return Trader(
-        trader.config,
-        ledger,
-        state=json.loads(trader.state_json()),
-        history=tuple(trader.history),
-        last_candle_ms=trader.last_candle_ms,
-        marks=dict(trader.last_candles),
-    )
 
 
 def open_cost(trader: Trader) -> Decimal:
@@ -128,9 +84,10 @@ def test_an_entry_capped_by_the_cash_never_outruns_it_by_the_rounded_fee(
     quantity, price, fee_rate = D("1.23456789"), D(fill_price), fills.fee_rate
     cash = quantity * price * (1 + fee_rate)  # 14 decimals: the fee rounds up
     trader = make_trader(
-        cash,
-        limits=replace(CONFIG.limits, max_position_size=1.0, max_total_exposure=1.0),
-        sizing=replace(CONFIG.sizing, risk_per_trade=0.1),
+        SHORTS_CONFIG,
+        cash=cash,
+        limits=replace(SHORTS_CONFIG.limits, max_position_size=1.0, max_total_exposure=1.0),
+        sizing=replace(SHORTS_CONFIG.sizing, risk_per_trade=0.1),
         fills=fills,
     )
     bar = candle(0, "1873.37 1880 1870 1873.37", volume=volume)
@@ -168,9 +125,9 @@ def cash_bound_entries(draw: DrawFn) -> tuple[Trader, MarketInput, Signal, Decim
     exact = (principal + notional * fee_rate).quantize(D("1e-13"))
     cash = exact + draw(st.integers(-3, 3)) * D("1e-13")
     config = replace(
-        CONFIG,
+        SHORTS_CONFIG,
         limits=replace(
-            CONFIG.limits,
+            SHORTS_CONFIG.limits,
             max_position_size=1.0,
             max_total_exposure=1.0,
             min_notional=D(0),
@@ -185,17 +142,7 @@ def cash_bound_entries(draw: DrawFn) -> tuple[Trader, MarketInput, Signal, Decim
         ),
         fills=fills,
     )
-    bar = Candle(
-        venue=Venue.BINANCE,
-        symbol=BTC,
-        interval=Interval.M1,
-        open_time_ms=T0,
-        open=close,
-        high=close,
-        low=close,
-        close=close,
-        volume=volume,
-    )
+    bar = candle_of(T0, close, close, close, close, volume)
     atr = max((close / 1000).quantize(D("1e-8")), D("1e-8"))
     strength = Strength.BUY if side is Side.LONG else Strength.SELL
     trader = Trader(config, Ledger(max(cash, D("1e-12"))))
@@ -234,7 +181,7 @@ def test_a_short_holds_its_proceeds_and_margin_out_of_free_cash() -> None:
     """Proceeds 2498.75 plus a margin of 0.5 of them: 3748.125 held, free cash 10000 less
     the margin 1249.375 and the fee 2.49875. The margin call is where buying back at 200 bps
     of slippage and the fee would cost all of it: 3748.125 / (25 * 1.02 * 1.001)."""
-    trader = make_trader()
+    trader = make_trader(SHORTS_CONFIG)
     short_entry(trader)
     position = trader.ledger.positions[BTC]
     assert (position.entry_price, position.stop_price) == (D("99.95"), D("103.95"))
@@ -251,7 +198,7 @@ def test_a_short_that_gaps_beyond_everything_is_a_deficit_and_a_halt_not_a_crash
     account_deficit breaker halts trading and the next BUY is refused. Before, the ledger
     raised ``FatalError`` and the stored candle crashed every restart again.
     """
-    trader = make_trader()
+    trader = make_trader(SHORTS_CONFIG)
     short_entry(trader)
     bar = candle(1, "1000 1010 990 1000")
     result = step(trader, 1, [market(bar)], [signal(bar)])
@@ -290,7 +237,7 @@ def test_a_short_gapping_past_its_margin_call_is_force_closed_at_the_open() -> N
 
     The loss (25 * 50.125 + fees) exceeds the margin but not the cash: no deficit.
     """
-    trader = make_trader()
+    trader = make_trader(SHORTS_CONFIG)
     short_entry(trader)
     bar = candle(1, "150 151 149 150")
     result = step(trader, 1, [market(bar)])
@@ -308,7 +255,7 @@ def test_a_short_gapping_past_its_margin_call_is_force_closed_at_the_open() -> N
 
 def test_a_short_gapping_between_its_stop_and_margin_call_is_a_stop_loss() -> None:
     """Open 120 is through the stop 103.95 but inside the margin call: a stop-loss gap."""
-    trader = make_trader()
+    trader = make_trader(SHORTS_CONFIG)
     short_entry(trader)
     (trade,) = step(trader, 1, [market(candle(1, "120 121 119 120"))]).trades
     assert (trade.exit_reason, trade.exit_fill_model) == (
@@ -320,7 +267,9 @@ def test_a_short_gapping_between_its_stop_and_margin_call_is_a_stop_loss() -> No
 def test_a_short_whose_stop_lies_beyond_its_margin_call_is_refused() -> None:
     """A margin of 0.05 puts the margin call at 99.95 * 1.05 / (1.02 * 1.001) = 102.787,
     inside the stop 103.95: rule short_margin, nothing filled."""
-    trader = make_trader(limits=replace(CONFIG.limits, short_margin=D("0.05")))
+    trader = make_trader(
+        SHORTS_CONFIG, limits=replace(SHORTS_CONFIG.limits, short_margin=D("0.05"))
+    )
     result = short_entry(trader)
     (decision,) = result.decisions
     assert (decision.action, decision.rule) == (Action.REJECTED, "short_margin")
@@ -330,247 +279,12 @@ def test_a_short_whose_stop_lies_beyond_its_margin_call_is_refused() -> None:
     assert result.fills == []
 
 
-# levels from the fill, and the cost edge
-
-
-def test_levels_are_placed_from_the_fill_price() -> None:
-    """Filled at 100.05: stop 96.05, target 108.05 (not 96 and 108 from the close 100)."""
-    trader = make_trader()
-    bar = candle(0, "100 101 99 100")
-    step(trader, 0, [market(bar)], [signal(bar)])
-    position = trader.ledger.positions[BTC]
-    assert (position.entry_price, position.stop_price, position.take_profit_price) == (
-        D("100.05"),
-        D("96.05"),
-        D("108.05"),
-    )
-    assert position.risk_per_unit == D(4)
-
-
-ETH_CLOSE = "1873.00"
-ETH_FILLS = FillConfig(fee_rate=D("0.001"), slippage_bps=D("7.5"), impact_bps=D(0))
-
-
-def test_an_entry_whose_target_cannot_pay_its_costs_is_refused_with_the_numbers() -> None:
-    """The real ETH trade: close 1873.00, filled 7.5 bps higher at 1874.40475, ATR 0.3075.
-
-    Its target from the close (1874.23) lay below the fill: a take-profit that lost money.
-    From the fill the target is 1874.40475 + 4 * 0.3075 = 1875.63475, 1.23 away, while the
-    round trip costs 1.40475 + 1.87440475 + 1.87563475 + 1.40672606 = 6.56151556 per unit.
-    """
-    trader = make_trader(fills=ETH_FILLS)
-    bar = candle(0, f"1873.2 1873.5 1872.8 {ETH_CLOSE}", symbol=ETH)
-    result = step(trader, 0, [market(bar, "0.3075")], [signal(bar)])
-    (decision,) = result.decisions
-    assert (decision.action, decision.rule) == (Action.REJECTED, "cost_edge")
-    assert decision.detail == (
-        "target distance 1.23 (target 1875.63475 from the fill 1874.40475) does not exceed "
-        "2 x the round trip's costs of 6.561516 per unit = 13.123031 (entry slippage 1.40475, "
-        "entry fee 1.874405, exit fee 1.875635, exit slippage 1.406726)"
-    )
-    assert result.fills == []
-
-
-def test_with_the_cost_edge_off_a_take_profit_still_earns_its_distance() -> None:
-    """With the rule off the same entry is taken; its target lies above the fill."""
-    trader = make_trader(fills=ETH_FILLS, limits=replace(CONFIG.limits, min_edge_cost_multiple=0.0))
-    bar = candle(0, f"1873.2 1873.5 1872.8 {ETH_CLOSE}", symbol=ETH)
-    step(trader, 0, [market(bar, "0.3075")], [signal(bar)])
-    position = trader.ledger.positions[ETH]
-    assert position.take_profit_price == D("1875.63475")
-    (trade,) = step(trader, 1, [market(candle(1, "1874.5 1876 1874.3 1875", symbol=ETH))]).trades
-    assert trade.exit_reason is ExitReason.TAKE_PROFIT
-    assert trade.gross_pnl > 0
-
-
-def quiet_candles(seed: int, count: int, *, lively: bool = False) -> list[Candle]:
-    """Return ``count`` quiet, real-like 1m BTC candles: a random walk of ~1 bp a minute
-    around 30,000, ranges of a few bps, 20 to 200 BTC a minute. ``lively`` makes every other
-    stretch of 100 minutes fifteen times as volatile."""
-    rng = random.Random(seed)
-    close, out = 30_000.0, []
-    for minute in range(count):
-        sigma = 0.0015 if lively and (minute // 100) % 2 else 0.0001
-        open_ = close
-        close = open_ * (1 + rng.gauss(0, sigma))
-        high = max(open_, close) * (1 + abs(rng.gauss(0, sigma / 2)))
-        low = min(open_, close) * (1 - abs(rng.gauss(0, sigma / 2)))
-        out.append(
-            Candle(
-                venue=Venue.BINANCE,
-                symbol=BTC,
-                interval=Interval.M1,
-                open_time_ms=T0 + minute * MINUTE,
-                open=D(f"{open_:.2f}"),
-                high=D(f"{high:.2f}"),
-                low=D(f"{low:.2f}"),
-                close=D(f"{close:.2f}"),
-                volume=D(f"{rng.uniform(20, 200):.4f}"),
-            )
-        )
-    return out
-
-
-def wilder_atr(candles: Sequence[Candle], period: int = 14) -> list[Decimal | None]:
-    """Return the ATR(14) after each candle (None until warm), as the features compute it."""
-    atr: float | None = None
-    out: list[Decimal | None] = []
-    previous: float | None = None
-    for i, bar in enumerate(candles):
-        high, low = float(bar.high), float(bar.low)
-        true_range = high - low
-        if previous is not None:
-            true_range = max(true_range, abs(high - previous), abs(low - previous))
-        previous = float(bar.close)
-        atr = true_range if atr is None else (atr * (period - 1) + true_range) / period
-        out.append(D(repr(atr)) if i >= period else None)
-    return out
-
-
-QUIET_CONFIG = TraderConfig(
-    breakers=BreakerConfig(min_time_between_trades_ms=0, stop_loss_cooldown_ms=0),
-    limits=LimitsConfig(),
-    sizing=SizingConfig(),
-    exits=ExitConfig(),
-    fills=FillConfig(),  # Binance: 0.1 % fee, 5 bps + 10 bps per 1 % of the volume
-)
-
-
-def run_quiet(seed: int) -> tuple[list[ClosedTrade], list[tuple[str | None, str]]]:
-    """Buy on every candle of a quiet walk; return the trades and the decisions' rules."""
-    candles = quiet_candles(seed, 600)
-    trader = Trader(QUIET_CONFIG, Ledger(CASH))
-    trades: list[ClosedTrade] = []
-    rules: list[tuple[str | None, str]] = []
-    for bar, atr in zip(candles, wilder_atr(candles), strict=True):
-        inputs = [MarketInput(candle=bar, atr=atr, atr_pct=None)]
-        result = trader.on_instant(bar.open_time_ms, inputs, {BTC: signal(bar)})
-        trades.extend(result.trades)
-        rules.extend((d.rule, d.detail) for d in result.decisions)
-    return trades, rules
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_quiet_candles_give_no_take_profit_that_loses_before_fees(seed: int) -> None:
-    """Ten hours of quiet 1m candles, a BUY on each: no take-profit exit has a negative gross
-    PnL, and the entries whose target could not pay the round trip are refused as cost_edge."""
-    trades, rules = run_quiet(seed)
-    assert all(t.gross_pnl > 0 for t in trades if t.exit_reason is ExitReason.TAKE_PROFIT)
-    refused = [detail for rule, detail in rules if rule == "cost_edge"]
-    assert refused
-    assert all(" does not exceed 2 x the round trip's costs of " in d for d in refused)
-
-
-def test_the_cost_edge_lets_through_only_entries_that_can_pay_their_costs() -> None:
-    """Quiet stretches and lively ones: the positions opened (on the lively ones) have targets
-    more than twice their round trip's costs away from the fill."""
-    candles = quiet_candles(4, 600, lively=True)
-    trader = Trader(QUIET_CONFIG, Ledger(CASH))
-    fee, checked = QUIET_CONFIG.fills.fee_rate, 0
-    for bar, atr in zip(candles, wilder_atr(candles), strict=True):
-        inputs = [MarketInput(candle=bar, atr=atr, atr_pct=None)]
-        result = trader.on_instant(bar.open_time_ms, inputs, {BTC: signal(bar)})
-        for fill in result.fills:
-            if fill.reason != "entry":
-                continue
-            position = result.positions[BTC]
-            target = position.take_profit_price
-            assert target is not None
-            costs = (
-                (fill.price - bar.close)
-                + fill.price * fee
-                + target * fee
-                + target * fill.slippage_bps / 10_000
-            )
-            assert target - fill.price > 2 * costs
-            checked += 1
-    assert checked > 0
-
-
-# the stop-loss cooldown after a losing trailing stop
-
-
-def test_a_losing_trailing_stop_starts_the_stop_loss_cooldown() -> None:
-    """The trail arms at 0.5R (2 above the fill 100.05) and sits 3 behind the best 102.2, at
-    99.2, below the fill: it exits at 99.1504, a loss, and the symbol cools down."""
-    trader = make_trader(
-        breakers=replace(CONFIG.breakers, stop_loss_cooldown_ms=30 * MINUTE),
-        exits=replace(CONFIG.exits, trailing_activation_r=0.5, trailing_atr_multiplier=1.5),
-    )
-    bar = candle(0, "100 101 99 100")
-    step(trader, 0, [market(bar)], [signal(bar)])
-    armed = step(trader, 1, [market(candle(1, "100.1 102.2 100 102"))])
-    assert armed.positions[BTC].trailing_stop_price == D("99.2")
-    bar = candle(2, "101 101.5 99 99.5")
-    result = step(trader, 2, [market(bar)], [signal(bar)])
-    (trade,) = result.trades
-    assert (trade.exit_reason, trade.exit_price) == (ExitReason.TRAILING_STOP, D("99.1504"))
-    assert trade.net_pnl < 0
-    assert [(t.breaker, t.tripped, t.symbol) for t in result.transitions] == [
-        ("stop_loss_cooldown", True, BTC)
-    ]
-    assert [(d.action, d.rule) for d in result.decisions] == [
-        (Action.REJECTED, "stop_loss_cooldown")
-    ]
-
-
-# a manual close on the entry candle
-
-
-def test_a_manual_close_on_the_entry_candle_is_queued_to_the_next_close() -> None:
-    """Queued at the entry candle; the next candle's close sells at 101 * 0.9995 = 100.9495,
-    after that candle's protective exits; the queue survives a restart."""
-    trader = make_trader()
-    bar = candle(0, "100 101 99 100")
-    step(trader, 0, [market(bar)], [signal(bar)])
-    assert trader.is_on_entry_candle(BTC)
-    assert trader.queue_close(BTC, T0)
-    assert not trader.queue_close(BTC, T0)
-    copy = restart(trader)
-    assert copy.pending_closes == {BTC: T0}
-    (trade,) = step(copy, 1, [market(candle(1, "100 101.5 99.5 101"))]).trades
-    assert (trade.exit_reason, trade.exit_fill_model, trade.exit_price) == (
-        ExitReason.MANUAL,
-        FillModel.MARKET_CLOSE,
-        D("100.9495"),
-    )
-    assert (trade.opened_candle_ms, trade.closed_candle_ms) == (T0, T0 + MINUTE)
-    assert copy.pending_closes == {}
-
-
-def test_a_queued_close_gives_way_to_a_stop_in_the_same_candle() -> None:
-    """The next candle touches the stop 96.05 first: a stop-loss, and the queue is emptied."""
-    trader = make_trader()
-    bar = candle(0, "100 101 99 100")
-    step(trader, 0, [market(bar)], [signal(bar)])
-    trader.queue_close(BTC, T0)
-    (trade,) = step(trader, 1, [market(candle(1, "99 99.5 95.5 97"))]).trades
-    assert trade.exit_reason is ExitReason.STOP_LOSS
-    assert trader.pending_closes == {}
-
-
-def test_a_state_written_before_the_queue_existed_restores_without_one() -> None:
-    """An old state_json without pending_closes gives an empty queue."""
-    trader = make_trader()
-    state = json.loads(trader.state_json())
-    del state["pending_closes"]
-    assert Trader(CONFIG, Ledger(CASH), state=state).pending_closes == {}
-
-
 # any path, any gap: never a crash, the books always balance
+
 
 SYMBOLS = (BTC, ETH)
 CENT = D("0.01")
 GAPS = [D("0.001"), D("0.05"), D("0.5"), D(2), D(10), D(100)]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Instant:
-    """One decision instant of the random walk: its minute, markets and signals."""
-
-    minute: int
-    markets: tuple[MarketInput, ...]
-    signals: tuple[Signal, ...]
 
 
 def bps(value: Decimal, points: int) -> Decimal:
@@ -579,27 +293,16 @@ def bps(value: Decimal, points: int) -> Decimal:
 
 
 @st.composite
-def gap_bar(draw: DrawFn, symbol: str, minute: int, previous: Decimal) -> MarketInput:
+def gap_bar(draw: DrawFn, symbol: str, previous: Decimal, minute: int) -> MarketInput:
     """Draw the next candle of a walk from ``previous``; one in six gaps by up to 100x."""
     start = previous
     if draw(st.integers(0, 5)) == 0:
         start = bps(previous * draw(st.sampled_from(GAPS)), 0)
-    open_ = bps(start, draw(st.integers(-100, 100)))
-    close = bps(open_, draw(st.integers(-300, 300)))
-    high = bps(max(open_, close), draw(st.integers(0, 200)))
-    low = bps(min(open_, close), -draw(st.integers(0, 200)))
+    open_, high, low, close = walk_prices(draw, start, bps)
     atr_bps = draw(st.integers(20, 800))
-    bar = Candle(
-        venue=Venue.BINANCE,
-        symbol=symbol,
-        interval=Interval.M1,
-        open_time_ms=T0 + minute * MINUTE,
-        open=open_,
-        high=max(high, open_, close),
-        low=min(low, open_, close),
-        close=close,
-        volume=D(draw(st.sampled_from([0, 1, 50, 5_000]))),
-    )
+    high, low = max(high, open_, close), min(low, open_, close)
+    volume = D(draw(st.sampled_from([0, 1, 50, 5_000])))
+    bar = candle_of(T0 + minute * MINUTE, open_, high, low, close, volume, symbol=symbol)
     atr = max((close * atr_bps / 10_000).quantize(D("0.0001")), D("0.0001"))
     return MarketInput(candle=bar, atr=atr, atr_pct=atr_bps / 100)
 
@@ -644,13 +347,8 @@ def gap_walks(draw: DrawFn) -> tuple[TraderConfig, list[Instant]]:
     for _ in range(draw(st.integers(1, 30))):
         minute += draw(st.integers(1, 2))
         present = draw(st.sampled_from([SYMBOLS, SYMBOLS, (BTC,), (ETH,)]))
-        markets, signals = [], []
-        for symbol in present:
-            bar = draw(gap_bar(symbol, minute, closes[symbol]))
-            closes[symbol] = bar.candle.close
-            markets.append(bar)
-            strength = draw(st.sampled_from(Strength))
-            signals.append(signal(bar.candle, strength, draw(st.sampled_from([0.3, 0.9]))))
+        bars = functools.partial(gap_bar, minute=minute)
+        markets, signals = walk_markets(draw, present, closes, bars, [0.3, 0.9])
         instants.append(Instant(minute=minute, markets=tuple(markets), signals=tuple(signals)))
     return config, instants
 
