@@ -30,6 +30,7 @@ from paper_trader.settings import Settings
 from paper_trader.trading.values import TraderConfig
 
 if TYPE_CHECKING:  # the prediction stack loads only where it runs
+    from paper_trader.prediction.dataset import LabelRule
     from paper_trader.prediction.lifecycle import LifecycleConfig
     from paper_trader.prediction.monitor import MonitorConfig
     from paper_trader.prediction.predictor import PredictorConfig
@@ -224,6 +225,17 @@ def predictor_config(settings: Settings) -> "PredictorConfig":
             min_resolved=min(30, settings.ensemble_window),
             floor=settings.ensemble_weight_floor,
         ),
+    )
+
+
+def label_rule(settings: Settings) -> "LabelRule":
+    """Return the label rule the settings define: horizon, fee and slippage."""
+    from paper_trader.prediction.dataset import LabelRule  # noqa: PLC0415
+
+    return LabelRule(
+        horizon=settings.prediction_horizon,
+        fee_rate=settings.taker_fee,
+        slippage_bps=settings.slippage_bps,
     )
 
 

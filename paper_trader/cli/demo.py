@@ -150,7 +150,8 @@ def ensure_bootstrap_model(settings: Settings, seed: int) -> None:
     if (settings.models_dir / "current").is_file():
         return
     # scikit-learn and XGBoost load only when there is something to train.
-    from paper_trader.cli.train import TrainRequest, label_rule, train_and_publish  # noqa: PLC0415
+    from paper_trader.app.configs import label_rule  # noqa: PLC0415
+    from paper_trader.cli.train import TrainRequest, train_and_publish  # noqa: PLC0415
     from paper_trader.prediction.models import ModelConfig  # noqa: PLC0415
 
     settings.models_dir.mkdir(parents=True, exist_ok=True)

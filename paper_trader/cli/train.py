@@ -23,6 +23,7 @@ from typing import Any, TextIO
 import numpy as np
 import numpy.typing as npt
 
+from paper_trader.app.configs import label_rule
 from paper_trader.cli.command import console_logging, symbol_argument
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import ConfigError, DataIntegrityError
@@ -127,15 +128,6 @@ def _train_request(settings: Settings, args: argparse.Namespace) -> TrainRequest
         keep=settings.model_keep_versions,
         challenge=args.promote_if_better,
         force=args.force,
-    )
-
-
-def label_rule(settings: Settings) -> LabelRule:
-    """Return the label rule the settings define: horizon, fee and slippage."""
-    return LabelRule(
-        horizon=settings.prediction_horizon,
-        fee_rate=settings.taker_fee,
-        slippage_bps=settings.slippage_bps,
     )
 
 
