@@ -1,15 +1,21 @@
 """Fan-out of events to their consumers (notifier outbox, status feed, …).
 
 Publishing never waits: each subscriber has its own bounded drop-oldest channel, so a slow
-consumer loses its oldest events (counted) and never slows the publisher.
+consumer loses its oldest events (counted) and never slows the publisher. The recorder says
+so: a log line and its health.
 """
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from typing import Protocol
 
-from paper_trader.domain import Event
+from paper_trader.domain import ComponentHealth, Event, EventKind, HealthStatus
+from paper_trader.domain.notifications import LEDGER_KINDS
 from paper_trader.runtime.channel import ChannelClosed, DropOldestChannel
+from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import Readiness
+
+_log = get_logger("event_recorder")
+_DEGRADED_FILL = 0.8
 
 
 class EventSink(Protocol):
@@ -47,15 +53,34 @@ class EventBus:
 
 
 class EventRecorder:
-    """A service that hands every event from a subscription to ``record`` (e.g. the outbox)."""
+    """A service that hands every event from a subscription to ``record`` (e.g. the outbox).
+
+    Events of the ``skip`` kinds are left out: by default the trading stage's
+    (``LEDGER_KINDS``), which it writes to the outbox in its ledger transaction itself. The
+    subscription drops its oldest events when ``record`` falls behind: each drop is counted
+    in ``dropped``, logged (``events_dropped``, at 1, 2, 4, 8, … drops) and reported by
+    ``health``.
+    """
 
     name = "event_recorder"
 
     def __init__(
-        self, events: DropOldestChannel[Event], record: Callable[[Event], Awaitable[None]]
+        self,
+        events: DropOldestChannel[Event],
+        record: Callable[[Event], Awaitable[None]],
+        *,
+        skip: Collection[EventKind] = LEDGER_KINDS,
     ) -> None:
         self._events = events
         self._record = record
+        self._skip = frozenset(skip)
+        self._logged_drops = 0
+        self.recorded = 0
+
+    @property
+    def dropped(self) -> int:
+        """Return how many events the subscription dropped before they were recorded."""
+        return self._events.dropped
 
     async def run(self, ready: Readiness) -> None:
         """Record events until the subscription closes."""
@@ -65,4 +90,26 @@ class EventRecorder:
                 event = await self._events.get()
             except ChannelClosed:
                 return
+            self._say_drops()
+            if event.kind in self._skip:
+                continue
             await self._record(event)
+            self.recorded += 1
+
+    def health(self) -> ComponentHealth:
+        """Return DEGRADED while the queue is over 80 % full; the drops so far in the detail."""
+        queued, capacity = len(self._events), self._events.capacity
+        status = HealthStatus.DEGRADED if queued > _DEGRADED_FILL * capacity else HealthStatus.OK
+        detail = f"{queued}/{capacity} queued, {self.dropped} dropped"
+        return ComponentHealth(component=self.name, status=status, detail=detail)
+
+    def _say_drops(self) -> None:
+        dropped = self._events.dropped
+        if dropped > self._logged_drops and dropped >= 2 * self._logged_drops:
+            _log.warning(
+                "events_dropped",
+                dropped=dropped,
+                capacity=self._events.capacity,
+                detail="the outbox fell behind; the oldest queued events were not recorded",
+            )
+            self._logged_drops = dropped

@@ -6,6 +6,9 @@ decisions, the equity snapshots and the trading state row) is applied in ONE tra
 when money moved or a breaker changed, FAST otherwise. ``positions`` are the positions held
 at the end of the batch that changed in it, ``closed`` every symbol whose position closed in
 it (deleted first, so a position closed and opened again in one batch is written anew).
+``notices`` are the events that tell of it (trades opened and closed, breaker transitions):
+they enter the notification outbox in the same transaction, so a crash can never keep the
+ledger change and lose its notification, nor the other way round.
 """
 
 from dataclasses import dataclass
@@ -13,6 +16,7 @@ from decimal import Decimal
 
 import aiosqlite
 
+from paper_trader.domain import Event
 from paper_trader.domain.trading import (
     BreakerTransition,
     ClosedTrade,
@@ -22,6 +26,7 @@ from paper_trader.domain.trading import (
     Position,
 )
 from paper_trader.storage.ops import decimal_text
+from paper_trader.storage.outbox import insert_outbox
 from paper_trader.storage.writer import Durability
 
 
@@ -53,11 +58,13 @@ class RecordInstant:
     transitions: tuple[BreakerTransition, ...] = ()
     decisions: tuple[Decision, ...] = ()
     snapshots: tuple[EquitySnapshot, ...] = ()
+    notices: tuple[Event, ...] = ()
 
     @property
     def durability(self) -> Durability:
-        """Return LEDGER when a fill or a breaker transition is in it, else FAST."""
-        return Durability.LEDGER if self.fills or self.transitions else Durability.FAST
+        """Return LEDGER when a fill, a breaker transition or a notice is in it, else FAST."""
+        ledger = self.fills or self.transitions or self.notices
+        return Durability.LEDGER if ledger else Durability.FAST
 
     async def apply(self, conn: aiosqlite.Connection) -> None:
         """Write every part; closed positions are removed before positions are upserted."""
@@ -79,6 +86,8 @@ class RecordInstant:
             await conn.executemany(_UPSERT_DECISION, [_decision_row(d) for d in self.decisions])
         if self.snapshots:
             await conn.executemany(_UPSERT_SNAPSHOT, [_snapshot_row(s) for s in self.snapshots])
+        for event in self.notices:
+            await insert_outbox(conn, event)
         s = self.state
         await conn.execute(_UPSERT_STATE, (s.cash, s.next_fill_id, s.last_candle_ms, s.state_json))
         if s.volatility_json is not None:

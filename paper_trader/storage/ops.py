@@ -13,7 +13,7 @@ import aiosqlite
 
 from paper_trader.domain import Candle, Event, Gap, PredictionOutcome, PredictionRow
 from paper_trader.errors import FatalError
-from paper_trader.storage.deviations import DEVIATION_KINDS, data_json, insert_deviation
+from paper_trader.storage.outbox import insert_outbox
 from paper_trader.storage.writer import Durability, apply_transaction
 
 _UPSERT_CANDLE = """
@@ -149,24 +149,9 @@ class AppendOutbox:
         return Durability.LEDGER
 
     async def apply(self, conn: aiosqlite.Connection) -> None:
-        """Insert the event, its data as JSON with sorted keys; a deviation from replay parity
-        also goes into ``deviations``."""
-        event = self.event
-        if event.kind in DEVIATION_KINDS:
-            await insert_deviation(conn, event)
-        await conn.execute(
-            "INSERT INTO notification_outbox "
-            "(created_at_ms, kind, severity, source, message, data_json) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            (
-                event.at_ms,
-                event.kind.value,
-                event.severity.value,
-                event.source,
-                event.message,
-                data_json(event),
-            ),
-        )
+        """Insert the event with its category and priority, its data as JSON with sorted keys;
+        a deviation from replay parity also goes into ``deviations``."""
+        await insert_outbox(conn, self.event)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -329,6 +329,59 @@ CREATE TABLE deviations (
 ) STRICT;
 """
 
+# The notifier's side of the outbox. Each row gets its category and priority (served by
+# priority, then age); ``notification_deliveries`` holds one row per channel it goes to
+# (``telegram:<chat id>``, ``webhook``): pending → sent (Telegram's message ids, the time, and
+# whether it was folded into a digest or a repeat count) or failed (the reason), with the next
+# attempt's time after a refusal, how many parts of a long message are already delivered and
+# whether an attempt may have arrived although it timed out. The outbox row's own ``status``
+# is 'sent' once no delivery is pending and one was sent. Rows queued before this version get
+# the category and priority of their kind.
+_NOTIFIER = """
+ALTER TABLE notification_outbox ADD COLUMN category TEXT NOT NULL DEFAULT 'lifecycle';
+ALTER TABLE notification_outbox ADD COLUMN priority TEXT NOT NULL DEFAULT 'normal';
+
+UPDATE notification_outbox SET category = CASE
+    WHEN kind IN ('trade_opened', 'trade_closed') THEN 'trade'
+    WHEN kind IN ('breaker_tripped', 'breaker_reset', 'prediction_breaker') THEN 'breaker'
+    WHEN kind IN ('service_restarted', 'service_crash_loop', 'service_failed',
+                  'feed_reconnect_storm', 'model_unavailable', 'prediction_timeout') THEN 'error'
+    WHEN kind IN ('service_recovered', 'feed_recovered') THEN 'health'
+    WHEN kind IN ('model_retrained', 'model_drift') THEN 'drift'
+    WHEN kind IN ('data_gap', 'symbol_not_tradable', 'symbol_tradable', 'series_stalled',
+                  'candle_late') THEN 'data'
+    ELSE 'lifecycle'
+END, priority = CASE
+    WHEN severity = 'critical' OR kind IN ('service_crash_loop', 'service_failed')
+        THEN 'critical'
+    WHEN kind IN ('trade_opened', 'trade_closed', 'breaker_tripped', 'prediction_breaker',
+                  'daemon_stopping', 'feed_reconnect_storm', 'symbol_not_tradable',
+                  'model_unavailable', 'model_drift') THEN 'high'
+    WHEN kind IN ('service_recovered', 'model_loaded', 'candle_late') THEN 'low'
+    ELSE 'normal'
+END;
+
+CREATE INDEX notification_outbox_created ON notification_outbox (status, created_at_ms);
+
+CREATE TABLE notification_deliveries (
+    outbox_id INTEGER NOT NULL REFERENCES notification_outbox (id) ON DELETE CASCADE,
+    channel TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'sent', 'failed')),
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at_ms INTEGER NOT NULL DEFAULT 0,
+    parts_sent INTEGER NOT NULL DEFAULT 0,
+    message_ids TEXT NOT NULL DEFAULT '',
+    possible_repeat INTEGER NOT NULL DEFAULT 0,
+    folded INTEGER NOT NULL DEFAULT 0,
+    sent_at_ms INTEGER,
+    last_error TEXT,
+    failed_reason TEXT,
+    PRIMARY KEY (outbox_id, channel)
+) STRICT, WITHOUT ROWID;
+
+CREATE INDEX notification_deliveries_status ON notification_deliveries (channel, status);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="create the initial schema", sql=_INITIAL_SCHEMA),
     Migration(version=2, description="record candle gaps that cannot be filled", sql=_GAPS),
@@ -337,6 +390,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=5, description="short collateral and margin calls", sql=_SHORT_COLLATERAL),
     Migration(
         version=6, description="record how a live run may differ from a replay", sql=_DEVIATIONS
+    ),
+    Migration(
+        version=7, description="notification categories, priorities and deliveries", sql=_NOTIFIER
     ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

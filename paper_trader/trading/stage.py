@@ -1,8 +1,10 @@
 """The decision task's trading step: run the ``Trader``, commit, then tell.
 
-Each decision instant's changes go to SQLite as one ``RecordInstant``; only after the last
-instant of a batch has committed are the trades and breaker transitions logged, published as
-events and handed to the trade files (durable before visible). Commands (pause, resume, close,
+Each decision instant's changes go to SQLite as one ``RecordInstant``, together with the
+notification outbox rows of the trades and breaker transitions they made (one transaction:
+never a trade without its notification, nor the other way round); only after the last instant
+of a batch has committed are they logged, published as events and handed to the trade files
+(durable before visible). Commands (pause, resume, close,
 emergency stop) take the same lock as a batch, so they never interleave with one.
 
 At start the ledger is restored (cash, positions, breakers, recent trades, last closes); any
@@ -20,7 +22,7 @@ from decimal import Decimal
 from typing import TypeVar
 
 from paper_trader.broker.ledger import Ledger
-from paper_trader.domain import Candle, ComponentHealth, HealthStatus, Signal
+from paper_trader.domain import Candle, ComponentHealth, Event, HealthStatus, Signal
 from paper_trader.domain.trading import Action, ClosedTrade, EquitySnapshot, Position
 from paper_trader.features.engine import FeatureRow
 from paper_trader.features.stage import ClosedCandle
@@ -165,8 +167,8 @@ class TradingStage:
                 result = self.trader.on_instant(time_ms, markets, instant_signals)
                 if result.snapshot is not None:  # None: every candle was handled before
                     results.append(result)
-            await self._persist(results)
-        self._report(results)
+            notices = await self._persist(results)
+        self._report(results, notices)
 
     async def save(self) -> None:
         """Commit the full state, volatility windows included (at a stop)."""
@@ -186,8 +188,8 @@ class TradingStage:
             result = InstantResult(candle_time_ms=at)
             answer = command(self.trader, result)
             result.snapshot = self.trader.snapshot(at) if result.fills else None
-            await self._persist([result])
-        self._report([result])
+            notices = await self._persist([result])
+        self._report([result], notices)
         return answer, result
 
     def health(self) -> ComponentHealth:
@@ -222,15 +224,25 @@ class TradingStage:
             exit_only=candle.symbol in self._view.exit_only,
         )
 
-    async def _persist(self, results: list[InstantResult]) -> None:
-        """Commit what the instants changed in one transaction, and wait for it.
+    async def _persist(self, results: list[InstantResult]) -> tuple[Event, ...]:
+        """Commit what the instants changed and the events telling of it in one transaction,
+        wait for it, and return those events.
 
         Every instant is written: at least its equity snapshot and the last candle handled.
         """
-        if results:
-            await self._commit(self._op(results))
+        if not results:
+            return ()
+        notices = _notices(results, self._now_ms())
+        await self._commit(self._op(results, notices=notices))
+        return notices
 
-    def _op(self, results: list[InstantResult], *, windows: bool = False) -> RecordInstant:
+    def _op(
+        self,
+        results: list[InstantResult],
+        *,
+        windows: bool = False,
+        notices: tuple[Event, ...] = (),
+    ) -> RecordInstant:
         """Return one write for the instants: the positions as they stand at the end."""
         ledger = self.trader.ledger
         self._since_windows += len(results)
@@ -256,11 +268,13 @@ class TradingStage:
             transitions=tuple(t for r in results for t in r.transitions),
             decisions=tuple(d for r in results for d in r.decisions),
             snapshots=tuple(r.snapshot for r in results if r.snapshot is not None),
+            notices=notices,
         )
 
-    def _report(self, results: list[InstantResult]) -> None:
-        """Tell people, after the commit: logs, events, trade files."""
-        now = self._now_ms()
+    def _report(self, results: list[InstantResult], notices: Sequence[Event]) -> None:
+        """Tell people, after the commit: logs, events (already in the outbox), trade files."""
+        for event in notices:
+            self._events.publish(event)
         for result in results:
             for decision in result.decisions:
                 self._count(decision.action)
@@ -268,11 +282,9 @@ class TradingStage:
                 if fill.reason == "entry":  # the instant's positions: those it opened or moved
                     position = result.positions.get(fill.symbol)
                     log.info("trade_opened", **fill_fields(fill), stop=_stop_text(position))
-                    self._events.publish(trade_opened_event(fill, position, now))
             for trade in result.trades:
                 name = "trade_closed_recovered" if trade.recovered else "trade_closed"
                 log.info(name, **trade_fields(trade))
-                self._events.publish(trade_closed_event(trade, now))
                 if self._on_closed is not None and result.snapshot is not None:
                     self._on_closed(trade, result.snapshot)
             for fault in result.faults:
@@ -280,7 +292,6 @@ class TradingStage:
             for transition in result.transitions:
                 name = "breaker_tripped" if transition.tripped else "breaker_reset"
                 log.warning(name, **transition_fields(transition))
-                self._events.publish(breaker_event(transition, now))
             if self._on_snapshot is not None and result.snapshot is not None:
                 self._on_snapshot(result.snapshot)
         skipped = sum(1 for r in results for d in r.decisions if d.action is Action.SKIPPED)
@@ -310,6 +321,20 @@ class TradingStage:
             candle=f"o={candle.open} h={candle.high} l={candle.low} c={candle.close} "
             f"v={candle.volume}",
         )
+
+
+def _notices(results: Sequence[InstantResult], now_ms: int) -> tuple[Event, ...]:
+    """Return the events telling of the instants' entries, closed trades and breaker changes,
+    in the order they happened."""
+    notices: list[Event] = []
+    for result in results:
+        for fill in result.fills:
+            if fill.reason == "entry":  # the instant's positions: those it opened or moved
+                position = result.positions.get(fill.symbol)
+                notices.append(trade_opened_event(fill, position, now_ms))
+        notices.extend(trade_closed_event(trade, now_ms) for trade in result.trades)
+        notices.extend(breaker_event(t, now_ms) for t in result.transitions)
+    return tuple(notices)
 
 
 def _atr(row: FeatureRow | None, columns: tuple[int, int]) -> tuple[Decimal | None, float | None]:
