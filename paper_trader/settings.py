@@ -33,6 +33,7 @@ from paper_trader.errors import ConfigError
 
 _WS_URL = re.compile(r"^wss?://[^\s/?#]+(/[^\s?#]*)?$")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+_WEBHOOK_URL = re.compile(r"^https?://[^\s/?#]+(/\S*)?$")
 # Entry-level taker fees per side, from each venue's published fee schedule.
 VENUE_TAKER_FEES = {Venue.BINANCE: 0.001, Venue.BITVAVO: 0.0025, Venue.KRAKEN: 0.004}
 # Venues where a paper short stands for something a user could really do (margin trading).
@@ -127,14 +128,24 @@ class Settings(BaseSettings):
         "a comma-separated list of numeric chat ids such as 123456789,-1001234567890", default=[]
     )
     error_notifications_per_hour: int = _expect(
-        "a whole number from 0 to 3600", default=10, ge=0, le=3600
+        "a whole number from 0 (no cap) to 3600", default=30, ge=0, le=3600
     )
     trade_notifications_per_hour: int = _expect(
-        "a whole number from 0 to 3600", default=60, ge=0, le=3600
+        "a whole number from 0 (no cap) to 3600", default=100, ge=0, le=3600
     )
     status_notifications_per_hour: int = _expect(
-        "a whole number from 0 to 3600", default=6, ge=0, le=3600
+        "a whole number from 0 (no cap) to 3600", default=10, ge=0, le=3600
     )
+    notification_late_s: float = _expect(
+        "seconds, from 1 to 86400", default=300.0, ge=1, le=86_400
+    )
+    notification_retention_days: int = _expect(
+        "a whole number of days from 1 to 3650", default=30, ge=1, le=3650
+    )
+    webhook_url: SecretStr | None = _expect(
+        "an http:// or https:// URL (a Discord webhook's, or any that takes JSON)", default=None
+    )
+    webhook_format: Literal["json", "discord"] = _expect("json or discord", default="json")
 
     # Trading and risk
     max_positions: int = _expect("a whole number from 1 to 100", default=3, ge=1, le=100)
@@ -310,12 +321,26 @@ class Settings(BaseSettings):
             return [part for part in value.replace(" ", "").split(",") if part]
         return value
 
+    @field_validator("webhook_url", mode="before")
+    @classmethod
+    def _webhook_http(cls, value: object) -> object:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str):
+            if not text.strip():
+                return None
+            if not _WEBHOOK_URL.match(text.strip()):
+                raise ValueError("not an http:// or https:// URL")
+            return text.strip()
+        return value
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_case(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", "exchange", "interval", "position_sizing", mode="before")
+    @field_validator(
+        "log_format", "exchange", "interval", "position_sizing", "webhook_format", mode="before"
+    )
     @classmethod
     def _lower_case(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
@@ -381,9 +406,10 @@ class Settings(BaseSettings):
         return getattr(self, f"{name}_ws_url"), getattr(self, f"{name}_rest_url")
 
     def secrets(self) -> tuple[str, ...]:
-        """Return the literal secret values, for the log redactor."""
-        token = self.telegram_bot_token
-        return (token.get_secret_value(),) if token and token.get_secret_value() else ()
+        """Return the literal secret values (the bot token, the webhook URL), for the log
+        redactor."""
+        found = (self.telegram_bot_token, self.webhook_url)
+        return tuple(s.get_secret_value() for s in found if s and s.get_secret_value())
 
     def effective(self) -> dict[str, str]:
         """Return every setting as ``NAME -> value`` text, secrets masked."""
@@ -433,7 +459,8 @@ def _describe(error: Any) -> str:
         return f"{name}: not a setting paper-trader knows (a typo?); .env.example lists them all"
     info = Settings.model_fields.get(field)
     expected = f" (expected {info.description})" if info and info.description else ""
-    shown = "**********" if "token" in field else repr(_shorten(error.get("input")))
+    secret = "token" in field or field == "webhook_url"
+    shown = "**********" if secret else repr(_shorten(error.get("input")))
     problem = str(error.get("msg", "invalid")).removeprefix("Value error, ")
     return f"{name}={shown}: {problem}{expected}"
 

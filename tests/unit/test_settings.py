@@ -80,6 +80,39 @@ def test_effective_settings_mask_the_token_and_hash_ignores_it(tmp_path: Path) -
     assert other.config_hash() != one.config_hash()
 
 
+def test_notification_defaults_are_the_users_guide_caps(tmp_path: Path) -> None:
+    """The caps per hour default to 30 errors, 100 trades, 10 status messages; late after 5
+    minutes, kept 30 days, no webhook."""
+    settings = load_settings_from(tmp_path, "")
+    caps = (
+        settings.error_notifications_per_hour,
+        settings.trade_notifications_per_hour,
+        settings.status_notifications_per_hour,
+    )
+    assert caps == (30, 100, 10)
+    assert settings.notification_late_s == 300
+    assert settings.notification_retention_days == 30
+    assert settings.webhook_url is None
+    assert settings.webhook_format == "json"
+
+
+def test_the_webhook_url_is_a_secret_and_must_be_http(tmp_path: Path) -> None:
+    """WEBHOOK_URL (a Discord one holds its token) is masked, redacted and never echoed."""
+    url = "https://discord.com/api/webhooks/123/very-secret-token?wait=true"
+    settings = load_settings_from(tmp_path, f"WEBHOOK_URL={url}\nWEBHOOK_FORMAT=Discord\n")
+    assert settings.webhook_url is not None
+    assert settings.webhook_url.get_secret_value() == url
+    assert settings.webhook_format == "discord"
+    assert settings.effective()["WEBHOOK_URL"] == "**********"
+    assert url in settings.secrets()
+    with pytest.raises(ConfigError) as caught:
+        load_settings_from(tmp_path, "WEBHOOK_URL=ftp://very-secret-token\n")
+    assert "WEBHOOK_URL=**********: not an http:// or https:// URL" in str(caught.value)
+    assert "very-secret" not in str(caught.value)
+    empty = load_settings_from(tmp_path, "WEBHOOK_URL=\n")
+    assert empty.webhook_url is None
+
+
 def load_settings_from(tmp_path: Path, text: str) -> Settings:
     """Load settings from ``text`` written to an env file (the environment still applies)."""
     env_file = tmp_path / "test.env"
