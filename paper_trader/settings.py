@@ -136,9 +136,7 @@ class Settings(BaseSettings):
     status_notifications_per_hour: int = _expect(
         "a whole number from 0 (no cap) to 3600", default=10, ge=0, le=3600
     )
-    notification_late_s: float = _expect(
-        "seconds, from 1 to 86400", default=300.0, ge=1, le=86_400
-    )
+    notification_late_s: float = _expect("seconds, from 1 to 86400", default=300.0, ge=1, le=86_400)
     notification_retention_days: int = _expect(
         "a whole number of days from 1 to 3650", default=30, ge=1, le=3650
     )

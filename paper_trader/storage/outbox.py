@@ -8,7 +8,8 @@ failed. The outbox row's own status follows its deliveries (``_SETTLE``).
 """
 
 import json
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -22,6 +23,7 @@ from paper_trader.domain.notifications import (
     SentNotification,
     classify,
 )
+from paper_trader.errors import TransientError
 from paper_trader.storage.deviations import DEVIATION_KINDS, data_json, insert_deviation
 from paper_trader.storage.writer import Durability
 
@@ -295,7 +297,7 @@ class PruneOutbox:
 
 async def outbox_tail(conn: aiosqlite.Connection) -> int:
     """Return the id of the newest outbox row (0 if none)."""
-    rows = list(await conn.execute_fetchall("SELECT coalesce(max(id), 0) FROM notification_outbox"))
+    rows = await _rows(conn, "SELECT coalesce(max(id), 0) FROM notification_outbox", ())
     return int(rows[0][0])
 
 
@@ -315,7 +317,7 @@ async def pending_deliveries(
     conn: aiosqlite.Connection, channel: str, *, limit: int
 ) -> list[Notification]:
     """Return up to ``limit`` pending deliveries on ``channel``, by priority, then age."""
-    rows = await conn.execute_fetchall(_PENDING, (channel, limit))
+    rows = await _rows(conn, _PENDING, (channel, limit))
     return [_notification(channel, row) for row in rows]
 
 
@@ -356,8 +358,8 @@ async def recent_deliveries(
     a repeat count (deliveries sharing their message ids) counts once."""
     seen: set[str] = set()
     sent = []
-    for category, priority, kind, source, data, at, message_ids in await conn.execute_fetchall(
-        _RECENT, (channel, since_ms)
+    for category, priority, kind, source, data, at, message_ids in await _rows(
+        conn, _RECENT, (channel, since_ms)
     ):
         if message_ids and message_ids in seen:
             continue
@@ -373,6 +375,16 @@ async def recent_deliveries(
             )
         )
     return sent
+
+
+async def _rows(
+    conn: aiosqlite.Connection, sql: str, params: Iterable[object]
+) -> list[sqlite3.Row]:
+    """Run a read; a failure is transient (the notifier is restarted, nothing is lost)."""
+    try:
+        return list(await conn.execute_fetchall(sql, tuple(params)))
+    except sqlite3.Error as exc:
+        raise TransientError(f"outbox read failed: {exc}") from exc
 
 
 def _enum(kind: type[E], value: object, default: E) -> E:
