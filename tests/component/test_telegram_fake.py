@@ -79,7 +79,8 @@ async def polling(app: Application, **kwargs: Any) -> None:
     await app.initialize()
     await app.start()
     assert app.updater is not None
-    await app.updater.start_polling(timeout=timedelta(seconds=1), **kwargs)
+    kwargs.setdefault("timeout", timedelta(seconds=1))
+    await app.updater.start_polling(**kwargs)
 
 
 async def stop(app: Application) -> None:
@@ -151,10 +152,11 @@ async def test_embedded_lifecycle_answers_a_command(tg: FakeTelegram) -> None:
     app = build(tg)
     seen: list[Update] = []
     app.add_handler(CommandHandler("status", echo(seen), filters=filters.UpdateType.MESSAGE))
-    await polling(app, drop_pending_updates=True)
+    await polling(app, drop_pending_updates=True, timeout=timedelta(seconds=20))
     message_id = tg.send_command(CHAT, CHAT, "/status BTC")
     [reply] = await tg.wait_for_messages(CHAT, 1, after=message_id)
     await stop(app)
+    await eventually(lambda: tg.in_flight == 0, timeout=1)  # the abandoned 20 s poll ended
     assert reply.text == "ok"
     assert reply.raw == "<b>ok</b>"
     assert seen[0].message is not None
@@ -435,18 +437,19 @@ async def test_down_is_connection_refused_then_back_on_the_same_port(
     assert [m.text for m in tg.delivered()] == ["back", "again"]
 
 
-async def test_going_down_ends_a_long_poll(tg: FakeTelegram, bot_app: Application) -> None:
-    """A long poll in flight when the server goes down fails at once, consuming nothing."""
-    tg.send_text(CHAT, CHAT, "kept")
-    await bot_app.bot.get_updates(timeout=0)
-    poll = asyncio.create_task(
-        bot_app.bot.get_updates(offset=tg.pending_updates[0]["update_id"] + 1, timeout=10)
-    )
-    await eventually(lambda: len(tg.calls_to("getUpdates")) == 2)
+async def test_going_down_ends_a_long_poll_at_once(tg: FakeTelegram, bot_app: Application) -> None:
+    """A long poll waiting when the server goes down fails then, not at its timeout."""
+    poll = asyncio.create_task(bot_app.bot.get_updates(timeout=30, read_timeout=1))
+    await eventually(lambda: tg.in_flight == 1)
     await tg.go_down()
     with pytest.raises(NetworkError):
-        await asyncio.wait_for(poll, 3)
+        await asyncio.wait_for(poll, 5)
+    assert tg.in_flight == 0
     await tg.come_up()
+    tg.send_text(CHAT, CHAT, "after the outage")
+    [update] = await bot_app.bot.get_updates(timeout=0)
+    assert update.message is not None
+    assert update.message.text == "after the outage"
 
 
 # -- updates from users ---------------------------------------------------------------------
