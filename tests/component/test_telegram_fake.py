@@ -5,7 +5,10 @@ checks one behaviour of Telegram's wire protocol the bot and notifier rely on.
 """
 
 import asyncio
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from typing import Any
@@ -13,7 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import eventually
-from fakes.telegram_server import ALL, FakeTelegram, parse_text
+from fakes.telegram_server import ALL, FakeTelegram, fake_telegram_thread, parse_text
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import (
@@ -498,3 +501,30 @@ async def test_edited_message_and_callback_query_reach_handlers(tg: FakeTelegram
     assert tg.answered_callbacks[query_id]["text"] == "done"
     with pytest.raises(LookupError):
         tg.press_button(GROUP, 7, reply.message_id, "cancel")
+
+
+def test_threaded_fake_serves_a_synchronous_test() -> None:
+    """In its own thread the fake serves another loop or process; its API works synchronously."""
+    with fake_telegram_thread(username="other_bot") as tg:
+        root = f"{tg.base_url}{tg.token}"
+
+        def post(method: str, **params: object) -> dict[str, Any]:
+            body = json.dumps(params).encode()
+            request = urllib.request.Request(
+                f"{root}/{method}", body, {"Content-Type": "application/json"}
+            )
+            with urllib.request.urlopen(request, timeout=5) as answer:
+                return json.loads(answer.read())  # type: ignore[no-any-return]
+
+        assert post("getMe")["result"]["username"] == "other_bot"
+        tg.send_command(CHAT, CHAT, "/status")
+        [update] = post("getUpdates", timeout=1)["result"]
+        assert update["message"]["entities"][0]["type"] == "bot_command"
+        post("sendMessage", chat_id=CHAT, text="<b>up</b>", parse_mode="HTML")
+        [reply] = tg.wait_for_messages(CHAT, 1, timeout=2)
+        assert reply.text == "up"
+        tg.go_down()
+        with pytest.raises(urllib.error.URLError):
+            post("getMe")
+        tg.come_up()
+        assert post("getMe")["ok"] is True

@@ -17,6 +17,10 @@ HTML follows Telegram's parser (tdlib ``parse_html``) and its error texts, with 
 strictness: a bare ``&`` is refused (Telegram keeps it literally) so unescaped values are caught;
 ``FakeTelegram(strict_ampersand=False)`` restores Telegram's leniency.
 
+Synchronous tests (the daemon as a subprocess) use ``with fake_telegram_thread() as tg:``: the
+same server in a thread of its own, every method called from the test's thread and run on the
+fake's loop (``tg.wait_for_messages(...)`` then blocks, bounded by its timeout).
+
 Why this runs past 600 lines: it holds Telegram's HTML parser with its exact error texts (~180
 lines), twelve methods with the validation Telegram does (lengths, entities, keyboards, photos,
 "not modified", commands), fault injection, and the user simulation, in one file for one fake.
@@ -24,11 +28,13 @@ lines), twelve methods with the validation Telegram does (lengths, entities, key
 
 import asyncio
 import contextlib
+import inspect
 import json
 import math
 import re
+import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -1071,3 +1077,48 @@ async def _read(request: web.Request) -> tuple[dict[str, str], dict[str, Uploade
             else:
                 params[key] = value if isinstance(value, str) else bytes(value).decode()
     return params, files
+
+
+class ThreadedTelegram:
+    """A ``FakeTelegram`` running on its own loop in a thread; its API, called synchronously."""
+
+    def __init__(self, fake: FakeTelegram, loop: asyncio.AbstractEventLoop) -> None:
+        self._fake, self._loop = fake, loop
+
+    def __getattr__(self, name: str) -> Any:
+        value = getattr(self._fake, name)
+        if not callable(value):
+            return value
+
+        def on_the_fakes_loop(*args: Any, **kwargs: Any) -> Any:
+            async def run() -> Any:
+                result = value(*args, **kwargs)
+                return await result if inspect.isawaitable(result) else result
+
+            return asyncio.run_coroutine_threadsafe(run(), self._loop).result()
+
+        return on_the_fakes_loop
+
+
+@contextlib.contextmanager
+def fake_telegram_thread(**options: Any) -> Iterator[ThreadedTelegram]:
+    """Run ``FakeTelegram(**options)`` in a thread with its own loop; stop it on exit."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="fake-telegram", daemon=True)
+    thread.start()
+
+    async def start() -> FakeTelegram:
+        fake = FakeTelegram(**options)
+        return await fake.__aenter__()
+
+    try:
+        fake = asyncio.run_coroutine_threadsafe(start(), loop).result(10)
+        try:
+            yield ThreadedTelegram(fake, loop)
+        finally:
+            stopping = fake.__aexit__(None, None, None)
+            asyncio.run_coroutine_threadsafe(stopping, loop).result(10)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
