@@ -343,19 +343,20 @@ async def test_flood_is_retry_after_as_timedelta(tg: FakeTelegram, bot_app: Appl
     await bot_app.bot.send_message(CHAT + 1, "another chat")
     assert [c.params["text"] for c in tg.early_sends()] == ["too early"]
     assert len(tg.early_sends(per_chat=False)) == 2
+    assert (tg.busiest(CHAT), tg.busiest(window_s=60)) == (1, 2)
 
 
 async def test_flood_for_a_duration_tells_what_is_left(
     tg: FakeTelegram, bot_app: Application
 ) -> None:
     """A timed 429 storm refuses every send, then accepts; retry_after is the time left."""
-    storm = tg.flood(seconds=0.3)
+    storm = tg.flood(seconds=1.0)
     for chat in (CHAT, GROUP):
         with pytest.raises(RetryAfter) as refused:
             await bot_app.bot.send_photo(chat, photo=PNG)
         assert refused.value.retry_after == timedelta(seconds=1)
     assert await bot_app.bot.get_me()  # only sends are refused
-    await eventually(lambda: not storm.is_active(time.monotonic()), timeout=2)
+    await eventually(lambda: not storm.is_active(time.monotonic()), timeout=3)
     await bot_app.bot.send_message(CHAT, "after")
     assert storm.hits == 2
     assert [m.text for m in tg.delivered()] == ["after"]
@@ -403,6 +404,19 @@ async def test_conflict_on_polling_reaches_error_callback(tg: FakeTelegram) -> N
     await stop(app)
     assert [type(e) for e in errors] == [Conflict]
     assert "terminated by other getUpdates request" in str(errors[0])
+
+
+async def test_a_second_poller_ends_the_first_with_conflict(tg: FakeTelegram) -> None:
+    """Two Applications polling one token: the older long poll is answered 409."""
+    first, second = build(tg), build(tg)
+    errors: list[TelegramError] = []
+    await polling(first, error_callback=errors.append, timeout=timedelta(seconds=10))
+    await eventually(lambda: tg.in_flight == 1)
+    await polling(second, timeout=timedelta(seconds=10))
+    await eventually(lambda: bool(errors))
+    await stop(second)
+    await stop(first)
+    assert isinstance(errors[0], Conflict)
 
 
 async def test_delay_times_out_yet_delivers_and_hang_does_not(

@@ -6,7 +6,8 @@ status codes. ``FakeTelegram.api_url`` is the server root (the daemon's ``TELEGR
 PTB is built with ``.base_url(f"{api_url}/bot")``.
 
 Updates behave as on Telegram: kept until a later ``offset`` confirms them (an abandoned long
-poll consumes nothing), long polls wait up to ``timeout`` (at most 50 s) and wake on a new update.
+poll consumes nothing), long polls wait up to ``timeout`` (at most 50 s) and wake on a new update,
+and a new long poll ends the one still waiting with 409 (two pollers on one token).
 Simulated users queue updates (``send_command``, ``send_text``, ``edit_message``,
 ``press_button``); what the bot delivered is in ``delivered()`` with its parsed and raw text.
 Every request is a ``Call``; faults (``fail``, ``flood``, ``delay``, ``hang``, ``go_down`` …)
@@ -369,6 +370,7 @@ class FakeTelegram:
         self._updates: list[dict[str, Any]] = []  # unconfirmed, in update_id order
         self._next_update_id = first_update_id
         self._allowed: frozenset[str] | None = None  # sticky, as on Telegram
+        self._polls = 0  # long polls started: a newer one ends an older one with 409
         self._sent: list[SentMessage] = []
         self._user_messages: dict[tuple[int, int], dict[str, Any]] = {}
         self._next_message_id: dict[int, int] = {}
@@ -604,6 +606,15 @@ class FakeTelegram:
                 early.append(call)
         return early
 
+    def busiest(self, chat_id: int | None = None, window_s: float = 1.0) -> int:
+        """Return the most sends accepted (to ``chat_id``, or all) within any ``window_s``."""
+        times = [
+            c.at
+            for c in self.calls
+            if c.status == 200 and c.method in SENDS and chat_id in (None, c.chat_id)
+        ]
+        return max((sum(t <= u < t + window_s for u in times) for t in times), default=0)
+
     # -- fault injection ----------------------------------------------------------------------
 
     def fail(
@@ -803,7 +814,13 @@ class FakeTelegram:
             self._updates = [u for u in self._updates if u["update_id"] >= offset]
         elif offset < 0:
             self._updates = self._updates[offset:]
-        await self._wait(timeout, lambda: bool(self._ready()))
+        if timeout > 0 and not self._ready():  # a long poll: the one waiting before it is over
+            self._polls += 1
+            mine = self._polls
+            self._notify()
+            await self._wait(timeout, lambda: bool(self._ready()) or self._polls != mine)
+            if self._polls != mine:
+                raise ApiError(409, DESCRIPTIONS[409])
         return self._ready()[:limit]
 
     def _ready(self) -> list[dict[str, Any]]:
