@@ -176,7 +176,7 @@ class _HtmlParser:
         self.i = end + 1
 
     def attributes(self, tag: str, begin: int) -> dict[str, str]:
-        text, found = self.text, {}
+        text, found = self.text, dict[str, str]()
         while True:
             self.skip_spaces(begin)
             if text[self.i] == ">":
@@ -355,14 +355,14 @@ class FakeTelegram:
     def __init__(
         self,
         *,
-        token: str = "123456:TEST-token_for-the-fake",
+        token: str = "123456789:AAHfakeTokenForPaperTraderTests0001",
         username: str = "paper_trader_test_bot",
         first_update_id: int = 1000,
         strict_ampersand: bool = True,
     ) -> None:
         self.token, self.username, self.strict_ampersand = token, username, strict_ampersand
         head = token.split(":", 1)[0]
-        self.bot_id = int(head) if head.isdigit() else 123456
+        self.bot_id = int(head) if head.isdigit() else 123456789
         self.calls: list[Call] = []
         self.faults: list[Fault] = []
         self.commands: dict[str, list[dict[str, Any]]] = {}  # by scope JSON (+ language)
@@ -928,7 +928,9 @@ class FakeTelegram:
     async def _m_getMyCommands(self, call: Call) -> list[dict[str, Any]]:
         return self.commands.get(_scope_key(call.params), [])
 
-    def my_commands(self, scope: dict[str, Any] | None = None, language_code: str = "") -> list:
+    def my_commands(
+        self, scope: dict[str, Any] | None = None, language_code: str = ""
+    ) -> list[Any]:
         """Return the command menu set for ``scope`` (default scope) and ``language_code``."""
         params = {"language_code": language_code}
         if scope is not None:
