@@ -25,6 +25,7 @@ TABLES = {
     "breaker_events",
     "trading_state",
     "notification_outbox",
+    "notification_deliveries",
     "metadata",
     "deviations",
 }

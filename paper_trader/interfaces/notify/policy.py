@@ -12,7 +12,7 @@ min", with a multiplication sign). Critical notifications are never capped nor h
 import enum
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from paper_trader.domain import Severity
 from paper_trader.domain.notifications import (
@@ -76,6 +76,7 @@ class Outgoing:
     priority: Priority
     folded: bool = False
     data: Mapping[str, str | int | float] = field(default_factory=dict)
+    digest_of: Cap | None = None  # the cap whose waiting notifications it delivers
 
     @property
     def ids(self) -> tuple[int, ...]:
@@ -121,6 +122,7 @@ class DeliveryPolicy:
         self._caps = caps
         self._sends: dict[Cap, deque[int]] = {cap: deque() for cap in Cap}
         self._last: dict[tuple[str, str, str], int] = {}
+        self._overflowing: set[Cap] = set()  # caps whose notifications wait for a digest
 
     def restore(self, sent: Iterable[SentNotification]) -> None:
         """Count messages already sent (by an earlier run) in the windows, oldest first."""
@@ -135,10 +137,15 @@ class DeliveryPolicy:
         self._expire(now_ms)
         return len(self._sends[cap])
 
-    def choose(self, pending: Sequence[Notification], now_ms: int) -> Choice:
-        """Return the first ready message by priority, then age; or when one will be."""
+    def choose(
+        self, pending: Sequence[Notification], now_ms: int, *, due_ms: int | None = None
+    ) -> Choice:
+        """Return the first ready message by priority, then age; or when one will be.
+
+        A row deferred to after ``due_ms`` (default: now) is not ready.
+        """
         self._expire(now_ms)
-        candidates, not_due = self._candidates(pending, now_ms)
+        candidates, not_due = self._candidates(pending, now_ms, due_ms or now_ms)
         ready = [c for c in candidates if c.ready_at_ms <= now_ms]
         if ready:
             return Choice(outgoing=self._outgoing(min(ready, key=lambda c: c.order)))
@@ -149,19 +156,21 @@ class DeliveryPolicy:
         """Count a message as sent at ``at_ms``."""
         if outgoing.cap is not None:
             self._sends[outgoing.cap].append(at_ms)
+        if outgoing.digest_of is not None:
+            self._overflowing.discard(outgoing.digest_of)
         for n in outgoing.notifications:
             if n.category in REPEATING and n.priority is not Priority.CRITICAL:
                 self._last[n.repeat_key] = at_ms
 
     def _candidates(
-        self, pending: Sequence[Notification], now_ms: int
+        self, pending: Sequence[Notification], now_ms: int, due_ms: int
     ) -> tuple[list[_Candidate], list[int]]:
         singles: list[_Candidate] = []
         digests: dict[Cap, _Candidate] = {}
         repeats: dict[tuple[str, str, str], _Candidate] = {}
         not_due: list[int] = []
         for n in pending:
-            if n.next_attempt_at_ms > now_ms:
+            if n.next_attempt_at_ms > due_ms:
                 not_due.append(n.next_attempt_at_ms)
                 continue
             if n.priority is Priority.CRITICAL:
@@ -169,8 +178,11 @@ class DeliveryPolicy:
                 continue
             cap = CAP_OF[n.category]
             if self._is_full(cap):
-                free_at = self._sends[cap][0] + self._caps.window_ms
-                digests.setdefault(cap, _Candidate([], free_at, digest=cap)).members.append(n)
+                self._overflowing.add(cap)
+            if cap in self._overflowing:
+                free_at = self._sends[cap][0] + self._caps.window_ms if self._is_full(cap) else 0
+                ready = max(free_at, now_ms)
+                digests.setdefault(cap, _Candidate([], ready, digest=cap)).members.append(n)
             elif n.category in REPEATING:
                 last = self._last.get(n.repeat_key)
                 held = last is not None and now_ms < last + self._caps.repeat_window_ms
@@ -194,8 +206,10 @@ class DeliveryPolicy:
 
     def _outgoing(self, candidate: _Candidate) -> Outgoing:
         members = sorted(candidate.members, key=lambda n: (n.created_at_ms, n.id))
-        if candidate.digest is not None and len(members) > 1:
-            return digest(candidate.digest, members)
+        if candidate.digest is not None:
+            if len(members) > 1:
+                return digest(candidate.digest, members)
+            return replace(single(members[0]), digest_of=candidate.digest)
         if len(members) > 1:
             return repeat(members)
         return single(members[0])
@@ -261,6 +275,7 @@ def digest(cap: Cap, members: Sequence[Notification]) -> Outgoing:
         priority=best.priority,
         folded=True,
         data={"count": len(members), "cap": cap.value},
+        digest_of=cap,
     )
 
 

@@ -61,10 +61,13 @@ class TelegramApi:
 class TelegramChat:
     """A ``Transport`` to one chat: HTML parts of at most 4096 parsed characters."""
 
-    def __init__(self, api: TelegramApi, chat_id: int, overall: Limit) -> None:
+    def __init__(
+        self, api: TelegramApi, chat_id: int, overall: Limit, *, pacer: Pacer | None = None
+    ) -> None:
+        """``pacer`` replaces Telegram's limits (``telegram_pacer``), for tests."""
         self._bot = api.bot
         self._chat_id = chat_id
-        self._pacer = telegram_pacer(chat_id, overall)
+        self._pacer = pacer or telegram_pacer(chat_id, overall)
 
     @property
     def name(self) -> str:

@@ -79,6 +79,7 @@ class ChannelWorker:
         self._rng = rng or random.Random()  # noqa: S311 -- jitter, not cryptography
         self._wake = asyncio.Event()
         self._blocked_until = 0.0  # monotonic: nothing is sent before it
+        self._deferred_until_ms = 0  # the wall-clock time the rows deferred with it wait for
         self._failures = 0  # consecutive failed sends
         self._trouble: str | None = None
         self._refusal_said = False  # a refusal is logged once, until a send works again
@@ -129,6 +130,7 @@ class ChannelWorker:
         until = max((n.next_attempt_at_ms for n in pending), default=0)
         if until > now:  # an earlier run was told to wait (a 429, a backoff): still honoured
             self._blocked_until = self._clock.monotonic() + (until - now) / 1000
+            self._deferred_until_ms = until
 
     async def _clear(self) -> None:
         """Wait until the destination is neither blocked nor over a pacing limit."""
@@ -145,7 +147,11 @@ class ChannelWorker:
         pending = await self._outbox.pending(self.name, self._config.batch)
         self.pending = len(pending)
         now = self._clock.now_ms()
-        choice = self._policy.choose(pending, now)
+        # Once the block has passed, what was deferred with it is due (whatever the wall clock
+        # says: the block, on the monotonic clock, is what keeps sends back).
+        unblocked = self._clock.monotonic() >= self._blocked_until
+        due = max(now, self._deferred_until_ms) if unblocked else now
+        choice = self._policy.choose(pending, now, due_ms=due)
         if choice.outgoing is None and idle:
             timeout = self._config.idle_s
             if choice.wake_at_ms is not None:
@@ -245,6 +251,7 @@ class ChannelWorker:
         self._trouble = reason
         self._blocked_until = self._clock.monotonic() + delay
         until_ms = self._clock.now_ms() + math.ceil(delay * 1000)
+        self._deferred_until_ms = until_ms
         await self._outbox.defer(
             self.name,
             outgoing.ids,

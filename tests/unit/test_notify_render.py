@@ -1,0 +1,105 @@
+"""Notification text and pacing: escaping, the split of long messages at line boundaries
+(counted as Telegram counts, parsed), the late prefix, and the send limits per chat."""
+
+import pytest
+from fakes.telegram_html import parse_text
+
+from paper_trader.interfaces.notify.pacing import Bucket, Pacer, Window, telegram_pacer
+from paper_trader.interfaces.notify.render import (
+    PREFIX_ROOM,
+    TELEGRAM_LIMIT,
+    bold,
+    late_prefix,
+    lines_of,
+    span_text,
+    split,
+    text,
+)
+
+
+def test_every_value_is_escaped_and_parses_back_to_the_plain_text() -> None:
+    """``<``, ``&`` and ``>`` in values reach the user as typed, inside or outside bold."""
+    lines = [bold("P&L <5% > 3"), text("BTC-USDT <b>not bold</b> & co")]
+    [part] = split(lines, TELEGRAM_LIMIT)
+    assert (
+        part.html == "<b>P&amp;L &lt;5% &gt; 3</b>\nBTC-USDT &lt;b&gt;not bold&lt;/b&gt; &amp; co"
+    )
+    assert parse_text(part.html, "HTML") == part.plain
+    assert part.plain == "P&L <5% > 3\nBTC-USDT <b>not bold</b> & co"
+
+
+def test_a_long_message_is_split_at_line_boundaries_under_the_parsed_limit() -> None:
+    """300 lines of escaped text: each part is whole lines under 4096 parsed characters (the
+    first leaves room for a prefix), its HTML parses, and together they are the message."""
+    lines = [bold("Daily report")] + [text(f"{i:03d} P&L <{'x' * 40}> & more") for i in range(300)]
+    parts = split(lines, TELEGRAM_LIMIT)
+    assert len(parts) > 1
+    assert len(parts[0].plain) <= TELEGRAM_LIMIT - PREFIX_ROOM
+    for part in parts:
+        assert len(part.plain) <= TELEGRAM_LIMIT
+        assert parse_text(part.html, "HTML") == part.plain
+        assert len(part.html) > len(part.plain)  # escaped: the raw text is longer
+    assert "\n".join(p.plain for p in parts) == "\n".join(line.plain for line in lines)
+    assert parts[0].html.startswith("<b>Daily report</b>\n")
+
+
+def test_a_line_longer_than_a_part_is_cut_into_plain_pieces() -> None:
+    """One 10 000-character line: pieces under the limit, nothing lost."""
+    [line] = lines_of("&" * 10_000)
+    parts = split([line], TELEGRAM_LIMIT)
+    assert "".join(p.plain.replace("\n", "") for p in parts) == "&" * 10_000
+    assert all(len(p.plain) <= TELEGRAM_LIMIT for p in parts)
+    assert all(parse_text(p.html, "HTML") == p.plain for p in parts)
+
+
+def test_a_prefix_is_plain_text_in_front() -> None:
+    """A late message starts with its event's time in UTC, escaped like any value."""
+    [part] = split([text("a <b>")], TELEGRAM_LIMIT)
+    late = part.prefixed(late_prefix(1_700_000_000_000))
+    assert late.plain == "(event at 2023-11-14 22:13:20 UTC) a <b>"
+    assert late.html == "(event at 2023-11-14 22:13:20 UTC) a &lt;b&gt;"
+
+
+@pytest.mark.parametrize(
+    ("ms", "shown"),
+    [(0, "1 min"), (59_000, "1 min"), (6 * 60_000, "6 min"), (61_000, "2 min"), (3 * 3.6e6, "3 h")],
+)
+def test_spans_are_whole_minutes_or_hours(ms: float, shown: str) -> None:
+    assert span_text(int(ms)) == shown
+
+
+def test_a_chat_gets_a_burst_of_three_then_one_a_second() -> None:
+    """The per-chat bucket: three at once, then one each second."""
+    overall = Window(30, 1.0)
+    pacer = telegram_pacer(111, overall)
+    for _ in range(3):
+        assert pacer.delay(10.0) == 0
+        pacer.take(10.0)
+    assert pacer.delay(10.0) == pytest.approx(1.0)
+    assert pacer.delay(11.0) == 0
+    pacer.take(11.0)
+    assert pacer.delay(11.5) == pytest.approx(0.5)
+
+
+def test_a_group_gets_twenty_a_minute() -> None:
+    """A negative chat id is a group: after 20 sends within a minute, the 21st waits."""
+    pacer = telegram_pacer(-100123, Window(30, 1.0))
+    now = 0.0
+    for _ in range(20):
+        now += pacer.delay(now)
+        pacer.take(now)
+    assert now == pytest.approx(17.0)  # three at once, then one a second
+    assert pacer.delay(now) == pytest.approx(60.0 - now)  # the first leaves the minute
+
+
+def test_the_bot_sends_at_most_thirty_a_second_over_all_chats() -> None:
+    """The shared window holds back the 31st send of a second, whatever its chat."""
+    overall = Window(30, 1.0)
+    pacers = [Pacer([Bucket(1.0, 3), overall]) for _ in range(20)]
+    sent = 0
+    for pacer in pacers:
+        while pacer.delay(0.0) == 0:
+            pacer.take(0.0)
+            sent += 1
+    assert sent == 30
+    assert pacers[-1].delay(0.0) == pytest.approx(1.0)
