@@ -83,6 +83,7 @@ class ChannelWorker:
         self._failures = 0  # consecutive failed sends
         self._trouble: str | None = None
         self._refusal_said = False  # a refusal is logged once, until a send works again
+        self._interrupted: tuple[int, ...] = ()  # a delivery cut short by a stop
         self.stats = DeliveryStats()
         self.pending = 0
 
@@ -103,12 +104,29 @@ class ChannelWorker:
             choice = await self._choose()
             if choice is None:
                 continue
-            await self._deliver(choice)
+            try:
+                await self._deliver(choice)
+            except asyncio.CancelledError:
+                self._interrupted = choice.ids
+                raise
 
     async def flush(self) -> None:
-        """Deliver what is ready now, without waiting out a block or the policy (at a stop)."""
+        """Deliver what is ready now, without waiting out a block or the policy (at a stop).
+
+        A delivery the stop cut short may have arrived: it is left pending, marked as a
+        possible repeat (its "sent" may yet commit: then the mark changes nothing).
+        """
+        skip = self._interrupted
+        if skip:
+            await self._outbox.defer(
+                self.name,
+                skip,
+                until_ms=self._clock.now_ms(),
+                error="interrupted by a stop: it may have arrived",
+                possible_repeat=True,
+            )
         while self._blocked_until <= self._clock.monotonic():
-            outgoing = await self._choose(idle=False)
+            outgoing = await self._choose(idle=False, skip=skip)
             if outgoing is None:
                 return
             await self._clear()
@@ -141,10 +159,12 @@ class ChannelWorker:
                 return
             await asyncio.sleep(wait)
 
-    async def _choose(self, *, idle: bool = True) -> Outgoing | None:
-        """Return the next message; with nothing ready, wait (``idle``) and return None."""
+    async def _choose(self, *, idle: bool = True, skip: tuple[int, ...] = ()) -> Outgoing | None:
+        """Return the next message (not one of ``skip``); with nothing ready, wait (``idle``)
+        and return None."""
         self._wake.clear()
         pending = await self._outbox.pending(self.name, self._config.batch)
+        pending = [n for n in pending if n.id not in skip]
         self.pending = len(pending)
         now = self._clock.now_ms()
         # Once the block has passed, what was deferred with it is due (whatever the wall clock
