@@ -18,6 +18,8 @@ from paper_trader.storage.outbox import (
     MarkSent,
     PruneOutbox,
     RetireChannels,
+)
+from paper_trader.storage.outbox_repository import (
     outbox_tail,
     pending_deliveries,
     recent_deliveries,
