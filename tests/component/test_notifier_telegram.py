@@ -3,6 +3,7 @@ outbox: 429 storms, outages, restarts, entity errors, timeouts, refusals, pacing
 
 import asyncio
 import itertools
+import re
 from collections.abc import AsyncIterator
 
 import aiosqlite
@@ -183,7 +184,8 @@ async def test_a_refusing_chat_keeps_its_messages_counts_logs_once_and_delivers_
     said = [e for e in logs if e["event"] == "notifications_refused"]
     assert len(said) == 1
     assert health.status is HealthStatus.DEGRADED
-    assert "refused" in health.detail
+    assert f"{CHAT}: refused: " in health.detail
+    assert re.search(r"\b[1-9][0-9]* refused\b", health.detail)  # counted
     assert sorted(bodies(tg)) == ["gap 0", "gap 1"]
 
 

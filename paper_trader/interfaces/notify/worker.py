@@ -133,13 +133,23 @@ class ChannelWorker:
             await self._deliver(outgoing)
 
     def health(self) -> ComponentHealth:
-        """Return DEGRADED while sends fail (the reason), else OK with the counts."""
-        pending = f"{self.pending} pending"
-        if self._trouble is not None:
-            detail = f"{self.name}: {self._trouble}; {pending}"
-            return ComponentHealth(component=self.name, status=HealthStatus.DEGRADED, detail=detail)
-        detail = f"{self.name}: {self.stats.delivered} sent, {pending}"
-        return ComponentHealth(component=self.name, status=HealthStatus.OK, detail=detail)
+        """Return DEGRADED while sends fail (with the reason), else OK; the counts either way."""
+        s = self.stats
+        counts = [f"{s.delivered} sent", f"{self.pending} pending"]
+        extras = {
+            "folded": s.folded,
+            "rate limited": s.rate_limited,
+            "refused": s.refused,
+            "unreachable": s.unreachable,
+            "resent as plain text": s.resent_plain,
+            "possible repeats": s.possible_repeats,
+            "failed": s.failed,
+        }
+        counts += [f"{n} {what}" for what, n in extras.items() if n]
+        status = HealthStatus.OK if self._trouble is None else HealthStatus.DEGRADED
+        state = "ok" if self._trouble is None else self._trouble
+        detail = f"{self.name}: {state} ({', '.join(counts)})"
+        return ComponentHealth(component=self.name, status=status, detail=detail)
 
     async def _restore(self) -> None:
         now = self._clock.now_ms()
