@@ -86,7 +86,8 @@ def _channels(
     else:
         api = TelegramApi(token.get_secret_value(), api_url)
         overall = overall_telegram_limit()
-        transports += [TelegramChat(api, chat, overall) for chat in settings.telegram_chat_id]
+        chats = dict.fromkeys(settings.telegram_chat_id)  # a chat listed twice gets one copy
+        transports += [TelegramChat(api, chat, overall) for chat in chats]
         closing.append(api.close)
     if settings.webhook_url is not None:
         webhook = Webhook(

@@ -62,10 +62,11 @@ async def test_without_a_token_telegram_is_off_said_once_and_the_outbox_still_re
 async def test_every_chat_and_the_webhook_is_a_channel_and_telegram_gets_the_outbox(
     tmp_path: Path, tg: FakeTelegram, writer: StorageWriter, reader: aiosqlite.Connection
 ) -> None:
-    """A token, two chats and a webhook: three channels; the chat gets what is pending."""
+    """A token, two chats (one listed twice) and a webhook: three channels; the chat gets
+    what is pending, once."""
     config = settings(
         tmp_path,
-        f"TELEGRAM_BOT_TOKEN={tg.token}\nTELEGRAM_CHAT_ID={CHAT},-100123\n"
+        f"TELEGRAM_BOT_TOKEN={tg.token}\nTELEGRAM_CHAT_ID={CHAT},-100123,{CHAT}\n"
         "WEBHOOK_URL=http://127.0.0.1:9/hook\nWEBHOOK_FORMAT=discord\n",
     )
     notifier = build_notifier(config, reader, writer, SystemClock(), telegram_api_url=tg.api_url)
@@ -80,4 +81,5 @@ async def test_every_chat_and_the_webhook_is_a_channel_and_telegram_gets_the_out
         with pytest.raises(asyncio.CancelledError):
             await task
     assert message.text.endswith("hello")
+    assert len(tg.delivered(CHAT)) == 1
     assert message.parse_mode == "HTML"

@@ -73,24 +73,27 @@ class Notifier:
     async def run(self, ready: Readiness) -> None:
         """Claim, deliver and prune until cancelled; at a stop, deliver what is ready."""
         self._say_off()
-        channels = self.channels
-        retention_ms = self._config.retention_days * DAY_MS
-        await self._outbox.retire(channels)
-        self._tail = await self._outbox.tail()
-        await self._outbox.claim(channels, since_ms=self._clock.now_ms() - retention_ms)
         try:
-            async with asyncio.TaskGroup() as group:
-                for worker in self._workers:
-                    group.create_task(worker.run(), name=f"notifier:{worker.name}")
-                group.create_task(self._prune(retention_ms), name="notifier:prune")
-                ready.set()
-                await self._watch()
+            await self._serve(ready)
         except asyncio.CancelledError:
             await self._flush()
             await self._close()
             raise
         except ExceptionGroup as group:  # the supervisor classifies one error, not a group
             raise group.exceptions[0] from None
+
+    async def _serve(self, ready: Readiness) -> None:
+        channels = self.channels
+        retention_ms = self._config.retention_days * DAY_MS
+        await self._outbox.retire(channels)
+        self._tail = await self._outbox.tail()
+        await self._outbox.claim(channels, since_ms=self._clock.now_ms() - retention_ms)
+        async with asyncio.TaskGroup() as group:
+            for worker in self._workers:
+                group.create_task(worker.run(), name=f"notifier:{worker.name}")
+            group.create_task(self._prune(retention_ms), name="notifier:prune")
+            ready.set()
+            await self._watch()
 
     def health(self) -> ComponentHealth:
         """Return the worst channel's status, every channel's detail; OK when all are off."""

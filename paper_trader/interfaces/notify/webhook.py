@@ -1,7 +1,9 @@
 """A webhook as a second notification channel: the same notifications POSTed as JSON.
 
 ``json``: one body per message, ``{"kind", "severity", "category", "priority", "message",
-"at", "source", "data"}``. ``discord``: Discord's webhook shape, ``{"content": …}`` of at most
+"at", "source", "data"}`` (``message``: the text as Telegram shows it, plain; ``at``: the
+event's time, ISO 8601 UTC; a digest's ``kind`` is "digest" and a repeat's ``data`` has its
+``count``). ``discord``: Discord's webhook shape, ``{"content": …}`` of at most
 2000 characters (a long message is split at line boundaries), mentions disabled. A 429 is
 honoured from the ``Retry-After`` header or Discord's ``retry_after`` body (seconds). The URL
 is a secret (Discord's holds the webhook's token): it never goes into an error text.
