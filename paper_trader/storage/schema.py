@@ -329,6 +329,25 @@ CREATE TABLE deviations (
 ) STRICT;
 """
 
+# One row per command an interface accepted (from an authorised chat and user), with what it
+# answered: ``result`` is the answer's first line, ``ok`` whether the command did what was
+# asked. ``user_id`` is NULL when the update carried no sender (a channel post).
+_COMMAND_AUDIT = """
+CREATE TABLE command_audit (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    interface TEXT NOT NULL,
+    chat_id INTEGER NOT NULL,
+    user_id INTEGER,
+    command TEXT NOT NULL,
+    arguments TEXT NOT NULL,
+    result TEXT NOT NULL,
+    ok INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX command_audit_time ON command_audit (at_ms);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="create the initial schema", sql=_INITIAL_SCHEMA),
     Migration(version=2, description="record candle gaps that cannot be filled", sql=_GAPS),
@@ -338,5 +357,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=6, description="record how a live run may differ from a replay", sql=_DEVIATIONS
     ),
+    Migration(version=7, description="audit the commands interfaces accepted", sql=_COMMAND_AUDIT),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -27,6 +27,7 @@ TABLES = {
     "notification_outbox",
     "metadata",
     "deviations",
+    "command_audit",
 }
 
 # Rows that can exist from a schema version on: (table, columns, values).
