@@ -67,7 +67,7 @@ def status(
         ("drawdown", share(view.drawdown)),
         ("open positions", str(view.open_positions)),
         ("health", level),
-        ("last candle", f"{age(candle_age_s)} ago ({when(view.last_candle_ms)})"),
+        ("last candle", _candle_age(view.last_candle_ms, candle_age_s)),
         ("signals", f"{view.entered} entered, {view.rejected} rejected, {view.skipped} skipped"),
     ]
     parts: list[Part] = [Line(head, bold=True), pairs(rows)]
@@ -303,6 +303,12 @@ def command_result(result: CommandResult) -> list[Part]:
     if result.trades:
         parts += trades(result.trades)[1:]
     return parts
+
+
+def _candle_age(last_candle_ms: int | None, seconds: float | None) -> str:
+    if last_candle_ms is None:
+        return "none handled yet"
+    return f"closed {age(seconds)} ago (opened {when(last_candle_ms)})"
 
 
 def _on(symbol: str | None) -> str:
