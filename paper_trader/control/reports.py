@@ -18,7 +18,7 @@ import aiosqlite
 
 from paper_trader.control.risk_report import RiskReport, risk_report
 from paper_trader.domain.trading import DAY_MS, ClosedTrade, EquitySnapshot
-from paper_trader.storage.equity import equity_closes
+from paper_trader.storage.equity import equity_closes, first_snapshot_ms
 from paper_trader.storage.ledger_repository import closed_trades
 from paper_trader.trading.stage import TradingStage
 
@@ -240,9 +240,12 @@ class Reports:
             end = self._stage.trader.last_candle_ms
         if end is None or days < 1:
             return ()
-        span = days * DAY_MS
-        bucket = max(1, span // CURVE_POINTS)
-        return tuple(await equity_closes(self._reader, since_ms=end - span, bucket_ms=bucket))
+        since = end - days * DAY_MS
+        first = await first_snapshot_ms(self._reader, since_ms=since)
+        if first is None:
+            return ()
+        bucket = max(1, (end - first) // CURVE_POINTS + 1)  # the history there is, not the span
+        return tuple(await equity_closes(self._reader, since_ms=since, bucket_ms=bucket))
 
 
 def period_starts(unit: PeriodUnit, end_ms: int, count: int) -> list[int]:

@@ -36,6 +36,17 @@ async def equity_closes(
     return [_snapshot(r) for r in rows]
 
 
+async def first_snapshot_ms(conn: aiosqlite.Connection, *, since_ms: int) -> int | None:
+    """Return the candle time of the first snapshot at or after ``since_ms`` (None if none)."""
+    rows = list(
+        await conn.execute_fetchall(
+            "SELECT MIN(candle_time_ms) FROM equity_snapshots WHERE candle_time_ms >= ?",
+            (since_ms,),
+        )
+    )
+    return None if not rows or rows[0][0] is None else int(rows[0][0])
+
+
 async def last_snapshot_before(conn: aiosqlite.Connection, ms: int) -> EquitySnapshot | None:
     """Return the last snapshot at or before ``ms`` (the equity a window starts from)."""
     rows = list(

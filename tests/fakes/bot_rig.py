@@ -73,7 +73,9 @@ class BotRig:
     ready: Readiness
     task: "asyncio.Task[None]"
 
-    async def ask(self, text: str, *, chat_id: int = CHAT, user_id: int = OPERATOR, **kw: Any) -> list[SentMessage]:
+    async def ask(
+        self, text: str, *, chat_id: int = CHAT, user_id: int = OPERATOR, **kw: Any
+    ) -> list[SentMessage]:
         """Send a command and return the bot's new messages to that chat once they arrived."""
         before = len(self.tg.delivered(chat_id))
         self.tg.send_command(chat_id, user_id, text, **kw)
