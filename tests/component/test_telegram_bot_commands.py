@@ -77,7 +77,8 @@ async def test_chart_is_a_png_photo_with_its_summary_as_caption(bot: BotRig) -> 
     """/chart draws the equity curve off the loop and sends it with sendPhoto."""
     messages = await bot.ask("/chart 2")
     assert messages[0].method == "sendPhoto"
-    assert messages[0].photo is not None and messages[0].photo.startswith(PNG_MAGIC)
+    assert messages[0].photo is not None
+    assert messages[0].photo.startswith(PNG_MAGIC)
     assert messages[0].text.startswith("Equity, last 2 day(s): 10,")
 
 
@@ -111,7 +112,9 @@ async def confirm(bot: BotRig, command: str) -> tuple[int, str]:
     asked = await bot.ask(command)
     question = asked[-1]
     buttons = question.buttons()
-    assert len(buttons) == 2 and buttons[0].startswith("ok:") and buttons[1].startswith("no:")
+    assert len(buttons) == 2
+    assert buttons[0].startswith("ok:")
+    assert buttons[1].startswith("no:")
     return question.message_id, buttons[0]
 
 
@@ -171,7 +174,8 @@ async def test_every_accepted_command_is_audited_with_its_result(bot: BotRig) ->
         (CHAT, OPERATOR, "trades", "3"),
         (CHAT, OPERATOR, "pause", ""),
     ]
-    assert rows[-1].result.startswith("✅ paused") and rows[-1].interface == "telegram"
+    assert rows[-1].result.startswith("✅ paused")
+    assert rows[-1].interface == "telegram"
 
 
 async def test_escaped_values_and_a_long_answer_arrive_intact_and_split(
