@@ -16,7 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 from conftest import eventually
-from fakes.telegram_server import ALL, FakeTelegram, fake_telegram_thread, parse_text
+from fakes.telegram_html import parse_text
+from fakes.telegram_server import ALL, FakeTelegram, fake_telegram_thread
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ParseMode
 from telegram.error import (
