@@ -27,7 +27,7 @@ _STATUS_SCORE = {HealthStatus.OK: 100, HealthStatus.DEGRADED: 50, HealthStatus.C
 class HealthView:
     """The latest health check: the worst status, a 0-100 score, each component's health.
 
-    ``checked_ms`` is when the check ran (wall clock).
+    ``checked_ms`` is when the check ran (wall clock), if known.
     """
 
     status: HealthStatus
@@ -36,7 +36,7 @@ class HealthView:
     rss_mb: float
     cpu_percent: float
     loop_lag_ms: float
-    checked_ms: int
+    checked_ms: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
