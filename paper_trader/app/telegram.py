@@ -17,7 +17,7 @@ from paper_trader.control.audit import CommandAudit
 from paper_trader.control.console import Console
 from paper_trader.control.reports import Reports
 from paper_trader.control.system import HealthView, ModelInfo, SystemInfo, health_score
-from paper_trader.monitoring.health import HealthMonitor
+from paper_trader.monitoring.health import HealthSnapshot
 from paper_trader.runtime.logs import get_logger
 from paper_trader.settings import Settings
 from paper_trader.storage import StorageWriter
@@ -72,11 +72,17 @@ def telegram_bot(  # noqa: PLR0917 -- the run's parts the console reaches, hande
     return TelegramBot(config, console, clock=clock)
 
 
-def health_provider(monitor: HealthMonitor) -> Callable[[], HealthView | None]:
-    """Return the latest check of ``monitor`` as a ``HealthView`` (None before the first)."""
+def health_provider(
+    latest: Callable[[], HealthSnapshot | None],
+) -> Callable[[], HealthView | None]:
+    """Return the latest health check as a ``HealthView`` (None before the first).
+
+    ``latest`` is ``lambda: monitor.latest``: the monitor is built after the bot, since the bot
+    is one of the components it checks.
+    """
 
     def provide() -> HealthView | None:
-        snap = monitor.latest
+        snap = latest()
         if snap is None:
             return None
         return HealthView(

@@ -91,7 +91,7 @@ def test_health_provider_gives_the_latest_check_and_its_score() -> None:
         stale_after_s=30,
         publish_status=lambda _line: None,
     )
-    provide = health_provider(monitor)
+    provide = health_provider(lambda: monitor.latest)
     assert provide() is None
     monitor.latest = monitor.check(0.5)
     view = provide()

@@ -198,3 +198,15 @@ async def test_escaped_values_and_a_long_answer_arrive_intact_and_split(
     assert received[0] == "Last 150 of 150 log line(s)"
     assert received[1:] == lines
     assert tg.refusals() == []
+
+
+async def test_a_slow_answer_does_not_hold_up_the_next_command(bot: BotRig) -> None:
+    """While the server sits on /daily's send (the bot waits 2 s for it), /emergency_stop is
+    still answered at once."""
+    bot.tg.delay(5.0, method="sendMessage", times=1)
+    before = len(bot.tg.delivered(CHAT))
+    bot.tg.send_command(CHAT, OPERATOR, "/daily")
+    await bot.tg.wait_for_messages(CHAT, before + 1, timeout=10)
+    bot.tg.send_command(CHAT, OPERATOR, "/emergency_stop")
+    messages = await bot.tg.wait_for_messages(CHAT, before + 2, timeout=1.5)
+    assert messages[-1].buttons()[0].startswith("ok:")

@@ -86,6 +86,7 @@ class TelegramBot:
         self, config: BotConfig, console: Console, *, clock: Clock, rng: random.Random | None = None
     ) -> None:
         self._config = config
+        self._console = console
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 -- backoff jitter, not cryptography
         self.confirmations = Confirmations(monotonic=clock.monotonic, ttl_s=config.confirm_ttl_s)
@@ -135,7 +136,11 @@ class TelegramBot:
         return ComponentHealth(component=self.name, status=HealthStatus.OK, detail=detail)
 
     async def run(self, ready: Readiness) -> None:
-        """Run sessions until cancelled; after one ends, wait a backoff and start another."""
+        """Run sessions until cancelled; after one ends, wait a backoff and start another.
+
+        The first starts once the ledger is restored: a command before that acts on nothing.
+        """
+        await self._console.control.wait_started()
         attempt = 0
         while True:
             started = self._clock.monotonic()
