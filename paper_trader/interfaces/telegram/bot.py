@@ -126,7 +126,8 @@ class TelegramBot:
         counts = f"{stats.accepted} commands, {stats.unauthorised} refused"
         age = self.poll_age_s()
         if age is None:
-            detail = f"{self._problem}; retrying ({counts})"
+            retrying = "; retrying" if self.sessions > 1 or self._problem != "connecting" else ""
+            detail = f"{self._problem}{retrying} ({counts})"
             return ComponentHealth(component=self.name, status=HealthStatus.DEGRADED, detail=detail)
         if age > self._config.stall_after_s:
             error = f", last error {self.poll_errors.last}" if self.poll_errors.last else ""

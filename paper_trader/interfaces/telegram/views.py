@@ -249,8 +249,9 @@ def health(view: HealthView | None) -> list[Part]:
         ("memory", f"{view.rss_mb:.0f} MB"),
         ("cpu", f"{view.cpu_percent:.0f} %"),
         ("loop lag", f"{view.loop_lag_ms:.1f} ms"),
-        ("checked", when(view.checked_ms)),
     ]
+    if view.checked_ms is not None:
+        rows.append(("checked", when(view.checked_ms)))
     return [Line(head, bold=True), pairs(rows)]
 
 
