@@ -2,8 +2,8 @@
 
 One session is ``initialize`` (getMe) → ``setMyCommands`` → ``start`` →
 ``updater.start_polling``, then a watchdog, then ``updater.stop`` → ``stop`` → ``shutdown``:
-each step bounded by ``step_timeout_s``, each teardown step in its own ``try`` (never
-``run_polling``, which owns the loop and its signals). Requests go to
+each start-up step bounded by ``step_timeout_s``, each teardown step by ``stop_timeout_s`` and
+in its own ``try`` (never ``run_polling``, which owns the loop and its signals). Requests go to
 ``{api_url}/bot{token}/{method}``.
 
 * The token refused (401 on getMe) before any session started: ``ConfigError`` naming
@@ -63,7 +63,8 @@ class BotConfig:
     users: frozenset[int] = frozenset()
     poll_timeout_s: float = 10.0  # getUpdates' long poll
     request_timeout_s: float = 5.0  # connect, read (beyond the long poll), write, pool
-    step_timeout_s: float = 15.0  # each lifecycle step
+    step_timeout_s: float = 15.0  # each start-up step
+    stop_timeout_s: float = 3.0  # each teardown step: the daemon's stop has a deadline
     stall_after_s: float = 60.0  # no successful getUpdates for this long: restart the poller
     watch_every_s: float = 5.0
     retry: Backoff = field(default_factory=lambda: Backoff(base_s=1.0, cap_s=300.0))
@@ -234,6 +235,8 @@ class TelegramBot:
             await asyncio.sleep(self._config.watch_every_s)
             age = self.poll_age_s()
             if age is None or age <= self._config.stall_after_s:
+                if self.poll_errors.last and age is not None and age < self._config.watch_every_s:
+                    self.poll_errors.clear()  # polling works again: a new outage is logged anew
                 continue
             self.poller_restarts += 1
             log.warning(
@@ -250,7 +253,7 @@ class TelegramBot:
         if app.updater is None or not app.updater.running:
             return
         try:
-            await self._bounded(app.updater.stop())
+            await self._bounded(app.updater.stop(), self._config.stop_timeout_s)
         except (TelegramError, TimeoutError, RuntimeError) as exc:  # a dead poller may raise
             log.warning("telegram_updater_stop_failed", error=_describe(exc))
 
@@ -259,17 +262,18 @@ class TelegramBot:
         await self._stop_polling(app)
         if app.running:
             try:
-                await self._bounded(app.stop())
+                await self._bounded(app.stop(), self._config.stop_timeout_s)
             except (TelegramError, TimeoutError, RuntimeError) as exc:
                 log.warning("telegram_stop_failed", error=_describe(exc))
         try:
-            await self._bounded(app.shutdown())
-            await self._bounded(app.bot.shutdown())  # closes the HTTP clients if initialize failed
+            await self._bounded(app.shutdown(), self._config.stop_timeout_s)
+            # Closes the HTTP clients when initialize failed (then shutdown did nothing).
+            await self._bounded(app.bot.shutdown(), self._config.stop_timeout_s)
         except (TelegramError, TimeoutError, RuntimeError) as exc:
             log.warning("telegram_shutdown_failed", error=_describe(exc))
 
-    async def _bounded(self, step: Awaitable[T]) -> T:
-        async with asyncio.timeout(self._config.step_timeout_s):
+    async def _bounded(self, step: Awaitable[T], timeout_s: float | None = None) -> T:
+        async with asyncio.timeout(timeout_s or self._config.step_timeout_s):
             return await step
 
 
