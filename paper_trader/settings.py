@@ -127,6 +127,16 @@ class Settings(BaseSettings):
     telegram_chat_id: Annotated[list[int], NoDecode] = _expect(
         "a comma-separated list of numeric chat ids such as 123456789,-1001234567890", default=[]
     )
+    telegram_allowed_users: Annotated[list[int], NoDecode] = _expect(
+        "a comma-separated list of numeric user ids such as 123456789, or empty for anyone "
+        "in TELEGRAM_CHAT_ID's chats",
+        default=[],
+    )
+    telegram_api_url: str = _expect(
+        "an http:// or https:// URL (the Bot API server's root)",
+        default="https://api.telegram.org",
+        pattern=_HTTP_URL,
+    )
     error_notifications_per_hour: int = _expect(
         "a whole number from 0 (no cap) to 3600", default=30, ge=0, le=3600
     )
@@ -310,7 +320,7 @@ class Settings(BaseSettings):
             return symbols
         return value
 
-    @field_validator("telegram_chat_id", mode="before")
+    @field_validator("telegram_chat_id", "telegram_allowed_users", mode="before")
     @classmethod
     def _split_chat_ids(cls, value: object) -> object:
         if isinstance(value, int):

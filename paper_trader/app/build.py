@@ -14,6 +14,7 @@ import aiosqlite
 from paper_trader.app import supervision
 from paper_trader.app.ledger import RunPlan
 from paper_trader.app.stages import decision_path, shared_parts
+from paper_trader.app.ways_in import ways_in
 from paper_trader.clock import Clock
 from paper_trader.control.api import Control
 from paper_trader.domain import MarketItem
@@ -48,6 +49,8 @@ class Services:
     watchdog: WatchdogService | None
     market: Service  # the live feed, or the replay's source
     commands: ControlSocket | None
+    telegram: Service | None  # the bot, when TELEGRAM_BOT_TOKEN is set and the run is live
+    notifier: Service | None  # the outbox's consumer, on a live run
 
     def add_to(self, supervisor: Supervisor) -> None:
         """Add every service to ``supervisor``, in the start order."""
@@ -59,8 +62,9 @@ class Services:
         if self.watchdog is not None:
             supervisor.add(self.watchdog)
         supervisor.add(self.market)
-        if self.commands is not None:
-            supervisor.add(self.commands)
+        for extra in (self.commands, self.telegram, self.notifier):
+            if extra is not None:
+                supervisor.add(extra)
 
 
 def build(
@@ -82,15 +86,18 @@ def build(
     supervisor = supervision.supervisor(
         settings, clock, shared.bus, notifier, on_ready=path.all_ready.set
     )
+    operator = ways_in(settings, shared, path, plan, clock)
     models, engine = path.models, path.engine
     components = supervision.present(
         *(supervisor, shared.writer, engine, path.quality, models.stage, path.trading),
-        *(engine.features, path.feed, models.lifecycle, path.files, commands),
+        *(engine.features, path.feed, models.lifecycle, path.files, commands, *operator),
     )
+    monitor = supervision.health_monitor(components, settings, clock, shared.heartbeat, notifier)
+    operator.health_of(monitor)
     Services(
         writer=shared.writer,
         recorder=recorder,
-        health=supervision.health_monitor(components, settings, clock, shared.heartbeat, notifier),
+        health=monitor,
         files=path.files,
         lifecycle=models.lifecycle,
         engine=engine,
@@ -98,6 +105,8 @@ def build(
         watchdog=supervision.watchdog(notifier, shared.heartbeat),
         market=_market(path.feed, source, shared.candles),
         commands=commands,
+        telegram=operator.bot,
+        notifier=operator.notifier,
     ).add_to(supervisor)
     return supervisor, engine
 

@@ -382,6 +382,25 @@ CREATE TABLE notification_deliveries (
 CREATE INDEX notification_deliveries_status ON notification_deliveries (channel, status);
 """
 
+# One row per command an interface accepted (from an authorised chat and user), with what it
+# answered: ``result`` is the answer's first line, ``ok`` whether the command did what was
+# asked. ``user_id`` is NULL when the update carried no sender (a channel post).
+_COMMAND_AUDIT = """
+CREATE TABLE command_audit (
+    id INTEGER PRIMARY KEY,
+    at_ms INTEGER NOT NULL,
+    interface TEXT NOT NULL,
+    chat_id INTEGER NOT NULL,
+    user_id INTEGER,
+    command TEXT NOT NULL,
+    arguments TEXT NOT NULL,
+    result TEXT NOT NULL,
+    ok INTEGER NOT NULL
+) STRICT;
+
+CREATE INDEX command_audit_time ON command_audit (at_ms);
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="create the initial schema", sql=_INITIAL_SCHEMA),
     Migration(version=2, description="record candle gaps that cannot be filled", sql=_GAPS),
@@ -394,5 +413,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(
         version=7, description="notification categories, priorities and deliveries", sql=_NOTIFIER
     ),
+    Migration(version=8, description="audit the commands interfaces accepted", sql=_COMMAND_AUDIT),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -75,6 +75,7 @@ class Rig:
     control: Control
     reader: aiosqlite.Connection
     events: DropOldestChannel[Event]
+    writer: StorageWriter | None = None
 
     async def feed(self, candles: Sequence[Candle], signals: Sequence[Signal] = ()) -> None:
         """Hand one batch of candles (ATR 2) and signals to the stage."""
@@ -107,7 +108,7 @@ async def running_rig(tmp_path: Path, rules: TraderConfig | None = None) -> Asyn
         await stage.start()
         reader = await open_reader(path)
         try:
-            yield Rig(stage, Control(stage, reader), reader, bus.subscribe())
+            yield Rig(stage, Control(stage, reader), reader, bus.subscribe(), writer)
         finally:
             await reader.close()
             task.cancel()

@@ -107,6 +107,7 @@ class SentMessage:
     method: str = "sendMessage"
     reply_markup: dict[str, Any] | None = None
     photo: bytes | None = None
+    reply_to: int | None = None  # the message it quotes (reply_parameters.message_id)
     edited_at: float | None = None
     deleted: bool = False
     edits: list[str] = field(default_factory=list)  # earlier raw texts, oldest first
@@ -663,6 +664,7 @@ class FakeTelegram:
             mode,
             call.at,
             reply_markup=self._markup(call),
+            reply_to=self._reply_to(call),
         )
         self._deliver(sent)
         return self._message_json(sent)
@@ -682,6 +684,7 @@ class FakeTelegram:
             method="sendPhoto",
             reply_markup=self._markup(call),
             photo=photo,
+            reply_to=self._reply_to(call),
         )
         self._deliver(sent)
         return self._message_json(sent)
@@ -784,6 +787,13 @@ class FakeTelegram:
         if sent.deleted:
             raise ApiError(400, f"Bad Request: {missing}")
         return sent
+
+    @staticmethod
+    def _reply_to(call: Call) -> int | None:
+        quoted = _json(call.params.get("reply_parameters"), "can't parse reply parameters JSON")
+        if isinstance(quoted, dict) and "message_id" in quoted:
+            return int(quoted["message_id"])
+        return _int(call.params.get("reply_to_message_id"), 0) or None
 
     @staticmethod
     def _markup(call: Call) -> dict[str, Any] | None:

@@ -28,6 +28,7 @@ TABLES = {
     "notification_deliveries",
     "metadata",
     "deviations",
+    "command_audit",
 }
 
 # Rows that can exist from a schema version on: (table, columns, values).

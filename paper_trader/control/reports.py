@@ -1,0 +1,296 @@
+"""Ledger reports for the operator: balance, profit, per-symbol performance, period tables,
+today's PnL and the equity curve.
+
+Like ``Control``, every window is candle time ending at the last candle the ledger handled;
+live figures are read under the trading stage's lock, history through the read-only
+connection (SQLite picks one equity snapshot per bucket, so a month of 1m candles is ~30 rows).
+"""
+
+import bisect
+import enum
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import aiosqlite
+
+from paper_trader.control.risk_report import RiskReport, risk_report
+from paper_trader.domain.trading import DAY_MS, ClosedTrade, EquitySnapshot
+from paper_trader.storage.equity import equity_closes, first_snapshot_ms
+from paper_trader.storage.ledger_repository import closed_trades
+from paper_trader.trading.stage import TradingStage
+
+CURVE_POINTS = 500  # an equity curve is at most this many points, whatever its span
+MAX_PERIODS = 366
+
+
+class PeriodUnit(enum.StrEnum):
+    """The step of a period table: UTC days, weeks from Monday, calendar months."""
+
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Balance:
+    """Cash and positions at the latest closes; ``exposure_share`` is exposure / equity."""
+
+    equity: Decimal
+    cash: Decimal
+    free_cash: Decimal
+    reserved: Decimal
+    positions_value: Decimal
+    exposure: Decimal
+    exposure_share: float
+    initial_balance: Decimal
+    total_return: Decimal
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Profit:
+    """Everything since the start: ``realised`` is the closed trades' net PnL, ``unrealised``
+    the open positions' gross PnL at their marks; ``win_rate`` is None before any trade."""
+
+    initial_balance: Decimal
+    equity: Decimal
+    total_pnl: Decimal
+    realised: Decimal
+    unrealised: Decimal
+    fees: Decimal
+    trades: int
+    wins: int
+    losses: int
+    win_rate: float | None
+    best_trade: ClosedTrade | None
+    worst_trade: ClosedTrade | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SymbolPerformance:
+    """One symbol's closed trades."""
+
+    symbol: str
+    trades: int
+    wins: int
+    net_pnl: Decimal
+    fees: Decimal
+    best: Decimal
+    worst: Decimal
+
+    @property
+    def win_rate(self) -> float:
+        """Return the share of winning trades."""
+        return self.wins / self.trades if self.trades else 0.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PeriodRow:
+    """One period ``[start_ms, end_ms)``: equity at its start and end, trades closed in it."""
+
+    start_ms: int
+    end_ms: int
+    start_equity: Decimal
+    end_equity: Decimal
+    trades: int
+    wins: int
+
+    @property
+    def pnl(self) -> Decimal:
+        """Return the change of equity over the period."""
+        return self.end_equity - self.start_equity
+
+    @property
+    def return_pct(self) -> Decimal:
+        """Return the change in percent of the start equity (0 when that is not positive)."""
+        return 100 * self.pnl / self.start_equity if self.start_equity > 0 else Decimal(0)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Today:
+    """The current UTC day of candle time: equity at its first mark and now."""
+
+    day_start_ms: int | None
+    start_equity: Decimal
+    equity: Decimal
+
+    @property
+    def pnl(self) -> Decimal:
+        """Return the change of equity since the day's first mark."""
+        return self.equity - self.start_equity
+
+    @property
+    def pnl_pct(self) -> Decimal:
+        """Return the change in percent of the day's start equity."""
+        return 100 * self.pnl / self.start_equity if self.start_equity > 0 else Decimal(0)
+
+
+class Reports:
+    """Reports on the trading stage and the stored ledger."""
+
+    def __init__(self, stage: TradingStage, reader: aiosqlite.Connection) -> None:
+        self._stage = stage
+        self._reader = reader
+
+    async def balance(self) -> Balance:
+        """Return cash, reserved collateral, positions and exposure at the latest closes."""
+        async with self._stage.lock:
+            trader = self._stage.trader
+            ledger, marks = trader.ledger, trader.marks
+            equity = ledger.equity(marks)
+            exposure = ledger.exposure(marks)
+            initial = trader.initial_balance
+            return Balance(
+                equity=equity,
+                cash=ledger.cash,
+                free_cash=ledger.free_cash,
+                reserved=ledger.reserved,
+                positions_value=ledger.positions_value(marks),
+                exposure=exposure,
+                exposure_share=float(exposure / equity) if equity > 0 else 0.0,
+                initial_balance=initial,
+                total_return=equity / initial - 1 if initial > 0 else Decimal(0),
+            )
+
+    async def today(self) -> Today:
+        """Return the current candle-time day's PnL (the daily loss breaker's day)."""
+        async with self._stage.lock:
+            trader = self._stage.trader
+            equity = trader.ledger.equity(trader.marks)
+            snapshot = trader.breakers.snapshot(windows=False)
+        day, start = snapshot.get("day"), snapshot.get("day_start_equity")
+        return Today(
+            day_start_ms=int(str(day)) * DAY_MS if day is not None else None,
+            start_equity=Decimal(str(start)) if start is not None else equity,
+            equity=equity,
+        )
+
+    async def profit(self) -> Profit:
+        """Return the PnL since the start: realised, unrealised, fees, wins and losses."""
+        async with self._stage.lock:
+            trader = self._stage.trader
+            marks = trader.marks
+            equity = trader.ledger.equity(marks)
+            unrealised = sum(
+                (
+                    p.unrealised_pnl(marks.get(s, p.entry_price))
+                    for s, p in trader.ledger.positions.items()
+                ),
+                Decimal(0),
+            )
+            initial = trader.initial_balance
+        trades = await closed_trades(self._reader)
+        wins = sum(1 for t in trades if t.net_pnl > 0)
+        return Profit(
+            initial_balance=initial,
+            equity=equity,
+            total_pnl=equity - initial,
+            realised=sum((t.net_pnl for t in trades), Decimal(0)),
+            unrealised=unrealised,
+            fees=sum((t.fees for t in trades), Decimal(0)),
+            trades=len(trades),
+            wins=wins,
+            losses=sum(1 for t in trades if t.net_pnl < 0),
+            win_rate=wins / len(trades) if trades else None,
+            best_trade=max(trades, key=lambda t: t.net_pnl, default=None),
+            worst_trade=min(trades, key=lambda t: t.net_pnl, default=None),
+        )
+
+    async def performance(self) -> tuple[SymbolPerformance, ...]:
+        """Return each traded symbol's closed trades, best net PnL first."""
+        by_symbol: dict[str, list[ClosedTrade]] = {}
+        for trade in await closed_trades(self._reader):
+            by_symbol.setdefault(trade.symbol, []).append(trade)
+        rows = [
+            SymbolPerformance(
+                symbol=symbol,
+                trades=len(trades),
+                wins=sum(1 for t in trades if t.net_pnl > 0),
+                net_pnl=sum((t.net_pnl for t in trades), Decimal(0)),
+                fees=sum((t.fees for t in trades), Decimal(0)),
+                best=max(t.net_pnl for t in trades),
+                worst=min(t.net_pnl for t in trades),
+            )
+            for symbol, trades in by_symbol.items()
+        ]
+        return tuple(sorted(rows, key=lambda r: (-r.net_pnl, r.symbol)))
+
+    async def periods(self, unit: PeriodUnit, count: int) -> tuple[PeriodRow, ...]:
+        """Return the last ``count`` periods (at most 366) up to the last candle, oldest first."""
+        count = max(1, min(count, MAX_PERIODS))
+        async with self._stage.lock:
+            end = self._stage.trader.last_candle_ms
+            initial = self._stage.trader.initial_balance
+        if end is None:
+            return ()
+        starts = period_starts(unit, end, count)
+        closes = await equity_closes(self._reader, since_ms=starts[0] - DAY_MS, bucket_ms=DAY_MS)
+        trades = await closed_trades(self._reader, since_ms=starts[0] - 1)
+        return period_rows(starts, closes, trades, initial)
+
+    async def risk(self) -> RiskReport:
+        """Return the breakers, limits, exposure and value at risk."""
+        return await risk_report(self._stage, self._reader)
+
+    async def equity_curve(self, days: int) -> tuple[EquitySnapshot, ...]:
+        """Return at most 500 snapshots spanning the last ``days`` days up to the last candle."""
+        async with self._stage.lock:
+            end = self._stage.trader.last_candle_ms
+        if end is None or days < 1:
+            return ()
+        since = end - days * DAY_MS
+        first = await first_snapshot_ms(self._reader, since_ms=since)
+        if first is None:
+            return ()
+        bucket = max(1, (end - first) // CURVE_POINTS + 1)  # the history there is, not the span
+        return tuple(await equity_closes(self._reader, since_ms=since, bucket_ms=bucket))
+
+
+def period_starts(unit: PeriodUnit, end_ms: int, count: int) -> list[int]:
+    """Return the start times of the ``count`` periods ending with the one holding ``end_ms``,
+    and the start of the period after it (``count + 1`` values, increasing)."""
+    day = end_ms // DAY_MS
+    if unit is PeriodUnit.DAY:
+        return [(day - count + 1 + i) * DAY_MS for i in range(count + 1)]
+    if unit is PeriodUnit.WEEK:
+        monday = day - (day + 3) % 7  # 1970-01-01 was a Thursday
+        return [(monday + 7 * (i - count + 1)) * DAY_MS for i in range(count + 1)]
+    when = datetime.fromtimestamp(end_ms / 1000, tz=UTC)
+    index = when.year * 12 + when.month - 1
+    return [_month_start(index - count + 1 + i) for i in range(count + 1)]
+
+
+def _month_start(index: int) -> int:
+    year, month = divmod(index, 12)
+    return int(datetime(year, month + 1, 1, tzinfo=UTC).timestamp() * 1000)
+
+
+def period_rows(
+    starts: Sequence[int],
+    closes: Sequence[EquitySnapshot],
+    trades: Sequence[ClosedTrade],
+    initial: Decimal,
+) -> tuple[PeriodRow, ...]:
+    """Return one row per period ``[starts[i], starts[i + 1])`` from the equity closes (in
+    time order) and the trades closed in it."""
+    times = [c.candle_time_ms for c in closes]
+    rows = []
+    for start, end in itertools.pairwise(starts):
+        before = bisect.bisect_left(times, start)
+        inside = bisect.bisect_left(times, end)
+        start_equity = closes[before - 1].equity if before else initial
+        end_equity = closes[inside - 1].equity if inside > before else start_equity
+        closed = [t for t in trades if start <= t.closed_candle_ms < end]
+        rows.append(
+            PeriodRow(
+                start_ms=start,
+                end_ms=end,
+                start_equity=start_equity,
+                end_equity=end_equity,
+                trades=len(closed),
+                wins=sum(1 for t in closed if t.net_pnl > 0),
+            )
+        )
+    return tuple(rows)

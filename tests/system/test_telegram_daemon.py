@@ -1,0 +1,128 @@
+"""The Telegram bot of a real running daemon (subprocess) against the simulated exchange and the
+fake Bot API server: every command answers, the trading commands change the ledger, and
+nobody but the configured chat and user changes anything."""
+
+import signal
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import subprocess_env
+from fakes.telegram_server import ThreadedTelegram, fake_telegram_thread
+from system.daemon_harness import daemon, market_fixture, notify_socket, wait_until
+
+from paper_trader.interfaces.telegram.commands import COMMANDS
+
+ROOT = Path(__file__).resolve().parents[2]
+market = market_fixture
+CHAT, GROUP, OPERATOR, STRANGER = 111, -1001234567890, 111, 999
+ASKING = {"close", "emergency_stop"}
+
+
+class Daemon:
+    """A running daemon with Telegram pointed at the fake, and the operator's side of it."""
+
+    def __init__(self, tg: ThreadedTelegram, process: "subprocess.Popen[str]", db: Path) -> None:
+        self.tg, self.process, self.db = tg, process, db
+
+    def ask(self, text: str, *, chat_id: int = CHAT, **kw: Any) -> list[Any]:
+        """Send a command as the operator; return the bot's answer (the messages quoting it)."""
+        asked = self.tg.send_command(chat_id, kw.pop("user_id", OPERATOR), text, **kw)
+        wait_until(self.process, lambda: self.replies(chat_id, asked), f"an answer to {text}", 30)
+        return self.replies(chat_id, asked)
+
+    def replies(self, chat_id: int, asked: int) -> list[Any]:
+        """Return the messages that answer message ``asked`` (notifications share the chat)."""
+        return [m for m in self.tg.delivered(chat_id) if m.reply_to == asked]
+
+    def press(self, message_id: int, data: str, *, stale: bool = False) -> str:
+        """Press a button of the bot's message; return the callback's answer text."""
+        query = self.tg.press_button(CHAT, OPERATOR, message_id, data, stale=stale)
+        wait_until(self.process, lambda: query in self.tg.answered_callbacks, "the answer", 30)
+        return str(self.tg.answered_callbacks[query].get("text", ""))
+
+    def rows(self, sql: str) -> list[tuple[Any, ...]]:
+        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
+            return conn.execute(sql).fetchall()
+
+
+@pytest.fixture
+def running(tmp_path: Path, market: dict[str, str]) -> Iterator[Daemon]:
+    with fake_telegram_thread() as tg, notify_socket() as notify:
+        env = subprocess_env(
+            tmp_path,
+            NOTIFY_SOCKET=notify.path,
+            TELEGRAM_BOT_TOKEN=tg.token,
+            TELEGRAM_CHAT_ID=f"{CHAT},{GROUP}",
+            TELEGRAM_ALLOWED_USERS=str(OPERATOR),
+            TELEGRAM_API_URL=tg.api_url,
+            **market,
+        )
+        with daemon(env) as process:
+            notify.wait_for("READY=1", timeout=60)
+            yield Daemon(tg, process, tmp_path / "paper_trader.db")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+
+
+def test_every_command_answers_from_a_running_daemon(running: Daemon) -> None:
+    """Each command of the menu gets an answer; the menu was set; each is audited."""
+    for command in COMMANDS:
+        answer = running.ask(f"/{command.name}" + (" all" if command.name == "close" else ""))
+        assert answer[0].text, command.name
+        if command.name in ASKING:
+            assert len(answer[-1].buttons()) == 2
+    assert [c["command"] for c in running.tg.my_commands()] == [c.name for c in COMMANDS]
+    audited = [r[0] for r in running.rows("SELECT command FROM command_audit ORDER BY id")]
+    assert audited == [c.name for c in COMMANDS]
+
+
+def test_trading_commands_change_the_ledger_and_a_button_works_once(running: Daemon) -> None:
+    """/pause and /resume trip and clear the breaker; a confirmed /emergency_stop halts, and
+    pressing its button again does nothing."""
+    assert "trading is reducing" in running.ask("/pause")[0].text
+    assert running.rows("SELECT breaker, transition FROM breaker_events") == [
+        ("manual_pause", "tripped")
+    ]
+    assert "trading is active" in running.ask("/resume")[0].text
+    question = running.ask("/emergency_stop")[-1]
+    confirm = question.buttons()[0]
+    running.press(question.message_id, confirm)
+    wait_until(running.process, lambda: "HALTED" in running.ask("/status")[0].text, "halt", 30)
+    events = running.rows("SELECT breaker, transition FROM breaker_events")
+    again = running.press(question.message_id, confirm, stale=True)
+    assert "expired or was already used" in again
+    assert running.rows("SELECT breaker, transition FROM breaker_events") == events
+
+
+def test_strangers_and_edits_change_nothing(running: Daemon) -> None:
+    """An unlisted chat, an unlisted user in the group and an edited old command: no answer,
+    no breaker, no audit row."""
+    tg = running.tg
+    tg.send_command(STRANGER, STRANGER, "/pause")
+    tg.send_command(GROUP, STRANGER, "/pause", chat_type="supergroup")
+    message_id = tg.send_command(CHAT, OPERATOR, "/help")
+    wait_until(running.process, lambda: running.replies(CHAT, message_id), "/help's answer", 30)
+    tg.edit_message(CHAT, message_id, "/pause")
+    running.ask("/version")
+    assert tg.delivered(STRANGER) == []
+    assert [m for m in tg.delivered(GROUP) if m.reply_to is not None] == []  # notices only
+    assert running.rows("SELECT * FROM breaker_events") == []
+    assert [r[0] for r in running.rows("SELECT command FROM command_audit")] == ["help", "version"]
+
+
+def test_markup_characters_and_a_long_answer_arrive_intact_and_split(running: Daemon) -> None:
+    """A reason with ``<`` and ``&`` comes back as typed; 200 log lines arrive in several
+    messages, each within Telegram's limit, none refused."""
+    answer = running.ask("/pause a<b & c>d")
+    assert "paused by the operator: a<b & c>d" in "\n".join(m.text for m in answer)
+    asked = running.tg.send_command(CHAT, OPERATOR, "/logs 200")
+    wait_until(running.process, lambda: len(running.replies(CHAT, asked)) >= 2, "the parts", 30)
+    messages = running.replies(CHAT, asked)
+    assert len(messages) >= 2
+    assert all(len(m.text) <= 4096 for m in messages)
+    assert any("a<b & c>d" in m.text for m in messages)
+    assert running.tg.refusals(400) == []
