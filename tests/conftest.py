@@ -14,6 +14,7 @@ NETGUARD = Path(__file__).parent / "netguard"
 sys.path.insert(0, str(NETGUARD))
 import sitecustomize as netguard  # noqa: E402 -- the guard must be importable from NETGUARD
 from fakes.storage import migrated_database, running_writer  # noqa: E402 -- after the guard
+from fakes.telegram_server import FakeTelegram  # noqa: E402 -- after the guard
 
 from paper_trader.settings import Settings  # noqa: E402 -- after the guard, like every import
 from paper_trader.storage import StorageWriter, open_reader  # noqa: E402 -- after the guard
@@ -97,3 +98,16 @@ def subprocess_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
     )
     env.update(overrides)
     return env
+
+
+@pytest.fixture
+def ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run PTB as production does: ``RetryAfter.retry_after`` is a timedelta (reference §2.3)."""
+    monkeypatch.setenv("PTB_TIMEDELTA", "1")
+
+
+@pytest.fixture
+async def tg() -> AsyncIterator[FakeTelegram]:
+    """Yield a running fake Bot API server on loopback."""
+    async with FakeTelegram() as fake:
+        yield fake

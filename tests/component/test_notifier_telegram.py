@@ -4,7 +4,6 @@ outbox: 429 storms, outages, restarts, entity errors, timeouts, refusals, pacing
 import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator
 
 import aiosqlite
 import pytest
@@ -21,17 +20,7 @@ from paper_trader.storage import AppendOutbox, StorageWriter, outbox_entries
 PARSE_ERROR = 'Bad Request: can\'t parse entities: Unsupported start tag "x" at byte offset 1'
 
 
-@pytest.fixture(autouse=True)
-def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run PTB as production does: RetryAfter.retry_after is a timedelta."""
-    monkeypatch.setenv("PTB_TIMEDELTA", "1")
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    """Yield a running fake Bot API server."""
-    async with FakeTelegram() as fake:
-        yield fake
+pytestmark = pytest.mark.usefixtures("ptb_timedelta")
 
 
 def bodies(tg: FakeTelegram, chat: int = CHAT) -> list[str]:

@@ -2,7 +2,6 @@
 Telegram's, as JSON or in Discord's shape, with the same outbox, limits and retries."""
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiosqlite
 import pytest
@@ -19,15 +18,7 @@ JSON = Options(webhook=WebhookFormat.JSON)
 DISCORD = Options(webhook=WebhookFormat.DISCORD)
 
 
-@pytest.fixture(autouse=True)
-def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PTB_TIMEDELTA", "1")
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    async with FakeTelegram() as fake:
-        yield fake
+pytestmark = pytest.mark.usefixtures("ptb_timedelta")
 
 
 async def deliveries(reader: aiosqlite.Connection) -> list[tuple[object, ...]]:

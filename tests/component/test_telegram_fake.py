@@ -46,17 +46,7 @@ PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000002000000030806000000"
 Callback = Callable[[Update, ContextTypes.DEFAULT_TYPE], Awaitable[None]]
 
 
-@pytest.fixture(autouse=True)
-def _ptb_timedelta(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make PTB's RetryAfter.retry_after a timedelta (no PTBDeprecationWarning)."""
-    monkeypatch.setenv("PTB_TIMEDELTA", "1")
-
-
-@pytest.fixture
-async def tg() -> AsyncIterator[FakeTelegram]:
-    """Yield a running fake server."""
-    async with FakeTelegram() as fake:
-        yield fake
+pytestmark = pytest.mark.usefixtures("ptb_timedelta")
 
 
 def build(tg: FakeTelegram, token: str | None = None) -> Application:
