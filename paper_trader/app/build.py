@@ -89,7 +89,8 @@ def build(
     operator = ways_in(settings, shared, path, plan, clock)
     models, engine = path.models, path.engine
     components = supervision.present(
-        *(supervisor, shared.writer, engine, path.quality, models.stage, path.trading),
+        *(supervisor, shared.writer, recorder, engine, path.quality, models.stage),
+        path.trading,
         *(engine.features, path.feed, models.lifecycle, path.files, commands, *operator),
     )
     monitor = supervision.health_monitor(components, settings, clock, shared.heartbeat, notifier)
