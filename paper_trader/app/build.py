@@ -13,7 +13,7 @@ import aiosqlite
 
 from paper_trader.app import supervision
 from paper_trader.app.ledger import RunPlan
-from paper_trader.app.stages import decision_path, shared_parts
+from paper_trader.app.stages import Shared, decision_path, shared_parts
 from paper_trader.app.ways_in import ways_in
 from paper_trader.clock import Clock
 from paper_trader.control.api import Control
@@ -79,9 +79,7 @@ def build(
     """Wire the services of one run; return the supervisor holding them, and the engine."""
     shared = shared_parts(settings, conn, clock, live=source is None)
     path = decision_path(shared, plan, live=source is None)
-    recorder = EventRecorder(
-        shared.bus.subscribe(), lambda event: shared.writer.write(AppendOutbox(event=event))
-    )
+    recorder = _recorder(shared)
     commands = _control_socket(path.trading, plan)
     supervisor = supervision.supervisor(
         settings, clock, shared.bus, notifier, on_ready=path.all_ready.set
@@ -110,6 +108,13 @@ def build(
         notifier=operator.notifier,
     ).add_to(supervisor)
     return supervisor, engine
+
+
+def _recorder(shared: Shared) -> EventRecorder:
+    """Return the service that writes the bus's events to the outbox (not the ledger's own)."""
+    return EventRecorder(
+        shared.bus.subscribe(), lambda event: shared.writer.write(AppendOutbox(event=event))
+    )
 
 
 def _market(

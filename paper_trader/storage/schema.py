@@ -1,5 +1,8 @@
 """The schema's history: every migration's SQL, in order, as it shipped.
 
+Over 400 lines on purpose: the history is append-only, and each migration's SQL stays in one
+piece beside the comment that says what its tables hold.
+
 Append a ``Migration`` with the next version to change the schema; never edit one that has
 shipped (`paper_trader.storage.migrations` runs them, each in its own transaction). Money,
 prices and quantities are ``TEXT`` holding exact decimal strings (``format(d, "f")``); times are
