@@ -5,7 +5,6 @@
 the writer (for the audit), and the health and model providers built here.
 """
 
-import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -28,9 +27,6 @@ if TYPE_CHECKING:  # the prediction stack loads only where it runs
     from paper_trader.prediction.stage import PredictionStage
 
 log = get_logger("app")
-
-# PTB reads it at every RetryAfter: a timedelta, no deprecation warning (the notifier's too).
-os.environ["PTB_TIMEDELTA"] = "1"
 
 
 def telegram_bot(  # noqa: PLR0917 -- the run's parts the console reaches, handed over by build

@@ -6,9 +6,7 @@ translated into the worker's ``Failure`` reasons at this boundary (PTB's hierarc
 ``BadRequest`` and ``TimedOut`` under ``NetworkError``: the order of the checks matters).
 """
 
-import datetime
-
-from telegram import Bot, LinkPreviewOptions
+from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import (
     BadRequest,
@@ -25,8 +23,7 @@ from paper_trader.interfaces.notify.channel import Failure, NotSent, Outcome, Se
 from paper_trader.interfaces.notify.pacing import Limit, Pacer, telegram_pacer
 from paper_trader.interfaces.notify.policy import Outgoing
 from paper_trader.interfaces.notify.render import TELEGRAM_LIMIT, Part, split
-
-_NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+from paper_trader.interfaces.telegram.replies import NO_PREVIEW, retry_after_s
 
 
 class TelegramApi:
@@ -90,7 +87,7 @@ class TelegramChat:
                 self._chat_id,
                 part.plain if plain else part.html,
                 parse_mode=None if plain else ParseMode.HTML,
-                link_preview_options=_NO_PREVIEW,
+                link_preview_options=NO_PREVIEW,
             )
         except TelegramError as exc:
             return failure_of(exc)
@@ -101,7 +98,7 @@ def failure_of(exc: TelegramError) -> NotSent:
     """Return what a PTB error means for the message (see ``Failure``)."""
     detail = str(exc)
     if isinstance(exc, RetryAfter):
-        return NotSent(Failure.RATE_LIMITED, detail, retry_after_s=_seconds(exc))
+        return NotSent(Failure.RATE_LIMITED, detail, retry_after_s=retry_after_s(exc))
     if isinstance(exc, ChatMigrated):
         return NotSent(Failure.REFUSED, f"the group became supergroup {exc.new_chat_id}")
     return NotSent(_failure(exc, detail.lower()), detail)
@@ -118,11 +115,3 @@ def _failure(exc: TelegramError, lower: str) -> Failure:
     if isinstance(exc, Forbidden | InvalidToken):
         return Failure.REFUSED
     return Failure.UNREACHABLE  # NetworkError, 5xx, Conflict, …
-
-
-def _seconds(exc: RetryAfter) -> float:
-    """Return ``retry_after`` in seconds: a timedelta with PTB_TIMEDELTA=1, else a number."""
-    value = exc.retry_after
-    if isinstance(value, datetime.timedelta):
-        return value.total_seconds()
-    return float(value)
