@@ -44,6 +44,7 @@ async def test_a_429_storm_holds_every_send_until_retry_after_then_delivers_each
             *(event(k, f"during {i + 1}", symbol=f"D{i}") for i, k in enumerate(kinds)),
         )
         await tg.wait_for_messages(CHAT, 13, timeout=10)
+        await eventually(lambda: rig.stats().delivered == 13)
         await asyncio.sleep(0.2)  # nothing more arrives
         stats = rig.stats()
         statuses = await rig.statuses()
@@ -230,6 +231,7 @@ async def test_over_the_cap_trades_arrive_as_one_digest_and_each_chat_gets_its_o
         await rig.queue(*(event(EventKind.TRADE_OPENED, f"BTC-USDT: long {i}") for i in range(6)))
         for chat in (CHAT, GROUP):
             await tg.wait_for_messages(chat, 3, timeout=10)
+            await eventually(lambda c=chat: rig.stats(f"telegram:{c}").delivered == 6)
         await asyncio.sleep(0.2)
         rows = await outbox_entries(reader)
         folded = rig.stats(f"telegram:{GROUP}").folded
