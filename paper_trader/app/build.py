@@ -51,6 +51,7 @@ class Services:
     commands: ControlSocket | None
     telegram: Service | None  # the bot, when TELEGRAM_BOT_TOKEN is set and the run is live
     notifier: Service | None  # the outbox's consumer, on a live run
+    announcer: Service | None  # the start-up and shutdown notices: the first to stop
 
     def add_to(self, supervisor: Supervisor) -> None:
         """Add every service to ``supervisor``, in the start order."""
@@ -62,7 +63,7 @@ class Services:
         if self.watchdog is not None:
             supervisor.add(self.watchdog)
         supervisor.add(self.market)
-        for extra in (self.commands, self.telegram, self.notifier):
+        for extra in (self.commands, self.telegram, self.notifier, self.announcer):
             if extra is not None:
                 supervisor.add(extra)
 
@@ -84,7 +85,9 @@ def build(
     supervisor = supervision.supervisor(
         settings, clock, shared.bus, notifier, on_ready=path.all_ready.set
     )
-    operator = ways_in(settings, shared, path, plan, clock)
+    operator = ways_in(
+        settings, shared, path, plan, clock, stop_reason=lambda: supervisor.stop_reason
+    )
     models, engine = path.models, path.engine
     components = supervision.present(
         *(supervisor, shared.writer, recorder, engine, path.quality, models.stage),
@@ -106,6 +109,7 @@ def build(
         commands=commands,
         telegram=operator.bot,
         notifier=operator.notifier,
+        announcer=operator.announcer,
     ).add_to(supervisor)
     return supervisor, engine
 

@@ -5,14 +5,16 @@ Both need the run's read-only connection, so a replay (no reader) has neither. T
 the monitor checks): ``health_of`` hands the monitor over once it exists.
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from paper_trader.app.announce import Announcer, RunFacts
 from paper_trader.app.ledger import RunPlan
 from paper_trader.app.notify import build_notifier
 from paper_trader.app.stages import DecisionPath, Shared
 from paper_trader.app.telegram import health_provider, model_provider, telegram_bot
 from paper_trader.clock import Clock
+from paper_trader.control.api import Control
 from paper_trader.interfaces.notify.service import Notifier
 from paper_trader.interfaces.telegram.bot import TelegramBot
 from paper_trader.monitoring.health import HealthMonitor, HealthSnapshot
@@ -21,14 +23,16 @@ from paper_trader.settings import Settings
 
 @dataclass(slots=True)
 class WaysIn:
-    """The bot and the notifier of one run (None when off), and the monitor the bot reads."""
+    """The bot, the notifier and the announcer of one run (None when off), and the monitor
+    the bot reads."""
 
     bot: TelegramBot | None = None
     notifier: Notifier | None = None
+    announcer: Announcer | None = None
     _monitor: list[HealthMonitor] = field(default_factory=list)
 
     def __iter__(self) -> Iterator[TelegramBot | Notifier]:
-        """Yield the services that are on."""
+        """Yield the services that report their health."""
         yield from (s for s in (self.bot, self.notifier) if s is not None)
 
     def health_of(self, monitor: HealthMonitor) -> None:
@@ -41,12 +45,20 @@ class WaysIn:
 
 
 def ways_in(
-    settings: Settings, shared: Shared, path: DecisionPath, plan: RunPlan, clock: Clock
+    settings: Settings,
+    shared: Shared,
+    path: DecisionPath,
+    plan: RunPlan,
+    clock: Clock,
+    *,
+    stop_reason: Callable[[], str],
 ) -> WaysIn:
-    """Return the bot and the notifier of a live run (see the module's docstring)."""
+    """Return the bot, the notifier and the announcer of a live run (see the module's
+    docstring); ``stop_reason`` is the supervisor's, for the shutdown notice."""
     found = WaysIn()
     if plan.reader is None:
         return found
+    model = model_provider(path.models.stage)
     found.bot = telegram_bot(
         settings,
         path.trading,
@@ -55,9 +67,31 @@ def ways_in(
         clock,
         plan.series[0][2].ms,
         health=health_provider(found.latest_health),
-        model=model_provider(path.models.stage),
+        model=model,
     )
     found.notifier = build_notifier(
         settings, plan.reader, shared.writer, clock, telegram_api_url=settings.telegram_api_url
     )
+    found.announcer = Announcer(
+        _facts(settings, plan),
+        Control(path.trading, plan.reader, interval_ms=plan.series[0][2].ms),
+        shared.writer,
+        clock,
+        all_ready=path.all_ready,
+        model=model,
+        stop_reason=stop_reason,
+    )
     return found
+
+
+def _facts(settings: Settings, plan: RunPlan) -> RunFacts:
+    """Return what the start-up notice says of the run."""
+    followed = {key[1] for key in plan.exit_only.followed}
+    exit_only = [*sorted(followed), *(symbol for symbol, _ in plan.exit_only.unlisted)]
+    return RunFacts(
+        mode=plan.mode,
+        exchange=settings.exchange.value,
+        interval=settings.interval.value,
+        symbols=tuple(key[1] for key in plan.series if key[1] not in followed),
+        exit_only=tuple(exit_only),
+    )

@@ -132,6 +132,11 @@ class Supervisor:
             self._stop.set()
 
     @property
+    def stop_reason(self) -> str:
+        """Return why the daemon stops ("" before a stop is requested)."""
+        return self._stop_reason
+
+    @property
     def is_ready(self) -> bool:
         """Return whether every service has declared itself ready (or finished)."""
         return all(s.ready or s.finished for s in self._states.values())

@@ -126,3 +126,44 @@ def test_markup_characters_and_a_long_answer_arrive_intact_and_split(running: Da
     assert all(len(m.text) <= 4096 for m in messages)
     assert any("a<b & c>d" in m.text for m in messages)
     assert running.tg.refusals(400) == []
+
+
+def test_the_phone_hears_the_daemon_start_and_stop(tmp_path: Path, market: dict[str, str]) -> None:
+    """Once ready, every chat gets the start-up notice (version, venue, symbols, model, state);
+    a SIGTERM's shutdown notice arrives before the process exits."""
+    with fake_telegram_thread() as tg, notify_socket() as notify:
+        env = subprocess_env(
+            tmp_path,
+            NOTIFY_SOCKET=notify.path,
+            TELEGRAM_BOT_TOKEN=tg.token,
+            TELEGRAM_CHAT_ID=f"{CHAT},{GROUP}",
+            TELEGRAM_API_URL=tg.api_url,
+            **market,
+        )
+        with daemon(env) as process:
+            notify.wait_for("READY=1", timeout=60)
+            started = _notice(tg, process, "Daemon started")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=30) == 0
+        stopping = [m.text for m in tg.delivered(CHAT) if "Daemon stopping" in m.text]
+        in_group = [m.text for m in tg.delivered(GROUP) if "Daemon stopping" in m.text]
+    lines = started.splitlines()
+    assert lines[1].startswith("paper-trader ")
+    assert f"on {market['EXCHANGE']}" in lines[1]
+    assert lines[2] == "symbols: BTC-USDT"
+    assert lines[3].startswith("model: ")
+    assert "trading: ACTIVE" in started
+    assert len(stopping) == len(in_group) == 1
+    assert "stopping: SIGTERM" in stopping[0]
+    assert "trading: ACTIVE" in stopping[0], stopping[0]
+
+
+def _notice(tg: ThreadedTelegram, process: "subprocess.Popen[str]", title: str) -> str:
+    """Wait for the one message to ``CHAT`` with ``title``; return its text."""
+
+    def found() -> list[str]:
+        return [m.text for m in tg.delivered(CHAT) if title in m.text.splitlines()[0]]
+
+    wait_until(process, found, title, 30)
+    [text] = found()
+    return text
