@@ -13,7 +13,7 @@ from paper_trader.clock import Clock
 from paper_trader.control.outbox import Outbox
 from paper_trader.interfaces.notify.channel import Transport
 from paper_trader.interfaces.notify.pacing import overall_telegram_limit
-from paper_trader.interfaces.notify.policy import Cap, Caps, DeliveryPolicy
+from paper_trader.interfaces.notify.policy import Cap, Caps, DeliveryPolicy, Outgoing
 from paper_trader.interfaces.notify.service import Notifier, NotifierConfig
 from paper_trader.interfaces.notify.telegram import TelegramApi, TelegramChat
 from paper_trader.interfaces.notify.webhook import Webhook, WebhookFormat
@@ -45,11 +45,13 @@ def build_notifier(
     clock: Clock,
     *,
     telegram_api_url: str = DEFAULT_API_URL,
+    expand: Callable[[Outgoing], Awaitable[Outgoing]] | None = None,
 ) -> Notifier:
     """Return the notifier service of this run (see the module's docstring).
 
     ``reader`` is a read-only connection to the database ``writer`` writes (``open_reader``);
-    ``telegram_api_url`` the Bot API server's root (``TELEGRAM_API_URL``).
+    ``telegram_api_url`` the Bot API server's root (``TELEGRAM_API_URL``); ``expand`` makes
+    the reports' text and chart (``ReportMaker.expand``).
     """
     outbox = Outbox(reader, writer)
     transports, closing, off = _channels(settings, telegram_api_url)
@@ -59,7 +61,9 @@ def build_notifier(
         refused_backoff=REFUSED_BACKOFF,
     )
     workers = [
-        ChannelWorker(t, outbox, DeliveryPolicy(caps(settings)), clock=clock, config=config)
+        ChannelWorker(
+            t, outbox, DeliveryPolicy(caps(settings)), clock=clock, config=config, expand=expand
+        )
         for t in transports
     ]
     return Notifier(

@@ -1,6 +1,7 @@
-"""The operator's ways in on a live run: the Telegram bot and the notifier that serves the outbox.
+"""The operator's ways in on a live run: the Telegram bot, the notifier that serves the outbox
+(and makes the reports), and the announcer of start-up and shutdown.
 
-Both need the run's read-only connection, so a replay (no reader) has neither. The bot answers
+All need the run's read-only connection, so a replay (no reader) has none of them. The bot answers
 ``/health`` from the health monitor, which is built after it (the bot is one of the components
 the monitor checks): ``health_of`` hands the monitor over once it exists.
 """
@@ -15,6 +16,8 @@ from paper_trader.app.stages import DecisionPath, Shared
 from paper_trader.app.telegram import health_provider, model_provider, telegram_bot
 from paper_trader.clock import Clock
 from paper_trader.control.api import Control
+from paper_trader.control.reports import Reports
+from paper_trader.interfaces.notify.reports import ReportMaker
 from paper_trader.interfaces.notify.service import Notifier
 from paper_trader.interfaces.telegram.bot import TelegramBot
 from paper_trader.monitoring.health import HealthMonitor, HealthSnapshot
@@ -59,6 +62,8 @@ def ways_in(
     if plan.reader is None:
         return found
     model = model_provider(path.models.stage)
+    health = health_provider(found.latest_health)
+    control = Control(path.trading, plan.reader, interval_ms=plan.series[0][2].ms)
     found.bot = telegram_bot(
         settings,
         path.trading,
@@ -66,15 +71,21 @@ def ways_in(
         shared.writer,
         clock,
         plan.series[0][2].ms,
-        health=health_provider(found.latest_health),
+        health=health,
         model=model,
     )
+    reports = ReportMaker(control, Reports(path.trading, plan.reader), health)
     found.notifier = build_notifier(
-        settings, plan.reader, shared.writer, clock, telegram_api_url=settings.telegram_api_url
+        settings,
+        plan.reader,
+        shared.writer,
+        clock,
+        telegram_api_url=settings.telegram_api_url,
+        expand=reports.expand,
     )
     found.announcer = Announcer(
         _facts(settings, plan),
-        Control(path.trading, plan.reader, interval_ms=plan.series[0][2].ms),
+        control,
         shared.writer,
         clock,
         all_ready=path.all_ready,

@@ -7,12 +7,12 @@ they never show a change whose commit is still in flight (durable before visible
 through ``TradingStage.run_command``: under the same lock, at the last candle time; the stage
 commits and reports before the ``CommandResult`` is returned.
 
-Reports measure candle time, never the wall clock: a report's window is the last day or week
-of candle time ending at the last candle the ledger handled. Every command is logged
+Reports measure candle time, never the wall clock: a report's window is a UTC day, a week from
+Monday or a calendar month of candle open times (by default the one holding the last candle
+the ledger handled). Every command is logged
 (``command_accepted``, with the interface it came from) once its changes have committed.
 """
 
-import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -22,8 +22,8 @@ import aiosqlite
 from paper_trader.broker.analytics import analyse
 from paper_trader.control import commands
 from paper_trader.control.commands import Command
+from paper_trader.control.reports import PeriodUnit, period_starts
 from paper_trader.domain.trading import (
-    DAY_MS,
     BreakerTransition,
     ClosedTrade,
     Decision,
@@ -34,6 +34,7 @@ from paper_trader.domain.trading import (
 )
 from paper_trader.risk.exits import active_stop
 from paper_trader.runtime.logs import get_logger
+from paper_trader.storage.equity import last_snapshot_before
 from paper_trader.storage.ledger_repository import (
     closed_trades,
     equity_snapshots,
@@ -42,18 +43,6 @@ from paper_trader.storage.ledger_repository import (
 from paper_trader.trading.stage import TradingStage
 
 log = get_logger("control")
-
-
-class Period(enum.StrEnum):
-    """The span of a report, in candle time."""
-
-    DAY = "day"
-    WEEK = "week"
-
-    @property
-    def span_ms(self) -> int:
-        """Return the period's length in milliseconds."""
-        return DAY_MS if self is Period.DAY else 7 * DAY_MS
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -97,17 +86,17 @@ class PositionView:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PeriodReport:
-    """The ledger over the window ``(start_ms, end_ms]`` of candle time.
+    """The ledger over the window ``[start_ms, end_ms)`` of candle open times.
 
-    ``start_equity`` is the last snapshot at or before ``start_ms`` (else the first in the
-    window, else the initial balance); ``end_equity`` the last snapshot in the window.
+    ``start_equity`` is the last snapshot before ``start_ms`` (else the initial balance: the
+    ledger began inside the window); ``end_equity`` the last snapshot in the window.
     ``total_return`` is ``end_equity / start_equity - 1``. ``trades`` are those closed in the
     window, oldest first; ``by_symbol`` is the net PnL per symbol, sorted by symbol;
     ``analytics`` is ``broker.analytics.analyse`` of the window as JSON values (empty if the
     start equity is not positive).
     """
 
-    period: Period
+    period: PeriodUnit
     start_ms: int
     end_ms: int
     start_equity: Decimal
@@ -195,21 +184,19 @@ class Control:
             return ()
         return tuple(await closed_trades(self._reader, limit=limit))
 
-    async def report(self, period: Period) -> PeriodReport:
-        """Return the ledger over the last ``period`` of candle time up to the last candle."""
+    async def report(self, period: PeriodUnit, *, start_ms: int | None = None) -> PeriodReport:
+        """Return the ledger over the ``period`` that starts at ``start_ms`` (a period's start;
+        default: the period holding the last candle, so far)."""
         async with self._stage.lock:  # waits for an in-flight commit: the window is all stored
-            end = self._stage.trader.last_candle_ms or 0
+            last = self._stage.trader.last_candle_ms or 0
             initial = self._stage.trader.initial_balance
-        start = end - period.span_ms
-        # One day before the window is enough to find the snapshot the window starts from:
-        # every decision instant writes one.
-        snapshots = await equity_snapshots(self._reader, since_ms=start - DAY_MS)
-        before = [s for s in snapshots if s.candle_time_ms <= start]
-        inside = [s for s in snapshots if start < s.candle_time_ms <= end]
-        stored = await closed_trades(self._reader, since_ms=start)
-        trades = [t for t in stored if t.closed_candle_ms <= end]
-        first = before[-1:] or inside[:1]
-        start_equity = first[0].equity if first else initial
+        start, end = period_starts(period, last if start_ms is None else start_ms, 1)
+        prior = await last_snapshot_before(self._reader, start - 1)
+        snapshots = await equity_snapshots(self._reader, since_ms=start)
+        inside = [s for s in snapshots if s.candle_time_ms < end]
+        stored = await closed_trades(self._reader, since_ms=start - 1)
+        trades = [t for t in stored if t.closed_candle_ms < end]
+        start_equity = prior.equity if prior else initial  # no snapshot yet: nothing traded
         return _period_report(period, start, end, start_equity, trades, inside, self._interval_ms)
 
     async def pause(
@@ -281,7 +268,7 @@ def _view(position: Position, mark: Decimal) -> PositionView:
 
 
 def _period_report(  # noqa: PLR0917 - the window's facts, gathered by Control.report
-    period: Period,
+    period: PeriodUnit,
     start: int,
     end: int,
     start_equity: Decimal,

@@ -240,12 +240,17 @@ class Reports:
             end = self._stage.trader.last_candle_ms
         if end is None or days < 1:
             return ()
-        since = end - days * DAY_MS
-        first = await first_snapshot_ms(self._reader, since_ms=since)
-        if first is None:
+        return await self.curve_between(end - days * DAY_MS, end + 1)
+
+    async def curve_between(self, start_ms: int, end_ms: int) -> tuple[EquitySnapshot, ...]:
+        """Return at most 500 snapshots of the candle times ``[start_ms, end_ms)``, evenly
+        spread over the history there is."""
+        first = await first_snapshot_ms(self._reader, since_ms=start_ms)
+        if first is None or first >= end_ms:
             return ()
-        bucket = max(1, (end - first) // CURVE_POINTS + 1)  # the history there is, not the span
-        return tuple(await equity_closes(self._reader, since_ms=since, bucket_ms=bucket))
+        bucket = max(1, (end_ms - 1 - first) // CURVE_POINTS + 1)
+        closes = await equity_closes(self._reader, since_ms=start_ms, bucket_ms=bucket)
+        return tuple(c for c in closes if c.candle_time_ms < end_ms)
 
 
 def period_starts(unit: PeriodUnit, end_ms: int, count: int) -> list[int]:

@@ -40,6 +40,8 @@ class EventKind(enum.StrEnum):
     TRADE_CLOSED = "trade_closed"
     BREAKER_TRIPPED = "breaker_tripped"
     BREAKER_RESET = "breaker_reset"
+    DAILY_REPORT = "daily_report"
+    WEEKLY_REPORT = "weekly_report"
 
 
 EventData = Mapping[str, str | int | float]

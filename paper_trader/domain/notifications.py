@@ -67,6 +67,8 @@ CLASSES: Mapping[EventKind, tuple[Category, Priority]] = MappingProxyType(
         EventKind.TRADE_CLOSED: (_C.TRADE, _P.HIGH),
         EventKind.BREAKER_TRIPPED: (_C.BREAKER, _P.HIGH),
         EventKind.BREAKER_RESET: (_C.BREAKER, _P.NORMAL),
+        EventKind.DAILY_REPORT: (_C.REPORT, _P.NORMAL),
+        EventKind.WEEKLY_REPORT: (_C.REPORT, _P.NORMAL),
     }
 )
 """Every event kind's category and its priority below critical (a test keeps it total)."""
@@ -77,6 +79,8 @@ LEDGER_KINDS = frozenset(
         EventKind.TRADE_CLOSED,
         EventKind.BREAKER_TRIPPED,
         EventKind.BREAKER_RESET,
+        EventKind.DAILY_REPORT,
+        EventKind.WEEKLY_REPORT,
     }
 )
 """The kinds the trading stage writes to the outbox in its ledger transaction itself; the

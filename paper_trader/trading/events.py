@@ -1,9 +1,14 @@
-"""How trades and breaker transitions are told: event values and log-line fields."""
+"""How trades, breaker transitions and the reports they add up to are told: event values and
+log-line fields."""
+
+from datetime import UTC, datetime
 
 from paper_trader.domain import Event, EventKind, EventSource, Severity
-from paper_trader.domain.trading import BreakerTransition, ClosedTrade, Fill, Position
+from paper_trader.domain.trading import DAY_MS, BreakerTransition, ClosedTrade, Fill, Position
 
 SOURCE = EventSource("trader")
+WEEK_MS = 7 * DAY_MS
+FIRST_MONDAY_MS = 4 * DAY_MS  # 1970-01-05: weeks start on Mondays, 00:00 UTC
 
 
 def fill_fields(fill: Fill) -> dict[str, object]:
@@ -111,3 +116,36 @@ def _strings(fields: dict[str, object]) -> dict[str, str | int | float]:
         else:
             out[key] = str(value)
     return out
+
+
+def report_events(previous_ms: int | None, time_ms: int, now_ms: int) -> list[Event]:
+    """Return the reports due at the instant ``time_ms`` after the instant ``previous_ms``.
+
+    In candle time: the first instant of a UTC day reports the day before it; the first of a
+    week (Monday) the week before it too. Nothing before the ledger's first instant. The data
+    say which window: ``period`` ("day" or "week") and ``start_ms``, the window being
+    ``[start_ms, start_ms + its length)`` of candle open times.
+    """
+    if previous_ms is None:
+        return []
+    events: list[Event] = []
+    day = time_ms - time_ms % DAY_MS
+    if previous_ms < day:
+        start = day - DAY_MS
+        events.append(_report(EventKind.DAILY_REPORT, "day", start, _date(start), now_ms))
+    week = time_ms - (time_ms - FIRST_MONDAY_MS) % WEEK_MS
+    if previous_ms < week:
+        start = week - WEEK_MS
+        span = f"{_date(start)} to {_date(week - DAY_MS)}"
+        events.append(_report(EventKind.WEEKLY_REPORT, "week", start, span, now_ms))
+    return events
+
+
+def _report(kind: EventKind, period: str, start_ms: int, span: str, now_ms: int) -> Event:
+    title = "Daily" if period == "day" else "Weekly"
+    data: dict[str, str | int | float] = {"period": period, "start_ms": start_ms}
+    return SOURCE.info(kind, f"{title} report: {span} (UTC)", at_ms=now_ms, data=data)
+
+
+def _date(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%a %d %b %Y")

@@ -32,6 +32,7 @@ from paper_trader.storage.ledger_ops import LedgerState, RecordInstant
 from paper_trader.trading.events import (
     breaker_event,
     fill_fields,
+    report_events,
     trade_closed_event,
     trade_fields,
     trade_opened_event,
@@ -155,6 +156,7 @@ class TradingStage:
         by_symbol = {(s.symbol, s.open_time_ms): s for s in signals}
         failed = faults or {}
         async with self.lock:
+            previous = self.trader.last_candle_ms
             results: list[InstantResult] = []
             ordered = sorted(items, key=lambda item: item.candle.open_time_ms)
             for time_ms, group in itertools.groupby(ordered, key=lambda i: i.candle.open_time_ms):
@@ -167,7 +169,7 @@ class TradingStage:
                 result = self.trader.on_instant(time_ms, markets, instant_signals)
                 if result.snapshot is not None:  # None: every candle was handled before
                     results.append(result)
-            notices = await self._persist(results)
+            notices = await self._persist(results, previous)
         self._report(results, notices)
 
     async def save(self) -> None:
@@ -188,7 +190,7 @@ class TradingStage:
             result = InstantResult(candle_time_ms=at)
             answer = command(self.trader, result)
             result.snapshot = self.trader.snapshot(at) if result.fills else None
-            notices = await self._persist([result])
+            notices = await self._persist([result], at)
         self._report([result], notices)
         return answer, result
 
@@ -224,15 +226,17 @@ class TradingStage:
             exit_only=candle.symbol in self._view.exit_only,
         )
 
-    async def _persist(self, results: list[InstantResult]) -> tuple[Event, ...]:
+    async def _persist(
+        self, results: list[InstantResult], previous_ms: int | None
+    ) -> tuple[Event, ...]:
         """Commit what the instants changed and the events telling of it in one transaction,
-        wait for it, and return those events.
+        wait for it, and return those events (``previous_ms``: the instant before them).
 
         Every instant is written: at least its equity snapshot and the last candle handled.
         """
         if not results:
             return ()
-        notices = _notices(results, self._now_ms())
+        notices = _notices(results, previous_ms, self._now_ms())
         await self._commit(self._op(results, notices=notices))
         return notices
 
@@ -323,11 +327,15 @@ class TradingStage:
         )
 
 
-def _notices(results: Sequence[InstantResult], now_ms: int) -> tuple[Event, ...]:
-    """Return the events telling of the instants' entries, closed trades and breaker changes,
-    in the order they happened."""
+def _notices(
+    results: Sequence[InstantResult], previous_ms: int | None, now_ms: int
+) -> tuple[Event, ...]:
+    """Return the events telling of the instants' reports due, entries, closed trades and
+    breaker changes, in the order they happened."""
     notices: list[Event] = []
     for result in results:
+        notices.extend(report_events(previous_ms, result.candle_time_ms, now_ms))
+        previous_ms = result.candle_time_ms
         for fill in result.fills:
             if fill.reason == "entry":  # the instant's positions: those it opened or moved
                 position = result.positions.get(fill.symbol)

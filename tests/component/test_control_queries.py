@@ -7,7 +7,7 @@ from pathlib import Path
 from fakes.control_rig import BALANCE, FEE, SLIP, buy, open_and_close, running_rig
 from fakes.trading import MINUTE, T0, bar
 
-from paper_trader.control.api import Period
+from paper_trader.control.reports import PeriodUnit
 from paper_trader.domain.trading import DAY_MS, Action, ExitReason, TradingState
 
 
@@ -107,19 +107,23 @@ async def test_recent_trades_are_oldest_first_and_limited(tmp_path: Path) -> Non
     assert none == ()
 
 
-async def test_reports_window_the_last_day_and_week_of_candle_time(tmp_path: Path) -> None:
-    """A trade 8 days back is in neither report; one 2 days back is in the week only."""
+async def test_reports_window_the_day_and_week_of_the_last_candle(tmp_path: Path) -> None:
+    """Day 8 is a Wednesday: a trade 8 days back is in neither report; one on Monday 2 days
+    back is in the week only."""
     day8 = T0 + 8 * DAY_MS
     async with running_rig(tmp_path) as rig:
         old = await open_and_close(rig, "BTCUSDT", T0, "100", "102")
         week = await open_and_close(rig, "ETHUSDT", day8 - 2 * DAY_MS, "50", "52")
         today = await open_and_close(rig, "BTCUSDT", day8, "100", "99")
-        daily = await rig.control.report(Period.DAY)
-        weekly = await rig.control.report(Period.WEEK)
+        daily = await rig.control.report(PeriodUnit.DAY)
+        weekly = await rig.control.report(PeriodUnit.WEEK)
+        monday = await rig.control.report(PeriodUnit.DAY, start_ms=day8 - 2 * DAY_MS)
 
-    end = day8 + MINUTE
-    assert (daily.end_ms, daily.start_ms) == (end, end - DAY_MS)
-    assert (weekly.end_ms, weekly.start_ms) == (end, end - 7 * DAY_MS)
+    assert (daily.start_ms, daily.end_ms) == (day8, day8 + DAY_MS)
+    assert (weekly.start_ms, weekly.end_ms) == (day8 - 2 * DAY_MS, day8 + 5 * DAY_MS)
+    assert monday.trades == (week,)
+    assert monday.start_equity == BALANCE + old.net_pnl
+    assert monday.end_equity == BALANCE + old.net_pnl + week.net_pnl
     assert daily.trades == (today,)
     assert weekly.trades == (week, today)
     assert old not in weekly.trades
@@ -146,7 +150,7 @@ async def test_reports_window_the_last_day_and_week_of_candle_time(tmp_path: Pat
 async def test_report_before_any_candle_is_empty_at_the_initial_balance(tmp_path: Path) -> None:
     """With nothing handled yet the report holds no trades and the initial balance."""
     async with running_rig(tmp_path) as rig:
-        report = await rig.control.report(Period.DAY)
+        report = await rig.control.report(PeriodUnit.DAY)
 
     assert report.trades == ()
     assert (report.start_equity, report.end_equity) == (BALANCE, BALANCE)

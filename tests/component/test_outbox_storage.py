@@ -52,11 +52,13 @@ async def rows(conn: aiosqlite.Connection, sql: str) -> list[tuple[object, ...]]
 async def test_rows_queued_before_migration_7_get_their_kinds_category_and_priority(
     tmp_path: Path,
 ) -> None:
-    """Every kind, at every severity, is backfilled exactly as ``classify`` says."""
+    """Every kind older than migration 7, at every severity, is backfilled exactly as
+    ``classify`` says (the reports' kinds came later: no older row can hold one)."""
+    later = {EventKind.DAILY_REPORT, EventKind.WEEKLY_REPORT}
     conn = await open_database(tmp_path / "old.db")
     try:
         await migrate(conn, target=6)
-        cases = [(k.value, s.value) for k in EventKind for s in Severity]
+        cases = [(k.value, s.value) for k in EventKind if k not in later for s in Severity]
         await conn.executemany(
             "INSERT INTO notification_outbox (created_at_ms, kind, severity, source, message, "
             "data_json) VALUES (1, ?, ?, 'x', 'm', '{}')",

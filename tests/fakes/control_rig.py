@@ -3,7 +3,7 @@ the candles (ATR 2) and signals a test hands it, and the commands' fills."""
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from pathlib import Path
@@ -87,8 +87,13 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def running_rig(tmp_path: Path, rules: TraderConfig | None = None) -> AsyncIterator[Rig]:
-    """Open the database, run the writer in a TaskGroup, start the stage; tear all down."""
+async def running_rig(
+    tmp_path: Path, rules: TraderConfig | None = None, *, now_ms: Callable[[], int] = lambda: 0
+) -> AsyncIterator[Rig]:
+    """Open the database, run the writer in a TaskGroup, start the stage; tear all down.
+
+    ``now_ms`` is the wall clock the stage stamps its events with.
+    """
     path = tmp_path / "paper_trader.db"
     async with migrated_database(path) as conn, asyncio.TaskGroup() as group:
         writer = StorageWriter(conn)
@@ -103,7 +108,7 @@ async def running_rig(tmp_path: Path, rules: TraderConfig | None = None) -> Asyn
             load=ledger_loader(conn, SERIES, kelly=100, window=100),
             commit=writer.write,
             events=bus,
-            now_ms=lambda: 0,
+            now_ms=now_ms,
         )
         await stage.start()
         reader = await open_reader(path)

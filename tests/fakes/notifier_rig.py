@@ -3,7 +3,7 @@ Bot API server (and the fake webhook) on loopback: queue events, run, look at wh
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 import aiosqlite
@@ -15,7 +15,7 @@ from paper_trader.control.outbox import Outbox
 from paper_trader.domain import Event, EventKind, EventSource, Severity
 from paper_trader.interfaces.notify.channel import Transport
 from paper_trader.interfaces.notify.pacing import Bucket, Pacer, overall_telegram_limit
-from paper_trader.interfaces.notify.policy import Caps, DeliveryPolicy
+from paper_trader.interfaces.notify.policy import Caps, DeliveryPolicy, Outgoing
 from paper_trader.interfaces.notify.service import Notifier, NotifierConfig
 from paper_trader.interfaces.notify.telegram import TelegramApi, TelegramChat
 from paper_trader.interfaces.notify.webhook import Webhook, WebhookFormat
@@ -54,6 +54,7 @@ class Options:
     chats: Sequence[int] = (CHAT,)
     paced: bool = False  # Telegram's real limits; else fast (tests of other things)
     webhook: WebhookFormat | None = None
+    expand: Callable[[Outgoing], Awaitable[Outgoing]] | None = None  # the reports' maker
 
 
 @dataclass
@@ -107,7 +108,14 @@ def build(
         idle_s=0.05,
     )
     workers = [
-        ChannelWorker(t, outbox, DeliveryPolicy(options.caps), clock=CLOCK, config=config)
+        ChannelWorker(
+            t,
+            outbox,
+            DeliveryPolicy(options.caps),
+            clock=CLOCK,
+            config=config,
+            expand=options.expand,
+        )
         for t in transports
     ]
     return Notifier(

@@ -89,6 +89,7 @@ def test_every_event_kind_has_a_category_and_a_priority() -> None:
     assert {classify(k, Severity.INFO)[0] for k in LEDGER_KINDS} == {
         Category.TRADE,
         Category.BREAKER,
+        Category.REPORT,
     }
 
 
@@ -154,6 +155,20 @@ def test_critical_notifications_are_never_capped() -> None:
     sent = drain(policy, crashes, T0 + 1)
     assert [o.ids for o in sent] == [(2,), (3,), (4,), (5,)]
     assert policy.used(Cap.ERROR, T0 + 1) == 1
+
+
+def test_reports_are_never_capped_nor_folded() -> None:
+    """With the status cap used up by a data gap, a day's and a week's reports still go
+    alone, at once, and are not counted."""
+    policy = DeliveryPolicy(Caps(per_hour={Cap.STATUS: 1}))
+    drain(policy, [note(1, EventKind.DATA_GAP)], T0)
+    reports = [
+        note(2, EventKind.DAILY_REPORT, data={"period": "day", "start_ms": 0}),
+        note(3, EventKind.WEEKLY_REPORT, data={"period": "week", "start_ms": 0}),
+    ]
+    sent = drain(policy, reports, T0 + 1)
+    assert [(o.ids, o.folded) for o in sent] == [((2,), False), ((3,), False)]
+    assert policy.used(Cap.STATUS, T0 + 1) == 1
 
 
 def test_repeats_within_the_window_are_sent_once_with_their_count() -> None:

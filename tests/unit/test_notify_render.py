@@ -6,6 +6,7 @@ from fakes.telegram_html import parse_text
 
 from paper_trader.interfaces.notify.pacing import Bucket, Pacer, Window, telegram_pacer
 from paper_trader.interfaces.notify.render import (
+    CAPTION_LIMIT,
     PREFIX_ROOM,
     TELEGRAM_LIMIT,
     bold,
@@ -13,6 +14,7 @@ from paper_trader.interfaces.notify.render import (
     lines_of,
     span_text,
     split,
+    split_captioned,
     text,
 )
 
@@ -41,6 +43,27 @@ def test_a_long_message_is_split_at_line_boundaries_under_the_parsed_limit() -> 
         assert len(part.html) > len(part.plain)  # escaped: the raw text is longer
     assert "\n".join(p.plain for p in parts) == "\n".join(line.plain for line in lines)
     assert parts[0].html.startswith("<b>Daily report</b>\n")
+
+
+def test_a_photo_takes_the_whole_lines_that_fit_its_caption_and_the_rest_follows() -> None:
+    """A report's chart carries what fits in 1024 parsed characters (less the prefix room),
+    whole lines only; the other lines follow as messages; nothing is lost or repeated."""
+    lines = [bold("Daily report & co")] + [text(f"line {i:03d} <" + "x" * 40) for i in range(60)]
+    photo, *rest = split_captioned(lines, b"png", CAPTION_LIMIT, TELEGRAM_LIMIT)
+    assert photo.photo == b"png"
+    assert 0 < len(photo.plain) <= CAPTION_LIMIT - PREFIX_ROOM
+    assert parse_text(photo.html, "HTML") == photo.plain
+    assert rest
+    assert all(p.photo is None and len(p.plain) <= TELEGRAM_LIMIT for p in rest)
+    shown = "\n".join(p.plain for p in (photo, *rest)).splitlines()
+    assert shown == [line.plain for line in lines]
+    assert photo.prefixed("(late) ").photo == b"png"
+
+
+def test_a_short_caption_is_the_only_part() -> None:
+    """A report that fits its caption is one photo."""
+    [part] = split_captioned([bold("t"), text("PnL +1.00")], b"p", CAPTION_LIMIT, TELEGRAM_LIMIT)
+    assert (part.html, part.plain, part.photo) == ("<b>t</b>\nPnL +1.00", "t\nPnL +1.00", b"p")
 
 
 def test_a_line_longer_than_a_part_is_cut_into_plain_pieces() -> None:

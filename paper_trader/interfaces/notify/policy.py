@@ -47,6 +47,16 @@ CAP_OF: Mapping[Category, Cap] = {
     Category.LIFECYCLE: Cap.STATUS,
     Category.REPORT: Cap.STATUS,
 }
+
+
+def cap_of(category: Category, priority: Priority) -> Cap | None:
+    """Return the cap a notification counts against; None for the never capped: critical
+    alerts, and reports (at most two a day)."""
+    if priority is Priority.CRITICAL or category is Category.REPORT:
+        return None
+    return CAP_OF[category]
+
+
 REPEATING = frozenset({Category.ERROR, Category.HEALTH, Category.DATA, Category.DRIFT})
 _NOUNS = {Cap.ERROR: "errors", Cap.TRADE: "trades", Cap.STATUS: "status messages"}
 _ICONS = {Severity.CRITICAL: "\U0001f6a8", Severity.WARNING: "\u26a0\ufe0f"}
@@ -77,6 +87,7 @@ class Outgoing:
     folded: bool = False
     data: Mapping[str, str | int | float] = field(default_factory=dict)
     digest_of: Cap | None = None  # the cap whose waiting notifications it delivers
+    photo: bytes | None = None  # a picture sent with the first part (a report's chart)
 
     @property
     def ids(self) -> tuple[int, ...]:
@@ -90,8 +101,8 @@ class Outgoing:
 
     @property
     def cap(self) -> Cap | None:
-        """Return the cap it counts against (None: critical, never capped)."""
-        return None if self.priority is Priority.CRITICAL else CAP_OF[self.category]
+        """Return the cap it counts against (None: never capped)."""
+        return cap_of(self.category, self.priority)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -127,8 +138,9 @@ class DeliveryPolicy:
     def restore(self, sent: Iterable[SentNotification]) -> None:
         """Count messages already sent (by an earlier run) in the windows, oldest first."""
         for s in sent:
-            if s.priority is not Priority.CRITICAL:
-                self._sends[CAP_OF[s.category]].append(s.sent_at_ms)
+            cap = cap_of(s.category, s.priority)
+            if cap is not None:
+                self._sends[cap].append(s.sent_at_ms)
             if s.category in REPEATING:
                 self._last[s.repeat_key] = max(self._last.get(s.repeat_key, 0), s.sent_at_ms)
 
@@ -173,10 +185,10 @@ class DeliveryPolicy:
             if n.next_attempt_at_ms > due_ms:
                 not_due.append(n.next_attempt_at_ms)
                 continue
-            if n.priority is Priority.CRITICAL:
+            cap = cap_of(n.category, n.priority)
+            if cap is None:
                 singles.append(_Candidate([n], now_ms))
                 continue
-            cap = CAP_OF[n.category]
             if self._is_full(cap):
                 self._overflowing.add(cap)
             if cap in self._overflowing:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 TELEGRAM_LIMIT = 4096
+CAPTION_LIMIT = 1024  # a photo's caption, counted like a message
 DISCORD_LIMIT = 2000
 PREFIX_ROOM = 96  # the first part leaves room for the late and possible-repeat prefixes
 POSSIBLE_REPEAT = "(possible repeat) "
@@ -43,16 +44,17 @@ def lines_of(message: str) -> list[Line]:
 @dataclass(frozen=True, slots=True)
 class Part:
     """One message as sent: HTML, and the plain text it is resent as if Telegram cannot parse
-    the HTML."""
+    the HTML; with a ``photo``, the text is the photo's caption."""
 
     html: str
     plain: str
+    photo: bytes | None = None
 
     def prefixed(self, prefix: str) -> "Part":
         """Return the part with ``prefix`` (plain text) in front."""
         if not prefix:
             return self
-        return Part(html.escape(prefix, quote=False) + self.html, prefix + self.plain)
+        return Part(html.escape(prefix, quote=False) + self.html, prefix + self.plain, self.photo)
 
 
 def split(lines: Sequence[Line], limit: int) -> tuple[Part, ...]:
@@ -75,6 +77,24 @@ def split(lines: Sequence[Line], limit: int) -> tuple[Part, ...]:
     if chunk or not parts:
         parts.append(_join(chunk))
     return tuple(parts)
+
+
+def split_captioned(
+    lines: Sequence[Line], photo: bytes, caption_limit: int, limit: int
+) -> tuple[Part, ...]:
+    """Return ``lines`` as a photo whose caption is as many whole lines as fit in
+    ``caption_limit``, then the rest as parts of at most ``limit``."""
+    fitted = _fitted(lines, caption_limit - PREFIX_ROOM)
+    size, taken = 0, 0
+    for line in fitted:
+        extra = len(line.plain) + (1 if taken else 0)
+        if size + extra > caption_limit - PREFIX_ROOM:
+            break
+        size, taken = size + extra, taken + 1
+    caption = _join(fitted[:taken])
+    head = Part(caption.html, caption.plain, photo)
+    rest = fitted[taken:]
+    return (head, *(split(rest, limit) if rest else ()))
 
 
 def _fitted(lines: Sequence[Line], most: int) -> list[Line]:

@@ -22,7 +22,13 @@ from telegram.request import HTTPXRequest
 from paper_trader.interfaces.notify.channel import Failure, NotSent, Outcome, Sent
 from paper_trader.interfaces.notify.pacing import Limit, Pacer, telegram_pacer
 from paper_trader.interfaces.notify.policy import Outgoing
-from paper_trader.interfaces.notify.render import TELEGRAM_LIMIT, Part, split
+from paper_trader.interfaces.notify.render import (
+    CAPTION_LIMIT,
+    TELEGRAM_LIMIT,
+    Part,
+    split,
+    split_captioned,
+)
 from paper_trader.interfaces.telegram.replies import NO_PREVIEW, retry_after_s
 
 
@@ -77,18 +83,26 @@ class TelegramChat:
         return self._pacer
 
     def parts(self, outgoing: Outgoing) -> tuple[Part, ...]:
-        """Split the message at line boundaries under Telegram's 4096 characters."""
+        """Split the message at line boundaries under Telegram's 4096 characters; with a
+        photo, the first lines are its caption (1024)."""
+        if outgoing.photo is not None:
+            return split_captioned(outgoing.lines, outgoing.photo, CAPTION_LIMIT, TELEGRAM_LIMIT)
         return split(outgoing.lines, TELEGRAM_LIMIT)
 
     async def send(self, part: Part, outgoing: Outgoing, *, plain: bool) -> Outcome:
-        """Send one part with ``sendMessage``; translate PTB's errors."""
+        """Send one part with ``sendMessage`` (``sendPhoto`` with a photo); translate PTB's
+        errors."""
+        text = part.plain if plain else part.html
+        mode = None if plain else ParseMode.HTML
         try:
-            message = await self._bot.send_message(
-                self._chat_id,
-                part.plain if plain else part.html,
-                parse_mode=None if plain else ParseMode.HTML,
-                link_preview_options=NO_PREVIEW,
-            )
+            if part.photo is not None:
+                message = await self._bot.send_photo(
+                    self._chat_id, part.photo, caption=text, parse_mode=mode
+                )
+            else:
+                message = await self._bot.send_message(
+                    self._chat_id, text, parse_mode=mode, link_preview_options=NO_PREVIEW
+                )
         except TelegramError as exc:
             return failure_of(exc)
         return Sent(str(message.message_id))

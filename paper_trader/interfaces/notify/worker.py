@@ -11,14 +11,15 @@ only a message the channel can never take is failed, with the reason.
 import asyncio
 import math
 import random
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
 
 from paper_trader.clock import Clock
 from paper_trader.control.outbox import Outbox
 from paper_trader.domain import ComponentHealth, HealthStatus
 from paper_trader.interfaces.notify.channel import Failure, NotSent, Outcome, Sent, Transport
 from paper_trader.interfaces.notify.policy import HOUR_MS, DeliveryPolicy, Outgoing
-from paper_trader.interfaces.notify.render import POSSIBLE_REPEAT, Part, late_prefix
+from paper_trader.interfaces.notify.render import POSSIBLE_REPEAT, Part, late_prefix, text
 from paper_trader.runtime.backoff import Backoff
 from paper_trader.runtime.logs import get_logger
 
@@ -69,9 +70,12 @@ class ChannelWorker:
         *,
         clock: Clock,
         config: WorkerConfig,
+        expand: Callable[[Outgoing], Awaitable[Outgoing]] | None = None,
         rng: random.Random | None = None,
     ) -> None:
+        """``expand`` fills in a message made at delivery (a report's text and chart)."""
         self._transport = transport
+        self._expand = expand
         self._outbox = outbox
         self._policy = policy
         self._clock = clock
@@ -195,6 +199,7 @@ class ChannelWorker:
 
     async def _deliver(self, outgoing: Outgoing) -> None:
         """Send every part not yet sent, then record the delivery (or why it waits)."""
+        outgoing = await self._expanded(outgoing)
         parts = self._transport.parts(outgoing)
         head = outgoing.head
         single = len(outgoing.notifications) == 1
@@ -217,6 +222,17 @@ class ChannelWorker:
                     self.name, head.id, parts_sent=index + 1, message_ids=ids
                 )
         await self._sent(outgoing, ids, possible_repeat=marked)
+
+    async def _expanded(self, outgoing: Outgoing) -> Outgoing:
+        """Return the message as ``expand`` fills it; as queued (and why) if that fails."""
+        if self._expand is None:
+            return outgoing
+        try:
+            return await self._expand(outgoing)
+        except Exception as exc:  # noqa: BLE001 -- the stored text still goes out
+            error = f"{type(exc).__name__}: {exc}"
+            log.warning("notification_not_expanded", channel=self.name, error=error)
+            return replace(outgoing, lines=(*outgoing.lines, text(f"(not made: {error})")))
 
     async def _send_part(
         self, part: Part, outgoing: Outgoing, repeat: bool
