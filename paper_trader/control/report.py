@@ -7,7 +7,6 @@ the analytics of ``broker/analytics.py`` and the ledger digest (equal ledgers, e
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import aiosqlite
 
 from paper_trader.broker.analytics import analyse, ledger_digest
+from paper_trader.clock import iso_ms
 from paper_trader.domain import Interval
 from paper_trader.risk.breakers import TradingBreakers
 from paper_trader.risk.config import BreakerConfig
@@ -80,11 +80,6 @@ class Report:
         """Return the report as JSON-ready values, the trading figures at the top level."""
         data = asdict(self)
         return {**data.pop("trading"), **data}
-
-
-def iso_ms(ms: int) -> str:
-    """Return a Unix-ms time as ISO-8601 UTC with a ``Z``."""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
 async def build_report(conn: aiosqlite.Connection, db_path: Path) -> Report:

@@ -14,9 +14,9 @@ snapshot of every hour of candle time.
 import asyncio
 import csv
 import io
-from datetime import UTC, datetime
 from pathlib import Path
 
+from paper_trader.clock import iso_ms
 from paper_trader.domain import ComponentHealth, HealthStatus
 from paper_trader.domain.trading import ClosedTrade, EquitySnapshot
 from paper_trader.runtime.channel import ChannelClosed, DropOldestChannel
@@ -52,14 +52,10 @@ PORTFOLIO_HEADER = (
 )
 
 
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def trade_row(trade: ClosedTrade) -> tuple[str, ...]:
     """Return a closed trade as a trades.csv row."""
     return (
-        _iso(trade.closed_candle_ms),
+        iso_ms(trade.closed_candle_ms),
         trade.symbol,
         trade.side.value,
         format(trade.quantity, "f"),
@@ -70,7 +66,7 @@ def trade_row(trade: ClosedTrade) -> tuple[str, ...]:
         f"{float(trade.return_pct) * 100:.4f}",
         trade.exit_reason.value,
         trade.exit_fill_model.value,
-        _iso(trade.opened_candle_ms),
+        iso_ms(trade.opened_candle_ms),
         "true" if trade.recovered else "false",
     )
 
@@ -80,7 +76,7 @@ def portfolio_row(snapshot: EquitySnapshot) -> tuple[str, ...]:
     peak = snapshot.peak_equity
     drawdown = 0.0 if peak <= 0 else float((peak - snapshot.equity) / peak) * 100
     return (
-        _iso(snapshot.candle_time_ms),
+        iso_ms(snapshot.candle_time_ms),
         format(snapshot.cash, "f"),
         format(snapshot.positions_value, "f"),
         format(snapshot.equity, "f"),

@@ -22,6 +22,7 @@ from paper_trader.interfaces.notify.policy import (
     DeliveryPolicy,
     Outgoing,
 )
+from paper_trader.interfaces.telegram.text import plain_text
 
 T0 = 1_700_000_000_000
 MINUTE = 60_000
@@ -69,7 +70,7 @@ def drain(policy: DeliveryPolicy, pending: list[Notification], now_ms: int) -> l
 
 def texts(outgoing: Outgoing) -> list[str]:
     """Return the plain lines of a message."""
-    return [line.plain for line in outgoing.lines]
+    return plain_text(outgoing.lines).splitlines()
 
 
 def test_every_event_kind_has_a_category_and_a_priority() -> None:

@@ -9,19 +9,22 @@ from paper_trader.interfaces.notify.render import (
     CAPTION_LIMIT,
     PREFIX_ROOM,
     TELEGRAM_LIMIT,
-    bold,
     late_prefix,
-    lines_of,
     span_text,
     split,
     split_captioned,
-    text,
 )
+from paper_trader.interfaces.telegram.text import Line
+
+
+def bold(value: str) -> Line:
+    """Return a bold line (a title)."""
+    return Line(value, bold=True)
 
 
 def test_every_value_is_escaped_and_parses_back_to_the_plain_text() -> None:
     """``<``, ``&`` and ``>`` in values reach the user as typed, inside or outside bold."""
-    lines = [bold("P&L <5% > 3"), text("BTC-USDT <b>not bold</b> & co")]
+    lines = [bold("P&L <5% > 3"), Line("BTC-USDT <b>not bold</b> & co")]
     [part] = split(lines, TELEGRAM_LIMIT)
     assert (
         part.html == "<b>P&amp;L &lt;5% &gt; 3</b>\nBTC-USDT &lt;b&gt;not bold&lt;/b&gt; &amp; co"
@@ -33,7 +36,7 @@ def test_every_value_is_escaped_and_parses_back_to_the_plain_text() -> None:
 def test_a_long_message_is_split_at_line_boundaries_under_the_parsed_limit() -> None:
     """300 lines of escaped text: each part is whole lines under 4096 parsed characters (the
     first leaves room for a prefix), its HTML parses, and together they are the message."""
-    lines = [bold("Daily report")] + [text(f"{i:03d} P&L <{'x' * 40}> & more") for i in range(300)]
+    lines = [bold("Daily report")] + [Line(f"{i:03d} P&L <{'x' * 40}> & more") for i in range(300)]
     parts = split(lines, TELEGRAM_LIMIT)
     assert len(parts) > 1
     assert len(parts[0].plain) <= TELEGRAM_LIMIT - PREFIX_ROOM
@@ -41,14 +44,14 @@ def test_a_long_message_is_split_at_line_boundaries_under_the_parsed_limit() -> 
         assert len(part.plain) <= TELEGRAM_LIMIT
         assert parse_text(part.html, "HTML") == part.plain
         assert len(part.html) > len(part.plain)  # escaped: the raw text is longer
-    assert "\n".join(p.plain for p in parts) == "\n".join(line.plain for line in lines)
+    assert "\n".join(p.plain for p in parts) == "\n".join(line.text for line in lines)
     assert parts[0].html.startswith("<b>Daily report</b>\n")
 
 
 def test_a_photo_takes_the_whole_lines_that_fit_its_caption_and_the_rest_follows() -> None:
     """A report's chart carries what fits in 1024 parsed characters (less the prefix room),
     whole lines only; the other lines follow as messages; nothing is lost or repeated."""
-    lines = [bold("Daily report & co")] + [text(f"line {i:03d} <" + "x" * 40) for i in range(60)]
+    lines = [bold("Daily report & co")] + [Line(f"line {i:03d} <" + "x" * 40) for i in range(60)]
     photo, *rest = split_captioned(lines, b"png", CAPTION_LIMIT, TELEGRAM_LIMIT)
     assert photo.photo == b"png"
     assert 0 < len(photo.plain) <= CAPTION_LIMIT - PREFIX_ROOM
@@ -56,19 +59,19 @@ def test_a_photo_takes_the_whole_lines_that_fit_its_caption_and_the_rest_follows
     assert rest
     assert all(p.photo is None and len(p.plain) <= TELEGRAM_LIMIT for p in rest)
     shown = "\n".join(p.plain for p in (photo, *rest)).splitlines()
-    assert shown == [line.plain for line in lines]
+    assert shown == [line.text for line in lines]
     assert photo.prefixed("(late) ").photo == b"png"
 
 
 def test_a_short_caption_is_the_only_part() -> None:
     """A report that fits its caption is one photo."""
-    [part] = split_captioned([bold("t"), text("PnL +1.00")], b"p", CAPTION_LIMIT, TELEGRAM_LIMIT)
+    [part] = split_captioned([bold("t"), Line("PnL +1.00")], b"p", CAPTION_LIMIT, TELEGRAM_LIMIT)
     assert (part.html, part.plain, part.photo) == ("<b>t</b>\nPnL +1.00", "t\nPnL +1.00", b"p")
 
 
 def test_a_line_longer_than_a_part_is_cut_into_plain_pieces() -> None:
     """One 10 000-character line: pieces under the limit, nothing lost."""
-    [line] = lines_of("&" * 10_000)
+    line = Line("&" * 10_000)
     parts = split([line], TELEGRAM_LIMIT)
     assert "".join(p.plain.replace("\n", "") for p in parts) == "&" * 10_000
     assert all(len(p.plain) <= TELEGRAM_LIMIT for p in parts)
@@ -77,7 +80,7 @@ def test_a_line_longer_than_a_part_is_cut_into_plain_pieces() -> None:
 
 def test_a_prefix_is_plain_text_in_front() -> None:
     """A late message starts with its event's time in UTC, escaped like any value."""
-    [part] = split([text("a <b>")], TELEGRAM_LIMIT)
+    [part] = split([Line("a <b>")], TELEGRAM_LIMIT)
     late = part.prefixed(late_prefix(1_700_000_000_000))
     assert late.plain == "(event at 2023-11-14 22:13:20 UTC) a <b>"
     assert late.html == "(event at 2023-11-14 22:13:20 UTC) a &lt;b&gt;"

@@ -11,7 +11,7 @@ from typing import Protocol
 
 from paper_trader.interfaces.notify.pacing import Pacer
 from paper_trader.interfaces.notify.policy import Outgoing
-from paper_trader.interfaces.notify.render import Part
+from paper_trader.interfaces.telegram.text import Message
 
 
 class Failure(enum.StrEnum):
@@ -57,10 +57,10 @@ class Transport(Protocol):
         """Return the limits sends to this destination are under."""
         ...
 
-    def parts(self, outgoing: Outgoing) -> tuple[Part, ...]:
+    def parts(self, outgoing: Outgoing) -> tuple[Message, ...]:
         """Return the message as the parts it is sent in (the same for the same message)."""
         ...
 
-    async def send(self, part: Part, outgoing: Outgoing, *, plain: bool) -> Outcome:
+    async def send(self, part: Message, outgoing: Outgoing, *, plain: bool) -> Outcome:
         """Send one part (``plain``: without formatting); never raise for a send's failure."""
         ...

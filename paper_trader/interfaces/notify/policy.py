@@ -21,7 +21,8 @@ from paper_trader.domain.notifications import (
     Priority,
     SentNotification,
 )
-from paper_trader.interfaces.notify.render import Line, bold, lines_of, span_text, text
+from paper_trader.interfaces.notify.render import span_text
+from paper_trader.interfaces.telegram.text import Line, Part
 
 HOUR_MS = 3_600_000
 REPEAT_WINDOW_MS = 600_000
@@ -79,7 +80,7 @@ class Outgoing:
     """One message to send: the notifications it delivers (one, a repeat, or a digest)."""
 
     notifications: tuple[Notification, ...]
-    lines: tuple[Line, ...]
+    lines: tuple[Part, ...]
     kind: str
     severity: Severity
     category: Category
@@ -243,7 +244,7 @@ def single(n: Notification) -> Outgoing:
     """Return one notification as its own message: a bold title, then the message."""
     return Outgoing(
         notifications=(n,),
-        lines=(bold(f"{icon(n)} {title(n.kind)}"), *lines_of(n.message)),
+        lines=(Line(f"{icon(n)} {title(n.kind)}", bold=True), Line(n.message)),
         kind=n.kind,
         severity=n.severity,
         category=n.category,
@@ -256,10 +257,10 @@ def repeat(members: Sequence[Notification]) -> Outgoing:
     """Return repeats of one notification as one message with their count and span."""
     first, last = members[0], members[-1]
     span = span_text(last.created_at_ms - first.created_at_ms)
-    head = bold(f"{icon(last)} {title(last.kind)} \u00d7{len(members)} in {span}")
+    head = Line(f"{icon(last)} {title(last.kind)} \u00d7{len(members)} in {span}", bold=True)
     return Outgoing(
         notifications=tuple(members),
-        lines=(head, *lines_of(last.message)),
+        lines=(head, Line(last.message)),
         kind=last.kind,
         severity=_worst(members),
         category=last.category,
@@ -273,14 +274,14 @@ def digest(cap: Cap, members: Sequence[Notification]) -> Outgoing:
     """Return what waited for ``cap`` as one digest: a count, then one line each (the first
     ``DIGEST_LINES``)."""
     listed = [
-        text(f"\u2022 {_first_line(n.message)}"[:DIGEST_LINE_CHARS]) for n in members[:DIGEST_LINES]
+        Line(f"\u2022 {_first_line(n.message)}"[:DIGEST_LINE_CHARS]) for n in members[:DIGEST_LINES]
     ]
     rest = len(members) - len(listed)
-    more = [text(f"\u2026 and {rest} more")] if rest > 0 else []
+    more = [Line(f"\u2026 and {rest} more")] if rest > 0 else []
     best = min(members, key=lambda n: n.priority.rank)
     return Outgoing(
         notifications=tuple(members),
-        lines=(bold(f"{len(members)} more {_NOUNS[cap]}:"), *listed, *more),
+        lines=(Line(f"{len(members)} more {_NOUNS[cap]}:", bold=True), *listed, *more),
         kind="digest",
         severity=_worst(members),
         category=best.category,

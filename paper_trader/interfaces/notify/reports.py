@@ -19,9 +19,8 @@ from paper_trader.control.system import HealthView
 from paper_trader.domain import EventKind
 from paper_trader.domain.trading import ClosedTrade
 from paper_trader.interfaces.notify.policy import Outgoing
-from paper_trader.interfaces.notify.render import Line, bold, text
 from paper_trader.interfaces.telegram.chart import draw_equity_png
-from paper_trader.interfaces.telegram.text import money, pct, signed
+from paper_trader.interfaces.telegram.text import Line, Part, money, pct, signed
 from paper_trader.interfaces.telegram.views import share
 
 REPORT_KINDS = {
@@ -35,7 +34,7 @@ CACHED = 8  # reports kept for the other channels of the same row
 class Made:
     """A report as sent: its lines and its chart (None with fewer than two snapshots)."""
 
-    lines: tuple[Line, ...]
+    lines: tuple[Part, ...]
     photo: bytes | None
 
 
@@ -67,8 +66,8 @@ class ReportMaker:
     async def _make(self, period: PeriodUnit, start_ms: int, title: str) -> Made:
         report = await self._control.report(period, start_ms=start_ms)
         curve = await self._reports.curve_between(report.start_ms, report.end_ms)
-        lines = (bold(f"\U0001f4ca {title}"), *(text(line) for line in report_lines(report)))
-        lines += (text(_health(self._health())),)
+        lines = (Line(f"\U0001f4ca {title}", bold=True), *map(Line, report_lines(report)))
+        lines += (Line(_health(self._health())),)
         if len(curve) < 2:
             return Made(lines, None)
         points = [(c.candle_time_ms, float(c.equity)) for c in curve]

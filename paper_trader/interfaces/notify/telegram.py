@@ -25,11 +25,11 @@ from paper_trader.interfaces.notify.policy import Outgoing
 from paper_trader.interfaces.notify.render import (
     CAPTION_LIMIT,
     TELEGRAM_LIMIT,
-    Part,
     split,
     split_captioned,
 )
 from paper_trader.interfaces.telegram.replies import NO_PREVIEW, retry_after_s
+from paper_trader.interfaces.telegram.text import Message
 
 
 class TelegramApi:
@@ -82,14 +82,14 @@ class TelegramChat:
         """Return the chat's limits (and the bot's overall one)."""
         return self._pacer
 
-    def parts(self, outgoing: Outgoing) -> tuple[Part, ...]:
+    def parts(self, outgoing: Outgoing) -> tuple[Message, ...]:
         """Split the message at line boundaries under Telegram's 4096 characters; with a
         photo, the first lines are its caption (1024)."""
         if outgoing.photo is not None:
             return split_captioned(outgoing.lines, outgoing.photo, CAPTION_LIMIT, TELEGRAM_LIMIT)
         return split(outgoing.lines, TELEGRAM_LIMIT)
 
-    async def send(self, part: Part, outgoing: Outgoing, *, plain: bool) -> Outcome:
+    async def send(self, part: Message, outgoing: Outgoing, *, plain: bool) -> Outcome:
         """Send one part with ``sendMessage`` (``sendPhoto`` with a photo); translate PTB's
         errors."""
         text = part.plain if plain else part.html

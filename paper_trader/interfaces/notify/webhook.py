@@ -15,10 +15,12 @@ from typing import Any
 
 import aiohttp
 
+from paper_trader.clock import iso_ms
 from paper_trader.interfaces.notify.channel import Failure, NotSent, Outcome, Sent
 from paper_trader.interfaces.notify.pacing import Bucket, Pacer, Window
 from paper_trader.interfaces.notify.policy import Outgoing
-from paper_trader.interfaces.notify.render import DISCORD_LIMIT, Part, iso_text, split
+from paper_trader.interfaces.notify.render import DISCORD_LIMIT, split
+from paper_trader.interfaces.telegram.text import Message
 
 _UNBOUNDED = 1_000_000  # a JSON body is one message, however long
 _REFUSING = frozenset({401, 403, 404, 410})  # the webhook is gone or not ours: keep, back off
@@ -50,12 +52,12 @@ class Webhook:
         """Return the webhook's limit."""
         return self._pacer
 
-    def parts(self, outgoing: Outgoing) -> tuple[Part, ...]:
+    def parts(self, outgoing: Outgoing) -> tuple[Message, ...]:
         """Return one part for JSON; Discord's 2000-character parts otherwise."""
         limit = DISCORD_LIMIT if self._format is WebhookFormat.DISCORD else _UNBOUNDED
         return split(outgoing.lines, limit)
 
-    async def send(self, part: Part, outgoing: Outgoing, *, plain: bool) -> Outcome:
+    async def send(self, part: Message, outgoing: Outgoing, *, plain: bool) -> Outcome:
         """POST one part; translate the answer (``plain`` changes nothing: always plain)."""
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
@@ -74,7 +76,7 @@ class Webhook:
             await self._session.close()
             self._session = None
 
-    def _body(self, part: Part, outgoing: Outgoing) -> dict[str, Any]:
+    def _body(self, part: Message, outgoing: Outgoing) -> dict[str, Any]:
         if self._format is WebhookFormat.DISCORD:
             return {"content": part.plain, "allowed_mentions": {"parse": []}}
         head = outgoing.head
@@ -84,7 +86,7 @@ class Webhook:
             "category": outgoing.category.value,
             "priority": outgoing.priority.value,
             "message": part.plain,
-            "at": iso_text(head.created_at_ms),
+            "at": iso_ms(head.created_at_ms),
             "source": head.source if len(outgoing.notifications) == 1 else "notifier",
             "data": dict(outgoing.data),
         }

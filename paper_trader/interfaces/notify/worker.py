@@ -19,7 +19,8 @@ from paper_trader.control.outbox import Outbox
 from paper_trader.domain import ComponentHealth, HealthStatus
 from paper_trader.interfaces.notify.channel import Failure, NotSent, Outcome, Sent, Transport
 from paper_trader.interfaces.notify.policy import HOUR_MS, DeliveryPolicy, Outgoing
-from paper_trader.interfaces.notify.render import POSSIBLE_REPEAT, Part, late_prefix, text
+from paper_trader.interfaces.notify.render import POSSIBLE_REPEAT, late_prefix
+from paper_trader.interfaces.telegram.text import Line, Message
 from paper_trader.runtime.backoff import Backoff
 from paper_trader.runtime.logs import get_logger
 
@@ -232,10 +233,10 @@ class ChannelWorker:
         except Exception as exc:  # noqa: BLE001 -- the stored text still goes out
             error = f"{type(exc).__name__}: {exc}"
             log.warning("notification_not_expanded", channel=self.name, error=error)
-            return replace(outgoing, lines=(*outgoing.lines, text(f"(not made: {error})")))
+            return replace(outgoing, lines=(*outgoing.lines, Line(f"(not made: {error})")))
 
     async def _send_part(
-        self, part: Part, outgoing: Outgoing, repeat: bool
+        self, part: Message, outgoing: Outgoing, repeat: bool
     ) -> tuple[Outcome, bool]:
         """Send one part: once more as plain text if its entities were refused, once more
         marked as a possible repeat if it timed out. Return the outcome and the mark."""
@@ -257,7 +258,7 @@ class ChannelWorker:
                 continue
             return _settled(outcome), repeat
 
-    async def _send(self, part: Part, outgoing: Outgoing, *, plain: bool) -> Outcome:
+    async def _send(self, part: Message, outgoing: Outgoing, *, plain: bool) -> Outcome:
         await self._clear()
         self._transport.pacer.take(self._clock.monotonic())
         outcome = await self._transport.send(part, outgoing, plain=plain)

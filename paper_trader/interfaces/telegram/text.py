@@ -37,6 +37,22 @@ Part = Line | Pre
 
 
 @dataclass(frozen=True, slots=True)
+class Message:
+    """One message as sent: its HTML, its plain text (what Telegram counts, and what is sent
+    if Telegram cannot parse the HTML); with a ``photo``, the text is the photo's caption."""
+
+    html: str
+    plain: str
+    photo: bytes | None = None
+
+    def prefixed(self, prefix: str) -> "Message":
+        """Return the message with ``prefix`` (plain text) in front."""
+        if not prefix:
+            return self
+        return Message(esc(prefix) + self.html, prefix + self.plain, self.photo)
+
+
+@dataclass(frozen=True, slots=True)
 class _Unit:
     """One line of a message: its text, and the part it comes from."""
 
@@ -87,20 +103,30 @@ def pairs(rows: Iterable[tuple[str, object]]) -> Pre:
     return Pre(tuple(f"{name.ljust(width)}  {value}".rstrip() for name, value in items))
 
 
-def render(parts: Sequence[Part], *, limit: int = SAFE_MESSAGE_CHARS) -> list[str]:
-    """Return the parts as HTML messages whose parsed text is at most ``limit`` characters.
+def messages(
+    parts: Sequence[Part], *, limit: int = SAFE_MESSAGE_CHARS, first: int | None = None
+) -> list[Message]:
+    """Return the parts as messages whose parsed text is at most ``limit`` characters (the
+    first at most ``first``, if given: a caption, or room for a prefix).
 
-    Messages break between lines; a line longer than ``limit`` is cut into pieces. Blank
+    Messages break between lines; a line longer than a message is cut into pieces. Blank
     lines at the edges of a message are dropped (Telegram trims them, and an all-blank
     message is refused).
     """
-    return [_html(units) for units in _split(_units(parts, limit), limit)]
+    first = limit if first is None else first
+    groups = _split(_units(parts, min(limit, first)), limit, first)
+    return [Message(_html(units), "\n".join(u.text for u in units)) for units in groups]
+
+
+def render(parts: Sequence[Part], *, limit: int = SAFE_MESSAGE_CHARS) -> list[str]:
+    """Return the parts as HTML messages (``messages``)."""
+    return [m.html for m in messages(parts, limit=limit)]
 
 
 def render_plain(parts: Sequence[Part], *, limit: int = SAFE_MESSAGE_CHARS) -> list[str]:
     """Return the parts as plain-text messages, split like ``render`` (the fallback when
     Telegram refuses a message's entities)."""
-    return ["\n".join(u.text for u in units) for units in _split(_units(parts, limit), limit)]
+    return [m.plain for m in messages(parts, limit=limit)]
 
 
 def plain_text(parts: Sequence[Part]) -> str:
@@ -122,22 +148,23 @@ def _units(parts: Sequence[Part], limit: int) -> list[_Unit]:
     return units
 
 
-def _split(units: list[_Unit], limit: int) -> list[list[_Unit]]:
-    """Group lines greedily into messages of at most ``limit`` parsed characters."""
-    messages: list[list[_Unit]] = []
+def _split(units: list[_Unit], limit: int, first: int) -> list[list[_Unit]]:
+    """Group lines greedily into messages of at most ``limit`` parsed characters (the first
+    at most ``first``)."""
+    groups: list[list[_Unit]] = []
     current: list[_Unit] = []
     size = 0
     for unit in units:
         extra = len(unit.text) + (1 if current else 0)
-        if current and size + extra > limit:
-            messages.append(current)
+        if current and size + extra > (limit if groups else first):
+            groups.append(current)
             current, size = [], 0
             extra = len(unit.text)
         current.append(unit)
         size += extra
     if current:
-        messages.append(current)
-    trimmed = [_trim(m) for m in messages]
+        groups.append(current)
+    trimmed = [_trim(m) for m in groups]
     return [m for m in trimmed if m]
 
 
