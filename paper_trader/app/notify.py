@@ -12,7 +12,7 @@ import aiosqlite
 from paper_trader.clock import Clock
 from paper_trader.control.outbox import Outbox
 from paper_trader.interfaces.notify.channel import Transport
-from paper_trader.interfaces.notify.pacing import overall_telegram_limit
+from paper_trader.interfaces.notify.pacing import TelegramPacing
 from paper_trader.interfaces.notify.policy import Cap, Caps, DeliveryPolicy, Outgoing
 from paper_trader.interfaces.notify.service import Notifier, NotifierConfig
 from paper_trader.interfaces.notify.telegram import TelegramApi, TelegramChat
@@ -46,15 +46,17 @@ def build_notifier(
     *,
     telegram_api_url: str = DEFAULT_API_URL,
     expand: Callable[[Outgoing], Awaitable[Outgoing]] | None = None,
+    pacing: TelegramPacing | None = None,
 ) -> Notifier:
     """Return the notifier service of this run (see the module's docstring).
 
     ``reader`` is a read-only connection to the database ``writer`` writes (``open_reader``);
     ``telegram_api_url`` the Bot API server's root (``TELEGRAM_API_URL``); ``expand`` makes
-    the reports' text and chart (``ReportMaker.expand``).
+    the reports' text and chart (``ReportMaker.expand``); ``pacing`` is the bot's, shared with
+    its answers to commands.
     """
     outbox = Outbox(reader, writer)
-    transports, closing, off = _channels(settings, telegram_api_url)
+    transports, closing, off = _channels(settings, telegram_api_url, pacing or TelegramPacing())
     config = WorkerConfig(
         late_ms=round(settings.notification_late_s * 1000),
         backoff=NETWORK_BACKOFF,
@@ -76,7 +78,7 @@ def build_notifier(
 
 
 def _channels(
-    settings: Settings, api_url: str
+    settings: Settings, api_url: str, pacing: TelegramPacing
 ) -> tuple[list[Transport], list[Callable[[], Awaitable[None]]], list[str]]:
     """Return the transports, what closes them, and why a channel is off."""
     transports: list[Transport] = []
@@ -89,9 +91,8 @@ def _channels(
         off.append("telegram off: TELEGRAM_CHAT_ID is empty")
     else:
         api = TelegramApi(token.get_secret_value(), api_url)
-        overall = overall_telegram_limit()
         chats = dict.fromkeys(settings.telegram_chat_id)  # a chat listed twice gets one copy
-        transports += [TelegramChat(api, chat, overall) for chat in chats]
+        transports += [TelegramChat(api, chat, pacing.chat(chat)) for chat in chats]
         closing.append(api.close)
     if settings.webhook_url is not None:
         webhook = Webhook(

@@ -23,6 +23,7 @@ from paper_trader.storage import StorageWriter
 from paper_trader.trading.stage import TradingStage
 
 if TYPE_CHECKING:  # the prediction stack loads only where it runs
+    from paper_trader.interfaces.notify.pacing import TelegramPacing
     from paper_trader.interfaces.telegram.bot import TelegramBot
     from paper_trader.prediction.stage import PredictionStage
 
@@ -39,8 +40,10 @@ def telegram_bot(  # noqa: PLR0917 -- the run's parts the console reaches, hande
     *,
     health: Callable[[], HealthView | None],
     model: Callable[[], ModelInfo | None],
+    pacing: "TelegramPacing | None" = None,
 ) -> "TelegramBot | None":
-    """Return the bot service, or None when ``TELEGRAM_BOT_TOKEN`` is empty (said once)."""
+    """Return the bot service, or None when ``TELEGRAM_BOT_TOKEN`` is empty (said once);
+    ``pacing`` is shared with the notifier (default: the bot's own)."""
     token = settings.telegram_bot_token
     if token is None or not token.get_secret_value():
         log.info("telegram_off", reason="TELEGRAM_BOT_TOKEN is empty")
@@ -65,7 +68,7 @@ def telegram_bot(  # noqa: PLR0917 -- the run's parts the console reaches, hande
         chats=frozenset(settings.telegram_chat_id),
         users=frozenset(settings.telegram_allowed_users),
     )
-    return TelegramBot(config, console, clock=clock)
+    return TelegramBot(config, console, clock=clock, pacing=pacing)
 
 
 def health_provider(

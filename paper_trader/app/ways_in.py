@@ -17,6 +17,7 @@ from paper_trader.app.telegram import health_provider, model_provider, telegram_
 from paper_trader.clock import Clock
 from paper_trader.control.api import Control
 from paper_trader.control.reports import Reports
+from paper_trader.interfaces.notify.pacing import TelegramPacing
 from paper_trader.interfaces.notify.reports import ReportMaker
 from paper_trader.interfaces.notify.service import Notifier
 from paper_trader.interfaces.telegram.bot import TelegramBot
@@ -64,6 +65,7 @@ def ways_in(
     model = model_provider(path.models.stage)
     health = health_provider(found.latest_health)
     control = Control(path.trading, plan.reader, interval_ms=plan.series[0][2].ms)
+    pacing = TelegramPacing()  # one bot: its answers and the notifier share Telegram's limits
     found.bot = telegram_bot(
         settings,
         path.trading,
@@ -73,6 +75,7 @@ def ways_in(
         plan.series[0][2].ms,
         health=health,
         model=model,
+        pacing=pacing,
     )
     reports = ReportMaker(control, Reports(path.trading, plan.reader), health)
     found.notifier = build_notifier(
@@ -82,6 +85,7 @@ def ways_in(
         clock,
         telegram_api_url=settings.telegram_api_url,
         expand=reports.expand,
+        pacing=pacing,
     )
     found.announcer = Announcer(
         _facts(settings, plan),

@@ -78,3 +78,30 @@ async def test_a_confirmation_expires(tmp_path: Path) -> None:
         await eventually(lambda: query in tg.answered_callbacks, timeout=10)
         assert "expired" in tg.answered_callbacks[query]["text"]
         assert (await b.rig.control.status()).state is TradingState.ACTIVE
+
+
+async def test_a_trading_command_typed_long_ago_is_not_run_but_a_question_is_answered(
+    tmp_path: Path,
+) -> None:
+    """Waiting at Telegram while the daemon was away: /pause typed 10 min ago is answered
+    "not run" (audited, nothing changed), /status of the same age is answered, and a /pause
+    typed a minute ago runs."""
+    async with FakeTelegram() as tg, running_bot(tmp_path, tg) as b:
+        old = await b.ask("/pause", age_s=600)
+        status = await b.ask("/status", age_s=600)
+        assert (await b.rig.control.status()).state is TradingState.ACTIVE
+        recent = await b.ask("/pause", age_s=60)
+        state = (await b.rig.control.status()).state
+        audit = await b.audit()
+    assert old[0].text.startswith("Not run: /pause was sent at ")
+    assert "10 min ago" in old[0].text
+    assert old[0].text.endswith("Send it again to run it now.")
+    assert status[0].text.startswith("ACTIVE")
+    assert "trading is reducing" in recent[0].text
+    assert state is TradingState.REDUCING
+    assert [(r.command, r.ok) for r in audit] == [
+        ("pause", False),
+        ("status", True),
+        ("pause", True),
+    ]
+    assert b.bot.stats.stale == 1

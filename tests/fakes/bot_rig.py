@@ -21,6 +21,7 @@ from paper_trader.control.console import Console
 from paper_trader.control.reports import Reports
 from paper_trader.control.system import HealthView, ModelInfo, SystemInfo
 from paper_trader.domain import ComponentHealth, HealthStatus
+from paper_trader.interfaces.notify.pacing import TelegramPacing
 from paper_trader.interfaces.telegram.bot import BotConfig, TelegramBot
 from paper_trader.runtime.backoff import Backoff
 from paper_trader.runtime.service import Readiness
@@ -113,9 +114,11 @@ async def running_bot(
     *,
     health: Callable[[], HealthView | None] = healthy,
     config: Callable[[], dict[str, str]] | None = None,
+    pacing: TelegramPacing | None = None,
     **overrides: Any,
 ) -> AsyncIterator[BotRig]:
-    """Run the bot against ``tg`` over a running trading rig; wait until it is ready."""
+    """Run the bot against ``tg`` over a running trading rig; wait until it is ready
+    (``pacing``: shared with a notifier)."""
     async with running_rig(tmp_path) as rig:
         assert rig.writer is not None
         clock = SystemClock()
@@ -132,7 +135,7 @@ async def running_bot(
             interval_ms=60_000,
             now_ms=clock.now_ms,
         )
-        bot = TelegramBot(bot_config(tg, **overrides), console, clock=clock)
+        bot = TelegramBot(bot_config(tg, **overrides), console, clock=clock, pacing=pacing)
         ready = Readiness()
         task = asyncio.create_task(bot.run(ready), name="telegram")
         try:

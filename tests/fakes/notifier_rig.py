@@ -14,7 +14,7 @@ from paper_trader.clock import SystemClock
 from paper_trader.control.outbox import Outbox
 from paper_trader.domain import Event, EventKind, EventSource, Severity
 from paper_trader.interfaces.notify.channel import Transport
-from paper_trader.interfaces.notify.pacing import Bucket, Pacer, overall_telegram_limit
+from paper_trader.interfaces.notify.pacing import Bucket, Pacer, TelegramPacing
 from paper_trader.interfaces.notify.policy import Caps, DeliveryPolicy, Outgoing
 from paper_trader.interfaces.notify.service import Notifier, NotifierConfig
 from paper_trader.interfaces.notify.telegram import TelegramApi, TelegramChat
@@ -55,6 +55,7 @@ class Options:
     paced: bool = False  # Telegram's real limits; else fast (tests of other things)
     webhook: WebhookFormat | None = None
     expand: Callable[[Outgoing], Awaitable[Outgoing]] | None = None  # the reports' maker
+    pacing: TelegramPacing | None = None  # the bot's, when a test runs the bot as well
 
 
 @dataclass
@@ -92,10 +93,10 @@ def build(
     closing = []
     if tg is not None:
         api = TelegramApi(tg.token, tg.api_url, timeout_s=options.timeout_s)
-        overall = overall_telegram_limit()
+        pacing = options.pacing or TelegramPacing()
         for chat in options.chats:
-            pacer = None if options.paced else Pacer([Bucket(200.0, 50)])
-            transports.append(TelegramChat(api, chat, overall, pacer=pacer))
+            pacer = pacing.chat(chat) if options.paced else Pacer([Bucket(200.0, 50)])
+            transports.append(TelegramChat(api, chat, pacer))
         closing.append(api.close)
     if hook is not None and options.webhook is not None:
         webhook = Webhook(hook.url, options.webhook, timeout_s=options.timeout_s)

@@ -277,20 +277,22 @@ class FakeTelegram:
     # -- simulated users ----------------------------------------------------------------------
 
     def send_text(
-        self, chat_id: int, user_id: int, text: str, *, chat_type: str = "private"
+        self, chat_id: int, user_id: int, text: str, *, chat_type: str = "private", age_s: int = 0
     ) -> int:
-        """Queue a user's text message (a leading /command gets its entity); return its id."""
+        """Queue a user's text message (a leading /command gets its entity), sent ``age_s``
+        seconds ago (typed while the bot was away); return its id."""
         message = self._user_message(chat_id, user_id, text, chat_type)
+        message["date"] -= age_s
         self._queue("message", message)
         return int(message["message_id"])
 
     def send_command(
-        self, chat_id: int, user_id: int, text: str, *, chat_type: str = "private"
+        self, chat_id: int, user_id: int, text: str, *, chat_type: str = "private", age_s: int = 0
     ) -> int:
         """Queue ``/command args`` with its bot_command entity at offset 0; return its id."""
         if _COMMAND.match(text) is None:
             raise ValueError(f"not a command: {text!r}")
-        return self.send_text(chat_id, user_id, text, chat_type=chat_type)
+        return self.send_text(chat_id, user_id, text, chat_type=chat_type, age_s=age_s)
 
     def edit_message(self, chat_id: int, message_id: int, text: str) -> None:
         """Queue an ``edited_message`` update: the user edited an earlier message of theirs."""

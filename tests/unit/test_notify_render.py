@@ -4,7 +4,13 @@
 import pytest
 from fakes.telegram_html import parse_text
 
-from paper_trader.interfaces.notify.pacing import Bucket, Pacer, Window, telegram_pacer
+from paper_trader.interfaces.notify.pacing import (
+    Bucket,
+    Pacer,
+    TelegramPacing,
+    Window,
+    telegram_pacer,
+)
 from paper_trader.interfaces.notify.render import (
     CAPTION_LIMIT,
     PREFIX_ROOM,
@@ -129,3 +135,19 @@ def test_the_bot_sends_at_most_thirty_a_second_over_all_chats() -> None:
             sent += 1
     assert sent == 30
     assert pacers[-1].delay(0.0) == pytest.approx(1.0)
+
+
+def test_one_bot_pacing_gives_every_sender_the_same_chat_pacer_and_one_overall_limit() -> None:
+    """Asked twice, a chat's pacer is the same object; a hold (a 429) keeps it back until
+    then, and never shortens an earlier hold; 30 sends over ten chats fill the overall second."""
+    pacing = TelegramPacing()
+    chat = pacing.chat(111)
+    assert pacing.chat(111) is chat
+    chat.hold(5.0)
+    chat.hold(3.0)
+    assert chat.delay(1.0) == pytest.approx(4.0)
+    assert chat.delay(5.0) == 0
+    for chat_id in range(1, 11):
+        for _ in range(3):
+            pacing.chat(chat_id).take(10.0)
+    assert pacing.chat(111).delay(10.0) == pytest.approx(1.0)

@@ -3,11 +3,14 @@ while one waits out a 429, and retries behind our back: not used).
 
 Telegram's limits: about one message a second per chat (short bursts tolerated), 20 a minute
 to a group, about 30 a second overall. Each destination has a ``Pacer`` of the limits it is
-under; the overall one is shared by every chat of the bot.
+under; the overall one is shared by every chat of the bot. Everything that sends as the bot —
+the notifier and the answers to commands — takes its turns from one ``TelegramPacing``, so
+together they stay under the limits, and a 429 one of them gets holds the chat for both.
 """
 
+import asyncio
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 
@@ -76,16 +79,22 @@ class Bucket:
 
 
 class Pacer:
-    """Every limit one destination is under."""
+    """Every limit one destination is under, and a hold until a 429's ``retry_after``."""
 
-    __slots__ = ("_limits",)
+    __slots__ = ("_held_until", "_limits")
 
     def __init__(self, limits: Sequence[Limit]) -> None:
         self._limits = tuple(limits)
+        self._held_until = 0.0
 
     def delay(self, now: float) -> float:
-        """Return how long until every limit allows a send."""
-        return max((limit.delay(now) for limit in self._limits), default=0.0)
+        """Return how long until the hold has passed and every limit allows a send."""
+        waits = (limit.delay(now) for limit in self._limits)
+        return max(self._held_until - now, *waits, 0.0)
+
+    def hold(self, until: float) -> None:
+        """Allow no send before ``until`` (monotonic seconds)."""
+        self._held_until = max(self._held_until, until)
 
     def take(self, now: float) -> None:
         """Count a send on every limit."""
@@ -105,3 +114,28 @@ def telegram_pacer(chat_id: int, overall: Limit) -> Pacer:
     if chat_id < 0:
         limits.append(Window(20, 60.0))
     return Pacer(limits)
+
+
+class TelegramPacing:
+    """The pacing of one bot: a ``telegram_pacer`` per chat under one overall limit."""
+
+    def __init__(self) -> None:
+        self._overall = overall_telegram_limit()
+        self._chats: dict[int, Pacer] = {}
+
+    def chat(self, chat_id: int) -> Pacer:
+        """Return the pacer of ``chat_id`` (the same one for every sender)."""
+        pacer = self._chats.get(chat_id)
+        if pacer is None:
+            pacer = self._chats[chat_id] = telegram_pacer(chat_id, self._overall)
+        return pacer
+
+    async def turn(self, chat_id: int, monotonic: Callable[[], float]) -> None:
+        """Wait until ``chat_id`` may be sent to, then count the send."""
+        pacer = self.chat(chat_id)
+        while True:
+            wait = pacer.delay(monotonic())
+            if wait <= 0:
+                pacer.take(monotonic())
+                return
+            await asyncio.sleep(wait)

@@ -20,7 +20,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from paper_trader.interfaces.notify.channel import Failure, NotSent, Outcome, Sent
-from paper_trader.interfaces.notify.pacing import Limit, Pacer, telegram_pacer
+from paper_trader.interfaces.notify.pacing import Pacer
 from paper_trader.interfaces.notify.policy import Outgoing
 from paper_trader.interfaces.notify.render import (
     CAPTION_LIMIT,
@@ -64,13 +64,11 @@ class TelegramApi:
 class TelegramChat:
     """A ``Transport`` to one chat: HTML parts of at most 4096 parsed characters."""
 
-    def __init__(
-        self, api: TelegramApi, chat_id: int, overall: Limit, *, pacer: Pacer | None = None
-    ) -> None:
-        """``pacer`` replaces Telegram's limits (``telegram_pacer``), for tests."""
+    def __init__(self, api: TelegramApi, chat_id: int, pacer: Pacer) -> None:
+        """``pacer`` is the chat's (``TelegramPacing.chat``), shared with the bot's answers."""
         self._bot = api.bot
         self._chat_id = chat_id
-        self._pacer = pacer or telegram_pacer(chat_id, overall)
+        self._pacer = pacer
 
     @property
     def name(self) -> str:

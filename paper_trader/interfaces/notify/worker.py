@@ -297,6 +297,8 @@ class ChannelWorker:
         self._failures += 1
         self._trouble = reason
         self._blocked_until = self._clock.monotonic() + delay
+        if outcome.failure is Failure.RATE_LIMITED:  # the bot's answers wait for it too
+            self._transport.pacer.hold(self._blocked_until)
         until_ms = self._clock.now_ms() + math.ceil(delay * 1000)
         self._deferred_until_ms = until_ms
         await self._outbox.defer(

@@ -33,6 +33,7 @@ from paper_trader.clock import Clock
 from paper_trader.control.console import Console
 from paper_trader.domain import ComponentHealth, HealthStatus
 from paper_trader.errors import ConfigError
+from paper_trader.interfaces.notify.pacing import TelegramPacing
 from paper_trader.interfaces.telegram.auth import Authorisation, Confirmations
 from paper_trader.interfaces.telegram.commands import COMMANDS
 from paper_trader.interfaces.telegram.handlers import Handlers, HandlerStats
@@ -70,8 +71,12 @@ class BotConfig:
     retry: Backoff = field(default_factory=lambda: Backoff(base_s=1.0, cap_s=300.0))
     healthy_after_s: float = 60.0  # a session this long resets the retry backoff
     confirm_ttl_s: float = 60.0
+    stale_after_s: float = 300.0  # a trading command typed longer ago than this is not run
     part_gap_s: float = 1.0  # between the messages of one long answer
     concurrent_updates: int = 8  # a slow /daily never holds up /emergency_stop
+    # Updates fetched but not yet handled; when full, polling waits and Telegram keeps the
+    # rest (unconfirmed), so a flood of messages costs no memory beyond this.
+    update_queue: int = 1000
 
 
 class _Unreachable(Exception):
@@ -84,20 +89,30 @@ class TelegramBot:
     name = "telegram"
 
     def __init__(
-        self, config: BotConfig, console: Console, *, clock: Clock, rng: random.Random | None = None
+        self,
+        config: BotConfig,
+        console: Console,
+        *,
+        clock: Clock,
+        pacing: TelegramPacing | None = None,
+        rng: random.Random | None = None,
     ) -> None:
+        """``pacing`` is the bot's, shared with the notifier (default: the bot's own)."""
         self._config = config
         self._console = console
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 -- backoff jitter, not cryptography
         self.confirmations = Confirmations(monotonic=clock.monotonic, ttl_s=config.confirm_ttl_s)
-        self.replier = Replier(part_gap_s=config.part_gap_s)
+        self.replier = Replier(
+            pacing or TelegramPacing(), clock.monotonic, part_gap_s=config.part_gap_s
+        )
         self._handlers = Handlers(
             console,
             Authorisation(config.chats, config.users),
             self.confirmations,
             self.replier,
             clock,
+            stale_after_s=config.stale_after_s,
         )
         self.poll_errors = PollErrors()
         self._poll_request: PollingRequest | None = None
@@ -199,6 +214,7 @@ class TelegramBot:
             )
             .get_updates_request(self._poll_request)
             .concurrent_updates(config.concurrent_updates)
+            .update_queue(asyncio.Queue(maxsize=config.update_queue))
             .job_queue(None)
             .build()
         )

@@ -69,6 +69,7 @@ class Command:
     args: str
     description: str
     run: Run
+    acts: bool = False  # changes the trading: never run when typed long ago
 
     @property
     def usage(self) -> str:
@@ -269,14 +270,21 @@ COMMANDS: tuple[Command, ...] = (
     Command(name="risk", args="", description="breakers, limits, exposure, VaR", run=_risk),
     Command(name="health", args="", description="components and health score", run=_health),
     Command(name="model", args="", description="model version, accuracy, drift", run=_model),
-    Command(name="pause", args="[reason]", description="stop new entries", run=_pause),
-    Command(name="resume", args="", description="allow entries again", run=_resume),
-    Command(name="close", args="SYMBOL|all", description="close a position (confirm)", run=_close),
+    Command(name="pause", args="[reason]", description="stop new entries", run=_pause, acts=True),
+    Command(name="resume", args="", description="allow entries again", run=_resume, acts=True),
+    Command(
+        name="close",
+        args="SYMBOL|all",
+        description="close a position (confirm)",
+        run=_close,
+        acts=True,
+    ),
     Command(
         name="emergency_stop",
         args="",
         description="halt and close everything (confirm)",
         run=_emergency_stop,
+        acts=True,
     ),
     Command(name="logs", args="[n]", description="the last n log lines", run=_logs),
     Command(name="version", args="", description="versions", run=_version),

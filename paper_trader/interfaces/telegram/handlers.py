@@ -5,11 +5,17 @@ user, command; throttled per chat), counted, and stopped there, with no answer. 
 one ``CommandHandler`` per command with the filter ``Chat & [User] & UpdateType.MESSAGE`` (an
 edited old ``/emergency_stop`` never fires), then the unknown-command answer, then the
 buttons. Each accepted command's answer is committed to the audit before it is sent.
+
+Updates waiting at Telegram when the bot starts are served (``drop_pending_updates=False``:
+a question typed while the daemon restarted is answered), but a command that changes the
+trading and was typed more than ``stale_after_s`` ago is not run: the answer says when it was
+sent and to send it again, so a ``/close all`` from before an outage never fires by surprise.
 """
 
 import functools
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from telegram import Update
@@ -58,6 +64,7 @@ class HandlerStats:
     failed: int = 0
     pressed: int = 0
     stale_presses: int = 0
+    stale: int = 0  # trading commands not run: typed too long ago
 
 
 class Handlers:
@@ -70,8 +77,11 @@ class Handlers:
         confirmations: Confirmations,
         replier: Replier,
         clock: Clock,
+        *,
+        stale_after_s: float,
     ) -> None:
         self._console = console
+        self._stale_after_s = stale_after_s
         self._auth = auth
         self._confirmations = confirmations
         self._replier = replier
@@ -119,7 +129,12 @@ class Handlers:
             return
         chat_id, user_id = message.chat_id, _user_id(update)
         args = tuple(context.args or ())
-        reply = await self._run(command, args)
+        age_s = self._clock.now_ms() / 1000 - message.date.timestamp()
+        if command.acts and age_s > self._stale_after_s:
+            self.stats.stale += 1
+            reply = _stale(command, message.date, age_s)
+        else:
+            reply = await self._run(command, args)
         markup = None
         if reply.ask is not None:
             ask = reply.ask
@@ -236,3 +251,14 @@ async def _answer(query: Any, text: str) -> None:
         await query.answer(text or None)
     except TelegramError as exc:
         log.warning("telegram_answer_failed", error=f"{type(exc).__name__}: {exc}")
+
+
+def _stale(command: Command, sent: datetime, age_s: float) -> Reply:
+    """Return the answer to a trading command typed too long ago: not run, and why."""
+    at = sent.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    minutes = max(1, round(age_s / 60))
+    text = (
+        f"Not run: /{command.name} was sent at {at}, {minutes} min ago, while the bot was "
+        "not answering. Send it again to run it now."
+    )
+    return Reply(parts=(Line(text),), ok=False)

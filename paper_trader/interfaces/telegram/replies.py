@@ -1,7 +1,10 @@
 """Sending the bot's answers: split, paced, and never raising into the handler.
 
-Telegram's failures each have their own answer (reference §2, §6): a 429 is waited out (up to
-``max_retry_after_s``) and the message sent again once; entities Telegram cannot parse are sent
+Every call takes its turn from the bot's ``TelegramPacing``, shared with the notifier: answers
+and notifications together stay under Telegram's limits, and a chat the notifier was told to
+wait for (a 429) gets no answer before its ``retry_after`` either. Telegram's failures each
+have their own answer (reference §2, §6): a 429 is waited out (up to ``max_retry_after_s``)
+and the message sent again once; entities Telegram cannot parse are sent
 again once as plain text; a timeout may have delivered, so it is not resent; anything else is
 logged and counted, and the rest of the answer dropped.
 """
@@ -21,6 +24,7 @@ from telegram import (
 from telegram.constants import ParseMode
 from telegram.error import BadRequest, RetryAfter, TelegramError, TimedOut
 
+from paper_trader.interfaces.notify.pacing import TelegramPacing
 from paper_trader.interfaces.telegram.commands import Reply
 from paper_trader.interfaces.telegram.text import MAX_CAPTION_CHARS, render, render_plain
 from paper_trader.runtime.logs import get_logger
@@ -54,7 +58,16 @@ def confirm_markup(token: str, label: str) -> InlineKeyboardMarkup:
 class Replier:
     """Send answers to one bot's chats."""
 
-    def __init__(self, *, part_gap_s: float = 1.0, max_retry_after_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        pacing: TelegramPacing,
+        monotonic: Callable[[], float],
+        *,
+        part_gap_s: float = 1.0,
+        max_retry_after_s: float = 60.0,
+    ) -> None:
+        self._pacing = pacing
+        self._monotonic = monotonic
         self._part_gap_s = part_gap_s
         self._max_retry_after_s = max_retry_after_s
         self.sent = 0
@@ -133,7 +146,7 @@ class Replier:
     ) -> Message | None:
         """Make the call with ``html``; after an entity error once more with ``plain``."""
         try:
-            result = await self._retrying(lambda: attempt(html, ParseMode.HTML))
+            result = await self._retrying(chat_id, lambda: attempt(html, ParseMode.HTML))
         except BadRequest as exc:
             if "can't parse entities" not in str(exc).lower():
                 self._failed(chat_id, exc)
@@ -141,7 +154,7 @@ class Replier:
             log.warning("telegram_reply_entities_refused", chat_id=chat_id, error=str(exc))
             self.plain_resends += 1
             try:
-                result = await self._retrying(lambda: attempt(plain, None))
+                result = await self._retrying(chat_id, lambda: attempt(plain, None))
             except TelegramError as again:
                 self._failed(chat_id, again)
                 return None
@@ -150,16 +163,21 @@ class Replier:
             return None
         return result if isinstance(result, Message) else None
 
-    async def _retrying(self, call: Callable[[], Awaitable[Message | bool]]) -> Message | bool:
-        """Make the call; after a 429 wait as asked (if not too long) and make it once more."""
+    async def _retrying(
+        self, chat_id: int, call: Callable[[], Awaitable[Message | bool]]
+    ) -> Message | bool:
+        """Make the call in the chat's turn; after a 429 hold the chat as asked (for the
+        notifier too) and, if the wait is not too long, make it once more."""
+        await self._pacing.turn(chat_id, self._monotonic)
         try:
             result = await call()
         except RetryAfter as exc:
             wait = retry_after_s(exc)
+            self._pacing.chat(chat_id).hold(self._monotonic() + wait)
             if wait > self._max_retry_after_s:
                 raise
             log.info("telegram_reply_rate_limited", retry_after_s=wait)
-            await asyncio.sleep(wait)
+            await self._pacing.turn(chat_id, self._monotonic)
             result = await call()
         self.sent += 1
         return result
