@@ -78,15 +78,7 @@ def ways_in(
         pacing=pacing,
     )
     reports = ReportMaker(control, Reports(path.trading, plan.reader), health)
-    found.notifier = build_notifier(
-        settings,
-        plan.reader,
-        shared.writer,
-        clock,
-        telegram_api_url=settings.telegram_api_url,
-        expand=reports.expand,
-        pacing=pacing,
-    )
+    found.notifier = _notifier(settings, shared, plan, clock, reports, pacing)
     found.announcer = Announcer(
         _facts(settings, plan),
         control,
@@ -97,6 +89,27 @@ def ways_in(
         stop_reason=stop_reason,
     )
     return found
+
+
+def _notifier(  # noqa: PLR0917 -- the run's parts, handed over by ways_in
+    settings: Settings,
+    shared: Shared,
+    plan: RunPlan,
+    clock: Clock,
+    reports: ReportMaker,
+    pacing: TelegramPacing,
+) -> Notifier:
+    """Return the notifier of a live run, with the maker of its reports."""
+    assert plan.reader is not None  # a live run
+    return build_notifier(
+        settings,
+        plan.reader,
+        shared.writer,
+        clock,
+        telegram_api_url=settings.telegram_api_url,
+        expand=reports.expand,
+        pacing=pacing,
+    )
 
 
 def _facts(settings: Settings, plan: RunPlan) -> RunFacts:
