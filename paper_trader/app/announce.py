@@ -1,9 +1,11 @@
-"""The start-up and shutdown notices: what the operator's phone says when the daemon comes and goes.
+"""The start-up and shutdown notices: what the operator's phone says when the daemon comes and
+goes.
 
 The ``announcer`` is the last service added, so it is the first to stop: once every service
-is ready it commits ``daemon_started`` (version, venue, symbols, model, trading state) to the
-outbox; when it is cancelled at a stop it commits ``daemon_stopping`` (why, how long it ran,
-the state and what stays open) before the notifier, stopped next, delivers what is ready.
+is ready it commits ``daemon_started`` (version, venue, symbols, model, trading state, and how
+the run before it ended if not cleanly) to the outbox; when it is cancelled at a stop it
+commits ``daemon_stopping`` (why, how long it ran, the state and what stays open) before the
+notifier, stopped next, delivers what is ready.
 Both are written straight to the outbox through the writer and awaited: durable before any
 channel can show them.
 """
@@ -12,16 +14,19 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import aiosqlite
+
 from paper_trader import __version__
 from paper_trader.clock import Clock
 from paper_trader.control.api import Control, Status
 from paper_trader.control.system import ModelInfo
 from paper_trader.domain import Event, EventKind, EventSource
+from paper_trader.interfaces.notify.render import utc_text
 from paper_trader.interfaces.telegram.text import money
 from paper_trader.interfaces.telegram.views import share
 from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import Readiness
-from paper_trader.storage import AppendOutbox, StorageWriter
+from paper_trader.storage import AppendOutbox, RunRecord, StorageWriter, runs
 
 log = get_logger("app")
 _SOURCE = EventSource("daemon")
@@ -39,8 +44,11 @@ class RunFacts:
     exit_only: tuple[str, ...] = ()
 
 
-def started_text(facts: RunFacts, status: Status, model: ModelInfo | None) -> str:
-    """Return the start-up notice: version, venue and symbols, model, trading state."""
+def started_text(
+    facts: RunFacts, status: Status, model: ModelInfo | None, previous: RunRecord | None = None
+) -> str:
+    """Return the start-up notice: version, venue and symbols, model, trading state, and how
+    the ``previous`` run ended if it did not stop cleanly."""
     lines = [
         f"paper-trader {__version__} started ({facts.mode}) on {facts.exchange}, "
         f"{facts.interval} candles",
@@ -48,8 +56,17 @@ def started_text(facts: RunFacts, status: Status, model: ModelInfo | None) -> st
     ]
     if facts.exit_only:
         lines.append(f"followed for exits only: {', '.join(facts.exit_only)}")
-    lines += [f"model: {_model(model)}", *_state(status)]
+    lines += [f"model: {_model(model)}", *_state(status), *_previous(previous)]
     return "\n".join(lines)
+
+
+def _previous(run: RunRecord | None) -> list[str]:
+    if run is None or run.exit_code == 0:
+        return []
+    began = f"the run started {utc_text(run.started_at_ms)}"
+    if run.stopped_at_ms is None:
+        return [f"{began} ended without a clean stop (killed, or the machine went down)"]
+    return [f"{began} stopped with exit code {run.exit_code}"]
 
 
 def stopping_text(reason: str, ran_s: float, status: Status) -> str:
@@ -105,7 +122,10 @@ class Announcer:
         all_ready: asyncio.Event,
         model: Callable[[], ModelInfo | None],
         stop_reason: Callable[[], str],
+        reader: aiosqlite.Connection,
     ) -> None:
+        """``reader`` reads the run records (this run's is the last)."""
+        self._reader = reader
         self._facts = facts
         self._control = control
         self._writer = writer
@@ -123,9 +143,10 @@ class Announcer:
             await self._all_ready.wait()
             if not self._announced:  # a restart of this service says nothing twice
                 status = await self._control.status()
-                await self._commit(
-                    EventKind.DAEMON_STARTED, started_text(self._facts, status, self._model())
-                )
+                recorded = await runs(self._reader)
+                previous = recorded[-2] if len(recorded) > 1 else None
+                text = started_text(self._facts, status, self._model(), previous)
+                await self._commit(EventKind.DAEMON_STARTED, text)
                 self._announced = True
             await asyncio.Event().wait()
         except asyncio.CancelledError:

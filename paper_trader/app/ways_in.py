@@ -87,6 +87,7 @@ def ways_in(
         all_ready=path.all_ready,
         model=model,
         stop_reason=stop_reason,
+        reader=plan.reader,
     )
     return found
 
