@@ -29,22 +29,35 @@ async def outbox_tail(conn: aiosqlite.Connection) -> int:
     return int(rows[0][0])
 
 
+# The first ``limit`` of each category (critical ones apart), so that a backlog one category
+# holds back (a cap waiting for its digest) never hides what another may send now.
 _PENDING = """
-SELECT o.id, o.created_at_ms, o.kind, o.severity, o.source, o.message, o.data_json,
-       o.category, o.priority, d.attempts, d.next_attempt_at_ms, d.parts_sent, d.message_ids,
-       d.possible_repeat
-FROM notification_deliveries d JOIN notification_outbox o ON o.id = d.outbox_id
-WHERE d.channel = ? AND d.status = 'pending'
-ORDER BY CASE o.priority WHEN 'critical' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2
-         ELSE 3 END, o.created_at_ms, o.id
-LIMIT ?
+SELECT id, created_at_ms, kind, severity, source, message, data_json, category, priority,
+       attempts, next_attempt_at_ms, parts_sent, message_ids, possible_repeat
+FROM (
+    SELECT o.id, o.created_at_ms, o.kind, o.severity, o.source, o.message, o.data_json,
+           o.category, o.priority, d.attempts, d.next_attempt_at_ms, d.parts_sent,
+           d.message_ids, d.possible_repeat, p.rank,
+           ROW_NUMBER() OVER (
+               PARTITION BY o.priority = 'critical', o.category
+               ORDER BY p.rank, o.created_at_ms, o.id
+           ) AS place
+    FROM notification_deliveries d
+    JOIN notification_outbox o ON o.id = d.outbox_id
+    JOIN (SELECT 'critical' AS name, 0 AS rank UNION ALL SELECT 'high', 1
+          UNION ALL SELECT 'normal', 2 UNION ALL SELECT 'low', 3) p ON p.name = o.priority
+    WHERE d.channel = ? AND d.status = 'pending'
+)
+WHERE place <= ?
+ORDER BY rank, created_at_ms, id
 """
 
 
 async def pending_deliveries(
     conn: aiosqlite.Connection, channel: str, *, limit: int
 ) -> list[Notification]:
-    """Return up to ``limit`` pending deliveries on ``channel``, by priority, then age."""
+    """Return the pending deliveries on ``channel`` by priority, then age: up to ``limit`` of
+    each category, and of the critical ones."""
     rows = await _rows(conn, _PENDING, (channel, limit))
     return [_notification(channel, row) for row in rows]
 

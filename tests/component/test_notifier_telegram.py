@@ -245,3 +245,17 @@ async def test_over_the_cap_trades_arrive_as_one_digest_and_each_chat_gets_its_o
         ]
     assert [r.status for r in rows] == ["sent"] * 6
     assert folded == 4
+
+
+async def test_a_capped_backlog_of_one_category_never_hides_another(
+    tg: FakeTelegram, writer: StorageWriter, reader: aiosqlite.Connection
+) -> None:
+    """250 trades against a cap of one an hour (more than a read of pending rows holds) wait
+    for their digest; a data gap queued after them still goes at once."""
+    caps = Caps(per_hour={Cap.TRADE: 1})
+    async with running(writer, reader, tg, Options(caps=caps)) as rig:
+        await rig.queue(*(event(EventKind.TRADE_OPENED, f"BTC-USDT: long {i}") for i in range(250)))
+        await tg.wait_for_messages(CHAT, 1, timeout=10)
+        await rig.queue(event(EventKind.DATA_GAP, "ETH-USDT: 2 candles missing"))
+        [_, gap] = await tg.wait_for_messages(CHAT, 2, timeout=10)
+    assert gap.text.endswith("ETH-USDT: 2 candles missing")

@@ -33,14 +33,15 @@ class WorkerConfig:
 
     ``late_ms``: a message sent later than this after its event starts with the event's time;
     ``backoff`` after a network failure, ``refused_backoff`` after a refusal; ``idle_s``: the
-    longest wait between two looks at the outbox; ``batch``: pending rows read at a time.
+    longest wait between two looks at the outbox; ``batch``: pending rows read at a time, per
+    category (so a held-back backlog of one never hides another's).
     """
 
     late_ms: int
     backoff: Backoff
     refused_backoff: Backoff
     idle_s: float = 5.0
-    batch: int = 500
+    batch: int = 200
     window_ms: int = HOUR_MS
 
 
