@@ -48,6 +48,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/prediction.py
 	$(PY) bench/retrain.py
 	$(PY) bench/pipeline.py
+	$(PY) bench/notify.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO).*

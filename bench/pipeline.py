@@ -56,7 +56,7 @@ import pstats
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -336,8 +336,16 @@ async def drive(
     rig: Rig, instants: Iterator[list[Candle]], warm: int, gap_s: float, profiler: Any
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Push ``warm`` instants untimed, then time the others; return their records and GC pauses."""
+    await warm_up(rig, itertools.islice(instants, warm), gap_s)
+    with profiler or contextlib.nullcontext(), GcPauses() as pauses:
+        records = await measure(rig, instants, gap_s)
+    return records, pauses.summary()
+
+
+async def warm_up(rig: Rig, instants: Iterable[list[Candle]], gap_s: float) -> None:
+    """Push ``instants`` untimed; check that every series then has ready features."""
     symbols = 0
-    for instant in itertools.islice(instants, warm):
+    for instant in instants:
         symbols = len(instant)
         for candle in instant:
             await rig.channel.put(candle)
@@ -346,24 +354,28 @@ async def drive(
     if ready != symbols:
         raise RuntimeError(f"only {ready} of {symbols} series have ready features after warm-up")
     await quiesce(rig, -1, gap_s)
+
+
+async def measure(rig: Rig, instants: Iterable[list[Candle]], gap_s: float) -> list[dict[str, Any]]:
+    """Time each of ``instants``, the pipeline quiesced between them; return their records."""
     records = []
-    with profiler or contextlib.nullcontext(), GcPauses() as pauses:
-        for index, instant in enumerate(instants):
-            rig.probe.start()
-            for candle in instant:
-                await rig.channel.put(candle)
-            await rig.probe.done.wait()
-            op = rig.probe.committed
-            if op is None or op.state.last_candle_ms != instant[0].open_time_ms:
-                raise RuntimeError(f"instant {index}: the commit was not this instant's")
-            records.append(record_of(rig.probe.marks, op))
-            await quiesce(rig, index, gap_s)
-    return records, pauses.summary()
+    for index, instant in enumerate(instants):
+        rig.probe.start()
+        for candle in instant:
+            await rig.channel.put(candle)
+        await rig.probe.done.wait()
+        op = rig.probe.committed
+        if op is None or op.state.last_candle_ms != instant[0].open_time_ms:
+            raise RuntimeError(f"instant {index}: the commit was not this instant's")
+        records.append(record_of(rig.probe.marks, op))
+        await quiesce(rig, index, gap_s)
+    return records
 
 
 def record_of(marks: dict[str, int], op: RecordInstant) -> dict[str, Any]:
     """Return one measured instant: its segments in ns, its commit, its trading."""
     return {
+        "t0_ns": marks["put"],
         "total_ns": marks["committed"] - marks["put"],
         "segments_ns": [marks[b] - marks[a] for _, a, b in SEGMENTS],
         "cpu_ns": [marks["cpu_end"] - marks["cpu"], marks["process_end"] - marks["process"]],
