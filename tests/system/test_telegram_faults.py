@@ -1,7 +1,8 @@
 """Telegram's faults against a real running daemon (subprocess) and the fake Bot API server: a
-429 storm, an outage of a minute and a ``kill -9`` with messages pending. Every notification
-the daemon queued is delivered once it can be, exactly once, in priority order, and never
-before a 429's ``retry_after`` passed."""
+429 storm, an outage of a minute, a ``kill -9`` with messages pending and one during a send.
+Every notification the daemon queued is delivered once it can be, exactly once (a send a kill
+cut short: once more, marked as a possible repeat), in priority order, and never before a
+429's ``retry_after`` passed."""
 
 import re
 import time
@@ -119,6 +120,7 @@ def test_a_429_storm_holds_every_notification_to_its_retry_after_then_delivers_i
     assert arrival == sorted(rows, key=lambda r: r.order)
     assert [r.priority for r in arrival] == ["critical"] * 2 + ["high"] * 4 + ["normal"] * 4
     assert early == []
+    assert not any(r.possible_repeat for r in rows)  # a 429 is an answer: nothing arrived
     assert all(c.status in {200, 429} for c in sends)
     assert storm.hits == sum(c.status == 429 for c in sends) >= 4  # tried all along
     assert len(sends) - storm.hits == len(rows)  # one accepted send each, none after it
@@ -160,6 +162,7 @@ def test_telegram_down_for_a_minute_delays_notifications_not_trading(
     assert pending_while_down == 6  # all but the start-up notice
     late = [r for r in arrival if r.kind != "model_unavailable"]
     assert late == sorted(late, key=lambda r: r.order)
+    assert not any(r.possible_repeat for r in rows)  # refused connections: nothing arrived
     assert counts["unreachable"] >= 1
     assert early == []
 
@@ -193,3 +196,28 @@ def test_a_kill_9_with_50_notifications_pending_loses_none_and_doubles_none(
     assert sum(r.possible_repeat for r in rows) <= 1
     assert counts["sent"] == PENDING + 1  # the second run's
     assert early == []
+
+
+@pytest.mark.timeout(90)
+def test_a_kill_9_during_a_send_marks_its_resend_as_a_possible_repeat(
+    tmp_path: Path, market: dict[str, str]
+) -> None:
+    """The daemon is killed while Telegram holds the answer to a send that did arrive: the
+    next start sends it again, once, starting "(possible repeat)", and records it as one."""
+    with fake_telegram_thread() as tg:
+        with telegram_daemon(tmp_path, tg, market, chats=ONE_CHAT) as first:
+            wait_until(first.process, lambda: _all_sent(first, 1), "the start-up notice", 30)
+            tg.delay(30, method="sendMessage")
+            first.command("pause", reason="in flight")
+            wait_until(first.process, lambda: len(notices(tg)) == 2, "the send arriving", 30)
+            first.kill()
+        tg.clear_faults()
+        with telegram_daemon(tmp_path, tg, market, chats=ONE_CHAT) as second:
+            wait_until(second.process, lambda: _all_sent(second, 3), "the deliveries", 30)
+            [row] = [r for r in second.deliveries() if r.kind == "breaker_tripped"]
+            messages = notices(tg)
+
+    arrived, again = [m for m in messages if "in flight" in m.text]
+    assert not arrived.text.startswith("(possible repeat)")
+    assert again.text == f"(possible repeat) {arrived.text}"
+    assert (row.message_ids, row.possible_repeat) == ((again.message_id,), True)
