@@ -15,6 +15,7 @@ from paper_trader.storage.outbox import (
     DeferDeliveries,
     MarkFailed,
     MarkProgress,
+    MarkSending,
     MarkSent,
     PruneOutbox,
     RetireChannels,
@@ -96,6 +97,10 @@ class Outbox:
             possible_repeat=possible_repeat,
         )
         await self._writer.write(op)
+
+    async def sending(self, channel: str, ids: Sequence[int]) -> None:
+        """Record that a send of the deliveries is in flight (they may arrive from now on)."""
+        await self._writer.write(MarkSending(channel=channel, ids=tuple(ids)))
 
     async def defer(
         self,

@@ -189,8 +189,31 @@ class MarkProgress:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MarkSending:
+    """Mark the deliveries ``ids`` as possible repeats while a send of them is in flight: a
+    ``kill -9`` before its outcome is recorded leaves them marked for the next run."""
+
+    channel: str
+    ids: tuple[int, ...]
+
+    @property
+    def durability(self) -> Durability:
+        """Return FAST: survives ``kill -9``."""
+        return Durability.FAST
+
+    async def apply(self, conn: aiosqlite.Connection) -> None:
+        """Mark the pending deliveries."""
+        await conn.executemany(
+            "UPDATE notification_deliveries SET possible_repeat = 1 "
+            "WHERE outbox_id = ? AND channel = ? AND status = 'pending'",
+            [(i, self.channel) for i in self.ids],
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class DeferDeliveries:
-    """Keep the deliveries ``ids`` pending, not to be tried before ``until_ms``."""
+    """Keep the deliveries ``ids`` pending, not to be tried before ``until_ms``;
+    ``possible_repeat`` replaces the mark of the send that failed (``MarkSending``)."""
 
     channel: str
     ids: tuple[int, ...]
@@ -207,7 +230,7 @@ class DeferDeliveries:
         """Count the attempt and keep the error on the delivery and its outbox row."""
         await conn.executemany(
             "UPDATE notification_deliveries SET attempts = attempts + 1, "
-            "next_attempt_at_ms = ?, last_error = ?, possible_repeat = max(possible_repeat, ?) "
+            "next_attempt_at_ms = ?, last_error = ?, possible_repeat = ? "
             "WHERE outbox_id = ? AND channel = ? AND status = 'pending'",
             [
                 (self.until_ms, self.error, int(self.possible_repeat), i, self.channel)

@@ -9,7 +9,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -87,23 +87,31 @@ def notify_socket() -> Iterator[NotifySocket]:
 
 
 @contextmanager
-def daemon(env: Mapping[str, str], *args: str) -> Iterator[subprocess.Popen[str]]:
-    """Start ``run_paper_trader.py run`` and make sure it is gone afterwards."""
-    process = subprocess.Popen(
-        [sys.executable, CLI, *(args or ("run",))],
-        env=dict(env),
-        cwd=_workdir(env),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        stdin=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-        process.communicate(timeout=30)
+def daemon(
+    env: Mapping[str, str], *args: str, output: Path | None = None
+) -> Iterator[subprocess.Popen[str]]:
+    """Start ``run_paper_trader.py run`` and make sure it is gone afterwards.
+
+    Its stdout and stderr are pipes, unless ``output`` names a file to append both to: a
+    long run fills a pipe nobody reads, and then the daemon blocks on its next log line.
+    """
+    with ExitStack() as stack:
+        sink = stack.enter_context(output.open("a")) if output is not None else None
+        process = subprocess.Popen(
+            [sys.executable, CLI, *(args or ("run",))],
+            env=dict(env),
+            cwd=_workdir(env),
+            stdout=sink or subprocess.PIPE,
+            stderr=sink or subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            text=True,
+        )
+        try:
+            yield process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGKILL)
+            process.communicate(timeout=30)
 
 
 @dataclass

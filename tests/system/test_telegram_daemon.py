@@ -2,70 +2,24 @@
 fake Bot API server: every command answers, the trading commands change the ledger, and
 nobody but the configured chat and user changes anything."""
 
-import signal
-import sqlite3
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
-from conftest import subprocess_env
-from fakes.telegram_server import ThreadedTelegram, fake_telegram_thread
-from system.daemon_harness import daemon, market_fixture, notify_socket, wait_until
+from daemon_harness import market_fixture, wait_until
+from fakes.telegram_server import fake_telegram_thread
+from telegram_harness import CHAT, GROUP, OPERATOR, STRANGER, Daemon, telegram_daemon
 
 from paper_trader.interfaces.telegram.commands import COMMANDS
 
-ROOT = Path(__file__).resolve().parents[2]
 market = market_fixture
-CHAT, GROUP, OPERATOR, STRANGER = 111, -1001234567890, 111, 999
 ASKING = {"close", "emergency_stop"}
-
-
-class Daemon:
-    """A running daemon with Telegram pointed at the fake, and the operator's side of it."""
-
-    def __init__(self, tg: ThreadedTelegram, process: "subprocess.Popen[str]", db: Path) -> None:
-        self.tg, self.process, self.db = tg, process, db
-
-    def ask(self, text: str, *, chat_id: int = CHAT, **kw: Any) -> list[Any]:
-        """Send a command as the operator; return the bot's answer (the messages quoting it)."""
-        asked = self.tg.send_command(chat_id, kw.pop("user_id", OPERATOR), text, **kw)
-        wait_until(self.process, lambda: self.replies(chat_id, asked), f"an answer to {text}", 30)
-        return self.replies(chat_id, asked)
-
-    def replies(self, chat_id: int, asked: int) -> list[Any]:
-        """Return the messages that answer message ``asked`` (notifications share the chat)."""
-        return [m for m in self.tg.delivered(chat_id) if m.reply_to == asked]
-
-    def press(self, message_id: int, data: str, *, stale: bool = False) -> str:
-        """Press a button of the bot's message; return the callback's answer text."""
-        query = self.tg.press_button(CHAT, OPERATOR, message_id, data, stale=stale)
-        wait_until(self.process, lambda: query in self.tg.answered_callbacks, "the answer", 30)
-        return str(self.tg.answered_callbacks[query].get("text", ""))
-
-    def rows(self, sql: str) -> list[tuple[Any, ...]]:
-        with sqlite3.connect(f"file:{self.db}?mode=ro", uri=True) as conn:
-            return conn.execute(sql).fetchall()
 
 
 @pytest.fixture
 def running(tmp_path: Path, market: dict[str, str]) -> Iterator[Daemon]:
-    with fake_telegram_thread() as tg, notify_socket() as notify:
-        env = subprocess_env(
-            tmp_path,
-            NOTIFY_SOCKET=notify.path,
-            TELEGRAM_BOT_TOKEN=tg.token,
-            TELEGRAM_CHAT_ID=f"{CHAT},{GROUP}",
-            TELEGRAM_ALLOWED_USERS=str(OPERATOR),
-            TELEGRAM_API_URL=tg.api_url,
-            **market,
-        )
-        with daemon(env) as process:
-            notify.wait_for("READY=1", timeout=60)
-            yield Daemon(tg, process, tmp_path / "paper_trader.db")
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=30) == 0
+    with fake_telegram_thread() as tg, telegram_daemon(tmp_path, tg, market) as d:
+        yield d
 
 
 def test_every_command_answers_from_a_running_daemon(running: Daemon) -> None:
@@ -105,7 +59,9 @@ def test_strangers_and_edits_change_nothing(running: Daemon) -> None:
     tg.send_command(STRANGER, STRANGER, "/pause")
     tg.send_command(GROUP, STRANGER, "/pause", chat_type="supergroup")
     message_id = tg.send_command(CHAT, OPERATOR, "/help")
-    wait_until(running.process, lambda: running.replies(CHAT, message_id), "/help's answer", 30)
+    wait_until(
+        running.process, lambda: bool(running.replies(CHAT, message_id)), "/help's answer", 30
+    )
     tg.edit_message(CHAT, message_id, "/pause")
     running.ask("/version")
     assert tg.delivered(STRANGER) == []

@@ -2,10 +2,11 @@
 transport, every outcome recorded in the outbox before the next send.
 
 Nothing is lost and nothing is sent twice knowingly: a message is marked sent (with its
-message ids) once it arrived; a 429 blocks the destination for exactly ``retry_after``; a
-network failure or a refusal (403, chat not found) keeps it pending and backs off; an
-entity-parse error is resent once as plain text; a timeout once, marked "(possible repeat)";
-only a message the channel can never take is failed, with the reason.
+message ids) once it arrived, and a possible repeat while it is on its way (so a ``kill -9``
+mid-send makes the next run resend it marked); a 429 blocks the destination for exactly
+``retry_after``; a network failure or a refusal (403, chat not found) keeps it pending and
+backs off; an entity-parse error is resent once as plain text; a timeout once, marked
+"(possible repeat)"; only a message the channel can never take is failed, with the reason.
 """
 
 import asyncio
@@ -261,6 +262,8 @@ class ChannelWorker:
 
     async def _send(self, part: Message, outgoing: Outgoing, *, plain: bool) -> Outcome:
         await self._clear()
+        # Until its outcome is recorded the send may have arrived: a kill -9 must not lose that.
+        await self._outbox.sending(self.name, outgoing.ids)
         self._transport.pacer.take(self._clock.monotonic())
         outcome = await self._transport.send(part, outgoing, plain=plain)
         if isinstance(outcome, NotSent) and outcome.failure is not Failure.REJECTED:
