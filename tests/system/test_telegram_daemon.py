@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 from daemon_harness import market_fixture, wait_until
-from fakes.telegram_server import fake_telegram_thread
+from fakes.telegram_server import ThreadedTelegram, fake_telegram_thread
 from telegram_harness import CHAT, GROUP, OPERATOR, STRANGER, Daemon, telegram_daemon
 
 from paper_trader.interfaces.telegram.commands import COMMANDS
@@ -86,40 +86,38 @@ def test_markup_characters_and_a_long_answer_arrive_intact_and_split(running: Da
 
 def test_the_phone_hears_the_daemon_start_and_stop(tmp_path: Path, market: dict[str, str]) -> None:
     """Once ready, every chat gets the start-up notice (version, venue, symbols, model, state);
-    a SIGTERM's shutdown notice arrives before the process exits."""
-    with fake_telegram_thread() as tg, notify_socket() as notify:
-        env = subprocess_env(
-            tmp_path,
-            NOTIFY_SOCKET=notify.path,
-            TELEGRAM_BOT_TOKEN=tg.token,
-            TELEGRAM_CHAT_ID=f"{CHAT},{GROUP}",
-            TELEGRAM_API_URL=tg.api_url,
-            **market,
-        )
-        with daemon(env) as process:
-            notify.wait_for("READY=1", timeout=60)
-            started = _notice(tg, process, "Daemon started")
-            process.send_signal(signal.SIGTERM)
-            assert process.wait(timeout=30) == 0
+    a SIGTERM's shutdown notice arrives before the process exits; after a ``kill -9`` the next
+    start says the run before ended without a clean stop."""
+    with fake_telegram_thread() as tg:
+        with telegram_daemon(tmp_path, tg, market) as d:
+            [started] = _notices(tg, d, "Daemon started", 1)
         stopping = [m.text for m in tg.delivered(CHAT) if "Daemon stopping" in m.text]
         in_group = [m.text for m in tg.delivered(GROUP) if "Daemon stopping" in m.text]
+        with telegram_daemon(tmp_path, tg, market) as d:
+            _notices(tg, d, "Daemon started", 2)
+            d.kill()
+        with telegram_daemon(tmp_path, tg, market) as d:
+            after_kill = _notices(tg, d, "Daemon started", 3)[-1]
     lines = started.splitlines()
     assert lines[1].startswith("paper-trader ")
     assert f"on {market['EXCHANGE']}" in lines[1]
     assert lines[2] == "symbols: BTC-USDT"
     assert lines[3].startswith("model: ")
     assert "trading: ACTIVE" in started
+    assert "without a clean stop" not in started
     assert len(stopping) == len(in_group) == 1
     assert "stopping: SIGTERM" in stopping[0]
-    assert "trading: ACTIVE" in stopping[0], stopping[0]
+    assert "trading: ACTIVE" in stopping[0]
+    assert after_kill.splitlines()[-1].endswith(
+        "ended without a clean stop (killed, or the machine went down)"
+    )
 
 
-def _notice(tg: ThreadedTelegram, process: "subprocess.Popen[str]", title: str) -> str:
-    """Wait for the one message to ``CHAT`` with ``title``; return its text."""
+def _notices(tg: ThreadedTelegram, d: Daemon, title: str, count: int) -> list[str]:
+    """Wait for ``count`` messages to ``CHAT`` titled ``title``; return their texts."""
 
     def found() -> list[str]:
         return [m.text for m in tg.delivered(CHAT) if title in m.text.splitlines()[0]]
 
-    wait_until(process, found, title, 30)
-    [text] = found()
-    return text
+    wait_until(d.process, lambda: len(found()) >= count, title, 30)
+    return found()
