@@ -118,12 +118,19 @@ async def test_an_entity_error_is_resent_once_as_plain_text(
     """Telegram cannot parse the HTML: the same text goes once more without parse mode, as
     the user would have read it; the row is sent."""
     tg.fail(400, PARSE_ERROR)
-    async with running(writer, reader, tg) as rig:
-        await rig.queue(event(message="P&L <5% & rising"))
-        [message] = await tg.wait_for_messages(CHAT, 1)
-        await eventually(lambda: rig.stats().delivered == 1)
-        stats = rig.stats()
-        statuses = await rig.statuses()
+    with structlog.testing.capture_logs() as logs:
+        async with running(writer, reader, tg) as rig:
+            await rig.queue(event(message="P&L <5% & rising"))
+            [message] = await tg.wait_for_messages(CHAT, 1)
+            await eventually(lambda: rig.stats().delivered == 1)
+            stats = rig.stats()
+            statuses = await rig.statuses()
+    [stopped] = [e for e in logs if e["event"] == "notifier_stopped"]  # what the run did
+    assert (stopped["channel"], stopped["delivered"], stopped["resent_plain"]) == (
+        f"telegram:{CHAT}",
+        1,
+        1,
+    )
     first, second = tg.calls_to("sendMessage")
     assert (first.status, first.params["parse_mode"]) == (400, "HTML")
     assert "parse_mode" not in second.params

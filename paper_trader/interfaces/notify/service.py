@@ -10,6 +10,7 @@ DEGRADED); only a storage failure ends the service (a transient one restarts it)
 """
 
 import asyncio
+import dataclasses
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -78,6 +79,7 @@ class Notifier:
         except asyncio.CancelledError:
             await self._flush()
             await self._close()
+            self._log_counts()
             raise
         except ExceptionGroup as group:  # the supervisor classifies one error, not a group
             raise group.exceptions[0] from None
@@ -130,6 +132,11 @@ class Notifier:
         while True:
             await self._outbox.prune(self._clock.now_ms() - retention_ms)
             await asyncio.sleep(self._config.prune_every_s)
+
+    def _log_counts(self) -> None:
+        """Log what each channel did in this run (at a stop)."""
+        for worker in self._workers:
+            log.info("notifier_stopped", channel=worker.name, **dataclasses.asdict(worker.stats))
 
     async def _close(self) -> None:
         for close in self._closing:

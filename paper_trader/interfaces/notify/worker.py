@@ -145,6 +145,7 @@ class ChannelWorker:
         counts = [f"{s.delivered} sent", f"{self.pending} pending"]
         extras = {
             "folded": s.folded,
+            "retried": s.retried,
             "rate limited": s.rate_limited,
             "refused": s.refused,
             "unreachable": s.unreachable,
