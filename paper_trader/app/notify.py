@@ -92,7 +92,9 @@ def _channels(
     else:
         api = TelegramApi(token.get_secret_value(), api_url)
         chats = dict.fromkeys(settings.telegram_chat_id)  # a chat listed twice gets one copy
-        transports += [TelegramChat(api, chat, pacing.chat(chat)) for chat in chats]
+        transports += [
+            TelegramChat(api, chat, pacing.chat(chat), pacing.answering) for chat in chats
+        ]
         closing.append(api.close)
     if settings.webhook_url is not None:
         webhook = Webhook(

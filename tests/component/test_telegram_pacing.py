@@ -59,3 +59,22 @@ async def test_answers_and_notifications_together_keep_to_a_burst_then_one_a_sec
             )
     assert len(tg.delivered(CHAT)) == 9
     assert tg.busiest(CHAT, window_s=1.0) <= 3
+
+
+async def test_telegram_back_ends_the_notifiers_backoff_at_the_bots_next_good_poll(
+    tmp_path: Path, tg: FakeTelegram
+) -> None:
+    """Telegram down: the notifier's send fails and it backs off for 30 s; once Telegram is
+    back, the bot's next successful long poll tells it, and the message goes long before."""
+    pacing = TelegramPacing()
+    async with running_bot(tmp_path, tg, pacing=pacing) as bot:
+        assert bot.rig.writer is not None
+        options = Options(pacing=pacing, backoff_s=30.0)
+        async with running(bot.rig.writer, bot.rig.reader, tg, options) as rig:
+            await tg.go_down(for_s=1.0)
+            await rig.queue(event(message="gap while down"))
+            await eventually(lambda: rig.stats().unreachable == 1, timeout=10)
+            await eventually(lambda: rig.stats().delivered == 1, timeout=15)  # backoff: 30 s
+            unreachable = rig.stats().unreachable
+    assert unreachable == 1  # one failed send, then the one that worked: no probing meanwhile
+    assert [m.text.splitlines()[-1] for m in tg.delivered(CHAT)] == ["gap while down"]

@@ -56,6 +56,7 @@ class Options:
     webhook: WebhookFormat | None = None
     expand: Callable[[Outgoing], Awaitable[Outgoing]] | None = None  # the reports' maker
     pacing: TelegramPacing | None = None  # the bot's, when a test runs the bot as well
+    backoff_s: float = 0.05  # the first wait after a network failure (at most 0.3 s or it)
 
 
 @dataclass
@@ -96,7 +97,7 @@ def build(
         pacing = options.pacing or TelegramPacing()
         for chat in options.chats:
             pacer = pacing.chat(chat) if options.paced else Pacer([Bucket(200.0, 50)])
-            transports.append(TelegramChat(api, chat, pacer))
+            transports.append(TelegramChat(api, chat, pacer, pacing.answering))
         closing.append(api.close)
     if hook is not None and options.webhook is not None:
         webhook = Webhook(hook.url, options.webhook, timeout_s=options.timeout_s)
@@ -104,7 +105,7 @@ def build(
         closing.append(webhook.close)
     config = WorkerConfig(
         late_ms=round(options.late_s * 1000),
-        backoff=Backoff(base_s=0.05, cap_s=0.3),
+        backoff=Backoff(base_s=options.backoff_s, cap_s=max(0.3, options.backoff_s)),
         refused_backoff=Backoff(base_s=0.1, cap_s=0.3),
         idle_s=0.05,
     )

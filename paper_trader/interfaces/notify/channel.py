@@ -64,3 +64,8 @@ class Transport(Protocol):
     async def send(self, part: Message, outgoing: Outgoing, *, plain: bool) -> Outcome:
         """Send one part (``plain``: without formatting); never raise for a send's failure."""
         ...
+
+    async def answering(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for a sign that the destination answers again (after it
+        was unreachable); return whether one came."""
+        ...

@@ -116,12 +116,37 @@ def telegram_pacer(chat_id: int, overall: Limit) -> Pacer:
     return Pacer(limits)
 
 
+class Signal:
+    """A sign from elsewhere that a destination answers again (the bot's long poll succeeded):
+    what waits for it stops waiting."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def fire(self) -> None:
+        """Wake every waiter."""
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def wait(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the sign; return whether it came."""
+        event = self._event
+        try:
+            async with asyncio.timeout(timeout_s):
+                await event.wait()
+        except TimeoutError:
+            return False
+        return True
+
+
 class TelegramPacing:
-    """The pacing of one bot: a ``telegram_pacer`` per chat under one overall limit."""
+    """The pacing of one bot: a ``telegram_pacer`` per chat under one overall limit, and the
+    sign that Telegram answers again (``answering``: fired by each successful long poll)."""
 
     def __init__(self) -> None:
         self._overall = overall_telegram_limit()
         self._chats: dict[int, Pacer] = {}
+        self.answering = Signal()
 
     def chat(self, chat_id: int) -> Pacer:
         """Return the pacer of ``chat_id`` (the same one for every sender)."""

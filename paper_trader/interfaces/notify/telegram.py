@@ -6,6 +6,8 @@ translated into the worker's ``Failure`` reasons at this boundary (PTB's hierarc
 ``BadRequest`` and ``TimedOut`` under ``NetworkError``: the order of the checks matters).
 """
 
+import asyncio
+
 from telegram import Bot
 from telegram.constants import ParseMode
 from telegram.error import (
@@ -20,7 +22,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from paper_trader.interfaces.notify.channel import Failure, NotSent, Outcome, Sent
-from paper_trader.interfaces.notify.pacing import Pacer
+from paper_trader.interfaces.notify.pacing import Pacer, Signal
 from paper_trader.interfaces.notify.policy import Outgoing
 from paper_trader.interfaces.notify.render import (
     CAPTION_LIMIT,
@@ -64,11 +66,15 @@ class TelegramApi:
 class TelegramChat:
     """A ``Transport`` to one chat: HTML parts of at most 4096 parsed characters."""
 
-    def __init__(self, api: TelegramApi, chat_id: int, pacer: Pacer) -> None:
-        """``pacer`` is the chat's (``TelegramPacing.chat``), shared with the bot's answers."""
+    def __init__(
+        self, api: TelegramApi, chat_id: int, pacer: Pacer, answering: Signal | None = None
+    ) -> None:
+        """``pacer`` is the chat's (``TelegramPacing.chat``), shared with the bot's answers;
+        ``answering`` the bot's sign that Telegram answers again (its long poll)."""
         self._bot = api.bot
         self._chat_id = chat_id
         self._pacer = pacer
+        self._answering = answering
 
     @property
     def name(self) -> str:
@@ -79,6 +85,13 @@ class TelegramChat:
     def pacer(self) -> Pacer:
         """Return the chat's limits (and the bot's overall one)."""
         return self._pacer
+
+    async def answering(self, timeout_s: float) -> bool:
+        """Wait for the bot's next successful long poll, up to ``timeout_s``."""
+        if self._answering is None:
+            await asyncio.sleep(timeout_s)
+            return False
+        return await self._answering.wait(timeout_s)
 
     def parts(self, outgoing: Outgoing) -> tuple[Message, ...]:
         """Split the message at line boundaries under Telegram's 4096 characters; with a

@@ -9,6 +9,7 @@ honoured from the ``Retry-After`` header or Discord's ``retry_after`` body (seco
 is a secret (Discord's holds the webhook's token): it never goes into an error text.
 """
 
+import asyncio
 import enum
 import json
 from typing import Any
@@ -56,6 +57,11 @@ class Webhook:
         """Return one part for JSON; Discord's 2000-character parts otherwise."""
         limit = DISCORD_LIMIT if self._format is WebhookFormat.DISCORD else _UNBOUNDED
         return split(outgoing.lines, limit)
+
+    async def answering(self, timeout_s: float) -> bool:
+        """Wait out ``timeout_s``: nothing else tells when the webhook answers again."""
+        await asyncio.sleep(timeout_s)
+        return False
 
     async def send(self, part: Message, outgoing: Outgoing, *, plain: bool) -> Outcome:
         """POST one part; translate the answer (``plain`` changes nothing: always plain)."""

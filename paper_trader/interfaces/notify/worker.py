@@ -90,6 +90,7 @@ class ChannelWorker:
         self._failures = 0  # consecutive failed sends
         self._trouble: str | None = None
         self._refusal_said = False  # a refusal is logged once, until a send works again
+        self._down = False  # the last send found the destination unreachable
         self._interrupted: tuple[int, ...] = ()  # a delivery cut short by a stop
         self.stats = DeliveryStats()
         self.pending = 0
@@ -169,13 +170,18 @@ class ChannelWorker:
             self._deferred_until_ms = until
 
     async def _clear(self) -> None:
-        """Wait until the destination is neither blocked nor over a pacing limit."""
+        """Wait until the destination is neither blocked nor over a pacing limit; a backoff
+        after it was unreachable ends early at a sign that it answers again."""
         while True:
             now = self._clock.monotonic()
-            wait = max(self._blocked_until - now, self._transport.pacer.delay(now))
-            if wait <= 0:
+            blocked, paced = self._blocked_until - now, self._transport.pacer.delay(now)
+            if max(blocked, paced) <= 0:
                 return
-            await asyncio.sleep(wait)
+            if self._down and blocked > paced:
+                if await self._transport.answering(blocked):
+                    self._blocked_until = min(self._blocked_until, self._clock.monotonic())
+                continue
+            await asyncio.sleep(max(blocked, paced))
 
     async def _choose(self, *, idle: bool = True, skip: tuple[int, ...] = ()) -> Outgoing | None:
         """Return the next message (not one of ``skip``); with nothing ready, wait (``idle``)
@@ -288,6 +294,7 @@ class ChannelWorker:
         if self._failures:
             log.info("notifications_resumed", channel=self.name, after_failures=self._failures)
         self._failures, self._trouble, self._refusal_said = 0, None, False
+        self._down = False
 
     async def _not_sent(self, outgoing: Outgoing, outcome: NotSent, *, marked: bool) -> None:
         """Fail a message the channel can never take; otherwise block and keep it pending
@@ -301,6 +308,7 @@ class ChannelWorker:
         delay = self._delay(outcome)
         self._failures += 1
         self._trouble = reason
+        self._down = outcome.failure is Failure.UNREACHABLE
         self._blocked_until = self._clock.monotonic() + delay
         if outcome.failure is Failure.RATE_LIMITED:  # the bot's answers wait for it too
             self._transport.pacer.hold(self._blocked_until)

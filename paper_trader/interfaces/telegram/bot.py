@@ -103,9 +103,8 @@ class TelegramBot:
         self._clock = clock
         self._rng = rng or random.Random()  # noqa: S311 -- backoff jitter, not cryptography
         self.confirmations = Confirmations(monotonic=clock.monotonic, ttl_s=config.confirm_ttl_s)
-        self.replier = Replier(
-            pacing or TelegramPacing(), clock.monotonic, part_gap_s=config.part_gap_s
-        )
+        self._pacing = pacing or TelegramPacing()
+        self.replier = Replier(self._pacing, clock.monotonic, part_gap_s=config.part_gap_s)
         self._handlers = Handlers(
             console,
             Authorisation(config.chats, config.users),
@@ -197,7 +196,9 @@ class TelegramBot:
         config = self._config
         api = config.api_url.rstrip("/")
         timeout = config.request_timeout_s
-        self._poll_request = PollingRequest(monotonic=self._clock.monotonic, timeout_s=timeout)
+        self._poll_request = PollingRequest(
+            monotonic=self._clock.monotonic, timeout_s=timeout, on_ok=self._pacing.answering.fire
+        )
         app: App = (
             ApplicationBuilder()
             .token(config.token)

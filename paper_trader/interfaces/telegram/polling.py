@@ -23,8 +23,15 @@ GET_UPDATES_POOL = 2  # one long poll plus the one `updater.stop` makes; PTB's d
 class PollingRequest(HTTPXRequest):
     """PTB's HTTPX request for ``getUpdates``, which records its last successful answer."""
 
-    def __init__(self, *, monotonic: Callable[[], float], timeout_s: float) -> None:
-        """``timeout_s`` bounds connect, write and pool waits, and the read beyond the long poll."""
+    def __init__(
+        self,
+        *,
+        monotonic: Callable[[], float],
+        timeout_s: float,
+        on_ok: Callable[[], None] | None = None,
+    ) -> None:
+        """``timeout_s`` bounds connect, write and pool waits, and the read beyond the long poll;
+        ``on_ok`` is told of every 2xx answer (Telegram answers: the notifier may retry now)."""
         super().__init__(
             connection_pool_size=GET_UPDATES_POOL,
             read_timeout=timeout_s,
@@ -33,6 +40,7 @@ class PollingRequest(HTTPXRequest):
             pool_timeout=timeout_s,
         )
         self._monotonic = monotonic
+        self._on_ok = on_ok
         self.last_ok: float | None = None
         self.polls = 0
 
@@ -59,6 +67,8 @@ class PollingRequest(HTTPXRequest):
         if 200 <= code < 300:
             self.last_ok = self._monotonic()
             self.polls += 1
+            if self._on_ok is not None:
+                self._on_ok()
         return code, payload
 
 
