@@ -95,6 +95,9 @@ def test_the_phone_hears_the_daemon_start_and_stop(tmp_path: Path, market: dict[
         in_group = [m.text for m in tg.delivered(GROUP) if "Daemon stopping" in m.text]
         with telegram_daemon(tmp_path, tg, market) as d:
             _notices(tg, d, "Daemon started", 2)
+            # Killed once the notice's delivery is recorded: a kill between the send and its
+            # record would (rightly) resend it, marked as a possible repeat.
+            wait_until(d.process, lambda: _recorded(d), "the deliveries recorded", 30)
             d.kill()
         with telegram_daemon(tmp_path, tg, market) as d:
             after_kill = _notices(tg, d, "Daemon started", 3)[-1]
@@ -111,6 +114,10 @@ def test_the_phone_hears_the_daemon_start_and_stop(tmp_path: Path, market: dict[
     assert after_kill.splitlines()[-1].endswith(
         "ended without a clean stop (killed, or the machine went down)"
     )
+
+
+def _recorded(d: Daemon) -> bool:
+    return all(r.status == "sent" for r in d.deliveries())
 
 
 def _notices(tg: ThreadedTelegram, d: Daemon, title: str, count: int) -> list[str]:

@@ -95,9 +95,9 @@ def test_a_429_storm_holds_every_notification_to_its_retry_after_then_delivers_i
     tmp_path: Path, market: dict[str, str]
 ) -> None:
     """For 30 s every sendMessage is refused with a 429 (retry_after 3 s) while the daemon
-    trips and resets breakers, stops and starts again (its critical start-up notice): after
-    the storm each is delivered exactly once, critical before high before normal, and no
-    send came before a retry_after passed, across the restart too."""
+    trips and resets breakers, stops and starts again (its start-up notices, one critical, and
+    its shutdown notice): after the storm each is delivered exactly once, critical before high
+    before normal, and no send came before a retry_after passed, across the restart too."""
     with fake_telegram_thread() as tg:
         storm = tg.flood(retry_after=RETRY_AFTER_S, method="sendMessage", seconds=STORM_S)
         storm_ends_ms = time.time() * 1000 + STORM_S * 1000
@@ -108,17 +108,19 @@ def test_a_429_storm_holds_every_notification_to_its_retry_after_then_delivers_i
             wait_until(first.process, lambda: storm.hits >= 2, "a retry refused", 30)
         settings = {"HEALTH_CHECK_INTERVAL": "1"}
         with telegram_daemon(tmp_path, tg, market, chats=ONE_CHAT, **settings) as second:
-            wait_until(second.process, lambda: _all_sent(second, 10), "the deliveries", DELIVERY_S)
+            wait_until(second.process, lambda: _all_sent(second, 13), "the deliveries", DELIVERY_S)
             rows = second.deliveries()
             arrival = _delivered_once(rows, notices(tg))
             wait_until(second.process, lambda: _sent_counted(second, len(rows)), "the counts", 30)
             counts = _health_counts(second)
             sends, early = notifier_sends(tg), tg.early_sends()
 
-    assert [r.kind for r in rows].count("model_unavailable") == 2  # one critical per start
+    kinds = [r.kind for r in rows]
+    assert kinds.count("model_unavailable") == kinds.count("daemon_started") == 2  # per start
+    assert kinds.count("daemon_stopping") == 1  # the first run's SIGTERM
     assert all(r.created_at_ms < storm_ends_ms for r in rows)  # all queued during the storm
     assert arrival == sorted(rows, key=lambda r: r.order)
-    assert [r.priority for r in arrival] == ["critical"] * 2 + ["high"] * 4 + ["normal"] * 4
+    assert [r.priority for r in arrival] == ["critical"] * 2 + ["high"] * 5 + ["normal"] * 6
     assert early == []
     assert not any(r.possible_repeat for r in rows)  # a 429 is an answer: nothing arrived
     assert all(c.status in {200, 429} for c in sends)
@@ -139,7 +141,7 @@ def test_telegram_down_for_a_minute_delays_notifications_not_trading(
         fake_telegram_thread() as tg,
         telegram_daemon(tmp_path, tg, market, chats=ONE_CHAT, **settings) as d,
     ):
-        wait_until(d.process, lambda: _all_sent(d, 1), "the start-up notice", 30)
+        wait_until(d.process, lambda: _all_sent(d, 2), "the start-up notices", 30)
         before = _last_candle(d)
         tg.go_down(for_s=OUTAGE_S)
         _pause_and_resume(d, 2, "outage")
@@ -147,11 +149,11 @@ def test_telegram_down_for_a_minute_delays_notifications_not_trading(
         wait_until(d.process, lambda: _last_candle(d) > before, "a candle while down", 30)
         d.command("emergency_stop", reason="outage drill")
         d.command("resume")
-        wait_until(d.process, lambda: len(d.deliveries()) == 7, "the notices claimed", 10)
+        wait_until(d.process, lambda: len(d.deliveries()) == 8, "the notices claimed", 10)
         pending_while_down = _pending(d)
         down_throughout = not tg.is_up
         wait_until(d.process, lambda: tg.is_up, "the Bot API back", OUTAGE_S + 10)
-        wait_until(d.process, lambda: _all_sent(d, 7), "the deliveries", DELIVERY_S)
+        wait_until(d.process, lambda: _all_sent(d, 8), "the deliveries", DELIVERY_S)
         rows = d.deliveries()
         arrival = _delivered_once(rows, notices(tg))
         wait_until(d.process, lambda: _sent_counted(d, len(rows)), "the counts", 30)
@@ -159,8 +161,8 @@ def test_telegram_down_for_a_minute_delays_notifications_not_trading(
         early = tg.early_sends()
 
     assert down_throughout  # the candles, the commands and the status while it was down
-    assert pending_while_down == 6  # all but the start-up notice
-    late = [r for r in arrival if r.kind != "model_unavailable"]
+    assert pending_while_down == 6  # all but the start-up notices
+    late = [r for r in arrival if r.kind not in {"model_unavailable", "daemon_started"}]
     assert late == sorted(late, key=lambda r: r.order)
     assert not any(r.possible_repeat for r in rows)  # refused connections: nothing arrived
     assert counts["unreachable"] >= 1
@@ -178,23 +180,23 @@ def test_a_kill_9_with_50_notifications_pending_loses_none_and_doubles_none(
     settings = {"ERROR_NOTIFICATIONS_PER_HOUR": "0", "HEALTH_CHECK_INTERVAL": "1"}
     with fake_telegram_thread() as tg:
         with telegram_daemon(tmp_path, tg, market, chats=ONE_CHAT, **settings) as first:
-            wait_until(first.process, lambda: _all_sent(first, 1), "the start-up notice", 30)
+            wait_until(first.process, lambda: _all_sent(first, 2), "the start-up notices", 30)
             tg.go_down()
             _pause_and_resume(first, PENDING // 2, "kill")
             wait_until(first.process, lambda: _pending(first) >= PENDING, "50 pending", 30)
             first.kill()
         tg.come_up()
         with telegram_daemon(tmp_path, tg, market, chats=ONE_CHAT, **settings) as second:
-            wait_until(second.process, lambda: _all_sent(second, 52), "the deliveries", DELIVERY_S)
+            wait_until(second.process, lambda: _all_sent(second, 54), "the deliveries", DELIVERY_S)
             rows = second.deliveries()
             _delivered_once(rows, notices(tg))
-            wait_until(second.process, lambda: _sent_counted(second, len(rows) - 1), "counts", 30)
+            wait_until(second.process, lambda: _sent_counted(second, len(rows) - 2), "counts", 30)
             counts = _health_counts(second)
             early = tg.early_sends()
 
-    assert len(rows) == PENDING + 2  # and one critical notice per start
+    assert len(rows) == PENDING + 4  # and two start-up notices per start (one critical)
     assert sum(r.possible_repeat for r in rows) <= 1
-    assert counts["sent"] == PENDING + 1  # the second run's
+    assert counts["sent"] == PENDING + 2  # the second run's
     assert early == []
 
 
@@ -206,18 +208,19 @@ def test_a_kill_9_during_a_send_marks_its_resend_as_a_possible_repeat(
     next start sends it again, once, starting "(possible repeat)", and records it as one."""
     with fake_telegram_thread() as tg:
         with telegram_daemon(tmp_path, tg, market, chats=ONE_CHAT) as first:
-            wait_until(first.process, lambda: _all_sent(first, 1), "the start-up notice", 30)
+            wait_until(first.process, lambda: _all_sent(first, 2), "the start-up notices", 30)
             tg.delay(30, method="sendMessage")
             first.command("pause", reason="in flight")
-            wait_until(first.process, lambda: len(notices(tg)) == 2, "the send arriving", 30)
+            wait_until(first.process, lambda: len(notices(tg)) == 3, "the send arriving", 30)
             first.kill()
         tg.clear_faults()
         with telegram_daemon(tmp_path, tg, market, chats=ONE_CHAT) as second:
-            wait_until(second.process, lambda: _all_sent(second, 3), "the deliveries", 30)
+            wait_until(second.process, lambda: _all_sent(second, 5), "the deliveries", 30)
             [row] = [r for r in second.deliveries() if r.kind == "breaker_tripped"]
             messages = notices(tg)
 
-    arrived, again = [m for m in messages if "in flight" in m.text]
+    # The second start-up notice names the pause too (a tripped breaker): not one of them.
+    arrived, again = [m for m in messages if "in flight" in m.text and "started" not in m.text]
     assert not arrived.text.startswith("(possible repeat)")
     assert again.text == f"(possible repeat) {arrived.text}"
     assert (row.message_ids, row.possible_repeat) == ((again.message_id,), True)
