@@ -5,7 +5,10 @@ from collections.abc import Callable
 from paper_trader.app.configs import restart_policy
 from paper_trader.app.signals import on_stopping
 from paper_trader.clock import Clock
+from paper_trader.engine import DecisionEngine
 from paper_trader.monitoring.health import HealthMonitor
+from paper_trader.monitoring.vitals import Book, Vitals
+from paper_trader.runtime import logs
 from paper_trader.runtime.events import EventBus
 from paper_trader.runtime.sdnotify import Heartbeat, SystemdNotifier, WatchdogService
 from paper_trader.runtime.service import HealthReporter
@@ -43,8 +46,11 @@ def health_monitor(
     clock: Clock,
     heartbeat: Heartbeat,
     notifier: SystemdNotifier,
+    *,
+    vitals: Vitals | None = None,
 ) -> HealthMonitor:
-    """Return the health monitor of ``components``, publishing to systemd's status line."""
+    """Return the health monitor of ``components``, publishing to systemd's status line and
+    writing ``LOG_DIR/performance.log`` (through the logging set-up) every check."""
     watchdog_s = notifier.watchdog_interval_s
     return HealthMonitor(
         components,
@@ -53,6 +59,37 @@ def health_monitor(
         heartbeat_age_s=heartbeat.age_s,
         stale_after_s=max(30.0, 4 * (watchdog_s or 0.0)),
         publish_status=notifier.status,
+        vitals=vitals,
+        write_performance=logs.write_performance,
+    )
+
+
+def vitals(engine: DecisionEngine, supervisor: Supervisor) -> Vitals:
+    """Return the readers of the run's vital signs: the engine's candles, its stages' counts
+    (predictions; errors: failed candles, failed inferences, prediction and trading faults, and
+    the supervisor's restarts), the feature cache's hit rate and the book."""
+    prediction, trading, features = engine.prediction, engine.trading, engine.features
+    cache = None if features is None else features.cache
+
+    def errors() -> int:
+        count = engine.stats().candles_failed + supervisor.restarts
+        if prediction is not None:
+            count += prediction.errors + prediction.predictor.counts()[1]
+        return count + (0 if trading is None else trading.errors)
+
+    def book() -> Book | None:
+        if trading is None or not trading.started.is_set():
+            return None
+        trader = trading.trader
+        equity = float(trader.ledger.equity(trader.marks))
+        return Book(open_positions=len(trader.ledger.positions), equity=equity)
+
+    return Vitals(
+        candle_closes=engine.last_closes,
+        predictions=None if prediction is None else lambda: prediction.predictor.counts()[0],
+        errors=errors,
+        cache_hit_rate=None if cache is None else lambda: cache.counters.hit_rate,
+        book=book,
     )
 
 
