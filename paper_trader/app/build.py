@@ -100,7 +100,9 @@ def build(
         clock,
         shared.heartbeat,
         notifier,
-        vitals=supervision.vitals(engine, supervisor),
+        vitals=supervision.vitals(
+            engine, supervisor, path.feed.venue_clock.now_ms if path.feed else None
+        ),
     )
     operator.health_of(monitor)
     Services(

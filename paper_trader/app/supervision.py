@@ -1,6 +1,6 @@
 """The supervisor of one run, the health monitor over its components, the systemd watchdog."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from paper_trader.app.configs import restart_policy
 from paper_trader.app.signals import on_stopping
@@ -14,6 +14,7 @@ from paper_trader.runtime.sdnotify import Heartbeat, SystemdNotifier, WatchdogSe
 from paper_trader.runtime.service import HealthReporter
 from paper_trader.runtime.supervisor import Supervisor
 from paper_trader.settings import Settings
+from paper_trader.trading.stage import TradingStage
 
 
 def supervisor(
@@ -64,33 +65,44 @@ def health_monitor(
     )
 
 
-def vitals(engine: DecisionEngine, supervisor: Supervisor) -> Vitals:
-    """Return the readers of the run's vital signs: the engine's candles, its stages' counts
+def vitals(
+    engine: DecisionEngine, supervisor: Supervisor, venue_now_ms: Callable[[], int] | None
+) -> Vitals:
+    """Return the readers of the run's vital signs: the engine's candles, aged on the venue's
+    clock (a live run only: a replay's candle times are not now), its stages' counts
     (predictions; errors: failed candles, failed inferences, prediction and trading faults, and
     the supervisor's restarts), the feature cache's hit rate and the book."""
-    prediction, trading, features = engine.prediction, engine.trading, engine.features
+    prediction, features = engine.prediction, engine.features
     cache = None if features is None else features.cache
-
-    def errors() -> int:
-        count = engine.stats().candles_failed + supervisor.restarts
-        if prediction is not None:
-            count += prediction.errors + prediction.predictor.counts()[1]
-        return count + (0 if trading is None else trading.errors)
-
-    def book() -> Book | None:
-        if trading is None or not trading.started.is_set():
-            return None
-        trader = trading.trader
-        equity = float(trader.ledger.equity(trader.marks))
-        return Book(open_positions=len(trader.ledger.positions), equity=equity)
-
     return Vitals(
-        candle_closes=engine.last_closes,
+        candle_closes=_no_closes if venue_now_ms is None else engine.last_closes,
+        venue_now_ms=venue_now_ms,
         predictions=None if prediction is None else lambda: prediction.predictor.counts()[0],
-        errors=errors,
+        errors=lambda: _errors(engine, supervisor),
         cache_hit_rate=None if cache is None else lambda: cache.counters.hit_rate,
-        book=book,
+        book=lambda: _book(engine.trading),
     )
+
+
+def _no_closes() -> Mapping[str, int]:
+    return {}
+
+
+def _errors(engine: DecisionEngine, supervisor: Supervisor) -> int:
+    """Return the errors counted so far by the engine, its stages and the supervisor."""
+    count = engine.stats().candles_failed + supervisor.restarts
+    if engine.prediction is not None:
+        count += engine.prediction.errors + engine.prediction.predictor.counts()[1]
+    return count + (0 if engine.trading is None else engine.trading.errors)
+
+
+def _book(trading: TradingStage | None) -> Book | None:
+    """Return the open positions and the equity at the latest closes, once restored."""
+    if trading is None or not trading.started.is_set():
+        return None
+    trader = trading.trader
+    equity = float(trader.ledger.equity(trader.marks))
+    return Book(open_positions=len(trader.ledger.positions), equity=equity)
 
 
 def watchdog(notifier: SystemdNotifier, heartbeat: Heartbeat) -> WatchdogService | None:

@@ -170,9 +170,10 @@ class HealthMonitor:
         now_s = self._clock.monotonic()
         rate = vitals.cache_hit_rate() if vitals.cache_hit_rate is not None else None
         book = vitals.book() if vitals.book is not None else None
+        venue_ms = now_ms if vitals.venue_now_ms is None else vitals.venue_now_ms()
         return {
             "checked_ms": now_ms,
-            "candle_age_s": candle_ages(vitals.candle_closes(), now_ms),
+            "candle_age_s": candle_ages(vitals.candle_closes(), venue_ms),
             "predictions_per_min": self._predictions.per_minute(now_s),
             "errors_per_min": self._errors.per_minute(now_s),
             "cache_hit_rate": None if rate is None else round(rate, 3),

@@ -40,13 +40,15 @@ def _no_closes() -> Mapping[str, int]:
 class Vitals:
     """What the monitor reads of the run on each check (each reader cheap, none blocking).
 
-    ``candle_closes``: symbol → close time (Unix ms) of its latest candle handled;
+    ``candle_closes``: symbol → close time (Unix ms) of its latest candle handled, aged on
+    ``venue_now_ms`` (the venue's clock, 0 while unknown: no ages) or else the monitor's clock;
     ``predictions`` and ``errors``: cumulative counts (the monitor turns them into rates);
     ``cache_hit_rate``: the feature cache's, None before its first restore;
     ``book``: open positions and equity, None before the ledger is restored.
     """
 
     candle_closes: Callable[[], Mapping[str, int]] = _no_closes
+    venue_now_ms: Callable[[], int] | None = None
     predictions: Callable[[], int] | None = None
     errors: Callable[[], int] | None = None
     cache_hit_rate: Callable[[], float | None] | None = None
@@ -86,7 +88,10 @@ def memory_health(rss_mb: float, limit_mb: float = MEMORY_DEGRADED_MB) -> Compon
 
 
 def candle_ages(closes: Mapping[str, int], now_ms: int) -> tuple[tuple[str, float], ...]:
-    """Return each symbol's seconds since its latest candle closed, by symbol."""
+    """Return each symbol's seconds since its latest candle closed, by symbol (none while
+    ``now_ms`` is unknown: 0)."""
+    if now_ms <= 0:
+        return ()
     return tuple((s, round(max(0, now_ms - ms) / 1000, 1)) for s, ms in sorted(closes.items()))
 
 

@@ -314,3 +314,27 @@ def _blocked(monitor: HealthMonitor) -> bool:
 
 def _blocked_line(line: dict[str, Any]) -> bool:
     return line["loop_lag_max_ms"] >= 250 and line["status"] == "degraded"
+
+
+def test_candle_ages_are_measured_on_the_venue_clock_once_it_is_known() -> None:
+    """A simulator's or a skewed venue's time, not the local one; none before it is known."""
+    venue = {"now": 0}
+    vitals = Vitals(
+        candle_closes=lambda: {"BTC-USDT": 1_000_000}, venue_now_ms=lambda: venue["now"]
+    )
+    monitor = HealthMonitor(
+        [],
+        clock=SteppedClock(),
+        interval_s=30,
+        heartbeat_age_s=lambda: 0.0,
+        stale_after_s=30,
+        publish_status=lambda _line: None,
+        vitals=vitals,
+    )
+
+    unknown = monitor.check()
+    venue["now"] = 1_061_000
+    known = monitor.check()
+
+    assert unknown.candle_age_s == ()
+    assert known.candle_age_s == (("BTC-USDT", 61.0),)
