@@ -127,6 +127,13 @@ class DecisionEngine:
             last_open_time_ms=self._last_time,
         )
 
+    def last_closes(self) -> dict[str, int]:
+        """Return each symbol's latest candle handled, as its close time (Unix ms)."""
+        closes: dict[str, int] = {}
+        for (_, symbol, interval), open_ms in self._last_open.items():
+            closes[symbol] = max(closes.get(symbol, 0), open_ms + interval.ms)
+        return closes
+
     def health(self) -> ComponentHealth:
         """Return OK with the number of candles handled."""
         return ComponentHealth(

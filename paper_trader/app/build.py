@@ -94,7 +94,16 @@ def build(
         path.trading,
         *(engine.features, path.feed, models.lifecycle, path.files, commands, *operator),
     )
-    monitor = supervision.health_monitor(components, settings, clock, shared.heartbeat, notifier)
+    monitor = supervision.health_monitor(
+        components,
+        settings,
+        clock,
+        shared.heartbeat,
+        notifier,
+        vitals=supervision.vitals(
+            engine, supervisor, path.feed.venue_clock.now_ms if path.feed else None
+        ),
+    )
     operator.health_of(monitor)
     Services(
         writer=shared.writer,

@@ -172,6 +172,10 @@ class Predictor:
         log.error("model_unavailable", reason=reason)
         self._publish(EventKind.MODEL_UNAVAILABLE, Severity.CRITICAL, f"no entries: {reason}", {})
 
+    def counts(self) -> tuple[int, int]:
+        """Return the predictions made (rows) and the inferences that failed (timeouts too)."""
+        return self._counters.rows, self._counters.failures
+
     def entries_blocked(self) -> str | None:
         """Return why no new entry may be taken now, or None when predictions flow."""
         if self._bundle is None:

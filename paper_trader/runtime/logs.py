@@ -3,19 +3,22 @@
 Callers (the event loop included) only enqueue records; a `QueueListener` thread renders them
 with structlog's `ProcessorFormatter` and writes them to stderr and, when a directory is given,
 to ``paper_trader.log`` (every record) and ``errors.log`` (warnings and above) as JSON lines.
+``write_performance`` records go only to ``performance.log``, one JSON object a line, whatever
+the level; every file rotates by size and reopens a path an external logrotate moved.
 Configured secret values and the values of token/secret/password keys are masked everywhere.
 """
 
 import copy
 import enum
 import functools
+import json
 import logging
 import logging.handlers
 import os
 import queue
 import sys
 import time
-from collections.abc import Callable, Iterable, Sized
+from collections.abc import Callable, Iterable, Mapping, Sized
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -34,6 +37,8 @@ _QUEUE_CAPACITY = 10_000
 _NOISY_LOGGERS = ("asyncio", "aiosqlite", "hpack", "httpcore", "httpx", "telegram", "websockets")
 MAIN_LOG = "paper_trader.log"
 ERROR_LOG = "errors.log"
+PERFORMANCE_LOG = "performance.log"
+_PERFORMANCE_LOGGER = "paper_trader.performance"
 
 
 class LogFormat(enum.StrEnum):
@@ -284,10 +289,33 @@ class LoggingHandle:
 def _console_handler(config: LogConfig, stream: TextIO, redactor: _Redactor) -> logging.Handler:
     is_tty = stream.isatty()
     handler = logging.StreamHandler(stream)
+    handler.addFilter(_is_not_performance)
     is_text = config.format is LogFormat.CONSOLE or (config.format is LogFormat.AUTO and is_tty)
     renderer = structlog.dev.ConsoleRenderer(colors=is_tty) if is_text else None
     handler.setFormatter(_formatter(redactor, renderer))
     return handler
+
+
+def _is_performance(record: logging.LogRecord) -> bool:
+    return record.name == _PERFORMANCE_LOGGER
+
+
+def _is_not_performance(record: logging.LogRecord) -> bool:
+    return record.name != _PERFORMANCE_LOGGER
+
+
+class _JsonLineFormatter(logging.Formatter):
+    """Render a record whose message is a dict as that dict's JSON (on the listener thread)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the JSON object (non-serialisable values via ``str``)."""
+        return json.dumps(record.msg, default=str)
+
+
+def write_performance(fields: Mapping[str, object]) -> None:
+    """Queue one JSON line for ``performance.log`` (dropped and counted when the queue is full,
+    nothing written without a log directory)."""
+    logging.getLogger(_PERFORMANCE_LOGGER).info(dict(fields))
 
 
 def _file_handlers(
@@ -295,13 +323,16 @@ def _file_handlers(
 ) -> list[logging.Handler]:
     directory.mkdir(parents=True, exist_ok=True)
     handlers: list[logging.Handler] = []
+    files = ((MAIN_LOG, logging.NOTSET), (ERROR_LOG, logging.WARNING), (PERFORMANCE_LOG, 0))
     try:
-        for name, level in ((MAIN_LOG, logging.NOTSET), (ERROR_LOG, logging.WARNING)):
+        for name, level in files:
             handler = _WatchedRotatingFileHandler(
                 directory / name, max_bytes=config.max_bytes, backups=config.backups
             )
             handler.setLevel(level)
-            handler.setFormatter(_formatter(redactor))
+            is_performance = name == PERFORMANCE_LOG
+            handler.addFilter(_is_performance if is_performance else _is_not_performance)
+            handler.setFormatter(_JsonLineFormatter() if is_performance else _formatter(redactor))
             handlers.append(handler)
     except OSError:
         for opened in handlers:
@@ -331,9 +362,10 @@ def _configure_structlog(redactor: _Redactor) -> None:
 
 def _set_levels(level: int) -> dict[str, int]:
     """Set the root and third-party levels; return the previous ones, keyed by logger name."""
-    names = ("", *_NOISY_LOGGERS)
+    names = ("", *_NOISY_LOGGERS, _PERFORMANCE_LOGGER)
     saved = {name: logging.getLogger(name).level for name in names}
     logging.getLogger().setLevel(level)
+    logging.getLogger(_PERFORMANCE_LOGGER).setLevel(logging.INFO)  # written at any LOG_LEVEL
     for name in _NOISY_LOGGERS:
         logging.getLogger(name).setLevel(max(level, logging.WARNING))
     return saved

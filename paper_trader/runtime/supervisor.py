@@ -110,6 +110,7 @@ class Supervisor:
         self._exit_code = 0
         self._refusal = ""
         self._announced_ready = False
+        self.restarts = 0  # transient failures restarted, all services, since the start
         self._tasks: list[asyncio.Task[None]] = []
         self._recovery: asyncio.Task[None] | None = None
 
@@ -244,6 +245,7 @@ class Supervisor:
         if isinstance(exc, RateLimited):
             delay = max(delay, exc.retry_after_s)
         state.attempt += 1
+        self.restarts += 1
         state.last_error = f"{type(exc).__name__}: {exc}"
         state.restarts.append(now)
         while state.restarts and now - state.restarts[0] > self._policy.crash_loop_window_s:

@@ -90,13 +90,15 @@ def test_health_provider_gives_the_latest_check_and_its_score() -> None:
         heartbeat_age_s=lambda: 0.0,
         stale_after_s=30,
         publish_status=lambda _line: None,
+        memory_limit_mb=1e6,  # this test process's size is not the point
     )
     provide = health_provider(lambda: monitor.latest)
     assert provide() is None
-    monitor.latest = monitor.check(0.5)
+    monitor.latest = monitor.check()
     view = provide()
     assert view is not None
-    assert (view.status, view.score, len(view.components)) == (HealthStatus.DEGRADED, 75, 2)
+    # the two reporters' and the monitor's own two (loop lag, memory): (100 + 50 + 100 + 100) / 4
+    assert (view.status, view.score, len(view.components)) == (HealthStatus.DEGRADED, 88, 4)
 
 
 @pytest.mark.timeout(300)

@@ -1,0 +1,113 @@
+"""The run's vital signs besides the components' own health, and the two the monitor judges.
+
+Thresholds (each a health component with its reason, so ``/health`` shows it):
+
+* ``loop_lag`` is DEGRADED when the check window's p99 lag exceeds ``LOOP_LAG_P99_MS``
+  (100 ms: a candle, a Telegram answer or a status message waits a noticeable time behind
+  something that blocks the loop, which invariant 5 forbids) or its max exceeds
+  ``LOOP_LAG_MAX_MS`` (1 s: one block that long stalls every connection's pings and every
+  timer at once).
+* ``memory`` is DEGRADED when the resident set exceeds ``MEMORY_DEGRADED_MB`` (1024 MB). A
+  demo run with its models loaded holds about 260 MB; four times that leaves room for more
+  symbols and every bounded buffer full, so more is a leak (invariant 6) or a host about to
+  swap, worth a look before the kernel's OOM killer takes it.
+"""
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from paper_trader.domain import ComponentHealth, HealthStatus
+from paper_trader.monitoring.loop_lag import LagStats
+
+LOOP_LAG_P99_MS = 100.0
+LOOP_LAG_MAX_MS = 1000.0
+MEMORY_DEGRADED_MB = 1024.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Book:
+    """The portfolio at the latest closes: what the performance log shows of it."""
+
+    open_positions: int
+    equity: float
+
+
+def _no_closes() -> Mapping[str, int]:
+    return {}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Vitals:
+    """What the monitor reads of the run on each check (each reader cheap, none blocking).
+
+    ``candle_closes``: symbol → close time (Unix ms) of its latest candle handled, aged on
+    ``venue_now_ms`` (the venue's clock, 0 while unknown: no ages) or else the monitor's clock;
+    ``predictions`` and ``errors``: cumulative counts (the monitor turns them into rates);
+    ``cache_hit_rate``: the feature cache's, None before its first restore;
+    ``book``: open positions and equity, None before the ledger is restored.
+    """
+
+    candle_closes: Callable[[], Mapping[str, int]] = _no_closes
+    venue_now_ms: Callable[[], int] | None = None
+    predictions: Callable[[], int] | None = None
+    errors: Callable[[], int] | None = None
+    cache_hit_rate: Callable[[], float | None] | None = None
+    book: Callable[[], Book | None] | None = None
+
+
+def loop_lag_health(lag: LagStats) -> ComponentHealth:
+    """Return DEGRADED when the window's p99 or max lag is past its threshold."""
+    if lag.samples == 0:
+        return ComponentHealth(component="loop_lag", status=HealthStatus.OK, detail="no samples")
+    detail = f"p99 {lag.p99_ms:.1f} ms, max {lag.max_ms:.1f} ms over {lag.samples} samples"
+    too_high = []
+    if lag.p99_ms > LOOP_LAG_P99_MS:
+        too_high.append(f"p99 above {LOOP_LAG_P99_MS:g} ms")
+    if lag.max_ms > LOOP_LAG_MAX_MS:
+        too_high.append(f"max above {LOOP_LAG_MAX_MS:g} ms")
+    if too_high:
+        return ComponentHealth(
+            component="loop_lag",
+            status=HealthStatus.DEGRADED,
+            detail=f"{detail}: {', '.join(too_high)}",
+        )
+    return ComponentHealth(component="loop_lag", status=HealthStatus.OK, detail=detail)
+
+
+def memory_health(rss_mb: float, limit_mb: float = MEMORY_DEGRADED_MB) -> ComponentHealth:
+    """Return DEGRADED when the resident set is above ``limit_mb``."""
+    if rss_mb > limit_mb:
+        return ComponentHealth(
+            component="memory",
+            status=HealthStatus.DEGRADED,
+            detail=f"rss {rss_mb:.0f} MB, above {limit_mb:g} MB",
+        )
+    return ComponentHealth(
+        component="memory", status=HealthStatus.OK, detail=f"rss {rss_mb:.0f} MB"
+    )
+
+
+def candle_ages(closes: Mapping[str, int], now_ms: int) -> tuple[tuple[str, float], ...]:
+    """Return each symbol's seconds since its latest candle closed, by symbol (none while
+    ``now_ms`` is unknown: 0)."""
+    if now_ms <= 0:
+        return ()
+    return tuple((s, round(max(0, now_ms - ms) / 1000, 1)) for s, ms in sorted(closes.items()))
+
+
+class RateMeter:
+    """Per-minute rate of a cumulative count between successive readings."""
+
+    def __init__(self, read: Callable[[], int] | None) -> None:
+        self._read = read
+        self._last: tuple[float, int] | None = None
+
+    def per_minute(self, now_s: float) -> float | None:
+        """Return the rate since the previous reading (None at the first, or with no count)."""
+        if self._read is None:
+            return None
+        count = self._read()
+        last, self._last = self._last, (now_s, count)
+        if last is None or now_s <= last[0]:
+            return None
+        return round((count - last[1]) * 60 / (now_s - last[0]), 2)
