@@ -44,6 +44,7 @@ from paper_trader.market.aligner import InstantAligner, Stall
 from paper_trader.market.quality import Assessment, QualityConfig, QualityMonitor
 from paper_trader.runtime.channel import BlockingChannel, ChannelClosed
 from paper_trader.runtime.events import EventSink
+from paper_trader.runtime.latency import LatencyHistogram
 from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.runtime.service import Readiness
@@ -91,9 +92,12 @@ class DecisionEngine:
         prediction: "PredictionStage | None" = None,
         trading: "TradingStage | None" = None,
         aligner: InstantAligner[ClosedCandle] | None = None,
+        latency: LatencyHistogram | None = None,
         idle_beat_s: float = 1.0,
         batch_size: int = 512,
     ) -> None:
+        """``latency``, if given, records each batch's time from its arrival to its committed
+        decisions (one instant live; a catch-up batch holds many)."""
         self._candles = candles
         self._store = store
         self._heartbeat = heartbeat
@@ -104,6 +108,7 @@ class DecisionEngine:
         self.prediction = prediction
         self.trading = trading
         self.aligner = aligner
+        self.latency = latency
         self._idle_beat_s = idle_beat_s
         self._batch_size = batch_size
         self._last_open: dict[SeriesKey, int] = {}
@@ -114,6 +119,7 @@ class DecisionEngine:
         self._failed = 0
         self._late = 0
         self._last_time: int | None = None
+        self._decisions = 0  # batches of released candles decided
         self._idle = asyncio.Event()  # set while waiting for candles with none queued
 
     def stats(self) -> EngineStats:
@@ -193,8 +199,12 @@ class DecisionEngine:
                 log.info("candle_stream_ended", **asdict(self.stats()))
                 return
             self._idle.clear()
+            started = self.latency.now() if self.latency is not None else 0.0
+            decided = self._decisions
             batch = [first, *self._candles.drain(self._batch_size - 1)]
             await self._handle(batch)
+            if self.latency is not None and self._decisions != decided:
+                self.latency.observe_since(started)
             if self.features is not None:
                 await self.features.save_if_due()
             self._heartbeat.beat()
@@ -244,6 +254,7 @@ class DecisionEngine:
         """Predict and trade the released candles, in time order."""
         if not items:
             return
+        self._decisions += 1
         if self.prediction is None:
             signals, faults = [], {}
         else:

@@ -33,6 +33,7 @@ from paper_trader.errors import ConfigError
 
 _WS_URL = re.compile(r"^wss?://[^\s/?#]+(/[^\s?#]*)?$")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+_HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$")  # name, IPv4/6
 _WEBHOOK_URL = re.compile(r"^https?://[^\s/?#]+(/\S*)?$")
 # Entry-level taker fees per side, from each venue's published fee schedule.
 VENUE_TAKER_FEES = {Venue.BINANCE: 0.001, Venue.BITVAVO: 0.0025, Venue.KRAKEN: 0.004}
@@ -295,6 +296,16 @@ class Settings(BaseSettings):
     cache_ttl_seconds: float = _expect("seconds, more than 0", default=3600.0, gt=0)
     max_cache_memory_mb: int = _expect(
         "a whole number of MiB from 1 to 65536", default=256, ge=1, le=65536
+    )
+
+    # HTTP: /health, /metrics and the read-only /api (loopback unless configured otherwise)
+    health_host: str = _expect(
+        "a host name or IP address to listen on, such as 127.0.0.1, ::1 or 0.0.0.0",
+        default="127.0.0.1",
+        pattern=_HOST,
+    )
+    health_port: int = _expect(
+        "a TCP port from 1 to 65535, or 0 for any free one", default=8766, ge=0, le=65535
     )
 
     # Daemon

@@ -95,6 +95,8 @@ def subprocess_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         # A daemon without a model would otherwise warm up 30 days and train in the background;
         # the tests that exercise that say so.
         AUTO_TRAIN="false",
+        # Any free port: daemons of parallel tests (or a real one on 8766) never collide.
+        HEALTH_PORT="0",
     )
     env.update(overrides)
     return env

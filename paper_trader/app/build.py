@@ -51,6 +51,7 @@ class Services:
     commands: ControlSocket | None
     telegram: Service | None  # the bot, when TELEGRAM_BOT_TOKEN is set and the run is live
     notifier: Service | None  # the outbox's consumer, on a live run
+    http: Service | None  # health, metrics and the read-only API, on a live run
     announcer: Service | None  # the start-up and shutdown notices: the first to stop
 
     def add_to(self, supervisor: Supervisor) -> None:
@@ -63,7 +64,8 @@ class Services:
         if self.watchdog is not None:
             supervisor.add(self.watchdog)
         supervisor.add(self.market)
-        for extra in (self.commands, self.telegram, self.notifier, self.announcer):
+        extras = (self.commands, self.telegram, self.notifier, self.http, self.announcer)
+        for extra in extras:
             if extra is not None:
                 supervisor.add(extra)
 
@@ -118,6 +120,7 @@ def build(
         commands=commands,
         telegram=operator.bot,
         notifier=operator.notifier,
+        http=operator.http,
         announcer=operator.announcer,
     ).add_to(supervisor)
     return supervisor, engine

@@ -28,6 +28,7 @@ from paper_trader.market.aligner import InstantAligner
 from paper_trader.market.quality import QualityMonitor
 from paper_trader.runtime.channel import BlockingChannel
 from paper_trader.runtime.events import EventBus
+from paper_trader.runtime.latency import LatencyHistogram
 from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.settings import Settings
@@ -216,6 +217,7 @@ def _decision_engine(
             stall_s=shared.settings.series_stall_timeout,
             on_stall=lambda stall: bus.publish(stall_event(stall, clock.now_ms())),
         ),
+        latency=LatencyHistogram(clock.monotonic) if live else None,
     )
 
 

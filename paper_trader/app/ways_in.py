@@ -1,15 +1,17 @@
 """The operator's ways in on a live run: the Telegram bot, the notifier that serves the outbox
-(and makes the reports), and the announcer of start-up and shutdown.
+(and makes the reports), the HTTP service (health, metrics, read-only API), and the announcer
+of start-up and shutdown.
 
 All need the run's read-only connection, so a replay (no reader) has none of them. The bot answers
-``/health`` from the health monitor, which is built after it (the bot is one of the components
-the monitor checks): ``health_of`` hands the monitor over once it exists.
+``/health`` from the health monitor, which is built after it (the bot and the HTTP service are
+components the monitor checks): ``health_of`` hands the monitor over once it exists.
 """
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from paper_trader.app.announce import Announcer, RunFacts
+from paper_trader.app.http import http_service
 from paper_trader.app.ledger import RunPlan
 from paper_trader.app.notify import build_notifier
 from paper_trader.app.stages import DecisionPath, Shared
@@ -17,6 +19,7 @@ from paper_trader.app.telegram import health_provider, model_provider, telegram_
 from paper_trader.clock import Clock
 from paper_trader.control.api import Control
 from paper_trader.control.reports import Reports
+from paper_trader.interfaces.http.service import HttpService
 from paper_trader.interfaces.notify.pacing import TelegramPacing
 from paper_trader.interfaces.notify.reports import ReportMaker
 from paper_trader.interfaces.notify.service import Notifier
@@ -27,17 +30,18 @@ from paper_trader.settings import Settings
 
 @dataclass(slots=True)
 class WaysIn:
-    """The bot, the notifier and the announcer of one run (None when off), and the monitor
-    the bot reads."""
+    """The bot, the notifier, the HTTP service and the announcer of one run (None when off),
+    and the monitor the bot and the HTTP service read."""
 
     bot: TelegramBot | None = None
     notifier: Notifier | None = None
+    http: HttpService | None = None
     announcer: Announcer | None = None
     _monitor: list[HealthMonitor] = field(default_factory=list)
 
-    def __iter__(self) -> Iterator[TelegramBot | Notifier]:
+    def __iter__(self) -> Iterator[TelegramBot | Notifier | HttpService]:
         """Yield the services that report their health."""
-        yield from (s for s in (self.bot, self.notifier) if s is not None)
+        yield from (s for s in (self.bot, self.notifier, self.http) if s is not None)
 
     def health_of(self, monitor: HealthMonitor) -> None:
         """Let the bot read ``monitor``'s latest check from now on."""
@@ -77,8 +81,13 @@ def ways_in(
         model=model,
         pacing=pacing,
     )
-    reports = ReportMaker(control, Reports(path.trading, plan.reader), health)
-    found.notifier = _notifier(settings, shared, plan, clock, reports, pacing)
+    reports = Reports(path.trading, plan.reader)
+    found.notifier = _notifier(
+        settings, shared, plan, clock, ReportMaker(control, reports, health), pacing
+    )
+    found.http = http_service(
+        settings, path, control, reports, health=health, notifier=found.notifier
+    )
     found.announcer = Announcer(
         _facts(settings, plan),
         control,

@@ -138,6 +138,10 @@ class Control:
         self._reader = reader
         self._interval_ms = interval_ms
 
+    def is_started(self) -> bool:
+        """Return whether the ledger is restored (queries before that see an empty one)."""
+        return self._stage.started.is_set()
+
     async def wait_started(self) -> None:
         """Wait until the ledger is restored: commands before that would act on nothing."""
         await self._stage.started.wait()

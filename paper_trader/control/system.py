@@ -7,6 +7,7 @@ an executor.
 """
 
 import asyncio
+import enum
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -72,6 +73,39 @@ def health_score(components: tuple[ComponentHealth, ...]) -> int:
     if not components:
         return 100
     return round(sum(_STATUS_SCORE[c.status] for c in components) / len(components))
+
+
+class HealthLevel(enum.StrEnum):
+    """The user's guide's bands of the health score."""
+
+    EXCELLENT = "Excellent"  # 90-100
+    GOOD = "Good"  # 75-89
+    FAIR = "Fair"  # 60-74
+    POOR = "Poor"  # 40-59
+    CRITICAL = "Critical"  # below 40
+
+    @property
+    def is_serving(self) -> bool:
+        """Return whether the daemon counts as healthy at this level (Fair or better)."""
+        return self in _SERVING
+
+
+_SERVING = frozenset({HealthLevel.EXCELLENT, HealthLevel.GOOD, HealthLevel.FAIR})
+_BANDS = (
+    (90, HealthLevel.EXCELLENT),
+    (75, HealthLevel.GOOD),
+    (60, HealthLevel.FAIR),
+    (40, HealthLevel.POOR),
+)
+
+
+def health_level(score: int) -> HealthLevel:
+    """Return the band of a 0-100 score: Excellent 90+, Good 75+, Fair 60+, Poor 40+, else
+    Critical."""
+    for floor, level in _BANDS:
+        if score >= floor:
+            return level
+    return HealthLevel.CRITICAL
 
 
 HealthProvider = Callable[[], HealthView | None]

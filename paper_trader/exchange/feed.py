@@ -171,7 +171,7 @@ class MarketFeed:
             backfill = Backfiller(
                 self._adapter,
                 rest,
-                emit=self._emit_candle,
+                emit=self._emit_backfilled,
                 record_gap=self._record_gap,
                 retry=self._backoff,
                 rng=self._rng,
@@ -529,6 +529,10 @@ class MarketFeed:
                 f"SYMBOLS={symbol!r}: {venue} refused the subscription: {control.message}"
             )
         self._health.rejected[symbol] = control.message
+
+    async def _emit_backfilled(self, candle: Candle) -> None:
+        self.stats.backfilled += 1
+        await self._emit_candle(candle)
 
     async def _emit_candle(self, candle: Candle) -> None:
         self.stats.candles_emitted += 1

@@ -22,6 +22,7 @@ class FeedStats:
     frames: int = 0
     data_frames: int = 0
     candles_emitted: int = 0
+    backfilled: int = 0  # candles fetched over REST (the warm-up included)
     malformed: int = 0
     unknown: int = 0
     venue_errors: int = 0

@@ -71,6 +71,10 @@ class Notifier:
         """Return each channel's counters."""
         return {w.name: w.stats for w in self._workers}
 
+    def pending(self) -> dict[str, int]:
+        """Return each channel's notifications waiting to be sent."""
+        return {w.name: w.pending for w in self._workers}
+
     async def run(self, ready: Readiness) -> None:
         """Claim, deliver and prune until cancelled; at a stop, deliver what is ready."""
         self._say_off()
