@@ -10,6 +10,7 @@ from fakes.engine_rig import make_rig, running
 
 from paper_trader.domain import HealthStatus, Interval
 from paper_trader.engine import EngineStats
+from paper_trader.runtime.latency import LatencyHistogram
 from paper_trader.runtime.service import Readiness
 
 
@@ -169,3 +170,23 @@ def test_health_is_ok_and_counts_candles() -> None:
     assert health.component == "decision_engine"
     assert health.status is HealthStatus.OK
     assert health.detail == "0 candles"
+
+
+async def test_decision_latency_is_recorded_once_per_decided_batch() -> None:
+    """Each batch that reached a decision is one observation, timed from its arrival; a batch
+    of drops alone is none."""
+    ticks = iter(range(1000))
+    latency = LatencyHistogram(lambda: next(ticks) / 64)  # each reading 1/64 s later (exact)
+    rig = make_rig(batch_size=1, latency=latency)
+    for k in range(1, 6):
+        await rig.channel.put(candle(k))
+    await rig.channel.put(candle(3))  # out of order: dropped, nothing decided
+    rig.channel.close()
+
+    await rig.engine.run(Readiness())
+
+    snap = latency.snapshot()
+    assert snap.count == 5  # the sixth batch, a drop alone, decided nothing
+    assert snap.sum_s == 5 / 64
+    assert snap.cumulative[snap.bounds.index(0.01)] == 0
+    assert snap.cumulative[snap.bounds.index(0.025)] == 5

@@ -11,6 +11,7 @@ from paper_trader.engine import DecisionEngine
 from paper_trader.market.quality import QualityConfig, QualityMonitor
 from paper_trader.runtime.channel import BlockingChannel, DropOldestChannel
 from paper_trader.runtime.events import EventBus
+from paper_trader.runtime.latency import LatencyHistogram
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.runtime.service import Readiness
 
@@ -47,6 +48,7 @@ def make_rig(
     batch_size: int = 512,
     quality: QualityConfig | None = None,
     venue_now: Callable[[], int] | None = None,
+    latency: LatencyHistogram | None = None,
 ) -> Rig:
     """Build the engine; the default idle beat is long enough never to fire in a test."""
     channel = BlockingChannel[Candle](64)
@@ -61,6 +63,7 @@ def make_rig(
         quality=QualityMonitor(quality or QualityConfig()),
         events=bus,
         venue_now=venue_now,
+        latency=latency,
         idle_beat_s=idle_beat_s,
         batch_size=batch_size,
     )
