@@ -25,6 +25,7 @@ from paper_trader.interfaces.http.metrics import (
 )
 from paper_trader.interfaces.http.service import HttpService
 from paper_trader.interfaces.notify.service import Notifier
+from paper_trader.monitoring.vitals import candle_ages
 from paper_trader.risk.breakers import (
     ACCOUNT_DEFICIT,
     DAILY_LOSS,
@@ -90,21 +91,12 @@ def market_counts(engine: DecisionEngine, feed: MarketFeed | None) -> Callable[[
             backfilled=counters.get("backfilled", 0),
             duplicates=counters.get("duplicates", 0),
             malformed=counters.get("malformed", 0),
-            candle_age_s=() if feed is None else _candle_ages(feed),
+            candle_age_s=()
+            if feed is None
+            else candle_ages(engine.last_closes(), feed.venue_clock.now_ms()),
         )
 
     return provide
-
-
-def _candle_ages(feed: MarketFeed) -> tuple[tuple[str, float], ...]:
-    """Return, per symbol, the seconds since its last candle closed (the venue's clock)."""
-    now = feed.venue_clock.now_ms()
-    ages = []
-    for seq in feed.sequencers():
-        if seq.last_open_ms is not None:
-            closed = seq.last_open_ms + seq.subscription.interval.ms
-            ages.append((seq.subscription.symbol, max(0.0, (now - closed) / 1000)))
-    return tuple(sorted(ages))
 
 
 def prediction_counts(stage: "PredictionStage") -> Callable[[], PredictionCounts | None]:

@@ -91,6 +91,7 @@ def health_provider(
             rss_mb=snap.rss_mb,
             cpu_percent=snap.cpu_percent,
             loop_lag_ms=snap.loop_lag_ms,
+            checked_ms=snap.checked_ms or None,
         )
 
     return provide
