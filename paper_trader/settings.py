@@ -10,6 +10,7 @@ file that is not a setting is an error (a typo must not silently fall back to a 
 """
 
 import hashlib
+import ipaddress
 import json
 import re
 from decimal import Decimal
@@ -33,6 +34,8 @@ from paper_trader.errors import ConfigError
 
 _WS_URL = re.compile(r"^wss?://[^\s/?#]+(/[^\s?#]*)?$")
 _HTTP_URL = re.compile(r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+_ORIGIN = re.compile(r"^https?://[A-Za-z0-9.\-\[\]:]+$")  # scheme://host[:port], no path
+MIN_TOKEN_LENGTH = 16
 _HOST = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.\-]*$|^[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*$")  # name, IPv4/6
 _WEBHOOK_URL = re.compile(r"^https?://[^\s/?#]+(/\S*)?$")
 # Entry-level taker fees per side, from each venue's published fee schedule.
@@ -308,6 +311,28 @@ class Settings(BaseSettings):
         "a TCP port from 1 to 65535, or 0 for any free one", default=8766, ge=0, le=65535
     )
 
+    # Status feed: a WebSocket of the daemon's state and events (docs/status-protocol.md)
+    status_ws_host: str = _expect(
+        "a host name or IP address to listen on, such as 127.0.0.1, ::1 or 0.0.0.0",
+        default="127.0.0.1",
+        pattern=_HOST,
+    )
+    status_ws_port: int = _expect(
+        "a TCP port from 1 to 65535, or 0 for any free one", default=8765, ge=0, le=65535
+    )
+    status_ws_token: SecretStr | None = _expect(
+        "a secret of at least 16 characters that clients send (needed off loopback)",
+        default=None,
+    )
+    status_ws_origins: Annotated[list[str], NoDecode] = _expect(
+        "a comma-separated list of page origins allowed besides the dashboard's, such as "
+        "https://grafana.example.org",
+        default=[],
+    )
+    status_ws_max_clients: int = _expect(
+        "a whole number from 1 to 10000", default=100, ge=1, le=10000
+    )
+
     # Daemon
     health_check_interval: float = _expect("seconds, from 1 to 3600", default=60.0, ge=1, le=3600)
     shutdown_timeout: float = _expect("seconds, from 1 to 300", default=10.0, ge=1, le=300)
@@ -349,6 +374,29 @@ class Settings(BaseSettings):
                 return None
             if not _WEBHOOK_URL.match(text.strip()):
                 raise ValueError("not an http:// or https:// URL")
+            return text.strip()
+        return value
+
+    @field_validator("status_ws_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip().rstrip("/") for part in value.split(",") if part.strip()]
+        if isinstance(value, list):
+            for origin in value:
+                if not _ORIGIN.match(str(origin)):
+                    raise ValueError(f"{origin!r} is not an origin such as https://host:port")
+        return value
+
+    @field_validator("status_ws_token", mode="before")
+    @classmethod
+    def _long_token(cls, value: object) -> object:
+        text = value.get_secret_value() if isinstance(value, SecretStr) else value
+        if isinstance(text, str):
+            if not text.strip():
+                return None
+            if len(text.strip()) < MIN_TOKEN_LENGTH:
+                raise ValueError(f"shorter than {MIN_TOKEN_LENGTH} characters")
             return text.strip()
         return value
 
@@ -414,6 +462,17 @@ class Settings(BaseSettings):
             )
         return self
 
+    @model_validator(mode="after")
+    def _feed_closed_off_loopback(self) -> "Settings":
+        """Refuse a status feed on a network address without a token (exit 2, naming it)."""
+        if self.status_ws_token is None and not is_loopback(self.status_ws_host):
+            raise ValueError(
+                f"STATUS_WS_TOKEN: not set, but STATUS_WS_HOST={self.status_ws_host} is not a "
+                "loopback address: anyone who reaches it could read the feed; set a token of "
+                f"at least {MIN_TOKEN_LENGTH} characters, or STATUS_WS_HOST=127.0.0.1"
+            )
+        return self
+
     @property
     def taker_fee(self) -> float:
         """Return ``FEE_RATE``, or the venue's usual taker fee when it is not set."""
@@ -425,9 +484,9 @@ class Settings(BaseSettings):
         return getattr(self, f"{name}_ws_url"), getattr(self, f"{name}_rest_url")
 
     def secrets(self) -> tuple[str, ...]:
-        """Return the literal secret values (the bot token, the webhook URL), for the log
-        redactor."""
-        found = (self.telegram_bot_token, self.webhook_url)
+        """Return the literal secret values (the bot token, the webhook URL, the status feed's
+        token), for the log redactor."""
+        found = (self.telegram_bot_token, self.webhook_url, self.status_ws_token)
         return tuple(s.get_secret_value() for s in found if s and s.get_secret_value())
 
     def effective(self) -> dict[str, str]:
@@ -452,6 +511,16 @@ class Settings(BaseSettings):
         """Return a short SHA-256 of the effective settings (secrets excluded, masks included)."""
         canonical = json.dumps(self.effective(), sort_keys=True)
         return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def is_loopback(host: str) -> bool:
+    """Return True for ``localhost`` and the loopback addresses (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # another host name: it may resolve to anything
 
 
 def load_settings(env_file: Path | None = Path(".env"), *, required: bool = False) -> Settings:

@@ -97,6 +97,7 @@ def subprocess_env(tmp_path: Path, **overrides: str) -> dict[str, str]:
         AUTO_TRAIN="false",
         # Any free port: daemons of parallel tests (or a real one on 8766) never collide.
         HEALTH_PORT="0",
+        STATUS_WS_PORT="0",
     )
     env.update(overrides)
     return env
