@@ -178,3 +178,63 @@ def _dashboard(env: dict[str, str]) -> str:
         if entry["event"] == "http_listening":
             return str(entry["url"])
     raise AssertionError("the HTTP service never listened")
+
+
+@pytest.mark.timeout(300)
+def test_a_client_that_falls_behind_is_let_go_and_the_others_miss_nothing(
+    tmp_path: Path,
+) -> None:
+    """A client that stops reading (a tiny receive window) on a fast market: the daemon closes
+    it and logs it, while a reading client gets every event in order, before and after."""
+    publish_model(tmp_path / "models", mirrored=True)
+    port = free_port()
+    env = subprocess_env(tmp_path, **{**TRADING, "WARMUP_CANDLES": "100"}, STATUS_WS_PORT=str(port))
+    fast_market = (
+        "--speed",
+        "6000",
+        "--updates-per-candle",
+        "1",
+        "--history",
+        "100",
+        "--candles",
+        "100000",
+    )
+    symbols = "BTCUSDT,ETHUSDT,SOLUSDT"
+    with simulator(env, *fast_market, "--symbols", symbols) as sim:
+        live = {**env, **sim.env, "SYMBOLS": symbols}
+        with notify_socket() as notify, daemon({**live, "NOTIFY_SOCKET": notify.path}) as p:
+            notify.wait_for("READY=1", timeout=60)
+            tiny = socket.create_connection(("127.0.0.1", port))
+            tiny.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            with feed_of(port) as reader, connect(f"ws://127.0.0.1:{port}/", sock=tiny) as slow:
+                first = receive(slow)  # then it reads nothing more: its queue of 16 fills
+                seqs, after = _read_until_let_go(reader, Path(env["LOG_DIR"]))
+            assert p.poll() is None
+    assert first["type"] == "snapshot"
+    assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))
+    assert after >= 100, "the reading client got few events after the slow one was let go"
+
+
+def _read_until_let_go(reader: ClientConnection, logs: Path) -> tuple[list[int], int]:
+    """Read events until the daemon logged a client let go, and 100 more; return every event
+    number read and how many came after the log line."""
+    seqs: list[int] = []
+    deadline = time.monotonic() + 180
+    let_go_at: int | None = None
+    while let_go_at is None or len(seqs) < let_go_at + 100:
+        assert time.monotonic() < deadline, f"no client was let go after {len(seqs)} events"
+        message = receive(reader)
+        if message["type"] != "heartbeat":
+            seqs.append(message["seq"])
+        if (
+            let_go_at is None
+            and len(seqs) % 200 == 0
+            and _logged(logs, "status_client_fell_behind")
+        ):
+            let_go_at = len(seqs)
+    return seqs, len(seqs) - (let_go_at or 0)
+
+
+def _logged(logs: Path, event: str) -> bool:
+    lines = (logs / "paper_trader.log").read_text().splitlines()
+    return any(json.loads(line)["event"] == event for line in lines)
