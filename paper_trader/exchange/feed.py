@@ -154,9 +154,11 @@ class MarketFeed:
         return tuple(self._seqs.values())
 
     def health(self) -> ComponentHealth:
-        """Return OK while connected and fresh, DEGRADED while reconnecting or in a storm."""
+        """Return OK while connected and fresh, DEGRADED while reconnecting or in a storm,
+        CRITICAL while disconnected after ``failures_before_critical`` failed attempts."""
         status, detail = self._health.assess(self._storm.active)
-        if self._failures >= self._config.failures_before_critical:
+        failing = self._failures >= self._config.failures_before_critical
+        if failing and not self._health.is_connected:
             status = HealthStatus.CRITICAL
             detail = f"{detail}; {self._failures} connection attempts in a row failed"
         return ComponentHealth(component=self.name, status=status, detail=detail)

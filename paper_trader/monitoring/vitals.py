@@ -11,17 +11,27 @@ Thresholds (each a health component with its reason, so ``/health`` shows it):
   demo run with its models loaded holds about 260 MB; four times that leaves room for more
   symbols and every bounded buffer full, so more is a leak (invariant 6) or a host about to
   swap, worth a look before the kernel's OOM killer takes it.
+* ``feed:SYMBOL`` (one per symbol, in a live run) is DEGRADED when the symbol's last candle
+  handled closed more than ``LATE_INTERVALS`` intervals plus ``FRESHNESS_GRACE_S`` ago on the
+  venue's clock (a candle is overdue: right before the next close the age is one interval plus
+  the delivery delay), and CRITICAL past ``STALE_INTERVALS`` intervals plus the grace (three
+  candles overdue: the symbol's data is dead, whatever the connection says). With 1m candles:
+  late after 2.5 min, stale after 4.5 min.
 """
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from paper_trader.control.health import SYMBOL_FEED
 from paper_trader.domain import ComponentHealth, HealthStatus
 from paper_trader.monitoring.loop_lag import LagStats
 
 LOOP_LAG_P99_MS = 100.0
 LOOP_LAG_MAX_MS = 1000.0
 MEMORY_DEGRADED_MB = 1024.0
+LATE_INTERVALS = 2
+STALE_INTERVALS = 4
+FRESHNESS_GRACE_S = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,6 +103,26 @@ def candle_ages(closes: Mapping[str, int], now_ms: int) -> tuple[tuple[str, floa
     if now_ms <= 0:
         return ()
     return tuple((s, round(max(0, now_ms - ms) / 1000, 1)) for s, ms in sorted(closes.items()))
+
+
+def feed_freshness(ages: tuple[tuple[str, float], ...], interval_s: float) -> list[ComponentHealth]:
+    """Return one ``feed:SYMBOL`` component per symbol of ``ages`` (seconds since its last
+    candle closed): OK while fresh, DEGRADED when late, CRITICAL when stale."""
+    late_s = LATE_INTERVALS * interval_s + FRESHNESS_GRACE_S
+    stale_s = STALE_INTERVALS * interval_s + FRESHNESS_GRACE_S
+    components = []
+    for symbol, age in ages:
+        detail = f"last candle closed {age:g} s ago"
+        if age > stale_s:
+            status, detail = HealthStatus.CRITICAL, f"{detail}: stale (over {stale_s:g} s)"
+        elif age > late_s:
+            status, detail = HealthStatus.DEGRADED, f"{detail}: late (over {late_s:g} s)"
+        else:
+            status = HealthStatus.OK
+        components.append(
+            ComponentHealth(component=f"{SYMBOL_FEED}{symbol}", status=status, detail=detail)
+        )
+    return components
 
 
 class RateMeter:

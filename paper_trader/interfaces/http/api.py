@@ -44,12 +44,17 @@ class ApiSources:
 
 
 async def status(api: ApiSources, _query: Query) -> Answer:
-    """Return the status, with the health score and level (None before the first check)."""
+    """Return the status, with the health score, level and the reason of its lowest ceiling
+    (None before the first check)."""
     view = api.health()
     health = None
     if view is not None:
-        level = health_level(view.score).value
-        health = {"score": view.score, "level": level, "status": view.status.label}
+        health = {
+            "score": view.score,
+            "level": health_level(view.score).value,
+            "status": view.status.label,
+            "reason": view.limits[0].reason if view.limits else None,
+        }
     return {"status": to_json(await api.control.status()), "health": health}
 
 
