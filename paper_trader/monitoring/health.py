@@ -31,10 +31,10 @@ from paper_trader.monitoring.loop_lag import (
 )
 from paper_trader.monitoring.vitals import (
     MEMORY_DEGRADED_MB,
+    FreshnessWatch,
     RateMeter,
     Vitals,
     candle_ages,
-    feed_freshness,
     loop_lag_health,
     memory_health,
 )
@@ -113,7 +113,7 @@ class HealthMonitor:
         self._vitals = vitals or Vitals()
         self._write_performance = write_performance
         self._memory_limit_mb = memory_limit_mb
-        self._candle_interval_s = candle_interval_s
+        self._freshness = None if candle_interval_s is None else FreshnessWatch(candle_interval_s)
         self._process = psutil.Process()
         self._predictions = RateMeter(self._vitals.predictions)
         self._errors = RateMeter(self._vitals.errors)
@@ -142,10 +142,14 @@ class HealthMonitor:
         with self._process.oneshot():
             rss_mb = round(self._process.memory_info().rss / 1_048_576, 1)
             cpu = self._process.cpu_percent(None)
-        vitals = self._read_vitals()
+        closes = self._vitals.candle_closes()
+        vitals = self._read_vitals(closes)
         age = self._heartbeat_age_s()
         components = [reporter.health() for reporter in self._reporters]
-        components += self._own_components(lag, rss_mb, vitals["candle_age_s"], age)
+        components += self._own_components(lag, rss_mb, age)
+        if self._freshness is not None:
+            now_s = self._clock.monotonic()
+            components += self._freshness.judge(closes, vitals["candle_age_s"], now_s)
         minute = self.sampler.ring.last()
         return HealthSnapshot(
             status=max((c.status for c in components), default=HealthStatus.OK),
@@ -163,17 +167,11 @@ class HealthMonitor:
         )
 
     def _own_components(
-        self,
-        lag: LagStats,
-        rss_mb: float,
-        candle_age_s: tuple[tuple[str, float], ...],
-        heartbeat_age_s: float,
+        self, lag: LagStats, rss_mb: float, heartbeat_age_s: float
     ) -> list[ComponentHealth]:
-        """Return the monitor's own components: loop lag, memory, the symbols' freshness and,
-        when the heartbeat is stale, the decision loop."""
+        """Return the monitor's own components: loop lag, memory and, when the heartbeat is
+        stale, the decision loop."""
         components = [loop_lag_health(lag), memory_health(rss_mb, self._memory_limit_mb)]
-        if self._candle_interval_s is not None:
-            components += feed_freshness(candle_age_s, self._candle_interval_s)
         if heartbeat_age_s > self._stale_after_s:
             components.append(
                 ComponentHealth(
@@ -184,8 +182,9 @@ class HealthMonitor:
             )
         return components
 
-    def _read_vitals(self) -> _VitalFields:
-        """Return the snapshot's fields that come from the run's vital signs."""
+    def _read_vitals(self, closes: Mapping[str, int]) -> _VitalFields:
+        """Return the snapshot's fields that come from the run's vital signs; ``closes`` is
+        each symbol's last close, just read."""
         vitals, now_ms = self._vitals, self._clock.now_ms()
         now_s = self._clock.monotonic()
         rate = vitals.cache_hit_rate() if vitals.cache_hit_rate is not None else None
@@ -193,7 +192,7 @@ class HealthMonitor:
         venue_ms = now_ms if vitals.venue_now_ms is None else vitals.venue_now_ms()
         return {
             "checked_ms": now_ms,
-            "candle_age_s": candle_ages(vitals.candle_closes(), venue_ms),
+            "candle_age_s": candle_ages(closes, venue_ms),
             "predictions_per_min": self._predictions.per_minute(now_s),
             "errors_per_min": self._errors.per_minute(now_s),
             "cache_hit_rate": None if rate is None else round(rate, 3),

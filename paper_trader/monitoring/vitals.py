@@ -16,7 +16,10 @@ Thresholds (each a health component with its reason, so ``/health`` shows it):
   venue's clock (a candle is overdue: right before the next close the age is one interval plus
   the delivery delay), and CRITICAL past ``STALE_INTERVALS`` intervals plus the grace (three
   candles overdue: the symbol's data is dead, whatever the connection says). With 1m candles:
-  late after 2.5 min, stale after 4.5 min.
+  late after 2.5 min, stale after 4.5 min. Either also needs ``FRESHNESS_GRACE_S`` of the
+  monitor's own (monotonic) time without a new candle: live that always holds by then, while
+  a simulator's accelerated clock, or the venue clock's jump on a resync before the backfill
+  lands, never makes a symbol whose candles keep coming look dead.
 """
 
 from collections.abc import Callable, Mapping
@@ -105,24 +108,42 @@ def candle_ages(closes: Mapping[str, int], now_ms: int) -> tuple[tuple[str, floa
     return tuple((s, round(max(0, now_ms - ms) / 1000, 1)) for s, ms in sorted(closes.items()))
 
 
-def feed_freshness(ages: tuple[tuple[str, float], ...], interval_s: float) -> list[ComponentHealth]:
-    """Return one ``feed:SYMBOL`` component per symbol of ``ages`` (seconds since its last
-    candle closed): OK while fresh, DEGRADED when late, CRITICAL when stale."""
-    late_s = LATE_INTERVALS * interval_s + FRESHNESS_GRACE_S
-    stale_s = STALE_INTERVALS * interval_s + FRESHNESS_GRACE_S
-    components = []
-    for symbol, age in ages:
-        detail = f"last candle closed {age:g} s ago"
-        if age > stale_s:
-            status, detail = HealthStatus.CRITICAL, f"{detail}: stale (over {stale_s:g} s)"
-        elif age > late_s:
-            status, detail = HealthStatus.DEGRADED, f"{detail}: late (over {late_s:g} s)"
-        else:
-            status = HealthStatus.OK
-        components.append(
-            ComponentHealth(component=f"{SYMBOL_FEED}{symbol}", status=status, detail=detail)
-        )
-    return components
+class FreshnessWatch:
+    """Judge each symbol's candle freshness (see the module docstring), remembering when each
+    symbol's last close last changed (one entry per symbol seen at the latest check)."""
+
+    def __init__(self, interval_s: float) -> None:
+        self._late_s = LATE_INTERVALS * interval_s + FRESHNESS_GRACE_S
+        self._stale_s = STALE_INTERVALS * interval_s + FRESHNESS_GRACE_S
+        self._changed: dict[str, tuple[int, float]] = {}  # symbol -> (close ms, when seen)
+
+    def judge(
+        self, closes: Mapping[str, int], ages: tuple[tuple[str, float], ...], now_s: float
+    ) -> list[ComponentHealth]:
+        """Return one ``feed:SYMBOL`` component per symbol of ``ages`` (seconds since its last
+        candle closed, on the venue's clock); ``closes`` are the close times they come from,
+        ``now_s`` the monitor's monotonic time."""
+        changed = {}
+        for symbol, close_ms in closes.items():
+            seen = self._changed.get(symbol)
+            changed[symbol] = (
+                seen if seen is not None and seen[0] == close_ms else (close_ms, now_s)
+            )
+        self._changed = changed
+        return [
+            self._component(symbol, age, now_s - changed[symbol][1])
+            for symbol, age in ages
+            if symbol in changed
+        ]
+
+    def _component(self, symbol: str, age_s: float, still_s: float) -> ComponentHealth:
+        detail = f"last candle closed {age_s:g} s ago"
+        status = HealthStatus.OK
+        if still_s >= FRESHNESS_GRACE_S and age_s > self._stale_s:
+            status, detail = HealthStatus.CRITICAL, f"{detail}: stale (over {self._stale_s:g} s)"
+        elif still_s >= FRESHNESS_GRACE_S and age_s > self._late_s:
+            status, detail = HealthStatus.DEGRADED, f"{detail}: late (over {self._late_s:g} s)"
+        return ComponentHealth(component=f"{SYMBOL_FEED}{symbol}", status=status, detail=detail)
 
 
 class RateMeter:

@@ -34,3 +34,28 @@ async def test_failed_connections_make_the_feed_critical_until_one_works_again()
     assert "not connected" in critical.detail
     assert recovered.detail == "binance: connected"
     assert still.status is HealthStatus.OK
+
+
+async def test_connections_that_work_then_drop_never_make_the_feed_critical() -> None:
+    """A venue dropping connections that had delivered candles: reconnecting is degraded,
+    never critical, however often it happens."""
+    async with (
+        Simulator(manual(history=30)) as sim,
+        running_feed(adapter(sim), subscriptions("BTCUSDT"), config=FAILING) as rig,
+    ):
+        await eventually(lambda: rig.feed.health().status is HealthStatus.OK, timeout=10)
+        seen: list[HealthStatus] = []
+
+        def reconnected(drops: int) -> bool:
+            status = rig.feed.health().status
+            seen.append(status)
+            return rig.feed.stats.reconnects >= drops and status is HealthStatus.OK
+
+        for drops in range(1, 2 * FAILING.failures_before_critical):
+            frames = rig.feed.stats.data_frames
+            await sim.advance(candles=1)
+            await eventually(lambda frames=frames: rig.feed.stats.data_frames > frames)  # type: ignore[misc]
+            sim.drop_connections()
+            await eventually(lambda drops=drops: reconnected(drops), timeout=10)  # type: ignore[misc]
+    assert HealthStatus.DEGRADED in seen
+    assert HealthStatus.CRITICAL not in seen
