@@ -152,7 +152,7 @@ def test_health_level_follows_the_guides_bands(score: int, level: str) -> None:
 async def test_health_is_200_while_fair_or_better_and_503_below(
     tmp_path: Path, statuses: tuple[HealthStatus, ...], code: int, score: int, level: str
 ) -> None:
-    """The score is the components' mean; the level's band decides 200 or 503."""
+    """Side parts alike: the score is their mean; the level's band decides 200 or 503."""
     async with running_rig(tmp_path) as rig, serving(rig) as served:
         served.latest[0] = view(*statuses)
         status, body = await served.get("/health")
