@@ -16,6 +16,7 @@ from paper_trader.control.system import HealthProvider
 from paper_trader.engine import DecisionEngine
 from paper_trader.exchange.feed import MarketFeed
 from paper_trader.interfaces.http.api import ApiSources
+from paper_trader.interfaces.http.dashboard import FeedProvider, no_feed
 from paper_trader.interfaces.http.metrics import (
     ChannelCounts,
     MarketCounts,
@@ -53,8 +54,10 @@ def http_service(
     *,
     health: HealthProvider,
     notifier: Notifier | None,
+    feed: FeedProvider = no_feed,
 ) -> HttpService:
-    """Return the HTTP service on ``HEALTH_HOST:HEALTH_PORT``."""
+    """Return the HTTP service on ``HEALTH_HOST:HEALTH_PORT``; ``feed`` tells the dashboard
+    where the status feed listens (its port is known once it has started)."""
     sources = MetricsSources(
         market=market_counts(path.engine, path.feed),
         predictions=prediction_counts(path.models.stage),
@@ -68,6 +71,7 @@ def http_service(
         host=settings.health_host,
         port=settings.health_port,
         all_ready=path.all_ready.is_set,
+        feed=feed,
     )
 
 

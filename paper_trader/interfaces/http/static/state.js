@@ -1,0 +1,188 @@
+// The dashboard's picture of the daemon: built from a `snapshot`, then kept up by each event
+// (docs/status-protocol.md). Pure data, no DOM. Every list is bounded.
+
+export const LIMITS = {
+  trades: 100, decisions: 100, equity: 2000, candles: 600, markers: 200, notices: 50,
+};
+
+export function emptyState() {
+  return {
+    run: null, seq: 0, candleMs: null, version: 0,
+    trading: "unknown", tripped: [],
+    portfolio: null,
+    positions: new Map(),   // symbol -> position
+    trades: [],             // oldest first
+    decisions: [],          // oldest first
+    signals: new Map(),     // symbol -> the latest signal
+    equity: [],             // {time (s), equity, drawdown}, ascending time
+    health: null, model: null,
+    symbols: new Map(),     // symbol -> {symbol, last_candle_ms, close, quality, tradable}
+    candles: new Map(),     // symbol -> [{time (s), open, high, low, close}]
+    markers: new Map(),     // symbol -> [{time (s), kind: entry|exit, side, text}]
+    notices: [],            // {candle_ms, kind, message}
+  };
+}
+
+// Replace everything with what a snapshot says; candles already drawn are kept (the snapshot
+// holds none) unless the run changed.
+export function applySnapshot(state, message) {
+  const data = message.data || {};
+  const fresh = emptyState();
+  if (message.run === state.run) {
+    fresh.candles = state.candles;
+    fresh.markers = state.markers;
+    fresh.notices = state.notices;
+  }
+  Object.assign(state, fresh, { run: message.run, seq: message.seq, candleMs: message.candle_ms });
+  state.trading = data.state || "unknown";
+  state.tripped = (data.tripped || []).slice();
+  state.portfolio = portfolioOf(data);
+  for (const p of data.positions || []) state.positions.set(p.symbol, { ...p });
+  state.trades = last(data.trades || [], LIMITS.trades);
+  state.decisions = last(data.signals || [], LIMITS.decisions);
+  for (const point of data.equity_curve || []) addEquity(state, point.candle_ms, point);
+  state.health = data.health || null;
+  state.model = data.model || null;
+  for (const s of data.symbols || []) state.symbols.set(s.symbol, { ...s });
+  for (const t of state.trades) markTrade(state, t);
+  for (const p of state.positions.values()) markEntry(state, p.symbol, p.opened_ms, p.side);
+  state.version += 1;
+}
+
+// Apply one event; return false when it is not for this picture (already seen, other run).
+export function applyEvent(state, message) {
+  if (message.run !== state.run || message.seq <= state.seq) return false;
+  state.seq = message.seq;
+  if (message.candle_ms != null) state.candleMs = message.candle_ms;
+  const handle = HANDLERS[message.type];
+  if (handle) handle(state, message.data || {}, message);
+  state.version += 1;
+  return true;
+}
+
+const HANDLERS = {
+  candle(state, d, m) {
+    const time = toSeconds(m.candle_ms);
+    const bar = { time, open: +d.open, high: +d.high, low: +d.low, close: +d.close };
+    if (time != null) upsert(listOf(state.candles, d.symbol), bar, LIMITS.candles);
+    const known = state.symbols.get(d.symbol) || { symbol: d.symbol };
+    state.symbols.set(d.symbol, { ...known, close: d.close, last_candle_ms: m.candle_ms });
+    const position = state.positions.get(d.symbol);
+    if (position) remark(position, d.close);
+  },
+  signal(state, d, m) {
+    state.signals.set(d.symbol, { ...d, candle_ms: m.candle_ms });
+  },
+  decision(state, d, m) {
+    push(state.decisions, { ...d, candle_ms: m.candle_ms }, LIMITS.decisions);
+  },
+  trade_opened(state, d, m) {
+    const mark = state.symbols.get(d.symbol)?.close ?? d.entry_price;
+    const position = { ...d, mark, unrealised_pnl: null, unrealised_pct: null };
+    remark(position, mark);
+    state.positions.set(d.symbol, position);
+    markEntry(state, d.symbol, m.candle_ms ?? d.opened_ms, d.side);
+  },
+  trade_closed(state, d, m) {
+    state.positions.delete(d.symbol);
+    const trade = { ...d, closed_ms: d.closed_ms ?? m.candle_ms };
+    push(state.trades, trade, LIMITS.trades);
+    markExit(state, trade);
+  },
+  breaker(state, d) {
+    const same = (t) => t.name === d.name && (t.symbol ?? null) === (d.symbol ?? null);
+    state.tripped = state.tripped.filter((t) => !same(t));
+    if (d.tripped) state.tripped.push({ name: d.name, symbol: d.symbol, reason: d.reason });
+    if (d.state) state.trading = d.state;
+  },
+  equity(state, d, m) {
+    state.portfolio = { ...state.portfolio, ...portfolioOf(d) };
+    addEquity(state, m.candle_ms, d);
+  },
+  health(state, d) { state.health = d; },
+  model(state, d, m) {
+    if (d.version) state.model = { ...state.model, ...d };
+    notice(state, m, "model", d);
+  },
+  data_gap(state, d, m) { notice(state, m, "data", d); },
+  notification(state, d, m) { notice(state, m, d.severity || "notice", d); },
+};
+
+function portfolioOf(d) {
+  const keys = ["equity", "cash", "positions_value", "peak_equity", "drawdown", "open_positions"];
+  const out = {};
+  for (const k of keys) if (d[k] !== undefined) out[k] = d[k];
+  return out;
+}
+
+// Mark a position at `mark` (a price string): its gross unrealised PnL, as the daemon reckons
+// it (side * quantity * (mark - entry)), and how far its stop is, as a fraction of the mark.
+export function remark(position, mark) {
+  const m = Number(mark), entry = Number(position.entry_price), qty = Number(position.quantity);
+  const sign = position.side === "short" ? -1 : 1;
+  position.mark = String(mark);
+  const pnl = sign * qty * (m - entry);
+  position.unrealised_pnl = pnl.toFixed(2);
+  position.unrealised_pct = ((100 * pnl) / (qty * entry)).toFixed(2);
+}
+
+export function stopDistance(position) {
+  const mark = Number(position.mark), stop = Number(position.stop);
+  if (!mark || position.stop == null || Number.isNaN(stop)) return null;
+  return (position.side === "short" ? stop - mark : mark - stop) / mark;
+}
+
+function addEquity(state, candleMs, d) {
+  const time = toSeconds(candleMs);
+  if (time == null || d.equity == null) return;
+  upsert(state.equity, { time, equity: d.equity, drawdown: Number(d.drawdown || 0) }, LIMITS.equity);
+}
+
+function markTrade(state, t) {
+  markEntry(state, t.symbol, t.opened_ms, t.side);
+  markExit(state, t);
+}
+
+function markEntry(state, symbol, ms, side) {
+  const time = toSeconds(ms);
+  if (time == null) return;
+  push(listOf(state.markers, symbol), { time, kind: "entry", side, text: side }, LIMITS.markers);
+}
+
+function markExit(state, t) {
+  const time = toSeconds(t.closed_ms);
+  if (time == null) return;
+  const text = `${t.reason ?? t.exit_reason ?? "exit"} ${t.net_pnl ?? ""}`.trim();
+  push(listOf(state.markers, t.symbol), { time, kind: "exit", side: t.side, text }, LIMITS.markers);
+}
+
+function notice(state, m, kind, d) {
+  const message = d.message || d.kind || JSON.stringify(d);
+  push(state.notices, { candle_ms: m.candle_ms, kind, message }, LIMITS.notices);
+}
+
+function listOf(map, key) {
+  if (!map.has(key)) map.set(key, []);
+  return map.get(key);
+}
+
+// Add `item` in time order (a later point of the same time replaces it); keep the newest `limit`.
+function upsert(list, item, limit) {
+  const tail = list[list.length - 1];
+  if (tail && tail.time === item.time) list[list.length - 1] = item;
+  else if (tail && tail.time > item.time) return;
+  else push(list, item, limit);
+}
+
+function push(list, item, limit) {
+  list.push(item);
+  if (list.length > limit) list.splice(0, list.length - limit);
+}
+
+function last(list, limit) {
+  return list.slice(Math.max(0, list.length - limit));
+}
+
+function toSeconds(ms) {
+  return ms == null ? null : Math.floor(ms / 1000);
+}
