@@ -10,11 +10,12 @@ CHUNK = 65536
 @dataclass
 class TcpProxy:
     """Forward ``127.0.0.1:port`` to ``127.0.0.1:target``; ``cut()`` aborts every connection
-    and stops listening (new ones are refused), ``restore()`` listens on the same port again."""
+    and stops listening (new ones are refused), ``restore()`` listens on the same port again.
+    ``request_lines`` holds the first line each client sent (an HTTP request line, say)."""
 
     target: int
     port: int = 0
-    accepted: int = 0
+    request_lines: list[str] = field(default_factory=list)
     _server: asyncio.Server | None = None
     _open: set[asyncio.StreamWriter] = field(default_factory=set)
 
@@ -36,7 +37,6 @@ class TcpProxy:
         self._open.clear()
 
     async def _serve(self, client_in: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
-        self.accepted += 1
         try:
             target_in, target_out = await asyncio.open_connection("127.0.0.1", self.target)
         except OSError:
@@ -45,7 +45,7 @@ class TcpProxy:
         self._open.update((client, target_out))
         try:
             async with asyncio.TaskGroup() as group:
-                group.create_task(_pipe(client_in, target_out))
+                group.create_task(_pipe(client_in, target_out, self.request_lines))
                 group.create_task(_pipe(target_in, client))
         finally:
             for writer in (client, target_out):
@@ -53,10 +53,15 @@ class TcpProxy:
                 writer.close()
 
 
-async def _pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
-    """Copy until the source ends, then close the sink."""
+async def _pipe(
+    source: asyncio.StreamReader, sink: asyncio.StreamWriter, first_lines: list[str] | None = None
+) -> None:
+    """Copy until the source ends, then close the sink; note the first line in ``first_lines``."""
     with contextlib.suppress(OSError):
         while chunk := await source.read(CHUNK):
+            if first_lines is not None:
+                first_lines.append(chunk.split(b"\r\n", 1)[0].decode("latin-1"))
+                first_lines = None
             sink.write(chunk)
             await sink.drain()
     sink.close()

@@ -33,7 +33,10 @@ function renderHeader(state) {
   health.textContent = h ? `health ${h.score} ${h.level}` : "health —";
   health.dataset.level = h ? String(h.level).toLowerCase() : "";
   const when = state.candleMs == null ? "no candle yet" : `candle ${utc(state.candleMs)} UTC`;
-  $("run-info").textContent = state.run ? `run ${state.run} · seq ${state.seq} · ${when}` : "";
+  const info = $("run-info");
+  info.textContent = state.run ? `run ${state.run} · seq ${state.seq} · ${when}` : "";
+  info.dataset.run = state.run || "";
+  info.dataset.seq = String(state.seq);
 }
 
 function renderSummary(state) {
