@@ -146,14 +146,21 @@ function markTrade(state, t) {
 function markEntry(state, symbol, ms, side) {
   const time = toSeconds(ms);
   if (time == null) return;
-  push(listOf(state.markers, symbol), { time, kind: "entry", side, text: side }, LIMITS.markers);
+  addMarker(state, symbol, { time, kind: "entry", side, text: side });
 }
 
 function markExit(state, t) {
   const time = toSeconds(t.closed_ms);
   if (time == null) return;
   const text = `${t.reason ?? t.exit_reason ?? "exit"} ${t.net_pnl ?? ""}`.trim();
-  push(listOf(state.markers, t.symbol), { time, kind: "exit", side: t.side, text }, LIMITS.markers);
+  addMarker(state, t.symbol, { time, kind: "exit", side: t.side, text });
+}
+
+// A fresh snapshot of the same run names trades already marked: mark each once.
+function addMarker(state, symbol, marker) {
+  const list = listOf(state.markers, symbol);
+  const same = (m) => m.time === marker.time && m.kind === marker.kind && m.text === marker.text;
+  if (!list.some(same)) push(list, marker, LIMITS.markers);
 }
 
 function notice(state, m, kind, d) {
