@@ -52,6 +52,7 @@ class Services:
     telegram: Service | None  # the bot, when TELEGRAM_BOT_TOKEN is set and the run is live
     notifier: Service | None  # the outbox's consumer, on a live run
     http: Service | None  # health, metrics and the read-only API, on a live run
+    status: Service | None  # the status feed, on a live run
     announcer: Service | None  # the start-up and shutdown notices: the first to stop
 
     def add_to(self, supervisor: Supervisor) -> None:
@@ -64,7 +65,10 @@ class Services:
         if self.watchdog is not None:
             supervisor.add(self.watchdog)
         supervisor.add(self.market)
-        extras = (self.commands, self.telegram, self.notifier, self.http, self.announcer)
+        extras = (
+            *(self.commands, self.telegram, self.notifier, self.http, self.status),
+            self.announcer,
+        )
         for extra in extras:
             if extra is not None:
                 supervisor.add(extra)
@@ -88,7 +92,13 @@ def build(
         settings, clock, shared.bus, notifier, on_ready=path.all_ready.set
     )
     operator = ways_in(
-        settings, shared, path, plan, clock, stop_reason=lambda: supervisor.stop_reason
+        settings,
+        shared,
+        path,
+        plan,
+        clock,
+        recorder=recorder,
+        stop_reason=lambda: supervisor.stop_reason,
     )
     models, engine = path.models, path.engine
     components = supervision.present(
@@ -121,6 +131,7 @@ def build(
         telegram=operator.bot,
         notifier=operator.notifier,
         http=operator.http,
+        status=operator.status,
         announcer=operator.announcer,
     ).add_to(supervisor)
     return supervisor, engine

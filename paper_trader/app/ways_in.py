@@ -1,6 +1,6 @@
 """The operator's ways in on a live run: the Telegram bot, the notifier that serves the outbox
-(and makes the reports), the HTTP service (health, metrics, read-only API), and the announcer
-of start-up and shutdown.
+(and makes the reports), the HTTP service (health, metrics, read-only API), the status feed,
+and the announcer of start-up and shutdown.
 
 All need the run's read-only connection, so a replay (no reader) has none of them. The bot answers
 ``/health`` from the health monitor, which is built after it (the bot and the HTTP service are
@@ -15,6 +15,7 @@ from paper_trader.app.http import http_service
 from paper_trader.app.ledger import RunPlan
 from paper_trader.app.notify import build_notifier
 from paper_trader.app.stages import DecisionPath, Shared
+from paper_trader.app.status import FeedSnapshot, status_feed
 from paper_trader.app.telegram import health_provider, model_provider, telegram_bot
 from paper_trader.clock import Clock
 from paper_trader.control.api import Control
@@ -23,8 +24,10 @@ from paper_trader.interfaces.http.service import HttpService
 from paper_trader.interfaces.notify.pacing import TelegramPacing
 from paper_trader.interfaces.notify.reports import ReportMaker
 from paper_trader.interfaces.notify.service import Notifier
+from paper_trader.interfaces.status.server import StatusServer
 from paper_trader.interfaces.telegram.bot import TelegramBot
 from paper_trader.monitoring.health import HealthMonitor, HealthSnapshot
+from paper_trader.runtime.events import EventRecorder
 from paper_trader.settings import Settings
 
 
@@ -36,12 +39,14 @@ class WaysIn:
     bot: TelegramBot | None = None
     notifier: Notifier | None = None
     http: HttpService | None = None
+    status: StatusServer | None = None
     announcer: Announcer | None = None
     _monitor: list[HealthMonitor] = field(default_factory=list)
 
-    def __iter__(self) -> Iterator[TelegramBot | Notifier | HttpService]:
+    def __iter__(self) -> Iterator[TelegramBot | Notifier | HttpService | StatusServer]:
         """Yield the services that report their health."""
-        yield from (s for s in (self.bot, self.notifier, self.http) if s is not None)
+        services = (self.bot, self.notifier, self.http, self.status)
+        yield from (s for s in services if s is not None)
 
     def health_of(self, monitor: HealthMonitor) -> None:
         """Let the bot read ``monitor``'s latest check from now on."""
@@ -59,10 +64,12 @@ def ways_in(
     plan: RunPlan,
     clock: Clock,
     *,
+    recorder: EventRecorder,
     stop_reason: Callable[[], str],
 ) -> WaysIn:
-    """Return the bot, the notifier and the announcer of a live run (see the module's
-    docstring); ``stop_reason`` is the supervisor's, for the shutdown notice."""
+    """Return the bot, the notifier, the HTTP service, the status feed and the announcer of a
+    live run (see the module's docstring); ``recorder`` tells the feed the events it records,
+    ``stop_reason`` is the supervisor's, for the shutdown notice."""
     found = WaysIn()
     if plan.reader is None:
         return found
@@ -87,6 +94,13 @@ def ways_in(
     )
     found.http = http_service(
         settings, path, control, reports, health=health, notifier=found.notifier
+    )
+    snapshot = FeedSnapshot(
+        control, reports, plan.reader, path.quality, path.trading, health=health, model=model
+    )
+    http = found.http
+    found.status = status_feed(
+        settings, clock, path.trading, recorder, snapshot, dashboard_port=lambda: http.port
     )
     found.announcer = Announcer(
         _facts(settings, plan),

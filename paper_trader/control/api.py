@@ -85,6 +85,16 @@ class PositionView:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Portfolio:
+    """The status and the open positions at one moment; ``last_fill_id`` is the newest fill
+    then (0 before the first)."""
+
+    status: Status
+    positions: tuple[PositionView, ...]
+    last_fill_id: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PeriodReport:
     """The ledger over the window ``[start_ms, end_ms)`` of candle open times.
 
@@ -148,33 +158,52 @@ class Control:
 
     async def status(self) -> Status:
         """Return the trading state, the tripped breakers, the portfolio and the counters."""
-        stage = self._stage
-        async with stage.lock:
-            trader = stage.trader
-            snapshot = trader.snapshot(trader.last_candle_ms or 0)
-            peak = snapshot.peak_equity
-            return Status(
-                state=trader.breakers.state,
-                tripped=trader.breakers.tripped(),
-                equity=snapshot.equity,
-                cash=snapshot.cash,
-                positions_value=snapshot.positions_value,
-                peak_equity=peak,
-                drawdown=float((peak - snapshot.equity) / peak) if peak > 0 else 0.0,
-                open_positions=snapshot.open_positions,
-                last_candle_ms=trader.last_candle_ms,
-                entered=stage.entered,
-                rejected=stage.rejected,
-                skipped=stage.skipped,
-            )
+        async with self._stage.lock:
+            return self._status()
 
     async def positions(self) -> tuple[PositionView, ...]:
         """Return every open position at its mark, sorted by symbol."""
         async with self._stage.lock:
-            trader = self._stage.trader
-            marks = trader.marks
-            held = sorted(trader.ledger.positions.items())
-            return tuple(_view(p, marks.get(s, p.entry_price)) for s, p in held)
+            return self._positions()
+
+    async def portfolio(self) -> Portfolio:
+        """Return the status and the positions as of one moment (between two commits).
+
+        What the stage reported of its commits up to that moment has been reported when this
+        returns, and nothing after it: a caller that notes its own position in those reports
+        on return has a consistent cut (the status feed's snapshot).
+        """
+        async with self._stage.lock:
+            last_fill = self._stage.trader.ledger.next_fill_id - 1
+            return Portfolio(
+                status=self._status(), positions=self._positions(), last_fill_id=last_fill
+            )
+
+    def _status(self) -> Status:
+        stage = self._stage
+        trader = stage.trader
+        snapshot = trader.snapshot(trader.last_candle_ms or 0)
+        peak = snapshot.peak_equity
+        return Status(
+            state=trader.breakers.state,
+            tripped=trader.breakers.tripped(),
+            equity=snapshot.equity,
+            cash=snapshot.cash,
+            positions_value=snapshot.positions_value,
+            peak_equity=peak,
+            drawdown=float((peak - snapshot.equity) / peak) if peak > 0 else 0.0,
+            open_positions=snapshot.open_positions,
+            last_candle_ms=trader.last_candle_ms,
+            entered=stage.entered,
+            rejected=stage.rejected,
+            skipped=stage.skipped,
+        )
+
+    def _positions(self) -> tuple[PositionView, ...]:
+        trader = self._stage.trader
+        marks = trader.marks
+        held = sorted(trader.ledger.positions.items())
+        return tuple(_view(p, marks.get(s, p.entry_price)) for s, p in held)
 
     async def recent_signals(self, limit: int = 20) -> tuple[Decision, ...]:
         """Return the newest ``limit`` entry decisions, oldest first (none for a limit below 1)."""

@@ -75,7 +75,13 @@ class EventRecorder:
         self._record = record
         self._skip = frozenset(skip)
         self._logged_drops = 0
+        self._observers: list[Callable[[Event], None]] = []
         self.recorded = 0
+
+    def observe(self, observer: Callable[[Event], None]) -> None:
+        """Call ``observer`` with each event once recorded (the status feed; durable before
+        visible); it must return at once and not raise."""
+        self._observers.append(observer)
 
     @property
     def dropped(self) -> int:
@@ -95,6 +101,8 @@ class EventRecorder:
                 continue
             await self._record(event)
             self.recorded += 1
+            for observer in self._observers:
+                observer(event)
 
     def health(self) -> ComponentHealth:
         """Return DEGRADED while the queue is over 80 % full; the drops so far in the detail."""

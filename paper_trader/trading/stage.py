@@ -41,7 +41,7 @@ from paper_trader.trading.events import (
 from paper_trader.trading.faults import Fault
 from paper_trader.trading.state import decode_windows
 from paper_trader.trading.trader import Trader
-from paper_trader.trading.values import InstantResult, MarketInput, TraderConfig
+from paper_trader.trading.values import InstantResult, MarketInput, Reported, TraderConfig
 
 log = get_logger("trader")
 
@@ -108,6 +108,12 @@ class TradingStage:
         self.errors = 0
         self._since_windows = 0
         self.started = asyncio.Event()  # set once the ledger is restored: commands may run
+        self._observers: list[Callable[[Reported], None]] = []
+
+    def observe(self, observer: Callable[[Reported], None]) -> None:
+        """Call ``observer`` with what each batch and command committed, once committed (the
+        status feed); it must return at once and not raise."""
+        self._observers.append(observer)
 
     async def start(self) -> None:
         """Restore the ledger, then recover exits on stored candles it never handled."""
@@ -171,6 +177,8 @@ class TradingStage:
                     results.append(result)
             notices = await self._persist(results, previous)
         self._report(results, notices)
+        if self._observers:
+            self._tell(Reported([i.candle for i in ordered], signals, results, notices))
 
     async def save(self) -> None:
         """Commit the full state, volatility windows included (at a stop)."""
@@ -192,7 +200,16 @@ class TradingStage:
             result.snapshot = self.trader.snapshot(at) if result.fills else None
             notices = await self._persist([result], at)
         self._report([result], notices)
+        if self._observers:
+            self._tell(Reported((), (), [result], notices))
         return answer, result
+
+    def _tell(self, reported: Reported) -> None:
+        for observer in self._observers:
+            try:
+                observer(reported)
+            except Exception:  # an observer's bug must not stop the trading
+                log.exception("trading_observer_failed", observer=repr(observer))
 
     def health(self) -> ComponentHealth:
         """Return OK while ACTIVE, DEGRADED (with the reasons) while entries are off."""

@@ -1,11 +1,12 @@
 """What the trading step takes and gives: its rules, one candle as it sees it, what an instant
 changed, and the decision it records on an entry signal."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
 from paper_trader.broker.config import FillConfig
-from paper_trader.domain import Candle, Signal
+from paper_trader.domain import Candle, Event, Signal
 from paper_trader.domain.trading import (
     Action,
     BreakerTransition,
@@ -74,6 +75,18 @@ class InstantResult:
     decisions: list[Decision] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     snapshot: EquitySnapshot | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """What one batch (or command) committed, as the stage reports it once committed: the
+    candles it decided on and their signals (stored before the ledger commit), the instants'
+    results, and the notices queued in the ledger transaction."""
+
+    candles: Sequence[Candle]
+    signals: Sequence[Signal]
+    results: Sequence[InstantResult]
+    notices: Sequence[Event]
 
 
 def decision(

@@ -58,7 +58,10 @@ async def test_answers_and_notifications_together_keep_to_a_burst_then_one_a_sec
                 timeout=20,
             )
     assert len(tg.delivered(CHAT)) == 9
-    assert tg.busiest(CHAT, window_s=1.0) <= 3
+    # The pacer spaces its sends by 1 s; they are timed here on arrival, which a loaded machine
+    # delays by a few tens of ms more for one request than the next: 0.9 s absorbs that jitter
+    # and still catches a fourth send in the burst's second.
+    assert tg.busiest(CHAT, window_s=0.9) <= 3
 
 
 async def test_telegram_back_ends_the_notifiers_backoff_at_the_bots_next_good_poll(

@@ -269,9 +269,11 @@ class ChannelWorker:
 
     async def _send(self, part: Message, outgoing: Outgoing, *, plain: bool) -> Outcome:
         await self._clear()
+        # Counted at once: the bot's answers share the pacer, and may take a turn while the
+        # mark below is written.
+        self._transport.pacer.take(self._clock.monotonic())
         # Until its outcome is recorded the send may have arrived: a kill -9 must not lose that.
         await self._outbox.sending(self.name, outgoing.ids)
-        self._transport.pacer.take(self._clock.monotonic())
         outcome = await self._transport.send(part, outgoing, plain=plain)
         if isinstance(outcome, NotSent) and outcome.failure is not Failure.REJECTED:
             self.stats.retried += 1

@@ -1,0 +1,1 @@
+"""The status feed: a WebSocket of the daemon\x27s state and events."""
