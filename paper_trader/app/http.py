@@ -16,7 +16,7 @@ from paper_trader.control.system import HealthProvider
 from paper_trader.engine import DecisionEngine
 from paper_trader.exchange.feed import MarketFeed
 from paper_trader.interfaces.http.api import ApiSources
-from paper_trader.interfaces.http.dashboard import FeedProvider, no_feed
+from paper_trader.interfaces.http.dashboard import FeedLink, FeedProvider, no_feed
 from paper_trader.interfaces.http.metrics import (
     ChannelCounts,
     MarketCounts,
@@ -26,6 +26,7 @@ from paper_trader.interfaces.http.metrics import (
 )
 from paper_trader.interfaces.http.service import HttpService
 from paper_trader.interfaces.notify.service import Notifier
+from paper_trader.interfaces.status.server import StatusServer
 from paper_trader.monitoring.vitals import candle_ages
 from paper_trader.risk.breakers import (
     ACCOUNT_DEFICIT,
@@ -73,6 +74,20 @@ def http_service(
         all_ready=path.all_ready.is_set,
         feed=feed,
     )
+
+
+def feed_link(settings: Settings, server: Callable[[], StatusServer | None]) -> FeedProvider:
+    """Return where the status feed ``server()`` listens, for the dashboard: None until it
+    does (its port is bound when it starts: 0 picks a free one)."""
+    token_required = settings.status_ws_token is not None
+
+    def provide() -> FeedLink | None:
+        feed = server()
+        if feed is None or feed.port is None:
+            return None
+        return FeedLink(port=feed.port, token_required=token_required)
+
+    return provide
 
 
 def _latency(engine: DecisionEngine) -> LatencySnapshot | None:

@@ -357,3 +357,98 @@ async def test_api_feed_names_the_feeds_port_and_the_page_and_library_are_served
     assert "Lightweight Charts™ v5.2.1" in library[2]
     assert outside == 404
     assert encoded in {403, 404}
+
+
+# The daemon's values under their own names (as interfaces/status sends them today): the
+# portfolio under ``status``, a position inside its view, ``*_candle_ms``, ``exit_reason``.
+DAEMON_SNAPSHOT = {
+    "status": {
+        "state": "reducing", "equity": "9914.865138502444171272", "cash": "8914.86",
+        "positions_value": "1000", "peak_equity": "10000", "drawdown": 0.0085,
+        "open_positions": 1, "last_candle_ms": T, "entered": 1, "rejected": 0, "skipped": 0,
+        "tripped": [{"breaker": "losing_streak", "tripped": True, "state": "reducing",
+                     "reason": "5 consecutive losing trades", "symbol": None}],
+    },
+    "positions": [{
+        "position": {
+            "symbol": "ETH-USDT", "side": "long", "quantity": "0.48917", "entry_price":
+            "2043.9478215203", "opened_candle_ms": T - MIN, "stop_price": "2037.46831343813",
+            "take_profit_price": "2056.906837684628", "trailing_stop_price": "2040.1",
+        },
+        "mark": "2045.10", "unrealised_pnl": "0.563670158413", "unrealised_pct": "0.0563",
+        "stop": "2040.1", "stop_reason": "trailing_stop", "target": "2056.906837684628",
+    }],
+    "trades": [{
+        "symbol": "ETH-USDT", "side": "long", "quantity": "0.85978499",
+        "entry_price": "2071.9370570412", "exit_price": "2058.9601840324",
+        "net_pnl": "-14.709004073210377912", "opened_candle_ms": T - 30 * MIN,
+        "closed_candle_ms": T - 29 * MIN, "exit_reason": "stop_loss",
+    }],
+    "signals": [{
+        "symbol": "BTC-USDT", "candle_time_ms": T - MIN, "strength": "buy", "score": 0.13,
+        "confidence": 0.68, "action": "rejected", "side": "long", "quantity": None,
+        "price": None, "rule": "cost_edge", "detail": "target distance 93.7 does not exceed",
+    }],
+    "equity": [
+        {"candle_time_ms": T - MIN, "equity": "10000", "drawdown": 0.0},
+        {"candle_time_ms": T, "equity": "9914.865138502444171272", "drawdown": 0.0085},
+    ],
+    "health": {"score": 97, "level": "Excellent", "status": "ok", "components": []},
+    "model": {"version": "20261202T185340Z-fdbcebe4"},
+    "symbols": [{"symbol": "BTC-USDT", "last_candle_ms": T, "close": "30199.48"},
+                {"symbol": "ETH-USDT", "last_candle_ms": T, "close": "2045.10"}],
+}  # fmt: skip
+
+
+async def test_page_reads_the_daemons_own_field_names_and_shortens_long_digits(
+    tmp_path: Path,
+) -> None:
+    """The daemon's shapes fill the same tables; money shows cents and prices 8 significant
+    digits, each cell's title keeping the exact string."""
+    async with dashboard(tmp_path) as dash:
+        dash.feed.snapshot_data = DAEMON_SNAPSHOT
+        await dash.open()
+        await dash.wait_state("connected")
+        positions = await dash.wait_rows("positions", 1)
+        trades = await dash.rows("trades")
+        decisions = await dash.rows("decisions")
+        equity = (await dash.page.text("#equity"), await dash.page.evaluate(
+            "document.getElementById('equity').title"
+        ))  # fmt: skip
+        dash.feed.publish("trade_opened", {
+            "symbol": "BTC-USDT", "side": "short", "quantity": "0.01", "entry_price": "30199.48",
+            "opened_candle_ms": T + MIN, "stop_price": "30400.00", "take_profit_price": None,
+            "trailing_stop_price": None,
+        }, T + MIN)  # fmt: skip
+        dash.feed.publish("breaker", {
+            "breaker": "losing_streak", "tripped": False, "state": "active", "reason": "reset",
+            "symbol": None,
+        }, T + MIN)  # fmt: skip
+        opened = await dash.wait_rows("positions", 2)
+        await dash.wait_rows("breakers", 0)
+        # The stop of ETH and a new entry at one instant: the new one is told first.
+        dash.feed.publish("trade_opened", {
+            "symbol": "ETH-USDT", "side": "long", "quantity": "0.5", "entry_price": "2041.00",
+            "opened_candle_ms": T + MIN, "stop_price": "2030.00",
+        }, T + MIN)  # fmt: skip
+        dash.feed.publish("trade_closed", {
+            "symbol": "ETH-USDT", "side": "long", "quantity": "0.48917", "entry_price":
+            "2043.9478215203", "exit_price": "2040.1", "net_pnl": "-2.90",
+            "opened_candle_ms": T - MIN, "closed_candle_ms": T + MIN, "exit_reason": "stop_loss",
+        }, T + MIN)  # fmt: skip
+        await dash.wait_rows("trades", 2)
+        reopened = await dash.wait_rows("positions", 2)
+        state = await dash.page.text("#trading-state")
+    assert positions[0][:6] == ["ETH-USDT", "long", "0.48917", "2043.9478", "2045.10", "0.56"]
+    assert positions[0][7:10] == ["2040.1", "0.24%", "trailing_stop"]
+    assert trades[0][:2] == ["11-14 21:44", "ETH-USDT"]
+    assert trades[0][5:] == ["2058.9602", "-14.71", "-0.83%", "stop_loss"]
+    assert decisions[0] == ["11-14 22:12", "BTC-USDT", "rejected", "long", "cost_edge", "—"]
+    assert equity == ("9914.87", "9914.865138502444171272")
+    assert opened[0][:4] == ["BTC-USDT", "short", "0.01", "30199.48"]
+    assert opened[0][7:10] == ["30400.00", "0.66%", "stop_loss"]
+    assert state == "active"
+    assert [row[:4] for row in reopened] == [
+        ["BTC-USDT", "short", "0.01", "30199.48"],
+        ["ETH-USDT", "long", "0.5", "2041.00"],
+    ]

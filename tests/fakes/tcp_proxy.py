@@ -26,6 +26,12 @@ class TcpProxy:
 
     restore = start
 
+    async def __aenter__(self) -> "TcpProxy":
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.cut()
+
     async def cut(self) -> None:
         """Stop listening and abort every connection, both ways."""
         if self._server is not None:

@@ -28,6 +28,8 @@ TRADING = {**BUSY, "WARMUP_CANDLES": str(HISTORY), "STOP_LOSS_COOLDOWN": "0"}
 CONN = "document.querySelector('#conn-state')"
 SEQ = "Number(document.querySelector('#run-info').dataset.seq)"
 EQUITY_POINTS = "Number(document.querySelector('#equity-chart').dataset.points)"
+PRICE_POINTS = "Number(document.querySelector('#price-chart').dataset.points)"
+PRICE_MARKERS = "Number(document.querySelector('#price-chart').dataset.markers)"
 TRADE_ROWS = "document.querySelectorAll('#trades tbody tr').length"
 
 
@@ -68,8 +70,13 @@ async def test_dashboard_shows_the_daemons_trades_live_and_recovers_from_a_dropp
     readme_picture = os.environ.get("DASHBOARD_SCREENSHOT")
     publish_model(tmp_path / "models", mirrored=True)
     http_port = free_port()
-    env = subprocess_env(tmp_path, **TRADING, HEALTH_PORT=str(http_port), HEALTH_CHECK_INTERVAL="2")
-    args = ("--speed", "600", "--history", str(HISTORY), "--symbols", "BTCUSDT,ETHUSDT")
+    # For the README's picture, trading goes on after a losing streak: markers on the chart.
+    lively = {"MAX_CONSECUTIVE_LOSSES": "1000"} if readme_picture else {}
+    env = subprocess_env(
+        tmp_path, **TRADING, **lively, HEALTH_PORT=str(http_port), HEALTH_CHECK_INTERVAL="2"
+    )
+    args = ("--speed", "600", "--history", str(HISTORY), "--candles", "6000")
+    args += ("--symbols", "BTCUSDT,ETHUSDT")  # a market for some 8 minutes
     with (
         simulator(env, *args) as sim,
         notify_socket() as notify,
@@ -81,11 +88,13 @@ async def test_dashboard_shows_the_daemons_trades_live_and_recovers_from_a_dropp
         await asyncio.to_thread(notify.wait_for, "READY=1", 60)
         proxy = TcpProxy(target=await feed_port(http_port))
         await proxy.start()
-        async with chromium(tmp_path / "chromium") as browser:
+        async with proxy, chromium(tmp_path / "chromium") as browser:
             page = await browser.new_page()
             await page.navigate(f"http://127.0.0.1:{http_port}/?feed=ws://127.0.0.1:{proxy.port}/")
             await page.wait_for(f"{CONN}.textContent === 'connected'", timeout=30)
             await page.wait_for(f"{TRADE_ROWS} >= {5 if readme_picture else 1}", timeout=240)
+            if readme_picture:  # a price chart worth looking at
+                await page.wait_for(f"{PRICE_POINTS} >= 150 && {PRICE_MARKERS} >= 2", timeout=200)
             trades = await page.evaluate(
                 "[...document.querySelectorAll('#trades tbody tr')]"
                 ".map(tr => [...tr.cells].map(td => td.textContent.trim()))"
@@ -106,7 +115,7 @@ async def test_dashboard_shows_the_daemons_trades_live_and_recovers_from_a_dropp
         assert await asyncio.to_thread(process.wait, 30) == 0
     if readme_picture:
         shutil.copyfile(shot, ROOT / readme_picture)
-    assert {row[1] for row in trades} <= {"BTCUSDT", "ETHUSDT"}
+    assert {row[1] for row in trades} <= {"BTC-USDT", "ETH-USDT"}
     assert all(row[6] for row in trades)  # each has its net PnL
     assert points >= 1
     assert "since=" in resumed

@@ -1,6 +1,8 @@
 // The dashboard's picture of the daemon: built from a `snapshot`, then kept up by each event
 // (docs/status-protocol.md). Pure data, no DOM. Every list is bounded.
 
+import * as read from "./normalise.js";
+
 export const LIMITS = {
   trades: 100, decisions: 100, equity: 2000, candles: 600, markers: 200, notices: 50,
 };
@@ -26,7 +28,7 @@ export function emptyState() {
 // Replace everything with what a snapshot says; candles already drawn are kept (the snapshot
 // holds none) unless the run changed.
 export function applySnapshot(state, message) {
-  const data = message.data || {};
+  const data = read.snapshotData(message.data || {});
   const fresh = emptyState();
   if (message.run === state.run) {
     fresh.candles = state.candles;
@@ -35,15 +37,15 @@ export function applySnapshot(state, message) {
   }
   Object.assign(state, fresh, { run: message.run, seq: message.seq, candleMs: message.candle_ms });
   state.trading = data.state || "unknown";
-  state.tripped = (data.tripped || []).slice();
-  state.portfolio = portfolioOf(data);
-  for (const p of data.positions || []) state.positions.set(p.symbol, { ...p });
-  state.trades = last(data.trades || [], LIMITS.trades);
-  state.decisions = last(data.signals || [], LIMITS.decisions);
-  for (const point of data.equity_curve || []) addEquity(state, point.candle_ms, point);
-  state.health = data.health || null;
-  state.model = data.model || null;
-  for (const s of data.symbols || []) state.symbols.set(s.symbol, { ...s });
+  state.tripped = data.tripped;
+  state.portfolio = read.portfolio(data);
+  for (const p of data.positions) state.positions.set(p.symbol, p);
+  state.trades = last(data.trades, LIMITS.trades);
+  state.decisions = last(data.signals, LIMITS.decisions);
+  for (const point of data.equity_curve) addEquity(state, point.candle_ms, point);
+  state.health = data.health;
+  state.model = data.model;
+  for (const s of data.symbols) state.symbols.set(s.symbol, { ...s });
   for (const t of state.trades) markTrade(state, t);
   for (const p of state.positions.values()) markEntry(state, p.symbol, p.opened_ms, p.side);
   state.version += 1;
@@ -74,30 +76,36 @@ const HANDLERS = {
     state.signals.set(d.symbol, { ...d, candle_ms: m.candle_ms });
   },
   decision(state, d, m) {
-    push(state.decisions, { ...d, candle_ms: m.candle_ms }, LIMITS.decisions);
+    const decision = read.decision(d);
+    push(state.decisions, { ...decision, candle_ms: decision.candle_ms ?? m.candle_ms }, LIMITS.decisions);
   },
   trade_opened(state, d, m) {
-    const mark = state.symbols.get(d.symbol)?.close ?? d.entry_price;
-    const position = { ...d, mark, unrealised_pnl: null, unrealised_pct: null };
-    remark(position, mark);
-    state.positions.set(d.symbol, position);
-    markEntry(state, d.symbol, m.candle_ms ?? d.opened_ms, d.side);
+    const position = read.position(d);
+    remark(position, state.symbols.get(position.symbol)?.close ?? position.entry_price);
+    state.positions.set(position.symbol, position);
+    markEntry(state, position.symbol, m.candle_ms ?? position.opened_ms, position.side);
   },
   trade_closed(state, d, m) {
-    state.positions.delete(d.symbol);
-    const trade = { ...d, closed_ms: d.closed_ms ?? m.candle_ms };
+    const trade = read.trade(d);
+    if (trade.closed_ms == null) trade.closed_ms = m.candle_ms;
+    // A stop and a new entry at one instant: the new position is told before the old closes.
+    const open = state.positions.get(trade.symbol);
+    if (open && (open.opened_ms == null || trade.opened_ms == null || open.opened_ms === trade.opened_ms)) {
+      state.positions.delete(trade.symbol);
+    }
     push(state.trades, trade, LIMITS.trades);
     markExit(state, trade);
   },
   breaker(state, d) {
-    const same = (t) => t.name === d.name && (t.symbol ?? null) === (d.symbol ?? null);
+    const b = read.breaker(d);
+    const same = (t) => t.name === b.name && t.symbol === b.symbol;
     state.tripped = state.tripped.filter((t) => !same(t));
-    if (d.tripped) state.tripped.push({ name: d.name, symbol: d.symbol, reason: d.reason });
-    if (d.state) state.trading = d.state;
+    if (b.tripped) state.tripped.push(b);
+    if (b.state) state.trading = b.state;
   },
   equity(state, d, m) {
-    state.portfolio = { ...state.portfolio, ...portfolioOf(d) };
-    addEquity(state, m.candle_ms, d);
+    state.portfolio = { ...state.portfolio, ...read.portfolio(d) };
+    addEquity(state, m.candle_ms ?? read.point(d).candle_ms, d);
   },
   health(state, d) { state.health = d; },
   model(state, d, m) {
@@ -107,13 +115,6 @@ const HANDLERS = {
   data_gap(state, d, m) { notice(state, m, "data", d); },
   notification(state, d, m) { notice(state, m, d.severity || "notice", d); },
 };
-
-function portfolioOf(d) {
-  const keys = ["equity", "cash", "positions_value", "peak_equity", "drawdown", "open_positions"];
-  const out = {};
-  for (const k of keys) if (d[k] !== undefined) out[k] = d[k];
-  return out;
-}
 
 // Mark a position at `mark` (a price string): its gross unrealised PnL, as the daemon reckons
 // it (side * quantity * (mark - entry)), and how far its stop is, as a fraction of the mark.
@@ -152,7 +153,7 @@ function markEntry(state, symbol, ms, side) {
 function markExit(state, t) {
   const time = toSeconds(t.closed_ms);
   if (time == null) return;
-  const text = `${t.reason ?? t.exit_reason ?? "exit"} ${t.net_pnl ?? ""}`.trim();
+  const text = `${t.reason ?? "exit"} ${money(t.net_pnl)}`.trim();
   addMarker(state, t.symbol, { time, kind: "exit", side: t.side, text });
 }
 
@@ -166,6 +167,10 @@ function addMarker(state, symbol, marker) {
 function notice(state, m, kind, d) {
   const message = d.message || d.kind || JSON.stringify(d);
   push(state.notices, { candle_ms: m.candle_ms, kind, message }, LIMITS.notices);
+}
+
+function money(value) {
+  return value == null ? "" : Number(value).toFixed(2);
 }
 
 function listOf(map, key) {

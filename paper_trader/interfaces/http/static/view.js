@@ -41,9 +41,10 @@ function renderHeader(state) {
 
 function renderSummary(state) {
   const p = state.portfolio || {};
-  $("equity").textContent = p.equity ?? "—";
-  $("cash").textContent = p.cash ?? "—";
-  $("positions-value").textContent = p.positions_value ?? "—";
+  for (const [id, value] of [["equity", p.equity], ["cash", p.cash], ["positions-value", p.positions_value]]) {
+    $(id).textContent = value == null ? "—" : money(value);
+    $(id).title = value == null ? "" : String(value);
+  }
   $("drawdown").textContent = p.drawdown == null ? "—" : percent(p.drawdown);
   $("open-positions").textContent = p.open_positions ?? String(state.positions.size);
   const m = state.model;
@@ -53,18 +54,20 @@ function renderSummary(state) {
 function renderPositions(state) {
   const rows = [...state.positions.values()].sort((a, b) => a.symbol.localeCompare(b.symbol));
   fill("positions", rows, (p) => [
-    text(p.symbol), text(p.side), num(p.quantity), num(p.entry_price), num(p.mark),
+    text(p.symbol), text(p.side), num(p.quantity), exact(p.entry_price, price), exact(p.mark, price),
     signed(fixed(p.unrealised_pnl)), signed(fixed(p.unrealised_pct), "%"),
-    num(p.stop), num(distance(p)), text(p.stop_reason ?? ""), num(p.target ?? "—"),
+    exact(p.stop, price), num(distance(p)), text(p.stop_reason ?? ""), exact(p.target, price),
   ]);
 }
 
+const SHOWN = { trades: 20, decisions: 15 }; // rows shown (the newest)
+
 function renderTrades(state) {
-  const rows = state.trades.slice().reverse();
+  const rows = state.trades.slice(-SHOWN.trades).reverse();
   fill("trades", rows, (t) => [
-    text(utc(t.closed_ms)), text(t.symbol), text(t.side), num(t.quantity), num(t.entry_price),
-    num(t.exit_price), signed(t.net_pnl), signed(t.return_pct == null ? null : (100 * t.return_pct).toFixed(2), "%"),
-    text(t.reason ?? t.exit_reason ?? ""),
+    text(utc(t.closed_ms)), text(t.symbol), text(t.side), num(t.quantity), exact(t.entry_price, price),
+    exact(t.exit_price, price), exact(t.net_pnl, money, true),
+    signed(t.return_pct == null ? null : (100 * t.return_pct).toFixed(2), "%"), text(t.reason ?? ""),
   ]);
 }
 
@@ -77,10 +80,10 @@ function renderSignals(state) {
 }
 
 function renderDecisions(state) {
-  const rows = state.decisions.slice().reverse();
+  const rows = state.decisions.slice(-SHOWN.decisions).reverse();
   fill("decisions", rows, (d) => [
     text(utc(d.candle_ms)), text(d.symbol), cls(text(d.action), d.action === "entered" ? "pos" : ""),
-    text(d.side ?? ""), detail(d.rule ?? "", d.detail), num(d.price ?? ""),
+    text(d.side ?? ""), detail(d.rule ?? "", d.detail), exact(d.price, price),
   ]);
 }
 
@@ -131,6 +134,28 @@ function signed(value, suffix = "") {
   if (value == null) return num("—");
   const n = Number(value);
   return cls(num(`${value}${suffix}`), n > 0 ? "pos" : n < 0 ? "neg" : "");
+}
+
+// A cell showing `value` shortened by `format`, with the exact string in its title.
+function exact(value, format, colour = false) {
+  if (value == null) return num("—");
+  const td = colour ? signed(format(value)) : num(format(value));
+  td.title = String(value);
+  return td;
+}
+
+// Money: as given when it has at most 2 decimals, else rounded to cents.
+export function money(value) {
+  const s = String(value);
+  const decimals = s.includes(".") ? s.length - s.indexOf(".") - 1 : 0;
+  return decimals <= 2 ? s : Number(s).toFixed(2);
+}
+
+// A price: as given up to 8 significant digits, else rounded to 8.
+export function price(value) {
+  const s = String(value);
+  const digits = s.replace(/^[-+]?[0.]*/, "").replace(".", "").length;
+  return digits <= 8 ? s : String(Number(Number(s).toPrecision(8)));
 }
 
 function detail(rule, more) {
