@@ -117,17 +117,19 @@ class Page:
         )
         return [str(t) for t in found]
 
-    async def screenshot(self, path: Path) -> Path:
-        """Save the whole page as a PNG at ``path``."""
-        height = await self.evaluate("Math.ceil(document.documentElement.scrollHeight)")
+    async def screenshot(self, path: Path, height: int | None = None) -> Path:
+        """Save the page as a PNG at ``path``: the whole of it, or its top ``height`` pixels."""
+        whole = height is None
+        if height is None:
+            height = await self.evaluate("Math.ceil(document.documentElement.scrollHeight)")
         await self.send(
             "Emulation.setDeviceMetricsOverride",
             width=1280,
-            height=int(height),
+            height=int(height or 0),
             deviceScaleFactor=1,
             mobile=False,
         )
-        shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=True)
+        shot = await self.send("Page.captureScreenshot", format="png", captureBeyondViewport=whole)
         await asyncio.to_thread(path.write_bytes, base64.b64decode(shot["data"]))
         return path
 
