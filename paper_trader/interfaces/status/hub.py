@@ -47,14 +47,16 @@ class Frame:
 class Client:
     """One connection's queue of frames to send, filtered by its topics."""
 
-    __slots__ = ("_queue", "_wake", "capacity", "fell_behind", "topics")
+    __slots__ = ("_missed", "_queue", "_wake", "behind", "capacity", "fell_behind", "topics")
 
     def __init__(self, capacity: int, topics: frozenset[str] | None) -> None:
+        self._missed: deque[Frame] = deque()  # a resume's events from the ring: sent first
         self._queue: deque[Frame] = deque()
         self._wake = asyncio.Event()
         self.capacity = capacity
         self.topics = topics  # None: every topic
         self.fell_behind = False
+        self.behind = asyncio.Event()  # set when it falls behind: its sender may be blocked
 
     def __len__(self) -> int:
         return len(self._queue)
@@ -72,8 +74,15 @@ class Client:
         if len(self._queue) >= self.capacity:
             self.fell_behind = True
             self._queue.clear()  # nothing more goes to it: free the frames now
+            self.behind.set()
         else:
             self._queue.append(frame)
+        self._wake.set()
+
+    def resume(self, missed: list[Frame]) -> None:
+        """Send ``missed`` (the ring's events after the client's last) before the queue; they
+        do not count against its capacity (the ring bounds them)."""
+        self._missed.extend(missed)
         self._wake.set()
 
     def drop_through(self, seq: int) -> None:
@@ -84,6 +93,10 @@ class Client:
 
     async def next(self) -> Frame | None:
         """Return the next frame to send; None once the client fell behind."""
+        while self._missed and not self.fell_behind:
+            frame = self._missed.popleft()
+            if self.topics is None or frame.type in self.topics:
+                return frame
         while not self._queue and not self.fell_behind:
             self._wake.clear()
             await self._wake.wait()

@@ -30,6 +30,7 @@ FELL_BEHIND = 4000
 TRY_AGAIN_LATER = 1013
 MAX_MESSAGE = 65_536  # bytes a client may send in one message (subscriptions are small)
 CLOSE_TIMEOUT_S = 2.0
+BEHIND_CLOSE_S = 10.0  # for the close frame to get past what a slow client has yet to read
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,8 +159,7 @@ class StatusServer:
         if asked.since is not None and asked.run == self._hub.run:
             missed = self._hub.since(asked.since)  # attached just before: nothing in between
         if missed is not None:
-            for frame in missed:
-                client.offer(frame)
+            client.resume(missed)
             return True
         seq, data = await self._snapshot()
         client.drop_through(seq)
@@ -168,14 +168,17 @@ class StatusServer:
 
     async def _pump(self, connection: ServerConnection, client: Client) -> None:
         """Send the client's frames and read its messages until either side ends it."""
-        writer = asyncio.create_task(self._write(connection, client))
-        reader = asyncio.create_task(self._read(connection, client))
+        tasks = (
+            asyncio.create_task(self._write(connection, client)),
+            asyncio.create_task(self._read(connection, client)),
+            asyncio.create_task(client.behind.wait()),  # a blocked send does not see it
+        )
         try:
-            await asyncio.wait((writer, reader), return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (writer, reader):
+            for task in tasks:
                 task.cancel()
-            for task in (writer, reader):
+            for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
                     await task
         if client.fell_behind:
@@ -186,7 +189,7 @@ class StatusServer:
                 queued=client.capacity,
                 detail="closed with 4000: it did not read its messages fast enough",
             )
-            await connection.close(FELL_BEHIND, "fell behind: reconnect with since=")
+            await _close(connection, FELL_BEHIND, "fell behind: reconnect with since=")
 
     @staticmethod
     async def _write(connection: ServerConnection, client: Client) -> None:
@@ -222,6 +225,16 @@ def subscription(message: str | bytes) -> frozenset[str] | None:
     ):
         raise ValueError('expected {"type": "subscribe", "topics": [...]}')
     return parse_topics(topics)
+
+
+async def _close(connection: ServerConnection, code: int, reason: str) -> None:
+    """Close with ``code``; drop the TCP connection if the close cannot be written in time (a
+    client that reads nothing never lets the close frame through)."""
+    try:
+        async with asyncio.timeout(BEHIND_CLOSE_S):
+            await connection.close(code, reason)
+    except TimeoutError:
+        connection.transport.abort()
 
 
 def _bound_port(server: Server) -> int:
