@@ -12,7 +12,7 @@ import aiohttp
 from fakes.browser import Page, chromium
 from fakes.control_rig import Rig, running_rig
 from fakes.status_feed import FakeStatusFeed
-from fakes.status_messages import DAEMON_SNAPSHOT, MIN, SNAPSHOT, T, candle
+from fakes.status_messages import LONG_DIGITS_SNAPSHOT, MIN, SNAPSHOT, T, candle, trade
 
 from paper_trader.control.reports import Reports
 from paper_trader.interfaces.http.api import ApiSources
@@ -115,26 +115,41 @@ async def test_page_shows_the_snapshot_then_applies_each_event(tmp_path: Path) -
         breakers = await dash.rows("breakers")
         health = await dash.rows("health")
 
-        dash.feed.publish("candle", candle("BTCUSDT", "50700.00"), T + MIN)
-        dash.feed.publish("candle", candle("ETHUSDT", "3050.00"), T + MIN)
+        dash.feed.publish("candle", candle("BTCUSDT", "50700.00", T + MIN), T + MIN)
+        dash.feed.publish("candle", candle("ETHUSDT", "3050.00", T + MIN), T + MIN)
         mark = "document.querySelector('#positions tbody td:nth-child(5)').textContent"
         await dash.page.wait_for(f"{mark} === '50700.00'")
         marked = await dash.rows("positions")
-        dash.feed.publish("candle", candle("BTCUSDT", "50800.00"), T + 2 * MIN)
-        dash.feed.publish("trade_closed", {
-            "symbol": "BTCUSDT", "side": "long", "quantity": "0.02", "entry_price": "50000.00",
-            "exit_price": "50800.00", "net_pnl": "15.10", "return_pct": "0.0151",
-            "reason": "take_profit", "opened_ms": T - 5 * MIN, "closed_ms": T + 2 * MIN,
-        }, T + 2 * MIN)  # fmt: skip
+        dash.feed.publish("candle", candle("BTCUSDT", "50800.00", T + 2 * MIN), T + 2 * MIN)
+        closed = trade(
+            symbol="BTCUSDT",
+            side="long",
+            quantity="0.02",
+            entry_price="50000.00",
+            exit_price="50800.00",
+            net_pnl="15.10",
+            exit_reason="take_profit",
+            opened_candle_ms=T - 5 * MIN,
+            closed_candle_ms=T + 2 * MIN,
+            exit_fill_id=6,
+        )
+        dash.feed.publish("trade_closed", closed, T + 2 * MIN)
+        dash.feed.publish("trade_closed", closed, T + 2 * MIN)  # told twice: shown once
         dash.feed.publish("equity", {
-            "equity": "10015.10", "cash": "10015.10", "positions_value": "0", "drawdown": 0.0034,
+            "candle_time_ms": T + 2 * MIN, "equity": "10015.10", "cash": "10015.10",
+            "positions_value": "0", "peak_equity": "10050.00", "drawdown": 0.0034,
             "open_positions": 0,
+        }, T + 2 * MIN)  # fmt: skip
+        dash.feed.publish("notification", {
+            "kind": "model_drift", "severity": "warning", "message": "rsi_14 drifted",
+            "source": "predictor", "at_ms": T, "data": {},
         }, T + 2 * MIN)  # fmt: skip
         after = await dash.wait_rows("trades", 3)
         await dash.page.wait_for(f"{EQUITY_CHART}.dataset.points === '4'")
         await dash.wait_rows("positions", 0)
         price = await dash.page.evaluate("({...document.querySelector('#price-chart').dataset})")
         equity_after = await dash.page.text("#equity")
+        notices = await dash.page.texts("#notices li")
         await dash.page.screenshot(tmp_path / "dashboard.png")  # to look at when it fails
         errors, requests = dash.page.errors, dash.page.requests
     columns = ["symbol", "side", "quantity", "entry", "mark", "unrealised", "%", "stop", "to stop",
@@ -155,13 +170,14 @@ async def test_page_shows_the_snapshot_then_applies_each_event(tmp_path: Path) -
     ]  # fmt: skip
     assert equity_points == "3"
     assert summary == {"equity": "10012.50", "cash": "9000.00", "drawdown": "0.37%"}
-    assert header == {"trading-state": "active", "health-badge": "health 83 good"}
+    assert header == {"trading-state": "active", "health-badge": "health 83 Good"}
     assert breakers == [["losing_streak", "ETHUSDT", "3 losses in a row"]]
     assert health[1] == ["predictor", "degraded", "slow inference"]
     assert after[0][1:] == ["BTCUSDT", "long", "0.02", "50000.00", "50800.00", "15.10", "1.51%",
                             "take_profit"]  # fmt: skip
     assert price == {"points": "2", "markers": "1", "symbol": "BTCUSDT"}  # the exit
     assert equity_after == "10015.10"
+    assert notices == ["11-14 22:15 [warning] rsi_14 drifted"]
     assert errors == []
     assert requests
     assert all(u.startswith(("http://127.0.0.1:", "data:")) for u in requests), requests
@@ -175,15 +191,23 @@ async def test_page_says_disconnected_when_the_feed_drops_then_resumes_with_sinc
     async with dashboard(tmp_path) as dash:
         await dash.open()
         await dash.wait_state("connected")
-        last = dash.feed.publish("candle", candle("BTCUSDT", "50700.00"), T + MIN)
+        last = dash.feed.publish("candle", candle("BTCUSDT", "50700.00", T + MIN), T + MIN)
         await dash.page.wait_for("document.querySelector('#price-chart').dataset.points === '1'")
         await dash.feed.stop()
         await dash.wait_state("disconnected")
-        dash.feed.publish("trade_closed", {
-            "symbol": "BTCUSDT", "side": "long", "quantity": "0.02", "entry_price": "50000.00",
-            "exit_price": "50100.00", "net_pnl": "1.10", "return_pct": "0.0011",
-            "reason": "max_holding", "opened_ms": T - 5 * MIN, "closed_ms": T + MIN,
-        }, T + MIN)  # fmt: skip
+        missed = trade(
+            symbol="BTCUSDT",
+            side="long",
+            quantity="0.02",
+            entry_price="50000.00",
+            exit_price="50100.00",
+            net_pnl="1.10",
+            exit_reason="max_holding",
+            opened_candle_ms=T - 5 * MIN,
+            closed_candle_ms=T + MIN,
+            exit_fill_id=6,
+        )
+        dash.feed.publish("trade_closed", missed, T + MIN)
         await dash.feed.start()
         await dash.wait_state("connected")
         trades = await dash.wait_rows("trades", 3)
@@ -243,7 +267,10 @@ async def test_page_says_stale_when_the_feed_is_silent_and_connected_on_a_heartb
 
 async def test_feed_override_in_the_page_query_wins_over_api_feed(tmp_path: Path) -> None:
     """``?feed=ws://…`` connects there, whatever /api/feed says."""
-    other = FakeStatusFeed(run="run-other", snapshot_data={**SNAPSHOT, "equity": "777.00"})
+    other = FakeStatusFeed(
+        run="run-other",
+        snapshot_data={**SNAPSHOT, "status": {**SNAPSHOT["status"], "equity": "777.00"}},
+    )
     await other.start()
     try:
         async with dashboard(tmp_path) as dash:
@@ -292,13 +319,14 @@ async def test_api_feed_names_the_feeds_port_and_the_page_and_library_are_served
     assert encoded in {403, 404}
 
 
-async def test_page_reads_the_daemons_own_field_names_and_shortens_long_digits(
+async def test_page_shortens_long_digits_and_keeps_a_position_opened_as_another_closes(
     tmp_path: Path,
 ) -> None:
-    """The daemon's shapes fill the same tables; money shows cents and prices 8 significant
-    digits, each cell's title keeping the exact string."""
+    """Money shows cents and prices 8 significant digits, each cell's title keeping the exact
+    string; the binding stop is the trailing one; a stop and a new entry of one symbol at one
+    instant leave the new position open."""
     async with dashboard(tmp_path) as dash:
-        dash.feed.snapshot_data = DAEMON_SNAPSHOT
+        dash.feed.snapshot_data = LONG_DIGITS_SNAPSHOT
         await dash.open()
         await dash.wait_state("connected")
         positions = await dash.wait_rows("positions", 1)
@@ -323,11 +351,19 @@ async def test_page_reads_the_daemons_own_field_names_and_shortens_long_digits(
             "symbol": "ETH-USDT", "side": "long", "quantity": "0.5", "entry_price": "2041.00",
             "opened_candle_ms": T + MIN, "stop_price": "2030.00",
         }, T + MIN)  # fmt: skip
-        dash.feed.publish("trade_closed", {
-            "symbol": "ETH-USDT", "side": "long", "quantity": "0.48917", "entry_price":
-            "2043.9478215203", "exit_price": "2040.1", "net_pnl": "-2.90",
-            "opened_candle_ms": T - MIN, "closed_candle_ms": T + MIN, "exit_reason": "stop_loss",
-        }, T + MIN)  # fmt: skip
+        stopped = trade(
+            symbol="ETH-USDT",
+            side="long",
+            quantity="0.48917",
+            entry_price="2043.9478215203",
+            exit_price="2040.1",
+            net_pnl="-2.90",
+            opened_candle_ms=T - MIN,
+            closed_candle_ms=T + MIN,
+            exit_reason="stop_loss",
+            exit_fill_id=9,
+        )
+        dash.feed.publish("trade_closed", stopped, T + MIN)
         await dash.wait_rows("trades", 2)
         reopened = await dash.wait_rows("positions", 2)
         state = await dash.page.text("#trading-state")

@@ -47,7 +47,18 @@ export class FeedConnection {
   // Drop the current connection and start again with a fresh snapshot (no `since`).
   resync() {
     this.fresh = true;
-    if (this.socket) this.socket.close();
+    this.abandon("resynchronising");
+  }
+
+  // Give up on the current connection at once (a silent one may never finish closing).
+  abandon(why) {
+    const socket = this.socket;
+    if (!socket) return;
+    socket.onclose = socket.onmessage = null;
+    socket.close();
+    this.socket = null;
+    this.setState("disconnected", why);
+    this.connectSoon(this.nextDelay());
   }
 
   async connect() {
@@ -100,7 +111,12 @@ export class FeedConnection {
     if (this.state === "stale") this.setState("connected", this.feedUrl);
     let message;
     try { message = JSON.parse(text); } catch { return; }
-    if (message && message.v === 1) this.hooks.message(message);
+    if (!message || message.v !== 1) return; // a version this page does not know
+    try {
+      this.hooks.message(message);
+    } catch (error) {
+      console.error("status feed message not applied:", message.type, error);
+    }
   }
 
   closed(opened, code, token) {
@@ -149,7 +165,7 @@ export class FeedConnection {
   checkStale() {
     if (!this.socket || this.state === "disconnected" || this.state === "connecting") return;
     const silent = Date.now() - this.lastMessageAt;
-    if (silent > 2 * this.staleMs) this.socket.close();
+    if (silent > 2 * this.staleMs) this.abandon(`no message for ${Math.round(silent / 1000)} s`);
     else if (silent > this.staleMs && this.state !== "stale") {
       this.setState("stale", `no message for ${Math.round(silent / 1000)} s`);
     }

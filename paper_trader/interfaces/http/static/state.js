@@ -21,7 +21,7 @@ export function emptyState() {
     symbols: new Map(),     // symbol -> {symbol, last_candle_ms, close, quality, tradable}
     candles: new Map(),     // symbol -> [{time (s), open, high, low, close}]
     markers: new Map(),     // symbol -> [{time (s), kind: entry|exit, side, text}]
-    notices: [],            // {candle_ms, kind, message}
+    notices: [],            // {candle_ms, severity, kind, message}
   };
 }
 
@@ -93,7 +93,8 @@ const HANDLERS = {
     if (open && (open.opened_ms == null || trade.opened_ms == null || open.opened_ms === trade.opened_ms)) {
       state.positions.delete(trade.symbol);
     }
-    push(state.trades, trade, LIMITS.trades);
+    const known = trade.exit_fill_id != null && state.trades.some((t) => t.exit_fill_id === trade.exit_fill_id);
+    if (!known) push(state.trades, trade, LIMITS.trades);
     markExit(state, trade);
   },
   breaker(state, d) {
@@ -108,12 +109,11 @@ const HANDLERS = {
     addEquity(state, m.candle_ms ?? read.point(d).candle_ms, d);
   },
   health(state, d) { state.health = d; },
-  model(state, d, m) {
-    if (d.version) state.model = { ...state.model, ...d };
-    notice(state, m, "model", d);
+  // Every `data_gap` and `model` event is a `notification` too: the notices list shows those.
+  notification(state, d, m) {
+    const message = d.message || d.kind || "";
+    push(state.notices, { candle_ms: m.candle_ms, severity: d.severity || "info", kind: d.kind || "", message }, LIMITS.notices);
   },
-  data_gap(state, d, m) { notice(state, m, "data", d); },
-  notification(state, d, m) { notice(state, m, d.severity || "notice", d); },
 };
 
 // Mark a position at `mark` (a price string): its gross unrealised PnL, as the daemon reckons
@@ -162,11 +162,6 @@ function addMarker(state, symbol, marker) {
   const list = listOf(state.markers, symbol);
   const same = (m) => m.time === marker.time && m.kind === marker.kind && m.text === marker.text;
   if (!list.some(same)) push(list, marker, LIMITS.markers);
-}
-
-function notice(state, m, kind, d) {
-  const message = d.message || d.kind || JSON.stringify(d);
-  push(state.notices, { candle_ms: m.candle_ms, kind, message }, LIMITS.notices);
 }
 
 function money(value) {

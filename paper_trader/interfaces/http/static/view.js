@@ -103,7 +103,9 @@ function renderNotices(state) {
   const list = $("notices");
   const items = state.notices.slice().reverse().map((n) => {
     const li = document.createElement("li");
-    li.textContent = `${n.candle_ms == null ? "" : utc(n.candle_ms) + " "}[${n.kind}] ${n.message}`;
+    li.textContent = `${n.candle_ms == null ? "" : utc(n.candle_ms) + " "}[${n.severity}] ${n.message}`;
+    li.dataset.kind = n.kind;
+    li.className = n.severity === "critical" || n.severity === "error" ? "bad" : n.severity === "warning" ? "warn" : "";
     return li;
   });
   list.replaceChildren(...items);
