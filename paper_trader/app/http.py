@@ -3,7 +3,8 @@
 The metrics read the parts' own counters through the providers built here (the HTTP part may
 not import the engine, the feed or the prediction stack): the decision task's counters and
 latency histogram, the feed's counters and each series' last candle, the predictor's
-counters, the notifier's channels.
+counters and inference latency, the notifier's channels; and the garbage collector's pauses,
+heard for as long as the service exists.
 """
 
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from paper_trader.interfaces.http.api import ApiSources
 from paper_trader.interfaces.http.dashboard import FeedLink, FeedProvider, no_feed
 from paper_trader.interfaces.http.metrics import (
     ChannelCounts,
+    GcPauses,
     MarketCounts,
     Metrics,
     MetricsSources,
@@ -59,14 +61,17 @@ def http_service(
 ) -> HttpService:
     """Return the HTTP service on ``HEALTH_HOST:HEALTH_PORT``; ``feed`` tells the dashboard
     where the status feed listens (its port is known once it has started)."""
+    pauses = GcPauses()
     sources = MetricsSources(
         market=market_counts(path.engine, path.feed),
         predictions=prediction_counts(path.models.stage),
         notifications=channel_counts(notifier),
         decision_latency=lambda: _latency(path.engine),
+        inference_latency=path.models.stage.predictor.latency.snapshot,
+        gc_pauses=pauses.snapshot,
         breakers=ACCOUNT_BREAKERS,
     )
-    return HttpService(
+    service = HttpService(
         ApiSources(control=control, reports=reports, health=health),
         Metrics(sources, control, reports, health),
         host=settings.health_host,
@@ -74,6 +79,8 @@ def http_service(
         all_ready=path.all_ready.is_set,
         feed=feed,
     )
+    pauses.watch_while(service)
+    return service
 
 
 def feed_link(settings: Settings, server: Callable[[], StatusServer | None]) -> FeedProvider:

@@ -62,6 +62,7 @@ def health_monitor(
         publish_status=notifier.status,
         vitals=vitals,
         write_performance=logs.write_performance,
+        candle_interval_s=settings.interval.ms / 1000,
     )
 
 

@@ -14,8 +14,9 @@ from paper_trader.clock import Clock
 from paper_trader.control.api import Control
 from paper_trader.control.audit import CommandAudit
 from paper_trader.control.console import Console
+from paper_trader.control.health import assess_health
 from paper_trader.control.reports import Reports
-from paper_trader.control.system import HealthView, ModelInfo, SystemInfo, health_score
+from paper_trader.control.system import HealthView, ModelInfo, SystemInfo
 from paper_trader.monitoring.health import HealthSnapshot
 from paper_trader.runtime.logs import get_logger
 from paper_trader.settings import Settings
@@ -84,9 +85,11 @@ def health_provider(
         snap = latest()
         if snap is None:
             return None
+        assessed = assess_health(snap.components)
         return HealthView(
             status=snap.status,
-            score=health_score(snap.components),
+            score=assessed.score,
+            limits=assessed.limits,
             components=snap.components,
             rss_mb=snap.rss_mb,
             cpu_percent=snap.cpu_percent,

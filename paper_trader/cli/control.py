@@ -1,10 +1,11 @@
-"""``pause``, ``resume``, ``close``, ``emergency-stop``, ``status``: commands to a running daemon.
+"""``pause``, ``resume``, ``close``, ``emergency-stop``: commands to a running daemon.
 
 Each sends one request over the daemon's control socket (``DB_PATH.sock``, see
 ``interfaces/control_socket.py``) and prints the answer as JSON. Exit codes: 0 when the daemon
 did what was asked, 1 when it answered that it could not (the JSON says why, and its message
 goes to stderr) or when no daemon is running on the database (one line on stderr). Their
-parsers are built in ``main.py`` (``_add_daemon_parser``).
+parsers are built in ``main.py`` (``_add_daemon_parser``). ``status`` reads the daemon's HTTP
+service instead (``status.py``).
 """
 
 import argparse
@@ -54,5 +55,5 @@ def ask_daemon(settings: Settings, args: argparse.Namespace) -> int:
 
 
 COMMANDS: dict[str, Callable[[Settings, argparse.Namespace], int]] = dict.fromkeys(
-    ("pause", "resume", "close", "emergency-stop", "status"), ask_daemon
+    ("pause", "resume", "close", "emergency-stop"), ask_daemon
 )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TypeAlias
 
 from paper_trader import __version__
-from paper_trader.cli import backup, control, demo, download, features, report, run
+from paper_trader.cli import backup, control, demo, download, features, report, run, status
 from paper_trader.cli.command import Handler
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import ConfigError, DataIntegrityError
@@ -270,8 +270,26 @@ def _add_emergency_stop_parser(commands: Commands) -> None:
 
 
 def _add_status_parser(commands: Commands) -> None:
-    _add_daemon_parser(
-        commands, "status", "print the trading state, the portfolio and the positions"
+    parser = commands.add_parser(
+        "status",
+        help="running daemon: print its trading state, portfolio, positions and health",
+        description="Read /api/status and /api/positions from the running daemon's HTTP "
+        "service (HEALTH_HOST:HEALTH_PORT; a wildcard host such as 0.0.0.0 is reached on "
+        "loopback) and print a short summary: the trading state and tripped breakers, equity, "
+        "cash and drawdown, the open positions at their marks with unrealised PnL, the health "
+        "score and level, the last candle's time (UTC). Exit 1, with one line on stderr "
+        "naming the URL, when no daemon answers there.",
+    )
+    parser.add_argument(
+        "--url",
+        type=status.url_argument,
+        help="the daemon's HTTP service, http://HOST:PORT (default: from HEALTH_HOST and "
+        "HEALTH_PORT)",
+    )
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the JSON for scripts: url, status, health and positions, as the API gives",
     )
 
 
@@ -305,6 +323,7 @@ COMMANDS: dict[str, Handler] = {
     "features": features.features_command,
     "train": _train,
     "backup": backup.backup_command,
+    "status": status.status_command,
     **control.COMMANDS,
 }
 

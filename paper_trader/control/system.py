@@ -7,28 +7,42 @@ an executor.
 """
 
 import asyncio
-import enum
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from paper_trader import __version__
+from paper_trader.control.health import HealthLevel, HealthLimit, health_level, health_score
 from paper_trader.domain import ComponentHealth, HealthStatus
 from paper_trader.runtime.logs import MAIN_LOG
 from paper_trader.runtime.versions import package_versions
 
+__all__ = [  # the score and its bands live in control/health.py, importable from here too
+    "MAX_LOG_LINES",
+    "HealthLevel",
+    "HealthLimit",
+    "HealthProvider",
+    "HealthView",
+    "ModelInfo",
+    "ModelProvider",
+    "SystemInfo",
+    "VersionInfo",
+    "health_level",
+    "health_score",
+]
+
 MAX_LOG_LINES = 500
 _TAIL_CHUNK = 65_536
 _VERSIONED = ("python-telegram-bot", "aiosqlite", "numpy", "scikit-learn", "xgboost-cpu")
-_STATUS_SCORE = {HealthStatus.OK: 100, HealthStatus.DEGRADED: 50, HealthStatus.CRITICAL: 0}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HealthView:
     """The latest health check: the worst status, a 0-100 score, each component's health.
 
-    ``checked_ms`` is when the check ran (wall clock), if known.
+    ``checked_ms`` is when the check ran (wall clock), if known; ``limits`` the ceilings that
+    hold the score down (``control.health.assess_health``), lowest first.
     """
 
     status: HealthStatus
@@ -38,6 +52,7 @@ class HealthView:
     cpu_percent: float
     loop_lag_ms: float
     checked_ms: int | None = None
+    limits: tuple[HealthLimit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,46 +81,6 @@ class VersionInfo:
 
     version: str
     packages: tuple[tuple[str, str], ...] = field(default=())
-
-
-def health_score(components: tuple[ComponentHealth, ...]) -> int:
-    """Return the mean of the components' scores (ok 100, degraded 50, critical 0); 100 if none."""
-    if not components:
-        return 100
-    return round(sum(_STATUS_SCORE[c.status] for c in components) / len(components))
-
-
-class HealthLevel(enum.StrEnum):
-    """The user's guide's bands of the health score."""
-
-    EXCELLENT = "Excellent"  # 90-100
-    GOOD = "Good"  # 75-89
-    FAIR = "Fair"  # 60-74
-    POOR = "Poor"  # 40-59
-    CRITICAL = "Critical"  # below 40
-
-    @property
-    def is_serving(self) -> bool:
-        """Return whether the daemon counts as healthy at this level (Fair or better)."""
-        return self in _SERVING
-
-
-_SERVING = frozenset({HealthLevel.EXCELLENT, HealthLevel.GOOD, HealthLevel.FAIR})
-_BANDS = (
-    (90, HealthLevel.EXCELLENT),
-    (75, HealthLevel.GOOD),
-    (60, HealthLevel.FAIR),
-    (40, HealthLevel.POOR),
-)
-
-
-def health_level(score: int) -> HealthLevel:
-    """Return the band of a 0-100 score: Excellent 90+, Good 75+, Fair 60+, Poor 40+, else
-    Critical."""
-    for floor, level in _BANDS:
-        if score >= floor:
-            return level
-    return HealthLevel.CRITICAL
 
 
 HealthProvider = Callable[[], HealthView | None]

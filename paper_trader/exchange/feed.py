@@ -96,7 +96,7 @@ class FeedConfig:
     connect_timeout_s: float = 10.0
     ack_timeout_s: float = 10.0
     frame_queue: int = 10_000
-    failures_before_critical: int = 5  # reconnects in a row without a healthy connection
+    failures_before_critical: int = 5  # connection attempts in a row that delivered no data
 
 
 class MarketFeed:
@@ -139,7 +139,7 @@ class MarketFeed:
         self._frames: asyncio.Queue[tuple[Link, object]] = asyncio.Queue(self._config.frame_queue)
         self._links = 0
         self._proven = False  # the current connection has delivered data long enough
-        self._failures = 0  # connections in a row that never proved healthy
+        self._failures = 0  # connection attempts in a row that delivered no data
         self._throttle = Throttle(clock)
         self._latest_event_ms = 0  # the newest event time a data frame carried
         self._settler = Settler(
@@ -154,9 +154,11 @@ class MarketFeed:
         return tuple(self._seqs.values())
 
     def health(self) -> ComponentHealth:
-        """Return OK while connected and fresh, DEGRADED while reconnecting or in a storm."""
+        """Return OK while connected and fresh, DEGRADED while reconnecting or in a storm,
+        CRITICAL while disconnected after ``failures_before_critical`` failed attempts."""
         status, detail = self._health.assess(self._storm.active)
-        if self._failures >= self._config.failures_before_critical:
+        failing = self._failures >= self._config.failures_before_critical
+        if failing and not self._health.is_connected:
             status = HealthStatus.CRITICAL
             detail = f"{detail}; {self._failures} connection attempts in a row failed"
         return ComponentHealth(component=self.name, status=status, detail=detail)
@@ -270,7 +272,10 @@ class MarketFeed:
                 if link is not None:
                     await close_link(link)
             attempt = 0 if self._proven else attempt + 1
-            self._failures = attempt
+            # Health counts the attempts that never delivered data; connections that did,
+            # however briefly, and dropped are the storm watch's business.
+            served = link is not None and link.data_frames > 0
+            self._failures = 0 if served else self._failures + 1
             self._proven = False
             delay = max(end.retry_after_s, self._backoff.delay(attempt, self._rng))
             self.stats.reconnects += 1

@@ -98,6 +98,11 @@ class FeedHealth:
         self._reason = "starting"
         self.rejected: dict[str, str] = {}
 
+    @property
+    def is_connected(self) -> bool:
+        """Return whether a connection works now."""
+        return self._connected
+
     def connected(self) -> None:
         """Record a working connection."""
         self._connected = True
@@ -110,7 +115,8 @@ class FeedHealth:
     def assess(self, storm: bool) -> tuple[HealthStatus, str]:
         """Return the status and a short explanation."""
         if storm:
-            return HealthStatus.DEGRADED, f"{self._venue}: reconnect storm ({self._reason})"
+            state = "reconnect storm" if self._connected else "not connected, reconnect storm"
+            return HealthStatus.DEGRADED, f"{self._venue}: {state} ({self._reason})"
         if self.rejected:
             refused = ", ".join(f"{s}: {m}" for s, m in sorted(self.rejected.items()))
             return HealthStatus.DEGRADED, f"{self._venue}: subscriptions refused ({refused})"

@@ -1,8 +1,9 @@
 """Periodic health check: every component's health, process resources, event-loop lag.
 
-Every ``interval_s`` the monitor asks each component for its health, adds its own two
-(``loop_lag`` and ``memory``, thresholds in ``vitals.py``) and a CRITICAL ``decision_loop`` when
-the heartbeat is stale, and reads the run's vital signs (candle age per symbol, predictions
+Every ``interval_s`` the monitor asks each component for its health, adds its own
+(``loop_lag``, ``memory`` and, given the candle interval, each symbol's candle freshness
+``feed:SYMBOL``; thresholds in ``vitals.py``) and a CRITICAL ``decision_loop`` when the
+heartbeat is stale, and reads the run's vital signs (candle age per symbol, predictions
 and errors per minute, the feature cache's hit rate, the book). The result is logged (a
 warning when not OK), kept as the latest snapshot for status queries, summarised in systemd's
 ``STATUS=`` line, and written as one JSON line to ``performance.log`` for every window after
@@ -30,6 +31,7 @@ from paper_trader.monitoring.loop_lag import (
 )
 from paper_trader.monitoring.vitals import (
     MEMORY_DEGRADED_MB,
+    FreshnessWatch,
     RateMeter,
     Vitals,
     candle_ages,
@@ -99,7 +101,9 @@ class HealthMonitor:
         vitals: Vitals | None = None,
         write_performance: PerformanceWriter | None = None,
         memory_limit_mb: float = MEMORY_DEGRADED_MB,
+        candle_interval_s: float | None = None,
     ) -> None:
+        """``candle_interval_s`` turns on the symbols' freshness components (a live run)."""
         self._reporters = tuple(reporters)
         self._clock = clock
         self._interval_s = interval_s
@@ -109,6 +113,7 @@ class HealthMonitor:
         self._vitals = vitals or Vitals()
         self._write_performance = write_performance
         self._memory_limit_mb = memory_limit_mb
+        self._freshness = None if candle_interval_s is None else FreshnessWatch(candle_interval_s)
         self._process = psutil.Process()
         self._predictions = RateMeter(self._vitals.predictions)
         self._errors = RateMeter(self._vitals.errors)
@@ -137,17 +142,14 @@ class HealthMonitor:
         with self._process.oneshot():
             rss_mb = round(self._process.memory_info().rss / 1_048_576, 1)
             cpu = self._process.cpu_percent(None)
-        components = [reporter.health() for reporter in self._reporters]
-        components += [loop_lag_health(lag), memory_health(rss_mb, self._memory_limit_mb)]
+        closes = self._vitals.candle_closes()
+        vitals = self._read_vitals(closes)
         age = self._heartbeat_age_s()
-        if age > self._stale_after_s:
-            components.append(
-                ComponentHealth(
-                    component="decision_loop",
-                    status=HealthStatus.CRITICAL,
-                    detail=f"no progress for {age:.1f} s",
-                )
-            )
+        components = [reporter.health() for reporter in self._reporters]
+        components += self._own_components(lag, rss_mb, age)
+        if self._freshness is not None:
+            now_s = self._clock.monotonic()
+            components += self._freshness.judge(closes, vitals["candle_age_s"], now_s)
         minute = self.sampler.ring.last()
         return HealthSnapshot(
             status=max((c.status for c in components), default=HealthStatus.OK),
@@ -161,11 +163,28 @@ class HealthMonitor:
             loop_lag_samples=lag.samples,
             loop_lag_p99_1m_ms=round(minute.p99_ms, 2),
             loop_lag_max_1m_ms=round(minute.max_ms, 2),
-            **self._read_vitals(),
+            **vitals,
         )
 
-    def _read_vitals(self) -> _VitalFields:
-        """Return the snapshot's fields that come from the run's vital signs."""
+    def _own_components(
+        self, lag: LagStats, rss_mb: float, heartbeat_age_s: float
+    ) -> list[ComponentHealth]:
+        """Return the monitor's own components: loop lag, memory and, when the heartbeat is
+        stale, the decision loop."""
+        components = [loop_lag_health(lag), memory_health(rss_mb, self._memory_limit_mb)]
+        if heartbeat_age_s > self._stale_after_s:
+            components.append(
+                ComponentHealth(
+                    component="decision_loop",
+                    status=HealthStatus.CRITICAL,
+                    detail=f"no progress for {heartbeat_age_s:.1f} s",
+                )
+            )
+        return components
+
+    def _read_vitals(self, closes: Mapping[str, int]) -> _VitalFields:
+        """Return the snapshot's fields that come from the run's vital signs; ``closes`` is
+        each symbol's last close, just read."""
         vitals, now_ms = self._vitals, self._clock.now_ms()
         now_s = self._clock.monotonic()
         rate = vitals.cache_hit_rate() if vitals.cache_hit_rate is not None else None
@@ -173,7 +192,7 @@ class HealthMonitor:
         venue_ms = now_ms if vitals.venue_now_ms is None else vitals.venue_now_ms()
         return {
             "checked_ms": now_ms,
-            "candle_age_s": candle_ages(vitals.candle_closes(), venue_ms),
+            "candle_age_s": candle_ages(closes, venue_ms),
             "predictions_per_min": self._predictions.per_minute(now_s),
             "errors_per_min": self._errors.per_minute(now_s),
             "cache_hit_rate": None if rate is None else round(rate, 3),

@@ -15,6 +15,8 @@ never depend on it); ``recovery_timeout_s`` of candle time later one trial insta
 A timeout is wall-clock time by nature, so each is also published as ``prediction_timeout``
 with its candle time: one of the ways a live run can differ from a replay of its candles.
 Without a usable model the predictor says why (``unavailable``) and nothing is predicted.
+``latency`` times each inference pass that returned (the wait for a slot included), for
+``/metrics``.
 """
 
 import asyncio
@@ -42,6 +44,7 @@ from paper_trader.prediction.bundle import Member, ModelBundle
 from paper_trader.prediction.ensemble import Ensemble, SignalThresholds
 from paper_trader.prediction.scorecard import WeightPolicy
 from paper_trader.runtime.events import EventSink
+from paper_trader.runtime.latency import LatencyHistogram
 from paper_trader.runtime.logs import get_logger
 
 log = get_logger("predictor")
@@ -135,6 +138,7 @@ class Predictor:
         self._ensemble: Ensemble | None = None
         self._unavailable = "no model loaded yet"
         self._counters = _Counters()
+        self.latency = LatencyHistogram(time.monotonic)
 
     @property
     def bundle(self) -> ModelBundle | None:
@@ -288,12 +292,14 @@ class Predictor:
         instants: int,
     ) -> Inference | InferenceFailure:
         x = np.array([row.values for row in rows], dtype=np.float64)[:, self._columns]
+        started = self.latency.now()
         try:
             per_model = await self._run_members(bundle, x, self.config.timeout_s * instants)
         except TimeoutError as exc:
             return InferenceFailure(error=f"TimeoutError: {exc}", timed_out=True)
         except Exception as exc:  # any model failure counts against the breaker  # noqa: BLE001
             return InferenceFailure(error=f"{type(exc).__name__}: {exc}", timed_out=False)
+        self.latency.observe_since(started)
         return Inference(
             rows=tuple(rows), inputs=x, per_model=per_model, bundle=bundle, ensemble=ensemble
         )

@@ -283,7 +283,13 @@ async def test_api_answers_status_positions_trades_signals_and_equity(tmp_path: 
     assert status["status"]["state"] == "active"
     assert status["status"]["open_positions"] == 1
     assert isinstance(status["status"]["equity"], str)
-    assert status["health"] == {"score": 100, "level": "Excellent", "status": "ok"}
+    assert status["health"] == {
+        "score": 100,
+        "level": "Excellent",
+        "status": "ok",
+        "reason": None,
+        "problems": [],
+    }
     (position,) = answers["/api/positions"][1]["positions"]
     assert position["position"]["symbol"] == "ETHUSDT"
     assert position["mark"] == "50"

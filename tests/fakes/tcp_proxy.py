@@ -1,73 +1,115 @@
-"""A loopback TCP proxy that a test can cut and restore, to drop a client's connection."""
+"""A loopback TCP proxy a test puts between a client and a server to cut the line and mend it.
 
-import asyncio
+``cut()`` drops every connection through it and closes every new one as soon as it is
+accepted (the client sees its connections fail, like a venue gone from the network);
+``restore()`` lets connections through again. Threads, so it serves a subprocess while the
+test's own code blocks.
+"""
+
 import contextlib
-from dataclasses import dataclass, field
+import socket
+import threading
+from collections.abc import Iterator
+from types import TracebackType
 
-CHUNK = 65536
+_CHUNK = 65_536
+_POLL_S = 0.1  # how often the acceptor looks whether it should stop
 
 
-@dataclass
 class TcpProxy:
-    """Forward ``127.0.0.1:port`` to ``127.0.0.1:target``; ``cut()`` aborts every connection
-    and stops listening (new ones are refused), ``restore()`` listens on the same port again.
-    ``request_lines`` holds the first line each client sent (an HTTP request line, say)."""
+    """Forward ``127.0.0.1:port`` to ``127.0.0.1:upstream_port`` until closed."""
 
-    target: int
-    port: int = 0
-    request_lines: list[str] = field(default_factory=list)
-    _server: asyncio.Server | None = None
-    _open: set[asyncio.StreamWriter] = field(default_factory=set)
+    def __init__(self, upstream_port: int) -> None:
+        self._upstream = ("127.0.0.1", upstream_port)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(_POLL_S)
+        self._stopping = threading.Event()
+        self.port: int = self._listener.getsockname()[1]
+        self._lock = threading.Lock()
+        self._open: set[socket.socket] = set()
+        self._cut = False
+        self.accepted = 0
+        self.refused = 0
+        self._acceptor = threading.Thread(target=self._accept, name="tcp-proxy", daemon=True)
 
-    async def start(self) -> None:
-        """Listen (on the same port as before after a ``cut()``)."""
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-        self.port = int(self._server.sockets[0].getsockname()[1])
-
-    restore = start
-
-    async def __aenter__(self) -> "TcpProxy":
+    def __enter__(self) -> "TcpProxy":
+        self._acceptor.start()
         return self
 
-    async def __aexit__(self, *_exc: object) -> None:
-        await self.cut()
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self._stopping.set()
+        self._acceptor.join(timeout=5)
+        self._listener.close()
+        self.cut()
 
-    async def cut(self) -> None:
-        """Stop listening and abort every connection, both ways."""
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self._server = None
-        for writer in list(self._open):
-            writer.transport.abort()
-        self._open.clear()
+    def cut(self) -> None:
+        """Drop every connection and refuse new ones until ``restore()``."""
+        with self._lock:
+            self._cut = True
+            sockets, self._open = self._open, set()
+        for sock in sockets:
+            _close(sock)
 
-    async def _serve(self, client_in: asyncio.StreamReader, client: asyncio.StreamWriter) -> None:
+    def restore(self) -> None:
+        """Let new connections through again."""
+        with self._lock:
+            self._cut = False
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            client.settimeout(None)
+            with self._lock:
+                refuse = self._cut
+                self.refused += refuse
+                self.accepted += not refuse
+            if refuse:
+                _close(client)
+                continue
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
         try:
-            target_in, target_out = await asyncio.open_connection("127.0.0.1", self.target)
+            upstream = socket.create_connection(self._upstream, timeout=5)
         except OSError:
-            client.transport.abort()
+            _close(client)
             return
-        self._open.update((client, target_out))
-        try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(_pipe(client_in, target_out, self.request_lines))
-                group.create_task(_pipe(target_in, client))
-        finally:
-            for writer in (client, target_out):
-                self._open.discard(writer)
-                writer.close()
+        upstream.settimeout(None)
+        with self._lock:
+            if self._cut:
+                _close(client)
+                _close(upstream)
+                return
+            self._open |= {client, upstream}
+        threading.Thread(target=_pump, args=(upstream, client), daemon=True).start()
+        _pump(client, upstream)
 
 
-async def _pipe(
-    source: asyncio.StreamReader, sink: asyncio.StreamWriter, first_lines: list[str] | None = None
-) -> None:
-    """Copy until the source ends, then close the sink; note the first line in ``first_lines``."""
+def _pump(source: socket.socket, sink: socket.socket) -> None:
+    """Copy ``source`` to ``sink`` until either ends; then end both."""
     with contextlib.suppress(OSError):
-        while chunk := await source.read(CHUNK):
-            if first_lines is not None:
-                first_lines.append(chunk.split(b"\r\n", 1)[0].decode("latin-1"))
-                first_lines = None
-            sink.write(chunk)
-            await sink.drain()
-    sink.close()
+        while data := source.recv(_CHUNK):
+            sink.sendall(data)
+    _close(source)
+    _close(sink)
+
+
+def _close(sock: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        sock.shutdown(socket.SHUT_RDWR)
+    sock.close()
+
+
+@contextlib.contextmanager
+def tcp_proxy(upstream_port: int) -> Iterator[TcpProxy]:
+    """Yield a running proxy to ``upstream_port`` on loopback."""
+    with TcpProxy(upstream_port) as proxy:
+        yield proxy

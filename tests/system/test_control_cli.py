@@ -8,6 +8,7 @@ import pytest
 from conftest import subprocess_env
 from daemon_harness import BUSY, daemon, notify_socket, query, run_cli, simulator, wait_until
 from fakes.models import publish_model
+from test_http_daemon import free_port
 
 HISTORY = 800  # the features are ready from candle 660
 SYMBOLS = "BTCUSDT,ETHUSDT"
@@ -49,13 +50,13 @@ def test_the_cli_pauses_closes_resumes_and_stops_a_running_daemon(tmp_path: Path
     each answered as JSON (exit 0), committed to SQLite, logged with its source; with the
     daemon gone, a command exits 1 with one line."""
     publish_model(tmp_path / "models", mirrored=True)
-    env = subprocess_env(tmp_path, **TRADING, SYMBOLS=SYMBOLS)
+    env = subprocess_env(tmp_path, **TRADING, SYMBOLS=SYMBOLS, HEALTH_PORT=str(free_port()))
     db = Path(env["DB_PATH"])
     with simulator(env, "--speed", "600", "--history", str(HISTORY), "--symbols", SYMBOLS) as sim:
         live = {**env, **sim.env}
         with notify_socket() as notify, daemon({**live, "NOTIFY_SOCKET": notify.path}) as p:
             notify.wait_for("READY=1", timeout=60)
-            status = _command(live, "status")
+            status = _command(live, "status", "--json")  # over HTTP, not the socket
             wait_until(p, lambda: bool(query(db, "SELECT 1 FROM positions")), "an open position")
 
             paused = _command(live, "pause", "maintenance", "window")
@@ -75,9 +76,8 @@ def test_the_cli_pauses_closes_resumes_and_stops_a_running_daemon(tmp_path: Path
             again = _command(live, "resume")
             p.send_signal(signal.SIGTERM)
             assert p.wait(timeout=30) == 0
-    gone = run_cli(["status"], env)
+    gone = run_cli(["resume"], env)
 
-    assert status["ok"] is True
     assert status["status"]["state"] == "active"  # type: ignore[index]
     assert paused["ok"] is True
     assert paused["message"] == ("paused: no new entries, exits keep running; trading is reducing")

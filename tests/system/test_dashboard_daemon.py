@@ -14,6 +14,7 @@ import os
 import signal
 import socket
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,7 @@ from conftest import ROOT, subprocess_env
 from daemon_harness import BUSY, daemon, notify_socket, simulator
 from fakes.browser import chromium, require_chromium
 from fakes.models import publish_model
-from fakes.tcp_proxy import TcpProxy
+from fakes.tcp_proxy import TcpProxy, tcp_proxy
 
 HISTORY = 800  # the features are ready from candle 660
 TRADING = {**BUSY, "WARMUP_CANDLES": str(HISTORY), "STOP_LOSS_COOLDOWN": "0"}
@@ -66,7 +67,7 @@ async def test_dashboard_shows_the_daemons_trades_live_and_recovers_from_a_dropp
     tmp_path: Path,
 ) -> None:
     """Trades and equity points on the page; a cut feed: "disconnected"; restored: it
-    reconnects by itself with ``since`` and ``run`` and goes on following the daemon."""
+    reconnects by itself, resuming with ``since`` and ``run``, and goes on following the daemon."""
     require_chromium()
     readme_picture = os.environ.get("DASHBOARD_SCREENSHOT")
     publish_model(tmp_path / "models", mirrored=True)
@@ -87,38 +88,57 @@ async def test_dashboard_shows_the_daemons_trades_live_and_recovers_from_a_dropp
         ) as process,
     ):
         await asyncio.to_thread(notify.wait_for, "READY=1", 60)
-        proxy = TcpProxy(target=await feed_port(http_port))
-        await proxy.start()
-        async with proxy, chromium(tmp_path / "chromium") as browser:
-            page = await browser.new_page()
-            await page.navigate(f"http://127.0.0.1:{http_port}/?feed=ws://127.0.0.1:{proxy.port}/")
-            await page.wait_for(f"{CONN}.textContent === 'connected'", timeout=30)
-            await page.wait_for(f"{TRADE_ROWS} >= {5 if readme_picture else 1}", timeout=240)
-            if readme_picture:  # a price chart worth looking at
-                await page.wait_for(f"{PRICE_POINTS} >= 150 && {PRICE_MARKERS} >= 2", timeout=200)
-            trades = await page.evaluate(
-                "[...document.querySelectorAll('#trades tbody tr')]"
-                ".map(tr => [...tr.cells].map(td => td.textContent.trim()))"
-            )
-            points = await page.evaluate(EQUITY_POINTS)
-            await page.screenshot(tmp_path / "dashboard.png")
-            if readme_picture:  # the top of the page, at the size a README shows well
-                await page.screenshot(ROOT / readme_picture, height=1500)
-
-            await proxy.cut()
-            await page.wait_for(f"{CONN}.textContent === 'disconnected'")
-            cut_at = await page.evaluate(SEQ)
-            await proxy.restore()
-            await page.wait_for(f"{CONN}.textContent === 'connected'", timeout=30)
-            resumed = proxy.request_lines[-1]
-            await page.wait_for(f"Number({CONN}.dataset.connects) >= 2")
-            await page.wait_for(f"{SEQ} > {cut_at}", timeout=60)  # it follows the daemon again
-            errors = page.errors
+        with tcp_proxy(await feed_port(http_port)) as proxy:
+            seen = await watch(tmp_path, http_port, proxy, readme_picture)
         process.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(process.wait, 30) == 0
-    assert {row[1] for row in trades} <= {"BTC-USDT", "ETH-USDT"}
-    assert all(row[6] for row in trades)  # each has its net PnL
-    assert points >= 1
-    assert "since=" in resumed
-    assert "run=" in resumed
-    assert errors == []
+    assert {row[1] for row in seen.trades} <= {"BTC-USDT", "ETH-USDT"}
+    assert all(row[6] for row in seen.trades)  # each has its net PnL
+    assert seen.equity_points >= 1
+    assert seen.errors == []
+    connected = [e for e in _log(tmp_path) if e["event"] == "status_client_connected"]
+    assert [e["resumed"] for e in connected] == [False, True]  # since= and run= of this run
+
+
+@dataclass
+class Seen:
+    """What the page showed."""
+
+    trades: list[list[str]]
+    equity_points: int
+    errors: list[str]
+
+
+async def watch(tmp_path: Path, http_port: int, proxy: TcpProxy, picture: str | None) -> Seen:
+    """Load the dashboard through ``proxy``; wait for a trade; cut the feed and restore it."""
+    async with chromium(tmp_path / "chromium") as browser:
+        page = await browser.new_page()
+        await page.navigate(f"http://127.0.0.1:{http_port}/?feed=ws://127.0.0.1:{proxy.port}/")
+        await page.wait_for(f"{CONN}.textContent === 'connected'", timeout=30)
+        await page.wait_for(f"{TRADE_ROWS} >= {5 if picture else 1}", timeout=240)
+        if picture:  # a price chart worth looking at
+            await page.wait_for(f"{PRICE_POINTS} >= 150 && {PRICE_MARKERS} >= 2", timeout=200)
+        seen = Seen(
+            trades=await page.evaluate(
+                "[...document.querySelectorAll('#trades tbody tr')]"
+                ".map(tr => [...tr.cells].map(td => td.textContent.trim()))"
+            ),
+            equity_points=await page.evaluate(EQUITY_POINTS),
+            errors=page.errors,
+        )
+        await page.screenshot(tmp_path / "dashboard.png")
+        if picture:  # the top of the page, at the size a README shows well
+            await page.screenshot(ROOT / picture, height=1500)
+        proxy.cut()
+        await page.wait_for(f"{CONN}.textContent === 'disconnected'")
+        cut_at = await page.evaluate(SEQ)
+        proxy.restore()
+        await page.wait_for(f"{CONN}.textContent === 'connected'", timeout=30)
+        await page.wait_for(f"Number({CONN}.dataset.connects) >= 2")
+        await page.wait_for(f"{SEQ} > {cut_at}", timeout=60)  # it follows the daemon again
+    return seen
+
+
+def _log(tmp_path: Path) -> list[dict[str, Any]]:
+    lines = (tmp_path / "logs" / "paper_trader.log").read_text().splitlines()
+    return [json.loads(line) for line in lines]

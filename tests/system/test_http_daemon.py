@@ -91,6 +91,8 @@ def test_health_metrics_and_api_answer_while_the_daemon_runs(
         "paper_trader_health_score",
         "paper_trader_event_loop_lag_seconds",
         "paper_trader_decision_latency_seconds",
+        "paper_trader_inference_latency_seconds",
+        "paper_trader_gc_pause_seconds",
     }
     assert expected <= names, expected - names
     assert 'paper_trader_candle_age_seconds{symbol="BTC-USDT"}' in text

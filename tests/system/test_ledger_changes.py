@@ -25,6 +25,7 @@ from daemon_harness import (
     wait_until,
 )
 from fakes.models import candle_csv, publish_model
+from test_http_daemon import free_port
 
 HOLD = {  # entries on every buy signal, and nothing closes them during the replay
     **BUSY,
@@ -165,9 +166,10 @@ def test_a_position_the_venue_no_longer_lists_is_reported_marked_and_closable(
     )
     with simulator(env, "--speed", "60", "--history", "100", "--symbols", "BTCUSDT") as sim:
         live = {**env, **sim.env, "SYMBOLS": "BTCUSDT", "WARMUP_CANDLES": "50"}
+        live["HEALTH_PORT"] = str(free_port())  # `status` reads the daemon's HTTP service
         with notify_socket() as notify, daemon({**live, "NOTIFY_SOCKET": notify.path}) as p:
             notify.wait_for("READY=1", timeout=60)
-            status = run_cli(["status"], live)
+            status = run_cli(["status", "--json"], live)
             closed = run_cli(["close", "ETHUSDT"], live)
             p.send_signal(signal.SIGTERM)
             assert p.wait(timeout=30) == 0

@@ -4,7 +4,8 @@ Money, prices and quantities are strings (their exact digits), times Unix millis
 candle time. A bad query parameter is a 400 with ``{"error": "..."}`` in one line; a query
 before the ledger is restored is a 503.
 
-``/api/status``      the trading state, tripped breakers, portfolio, counters and health
+``/api/status``      the trading state, tripped breakers, portfolio, counters and health (score,
+                     level, the lowest ceiling's reason, the components not ok)
 ``/api/positions``   open positions at their marks, with stops
 ``/api/trades``      ``?limit=`` newest closed trades (default 20, at most 1000), oldest first
 ``/api/signals``     ``?limit=`` newest entry decisions (default 20, at most 1000), oldest first
@@ -44,12 +45,22 @@ class ApiSources:
 
 
 async def status(api: ApiSources, _query: Query) -> Answer:
-    """Return the status, with the health score and level (None before the first check)."""
+    """Return the status, with the health score, level, the reason of its lowest ceiling and
+    the components that are not ok (None before the first check)."""
     view = api.health()
     health = None
     if view is not None:
-        level = health_level(view.score).value
-        health = {"score": view.score, "level": level, "status": view.status.label}
+        health = {
+            "score": view.score,
+            "level": health_level(view.score).value,
+            "status": view.status.label,
+            "reason": view.limits[0].reason if view.limits else None,
+            "problems": [
+                {"component": c.component, "status": c.status.label, "detail": c.detail}
+                for c in view.components
+                if c.status
+            ],
+        }
     return {"status": to_json(await api.control.status()), "health": health}
 
 

@@ -1,8 +1,10 @@
 """``/health``: the latest health check as JSON; 200 while the level is Fair or better.
 
-The score is the mean of the components' scores (``control.system.health_score``), banded by
-``health_level``: Excellent 90-100, Good 75-89, Fair 60-74, Poor 40-59, Critical below 40. Before
-every service is ready, or before the first check, the answer is 503 with the reason.
+The score is the components' weighted mean under the ceilings of their roles
+(``control.health.assess_health``), banded by ``health_level``: Excellent 90-100, Good 75-89,
+Fair 60-74, Poor 40-59, Critical below 40. ``limits`` lists every ceiling that applies, lowest
+first, and ``reason`` is the lowest in one line (null when none applies). Before every service
+is ready, or before the first check, the answer is 503 with the reason.
 """
 
 from typing import Any
@@ -34,6 +36,16 @@ def health_answer(view: HealthView | None, *, all_ready: bool) -> tuple[int, dic
         "score": view.score,
         "level": level.value,
         "status": view.status.label,
+        "reason": view.limits[0].reason if view.limits else None,
+        "limits": [
+            {
+                "component": limit.component,
+                "status": limit.status.label,
+                "at_most": limit.at_most,
+                "detail": limit.detail,
+            }
+            for limit in view.limits
+        ],
         "components": _components(view),
         "rss_mb": view.rss_mb,
         "cpu_percent": view.cpu_percent,

@@ -4,13 +4,19 @@ One collector in its own ``CollectorRegistry`` (never the process-global one) tu
 parts already keep into metric families when Prometheus scrapes: the trading state and the
 portfolio (through ``Control`` and ``Reports``, under the trading stage's lock, awaited just
 before the families are built), the breakers, the market feed's and the decision task's counters,
-candle age per symbol, predictions, notifications, the decision latency histogram and the
-latest health check. The composition root hands over small provider callables returning the
-frozen values below, so this module reads no part it may not import. Nothing is counted here:
-a scrape costs the daemon nothing between scrapes.
+candle age per symbol, predictions, notifications, the decision and inference latency
+histograms, the garbage collector's pauses and the latest health check. The composition root
+hands over small provider callables returning the frozen values below, so this module reads no
+part it may not import. Nothing is counted here but the collector's pauses (``GcPauses``, a
+``gc.callbacks`` hook: a bisect per collection): a scrape costs the daemon nothing between
+scrapes.
 """
 
-from collections.abc import Callable, Iterator
+import contextlib
+import gc
+import time
+import weakref
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, generate_latest
@@ -25,10 +31,15 @@ from paper_trader.control.api import Control, Status
 from paper_trader.control.reports import Balance, Reports
 from paper_trader.control.system import HealthProvider, HealthView
 from paper_trader.domain.trading import TradingState
-from paper_trader.runtime.latency import LatencySnapshot
+from paper_trader.runtime.latency import LatencyHistogram, LatencySnapshot
 
 PREFIX = "paper_trader_"
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# A young collection takes well under a millisecond; a full one of a large heap, tenths.
+GC_BUCKETS_S = (
+    0.0001, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+)  # fmt: skip
+GcReadings = tuple[tuple[int, LatencySnapshot], ...]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -83,6 +94,8 @@ class MetricsSources:
     predictions: Callable[[], PredictionCounts | None] = lambda: None
     notifications: Callable[[], tuple[ChannelCounts, ...]] = tuple
     decision_latency: Callable[[], LatencySnapshot | None] = lambda: None
+    inference_latency: Callable[[], LatencySnapshot | None] = lambda: None
+    gc_pauses: Callable[[], GcReadings] = tuple
     breakers: tuple[str, ...] = ()
 
 
@@ -111,9 +124,7 @@ class DaemonCollector:
         if predictions is not None:
             yield from _predictions(predictions)
         yield from _notifications(self._sources.notifications())
-        latency = self._sources.decision_latency()
-        if latency is not None:
-            yield _histogram(latency)
+        yield from _latencies(self._sources)
         view = self._health()
         if view is not None:
             yield from _health(view)
@@ -229,17 +240,80 @@ def _notifications(channels: tuple[ChannelCounts, ...]) -> Iterator[Metric]:
     yield from families.values()
 
 
-def _histogram(snap: LatencySnapshot) -> HistogramMetricFamily:
-    buckets: list[tuple[str, float]] = [
+def _latencies(sources: MetricsSources) -> Iterator[Metric]:
+    decision = sources.decision_latency()
+    if decision is not None:
+        yield _histogram(
+            "decision_latency_seconds",
+            "candles taken by the decision task -> their decisions committed",
+            decision,
+        )
+    inference = sources.inference_latency()
+    if inference is not None:
+        yield _histogram(
+            "inference_latency_seconds",
+            "one inference pass of every model on a batch of rows (slot wait included)",
+            inference,
+        )
+    pauses = sources.gc_pauses()
+    if pauses:
+        family = HistogramMetricFamily(
+            PREFIX + "gc_pause_seconds",
+            "garbage collections by generation, how long each stopped the process",
+            labels=["generation"],
+        )
+        for generation, snap in pauses:
+            family.add_metric([str(generation)], _buckets(snap), snap.sum_s)
+        yield family
+
+
+def _histogram(name: str, doc: str, snap: LatencySnapshot) -> HistogramMetricFamily:
+    return HistogramMetricFamily(PREFIX + name, doc, buckets=_buckets(snap), sum_value=snap.sum_s)
+
+
+def _buckets(snap: LatencySnapshot) -> list[tuple[str, float]]:
+    buckets = [
         (repr(bound), float(n)) for bound, n in zip(snap.bounds, snap.cumulative, strict=True)
     ]
     buckets.append(("+Inf", float(snap.count)))
-    return HistogramMetricFamily(
-        PREFIX + "decision_latency_seconds",
-        "candles taken by the decision task -> their decisions committed",
-        buckets=buckets,
-        sum_value=snap.sum_s,
-    )
+    return buckets
+
+
+class GcPauses:
+    """How long each garbage collection took, by generation, from ``gc.callbacks``.
+
+    A collection runs in whichever thread allocates (the loop's or an executor's), one at a
+    time under the GIL, so a ``start`` is always followed by its own ``stop``.
+    """
+
+    def __init__(self, monotonic: Callable[[], float] = time.perf_counter) -> None:
+        self._monotonic = monotonic
+        self._generations = tuple(LatencyHistogram(monotonic, GC_BUCKETS_S) for _ in range(3))
+        self._started: float | None = None
+
+    def record(self, phase: str, info: Mapping[str, int]) -> None:
+        """Take one ``gc.callbacks`` call: time each ``start`` to its ``stop``."""
+        if phase == "start":
+            self._started = self._monotonic()
+        elif self._started is not None:
+            generation = min(max(int(info.get("generation", 2)), 0), 2)
+            self._generations[generation].observe_since(self._started)
+            self._started = None
+
+    def snapshot(self) -> GcReadings:
+        """Return each generation's counts so far."""
+        return tuple((g, histogram.snapshot()) for g, histogram in enumerate(self._generations))
+
+    def watch_while(self, owner: object) -> None:
+        """Hear every collection from now on, until ``owner`` is garbage (or the process
+        exits): the interpreter's hook list never keeps a finished daemon's recorder."""
+        gc.callbacks.append(self.record)
+        weakref.finalize(owner, _unhook, self.record)
+
+
+def _unhook(callback: Callable[[str, Mapping[str, int]], None]) -> None:
+    with contextlib.suppress(ValueError):
+        gc.callbacks.remove(callback)
 
 
 def _health(view: HealthView) -> Iterator[Metric]:
