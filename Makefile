@@ -5,11 +5,14 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 DEMO   := cache/demo
+# How long `make demo` runs: long enough to open the dashboard it prints; 0 runs until Ctrl-C.
+DEMO_SECONDS ?= 60
 
 .PHONY: demo test lint typecheck unit bench clean help
 
 help:
-	@echo "make demo   run the daemon against the built-in simulated exchange (offline)"
+	@echo "make demo   run the daemon against the built-in simulated exchange (offline), with"
+	@echo "            its dashboard; DEMO_SECONDS=0 runs until Ctrl-C (default 60)"
 	@echo "make test   lint, type-check and run the whole test suite"
 	@echo "make bench  run the benchmarks in bench/"
 
@@ -24,7 +27,7 @@ $(VENV)/.dev: $(VENV)/.runtime requirements-dev.txt
 
 demo: $(VENV)/.runtime
 	rm -rf $(DEMO).db $(DEMO).db-wal $(DEMO).db-shm $(DEMO).cache
-	$(PY) run_paper_trader.py demo --seconds 20 --faults --db $(DEMO).db
+	$(PY) run_paper_trader.py demo --seconds $(DEMO_SECONDS) --faults --db $(DEMO).db
 	@echo "--- the same summary, rebuilt from the database:"
 	$(PY) run_paper_trader.py report --db $(DEMO).db
 

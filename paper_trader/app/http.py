@@ -17,6 +17,7 @@ from paper_trader.control.system import HealthProvider
 from paper_trader.engine import DecisionEngine
 from paper_trader.exchange.feed import MarketFeed
 from paper_trader.interfaces.http.api import ApiSources
+from paper_trader.interfaces.http.dashboard import FeedLink, FeedProvider, no_feed
 from paper_trader.interfaces.http.metrics import (
     ChannelCounts,
     GcPauses,
@@ -27,6 +28,7 @@ from paper_trader.interfaces.http.metrics import (
 )
 from paper_trader.interfaces.http.service import HttpService
 from paper_trader.interfaces.notify.service import Notifier
+from paper_trader.interfaces.status.server import StatusServer
 from paper_trader.monitoring.vitals import candle_ages
 from paper_trader.risk.breakers import (
     ACCOUNT_DEFICIT,
@@ -55,8 +57,10 @@ def http_service(
     *,
     health: HealthProvider,
     notifier: Notifier | None,
+    feed: FeedProvider = no_feed,
 ) -> HttpService:
-    """Return the HTTP service on ``HEALTH_HOST:HEALTH_PORT``."""
+    """Return the HTTP service on ``HEALTH_HOST:HEALTH_PORT``; ``feed`` tells the dashboard
+    where the status feed listens (its port is known once it has started)."""
     pauses = GcPauses()
     sources = MetricsSources(
         market=market_counts(path.engine, path.feed),
@@ -73,9 +77,24 @@ def http_service(
         host=settings.health_host,
         port=settings.health_port,
         all_ready=path.all_ready.is_set,
+        feed=feed,
     )
     pauses.watch_while(service)
     return service
+
+
+def feed_link(settings: Settings, server: Callable[[], StatusServer | None]) -> FeedProvider:
+    """Return where the status feed ``server()`` listens, for the dashboard: None until it
+    does (its port is bound when it starts: 0 picks a free one)."""
+    token_required = settings.status_ws_token is not None
+
+    def provide() -> FeedLink | None:
+        feed = server()
+        if feed is None or feed.port is None:
+            return None
+        return FeedLink(port=feed.port, token_required=token_required)
+
+    return provide
 
 
 def _latency(engine: DecisionEngine) -> LatencySnapshot | None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from paper_trader.app.announce import Announcer, RunFacts
-from paper_trader.app.http import http_service
+from paper_trader.app.http import feed_link, http_service
 from paper_trader.app.ledger import RunPlan
 from paper_trader.app.notify import build_notifier
 from paper_trader.app.stages import DecisionPath, Shared
@@ -93,7 +93,13 @@ def ways_in(
         settings, shared, plan, clock, ReportMaker(control, reports, health), pacing
     )
     found.http = http_service(
-        settings, path, control, reports, health=health, notifier=found.notifier
+        settings,
+        path,
+        control,
+        reports,
+        health=health,
+        notifier=found.notifier,
+        feed=feed_link(settings, lambda: found.status),
     )
     snapshot = FeedSnapshot(
         control, reports, plan.reader, path.quality, path.trading, health=health, model=model

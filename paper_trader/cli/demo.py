@@ -2,8 +2,9 @@
 
 The simulator runs as a child process on loopback (a synthetic market at an accelerated
 speed, optionally with faults on the wire); the daemon is the same one ``run`` starts, only
-its Binance endpoints point at the simulator. After ``seconds`` it stops as on SIGTERM and
-the database is summarised.
+its Binance endpoints point at the simulator. After ``seconds`` (0: at Ctrl-C or SIGTERM) it
+stops as on SIGTERM and the database is summarised. While it runs, the dashboard is on the HTTP
+port (its URL goes to stderr as the daemon starts).
 
 The demo keeps its models, its trade files and its feature cache next to its database, never
 in ``LOG_DIR``, ``MODELS_DIR`` or ``CACHE_DIR``. When there is no model yet, it first trains a
@@ -50,6 +51,7 @@ FAULTS = (
 
 
 HISTORY = 1_200  # closed candles the simulated market starts with (covers the default warm-up)
+OPEN_ENDED_S = 3_600.0  # ``--seconds 0``: the simulated market holds an hour's candles
 BOOTSTRAP_CANDLES = 4_000  # per symbol, for the bootstrap model
 BOOTSTRAP_FOLDS = 2
 log = get_logger("demo")
@@ -114,8 +116,25 @@ def run_demo(settings: Settings, request: DemoRequest) -> DemoResult:
             ensure_bootstrap_model(demo_settings, request.seed)
         finally:
             logs.close()
+        print(dashboard_notice(demo_settings, request.seconds), file=sys.stderr, flush=True)
         run = run_live(demo_settings, mode="demo", stop_after_s=request.seconds)
     return DemoResult(run=run, report=report(request.db_path))
+
+
+def dashboard_notice(settings: Settings, seconds: float) -> str:
+    """Return the line that says where the dashboard is and for how long."""
+    host = settings.health_host
+    if host in {"0.0.0.0", "::", ""}:  # noqa: S104 -- naming the wildcard, not binding it
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    where = (
+        f"http://{host}:{settings.health_port}/"
+        if settings.health_port
+        else "on a free port (HEALTH_PORT=0): see the log's http_listening line"
+    )
+    until = "until Ctrl-C" if not seconds else f"for {seconds:g} s (--seconds 0: until Ctrl-C)"
+    return f"paper-trader demo: the dashboard is at {where}, {until}"
 
 
 def _demo_settings(settings: Settings, request: DemoRequest, port: int) -> Settings:
@@ -224,7 +243,7 @@ def _simulator(request: DemoRequest, log_path: Path) -> Iterator[int]:
             "--symbols", ",".join(request.symbols),
             "--seed", str(request.seed),
             "--history", str(HISTORY),
-            "--candles", str(HISTORY + int(request.seconds * request.speed / 60 * 1.5) + 100),
+            "--candles", str(_market_candles(request)),
             "--speed", f"{request.speed:g}",
             *(FAULTS if request.faults else ()),
         ]  # fmt: skip
@@ -239,6 +258,12 @@ def _simulator(request: DemoRequest, log_path: Path) -> Iterator[int]:
                 except subprocess.TimeoutExpired:
                     child.kill()
                     child.wait()
+
+
+def _market_candles(request: DemoRequest) -> int:
+    """Return how many candles per symbol the simulated market needs for the demo's run."""
+    seconds = request.seconds or OPEN_ENDED_S
+    return HISTORY + int(seconds * request.speed / 60 * 1.5) + 100
 
 
 def _await_port(child: subprocess.Popen[bytes], port_file: Path, log_path: Path) -> int:

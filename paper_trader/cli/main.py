@@ -119,7 +119,9 @@ def _add_demo_parser(commands: Commands) -> None:
         "accelerated speed), run the real daemon against it for SECONDS, then print the JSON "
         "summary of the database. Works offline on a fresh machine.",
     )
-    parser.add_argument("--seconds", type=float, default=30.0, help="how long to run (30)")
+    parser.add_argument(
+        "--seconds", type=float, default=30.0, help="how long to run (30); 0: until Ctrl-C"
+    )
     parser.add_argument(
         "--speed",
         type=float,

@@ -1,4 +1,5 @@
-"""The HTTP service: ``/health``, ``/metrics`` and ``/api/*`` on ``HEALTH_HOST:HEALTH_PORT``.
+"""The HTTP service: ``/health``, ``/metrics``, ``/api/*`` and the dashboard (``/``) on
+``HEALTH_HOST:HEALTH_PORT``.
 
 Read-only: every route is a GET (aiohttp answers 405 to anything else). Bound on loopback by
 default (invariant 7). A port that cannot be bound leaves the daemon trading without it: an
@@ -15,6 +16,7 @@ from aiohttp import web
 
 from paper_trader.domain import ComponentHealth, HealthStatus
 from paper_trader.interfaces.http import api
+from paper_trader.interfaces.http.dashboard import FeedProvider, add_dashboard, no_feed
 from paper_trader.interfaces.http.health import health_answer
 from paper_trader.interfaces.http.metrics import CONTENT_TYPE, Metrics
 from paper_trader.runtime.logs import get_logger
@@ -29,7 +31,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 class HttpService:
-    """Serve health, metrics and the read-only API until cancelled."""
+    """Serve health, metrics, the read-only API and the dashboard until cancelled."""
 
     name = "http"
 
@@ -41,14 +43,17 @@ class HttpService:
         host: str,
         port: int,
         all_ready: Callable[[], bool] = lambda: True,
+        feed: FeedProvider = no_feed,
     ) -> None:
         """``port`` 0 picks a free one (see ``port`` once ready); ``all_ready`` says whether
-        every service of the daemon is ready (``/health`` is 503 until then)."""
+        every service of the daemon is ready (``/health`` is 503 until then); ``feed`` says
+        where the status feed listens, for the dashboard (None: no feed, or not yet)."""
         self._sources = sources
         self._metrics = metrics
         self._host = host
         self.port = port
         self._all_ready = all_ready
+        self._feed = feed
         self._problem = ""
         self.answered = 0
         self.failed = 0
@@ -91,6 +96,7 @@ class HttpService:
         app.router.add_get("/metrics", self._scrape)
         for path, query in api.ROUTES.items():
             app.router.add_get(path, self._api(query))
+        add_dashboard(app, self._feed)
         return app
 
     @web.middleware
