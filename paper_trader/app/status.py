@@ -122,12 +122,15 @@ class Teller:
         tell, at = self._hub.tell, result.candle_time_ms
         for decision in result.decisions:
             tell("decision", at, decision)
-        for fill in result.fills:
+        closed_by = {t.exit_fill_id: t for t in result.trades}
+        for fill in result.fills:  # in the order they filled: an exit before a new entry
             tell("fill", at, fill)
             position = result.positions.get(fill.symbol)
             if fill.reason == "entry" and position is not None:
                 tell("trade_opened", at, position)
-        for trade in result.trades:
+            elif (trade := closed_by.pop(fill.fill_id, None)) is not None:
+                tell("trade_closed", at, trade)
+        for trade in closed_by.values():  # none: every trade closes on a fill of its instant
             tell("trade_closed", at, trade)
         for transition in result.transitions:
             tell("breaker", at, transition)
