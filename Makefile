@@ -52,6 +52,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/retrain.py
 	$(PY) bench/pipeline.py
 	$(PY) bench/notify.py
+	$(PY) bench/status.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO).*

@@ -84,7 +84,9 @@ from pipeline import (  # noqa: E402 -- bench/ is on the path: it is the script'
     machine,
     market,
     measure,
+    order,
     percentiles,
+    self_change,
     symbols_for,
     train_model,
     verdict,
@@ -339,11 +341,6 @@ def held_for(n: Notification, policy: DeliveryPolicy, limits: Mapping[Cap, int],
     return f"the {cap} digest" if is_full else "their repeat window"
 
 
-def order(blocks: int) -> list[str]:
-    """Return the blocks' cases in ABBA order: A B, B A, A B, ..."""
-    return [c for r in range(blocks) for c in (("A", "B") if r % 2 == 0 else ("B", "A"))]
-
-
 async def run_cases(args: argparse.Namespace, work: Path, tg: ThreadedTelegram) -> dict[str, Any]:
     """Warm both paths, queue B's backlog in the storm, run the blocks, drain B."""
     total = args.warmup + args.blocks * args.block_instants
@@ -413,18 +410,6 @@ def summarise(case: Case) -> dict[str, Any]:
         "refused": case.refused,
         "pending_at_block_start": case.pending_at_start,
     }
-
-
-def self_change(blocks: Sequence[Sequence[int]]) -> float | None:
-    """Return the change of p99 between a case's own blocks, in ABBA halves (1st, 4th, 5th,
-    8th ... against 2nd, 3rd, 6th, 7th ...): what machine noise alone does to the figure."""
-    halves: tuple[list[int], list[int]] = ([], [])
-    for k, block in enumerate(blocks):
-        halves[k % 4 in {1, 2}].extend(block)
-    if not all(halves):
-        return None
-    a, b = (percentiles(h)["p99_ms"] for h in halves)
-    return float((b - a) / a * 100)
 
 
 def change_pct(results: dict[str, Any]) -> float:

@@ -56,7 +56,7 @@ import pstats
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -323,12 +323,18 @@ def build_rig(settings: Settings, conn: Any) -> Rig:
     return Rig(engine, channel, writer, recorder, events, probe, models, trading)
 
 
-async def quiesce(rig: Rig, index: int, gap_s: float) -> None:
-    """Wait until the engine is idle and every event is in the outbox, then idle ``gap_s``."""
+Settle = Callable[[int], Awaitable[None]]
+
+
+async def quiesce(rig: Rig, index: int, gap_s: float, settle: Settle | None = None) -> None:
+    """Wait until the engine is idle and every event is in the outbox, then for ``settle``
+    (another benchmark's own wait, given the instant's index), then idle ``gap_s``."""
     await rig.engine.caught_up(settle_s=0)
     while len(rig.events):  # noqa: ASYNC110 -- the subscription has no "drained" event
         await asyncio.sleep(0)
     await rig.writer.write(SetMetadata(key="bench_barrier", value=str(index)))
+    if settle is not None:
+        await settle(index)
     await asyncio.sleep(gap_s)
 
 
@@ -356,8 +362,11 @@ async def warm_up(rig: Rig, instants: Iterable[list[Candle]], gap_s: float) -> N
     await quiesce(rig, -1, gap_s)
 
 
-async def measure(rig: Rig, instants: Iterable[list[Candle]], gap_s: float) -> list[dict[str, Any]]:
-    """Time each of ``instants``, the pipeline quiesced between them; return their records."""
+async def measure(
+    rig: Rig, instants: Iterable[list[Candle]], gap_s: float, settle: Settle | None = None
+) -> list[dict[str, Any]]:
+    """Time each of ``instants``, the pipeline quiesced between them (and ``settle`` awaited);
+    return their records."""
     records = []
     for index, instant in enumerate(instants):
         rig.probe.start()
@@ -368,7 +377,7 @@ async def measure(rig: Rig, instants: Iterable[list[Candle]], gap_s: float) -> l
         if op is None or op.state.last_candle_ms != instant[0].open_time_ms:
             raise RuntimeError(f"instant {index}: the commit was not this instant's")
         records.append(record_of(rig.probe.marks, op))
-        await quiesce(rig, index, gap_s)
+        await quiesce(rig, index, gap_s, settle)
     return records
 
 
@@ -441,6 +450,23 @@ def percentiles(ns: Sequence[int]) -> dict[str, float]:
     p50, p99 = (float(v) for v in np.percentile(ms, [50, 99]))
     return {"count": len(ms), "p50_ms": p50, "p99_ms": p99, "max_ms": float(ms.max()),
             "mean_ms": float(ms.mean())}  # fmt: skip
+
+
+def order(blocks: int) -> list[str]:
+    """Return the blocks' cases in ABBA order: A B, B A, A B, ..."""
+    return [c for r in range(blocks) for c in (("A", "B") if r % 2 == 0 else ("B", "A"))]
+
+
+def self_change(blocks: Sequence[Sequence[int]]) -> float | None:
+    """Return the change of p99 between a case's own blocks, in ABBA halves (1st, 4th, 5th,
+    8th ... against 2nd, 3rd, 6th, 7th ...): what machine noise alone does to the figure."""
+    halves: tuple[list[int], list[int]] = ([], [])
+    for k, block in enumerate(blocks):
+        halves[k % 4 in {1, 2}].extend(block)
+    if not all(halves):
+        return None
+    a, b = (percentiles(h)["p99_ms"] for h in halves)
+    return float((b - a) / a * 100)
 
 
 def summarise(outcome: dict[str, Any], symbols: int, warm: int, goal: float) -> dict[str, Any]:
