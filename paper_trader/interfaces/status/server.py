@@ -30,7 +30,8 @@ FELL_BEHIND = 4000
 TRY_AGAIN_LATER = 1013
 MAX_MESSAGE = 65_536  # bytes a client may send in one message (subscriptions are small)
 CLOSE_TIMEOUT_S = 2.0
-BEHIND_CLOSE_S = 10.0  # for the close frame to get past what a slow client has yet to read
+YIELD_EVERY = 32  # frames one client's sender writes before it lets the loop run
+BEHIND_CLOSE_S = 3.0  # for the close frame to get past what a slow client has yet to read
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -193,8 +194,12 @@ class StatusServer:
 
     @staticmethod
     async def _write(connection: ServerConnection, client: Client) -> None:
+        sent = 0
         while (frame := await client.next()) is not None:
-            await connection.send(frame.text, text=True)
+            await connection.send(frame.text, text=True)  # suspends only on a full buffer
+            sent += 1
+            if sent % YIELD_EVERY == 0:  # let the loop (and the other clients) run meanwhile
+                await asyncio.sleep(0)
 
     async def _read(self, connection: ServerConnection, client: Client) -> None:
         async for message in connection:
