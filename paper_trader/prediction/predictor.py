@@ -1,4 +1,5 @@
 """Live inference: off the event loop, batched, bounded, and guarded by a circuit breaker.
+(Just over 400 lines: the slots, executor hops and breaker of one pass belong together.)
 
 The decision task hands over the ready feature rows of a batch (the symbols whose candles
 closed together; in a replay or a backfill, many instants share one pass). Every inference

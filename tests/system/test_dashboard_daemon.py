@@ -12,7 +12,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from daemon_harness import BUSY, daemon, notify_socket, simulator
 from fakes.browser import chromium, require_chromium
 from fakes.models import publish_model
 from fakes.tcp_proxy import TcpProxy, tcp_proxy
+from test_http_daemon import free_port
 
 HISTORY = 800  # the features are ready from candle 660
 TRADING = {**BUSY, "WARMUP_CANDLES": str(HISTORY), "STOP_LOSS_COOLDOWN": "0"}
@@ -33,13 +33,6 @@ EQUITY_POINTS = "Number(document.querySelector('#equity-chart').dataset.points)"
 PRICE_POINTS = "Number(document.querySelector('#price-chart').dataset.points)"
 PRICE_MARKERS = "Number(document.querySelector('#price-chart').dataset.markers)"
 TRADE_ROWS = "document.querySelectorAll('#trades tbody tr').length"
-
-
-def free_port() -> int:
-    """Return a loopback port nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def api_feed(port: int) -> dict[str, Any]:

@@ -5,7 +5,6 @@ back (a loopback proxy owned by the test stands between the daemon and the simul
 import json
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +13,7 @@ from conftest import subprocess_env
 from daemon_harness import daemon, simulator
 from fakes.models import publish_model
 from fakes.tcp_proxy import tcp_proxy
-from test_http_daemon import free_port, get
+from test_http_daemon import free_port, get, wait_for_health
 
 Health = dict[str, Any]
 
@@ -23,25 +22,6 @@ def component(health: Health, name: str) -> dict[str, str]:
     """Return one component of a /health answer."""
     [found] = [c for c in health["components"] if c["component"] == name]
     return found
-
-
-def wait_for_health(
-    port: int, code: int, condition: Callable[[Health], bool], what: str, timeout: float = 90
-) -> Health:
-    """Poll /health until it answers ``code`` with a body meeting ``condition``; return it."""
-    deadline = time.monotonic() + timeout
-    last: tuple[int, str] | None = None
-    while time.monotonic() < deadline:
-        try:
-            last = get(port, "/health")
-        except OSError:  # not listening yet
-            last = None
-        if last is not None and last[0] == code:
-            body: Health = json.loads(last[1])
-            if condition(body):
-                return body
-        time.sleep(0.1)
-    raise AssertionError(f"/health never answered {code} with {what}: {last}")
 
 
 def last_candle_ms(port: int) -> int:

@@ -7,6 +7,7 @@ import socket
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,21 +35,27 @@ def get(port: int, path: str) -> tuple[int, str]:
         return exc.code, exc.read().decode()
 
 
-def wait_for_health(port: int, code: int, timeout: float = 30.0) -> dict[str, Any]:
-    """Poll /health until it answers ``code``; return its JSON."""
+def wait_for_health(
+    port: int,
+    code: int,
+    condition: Callable[[dict[str, Any]], bool] = lambda _: True,
+    what: str = "any body",
+    timeout: float = 90,
+) -> dict[str, Any]:
+    """Poll /health until it answers ``code`` with a body meeting ``condition``; return it."""
     deadline = time.monotonic() + timeout
     last: tuple[int, str] | None = None
     while time.monotonic() < deadline:
         try:
             last = get(port, "/health")
         except OSError:  # not listening yet
-            time.sleep(0.1)
-            continue
-        if last[0] == code:
+            last = None
+        if last is not None and last[0] == code:
             body: dict[str, Any] = json.loads(last[1])
-            return body
+            if condition(body):
+                return body
         time.sleep(0.1)
-    raise AssertionError(f"/health never answered {code} within {timeout} s: {last}")
+    raise AssertionError(f"/health never answered {code} with {what}: {last}")
 
 
 def test_health_metrics_and_api_answer_while_the_daemon_runs(

@@ -16,6 +16,7 @@ import pytest
 from conftest import subprocess_env
 from daemon_harness import BUSY, daemon, notify_socket, query, simulator
 from fakes.models import publish_model
+from test_http_daemon import free_port
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -25,12 +26,6 @@ HISTORY = 800  # the features are ready from candle 660
 SYMBOLS = "BTCUSDT,ETHUSDT"
 TOKEN = "status-feed-token-for-the-test"
 TRADING = {**BUSY, "WARMUP_CANDLES": str(HISTORY), "STOP_LOSS_COOLDOWN": "0"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def check(message: dict[str, Any]) -> dict[str, Any]:

@@ -29,7 +29,7 @@ def _plain(value: object) -> Any:
     """Return what msgspec cannot encode itself as plain values (an event's read-only data)."""
     if isinstance(value, MappingProxyType):
         return dict(value)
-    raise NotImplementedError(f"cannot encode {type(value).__name__}")
+    raise NotImplementedError(f"cannot encode {type(value).__name__}")  # msgspec's "unsupported"
 
 
 _encoder = msgspec.json.Encoder(enc_hook=_plain)
