@@ -151,15 +151,15 @@ def settings_for(work: Path, symbols: Sequence[str]) -> Settings:
     )
 
 
-def train_model(work: Path, candles: int) -> str:
+def train_model(work: Path, candles: int, venue: Venue = VENUE) -> str:
     """Train and publish a model with the production tree counts; return its version."""
     csv = work / "train.csv"
-    write_csv(generate_candles(count=candles, seed=11, symbol="BTC-USD", venue=VENUE), csv)
+    write_csv(generate_candles(count=candles, seed=11, symbol="BTC-USD", venue=venue), csv)
     (work / "models").mkdir()
     request = TrainRequest(
         symbols=("BTC-USD",),
         interval=Interval.M1,
-        venue=VENUE,
+        venue=venue,
         models_dir=work / "models",
         rule=LabelRule(horizon=5, fee_rate=0.001, slippage_bps=5.0),
         csvs=(csv,),

@@ -24,6 +24,7 @@ from paper_trader.clock import Clock, SystemClock
 from paper_trader.engine import EngineStats
 from paper_trader.errors import ConfigError
 from paper_trader.features.engine import SeriesKey
+from paper_trader.runtime.heap import thaw_heap
 from paper_trader.runtime.logs import LoggingHandle, configure_logging, get_logger
 from paper_trader.runtime.sdnotify import SystemdNotifier
 from paper_trader.runtime.supervisor import Outcome, Supervisor
@@ -102,6 +103,7 @@ async def run_supervised(
         stack.callback(notifier.close)
         # Disarms the last-resort exit timer that a stop arms, however this function leaves.
         stack.callback(disarm_exit_deadline)
+        stack.callback(thaw_heap)  # frozen once every service was ready (app/supervision.py)
         conn = await _open_database(stack, db_path)
         plan = await _plan(stack, settings, conn, clock, mode, db_path, series, live=source is None)
         run_id = await record_start(conn, settings, clock, mode)

@@ -10,11 +10,14 @@ from paper_trader.monitoring.health import HealthMonitor
 from paper_trader.monitoring.vitals import Book, Vitals
 from paper_trader.runtime import logs
 from paper_trader.runtime.events import EventBus
+from paper_trader.runtime.heap import freeze_warm_heap
 from paper_trader.runtime.sdnotify import Heartbeat, SystemdNotifier, WatchdogService
 from paper_trader.runtime.service import HealthReporter
 from paper_trader.runtime.supervisor import Supervisor
 from paper_trader.settings import Settings
 from paper_trader.trading.stage import TradingStage
+
+_log = logs.get_logger("supervisor")
 
 
 def supervisor(
@@ -37,6 +40,9 @@ def supervisor(
 
 
 def _all_ready(notifier: SystemdNotifier, then: Callable[[], None]) -> None:
+    """Every service serves: the warm-up is over, so its heap is frozen before systemd hears."""
+    frozen = freeze_warm_heap()
+    _log.info("heap_frozen", objects=frozen)
     notifier.ready("ready")
     then()
 

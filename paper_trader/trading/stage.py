@@ -28,6 +28,7 @@ from paper_trader.features.engine import FeatureRow
 from paper_trader.features.stage import ClosedCandle
 from paper_trader.runtime.events import EventSink
 from paper_trader.runtime.logs import get_logger
+from paper_trader.runtime.pacing import Pacer
 from paper_trader.storage.ledger_ops import LedgerState, RecordInstant
 from paper_trader.trading.events import (
     breaker_event,
@@ -109,6 +110,7 @@ class TradingStage:
         self._since_windows = 0
         self.started = asyncio.Event()  # set once the ledger is restored: commands may run
         self._observers: list[Callable[[Reported], None]] = []
+        self._pacer = Pacer()
 
     def observe(self, observer: Callable[[Reported], None]) -> None:
         """Call ``observer`` with what each batch and command committed, once committed (the
@@ -165,7 +167,9 @@ class TradingStage:
             previous = self.trader.last_candle_ms
             results: list[InstantResult] = []
             ordered = sorted(items, key=lambda item: item.candle.open_time_ms)
+            self._pacer.start()
             for time_ms, group in itertools.groupby(ordered, key=lambda i: i.candle.open_time_ms):
+                await self._pacer.pace()  # a catch-up's thousand instants: the loop breathes
                 markets = [self._market(i, failed, recovering=recovering) for i in group]
                 instant_signals = {
                     m.candle.symbol: by_symbol[(m.candle.symbol, time_ms)]

@@ -38,9 +38,15 @@ def test_daemon_notifies_systemd_and_stops_gracefully_on_sigterm(
             notify.wait_for("STOPPING=1")
             assert process.wait(timeout=20) == 0
         assert notify.count("WATCHDOG=1") >= 1
-    events = [e["event"] for e in _log_events(tmp_path / "logs")]
+    records = _log_events(tmp_path / "logs")
+    events = [e["event"] for e in records]
     assert "daemon_ready" in events
     assert events[-1] == "daemon_stopped"
+    # The warm heap (modules, the model, the warm-up's state) is frozen before systemd hears.
+    (frozen,) = [e for e in records if e["event"] == "heap_frozen"]
+    assert events.index("heap_frozen") == events.index("daemon_ready") + 1
+    assert isinstance(frozen["objects"], int)
+    assert frozen["objects"] > 50_000
     with sqlite3.connect(tmp_path / "paper_trader.db") as conn:
         assert conn.execute("SELECT mode, exit_code FROM runs").fetchall() == [("run", 0)]
 
