@@ -38,6 +38,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
 from pipeline import machine, train_model  # noqa: E402
+from results import row  # noqa: E402
 
 from paper_trader.domain import Venue  # noqa: E402
 
@@ -155,6 +156,35 @@ def worst_lag(path: Path) -> float | None:
     return worst
 
 
+def result_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the rows of ``bench/results.md``: RSS after warm-up, and the stop."""
+    live, symbols = results["live"], results["symbols"]
+    command = ".venv/bin/python bench/live.py"
+    method = (
+        f"run_paper_trader.py run, {symbols} symbols live on the simulator with a model, "
+        f"1,000-candle REST warm-up each, {results['live_s']:g} s of live candles after READY=1"
+    )
+    return [
+        row(
+            f"RSS, {symbols} symbols live with a model, after warm-up",
+            f"{live['rss_end_mb']:.0f} MB (at READY {live['rss_ready_mb']:.0f}, "
+            f"max {live['rss_max_mb']:.0f})",
+            goal=f"≤ {RSS_GOAL_MB:.0f} MB",
+            met=live["rss_end_mb"] <= RSS_GOAL_MB,
+            method=method + "; psutil every second",
+            command=command,
+        ),
+        row(
+            f"SIGTERM → exit, {symbols} symbols",
+            f"{live['stop_s']:.2f} s (exit code {live['exit_code']})",
+            goal=f"≤ {STOP_GOAL_S:g} s",
+            met=live["stop_s"] <= STOP_GOAL_S and live["exit_code"] == 0,
+            method=method + "; then SIGTERM, timed to the process's exit",
+            command=command,
+        ),
+    ]
+
+
 def report(results: dict[str, Any]) -> None:
     """Print the figures next to their goals."""
     live = results["live"]
@@ -202,6 +232,7 @@ def main() -> None:
         finally:
             simulator.terminate()
             simulator.wait()
+    results["rows"] = result_rows(results)
     report(results)
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -111,6 +111,8 @@ def render(rows: list[dict[str, Any]], dates: list[str]) -> str:
 
 def update_readme(readme: Path, rows: list[dict[str, Any]]) -> bool:
     """Replace README's table between the markers; return whether the markers were found."""
+    if not readme.exists():
+        return False
     text = readme.read_text(encoding="utf-8")
     start, end = text.find(BEGIN), text.find(END)
     if start < 0 or end < start:
