@@ -228,12 +228,10 @@ class StorageWriter:
         if self._channel.closed:
             raise FatalError("a storage writer runs once; build a new one")
         try:
-            self._db = await self._open()
-            try:
-                await self._serve(ready)
-            finally:
-                await self._db.close(wait=not self._timed_out)
+            await self._serve(ready)
         finally:
+            if self._db is not None:
+                await self._db.close(wait=not self._timed_out)
             self._channel.close()
             self._abandon()
 
@@ -245,9 +243,12 @@ class StorageWriter:
             raise FatalError(f"the storage writer cannot open {file}: {exc}") from exc
 
     async def _serve(self, ready: Readiness) -> None:
-        ready.set()
-        _log.info("writer_started", capacity=self._channel.capacity, batch_size=self._batch_size)
         try:
+            self._db = await self._open()
+            ready.set()
+            _log.info(
+                "writer_started", capacity=self._channel.capacity, batch_size=self._batch_size
+            )
             while True:
                 await self._commit(self._gather(await self._channel.get()))
         except asyncio.CancelledError:
@@ -307,6 +308,8 @@ class StorageWriter:
         before = self._committed_ops
         try:
             async with asyncio.timeout(self._flush_timeout_s):
+                if self._db is None:  # stopped while opening: open, to commit what is queued
+                    self._db = await self._open()
                 await self._settle()
                 while (first := self._channel.get_nowait()) is not None:
                     await self._commit(self._gather(first))

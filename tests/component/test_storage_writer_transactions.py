@@ -230,3 +230,22 @@ async def test_cancelled_transaction_that_failed_is_rolled_back_and_run_again_at
 
     assert held.runs == 2
     assert list(await conn.execute_fetchall("SELECT value FROM metadata")) == [("2",)]
+
+
+async def test_a_stop_while_the_writer_opens_its_connection_still_flushes_the_queue(
+    conn: aiosqlite.Connection,
+) -> None:
+    """Ops queued before the writer started are committed even if it is cancelled while it is
+    still opening its connection."""
+    writer = StorageWriter(conn)
+    await writer.submit(SetMetadata(key="queued", value="1"))
+    waiter = asyncio.create_task(writer.write(AppendOutbox(event=instant(3).notices[0])))
+    task = asyncio.create_task(writer.run(Readiness()))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+    await waiter
+    assert await count(conn, "metadata") == 1
+    assert await count(conn, "notification_outbox") == 1
