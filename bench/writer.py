@@ -1,7 +1,7 @@
 """Writer cost: one instant's commit through the old writer (every statement an awaited
 aiosqlite call) and the new one (the whole transaction one call on the writer's own thread).
 
-Method. An instant is what the daemon writes when 100 symbols close together: an
+Method. An instant is what the daemon writes when ``--symbols`` (100) close together: an
 ``UpsertCandles`` of 100 candles (submitted, as the engine's candle store does) and the
 instant's ``RecordInstant`` (written, waited for) with 100 decisions, one equity snapshot and
 the trading state row (a 2 kB ``state_json``); a LEDGER instant also carries one notice (an
@@ -29,7 +29,7 @@ median of those ratios, is the figure least moved by load from other processes (
 the p99: the load average is printed). Last, what one LEDGER instant writes to the WAL once as
 many instants are stored (plain sqlite3 on a fourth file, checkpoints off).
 
-    .venv/bin/python bench/writer.py [--instants 10] [--blocks 40] [--json FILE]
+    .venv/bin/python bench/writer.py [--symbols 100] [--instants 10] [--blocks 40] [--json FILE]
 """
 
 import argparse
@@ -145,7 +145,7 @@ class Writer(Protocol):
     async def run(self, ready: Readiness) -> None: ...
 
 
-def candles_at(index: int) -> tuple[Candle, ...]:
+def candles_at(index: int, symbols: Sequence[str]) -> tuple[Candle, ...]:
     price = Decimal(20_000 + index % 500) / Decimal(7)
     return tuple(
         Candle(
@@ -159,11 +159,11 @@ def candles_at(index: int) -> tuple[Candle, ...]:
             close=price + Decimal("0.25"),
             volume=Decimal("3.75"),
         )
-        for symbol in SYMBOLS
+        for symbol in symbols
     )
 
 
-def instant_at(index: int, *, ledger: bool) -> RecordInstant:
+def instant_at(index: int, symbols: Sequence[str], *, ledger: bool) -> RecordInstant:
     at = T0 + index * MINUTE
     decisions = tuple(
         Decision(
@@ -182,7 +182,7 @@ def instant_at(index: int, *, ledger: bool) -> RecordInstant:
             rule="no_signal",
             detail="score under the entry threshold",
         )
-        for symbol in SYMBOLS
+        for symbol in symbols
     )
     cash = Decimal("10000.12345678")
     snapshot = EquitySnapshot(
@@ -193,7 +193,7 @@ def instant_at(index: int, *, ledger: bool) -> RecordInstant:
         peak_equity=cash,
         open_positions=0,
     )
-    state_json = json.dumps({"last": dict.fromkeys(SYMBOLS, at), "pad": "x" * 200})
+    state_json = json.dumps({"last": dict.fromkeys(symbols, at), "pad": "x" * 200})
     state = LedgerState(cash=str(cash), next_fill_id=1, last_candle_ms=at, state_json=state_json)
     notices = (_notice(at),) if ledger else ()
     return RecordInstant(state=state, decisions=decisions, snapshots=(snapshot,), notices=notices)
@@ -230,10 +230,12 @@ async def running(name: str, work: Path) -> AsyncIterator[Writer]:
 Instant = tuple[UpsertCandles, RecordInstant]
 
 
-def instants(start: int, count: int, *, ledger: bool) -> list[Instant]:
-    """Return the ops of ``count`` instants from ``start`` (built before any timing)."""
+def instants(start: int, count: int, symbols: int, *, ledger: bool) -> list[Instant]:
+    """Return the ops of ``count`` instants of ``symbols`` symbols from ``start`` (built
+    before any timing)."""
+    names = SYMBOLS[:symbols]
     return [
-        (UpsertCandles(candles=candles_at(i)), instant_at(i, ledger=ledger))
+        (UpsertCandles(candles=candles_at(i, names)), instant_at(i, names, ledger=ledger))
         for i in range(start, start + count)
     ]
 
@@ -301,13 +303,13 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     async with contextlib.AsyncExitStack() as stack:
         writers = {name: await stack.enter_async_context(running(name, work)) for name in WRITERS}
         for name, writer in writers.items():
-            for ops in instants(0, args.warmup, ledger=True):
+            for ops in instants(0, args.warmup, args.symbols, ledger=True):
                 await commit_instant(name, writer, ops)
         start = args.warmup
         for number in range(args.blocks):
             order = WRITERS if number % 2 == 0 else tuple(reversed(WRITERS))
             for kind in ("fast", "ledger"):
-                ops = instants(start, args.instants, ledger=kind == "ledger")
+                ops = instants(start, args.instants, args.symbols, ledger=kind == "ledger")
                 for name in order:
                     results[kind][name].append(await block(name, writers[name], ops))
                 start += args.instants
@@ -321,7 +323,7 @@ async def measure(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     return summaries
 
 
-async def wal_per_instant(work: Path, count: int) -> dict[str, float]:
+async def wal_per_instant(work: Path, count: int, symbols: int) -> dict[str, float]:
     """Return the WAL written per LEDGER instant once ``count`` instants are stored, with the
     checkpoints off so that the file only grows: what each commit writes (and fsyncs)."""
     path = work / "pages.db"
@@ -332,7 +334,7 @@ async def wal_per_instant(work: Path, count: int) -> dict[str, float]:
     try:
         conn.execute("PRAGMA wal_autocheckpoint=0")
         sizes = []
-        for candles, instant in instants(0, count, ledger=True):
+        for candles, instant in instants(0, count, symbols, ledger=True):
             conn.execute("BEGIN IMMEDIATE")
             for step in [*candles.prepare(), *instant.prepare()]:
                 if isinstance(step, Statement):
@@ -368,7 +370,8 @@ def report(results: dict[str, Any]) -> None:
     w = results["wal"]
     print(
         f"WAL written per instant after {w['after']} instants: {w['wal_kb']} kB, about "
-        f"{w['pages']} pages (100 symbols' rows fall on 100 leaves of each symbol-first table)"
+        f"{w['pages']} pages ({results['symbols']} symbols' rows fall on as many leaves of each "
+        "symbol-first table)"
     )
 
 
@@ -377,6 +380,7 @@ def arguments() -> argparse.Namespace:
     add = parser.add_argument
     add("--instants", type=int, default=10, help="timed instants per block and writer")
     add("--blocks", type=int, default=40, help="blocks per kind (writers interleaved)")
+    add("--symbols", type=int, default=100, help="symbols closing together (at most 100)")
     add("--warmup", type=int, default=50, help="untimed instants per writer first")
     add(
         "--dir", type=Path, help="directory of the databases (default: temporary, on the work disk)"
@@ -399,9 +403,10 @@ def main() -> None:
         work = args.dir or Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         results["dir"] = str(work)
+        results["symbols"] = args.symbols
         results["writers"] = asyncio.run(measure(args, work))
         after = args.warmup + args.blocks * args.instants * 2
-        results["wal"] = {"after": after, **asyncio.run(wal_per_instant(work, after))}
+        results["wal"] = {"after": after, **asyncio.run(wal_per_instant(work, after, args.symbols))}
     results["machine"]["loadavg_end"] = [round(x, 2) for x in os.getloadavg()]
     report(results)
     if args.json:
