@@ -38,7 +38,12 @@ from paper_trader.prediction.registry import ModelRegistry  # noqa: E402
 from paper_trader.prediction.stage import PredictionStage  # noqa: E402
 from paper_trader.settings import Settings  # noqa: E402
 from paper_trader.simulator.synthetic import generate_candles  # noqa: E402
-from paper_trader.storage import UpsertCandles, migrate, open_database  # noqa: E402
+from paper_trader.storage import (  # noqa: E402
+    UpsertCandles,
+    apply_transaction,
+    migrate,
+    open_database,
+)
 
 SPEC = default_spec()
 TICK_S = 0.02
@@ -49,9 +54,9 @@ async def store(db: Path, count: int) -> None:
     try:
         await migrate(conn)
         candles = tuple(generate_candles(count=count, seed=11, symbol="BTC-USDT"))
-        for start in range(0, len(candles), 10_000):
-            await UpsertCandles(candles=candles[start : start + 10_000]).apply(conn)
-        await conn.commit()
+        batches = range(0, len(candles), 10_000)
+        ops = [UpsertCandles(candles=candles[start : start + 10_000]) for start in batches]
+        await apply_transaction(conn, ops)
     finally:
         await conn.close()
 

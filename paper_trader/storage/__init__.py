@@ -37,7 +37,10 @@ from paper_trader.storage.repository import (
 from paper_trader.storage.schema import LATEST_VERSION, MIGRATIONS, Migration
 from paper_trader.storage.writer import (
     Durability,
+    Statement,
+    Step,
     StorageWriter,
+    SyncStep,
     WriteOp,
     WriterStats,
     apply_transaction,
@@ -62,8 +65,11 @@ __all__ = [
     "RunStart",
     "SeriesSummary",
     "SetMetadata",
+    "Statement",
+    "Step",
     "StorageWriter",
     "StoredPrediction",
+    "SyncStep",
     "UpsertCandles",
     "WriteOp",
     "WriterStats",

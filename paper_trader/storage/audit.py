@@ -1,10 +1,11 @@
 """The command audit: one row per command an interface accepted, and what it answered."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aiosqlite
 
-from paper_trader.storage.writer import Durability
+from paper_trader.storage.writer import Durability, Step, one
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -36,24 +37,23 @@ class RecordCommand:
         """Return LEDGER: the audit trail of who commanded the trader must survive power loss."""
         return Durability.LEDGER
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Insert the row."""
         e = self.entry
-        await conn.execute(
+        insert = one(
             "INSERT INTO command_audit "
             "(at_ms, interface, chat_id, user_id, command, arguments, result, ok) "
             "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                e.at_ms,
-                e.interface,
-                e.chat_id,
-                e.user_id,
-                e.command,
-                e.arguments,
-                e.result,
-                int(e.ok),
-            ),
+            e.at_ms,
+            e.interface,
+            e.chat_id,
+            e.user_id,
+            e.command,
+            e.arguments,
+            e.result,
+            int(e.ok),
         )
+        return [insert]
 
 
 async def audit_entries(conn: aiosqlite.Connection, *, limit: int = 100) -> list[AuditEntry]:

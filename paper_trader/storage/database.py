@@ -17,12 +17,19 @@ from typing import Any, Self
 
 import aiosqlite
 
-from paper_trader.errors import ConfigError
+from paper_trader.errors import ConfigError, FatalError
 from paper_trader.runtime.logs import get_logger
 
 _log = get_logger("storage")
 
 _BUSY_TIMEOUT_MS = 5000
+# What every writing connection sets after ``journal_mode=WAL``: the aiosqlite one
+# (``open_database``) and the single writer's own sqlite3 one (``connect_writer``).
+_WRITER_PRAGMAS = (
+    "PRAGMA synchronous=NORMAL",
+    "PRAGMA foreign_keys=ON",
+    f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}",
+)
 _DAMAGED_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 
@@ -174,19 +181,51 @@ async def _connect(path: Path, target: str, *, uri: bool) -> aiosqlite.Connectio
 
 async def _configure(conn: aiosqlite.Connection, path: Path, *, check: bool) -> None:
     rows = list(await conn.execute_fetchall("PRAGMA journal_mode=WAL"))
+    _check_wal(path, rows)
+    for pragma in _WRITER_PRAGMAS:
+        await conn.execute(pragma)
+    if check:
+        problems = [str(row[0]) for row in await conn.execute_fetchall("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise damaged(path, "; ".join(problems[:3]))
+
+
+def _check_wal(path: Path | str, rows: list[Any]) -> None:
     mode = str(rows[0][0]).lower() if rows else ""
     if mode != "wal":
         raise ConfigError(
             f"database {path} cannot use write-ahead logging (journal_mode answered {mode!r}); "
             "put DB_PATH on a local filesystem"
         )
-    await conn.execute("PRAGMA synchronous=NORMAL")
-    await conn.execute("PRAGMA foreign_keys=ON")
-    await conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
-    if check:
-        problems = [str(row[0]) for row in await conn.execute_fetchall("PRAGMA quick_check")]
-        if problems != ["ok"]:
-            raise damaged(path, "; ".join(problems[:3]))
+
+
+async def database_file(conn: aiosqlite.Connection) -> str:
+    """Return the file ``conn`` has open as its main database (``PRAGMA database_list``).
+
+    Raise ``FatalError`` for a database with no file (in memory): no second connection can
+    share it.
+    """
+    rows = await conn.execute_fetchall("PRAGMA database_list")
+    files = [str(file) for _, name, file in rows if name == "main" and file]
+    if not files:
+        raise FatalError("the storage writer needs a database file, not one in memory")
+    return files[0]
+
+
+def connect_writer(file: str) -> sqlite3.Connection:
+    """Open ``file`` for the single writer: autocommit, WAL and the pragmas of
+    ``open_database``. Call it on the thread that will use the connection."""
+    conn = sqlite3.connect(file, isolation_level=None)
+    configured = False
+    try:
+        _check_wal(file, conn.execute("PRAGMA journal_mode=WAL").fetchall())
+        for pragma in _WRITER_PRAGMAS:
+            conn.execute(pragma)
+        configured = True
+    finally:
+        if not configured:
+            conn.close()
+    return conn
 
 
 def open_failure(path: Path, exc: sqlite3.Error) -> ConfigError:

@@ -27,23 +27,26 @@ def data_json(event: Event) -> str:
     return json.dumps(dict(event.data), sort_keys=True, separators=(",", ":"))
 
 
-async def insert_deviation(conn: aiosqlite.Connection, event: Event) -> None:
-    """Store a deviation event (one of ``DEVIATION_KINDS``) with its candle time (-1 if none).
+INSERT_DEVIATION = (
+    "INSERT INTO deviations (kind, symbol, candle_time_ms, detected_at_ms, message, "
+    "data_json) VALUES (?, ?, ?, ?, ?, ?)"
+)
 
-    Called by ``AppendOutbox`` in the transaction that queues the event for the notifier.
+
+def deviation_row(event: Event) -> tuple[object, ...]:
+    """Return the ``INSERT_DEVIATION`` row of a deviation event (one of ``DEVIATION_KINDS``),
+    with its candle time (-1 if none).
+
+    Inserted by ``AppendOutbox`` in the transaction that queues the event for the notifier.
     """
     candle_time = event.data.get("candle_time_ms", -1)
-    await conn.execute(
-        "INSERT INTO deviations (kind, symbol, candle_time_ms, detected_at_ms, message, "
-        "data_json) VALUES (?, ?, ?, ?, ?, ?)",
-        (
-            event.kind.value,
-            str(event.data.get("symbol", "")),
-            int(candle_time) if isinstance(candle_time, int | float) else -1,
-            event.at_ms,
-            event.message,
-            data_json(event),
-        ),
+    return (
+        event.kind.value,
+        str(event.data.get("symbol", "")),
+        int(candle_time) if isinstance(candle_time, int | float) else -1,
+        event.at_ms,
+        event.message,
+        data_json(event),
     )
 
 

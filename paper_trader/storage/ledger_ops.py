@@ -11,10 +11,9 @@ they enter the notification outbox in the same transaction, so a crash can never
 ledger change and lose its notification, nor the other way round.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-
-import aiosqlite
 
 from paper_trader.domain import Event
 from paper_trader.domain.trading import (
@@ -26,8 +25,8 @@ from paper_trader.domain.trading import (
     Position,
 )
 from paper_trader.storage.ops import decimal_text
-from paper_trader.storage.outbox import insert_outbox
-from paper_trader.storage.writer import Durability
+from paper_trader.storage.outbox import outbox_statements
+from paper_trader.storage.writer import Durability, Statement, Step, one
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -66,35 +65,30 @@ class RecordInstant:
         ledger = self.fills or self.transitions or self.notices
         return Durability.LEDGER if ledger else Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Write every part; closed positions are removed before positions are upserted."""
-        if self.fills:
-            await conn.executemany(_INSERT_FILL, [_fill_row(f) for f in self.fills])
-        if self.closed:
-            await conn.executemany(
-                "DELETE FROM positions WHERE symbol = ?", [(s,) for s in self.closed]
-            )
-        if self.positions:
-            await conn.executemany(_UPSERT_POSITION, [_position_row(p) for p in self.positions])
-        if self.trades:
-            await conn.executemany(_INSERT_TRADE, [_trade_row(t) for t in self.trades])
-        if self.transitions:
-            await conn.executemany(
-                _INSERT_TRANSITION, [_transition_row(t) for t in self.transitions]
-            )
-        if self.decisions:
-            await conn.executemany(_UPSERT_DECISION, [_decision_row(d) for d in self.decisions])
-        if self.snapshots:
-            await conn.executemany(_UPSERT_SNAPSHOT, [_snapshot_row(s) for s in self.snapshots])
-        for event in self.notices:
-            await insert_outbox(conn, event)
+        parts = [
+            Statement(_INSERT_FILL, [_fill_row(f) for f in self.fills]),
+            Statement(_DELETE_POSITION, [(s,) for s in self.closed]),
+            Statement(_UPSERT_POSITION, [_position_row(p) for p in self.positions]),
+            Statement(_INSERT_TRADE, [_trade_row(t) for t in self.trades]),
+            Statement(_INSERT_TRANSITION, [_transition_row(t) for t in self.transitions]),
+            Statement(_UPSERT_DECISION, [_decision_row(d) for d in self.decisions]),
+            Statement(_UPSERT_SNAPSHOT, [_snapshot_row(s) for s in self.snapshots]),
+        ]
+        statements = [part for part in parts if part.rows]
+        statements += outbox_statements(self.notices)
         s = self.state
-        await conn.execute(_UPSERT_STATE, (s.cash, s.next_fill_id, s.last_candle_ms, s.state_json))
+        statements.append(
+            one(_UPSERT_STATE, s.cash, s.next_fill_id, s.last_candle_ms, s.state_json)
+        )
         if s.volatility_json is not None:
-            await conn.execute(
-                "UPDATE trading_state SET volatility_json = ? WHERE id = 1", (s.volatility_json,)
-            )
+            statements.append(one(_SET_VOLATILITY, s.volatility_json))
+        return statements
 
+
+_DELETE_POSITION = "DELETE FROM positions WHERE symbol = ?"
+_SET_VOLATILITY = "UPDATE trading_state SET volatility_json = ? WHERE id = 1"
 
 _INSERT_FILL = """
 INSERT INTO fills (

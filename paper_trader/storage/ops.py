@@ -6,6 +6,8 @@ returning the new id); there is no queued op for it. Every other write is an op 
 """
 
 import json
+import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -13,8 +15,8 @@ import aiosqlite
 
 from paper_trader.domain import Candle, Event, Gap, PredictionOutcome, PredictionRow
 from paper_trader.errors import FatalError
-from paper_trader.storage.outbox import insert_outbox
-from paper_trader.storage.writer import Durability, apply_transaction
+from paper_trader.storage.outbox import outbox_statements
+from paper_trader.storage.writer import Durability, Statement, Step, apply_transaction, one
 
 _UPSERT_CANDLE = """
 INSERT INTO candles (venue, symbol, interval, open_time_ms, open, high, low, close, volume)
@@ -44,7 +46,7 @@ class UpsertCandles:
         """Return FAST: candles can be fetched again from the exchange."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Upsert every candle with one ``executemany``."""
         rows = [
             (
@@ -60,7 +62,7 @@ class UpsertCandles:
             )
             for c in self.candles
         ]
-        await conn.executemany(_UPSERT_CANDLE, rows)
+        return [Statement(_UPSERT_CANDLE, rows)]
 
 
 _UPSERT_GAP = """
@@ -87,7 +89,7 @@ class RecordGap:
         """Return FAST: a gap found again is recorded again."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Upsert the gap's row."""
         g = self.gap
         row = (
@@ -101,7 +103,7 @@ class RecordGap:
             g.detail,
             self.detected_at_ms,
         )
-        await conn.execute(_UPSERT_GAP, row)
+        return [Statement(_UPSERT_GAP, (row,))]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -129,12 +131,10 @@ class RecordRunStop:
         """Return LEDGER: the run history must survive power loss."""
         return Durability.LEDGER
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Set the run's stop time and exit code."""
-        await conn.execute(
-            "UPDATE runs SET stopped_at_ms = ?, exit_code = ? WHERE id = ?",
-            (self.stopped_at_ms, self.exit_code, self.run_id),
-        )
+        sql = "UPDATE runs SET stopped_at_ms = ?, exit_code = ? WHERE id = ?"
+        return [one(sql, self.stopped_at_ms, self.exit_code, self.run_id)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -148,10 +148,10 @@ class AppendOutbox:
         """Return LEDGER: a notification must not be lost once the daemon decided to send it."""
         return Durability.LEDGER
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Insert the event with its category and priority, its data as JSON with sorted keys;
         a deviation from replay parity also goes into ``deviations``."""
-        await insert_outbox(conn, self.event)
+        return outbox_statements((self.event,))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -166,13 +166,13 @@ class SetMetadata:
         """Return FAST: metadata is informational."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Insert or replace the key."""
-        await conn.execute(
+        sql = (
             "INSERT INTO metadata (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (self.key, self.value),
+            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
         )
+        return [one(sql, self.key, self.value)]
 
 
 class _InsertRun:
@@ -188,9 +188,13 @@ class _InsertRun:
     def durability(self) -> Durability:
         return Durability.LEDGER
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
+        return [self._insert]
+
+    def _insert(self, conn: sqlite3.Connection) -> None:
+        """Insert the row and keep its id (on the writer's thread, inside the transaction)."""
         run = self.run
-        row = await conn.execute_insert(
+        cursor = conn.execute(
             "INSERT INTO runs (started_at_ms, mode, pid, app_version, config_hash, versions_json) "
             "VALUES (?, ?, ?, ?, ?, ?)",
             (
@@ -202,7 +206,7 @@ class _InsertRun:
                 run.versions_json,
             ),
         )
-        self.run_id = None if row is None else int(row[0])
+        self.run_id = cursor.lastrowid
 
 
 async def start_run(conn: aiosqlite.Connection, run: RunStart) -> int:
@@ -254,7 +258,7 @@ class RecordPredictions:
         """Return FAST: a lost prediction is a lost log line, not a ledger change."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Upsert every prediction with one ``executemany`` (numpy floats become ``float``)."""
         rows = [
             (
@@ -276,7 +280,7 @@ class RecordPredictions:
             )
             for r in self.rows
         ]
-        await conn.executemany(_UPSERT_PREDICTION, rows)
+        return [Statement(_UPSERT_PREDICTION, rows)]
 
 
 _RESOLVE_PREDICTION = """
@@ -296,7 +300,7 @@ class ResolvePredictions:
         """Return FAST: a lost outcome is resolved again from the stored candles."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Update every matching pending row with one ``executemany``."""
         rows = [
             (
@@ -311,7 +315,7 @@ class ResolvePredictions:
             )
             for o in self.outcomes
         ]
-        await conn.executemany(_RESOLVE_PREDICTION, rows)
+        return [Statement(_RESOLVE_PREDICTION, rows)]
 
 
 def _json(value: object) -> str:

@@ -1,6 +1,6 @@
 """The notification outbox: queueing events, and the notifier's deliveries of them.
 
-An event is queued by ``insert_outbox`` inside the transaction that made it true (the trading
+An event is queued by ``outbox_statements`` inside the transaction that made it true (the trading
 stage's ledger commit, or ``AppendOutbox``). The notifier then gives each pending row one
 delivery per channel (``ClaimDeliveries``), reads what is pending in priority order
 (`paper_trader.storage.outbox_repository`) and records each outcome through the single
@@ -8,40 +8,55 @@ writer: sent, deferred, failed. The outbox row's own status follows its deliveri
 (``_SETTLE``).
 """
 
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import aiosqlite
-
 from paper_trader.domain import Event
 from paper_trader.domain.notifications import classify
-from paper_trader.storage.deviations import DEVIATION_KINDS, data_json, insert_deviation
-from paper_trader.storage.writer import Durability
+from paper_trader.storage.deviations import (
+    DEVIATION_KINDS,
+    INSERT_DEVIATION,
+    data_json,
+    deviation_row,
+)
+from paper_trader.storage.writer import Durability, Statement, Step, one
 
 EXPIRED = "expired: not delivered within NOTIFICATION_RETENTION_DAYS"
 RETIRED = "channel no longer configured"
 
 
-async def insert_outbox(conn: aiosqlite.Connection, event: Event) -> None:
-    """Queue ``event`` as a pending outbox row with its category and priority (in the caller's
-    transaction); a deviation from replay parity also goes into ``deviations``."""
-    if event.kind in DEVIATION_KINDS:
-        await insert_deviation(conn, event)
+_INSERT_OUTBOX = (
+    "INSERT INTO notification_outbox "
+    "(created_at_ms, kind, severity, source, message, data_json, category, priority) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+
+
+def outbox_statements(events: Sequence[Event]) -> list[Statement]:
+    """Return the statements that queue ``events`` as pending outbox rows with their category
+    and priority (in the caller's transaction); deviations from replay parity also go into
+    ``deviations``."""
+    statements = []
+    deviations = [deviation_row(e) for e in events if e.kind in DEVIATION_KINDS]
+    if deviations:
+        statements.append(Statement(INSERT_DEVIATION, deviations))
+    if events:
+        statements.append(Statement(_INSERT_OUTBOX, [_outbox_row(e) for e in events]))
+    return statements
+
+
+def _outbox_row(event: Event) -> tuple[object, ...]:
     category, priority = classify(event.kind, event.severity)
-    await conn.execute(
-        "INSERT INTO notification_outbox "
-        "(created_at_ms, kind, severity, source, message, data_json, category, priority) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            event.at_ms,
-            event.kind.value,
-            event.severity.value,
-            event.source,
-            event.message,
-            data_json(event),
-            category.value,
-            priority.value,
-        ),
+    return (
+        event.at_ms,
+        event.kind.value,
+        event.severity.value,
+        event.source,
+        event.message,
+        data_json(event),
+        category.value,
+        priority.value,
     )
 
 
@@ -63,8 +78,8 @@ WHERE id = ?
 """
 
 
-async def _settle(conn: aiosqlite.Connection, ids: Sequence[int]) -> None:
-    await conn.executemany(_SETTLE, [(i,) for i in ids])
+def _settle(ids: Sequence[int]) -> Statement:
+    return Statement(_SETTLE, [(i,) for i in ids])
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -81,14 +96,15 @@ class ClaimDeliveries:
         """Return FAST: a lost claim is claimed again."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Insert the missing deliveries."""
-        await conn.executemany(
+        claim = Statement(
             "INSERT OR IGNORE INTO notification_deliveries (outbox_id, channel) "
             "SELECT id, ? FROM notification_outbox "
             "WHERE status = 'pending' AND id > ? AND created_at_ms >= ?",
             [(channel, self.after_id, self.since_ms) for channel in self.channels],
         )
+        return [claim]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -102,19 +118,23 @@ class RetireChannels:
         """Return FAST."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
-        """Mark them failed and settle their outbox rows."""
+    def prepare(self) -> Sequence[Step]:
+        """Mark them failed and settle their outbox rows (it reads which: a sync step)."""
+        return [self._retire]
+
+    def _retire(self, conn: sqlite3.Connection) -> None:
         marks = ", ".join("?" for _ in self.keep) or "''"
         where = f"status = 'pending' AND channel NOT IN ({marks})"
-        rows = await conn.execute_fetchall(
+        rows = conn.execute(
             f"SELECT outbox_id FROM notification_deliveries WHERE {where}", self.keep
-        )
-        await conn.execute(
+        ).fetchall()
+        conn.execute(
             f"UPDATE notification_deliveries SET status = 'failed', failed_reason = ? "
             f"WHERE {where}",
             (RETIRED, *self.keep),
         )
-        await _settle(conn, sorted({int(r[0]) for r in rows}))
+        settle = _settle(sorted({int(r[0]) for r in rows}))
+        conn.executemany(settle.sql, settle.rows)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -133,9 +153,9 @@ class MarkSent:
         """Return FAST: survives ``kill -9``; a power cut may resend one message."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Update the deliveries, then their outbox rows."""
-        await conn.executemany(
+        sent = Statement(
             "UPDATE notification_deliveries SET status = 'sent', sent_at_ms = ?, "
             "message_ids = ?, possible_repeat = ?, folded = ?, attempts = attempts + 1, "
             "parts_sent = 0 WHERE outbox_id = ? AND channel = ? AND status = 'pending'",
@@ -151,11 +171,11 @@ class MarkSent:
                 for i in self.ids
             ],
         )
-        await conn.executemany(
+        attempts = Statement(
             "UPDATE notification_outbox SET attempts = attempts + 1 WHERE id = ?",
             [(i,) for i in self.ids],
         )
-        await _settle(conn, self.ids)
+        return [sent, attempts, _settle(self.ids)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -173,19 +193,18 @@ class MarkProgress:
         """Return FAST."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Update the delivery."""
-        await conn.execute(
+        progress = one(
             "UPDATE notification_deliveries SET parts_sent = ?, message_ids = ?, "
             "possible_repeat = ? WHERE outbox_id = ? AND channel = ? AND status = 'pending'",
-            (
-                self.parts_sent,
-                ",".join(self.message_ids),
-                int(self.possible_repeat),
-                self.id,
-                self.channel,
-            ),
+            self.parts_sent,
+            ",".join(self.message_ids),
+            int(self.possible_repeat),
+            self.id,
+            self.channel,
         )
+        return [progress]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -201,13 +220,14 @@ class MarkSending:
         """Return FAST: survives ``kill -9``."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Mark the pending deliveries."""
-        await conn.executemany(
+        sending = Statement(
             "UPDATE notification_deliveries SET possible_repeat = 1 "
             "WHERE outbox_id = ? AND channel = ? AND status = 'pending'",
             [(i, self.channel) for i in self.ids],
         )
+        return [sending]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -226,9 +246,9 @@ class DeferDeliveries:
         """Return FAST."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Count the attempt and keep the error on the delivery and its outbox row."""
-        await conn.executemany(
+        deliveries = Statement(
             "UPDATE notification_deliveries SET attempts = attempts + 1, "
             "next_attempt_at_ms = ?, last_error = ?, possible_repeat = ? "
             "WHERE outbox_id = ? AND channel = ? AND status = 'pending'",
@@ -237,10 +257,11 @@ class DeferDeliveries:
                 for i in self.ids
             ],
         )
-        await conn.executemany(
+        outbox = Statement(
             "UPDATE notification_outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
             [(self.error, i) for i in self.ids],
         )
+        return [deliveries, outbox]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -256,19 +277,19 @@ class MarkFailed:
         """Return FAST."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Mark them failed, keep the reason on their outbox rows, settle those."""
-        await conn.executemany(
+        deliveries = Statement(
             "UPDATE notification_deliveries SET status = 'failed', failed_reason = ?, "
             "last_error = ?, attempts = attempts + 1 "
             "WHERE outbox_id = ? AND channel = ? AND status = 'pending'",
             [(self.reason, self.reason, i, self.channel) for i in self.ids],
         )
-        await conn.executemany(
+        outbox = Statement(
             "UPDATE notification_outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
             [(self.reason, i) for i in self.ids],
         )
-        await _settle(conn, self.ids)
+        return [deliveries, outbox, _settle(self.ids)]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -283,26 +304,30 @@ class PruneOutbox:
         """Return FAST."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> Sequence[Step]:
         """Expire, then delete."""
         old = "SELECT id FROM notification_outbox WHERE created_at_ms < ?"
-        await conn.execute(
-            f"UPDATE notification_deliveries SET status = 'failed', failed_reason = ? "
-            f"WHERE status = 'pending' AND outbox_id IN ({old})",
-            (EXPIRED, self.before_ms),
-        )
-        await conn.execute(
-            "UPDATE notification_outbox SET status = 'failed', last_error = ? "
-            "WHERE status = 'pending' AND created_at_ms < ?",
-            (EXPIRED, self.before_ms),
-        )
         settled = f"{old} AND status IN ('sent', 'failed')"
-        await conn.execute(
-            f"DELETE FROM notification_deliveries WHERE outbox_id IN ({settled})",
-            (self.before_ms,),
-        )
-        await conn.execute(
-            "DELETE FROM notification_outbox "
-            "WHERE created_at_ms < ? AND status IN ('sent', 'failed')",
-            (self.before_ms,),
-        )
+        return [
+            one(
+                f"UPDATE notification_deliveries SET status = 'failed', failed_reason = ? "
+                f"WHERE status = 'pending' AND outbox_id IN ({old})",
+                EXPIRED,
+                self.before_ms,
+            ),
+            one(
+                "UPDATE notification_outbox SET status = 'failed', last_error = ? "
+                "WHERE status = 'pending' AND created_at_ms < ?",
+                EXPIRED,
+                self.before_ms,
+            ),
+            one(
+                f"DELETE FROM notification_deliveries WHERE outbox_id IN ({settled})",
+                self.before_ms,
+            ),
+            one(
+                "DELETE FROM notification_outbox "
+                "WHERE created_at_ms < ? AND status IN ('sent', 'failed')",
+                self.before_ms,
+            ),
+        ]

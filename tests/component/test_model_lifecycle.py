@@ -21,7 +21,7 @@ from paper_trader.prediction.predictor import Predictor, PredictorConfig
 from paper_trader.prediction.registry import ModelRegistry
 from paper_trader.prediction.stage import PredictionStage
 from paper_trader.simulator.synthetic import generate_candles, write_csv
-from paper_trader.storage import UpsertCandles
+from paper_trader.storage import UpsertCandles, apply_transaction
 
 SPEC = default_spec()
 
@@ -29,8 +29,7 @@ SPEC = default_spec()
 async def stored_market(db: Path, count: int = 3_000) -> None:
     async with migrated_database(db) as conn:
         candles = tuple(generate_candles(count=count, seed=21, symbol="BTC-USDT"))
-        await UpsertCandles(candles=candles).apply(conn)
-        await conn.commit()
+        await apply_transaction(conn, [UpsertCandles(candles=candles)])
 
 
 async def _ignore_rows(_rows: tuple[PredictionRow, ...]) -> None:

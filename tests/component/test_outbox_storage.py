@@ -24,6 +24,7 @@ from paper_trader.runtime.service import Readiness
 from paper_trader.storage import (
     AppendOutbox,
     Durability,
+    Statement,
     StorageWriter,
     apply_transaction,
     migrate,
@@ -137,8 +138,8 @@ class Refused:
 
     durability = Durability.LEDGER
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
-        await conn.execute("INSERT INTO no_such_table VALUES (1)")
+    def prepare(self) -> list[Statement]:
+        return [Statement("INSERT INTO no_such_table VALUES (1)")]
 
 
 async def test_the_ledger_commit_and_its_notices_land_together_or_not_at_all(

@@ -17,6 +17,7 @@ from paper_trader.storage import (
     Durability,
     RecordRunStop,
     SetMetadata,
+    Statement,
     StorageWriter,
     UpsertCandles,
     load_candles,
@@ -36,12 +37,13 @@ class OrphanPosition:
         """Return FAST."""
         return Durability.FAST
 
-    async def apply(self, conn: aiosqlite.Connection) -> None:
+    def prepare(self) -> list[Statement]:
         """Insert a position pointing at fill 999."""
-        await conn.execute(
+        orphan = Statement(
             "INSERT INTO positions (symbol, side, quantity, entry_price, opened_candle_ms, "
             "entry_fill_id) VALUES ('BTCUSDT', 'long', '1', '100', 0, 999)"
         )
+        return [orphan]
 
 
 async def count(conn: aiosqlite.Connection, table: str) -> int:
@@ -77,10 +79,8 @@ async def test_write_returns_after_commit_visible_to_reader(
     assert stored == [candle(0)]
 
 
-async def test_ledger_ops_commit_and_restore_normal_sync(
-    conn: aiosqlite.Connection, reader: aiosqlite.Connection
-) -> None:
-    """Outbox and run-stop ops are committed; synchronous is back to NORMAL afterwards."""
+async def test_ledger_ops_commit(conn: aiosqlite.Connection, reader: aiosqlite.Connection) -> None:
+    """Outbox and run-stop ops are committed."""
     run_id = await start_run(conn, run_start(started_at_ms=1, mode="run", pid=7, config_hash="h"))
     event = Event(
         kind=EventKind.DAEMON_STARTED,
@@ -102,7 +102,6 @@ async def test_ledger_ops_commit_and_restore_normal_sync(
         ("daemon_started", "started", '{"count":2,"symbols":"BTCUSDT"}', 0)
     ]
     assert [(r.id, r.stopped_at_ms, r.exit_code) for r in recorded] == [(run_id, 9, 0)]
-    assert list(await conn.execute_fetchall("PRAGMA synchronous")) == [(1,)]
 
 
 async def test_cancel_flushes_everything_already_queued(conn: aiosqlite.Connection) -> None:
@@ -224,18 +223,23 @@ async def test_full_queue_blocks_producer_and_reports_degraded(conn: aiosqlite.C
     assert writer.health().status is HealthStatus.OK
 
 
-async def test_ledger_op_is_not_batched_with_fast_ops(conn: aiosqlite.Connection) -> None:
-    """A LEDGER op between FAST ops gets its own transaction, order preserved."""
+async def test_ledger_op_takes_in_the_fast_ops_ahead_but_no_other_ledger_op(
+    conn: aiosqlite.Connection,
+) -> None:
+    """FAST ops queued ahead of a LEDGER op share its transaction; two LEDGER ops never share
+    one and nothing queued behind a LEDGER op joins it; order is preserved."""
     writer = StorageWriter(conn)
+    await writer.submit(SetMetadata(key="k", value="1"))
+    await writer.submit(SetMetadata(key="k", value="2"))
+    await writer.submit(AppendOutbox(event=_event("x")))
+    await writer.submit(SetMetadata(key="k", value="3"))
+    await writer.submit(AppendOutbox(event=_event("y")))
     async with running_writer(writer):
-        await writer.submit(SetMetadata(key="k", value="1"))
-        await writer.submit(SetMetadata(key="k", value="2"))
-        await writer.submit(AppendOutbox(event=_event("x")))
-        await writer.submit(SetMetadata(key="k", value="3"))
         await writer.write(SetMetadata(key="k", value="4"))
 
     assert writer.stats().transactions == 3
     assert list(await conn.execute_fetchall("SELECT value FROM metadata")) == [("4",)]
+    assert await count(conn, "notification_outbox") == 2
 
 
 def _event(message: str) -> Event:
