@@ -23,7 +23,7 @@ when a series has nothing more to come for an instant.
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from paper_trader.domain import (
@@ -39,6 +39,7 @@ from paper_trader.domain import (
     SeriesMark,
     Venue,
 )
+from paper_trader.features.engine import FeatureRow
 from paper_trader.features.stage import ClosedCandle, FeatureStage
 from paper_trader.market.aligner import InstantAligner, Stall
 from paper_trader.market.quality import Assessment, QualityConfig, QualityMonitor
@@ -213,14 +214,22 @@ class DecisionEngine:
         """Judge, store and align a batch of candles and marks; decide what became complete."""
         accepted: list[Candle] = []
         items: list[ClosedCandle] = []
+        pending = _Pending()
         for entry in batch:
             if isinstance(entry, SeriesMark):
+                self._features(pending, items)
                 self._mark(entry, items)
                 continue
             item = self._admit(entry)
-            if item is not None:
-                accepted.append(entry)
-                items.append(item)
+            if item is None:
+                continue
+            accepted.append(entry)
+            if isinstance(item, _Judged):
+                if pending.judged and pending.judged[0].candle.open_time_ms != entry.open_time_ms:
+                    self._features(pending, items)
+                pending.add(item, len(items))
+            items.append(item)  # type: ignore[arg-type]  # a _Judged becomes its ClosedCandle
+        self._features(pending, items)
         if accepted:
             await self._store(tuple(accepted))
         if self.aligner is None:
@@ -228,6 +237,24 @@ class DecisionEngine:
         else:
             self._align(items)
             await self._decide(self._release())
+
+    def _features(self, pending: "_Pending", items: list[ClosedCandle]) -> None:
+        """Compute the features of the judged candles of one open time together, in order."""
+        if not pending.judged:
+            return
+        judged, at = pending.judged, pending.at
+        if self.features is None:
+            rows: list[FeatureRow | Exception | None] = [None] * len(judged)
+        else:
+            rows = self.features.on_instant([j.candle for j in judged])
+        for item, index, row in zip(judged, at, rows, strict=True):
+            if isinstance(row, Exception):
+                items[index] = self._fault(item.key, item.candle, row)
+            else:
+                items[index] = ClosedCandle(
+                    candle=item.candle, row=row, tradable=item.tradable, late=item.late
+                )
+        pending.clear()
 
     def _mark(self, mark: SeriesMark, items: list[ClosedCandle]) -> None:
         """Apply a source's mark after the candles before it (they align first)."""
@@ -271,8 +298,9 @@ class DecisionEngine:
             if self._idle.is_set() and len(self._candles) == 0:
                 return
 
-    def _admit(self, candle: Candle) -> ClosedCandle | None:
-        """Return the candle with what was judged of it, or None if it is dropped."""
+    def _admit(self, candle: Candle) -> "ClosedCandle | _Judged | None":
+        """Return the candle with what was judged of it (its features to come), or None if it
+        is dropped."""
         key = (candle.venue, candle.symbol, candle.interval)
         last = self._last_open.get(key)
         if last is not None and candle.open_time_ms <= last:
@@ -286,22 +314,27 @@ class DecisionEngine:
             return None
         try:
             return self._judge(key, candle)
-        except Exception as exc:  # one candle's trouble, not the daemon's
-            self._failed += 1
-            error = f"{type(exc).__name__}: {exc}"
-            log.exception(
-                "candle_failed",
-                stage="features",
-                symbol=candle.symbol,
-                open_time_ms=candle.open_time_ms,
-                candle=repr(candle),
-                error=error,
-            )
-            self._accepted(key, candle)
-            return ClosedCandle(candle=candle, row=None, tradable=False, fault=error)
+        except Exception as exc:  # noqa: BLE001 - one candle's trouble, logged by _fault
+            return self._fault(key, candle, exc)
 
-    def _judge(self, key: SeriesKey, candle: Candle) -> ClosedCandle | None:
-        """Count the gap before it, gate it, compute its features; None if it is rejected."""
+    def _fault(self, key: SeriesKey, candle: Candle, exc: Exception) -> ClosedCandle:
+        """Record a candle a stage failed on: logged with its traceback, counted, quarantined."""
+        self._failed += 1
+        error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "candle_failed",
+            stage="features",
+            symbol=candle.symbol,
+            open_time_ms=candle.open_time_ms,
+            candle=repr(candle),
+            error=error,
+            exc_info=exc,
+        )
+        self._accepted(key, candle)
+        return ClosedCandle(candle=candle, row=None, tradable=False, fault=error)
+
+    def _judge(self, key: SeriesKey, candle: Candle) -> "_Judged | None":
+        """Count the gap before it, gate it; None if it is rejected."""
         self._count_gap(key, candle)
         self._last_seen[key] = candle.open_time_ms
         assessment = self._assess(candle)
@@ -311,11 +344,10 @@ class DecisionEngine:
                 self.aligner.mark(key, candle.open_time_ms)
             return None
         self._accepted(key, candle)
-        row = None if self.features is None else self.features.on_candle(candle)
         late = self.aligner is not None and self.aligner.is_decided(candle.open_time_ms)
         if late:
             self._report_late(candle)
-        return ClosedCandle(candle=candle, row=row, tradable=assessment.tradable, late=late)
+        return _Judged(key=key, candle=candle, tradable=assessment.tradable, late=late)
 
     def _accepted(self, key: SeriesKey, candle: Candle) -> None:
         self._last_open[key] = candle.open_time_ms
@@ -360,6 +392,32 @@ class DecisionEngine:
             self._events.publish(
                 _SOURCE.warning(EventKind.CANDLE_LATE, message, at_ms=at_ms, data=data)
             )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Judged:
+    """A candle through the quality gate, its features to come with its instant's."""
+
+    key: SeriesKey
+    candle: Candle
+    tradable: bool
+    late: bool
+
+
+@dataclass(slots=True)
+class _Pending:
+    """The judged candles of one open time and where their items go."""
+
+    judged: list[_Judged] = field(default_factory=list)
+    at: list[int] = field(default_factory=list)
+
+    def add(self, item: _Judged, index: int) -> None:
+        self.judged.append(item)
+        self.at.append(index)
+
+    def clear(self) -> None:
+        self.judged.clear()
+        self.at.clear()
 
 
 def stall_event(stall: Stall, now_ms: int) -> Event:

@@ -130,7 +130,7 @@ class Emas:
 
     def push(self, slots: Ints | slice, x: Floats) -> Floats:
         """Fold x (rows for ``slots``) in; return the slots' averages."""
-        has = x == x
+        has = ~np.isnan(x)
         count = self.count[slots] + has
         held = self.value[slots]
         value = np.where(has & (count > self.n), self.keep * held + self.alpha * x, held)
@@ -208,7 +208,7 @@ class SeriesBlock:
     def ensure(self, slots: int) -> None:
         """Make room for at least ``slots`` slots."""
         if slots > self.capacity:
-            self._allocate(max(slots, 2 * self.capacity))
+            self._allocate(slots)  # exactly: a block whose every slot closes takes views
 
     def clear(self, slots: Ints) -> None:
         """Reset the slots: every indicator warms up again (the last candle time stays)."""
@@ -271,7 +271,7 @@ class SeriesBlock:
         sel: Ints | slice = s
         if len(s) == self.capacity and (s == self._all).all():
             sel = slice(None)  # every slot in order: views instead of gathers
-        o, h, l, c, v = ohlcv.T
+        _, h, l, c, v = ohlcv.T
         self.last_candle[sel] = ohlcv
         count = self.count[sel] + 1
         self.count[sel] = count

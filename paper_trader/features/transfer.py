@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from paper_trader.features.block import CLOSES, NO_TIME, SHORT, H, L, PV, SV, V, SeriesBlock
+from paper_trader.features.block import CLOSES, NO_TIME, PV, SHORT, SV, H, L, SeriesBlock, V
 from paper_trader.features.engine import SeriesEngine
 from paper_trader.features.indicators import (
     Atr,
@@ -59,7 +59,7 @@ def _fill(ring: Ring, values: list[float], count: int) -> None:
     elif isinstance(ring, Moments):
         ring.since = 0
         if values:
-            ring._reanchor(values[-1])  # noqa: SLF001 - the exact re-sum Moments itself uses
+            ring._reanchor(values[-1])
 
 
 def _ring_values(ring: Ring) -> list[float]:
@@ -106,18 +106,18 @@ def export(block: SeriesBlock, i: int) -> SeriesEngine:
     candle = block.last_candle[i].tolist()
     engine.last_candle = () if math.isnan(candle[0]) else tuple(candle)
     closes = slot.closes()
-    history: History = engine._history  # noqa: SLF001 - the engine's own state, rebuilt here
+    history: History = engine._history
     _fill(history, closes, count)
     history.run = int(block.run[i, 0])
     before = block.prev[i].tolist()
     macds = 0
-    for step, ind in zip(engine._steps, block.spec.indicators, strict=True):  # noqa: SLF001
+    for step, ind in zip(engine._steps, block.spec.indicators, strict=True):
         _export_step(slot, step, ind.params, before, macds)
         macds += isinstance(step, Macd)
     return engine
 
 
-def _export_step(
+def _export_step(  # noqa: PLR0912 - one branch per indicator class, as in adopt
     slot: _Slot, step: object, params: tuple[int, ...], before: list[float], macds: int
 ) -> None:
     """Load one indicator of an exported engine from the slot (dispatch on its class)."""
@@ -175,7 +175,9 @@ def _export_extremes(slot: _Slot, step: Extremes) -> None:
     highs, lows = slot.short(H, step.n, count), slot.short(L, step.n, count)
     step.highs = [0.0] * step.n
     step.lows = [0.0] * step.n
-    for j, (hi, lo) in zip(range(count - len(highs), count), zip(highs, lows), strict=True):
+    for j, (hi, lo) in zip(
+        range(count - len(highs), count), zip(highs, lows, strict=True), strict=True
+    ):
         step.highs[j % step.n] = hi
         step.lows[j % step.n] = lo
     step.pos = count % step.n
@@ -208,7 +210,7 @@ def adopt(block: SeriesBlock, i: int, engine: SeriesEngine) -> None:
     block.last_open[i] = NO_TIME if engine.last_open_ms is None else engine.last_open_ms
     if engine.last_candle:
         block.last_candle[i] = engine.last_candle
-    history: History = engine._history  # noqa: SLF001 - read to rebuild the same state
+    history: History = engine._history
     closes = _ring_values(history)
     at = np.arange(count - len(closes), count) & (CLOSES - 1)
     block.closes[i, at] = closes
@@ -219,7 +221,7 @@ def adopt(block: SeriesBlock, i: int, engine: SeriesEngine) -> None:
     block.prev[i] = (history.last, volume, returns[-1] if returns else math.nan)
     _put_short(block, i, 5, returns[-(count - 1) :] if count > 1 else [])
     macds = 0
-    for step, ind in zip(engine._steps, block.spec.indicators, strict=True):  # noqa: SLF001
+    for step, ind in zip(engine._steps, block.spec.indicators, strict=True):
         _adopt_step(block, i, step, ind.params, macds)
         macds += isinstance(step, Macd)
 
