@@ -10,8 +10,7 @@ feature cache and rebuild an identical engine from it: a restart resumes mid-ser
 """
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 import numpy as np
@@ -260,30 +259,90 @@ def _load(obj: object, data: object, *, path: str) -> None:
             _load(fresh, saved, path=where)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True, eq=False)
 class FeatureRow:
-    """One candle's features: every column of the spec, in its order.
+    """One candle's features: every column of the spec, in its order; immutable.
 
-    ``values`` is a read-only numpy row (a view into the matrix of its instant) from the
-    engine; a tuple where a row is made by hand. Rows compare by value.
+    ``array`` is a read-only numpy row (from the engine, a view into the matrix of its
+    instant: stacking the rows of an instant costs no per-value work); ``values`` the same
+    numbers as a tuple of Python floats, made on first use. Either can be given.
     """
 
+    __slots__ = ("_array", "_values", "interval", "is_ready", "open_time_ms", "symbol", "venue")
     venue: Venue
     symbol: str
     interval: Interval
     open_time_ms: int
-    values: "npt.NDArray[np.float64] | tuple[float, ...]"
     is_ready: bool
+    _array: "npt.NDArray[np.float64] | None"
+    _values: tuple[float, ...] | None
+
+    def __init__(
+        self,
+        *,
+        venue: Venue,
+        symbol: str,
+        interval: Interval,
+        open_time_ms: int,
+        values: "npt.NDArray[np.float64] | Sequence[float]",
+        is_ready: bool,
+    ) -> None:
+        init = object.__setattr__
+        init(self, "venue", venue)
+        init(self, "symbol", symbol)
+        init(self, "interval", interval)
+        init(self, "open_time_ms", open_time_ms)
+        init(self, "is_ready", is_ready)
+        if isinstance(values, np.ndarray):
+            init(self, "_array", values)
+            init(self, "_values", None)
+        else:
+            init(self, "_array", None)
+            init(self, "_values", tuple(float(x) for x in values))
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"FeatureRow is immutable: cannot set {name}")
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        """Return the row as Python floats."""
+        if self._values is None:
+            assert self._array is not None
+            object.__setattr__(self, "_values", tuple(self._array.tolist()))
+        assert self._values is not None
+        return self._values
+
+    @property
+    def array(self) -> "npt.NDArray[np.float64]":
+        """Return the row as a read-only numpy array."""
+        if self._array is None:
+            row = np.array(self._values, dtype=np.float64)
+            row.flags.writeable = False
+            object.__setattr__(self, "_array", row)
+        assert self._array is not None
+        return self._array
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, FeatureRow):
             return NotImplemented
-        return (self.venue, self.symbol, self.interval, self.open_time_ms, self.is_ready) == (
+        return (
+            self.venue,
+            self.symbol,
+            self.interval,
+            self.open_time_ms,
+            self.is_ready,
+        ) == (
             other.venue,
             other.symbol,
             other.interval,
             other.open_time_ms,
             other.is_ready,
-        ) and np.array_equal(self.values, other.values, equal_nan=True)
+        ) and np.array_equal(self.array, other.array, equal_nan=True)
 
     __hash__ = None  # type: ignore[assignment]  # a row holds an array: not hashable
+
+    def __repr__(self) -> str:
+        return (
+            f"FeatureRow(venue={self.venue!r}, symbol={self.symbol!r}, "
+            f"interval={self.interval!r}, open_time_ms={self.open_time_ms}, "
+            f"is_ready={self.is_ready}, values={list(self.array)!r})"
+        )

@@ -86,13 +86,15 @@ class RowRings:
         out = []
         for j in range(filled - m, filled):
             at = j % self.keep
+            values = self.values[slot, at].copy()
+            values.flags.writeable = False
             out.append(
                 FeatureRow(
                     venue=key[0],
                     symbol=key[1],
                     interval=key[2],
                     open_time_ms=int(self.times[slot, at]),
-                    values=self.values[slot, at].copy(),
+                    values=values,
                     is_ready=bool(self.ready[slot, at]),
                 )
             )
@@ -181,7 +183,7 @@ class FeatureEngine:
             group.rings.append(
                 np.array([slot]),
                 np.array([row.open_time_ms]),
-                np.asarray(row.values, dtype=np.float64)[None, :],
+                row.array[None, :],
                 np.array([row.is_ready]),
             )
 
@@ -232,6 +234,7 @@ class FeatureEngine:
             self.counters.gap_resets += 1
         group, slot = self._place(key)
         row = np.array(values)
+        row.flags.writeable = False
         group.rings.append(
             np.array([slot]),
             np.array([candle.open_time_ms]),
@@ -243,16 +246,14 @@ class FeatureEngine:
 
     def _columnwise(self, candles: list[Candle], picks: list[int], out: list[Outcome]) -> None:
         chosen = [candles[i] for i in picks]
-        slots = []
-        group: _Interval | None = None
-        for candle in chosen:
-            key = (candle.venue, candle.symbol, candle.interval)
-            group, slot = self._place(key)
-            engine = self._engines.pop(key, None)
-            if engine is not None:  # into the block
-                transfer.adopt(group.block, slot, engine)
-            slots.append(slot)
-        assert group is not None
+        keys = [(c.venue, c.symbol, c.interval) for c in chosen]
+        for key in keys:
+            if key not in self._slot or key in self._engines:
+                group, slot = self._place(key)
+                engine = self._engines.pop(key)
+                transfer.adopt(group.block, slot, engine)  # into the block
+        group = self._intervals[chosen[0].interval.ms]
+        slots = [self._slot[key] for key in keys]
         for i, result in zip(picks, self._block_rows(group, chosen, slots), strict=True):
             out[i] = result
 
@@ -263,7 +264,8 @@ class FeatureEngine:
         block = group.block
         s = np.array(slots, dtype=np.int64)
         times = np.array([c.open_time_ms for c in candles], dtype=np.int64)
-        ohlcv = np.array([candle_values(c) for c in candles])
+        flat = [float(x) for c in candles for x in (c.open, c.high, c.low, c.close, c.volume)]
+        ohlcv = np.array(flat).reshape(len(candles), 5)
         before = block.count[s]
         done = block.update(s, times, ohlcv)
         rows = done.rows
@@ -273,10 +275,21 @@ class FeatureEngine:
         if fresh.all():
             group.rings.append(s, times, rows, ready)
             self.counters.rows += len(candles)
-        else:
-            group.rings.append(s[fresh], times[fresh], rows[fresh], ready[fresh])
-            self.counters.rows += int(fresh.sum())
-            self.counters.skipped += int(done.skipped.sum())
+            self.counters.gap_resets += int((done.gap_reset & (before > 0)).sum())
+            return [
+                FeatureRow(
+                    venue=c.venue,
+                    symbol=c.symbol,
+                    interval=c.interval,
+                    open_time_ms=c.open_time_ms,
+                    values=row,
+                    is_ready=is_ready,
+                )
+                for c, row, is_ready in zip(candles, rows, ready.tolist(), strict=True)
+            ]
+        group.rings.append(s[fresh], times[fresh], rows[fresh], ready[fresh])
+        self.counters.rows += int(fresh.sum())
+        self.counters.skipped += int(done.skipped.sum())
         self.counters.gap_resets += int((done.gap_reset & fresh & (before > 0)).sum())
         result: list[Outcome] = []
         for i, candle in enumerate(candles):

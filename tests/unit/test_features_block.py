@@ -204,7 +204,7 @@ def test_a_series_saved_from_the_block_resumes_exactly(tmp_path: object) -> None
         mine = copy.update(markets[1][i].open_time_ms, *transfer_values(markets[1][i]))
         assert isinstance(row, FeatureRow)
         assert mine is not None
-        np.testing.assert_allclose(row.values, mine, rtol=1e-9, atol=1e-9)
+        np.testing.assert_allclose(row.array, mine, rtol=1e-9, atol=1e-9)
 
 
 def transfer_values(candle: Candle) -> tuple[float, float, float, float, float]:
@@ -229,5 +229,5 @@ def test_the_stage_reports_an_impossible_candle_of_a_wide_instant_and_goes_on() 
     row = last[0]
     assert isinstance(row, FeatureRow)
     with pytest.raises(ValueError, match="read-only"):
-        row.values[0] = 1.0  # type: ignore[index]
+        row.array[0] = 1.0
     assert stage.engine.series((Venue.BINANCE, "S4-USDT", Interval.M1)).count == 99
