@@ -163,6 +163,10 @@ class FeatureEngine:
         last = int(group.block.last_open[slot])
         return None if last == NO_TIME else last
 
+    def is_columnwise(self, key: SeriesKey) -> bool:
+        """Return whether the series' state lives in its block (it closed with many others)."""
+        return key in self._slot and key not in self._engines
+
     def series_keys(self) -> list[SeriesKey]:
         """Return the series the engine knows."""
         return list(self._slot)
