@@ -22,6 +22,9 @@ to 3 runs) is an extra line. ``--profile N`` prints cProfile's top functions ove
 of the 100-symbol column-wise update. About a minute on an idle 2-core machine.
 
     .venv/bin/python bench/features.py [--candles 3000] [--runs 5] [--json] [--profile 300]
+
+Over 400 lines: the peers' recompute (b) and its pandas stand-in are spelled out in full, so
+anyone can check what the engines are compared with.
 """
 
 import argparse

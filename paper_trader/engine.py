@@ -18,12 +18,16 @@ symbol goes on.
 Prediction and trading see the candles of all series in time order, one complete instant at a
 time (``market/aligner.py``): the portfolio is shared, so live and replay must group and
 order instants of different symbols the same way. The sources' marks (``SeriesMark``) say
-when a series has nothing more to come for an instant.
+when a series has nothing more to come for an instant. The features of the judged candles of
+one open time are computed together (``FeatureStage.on_instant``: column-wise at width).
+
+Just over 400 lines: the batching of an instant's features stays beside the per-candle
+ordering, gating and error rules it has to keep.
 """
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING
 
 from paper_trader.domain import (
@@ -214,7 +218,7 @@ class DecisionEngine:
         """Judge, store and align a batch of candles and marks; decide what became complete."""
         accepted: list[Candle] = []
         items: list[ClosedCandle] = []
-        pending = _Pending()
+        pending: list[tuple[int, _Judged]] = []  # (index in items, candle), one open time
         for entry in batch:
             if isinstance(entry, SeriesMark):
                 self._features(pending, items)
@@ -225,9 +229,9 @@ class DecisionEngine:
                 continue
             accepted.append(entry)
             if isinstance(item, _Judged):
-                if pending.judged and pending.judged[0].candle.open_time_ms != entry.open_time_ms:
+                if pending and pending[0][1].candle.open_time_ms != entry.open_time_ms:
                     self._features(pending, items)
-                pending.add(item, len(items))
+                pending.append((len(items), item))
             items.append(item)  # type: ignore[arg-type]  # a _Judged becomes its ClosedCandle
         self._features(pending, items)
         if accepted:
@@ -238,21 +242,19 @@ class DecisionEngine:
             self._align(items)
             await self._decide(self._release())
 
-    def _features(self, pending: "_Pending", items: list[ClosedCandle]) -> None:
+    def _features(self, pending: list[tuple[int, "_Judged"]], items: list[ClosedCandle]) -> None:
         """Compute the features of the judged candles of one open time together, in order."""
-        if not pending.judged:
+        if not pending:
             return
-        judged, at = pending.judged, pending.at
-        if self.features is None:
-            rows: list[FeatureRow | Exception | None] = [None] * len(judged)
-        else:
-            rows = self.features.on_instant([j.candle for j in judged])
-        for item, index, row in zip(judged, at, rows, strict=True):
+        candles = [judged.candle for _, judged in pending]
+        none: list[FeatureRow | Exception | None] = [None] * len(candles)
+        rows = none if self.features is None else self.features.on_instant(candles)
+        for (at, judged), row in zip(pending, rows, strict=True):
             if isinstance(row, Exception):
-                items[index] = self._fault(item.key, item.candle, row)
+                items[at] = self._fault(judged.key, judged.candle, row)
             else:
-                items[index] = ClosedCandle(
-                    candle=item.candle, row=row, tradable=item.tradable, late=item.late
+                items[at] = ClosedCandle(
+                    candle=judged.candle, row=row, tradable=judged.tradable, late=judged.late
                 )
         pending.clear()
 
@@ -402,22 +404,6 @@ class _Judged:
     candle: Candle
     tradable: bool
     late: bool
-
-
-@dataclass(slots=True)
-class _Pending:
-    """The judged candles of one open time and where their items go."""
-
-    judged: list[_Judged] = field(default_factory=list)
-    at: list[int] = field(default_factory=list)
-
-    def add(self, item: _Judged, index: int) -> None:
-        self.judged.append(item)
-        self.at.append(index)
-
-    def clear(self) -> None:
-        self.judged.clear()
-        self.at.clear()
 
 
 def stall_event(stall: Stall, now_ms: int) -> Event:

@@ -94,11 +94,35 @@ class Step:
         self.pieces: list[Floats] = []
         self.order: list[int] = []
         self.means: Floats | None = None
+        self.sums: dict[int, Floats] = {}
+        self.highs_lows: dict[int, tuple[Floats, Floats]] = {}
 
     def put(self, cols: list[int], values: Floats) -> None:
         """Add columns (values is (candles,) or (candles, len(cols)))."""
         self.pieces.append(values if values.ndim == 2 else values[:, None])
         self.order.extend(cols)
+
+    def put_each(self, cols: list[int], *values: Floats) -> None:
+        """Add one (candles,) column per entry of cols."""
+        self.pieces.extend(v[:, None] for v in values)
+        self.order.extend(cols)
+
+    def volume_sums(self, n: int) -> Floats:
+        """Sums of volume, tp·v and signed volume over the last n candles: (candles, 3)."""
+        sums = self.sums.get(n)
+        if sums is None:
+            sums = self.sums[n] = self.sw[:, V : SV + 1, -n:].sum(axis=2)
+        return sums
+
+    def extremes(self, n: int) -> tuple[Floats, Floats]:
+        """The highest high and the lowest low of the last n candles."""
+        got = self.highs_lows.get(n)
+        if got is None:
+            got = self.highs_lows[n] = (
+                self.sw[:, H, -n:].max(axis=1),
+                self.sw[:, L, -n:].min(axis=1),
+            )
+        return got
 
     def rows(self) -> Floats:
         """Return the (candles, width) row matrix, columns in spec order."""
@@ -153,10 +177,10 @@ def _ema(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) 
 
 def _vwap(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
     for i, (n, *_) in enumerate(params):
-        sums = step.sw[:, V : PV + 1, -n:].sum(axis=2)
+        sums = step.volume_sums(n)
         vol, pv = sums[:, 0], sums[:, 1]
         level = np.where(vol == 0.0, step.c, pv / vol)
-        step.put(cols[2 * i : 2 * i + 2], np.column_stack([level, step.c / level - 1.0]))
+        step.put_each(cols[2 * i : 2 * i + 2], level, step.c / level - 1.0)
 
 
 def _ratio(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: Extra) -> None:
@@ -173,7 +197,7 @@ def _range(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra
     span = step.h - step.l
     pos = np.where(span == 0.0, 0.5, (step.c - step.l) / span)
     for i in range(len(params)):
-        step.put(cols[2 * i : 2 * i + 2], np.column_stack([span / step.c, pos]))
+        step.put_each(cols[2 * i : 2 * i + 2], span / step.c, pos)
 
 
 def _bbands(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
@@ -186,8 +210,7 @@ def _bbands(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extr
         band = float(k) * np.sqrt(np.where(step.run[:, 0] >= n, 0.0, var))
         lower = mid - band
         pctb = np.where(band == 0.0, 0.5 + band, (c - lower) / (2.0 * band))
-        block = np.column_stack([mid + band, mid, lower, 2.0 * band / mid, pctb])
-        step.put(cols[5 * i : 5 * i + 5], block)
+        step.put_each(cols[5 * i : 5 * i + 5], mid + band, mid, lower, 2.0 * band / mid, pctb)
 
 
 def _rsi(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: Extra) -> None:
@@ -204,41 +227,37 @@ def _macd(step: Step, cols: list[int], params: list[tuple[int, ...]], x: Extra) 
     line = fast - slow
     sig = x.signal(line)
     hist = line - sig
-    c = step.c[:, None]
+    c = step.c
     for i in range(len(params)):
-        part = np.column_stack([line[:, i], sig[:, i], hist[:, i]])
-        step.put(cols[6 * i : 6 * i + 3], part)
-        step.put(cols[6 * i + 3 : 6 * i + 6], part / c)
-
-
-def _extremes(step: Step, n: int) -> tuple[Floats, Floats]:
-    return step.sw[:, H, -n:].max(axis=1), step.sw[:, L, -n:].min(axis=1)
+        at = 6 * i
+        step.put_each(cols[at : at + 3], line[:, i], sig[:, i], hist[:, i])
+        step.put_each(cols[at + 3 : at + 6], line[:, i] / c, sig[:, i] / c, hist[:, i] / c)
 
 
 def _stoch(step: Step, cols: list[int], params: list[tuple[int, ...]], x: Extra) -> None:
     n, d, *_ = params[0]
-    hh, ll = _extremes(step, n)
+    hh, ll = step.extremes(n)
     k = np.where(hh == ll, 50.0, 100.0 * (step.c - ll) / (hh - ll))
     window = x.stoch_window(k)
-    step.put(cols, np.column_stack([k, window.sum(axis=1) / d]))
+    step.put_each(cols, k, window.sum(axis=1) / d)
 
 
 def _willr(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
     for i, (n, *_) in enumerate(params):
-        hh, ll = _extremes(step, n)
+        hh, ll = step.extremes(n)
         r = np.where(hh == ll, -50.0, -100.0 * (hh - step.c) / (hh - ll))
         step.put(cols[i : i + 1], r)
 
 
 def _atr(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: Extra) -> None:
     value = step.e1[:, step.lay.wilder["atr"]]
-    step.put(cols, np.column_stack([value, 100.0 * value / step.c]))
+    step.put_each(cols, value, 100.0 * value / step.c)
 
 
 def _obv_flow(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
     for i, (n, *_) in enumerate(params):
-        sums = step.sw[:, V::2, -n:].sum(axis=2)  # volume and signed volume
-        vol, flow = sums[:, 0], sums[:, 1]
+        sums = step.volume_sums(n)
+        vol, flow = sums[:, 0], sums[:, 2]
         step.put(cols[i : i + 1], np.where(vol == 0.0, flow * 0.0, flow / vol))
 
 
@@ -252,7 +271,7 @@ def _vol_chg(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Ext
 
 def _vol_ratio(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
     for i, (n, *_) in enumerate(params):
-        total = step.sw[:, V, -n:].sum(axis=1)
+        total = step.volume_sums(n)[:, 0]
         step.put(cols[i : i + 1], np.where(total == 0.0, 1.0, step.v * n / total))
 
 
@@ -266,10 +285,13 @@ def _ema_cross(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: 
 
 
 def _volatility(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
+    longest = max(p[0] for p in params)
+    window = step.sw[:, R1, -longest:]
+    dev = window - window[:, -1:]  # anchored on the last return: the sums stay small
     for i, (n, *_) in enumerate(params):
-        window = step.sw[:, R1, -n:]
-        dev = window - window.mean(axis=1)[:, None]
-        var = np.einsum("ij,ij->i", dev, dev) / n
+        tail = dev[:, -n:]
+        mean = tail.sum(axis=1) / n
+        var = np.maximum(np.einsum("ij,ij->i", tail, tail) / n - mean * mean, 0.0)
         step.put(cols[i : i + 1], np.sqrt(np.where(step.run[:, 1] >= n, 0.0, var)))
 
 
