@@ -7,8 +7,8 @@ of fewer than ``series_set.WIDE`` candles goes that way), at 100 symbols closing
 column-wise ``SeriesBlock.update`` of the whole instant; (a0) the per-series engine alone at
 100 symbols, fed candle by candle in turn (what the daemon did before the column-wise engine),
 timed in the same run, its slices interleaved with (a)'s (ABAB); (a+) the whole feature step
-of the decision task at 100 symbols, ``FeatureEngine.update_many`` over the instant's
-``Candle`` objects (Decimal to float, rows, the rings of recent rows). The first
+of the decision task, ``FeatureEngine.update_many`` over the instant's ``Candle`` objects
+(Decimal to float, the rows, the rings of recent rows), interleaved too. The first
 ``spec.warmup`` candles of every series are fed untimed, then the steady state is timed.
 (b) the approach peers use live: on every new candle, the last 500 candles of the symbol
 become a pandas DataFrame and the whole feature set is recomputed one column at a time (TA-Lib
@@ -237,11 +237,6 @@ def slices(start: int, stop: int, runs: int) -> list[range]:
     return [range(a, b) for a, b in itertools.pairwise(edges) if b > a]
 
 
-def engine_us(spec: FeatureSpec, series: list[list[Row]], runs: int) -> list[float]:
-    """(a) at 1 symbol, (a0) at more: µs per symbol-candle of the per-series engines."""
-    return interleaved(spec, series, runs, [scalar_feeder(spec, series)])[0]
-
-
 def scalar_feeder(spec: FeatureSpec, series: list[list[Row]]) -> "Feeder":
     """Feed instant i to one ``SeriesEngine`` per symbol, candle by candle."""
     updates = [SeriesEngine(spec, MINUTE).update for _ in series]
@@ -430,8 +425,9 @@ def main() -> None:
     for count, sample in ((1, args.sample_1), (args.symbols, args.sample_100)):
         part = series[:count]
         if count < WIDE:
-            a = engine_us(spec, part, args.runs)
-            a0, a_plus = a, None
+            feeders = [scalar_feeder(spec, part), stage_feeder(spec, part)]
+            a, a_plus = interleaved(spec, part, args.runs, feeders)
+            a0 = a
         else:
             feeders = [
                 block_feeder(spec, part),
@@ -450,7 +446,7 @@ def main() -> None:
                 "a_runs": a,
                 "a0_us": statistics.median(a0),
                 "a0_runs": a0,
-                "a_plus_us": None if a_plus is None else statistics.median(a_plus),
+                "a_plus_us": statistics.median(a_plus),
                 "a_candles_per_symbol": args.candles - spec.warmup,
                 "b_us": b_us,
                 "b_runs": b,
@@ -497,7 +493,7 @@ def report(spec: FeatureSpec, args: argparse.Namespace, results: dict[str, Any])
     )
     for case in results["cases"]:
         n = case["symbols"]
-        plus = "—" if case["a_plus_us"] is None else f"{case['a_plus_us']:.1f}"
+        plus = f"{case['a_plus_us']:.1f}"
         print(
             f"{n:>7} | {case['a_path']:>11} | {case['a_us']:>7.1f} | ≤ {case['goal_us']:>4.0f} | "
             f"{verdict(case['goal_a_met']):>8} | {case['a0_us']:>7.1f} | {plus:>7} | "

@@ -297,7 +297,8 @@ class FeatureRow:
             init(self, "_values", None)
         else:
             init(self, "_array", None)
-            init(self, "_values", tuple(float(x) for x in values))
+            kept = values if isinstance(values, tuple) else tuple(float(x) for x in values)
+            init(self, "_values", kept)
 
     def __setattr__(self, name: str, value: object) -> None:
         raise AttributeError(f"FeatureRow is immutable: cannot set {name}")
