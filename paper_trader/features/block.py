@@ -181,12 +181,14 @@ class SeriesBlock:
         self.bucket_ms = np.array([m * interval_ms for m, _, _ in p.htf], dtype=np.int64)
         self.htf_k = max((k for _, _, k in p.htf), default=1)
         self.capacity = 0
+        self.cursor = 0  # the ring position of the slots that advance together
         self._allocate(slots)
 
     def _allocate(self, slots: int) -> None:
         n_htf = len(self.plan.htf)
         grow = _Grower(self, slots)
         self.count: Ints = grow("count", (), np.int64(0))
+        self.tick: Ints = grow("tick", (), np.int64(self.cursor))  # ring index of the newest
         self.last_open: Ints = grow("last_open", (), np.int64(NO_TIME))
         self.last_candle: Floats = grow("last_candle", (5,), np.nan)
         self.prev: Floats = grow("prev", (3,), np.nan)  # close, volume, ret_1 before
@@ -213,6 +215,7 @@ class SeriesBlock:
     def clear(self, slots: Ints) -> None:
         """Reset the slots: every indicator warms up again (the last candle time stays)."""
         self.count[slots] = 0
+        self.tick[slots] = self.cursor  # empty rings: join the others' position
         self.prev[slots] = np.nan
         self.run[slots] = 0
         self.closes[slots] = np.nan
@@ -254,6 +257,7 @@ class SeriesBlock:
             rows = np.full((len(slots), self.width), np.nan)
             if fresh.any():
                 rows[fresh] = self._fold(slots[fresh], times[fresh], ohlcv[fresh])
+            self.tick[slots[refused]] = self.cursor  # emptied: in step with the others again
         else:
             self.last_open[slots] = times
             rows = self._fold(slots, times, ohlcv)
@@ -284,9 +288,9 @@ class SeriesBlock:
         same[:, 1] = r1 == pr
         run = np.where(same, self.run[sel] + 1, 1)
         self.run[sel] = run
-        at = (count - 1) & (CLOSES - 1)
-        rows = s[:, None]
-        self.closes[rows, np.column_stack([at, at + CLOSES])] = c[:, None]
+        tick = self.tick[sel] + 1
+        self.tick[sel] = tick
+        self.cursor = int(tick.max())
         short = np.empty((len(s), 6))
         short[:, H] = h
         short[:, L] = l
@@ -294,10 +298,7 @@ class SeriesBlock:
         short[:, PV] = (h + l + c) / 3.0 * v
         short[:, SV] = np.sign(d) * v
         short[:, R1] = r1
-        at_s = (count - 1) & (SHORT - 1)
-        self.short[rows, :, np.column_stack([at_s, at_s + SHORT])] = short[:, None, :]
-        cw = self._closes_view[s, at + 1]  # (candles, CLOSES) oldest first
-        sw = self._short_view[s, :, at_s + 1]  # (candles, 6, SHORT) oldest first
+        cw, sw = self._windows(s, sel, tick, c, short)
         tr = np.maximum(h - l, np.maximum(np.abs(h - pc), np.abs(l - pc)))
         p = self.plan
         e1_in = np.empty((len(s), len(self.e1.n)))
@@ -311,6 +312,28 @@ class SeriesBlock:
         self.prev[sel] = np.column_stack([c, v, r1])  # after every read of it (sel may be a view)
         step = kernel.Step(self.layout, (h, l, c, v), cw, sw, run, e1)
         return kernel.columns(step, _Hooks(self, s, sel))
+
+    def _windows(
+        self, s: Ints, sel: Ints | slice, tick: Ints, c: Floats, short: Floats
+    ) -> tuple[Floats, Floats]:
+        """Write the candles into the rings; return the closes and short windows, oldest
+        first: (candles, CLOSES) and (candles, 6, SHORT). Slots that advance together share
+        a ring position (``tick``), so their windows are slices, not gathers."""
+        at = tick & (CLOSES - 1)
+        at_s = tick & (SHORT - 1)
+        a, b = int(at[0]), int(at_s[0])
+        if (at == a).all():
+            rows = slice(None) if isinstance(sel, slice) else s
+            self.closes[rows, a] = c
+            self.closes[rows, a + CLOSES] = c
+            self.short[rows, :, b] = short
+            self.short[rows, :, b + SHORT] = short
+            cw = self.closes[rows, a + 1 : a + 1 + CLOSES]
+            sw = self.short[rows, :, b + 1 : b + 1 + SHORT]
+            return cw, sw
+        self.closes[s[:, None], np.column_stack([at, at + CLOSES])] = c[:, None]
+        self.short[s[:, None], :, np.column_stack([at_s, at_s + SHORT])] = short[:, None, :]
+        return self._closes_view[s, at + 1], self._short_view[s, :, at_s + 1]
 
     def _buckets(self, s: Ints | slice, t: Ints, c: Floats) -> Floats:
         """Advance the higher-timeframe buckets; return the closes of those just completed."""

@@ -75,16 +75,17 @@ class _Slot:
         self.b = block
         self.i = i
         self.count = int(block.count[i])
+        self.tick = int(block.tick[i])
 
     def closes(self, n: int = CLOSES) -> list[float]:
         m = min(self.count, n)
-        idx = np.arange(self.count - m, self.count) & (CLOSES - 1)
+        idx = np.arange(self.tick - m + 1, self.tick + 1) & (CLOSES - 1)
         values: list[float] = self.b.closes[self.i, idx].tolist()
         return values
 
     def short(self, field: int, n: int, count: int) -> list[float]:
         m = min(count, n)
-        idx = np.arange(self.count - m, self.count) & (SHORT - 1)
+        idx = np.arange(self.tick - m + 1, self.tick + 1) & (SHORT - 1)
         values: list[float] = self.b.short[self.i, field, idx].tolist()
         return values
 
@@ -212,7 +213,8 @@ def adopt(block: SeriesBlock, i: int, engine: SeriesEngine) -> None:
         block.last_candle[i] = engine.last_candle
     history: History = engine._history
     closes = _ring_values(history)
-    at = np.arange(count - len(closes), count) & (CLOSES - 1)
+    tick = int(block.tick[i])
+    at = np.arange(tick - len(closes) + 1, tick + 1) & (CLOSES - 1)
     block.closes[i, at] = closes
     block.closes[i, at + CLOSES] = closes
     returns = [b / a - 1.0 for a, b in itertools.pairwise(closes)]
@@ -229,8 +231,8 @@ def adopt(block: SeriesBlock, i: int, engine: SeriesEngine) -> None:
 def _put_short(block: SeriesBlock, i: int, field: int, values: list[float]) -> None:
     """Write a field's last values (oldest first) as the newest of slot i's short ring."""
     values = values[-SHORT:]
-    count = int(block.count[i])
-    at = np.arange(count - len(values), count) & (SHORT - 1)
+    tick = int(block.tick[i])
+    at = np.arange(tick - len(values) + 1, tick + 1) & (SHORT - 1)
     block.short[i, field, at] = values
     block.short[i, field, at + SHORT] = values
 
