@@ -8,7 +8,9 @@ values), so nothing drifts and an all-zero or all-equal window is exact. Windows
 after a reset, so a column is NaN until its warm-up without a per-column count. Like
 indicators are grouped: the exponential averages of every kind in one (slots, k) array, every
 rolling sum of the closes from one window, the short windows (high, low, volume, ...) in one
-ring. ``transfer.py`` moves a series between this and a ``SeriesEngine``.
+ring; slots that advance together share a ring position, so their windows are slices. Each
+ring is written twice (at i and i + size) so a window is contiguous. ``transfer.py`` moves a
+series between this and a ``SeriesEngine``.
 """
 
 from dataclasses import dataclass

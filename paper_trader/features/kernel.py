@@ -2,7 +2,7 @@
 
 ``Layout`` is built once from the spec: which window means, lags, averages and ratios each
 kind needs and where its columns go. ``columns`` then computes every kind over all the candles
-of the update at once (all SMAs from one cumulative sum of the closes window, all returns from
+of the update at once (all SMAs from one pass over the closes window, all returns from
 one gather of lagged closes, all crossovers, volatilities and higher timeframes as (candles, k)
 arrays) and writes the row matrix with one permutation. The formulas are those of ``spec.py``
 as ``batch.py`` computes them; NaN windows (right after a reset) give NaN columns.
@@ -41,6 +41,7 @@ class Layout:
     perm: Ints | None = None
 
     def add(self, group: str, cols: list[int], params: tuple[int, ...] = ()) -> None:
+        """Add an indicator's columns and parameters to its group."""
         self.cols.setdefault(group, []).extend(cols)
         self.params.setdefault(group, []).append(params)
 
@@ -65,14 +66,11 @@ def layout(spec: FeatureSpec, ema_ns: list[int], wilder: list[str], htf_first: i
     out.mean_edges = np.r_[0, out.mean_ns[:-1]].astype(np.int64)
     index = {n: i for i, n in enumerate(out.mean_ns.tolist())}
     out.picks["sma"] = _ints([index[n] for n in sma])
-    out.picks["sma_n"] = _ints(sma)
     out.picks["ratio_k"] = _ints([p[0] for p in out.params.get("ratio", [])])
     out.picks["ratio_scale"] = _ints([p[1] for p in out.params.get("ratio", [])])
     pairs = out.params.get("ema_cross", [])
     out.picks["cross_fast"] = _ints([ema_ns.index(p[0]) for p in pairs])
     out.picks["cross_slow"] = _ints([ema_ns.index(p[1]) for p in pairs])
-    ratio_cols = out.cols.get("ratio", [])
-    out.cols["ratio"] = ratio_cols
     return out
 
 
@@ -154,9 +152,6 @@ class Hooks(Protocol):
     def htf(self) -> tuple[Floats, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]: ...
 
 
-Extra = Hooks
-
-
 def columns(step: Step, hooks: Hooks) -> Floats:
     """Compute every column of the update."""
     lay = step.lay
@@ -165,17 +160,17 @@ def columns(step: Step, hooks: Hooks) -> Floats:
     return step.rows()
 
 
-def _sma(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: Extra) -> None:
+def _sma(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: Hooks) -> None:
     means = step.window_means()[:, step.lay.picks["sma"]]
     step.put(cols[0::2], means)
     step.put(cols[1::2], step.c[:, None] / means - 1.0)
 
 
-def _ema(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
+def _ema(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Hooks) -> None:
     step.put(cols, step.e1[:, [step.lay.ema_ns.index(p[0]) for p in params]])
 
 
-def _vwap(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
+def _vwap(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Hooks) -> None:
     for i, (n, *_) in enumerate(params):
         sums = step.volume_sums(n)
         vol, pv = sums[:, 0], sums[:, 1]
@@ -183,24 +178,24 @@ def _vwap(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra)
         step.put_each(cols[2 * i : 2 * i + 2], level, step.c / level - 1.0)
 
 
-def _ratio(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: Extra) -> None:
+def _ratio(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: Hooks) -> None:
     lagged = step.cw[:, -1 - step.lay.picks["ratio_k"]]
     step.put(cols, (step.c[:, None] / lagged - 1.0) * step.lay.picks["ratio_scale"])
 
 
-def _mom(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
+def _mom(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Hooks) -> None:
     ks = _ints([p[0] for p in params])
     step.put(cols, step.c[:, None] - step.cw[:, -1 - ks])
 
 
-def _range(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
+def _range(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Hooks) -> None:
     span = step.h - step.l
     pos = np.where(span == 0.0, 0.5, (step.c - step.l) / span)
     for i in range(len(params)):
         step.put_each(cols[2 * i : 2 * i + 2], span / step.c, pos)
 
 
-def _bbands(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
+def _bbands(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Hooks) -> None:
     c = step.c
     ns = step.lay.mean_ns.tolist()
     for i, (n, k, *_) in enumerate(params):
@@ -213,14 +208,14 @@ def _bbands(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extr
         step.put_each(cols[5 * i : 5 * i + 5], mid + band, mid, lower, 2.0 * band / mid, pctb)
 
 
-def _rsi(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: Extra) -> None:
+def _rsi(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: Hooks) -> None:
     g = step.e1[:, step.lay.wilder["gain"]]
     lo = step.e1[:, step.lay.wilder["loss"]]
     total = g + lo
     step.put(cols, np.where(total == 0.0, 50.0, 100.0 * g / total))
 
 
-def _macd(step: Step, cols: list[int], params: list[tuple[int, ...]], x: Extra) -> None:
+def _macd(step: Step, cols: list[int], params: list[tuple[int, ...]], x: Hooks) -> None:
     ns = step.lay.ema_ns
     fast = step.e1[:, [ns.index(p[0]) for p in params]]
     slow = step.e1[:, [ns.index(p[1]) for p in params]]
@@ -234,7 +229,7 @@ def _macd(step: Step, cols: list[int], params: list[tuple[int, ...]], x: Extra) 
         step.put_each(cols[at + 3 : at + 6], line[:, i] / c, sig[:, i] / c, hist[:, i] / c)
 
 
-def _stoch(step: Step, cols: list[int], params: list[tuple[int, ...]], x: Extra) -> None:
+def _stoch(step: Step, cols: list[int], params: list[tuple[int, ...]], x: Hooks) -> None:
     n, d, *_ = params[0]
     hh, ll = step.extremes(n)
     k = np.where(hh == ll, 50.0, 100.0 * (step.c - ll) / (hh - ll))
@@ -242,26 +237,26 @@ def _stoch(step: Step, cols: list[int], params: list[tuple[int, ...]], x: Extra)
     step.put_each(cols, k, window.sum(axis=1) / d)
 
 
-def _willr(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
+def _willr(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Hooks) -> None:
     for i, (n, *_) in enumerate(params):
         hh, ll = step.extremes(n)
         r = np.where(hh == ll, -50.0, -100.0 * (hh - step.c) / (hh - ll))
         step.put(cols[i : i + 1], r)
 
 
-def _atr(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: Extra) -> None:
+def _atr(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: Hooks) -> None:
     value = step.e1[:, step.lay.wilder["atr"]]
     step.put_each(cols, value, 100.0 * value / step.c)
 
 
-def _obv_flow(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
+def _obv_flow(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Hooks) -> None:
     for i, (n, *_) in enumerate(params):
         sums = step.volume_sums(n)
         vol, flow = sums[:, 0], sums[:, 2]
         step.put(cols[i : i + 1], np.where(vol == 0.0, flow * 0.0, flow / vol))
 
 
-def _vol_chg(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
+def _vol_chg(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Hooks) -> None:
     prev = step.sw[:, V, -2]
     both = step.v + prev
     value = np.where(both == 0.0, 0.0 * prev, (step.v - prev) / both)
@@ -269,13 +264,13 @@ def _vol_chg(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Ext
         step.put(cols[i : i + 1], value)
 
 
-def _vol_ratio(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
+def _vol_ratio(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Hooks) -> None:
     for i, (n, *_) in enumerate(params):
         total = step.volume_sums(n)[:, 0]
         step.put(cols[i : i + 1], np.where(total == 0.0, 1.0, step.v * n / total))
 
 
-def _ema_cross(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: Extra) -> None:
+def _ema_cross(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: Hooks) -> None:
     picks = step.lay.picks
     spread = step.e1[:, picks["cross_fast"]] / step.e1[:, picks["cross_slow"]] - 1.0
     band = EMA_CROSS_DEAD_BAND
@@ -284,7 +279,7 @@ def _ema_cross(step: Step, cols: list[int], _params: list[tuple[int, ...]], _x: 
     step.put(cols[1::2], spread)
 
 
-def _volatility(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Extra) -> None:
+def _volatility(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: Hooks) -> None:
     longest = max(p[0] for p in params)
     window = step.sw[:, R1, -longest:]
     dev = window - window[:, -1:]  # anchored on the last return: the sums stay small
@@ -295,7 +290,7 @@ def _volatility(step: Step, cols: list[int], params: list[tuple[int, ...]], _x: 
         step.put(cols[i : i + 1], np.sqrt(np.where(step.run[:, 1] >= n, 0.0, var)))
 
 
-def _htf(step: Step, cols: list[int], params: list[tuple[int, ...]], x: Extra) -> None:
+def _htf(step: Step, cols: list[int], params: list[tuple[int, ...]], x: Hooks) -> None:
     lay = step.lay
     n = len(params)
     e = step.e1[:, lay.htf_first : lay.htf_first + n]
