@@ -206,13 +206,15 @@ class FeatureEngine:
         An impossible candle raises ``DataIntegrityError`` after its series was reset and the
         error counted; other series are untouched.
         """
-        result = self.update_many([candle])[0]
+        result = self.one(candle)
         if isinstance(result, DataIntegrityError):
             raise result
         return result
 
     def update_many(self, candles: list[Candle]) -> list[Outcome]:
         """Fold candles of distinct series in; per candle its row, None, or its error."""
+        if len(candles) < self.wide:  # the per-series path for every candle: no grouping
+            return [self.one(candle) for candle in candles]
         out: list[Outcome] = [None] * len(candles)
         by_interval: dict[int, list[int]] = {}
         for i, candle in enumerate(candles):
@@ -223,10 +225,11 @@ class FeatureEngine:
                 self._columnwise(candles, picks, out)
             else:
                 for i in picks:
-                    out[i] = self._one(candles[i])
+                    out[i] = self.one(candles[i])
         return out
 
-    def _one(self, candle: Candle) -> Outcome:
+    def one(self, candle: Candle) -> Outcome:
+        """Fold one closed candle into its series: its row, None if seen before, or its error."""
         key = (candle.venue, candle.symbol, candle.interval)
         engine = self._engines.get(key)
         if engine is None:
@@ -245,8 +248,8 @@ class FeatureEngine:
             return None
         if engine.count <= before and before > 0:
             self.counters.gap_resets += 1
-        group, slot = self._place(key)
-        group.rings.append_one(slot, candle.open_time_ms, values, engine.is_ready)
+        rings = self._intervals[key[2].ms].rings
+        rings.append_one(self._slot[key], candle.open_time_ms, values, engine.is_ready)
         self.counters.rows += 1
         return _row(key, candle.open_time_ms, tuple(values), is_ready=engine.is_ready)
 

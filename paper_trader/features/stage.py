@@ -177,7 +177,7 @@ class FeatureStage:
         """
         key = (candle.venue, candle.symbol, candle.interval)
         try:
-            result = self.engine.update_many([candle])[0]
+            result = self.engine.one(candle)
         except Exception:
             self._reset(key)
             raise
