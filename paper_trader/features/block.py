@@ -13,6 +13,7 @@ ring is written twice (at i and i + size) so a window is contiguous. ``transfer.
 series between this and a ``SeriesEngine``.
 """
 
+import copy
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,6 +125,13 @@ class Emas:
         self.seed = np.vstack([self.seed, np.zeros((extra, len(self.n)))])
         self.count = np.vstack([self.count, np.zeros((extra, len(self.n)), dtype=np.int64)])
 
+    def copy(self) -> "Emas":
+        """Return an independent copy."""
+        twin = Emas(0, [], [])
+        twin.n, twin.alpha, twin.keep = self.n, self.alpha, self.keep
+        twin.value, twin.seed, twin.count = self.value.copy(), self.seed.copy(), self.count.copy()
+        return twin
+
     def clear(self, slots: Ints) -> None:
         """Forget the slots' averages."""
         self.value[slots] = np.nan
@@ -208,6 +216,22 @@ class SeriesBlock:
         self._closes_view = sliding_window_view(self.closes, CLOSES, axis=1)
         self._short_view = sliding_window_view(self.short, SHORT, axis=2)
         self._all = np.arange(slots, dtype=np.int64)
+
+    _STATE = (
+        "count", "tick", "last_open", "last_candle", "prev", "run", "closes", "short", "ks",
+        "bucket", "bucket_close", "done", "done_count",
+    )  # fmt: skip
+
+    def copy(self) -> "SeriesBlock":
+        """Return an independent copy of the state (cheap: numpy copies), e.g. to save it from
+        another thread while this one goes on."""
+        twin = copy.copy(self)
+        for name in self._STATE:
+            setattr(twin, name, getattr(self, name).copy())
+        twin.e1, twin.e2 = self.e1.copy(), self.e2.copy()
+        twin._closes_view = sliding_window_view(twin.closes, CLOSES, axis=1)
+        twin._short_view = sliding_window_view(twin.short, SHORT, axis=2)
+        return twin
 
     def ensure(self, slots: int) -> None:
         """Make room for at least ``slots`` slots."""

@@ -84,6 +84,13 @@ class RowRings:
         self.ready[slot, at] = ready
         self.filled[slot] = filled + 1
 
+    def copy(self) -> "RowRings":
+        """Return an independent copy."""
+        twin = RowRings(self.width, self.keep)
+        twin.values, twin.times = self.values.copy(), self.times.copy()
+        twin.ready, twin.filled = self.ready.copy(), self.filled.copy()
+        return twin
+
     def clear(self, slot: int) -> None:
         """Forget a slot's rows."""
         self.filled[slot] = 0
@@ -108,6 +115,39 @@ class RowRings:
                 )
             )
         return out
+
+
+class Frozen:
+    """Every series' state and recent rows at one moment (``FeatureEngine.frozen``)."""
+
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        blocks: dict[int, tuple[SeriesBlock, RowRings]],
+        slots: dict[SeriesKey, int],
+        states: dict[SeriesKey, dict[str, object]],
+    ) -> None:
+        self.spec = spec
+        self._blocks = blocks
+        self._slots = slots
+        self._states = states
+
+    def keys(self) -> list[SeriesKey]:
+        """Return the series held."""
+        return list(self._slots)
+
+    def engine(self, key: SeriesKey) -> SeriesEngine:
+        """Return an engine holding the series' state."""
+        state = self._states.get(key)
+        if state is None:
+            return transfer.export(self._blocks[key[2].ms][0], self._slots[key])
+        engine = SeriesEngine(self.spec, key[2].ms)
+        engine.restore(state)
+        return engine
+
+    def recent(self, key: SeriesKey) -> list[FeatureRow]:
+        """Return the series' recent rows, oldest first."""
+        return self._blocks[key[2].ms][1].recent(self._slots[key], key)
 
 
 @dataclass(slots=True)
@@ -162,6 +202,16 @@ class FeatureEngine:
             return engine
         group, slot = self._place(key)
         return transfer.export(group.block, slot)
+
+    def frozen(self) -> "Frozen":
+        """Return a copy of every series' state and rows, to save from another thread.
+
+        Cheap on the caller's thread (numpy copies and one snapshot per series held as an
+        object); building each series' engine from it is the slow part, done by the reader.
+        """
+        blocks = {ms: (g.block.copy(), g.rings.copy()) for ms, g in self._intervals.items()}
+        states = {key: engine.snapshot() for key, engine in self._engines.items()}
+        return Frozen(self.spec, blocks, dict(self._slot), states)
 
     def last_open_ms(self, key: SeriesKey) -> int | None:
         """Return the open time of the series' last candle, None before the first."""

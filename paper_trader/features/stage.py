@@ -18,7 +18,7 @@ from paper_trader.domain import Candle, ComponentHealth, HealthStatus
 from paper_trader.errors import DataIntegrityError
 from paper_trader.features.cache import CacheMiss, FeatureCache
 from paper_trader.features.engine import FeatureRow, SeriesEngine, SeriesKey, candle_values
-from paper_trader.features.series_set import FeatureEngine
+from paper_trader.features.series_set import FeatureEngine, Frozen
 from paper_trader.features.spec import FeatureSpec
 
 # The pure parts log through structlog itself (configured by `paper_trader.runtime.logs`), named
@@ -239,17 +239,19 @@ class FeatureStage:
         self._last_save = self._monotonic()
         if cache is None:
             return
-        work = [
-            (key, cache.payload(key, self.engine.copy_of(key), self.engine.recent(key)))
-            for key in self.engine.series_keys()
-            if self.engine.last_open_ms(key) is not None
-        ]
-        for key, payload in work:
+        frozen = self.engine.frozen()  # numpy copies here; the engines are rebuilt off the loop
+        for key in frozen.keys():  # noqa: SIM118 - a method of Frozen, not a dict
             try:
-                await asyncio.to_thread(cache.write, key, payload)
+                await asyncio.to_thread(self._save_one, cache, frozen, key)
             except OSError as exc:
                 # A full or read-only disk is a fact to report, not a bug: one line, no trace.
                 log.error("feature_cache_save_failed", **_label(key), error=str(exc))  # noqa: TRY400
+
+    @staticmethod
+    def _save_one(cache: FeatureCache, frozen: Frozen, key: SeriesKey) -> None:
+        engine = frozen.engine(key)
+        if engine.last_open_ms is not None:
+            cache.write(key, cache.payload(key, engine, frozen.recent(key)))
 
     def stats(self) -> dict[str, object]:
         """Return the engine's and the cache's counters."""

@@ -9,6 +9,7 @@ exactly like one that saw every candle (to rounding, far inside the spec's 1e-9)
 
 import itertools
 import math
+from typing import Any
 
 import numpy as np
 
@@ -27,9 +28,12 @@ from paper_trader.features.indicators import (
     Sma,
     Stochastic,
     Volatility,
+    WilliamsR,
 )
 from paper_trader.features.rolling import History, Moments, Ring, Window
 from paper_trader.features.volume import ObvFlow, VolumeChange, VolumeRatio, Vwap
+
+_EXTREMES = (Stochastic, WilliamsR)
 
 
 def _run(values: list[float]) -> int:
@@ -114,60 +118,65 @@ def export(block: SeriesBlock, i: int) -> SeriesEngine:
     macds = 0
     for step, ind in zip(engine._steps, block.spec.indicators, strict=True):
         _export_step(slot, step, ind.params, before, macds)
-        macds += isinstance(step, Macd)
+        macds += type(step) is Macd
     return engine
 
 
 def _export_step(  # noqa: PLR0912 - one branch per indicator class, as in adopt
-    slot: _Slot, step: object, params: tuple[int, ...], before: list[float], macds: int
+    slot: _Slot,
+    step: Any,
+    params: tuple[int, ...],
+    before: list[float],
+    macds: int,
 ) -> None:
     """Load one indicator of an exported engine from the slot (dispatch on its class)."""
+    kind = type(step)  # exact classes: isinstance on the ABC subclasses is slow
     b, count = slot.b, slot.count
     ema_col = b.plan.ema_ns.index
     wilder = {name: len(b.plan.ema_ns) + j for j, name in enumerate(b.plan.wilder_n)}
     prev_close = before[0]
-    if isinstance(step, Sma):
+    if kind is Sma:
         step.total = sum(slot.closes(min(step.n, count)))
         step.since = 0
-    elif isinstance(step, EmaLevel):
+    elif kind is EmaLevel:
         slot.ema(ema_col(step.ema.n), step.ema)
-    elif isinstance(step, Vwap):
+    elif kind is Vwap:
         _fill(step.pv, slot.short(PV, step.pv.n, count), count)
         _fill(step.vol, slot.short(V, step.vol.n, count), count)
-    elif isinstance(step, Bollinger):
+    elif kind is Bollinger:
         _fill(step.mom, slot.closes(step.mom.n), count)
         step.mom.run = int(b.run[slot.i, 0])
-    elif isinstance(step, Rsi):
+    elif kind is Rsi:
         slot.ema(wilder["gain"], step.gain)
         slot.ema(wilder["loss"], step.loss)
         step.prev = prev_close
-    elif isinstance(step, Macd):
+    elif kind is Macd:
         slot.ema(ema_col(step.fast.n), step.fast)
         slot.ema(ema_col(step.slow.n), step.slow)
         slot.ema(macds, step.signal, signal=True)
-    elif isinstance(step, Extremes):
+    elif kind in _EXTREMES:
         _export_extremes(slot, step)
-    elif isinstance(step, Atr):
+    elif kind is Atr:
         slot.ema(wilder["atr"], step.wilder)
         step.prev = prev_close
-    elif isinstance(step, ObvFlow):
+    elif kind is ObvFlow:
         changes = max(0, count - 1)
         _fill(step.signed, slot.short(SV, step.signed.n, changes), changes)
         _fill(step.vol, slot.short(V, step.vol.n, changes), changes)
         step.prev = prev_close
-    elif isinstance(step, VolumeChange):
+    elif kind is VolumeChange:
         step.prev = before[1]
-    elif isinstance(step, VolumeRatio):
+    elif kind is VolumeRatio:
         _fill(step.vol, slot.short(V, step.vol.n, count), count)
-    elif isinstance(step, EmaCross):
+    elif kind is EmaCross:
         slot.ema(ema_col(step.fast.n), step.fast)
         slot.ema(ema_col(step.slow.n), step.slow)
-    elif isinstance(step, Volatility):
+    elif kind is Volatility:
         changes = max(0, count - 1)
         _fill(step.mom, slot.short(5, step.mom.n, changes), changes)
         step.mom.run = int(b.run[slot.i, 1]) if changes else 0
         step.prev = prev_close
-    elif isinstance(step, HigherTimeframe):
+    elif kind is HigherTimeframe:
         _export_htf(slot, step, b.plan.htf.index(params))  # type: ignore[arg-type]
 
 
@@ -225,7 +234,7 @@ def adopt(block: SeriesBlock, i: int, engine: SeriesEngine) -> None:
     macds = 0
     for step, ind in zip(engine._steps, block.spec.indicators, strict=True):
         _adopt_step(block, i, step, ind.params, macds)
-        macds += isinstance(step, Macd)
+        macds += type(step) is Macd
 
 
 def _put_short(block: SeriesBlock, i: int, field: int, values: list[float]) -> None:
@@ -245,24 +254,29 @@ def _set_ema(block: SeriesBlock, i: int, col: int, ema: Ema, *, signal: bool = F
 
 
 def _adopt_step(
-    block: SeriesBlock, i: int, step: object, params: tuple[int, ...], macds: int
+    block: SeriesBlock,
+    i: int,
+    step: Any,
+    params: tuple[int, ...],
+    macds: int,
 ) -> None:
     """Load one indicator's state into slot i (dispatch on its class)."""
+    kind = type(step)  # exact classes: isinstance on the ABC subclasses is slow
     ema_col = block.plan.ema_ns.index
     wilder = {name: len(block.plan.ema_ns) + j for j, name in enumerate(block.plan.wilder_n)}
-    if isinstance(step, EmaLevel):
+    if kind is EmaLevel:
         _set_ema(block, i, ema_col(step.ema.n), step.ema)
-    elif isinstance(step, Vwap):
+    elif kind is Vwap:
         _put_short(block, i, PV, _ring_values(step.pv))
         _put_short(block, i, V, _ring_values(step.vol))
-    elif isinstance(step, Rsi):
+    elif kind is Rsi:
         _set_ema(block, i, wilder["gain"], step.gain)
         _set_ema(block, i, wilder["loss"], step.loss)
-    elif isinstance(step, Macd):
+    elif kind is Macd:
         _set_ema(block, i, ema_col(step.fast.n), step.fast)
         _set_ema(block, i, ema_col(step.slow.n), step.slow)
         _set_ema(block, i, macds, step.signal, signal=True)
-    elif isinstance(step, Extremes):
+    elif kind in _EXTREMES:
         m = min(step.count, step.n)
         order = [j % step.n for j in range(step.count - m, step.count)]
         _put_short(block, i, H, [step.highs[j] for j in order])
@@ -270,16 +284,16 @@ def _adopt_step(
         if isinstance(step, Stochastic) and block.ks.shape[1]:
             kept = _ring_values(step.ks)[-block.ks.shape[1] :]
             block.ks[i, block.ks.shape[1] - len(kept) :] = kept
-    elif isinstance(step, Atr):
+    elif kind is Atr:
         _set_ema(block, i, wilder["atr"], step.wilder)
-    elif isinstance(step, ObvFlow):
+    elif kind is ObvFlow:
         _put_short(block, i, SV, _ring_values(step.signed))
-    elif isinstance(step, VolumeRatio) and step.vol.count:
+    elif kind is VolumeRatio and step.vol.count:
         _put_short(block, i, V, _ring_values(step.vol))
-    elif isinstance(step, EmaCross):
+    elif kind is EmaCross:
         _set_ema(block, i, ema_col(step.fast.n), step.fast)
         _set_ema(block, i, ema_col(step.slow.n), step.slow)
-    elif isinstance(step, HigherTimeframe):
+    elif kind is HigherTimeframe:
         j = block.plan.htf.index(params)  # type: ignore[arg-type]
         block.bucket[i, j] = step.bucket
         block.bucket_close[i, j] = step.last_close

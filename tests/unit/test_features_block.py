@@ -4,6 +4,7 @@ per-series engine without a trace in their rows."""
 
 import dataclasses
 import itertools
+import json
 import math
 from decimal import Decimal
 
@@ -231,3 +232,23 @@ def test_the_stage_reports_an_impossible_candle_of_a_wide_instant_and_goes_on() 
     with pytest.raises(ValueError, match="read-only"):
         row.array[0] = 1.0
     assert stage.engine.series((Venue.BINANCE, "S4-USDT", Interval.M1)).count == 99
+
+
+def test_a_frozen_copy_holds_the_state_and_rows_of_the_moment_it_was_taken() -> None:
+    """frozen(): series in the block and series in engines alike; later candles leave it."""
+    markets = [candles(f"S{k}-USDT", 70 + k, 300) for k in range(4)]
+    engine = FeatureEngine(SPEC, keep_rows=3, wide=3)
+    for i in range(200):
+        engine.update_many([m[i] for m in markets])
+    engine.update_many([markets[3][200]])  # S3 alone: into an engine object, out of the block
+    engine.series((Venue.BINANCE, "S3-USDT", Interval.M1))
+    assert not engine.is_columnwise((Venue.BINANCE, "S3-USDT", Interval.M1))
+    assert engine.is_columnwise((Venue.BINANCE, "S0-USDT", Interval.M1))
+    frozen = engine.frozen()
+    want = {k: (engine.copy_of(k).snapshot(), engine.recent(k)) for k in engine.series_keys()}
+    for i in range(201, 300):
+        engine.update_many([m[i] for m in markets])
+    assert sorted(frozen.keys()) == sorted(want)
+    for key, (state, rows) in want.items():
+        assert json.dumps(frozen.engine(key).snapshot()) == json.dumps(state)  # NaN as NaN
+        assert frozen.recent(key) == rows
