@@ -18,7 +18,11 @@ symbol goes on.
 Prediction and trading see the candles of all series in time order, one complete instant at a
 time (``market/aligner.py``): the portfolio is shared, so live and replay must group and
 order instants of different symbols the same way. The sources' marks (``SeriesMark``) say
-when a series has nothing more to come for an instant.
+when a series has nothing more to come for an instant. The features of the judged candles of
+one open time are computed together (``FeatureStage.on_instant``: column-wise at width).
+
+Just over 400 lines: the batching of an instant's features stays beside the per-candle
+ordering, gating and error rules it has to keep.
 """
 
 import asyncio
@@ -39,6 +43,7 @@ from paper_trader.domain import (
     SeriesMark,
     Venue,
 )
+from paper_trader.features.engine import FeatureRow
 from paper_trader.features.stage import ClosedCandle, FeatureStage
 from paper_trader.market.aligner import InstantAligner, Stall
 from paper_trader.market.quality import Assessment, QualityConfig, QualityMonitor
@@ -213,14 +218,22 @@ class DecisionEngine:
         """Judge, store and align a batch of candles and marks; decide what became complete."""
         accepted: list[Candle] = []
         items: list[ClosedCandle] = []
+        pending: list[tuple[int, _Judged]] = []  # (index in items, candle), one open time
         for entry in batch:
             if isinstance(entry, SeriesMark):
+                self._features(pending, items)
                 self._mark(entry, items)
                 continue
             item = self._admit(entry)
-            if item is not None:
-                accepted.append(entry)
-                items.append(item)
+            if item is None:
+                continue
+            accepted.append(entry)
+            if isinstance(item, _Judged):
+                if pending and pending[0][1].candle.open_time_ms != entry.open_time_ms:
+                    self._features(pending, items)
+                pending.append((len(items), item))
+            items.append(item)  # type: ignore[arg-type]  # a _Judged becomes its ClosedCandle
+        self._features(pending, items)
         if accepted:
             await self._store(tuple(accepted))
         if self.aligner is None:
@@ -228,6 +241,22 @@ class DecisionEngine:
         else:
             self._align(items)
             await self._decide(self._release())
+
+    def _features(self, pending: list[tuple[int, "_Judged"]], items: list[ClosedCandle]) -> None:
+        """Compute the features of the judged candles of one open time together, in order."""
+        if not pending:
+            return
+        candles = [judged.candle for _, judged in pending]
+        none: list[FeatureRow | Exception | None] = [None] * len(candles)
+        rows = none if self.features is None else self.features.on_instant(candles)
+        for (at, judged), row in zip(pending, rows, strict=True):
+            if isinstance(row, Exception):
+                items[at] = self._fault(judged.key, judged.candle, row)
+            else:
+                items[at] = ClosedCandle(
+                    candle=judged.candle, row=row, tradable=judged.tradable, late=judged.late
+                )
+        pending.clear()
 
     def _mark(self, mark: SeriesMark, items: list[ClosedCandle]) -> None:
         """Apply a source's mark after the candles before it (they align first)."""
@@ -271,8 +300,9 @@ class DecisionEngine:
             if self._idle.is_set() and len(self._candles) == 0:
                 return
 
-    def _admit(self, candle: Candle) -> ClosedCandle | None:
-        """Return the candle with what was judged of it, or None if it is dropped."""
+    def _admit(self, candle: Candle) -> "ClosedCandle | _Judged | None":
+        """Return the candle with what was judged of it (its features to come), or None if it
+        is dropped."""
         key = (candle.venue, candle.symbol, candle.interval)
         last = self._last_open.get(key)
         if last is not None and candle.open_time_ms <= last:
@@ -286,22 +316,27 @@ class DecisionEngine:
             return None
         try:
             return self._judge(key, candle)
-        except Exception as exc:  # one candle's trouble, not the daemon's
-            self._failed += 1
-            error = f"{type(exc).__name__}: {exc}"
-            log.exception(
-                "candle_failed",
-                stage="features",
-                symbol=candle.symbol,
-                open_time_ms=candle.open_time_ms,
-                candle=repr(candle),
-                error=error,
-            )
-            self._accepted(key, candle)
-            return ClosedCandle(candle=candle, row=None, tradable=False, fault=error)
+        except Exception as exc:  # noqa: BLE001 - one candle's trouble, logged by _fault
+            return self._fault(key, candle, exc)
 
-    def _judge(self, key: SeriesKey, candle: Candle) -> ClosedCandle | None:
-        """Count the gap before it, gate it, compute its features; None if it is rejected."""
+    def _fault(self, key: SeriesKey, candle: Candle, exc: Exception) -> ClosedCandle:
+        """Record a candle a stage failed on: logged with its traceback, counted, quarantined."""
+        self._failed += 1
+        error = f"{type(exc).__name__}: {exc}"
+        log.error(
+            "candle_failed",
+            stage="features",
+            symbol=candle.symbol,
+            open_time_ms=candle.open_time_ms,
+            candle=repr(candle),
+            error=error,
+            exc_info=exc,
+        )
+        self._accepted(key, candle)
+        return ClosedCandle(candle=candle, row=None, tradable=False, fault=error)
+
+    def _judge(self, key: SeriesKey, candle: Candle) -> "_Judged | None":
+        """Count the gap before it, gate it; None if it is rejected."""
         self._count_gap(key, candle)
         self._last_seen[key] = candle.open_time_ms
         assessment = self._assess(candle)
@@ -311,11 +346,10 @@ class DecisionEngine:
                 self.aligner.mark(key, candle.open_time_ms)
             return None
         self._accepted(key, candle)
-        row = None if self.features is None else self.features.on_candle(candle)
         late = self.aligner is not None and self.aligner.is_decided(candle.open_time_ms)
         if late:
             self._report_late(candle)
-        return ClosedCandle(candle=candle, row=row, tradable=assessment.tradable, late=late)
+        return _Judged(key=key, candle=candle, tradable=assessment.tradable, late=late)
 
     def _accepted(self, key: SeriesKey, candle: Candle) -> None:
         self._last_open[key] = candle.open_time_ms
@@ -360,6 +394,16 @@ class DecisionEngine:
             self._events.publish(
                 _SOURCE.warning(EventKind.CANDLE_LATE, message, at_ms=at_ms, data=data)
             )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Judged:
+    """A candle through the quality gate, its features to come with its instant's."""
+
+    key: SeriesKey
+    candle: Candle
+    tradable: bool
+    late: bool
 
 
 def stall_event(stall: Stall, now_ms: int) -> Event:

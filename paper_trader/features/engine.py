@@ -2,19 +2,19 @@
 
 ``SeriesEngine`` folds one series' candles into fixed-size state (ring buffers and running
 sums, see ``rolling.py``) and returns one row per candle with every column of the spec, NaN
-until that column's warm-up. ``FeatureEngine`` keeps one per (venue, symbol, interval), turns a
-bad candle into a logged, counted reset of that series only, and keeps the last rows of each
-series in a bounded ring for whoever reads them (status, the predictor).
+until that column's warm-up. ``series_set.FeatureEngine`` holds every series, in these or in
+the column-wise ``block.SeriesBlock``.
 
 The state is plain numbers and lists, so ``snapshot()`` and ``restore()`` can save it to the
 feature cache and rebuild an identical engine from it: a restart resumes mid-series.
 """
 
 import math
-from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
+
+import numpy as np
+import numpy.typing as npt
 
 from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.errors import DataIntegrityError
@@ -259,86 +259,91 @@ def _load(obj: object, data: object, *, path: str) -> None:
             _load(fresh, saved, path=where)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
 class FeatureRow:
-    """One candle's features: every column of the spec, in its order."""
+    """One candle's features: every column of the spec, in its order; immutable.
 
+    ``array`` is a read-only numpy row (from the engine, a view into the matrix of its
+    instant: stacking the rows of an instant costs no per-value work); ``values`` the same
+    numbers as a tuple of Python floats, made on first use. Either can be given.
+    """
+
+    __slots__ = ("_array", "_values", "interval", "is_ready", "open_time_ms", "symbol", "venue")
     venue: Venue
     symbol: str
     interval: Interval
     open_time_ms: int
-    values: tuple[float, ...]
     is_ready: bool
+    _array: "npt.NDArray[np.float64] | None"
+    _values: tuple[float, ...] | None
 
+    def __init__(
+        self,
+        *,
+        venue: Venue,
+        symbol: str,
+        interval: Interval,
+        open_time_ms: int,
+        values: "npt.NDArray[np.float64] | Sequence[float]",
+        is_ready: bool,
+    ) -> None:
+        init = object.__setattr__
+        init(self, "venue", venue)
+        init(self, "symbol", symbol)
+        init(self, "interval", interval)
+        init(self, "open_time_ms", open_time_ms)
+        init(self, "is_ready", is_ready)
+        if isinstance(values, np.ndarray):
+            init(self, "_array", values)
+            init(self, "_values", None)
+        else:
+            init(self, "_array", None)
+            kept = values if isinstance(values, tuple) else tuple(float(x) for x in values)
+            init(self, "_values", kept)
 
-@dataclass(slots=True)
-class EngineCounters:
-    """What the feature engine has done since start."""
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"FeatureRow is immutable: cannot set {name}")
 
-    rows: int = 0
-    skipped: int = 0
-    integrity_errors: int = 0
-    gap_resets: int = 0
+    @property
+    def values(self) -> tuple[float, ...]:
+        """Return the row as Python floats."""
+        if self._values is None:
+            assert self._array is not None
+            object.__setattr__(self, "_values", tuple(self._array.tolist()))
+        assert self._values is not None
+        return self._values
 
+    @property
+    def array(self) -> "npt.NDArray[np.float64]":
+        """Return the row as a read-only numpy array."""
+        if self._array is None:
+            row = np.array(self._values, dtype=np.float64)
+            row.flags.writeable = False
+            object.__setattr__(self, "_array", row)
+        assert self._array is not None
+        return self._array
 
-class FeatureEngine:
-    """One ``SeriesEngine`` per series, isolation of bad input, recent rows per series."""
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, FeatureRow):
+            return NotImplemented
+        return (
+            self.venue,
+            self.symbol,
+            self.interval,
+            self.open_time_ms,
+            self.is_ready,
+        ) == (
+            other.venue,
+            other.symbol,
+            other.interval,
+            other.open_time_ms,
+            other.is_ready,
+        ) and np.array_equal(self.array, other.array, equal_nan=True)
 
-    def __init__(self, spec: FeatureSpec, *, keep_rows: int = 1) -> None:
-        self.spec = spec
-        self.keep_rows = max(1, keep_rows)
-        self.counters = EngineCounters()
-        self._series: dict[SeriesKey, SeriesEngine] = {}
-        self._rows: dict[SeriesKey, deque[FeatureRow]] = {}
+    __hash__ = None  # type: ignore[assignment]  # a row holds an array: not hashable
 
-    def series(self, key: SeriesKey) -> SeriesEngine:
-        """Return the engine of one series, creating it empty."""
-        engine = self._series.get(key)
-        if engine is None:
-            engine = self._series[key] = SeriesEngine(self.spec, key[2].ms)
-            self._rows[key] = deque(maxlen=self.keep_rows)
-        return engine
-
-    def series_keys(self) -> list[SeriesKey]:
-        """Return the series the engine knows."""
-        return list(self._series)
-
-    def recent(self, key: SeriesKey) -> list[FeatureRow]:
-        """Return the series' last rows, oldest first."""
-        return list(self._rows.get(key, ()))
-
-    def adopt(self, key: SeriesKey, engine: SeriesEngine, rows: list[FeatureRow]) -> None:
-        """Install a series restored from the cache, with its recent rows."""
-        self._series[key] = engine
-        self._rows[key] = deque(rows, maxlen=self.keep_rows)
-
-    def update(self, candle: Candle) -> FeatureRow | None:
-        """Fold a closed candle into its series; None if seen before or impossible.
-
-        An impossible candle raises ``DataIntegrityError`` after its series was reset and the
-        error counted; other series are untouched.
-        """
-        key = (candle.venue, candle.symbol, candle.interval)
-        engine = self.series(key)
-        before = engine.count
-        try:
-            values = engine.update(candle.open_time_ms, *candle_values(candle))
-        except DataIntegrityError:
-            self.counters.integrity_errors += 1
-            raise
-        if values is None:
-            self.counters.skipped += 1
-            return None
-        if engine.count <= before and before > 0:
-            self.counters.gap_resets += 1
-        row = FeatureRow(
-            venue=candle.venue,
-            symbol=candle.symbol,
-            interval=candle.interval,
-            open_time_ms=candle.open_time_ms,
-            values=tuple(values),
-            is_ready=engine.is_ready,
+    def __repr__(self) -> str:
+        return (
+            f"FeatureRow(venue={self.venue!r}, symbol={self.symbol!r}, "
+            f"interval={self.interval!r}, open_time_ms={self.open_time_ms}, "
+            f"is_ready={self.is_ready}, values={list(self.array)!r})"
         )
-        self.counters.rows += 1
-        self._rows[key].append(row)
-        return row

@@ -2,8 +2,9 @@
 
 At start-up each series is restored from the feature cache and brought up to date with the
 candles SQLite holds after the cached one; without a usable cache it is re-warmed from the
-last candles in SQLite. Live candles then update it one at a time. An impossible candle is
-logged, counted and resets only its own series. The state is saved every ``save_every_s`` and
+last candles in SQLite. Live candles then update it, the candles of one instant together
+(``on_instant``: column-wise when there are many). An impossible candle is logged, counted and
+resets only its own series. The state is saved every ``save_every_s`` and
 when the decision task stops.
 """
 
@@ -16,13 +17,8 @@ import structlog
 from paper_trader.domain import Candle, ComponentHealth, HealthStatus
 from paper_trader.errors import DataIntegrityError
 from paper_trader.features.cache import CacheMiss, FeatureCache
-from paper_trader.features.engine import (
-    FeatureEngine,
-    FeatureRow,
-    SeriesEngine,
-    SeriesKey,
-    candle_values,
-)
+from paper_trader.features.engine import FeatureRow, SeriesEngine, SeriesKey, candle_values
+from paper_trader.features.series_set import FeatureEngine, Frozen
 from paper_trader.features.spec import FeatureSpec
 
 # The pure parts log through structlog itself (configured by `paper_trader.runtime.logs`), named
@@ -32,8 +28,8 @@ log = structlog.stdlib.get_logger("paper_trader.features", component="features")
 HistoryLoader = Callable[[SeriesKey, int | None, int], Awaitable[list[Candle]]]
 """(series, after_ms, count): up to count stored candles after after_ms, or the last count."""
 
-ROW_BYTES_PER_VALUE = 32  # a float object and its slot in the row's tuple
-ROW_BYTES_FIXED = 200
+ROW_BYTES_PER_VALUE = 8  # a float64 in the series' ring of rows
+ROW_BYTES_FIXED = 9  # its open time and ready flag
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -179,26 +175,58 @@ class FeatureStage:
         Any other error resets the series too (its state may be half updated) and is raised
         for the decision task to record against the candle.
         """
+        key = (candle.venue, candle.symbol, candle.interval)
         try:
-            row = self.engine.update(candle)
-        except DataIntegrityError as exc:
+            result = self.engine.one(candle)
+        except Exception:
+            self._reset(key)
+            raise
+        return self._judged(candle, result)
+
+    def on_instant(self, candles: Sequence[Candle]) -> list[FeatureRow | Exception | None]:
+        """Update the series of candles that share an open time, in order, together.
+
+        Per candle: its row, None (seen before, or impossible: logged), or the unexpected
+        error that stopped it (its series reset), for the decision task to record. A batch
+        below the engine's ``wide`` goes candle by candle (the faster path there).
+        """
+        if len(candles) < self.engine.wide:
+            return [self._guarded(candle) for candle in candles]
+        try:
+            results = self.engine.update_many(list(candles))
+        except Exception as exc:  # noqa: BLE001 - the batch's state may be half updated: it re-warms
+            for candle in candles:
+                self._reset((candle.venue, candle.symbol, candle.interval))
+            return [exc] * len(candles)
+        return [self._judged(c, r) for c, r in zip(candles, results, strict=True)]
+
+    def _guarded(self, candle: Candle) -> FeatureRow | Exception | None:
+        try:
+            return self.on_candle(candle)
+        except Exception as exc:  # noqa: BLE001 - logged and recorded by the decision task
+            return exc
+
+    def _reset(self, key: SeriesKey) -> None:
+        self.engine.reset(key)
+        self._ready.discard(key)
+
+    def _judged(
+        self, candle: Candle, result: FeatureRow | DataIntegrityError | None
+    ) -> FeatureRow | None:
+        if isinstance(result, DataIntegrityError):
             log.warning(
                 "feature_input_rejected",
                 symbol=candle.symbol,
                 interval=str(candle.interval),
-                error=str(exc),
+                error=str(result),
             )
             return None
-        except Exception:
-            self.engine.series((candle.venue, candle.symbol, candle.interval)).reset()
-            self._ready.discard((candle.venue, candle.symbol, candle.interval))
-            raise
-        if row is not None and row.is_ready:
+        if result is not None and result.is_ready:
             key = (candle.venue, candle.symbol, candle.interval)
             if key not in self._ready:
                 self._ready.add(key)
-                log.info("features_ready", **_label(key), open_time_ms=row.open_time_ms)
-        return row
+                log.info("features_ready", **_label(key), open_time_ms=result.open_time_ms)
+        return result
 
     async def save_if_due(self) -> None:
         """Save every series once ``save_every_s`` have passed since the last save."""
@@ -211,17 +239,19 @@ class FeatureStage:
         self._last_save = self._monotonic()
         if cache is None:
             return
-        work = [
-            (key, cache.payload(key, self.engine.series(key), self.engine.recent(key)))
-            for key in self.engine.series_keys()
-            if self.engine.series(key).last_open_ms is not None
-        ]
-        for key, payload in work:
+        frozen = self.engine.frozen()  # numpy copies here; the engines are rebuilt off the loop
+        for key in frozen.keys():  # noqa: SIM118 - a method of Frozen, not a dict
             try:
-                await asyncio.to_thread(cache.write, key, payload)
+                await asyncio.to_thread(self._save_one, cache, frozen, key)
             except OSError as exc:
                 # A full or read-only disk is a fact to report, not a bug: one line, no trace.
                 log.error("feature_cache_save_failed", **_label(key), error=str(exc))  # noqa: TRY400
+
+    @staticmethod
+    def _save_one(cache: FeatureCache, frozen: Frozen, key: SeriesKey) -> None:
+        engine = frozen.engine(key)
+        if engine.last_open_ms is not None:
+            cache.write(key, cache.payload(key, engine, frozen.recent(key)))
 
     def stats(self) -> dict[str, object]:
         """Return the engine's and the cache's counters."""

@@ -1,7 +1,7 @@
-"""Dev only: both feature engines against TA-Lib on the indicators the two define alike.
+"""Dev only: the feature engines (per series, column-wise, batch) against TA-Lib.
 
 A seeded geometric random walk of 1m candles around 30,000 (2-decimal prices, every candle's
-high above its low, lognormal volumes) goes through the incremental engine and the batch
+high above its low, lognormal volumes) goes through the incremental engines and the batch
 reference; each column is compared with its TA-Lib counterpart to 1e-8 relative
 (``|a - b| <= 1e-8 * max(1, |a|, |b|)``) on every candle from the later of our warm-up and
 TA-Lib's first value.
@@ -20,6 +20,7 @@ import pytest
 from numpy.lib.stride_tricks import sliding_window_view
 
 from paper_trader.features import batch
+from paper_trader.features.block import SeriesBlock
 from paper_trader.features.engine import SeriesEngine
 from paper_trader.features.spec import default_spec
 
@@ -70,7 +71,7 @@ def candles() -> Candles:
     return series
 
 
-@pytest.fixture(scope="module", params=["incremental", "batch"])
+@pytest.fixture(scope="module", params=["incremental", "columnwise", "batch"])
 def ours(request: pytest.FixtureRequest, candles: Candles) -> dict[str, Array]:
     """Every spec column from one of the two engines, by name."""
     if request.param == "incremental":
@@ -81,6 +82,16 @@ def ours(request: pytest.FixtureRequest, candles: Candles) -> dict[str, Array]:
         ]
         assert all(row is not None for row in rows)
         table = np.array(rows)
+        return {name: table[:, j] for j, name in enumerate(SPEC.names)}
+    if request.param == "columnwise":
+        block = SeriesBlock(SPEC, MINUTE, slots=1)
+        slot = np.array([0])
+        table = np.array(
+            [
+                block.update(slot, candles.t[i : i + 1], candles.ohlcv[:, i : i + 1].T).rows[0]
+                for i in range(len(candles.t))
+            ]
+        )
         return {name: table[:, j] for j, name in enumerate(SPEC.names)}
     frame = batch.compute(SPEC, candles.t, candles.ohlcv, MINUTE)
     return {name: frame[name].to_numpy() for name in SPEC.names}
