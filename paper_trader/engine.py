@@ -44,13 +44,14 @@ from paper_trader.domain import (
     Venue,
 )
 from paper_trader.features.engine import FeatureRow
-from paper_trader.features.stage import ClosedCandle, FeatureStage
+from paper_trader.features.stage import ClosedCandle, FeatureStage, instant_chunks
 from paper_trader.market.aligner import InstantAligner, Stall
 from paper_trader.market.quality import Assessment, QualityConfig, QualityMonitor
 from paper_trader.runtime.channel import BlockingChannel, ChannelClosed
 from paper_trader.runtime.events import EventSink
 from paper_trader.runtime.latency import LatencyHistogram
 from paper_trader.runtime.logs import get_logger
+from paper_trader.runtime.pacing import Pacer
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.runtime.service import Readiness
 
@@ -125,6 +126,7 @@ class DecisionEngine:
         self._late = 0
         self._last_time: int | None = None
         self._decisions = 0  # batches of released candles decided
+        self._pacer = Pacer()
         self._idle = asyncio.Event()  # set while waiting for candles with none queued
 
     def stats(self) -> EngineStats:
@@ -280,17 +282,20 @@ class DecisionEngine:
         return [] if self.aligner is None else self.aligner.release()
 
     async def _decide(self, items: list[ClosedCandle]) -> None:
-        """Predict and trade the released candles, in time order."""
+        """Predict and trade the released candles, in time order, in chunks of whole instants
+        (a catch-up releases a thousand instants at once); the loop breathes between chunks."""
         if not items:
             return
         self._decisions += 1
-        if self.prediction is None:
-            signals, faults = [], {}
-        else:
-            predicted = await self.prediction.on_batch(items)
-            signals, faults = predicted.signals, predicted.faults
-        if self.trading is not None:
-            await self.trading.on_batch(items, signals, faults=faults)
+        for chunk in instant_chunks(items, self._batch_size):
+            if self.prediction is None:
+                signals, faults = [], {}
+            else:
+                predicted = await self.prediction.on_batch(chunk)
+                signals, faults = predicted.signals, predicted.faults
+            if self.trading is not None:
+                await self.trading.on_batch(chunk, signals, faults=faults)
+            await self._pacer.pace()
 
     async def caught_up(self, settle_s: float = 0.05) -> None:
         """Return once the task has handled every candle it received and waits for more."""

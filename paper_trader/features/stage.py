@@ -49,6 +49,23 @@ class ClosedCandle:
     late: bool = False  # it reached the aligner after its instant was decided (no entries)
 
 
+def instant_chunks(items: Sequence[ClosedCandle], size: int) -> list[list[ClosedCandle]]:
+    """Return ``items`` in time order (stable), cut into chunks of whole instants: each chunk
+    ends with the first instant that brings it to ``size`` candles, so a chunk holds one
+    instant however wide it is, or many narrow ones (a catch-up of one symbol)."""
+    ordered = sorted(items, key=lambda item: item.candle.open_time_ms)
+    chunks: list[list[ClosedCandle]] = []
+    current: list[ClosedCandle] = []
+    for item in ordered:
+        if len(current) >= size and item.candle.open_time_ms != current[-1].candle.open_time_ms:
+            chunks.append(current)
+            current = []
+        current.append(item)
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def rows_within(memory_mb: int, series: int, columns: int, wanted: int) -> int:
     """Return how many recent rows per series fit in ``memory_mb`` (at least 1, at most wanted)."""
     per_row = ROW_BYTES_PER_VALUE * columns + ROW_BYTES_FIXED
