@@ -207,21 +207,42 @@ class LiveDistribution:
         values = np.asarray(row, dtype=np.float64)
         if values.shape != (len(self._columns),):
             raise ValueError(f"a row of {len(self._columns)} features, not shape {values.shape}")
-        if self._size == self._window:
-            self._count(self._ring[self._head], -1)
+        self._add_part(values[None, :])
+
+    def add_many(self, rows: FloatArray) -> None:
+        """Add feature rows (n, features) in order, as ``add`` would one at a time."""
+        values = np.asarray(rows, dtype=np.float64)
+        if values.ndim != 2 or values.shape[1] != len(self._columns):
+            raise ValueError(f"rows of {len(self._columns)} features, not shape {values.shape}")
+        for start in range(0, len(values), self._window):
+            self._add_part(values[start : start + self._window])
+
+    def _add_part(self, values: FloatArray) -> None:
+        """Add at most a window of rows: each slot they take is evicted once, then refilled."""
+        size = len(values)
+        slots = (self._head + np.arange(size)) % self._window
+        # A slot never written holds -1 (nothing), so evicting every slot taken is exact
+        # whether or not the window was full. Counts are integers: the order does not matter.
+        self._count(self._ring[slots], -1)
         # Padding edges are +inf, so min() keeps v = +inf in the feature's own last bin.
-        index = np.minimum((self._edges <= values[:, None]).sum(axis=1), self._bins - 1)
+        index = np.minimum(
+            (self._edges[None, :, :] <= values[:, :, None]).sum(axis=2), self._bins - 1
+        )
         index[np.isnan(values)] = -1
         self._count(index, 1)
-        self._ring[self._head] = index
-        self._head = (self._head + 1) % self._window
-        self._size = min(self._size + 1, self._window)
+        self._ring[slots] = index
+        self._head = int((self._head + size) % self._window)
+        self._size = min(self._size + size, self._window)
 
     def _count(self, index: IntArray, step: int) -> None:
-        """Add ``step`` to the count of each feature's bin in ``index`` (-1: nothing)."""
+        """Add ``step`` to the count of each bin in rows of ``index`` (-1: nothing)."""
         counted = index >= 0
-        self._counts[self._columns[counted], index[counted]] += step
-        self._totals[counted] += step
+        features, width = self._counts.shape
+        flat = (self._columns * width + index)[counted]
+        self._counts += step * np.bincount(flat, minlength=features * width).reshape(
+            features, width
+        )
+        self._totals += step * counted.sum(axis=0)
 
     def psi(self) -> FloatArray:
         """Return each feature's PSI against the reference (NaN if it counted no value)."""
