@@ -27,6 +27,7 @@ IntArray = npt.NDArray[np.int64]
 
 PROPORTION_TOLERANCE = 1e-6
 MIN_WINDOW = 10
+PSI_EPSILON = 1e-4
 _JSON_KEYS = frozenset({"names", "edges", "proportions"})
 
 
@@ -146,7 +147,7 @@ def reference_from(features: FloatArray, names: Sequence[str], bins: int = 10) -
 def psi(
     expected: Sequence[float] | FloatArray,
     actual: Sequence[float] | FloatArray,
-    epsilon: float = 1e-4,
+    epsilon: float = PSI_EPSILON,
 ) -> float:
     """Return the Population Stability Index Σ (a - e)·ln(a / e) of two bin distributions.
 
@@ -189,6 +190,16 @@ class LiveDistribution:
         self._totals = np.zeros(features, dtype=np.int64)
         self._ring = np.full((window, features), -1, dtype=np.int64)
         self._columns = np.arange(features)
+        by_bins: dict[int, list[int]] = {}
+        for j, shares in enumerate(reference.proportions):
+            by_bins.setdefault(len(shares), []).append(j)
+        self._groups = {
+            bins: (
+                np.array(members, dtype=np.int64),
+                np.array([reference.proportions[j] for j in members], dtype=np.float64),
+            )
+            for bins, members in by_bins.items()
+        }
         self._head = 0
         self._size = 0
 
@@ -245,11 +256,19 @@ class LiveDistribution:
         self._totals += step * counted.sum(axis=0)
 
     def psi(self) -> FloatArray:
-        """Return each feature's PSI against the reference (NaN if it counted no value)."""
+        """Return each feature's PSI against the reference (NaN if it counted no value).
+
+        Features with the same number of bins are scored together, one row each: the very
+        terms ``psi`` sums, each row summed on its own, so the values are ``psi``'s exactly.
+        """
         out = np.full(len(self._columns), np.nan)
-        for j, shares in enumerate(self._reference.proportions):
-            if self._totals[j] > 0:
-                out[j] = psi(shares, self._counts[j, : len(shares)] / self._totals[j])
+        for bins, (features, shares) in self._groups.items():
+            seen = self._totals[features] > 0
+            rows = features[seen]
+            actual = self._counts[rows, :bins] / self._totals[rows, None]
+            e = np.maximum(shares[seen], PSI_EPSILON)
+            a = np.maximum(actual, PSI_EPSILON)
+            out[rows] = np.sum((a - e) * np.log(a / e), axis=1)
         return out
 
     def worst(self, k: int = 3) -> list[tuple[str, float]]:

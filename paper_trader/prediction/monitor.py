@@ -267,9 +267,25 @@ class PredictionMonitor:
         before = scores.count(ENSEMBLE)
         hits = scores.add_many(ENSEMBLE, columns.ensemble_probabilities, labels)
         self._calibration[ENSEMBLE].add_many(columns.ensemble_probabilities, labels)
-        for k, hit_count in enumerate(hits.tolist()):
-            if before + k + 1 >= scores.window:
-                self._check_accuracy(hit_count / scores.window)
+        full = max(0, scores.window - before - 1)  # the first row after which it is full
+        self._check_accuracies(hits[full:] / scores.window)
+
+    def _check_accuracies(self, accuracies: npt.NDArray[np.float64]) -> None:
+        """``_check_accuracy`` on each value in order, jumping from one latch change to the
+        next: below the floor while clear raises, at or above the clearing level clears."""
+        if self._baseline is None:
+            return
+        floor = self._baseline - self.config.accuracy_margin
+        clearing = floor + self.config.accuracy_margin / 2
+        k = 0
+        while k < len(accuracies):
+            rest = accuracies[k:]
+            changes = np.flatnonzero(rest >= clearing if self._alerts["accuracy"] else rest < floor)
+            if not changes.size:
+                return
+            k += int(changes[0])
+            self._check_accuracy(float(accuracies[k]))
+            k += 1
 
     def restore(self, rows: Sequence[PredictionRow], ensemble: Ensemble | None) -> int:
         """Resume resolving the predictions a previous run logged but did not resolve.
@@ -279,17 +295,7 @@ class PredictionMonitor:
         for row in sorted(rows, key=lambda r: r.open_time_ms):
             mine = ensemble is not None and row.model_version == ensemble.model_version
             key = (row.venue, row.symbol, row.interval)
-            block = Block(
-                names=tuple(row.model_probabilities),
-                probabilities=np.array(
-                    [[p] for p in row.model_probabilities.values()], dtype=np.float64
-                ).reshape(len(row.model_probabilities), 1, 3),
-                ensemble_probabilities=np.array([row.probabilities], dtype=np.float64),
-                closes=np.array([float(row.close)]),
-                threshold=row.threshold,
-                ensemble=ensemble if mine else None,
-                version=row.model_version,
-            )
+            block = Block.of_row(row, ensemble if mine else None)
             target = row.open_time_ms + row.horizon * row.interval.ms
             self._pending.setdefault(key, deque()).append(
                 Pending(target, row.open_time_ms, block, 0)

@@ -42,6 +42,20 @@ class Block:
     ensemble: Ensemble | None  # None: restored after a restart from another version's log
     version: str
 
+    @classmethod
+    def of_row(cls, row: PredictionRow, ensemble: Ensemble | None) -> "Block":
+        """Return the block of one logged prediction (restored after a restart)."""
+        per_model = list(row.model_probabilities.values())
+        return cls(
+            names=tuple(row.model_probabilities),
+            probabilities=np.array(per_model, dtype=np.float64).reshape(len(per_model), 1, 3),
+            ensemble_probabilities=np.array([row.probabilities], dtype=np.float64),
+            closes=np.array([float(row.close)]),
+            threshold=row.threshold,
+            ensemble=ensemble,
+            version=row.model_version,
+        )
+
     def per_model(self, row: int) -> dict[str, tuple[float, float, float]]:
         """Return row ``row``'s probabilities per model, as Python floats."""
         values = self.probabilities[:, row].tolist()

@@ -366,7 +366,10 @@ def test_calibration_add_many_keeps_the_last_window_in_order() -> None:
 
 def test_live_distribution_add_many_equals_add_one_by_one() -> None:
     """Counts and PSI equal after batches (NaN and infinities included, longer than the window)."""
-    reference = reference_from(np.random.default_rng(0).normal(size=(500, 4)), "wxyz")
+    training = np.random.default_rng(0).normal(size=(500, 4))
+    training[:, 2] = np.round(training[:, 2])  # a discrete feature: fewer bins than the others
+    reference = reference_from(training, "wxyz")
+    assert len(set(reference.bins)) > 1
     batch, single = LiveDistribution(reference, 12), ReferenceLiveDistribution(reference, 12)
     rng = np.random.default_rng(1)
     for size in [5, 30, 1, 12, 7]:
