@@ -41,8 +41,8 @@ class ReturnHistory:
         self._free: list[int] = []
         self._times = np.full((_INITIAL_ROWS, window), _NO_TIME, dtype=np.int64)
         self._values = np.zeros((_INITIAL_ROWS, window))
-        self._count = np.zeros(_INITIAL_ROWS, dtype=np.int64)  # returns held, up to window
-        self._next = np.zeros(_INITIAL_ROWS, dtype=np.int64)  # the slot the next one takes
+        self._count = [0] * _INITIAL_ROWS  # returns held per row, up to window
+        self._next = [0] * _INITIAL_ROWS  # the slot the next one takes
 
     def on_close(self, symbol: str, candle_time_ms: int, close: Decimal) -> None:
         """Record a candle's close: its return against the previous close seen for ``symbol``."""
@@ -54,11 +54,11 @@ class ReturnHistory:
             if candle_time_ms <= previous_time:
                 return
             row = self._row(symbol)
-            slot = int(self._next[row])
+            slot = self._next[row]
             self._times[row, slot] = candle_time_ms
             self._values[row, slot] = float(close / previous_close - 1)
             self._next[row] = (slot + 1) % self._window
-            self._count[row] = min(self._window, int(self._count[row]) + 1)
+            self._count[row] = min(self._window, self._count[row] + 1)
         self._last_close[symbol] = (candle_time_ms, close)
 
     def correlation(self, a: str, b: str) -> float | None:
@@ -76,8 +76,8 @@ class ReturnHistory:
         known = [(k, self._rows[o]) for k, o in enumerate(others) if o in self._rows]
         if row is None or not known or self._count[row] == 0:
             return out
-        count = int(self._count[row])
-        start = int(self._next[row]) if count == self._window else 0
+        count = self._count[row]
+        start = self._next[row] if count == self._window else 0
         order = (start + np.arange(count)) % self._window  # oldest first: times ascending
         times, returns = self._times[row, order], self._values[row, order]
         rows = np.array([r for _, r in known], dtype=np.int64)
@@ -107,8 +107,8 @@ class ReturnHistory:
             size = len(self._count)
             self._times = np.concatenate([self._times, np.full_like(self._times, _NO_TIME)])
             self._values = np.concatenate([self._values, np.zeros_like(self._values)])
-            self._count = np.concatenate([self._count, np.zeros_like(self._count)])
-            self._next = np.concatenate([self._next, np.zeros_like(self._next)])
+            self._count += [0] * size
+            self._next += [0] * size
             self._free.extend(range(2 * size - 1, size - 1, -1))
         row = self._rows[symbol] = self._free.pop()
         return row
@@ -125,7 +125,8 @@ def _pearson(x: FloatArray, y: FloatArray, common: BoolArray, least: int) -> lis
         dx = np.where(common, x - (np.where(common, x, 0.0).sum(axis=1) / n)[:, None], 0.0)
         dy = np.where(common, y - (np.where(common, y, 0.0).sum(axis=1) / n)[:, None], 0.0)
         value = (dx * dy).sum(axis=1) / np.sqrt((dx * dx).sum(axis=1) * (dy * dy).sum(axis=1))
-    clipped = np.clip(value, -1.0, 1.0).tolist()
+    # NaN (0/0, from deviations that underflow) becomes -1.0, as min(1, max(-1, nan)) did.
+    clipped = np.clip(np.nan_to_num(value, nan=-1.0), -1.0, 1.0).tolist()
     ok = ((n >= least) & varies).tolist()
     return [v if good else None for v, good in zip(clipped, ok, strict=True)]
 
