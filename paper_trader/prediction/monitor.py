@@ -242,8 +242,7 @@ class PredictionMonitor:
         self.resolved += len(plan.resolved)
         self.expired += len(plan.due) - len(plan.resolved)
         for ensemble, columns, labels in plan.ensembles:
-            for m, name in enumerate(columns.names):
-                ensemble.scorecard.add_many(name, columns.probabilities[m], labels)
+            ensemble.scorecard.add_models(columns.names, columns.probabilities, labels)
         if plan.scored is not None:
             self._score_many(*plan.scored)
         out: list[PredictionOutcome] = []
@@ -261,12 +260,12 @@ class PredictionMonitor:
         """Score rows of the version in use, in order, then check the accuracy after each."""
         scores = self._scores
         assert scores is not None  # only a plan with a scorecard has rows to score
-        for m, name in enumerate(columns.names):
-            scores.add_many(name, columns.probabilities[m], labels)
-            self._calibration[name].add_many(columns.probabilities[m], labels)
         before = scores.count(ENSEMBLE)
-        hits = scores.add_many(ENSEMBLE, columns.ensemble_probabilities, labels)
-        self._calibration[ENSEMBLE].add_many(columns.ensemble_probabilities, labels)
+        names = (*columns.names, ENSEMBLE)
+        rows = np.concatenate([columns.probabilities, columns.ensemble_probabilities[None]])
+        hits = scores.add_models(names, rows, labels)[-1]
+        for name, probabilities in zip(names, rows, strict=True):
+            self._calibration[name].add_many(probabilities, labels)
         full = max(0, scores.window - before - 1)  # the first row after which it is full
         self._check_accuracies(hits[full:] / scores.window)
 

@@ -204,28 +204,36 @@ class Scorecard:
         summed in numpy (``(p - onehot)**2`` added left to right, not ``math.fsum``), so it may
         differ from ``add``'s in the last bit. Refused rows raise before anything is recorded.
         """
-        track = self._track(model)
+        p = np.asarray(probabilities, dtype=np.float64)
+        return self.add_models((model,), p[None], labels)[0]
+
+    def add_models(
+        self, models: Sequence[str], probabilities: FloatArray, labels: IntArray
+    ) -> list[IntArray]:
+        """``add_many`` for several models at once: ``probabilities`` is (models, n, 3), the
+        rows of ``models[k]`` at ``[k]``, all against the same ``labels``."""
+        tracks = [self._track(model) for model in models]
         p = np.asarray(probabilities, dtype=np.float64)
         index = np.asarray(labels)
-        if p.ndim != 2 or p.shape[1] != CLASSES or index.shape != (p.shape[0],):
+        if p.ndim != 3 or p.shape[::2] != (len(models), CLASSES) or index.shape != p.shape[1:2]:
             raise ValueError(
-                f"model {model!r}: expected (n, {CLASSES}) probabilities and n labels, "
-                f"got {p.shape} and {index.shape}"
+                f"models {list(models)}: expected ({len(models)}, n, {CLASSES}) probabilities "
+                f"and n labels, got {p.shape} and {index.shape}"
             )
         if not np.isfinite(p).all():
-            raise ValueError(f"model {model!r}: expected {CLASSES} finite probabilities")
+            raise ValueError(f"models {list(models)}: expected {CLASSES} finite probabilities")
         if index.size and not (
             np.issubdtype(index.dtype, np.integer) and index.min() >= 0 and index.max() < CLASSES
         ):
             raise ValueError(f"labels are integer classes 0..{CLASSES - 1}, not {index.tolist()}")
-        rows = np.arange(len(index))
-        chosen = np.maximum(p[rows, index], LOG_LOSS_EPS).tolist()
-        losses = np.array([-math.log(x) for x in chosen])  # math.log, exactly as add's
+        chosen = np.maximum(p[:, np.arange(len(index)), index], LOG_LOSS_EPS)
+        losses = np.array([-math.log(x) for x in chosen.ravel().tolist()])  # as add's math.log
         missed = p - (np.arange(CLASSES) == index[:, None])
         squares = missed * missed
-        briers = squares[:, 0] + squares[:, 1] + squares[:, 2]
-        hits = (p.argmax(axis=1) == index).astype(np.int64)
-        return track.add_many(losses, briers, hits)
+        briers = squares[..., 0] + squares[..., 1] + squares[..., 2]
+        hits = (p.argmax(axis=2) == index).astype(np.int64)
+        losses = losses.reshape(hits.shape)
+        return [track.add_many(losses[k], briers[k], hits[k]) for k, track in enumerate(tracks)]
 
     def count(self, model: str) -> int:
         """Return how many resolved predictions of ``model`` are in the window."""

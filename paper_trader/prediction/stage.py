@@ -132,8 +132,8 @@ class PredictionStage:
         """Resolve one instant's due predictions in one step, else candle by candle."""
         try:
             return self.monitor.on_instant(candles)
-        except InstantUnresolved:
-            pass  # nothing changed: find the candle at fault by resolving one at a time
+        except InstantUnresolved as exc:  # nothing changed: find the candle at fault
+            log.warning("instant_resolved_per_candle", candles=len(candles), reason=str(exc))
         except Exception as exc:  # noqa: BLE001 -- a half-made step: every candle of it failed
             for candle in candles:
                 self._fault(candle, "resolving predictions", exc, out)
