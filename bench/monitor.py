@@ -7,7 +7,8 @@ Monitor: ``--symbols`` series (default 100) close at every minute; three members
 the production ``MonitorConfig()`` (scores over 200, PSI over 1,000 rows every 100) with a
 drift reference. Every instant each side resolves what is due, then records a prediction for
 every symbol (random probabilities, random model inputs; its signals made with that side's
-own ensemble, untimed). Timed per instant with ``perf_counter_ns``: resolution + record.
+own ensemble, untimed). Timed per instant with ``perf_counter_ns`` (wall) and
+``thread_time_ns`` (CPU, less sensitive to the other processes): resolution + record.
 *old* is the code before issue 17 (``tests/fakes/reference_monitor.py``: ``on_candle`` per
 candle, the per-prediction scorecard, ``record`` row by row) with ``Ensemble.resolve`` per
 prediction; *new* is ``PredictionMonitor.on_instant`` + ``record``. ``--warmup`` instants,
@@ -98,15 +99,16 @@ class MonitorSide:
         if old:
             self.ensemble.scorecard = ReferenceScorecard(MODELS, WeightPolicy().window)  # type: ignore[assignment]
         self.times_us: list[float] = []
+        self.cpu_us: list[float] = []
 
     def instant(self, data: "Instant", timed: bool) -> None:
-        start = time.perf_counter_ns()
+        start, cpu_start = time.perf_counter_ns(), time.thread_time_ns()
         if isinstance(self.monitor, ReferenceMonitor):
             for candle in data.candles:
                 self.monitor.on_candle(candle)
         else:
             self.monitor.on_instant(data.candles)
-        resolved = time.perf_counter_ns()
+        resolved, cpu_resolved = time.perf_counter_ns(), time.thread_time_ns()
         keys = [(r.venue, r.symbol, r.interval) for r in data.rows]
         signals = self.ensemble.signals(keys, data.at_ms, data.per_model)
         prediction = Prediction(
@@ -117,11 +119,12 @@ class MonitorSide:
             bundle=self.bundle,
             ensemble=self.ensemble,
         )
-        made = time.perf_counter_ns()
+        made, cpu_made = time.perf_counter_ns(), time.thread_time_ns()
         self.monitor.record(prediction, data.closes)
-        done = time.perf_counter_ns()
+        done, cpu_done = time.perf_counter_ns(), time.thread_time_ns()
         if timed:
             self.times_us.append((resolved - start + done - made) / 1_000)
+            self.cpu_us.append((cpu_resolved - cpu_start + cpu_done - cpu_made) / 1_000)
 
 
 class Instant:
@@ -202,7 +205,10 @@ def monitor_section(args: argparse.Namespace) -> dict[str, Any]:
         args.block,
     )
     assert old.ensemble.weights() == new.ensemble.weights()  # the same weights, exactly
-    return {"old": summary(old.times_us), "new": summary(new.times_us)}
+    return {
+        name: {**summary(side.times_us), "cpu_p50_us": round(statistics.median(side.cpu_us), 1)}
+        for name, side in (("old", old), ("new", new))
+    }
 
 
 class ScreenSide:
@@ -213,6 +219,7 @@ class ScreenSide:
         self.history: Any = ReferenceReturnHistory(100) if old else ReturnHistory(100)
         self.close_us: list[float] = []
         self.screen_us: list[float] = []
+        self.screen_cpu_us: list[float] = []
 
 
 def screen_section(args: argparse.Namespace) -> dict[str, Any]:
@@ -251,7 +258,7 @@ def screen_section(args: argparse.Namespace) -> dict[str, Any]:
         for i, symbol in enumerate(symbols):
             if present[t, i]:
                 side.history.on_close(symbol, t * MINUTE, prices[t + 1][i])
-        closed = time.perf_counter_ns()
+        closed, cpu_closed = time.perf_counter_ns(), time.thread_time_ns()
         pair = (
             {"correlation": side.history.correlation}
             if side.old
@@ -263,10 +270,11 @@ def screen_section(args: argparse.Namespace) -> dict[str, Any]:
             )
             if timed:
                 decisions[side.old].append(result)
-        done = time.perf_counter_ns()
+        done, cpu_done = time.perf_counter_ns(), time.thread_time_ns()
         if timed:
             side.close_us.append((closed - start) / 1_000)
             side.screen_us.append((done - closed) / 1_000)
+            side.screen_cpu_us.append((cpu_done - cpu_closed) / 1_000)
 
     interleaved(sides, work, args.warmup, args.instants, args.block)
     assert decisions[True] == decisions[False]
@@ -275,6 +283,7 @@ def screen_section(args: argparse.Namespace) -> dict[str, Any]:
             "on_close_all_symbols": summary(side.close_us),
             "screens": summary(side.screen_us),
             "per_screen_p50_us": round(statistics.median(side.screen_us) / len(candidates), 1),
+            "screens_cpu_p50_us": round(statistics.median(side.screen_cpu_us), 1),
         }
         for side_name, side in (("old", sides[0]), ("new", sides[1]))
     }
@@ -316,14 +325,15 @@ def main() -> None:
     )
     print(
         f"monitor resolve + record, us per instant: old p50 {m['old']['p50_us']} "
-        f"p90 {m['old']['p90_us']} | new p50 {m['new']['p50_us']} p90 {m['new']['p90_us']}"
+        f"p90 {m['old']['p90_us']} (CPU p50 {m['old']['cpu_p50_us']}) | new p50 "
+        f"{m['new']['p50_us']} p90 {m['new']['p90_us']} (CPU p50 {m['new']['cpu_p50_us']})"
     )
     for name in ("old", "new"):
         print(
             f"correlation {name}: on_close x{args.symbols} p50 "
             f"{c[name]['on_close_all_symbols']['p50_us']} us; {args.candidates} screens vs "
             f"{args.held} held p50 {c[name]['screens']['p50_us']} us "
-            f"({c[name]['per_screen_p50_us']} us each)"
+            f"({c[name]['per_screen_p50_us']} us each; CPU p50 {c[name]['screens_cpu_p50_us']})"
         )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
