@@ -33,6 +33,10 @@ from paper_trader.runtime.logs import get_logger
 
 log = get_logger("predictor")
 
+# Below this many candles at an instant, resolving them one by one is cheaper than the numpy
+# step's fixed cost (about 0.1 ms against 0.02 ms per candle; they break even near 5).
+VECTORISE_FROM = 8
+
 RecordRows = Callable[[tuple[PredictionRow, ...]], Awaitable[None]]
 RecordOutcomes = Callable[[tuple[PredictionOutcome, ...]], Awaitable[None]]
 LoadPending = Callable[[], Awaitable[Sequence[PredictionRow]]]
@@ -130,6 +134,8 @@ class PredictionStage:
         self, candles: list[Candle], out: BatchPrediction
     ) -> list[PredictionOutcome]:
         """Resolve one instant's due predictions in one step, else candle by candle."""
+        if len(candles) < VECTORISE_FROM:
+            return [outcome for candle in candles for outcome in self._resolve(candle, out)]
         try:
             return self.monitor.on_instant(candles)
         except InstantUnresolved as exc:  # nothing changed: find the candle at fault

@@ -25,7 +25,7 @@ from paper_trader.prediction.monitor import MonitorConfig, PredictionMonitor
 from paper_trader.prediction.pending import Calibration, InstantUnresolved
 from paper_trader.prediction.predictor import Prediction, Predictor, PredictorConfig
 from paper_trader.prediction.scorecard import Scorecard, WeightPolicy
-from paper_trader.prediction.stage import PredictionStage
+from paper_trader.prediction.stage import VECTORISE_FROM, PredictionStage
 
 SPEC = default_spec()
 INPUTS = len(SPEC.model_inputs)
@@ -33,6 +33,7 @@ SYMBOLS = [f"S{i}USDT" for i in range(9)]
 VERSIONS = {"v1": (("a", "b", "c"), 3), "v2": (("a", "b", "d"), 2)}  # models, horizon
 THRESHOLD = 0.002
 POLICY = WeightPolicy(window=9, min_resolved=4)
+SERIES = "ABCDEFGHI"
 CONFIG = MonitorConfig(window=7, accuracy_margin=0.05, psi_window=10, psi_every=3)
 
 
@@ -249,16 +250,16 @@ def logged(symbol: str, probs: tuple[float, float, float]) -> PredictionRow:
 
 
 def one_bad_row() -> tuple[PredictionMonitor, Ensemble, list[Candle]]:
-    """A monitor with due predictions for A, B and C; B's rows sum to 1.5, which the ensemble
-    refuses."""
+    """A monitor with due predictions for A to I (enough for the one-step resolution); B's
+    rows sum to 1.5, which the ensemble refuses."""
     side = Side(reference=False)
     ensemble = side.use(bundle("v1", 0.5))
     monitor = side.monitor
     assert isinstance(monitor, PredictionMonitor)
     good = (0.2, 0.3, 0.5)
-    rows = [logged("A", good), logged("B", (0.5, 0.5, 0.5)), logged("C", good)]
+    rows = [logged(s, (0.5, 0.5, 0.5) if s == "B" else good) for s in SERIES]
     monitor.restore(rows, ensemble)
-    candles = [candle_of(60_000, *[Decimal(101)] * 4, Decimal(1), symbol=s) for s in "ABC"]
+    candles = [candle_of(60_000, *[Decimal(101)] * 4, Decimal(1), symbol=s) for s in SERIES]
     return monitor, ensemble, candles
 
 
@@ -280,8 +281,9 @@ def test_a_refused_instant_changes_nothing_and_one_candle_at_a_time_finds_the_fa
 
 async def test_the_stage_quarantines_only_the_symbol_whose_prediction_is_bad() -> None:
     """A refused instant is resolved again candle by candle: B is the batch's one fault, and
-    A's and C's outcomes are logged."""
+    every other symbol's outcome is logged."""
     monitor, ensemble, candles = one_bad_row()
+    assert len(candles) >= VECTORISE_FROM  # the one-step path is tried, and refuses
     logged_outcomes: list[PredictionOutcome] = []
 
     async def record(_rows: tuple[PredictionRow, ...]) -> None:
@@ -299,10 +301,9 @@ async def test_the_stage_quarantines_only_the_symbol_whose_prediction_is_bad() -
     assert list(out.faults) == [("B", 60_000)]
     assert out.faults[("B", 60_000)].startswith("resolving predictions: ValueError")
     assert [(o.symbol, o.outcome) for o in logged_outcomes] == [
-        ("A", "resolved"),
-        ("C", "resolved"),
+        (s, "resolved") for s in SERIES if s != "B"
     ]
-    assert ensemble.scorecard.count("a") == 2
+    assert ensemble.scorecard.count("a") == len(SERIES) - 1
     assert stage.errors == 1
 
 
