@@ -7,11 +7,12 @@ Two symbols are compared only over the candle times both have, so a symbol that 
 close at or before the last one seen for its symbol is a duplicate or stale and is ignored, as
 is a close that is not positive.
 
-``correlations`` compares one symbol with many in one vectorised step: the other symbols' ring
-rows are matched against the symbol's candle times (``np.searchsorted``) and every pair's
-Pearson correlation over its common times is taken at once. It is the pairwise definition, to
-rounding: the sums run over each ring row (zeros where a time is not shared) rather than over
-the compacted common times, which can move a result by an ulp or so.
+``correlation`` compares two symbols as it always did (their oldest-first copies, cached until
+the next close). ``correlations`` compares one symbol with many in one vectorised step: the
+other symbols' ring rows are matched against the symbol's candle times (``np.searchsorted``)
+and every pair's Pearson correlation over its common times is taken at once. It is the
+pairwise definition, to rounding: the sums run over each ring row (zeros where a time is not
+shared) rather than over the compacted common times, which can move a result by an ulp or so.
 """
 
 from collections.abc import Sequence
@@ -43,6 +44,8 @@ class ReturnHistory:
         self._values = np.zeros((_INITIAL_ROWS, window))
         self._count = [0] * _INITIAL_ROWS  # returns held per row, up to window
         self._next = [0] * _INITIAL_ROWS  # the slot the next one takes
+        # Oldest-first copies of a row, made on first use after the symbol's last close.
+        self._series: dict[str, tuple[npt.NDArray[np.int64], FloatArray]] = {}
 
     def on_close(self, symbol: str, candle_time_ms: int, close: Decimal) -> None:
         """Record a candle's close: its return against the previous close seen for ``symbol``."""
@@ -59,6 +62,7 @@ class ReturnHistory:
             self._values[row, slot] = float(close / previous_close - 1)
             self._next[row] = (slot + 1) % self._window
             self._count[row] = min(self._window, self._count[row] + 1)
+            self._series.pop(symbol, None)
         self._last_close[symbol] = (candle_time_ms, close)
 
     def correlation(self, a: str, b: str) -> float | None:
@@ -67,19 +71,36 @@ class ReturnHistory:
         Return None when they share fewer than ``max(3, window // 2)`` candle times, or when
         either side's returns are all equal (zero variance): there is nothing to measure.
         """
-        return self.correlations(a, [b])[0]
+        series_a = self._arrays(a)
+        series_b = self._arrays(b)
+        if series_a is None or series_b is None:
+            return None
+        (times_a, x), (times_b, y) = series_a, series_b
+        if not np.array_equal(times_a, times_b):
+            _, in_a, in_b = np.intersect1d(
+                times_a, times_b, assume_unique=True, return_indices=True
+            )
+            x, y = x[in_a], y[in_b]
+        if len(x) < self._min_common:
+            return None
+        # Exact equality, not a tolerance: deviations from a float mean of identical values
+        # are rounding noise, and their "correlation" would be any number in [-1, 1].
+        if x.max() == x.min() or y.max() == y.min():
+            return None
+        x = x - x.mean()
+        y = y - y.mean()
+        value = float(np.dot(x, y) / np.sqrt(np.dot(x, x) * np.dot(y, y)))
+        return min(1.0, max(-1.0, value))
 
     def correlations(self, symbol: str, others: Sequence[str]) -> list[float | None]:
         """Return ``correlation(symbol, other)`` for each of ``others``, in one step."""
         out: list[float | None] = [None] * len(others)
-        row = self._rows.get(symbol)
+        series = self._arrays(symbol)
         known = [(k, self._rows[o]) for k, o in enumerate(others) if o in self._rows]
-        if row is None or not known or self._count[row] == 0:
+        if series is None or not known:
             return out
-        count = self._count[row]
-        start = self._next[row] if count == self._window else 0
-        order = (start + np.arange(count)) % self._window  # oldest first: times ascending
-        times, returns = self._times[row, order], self._values[row, order]
+        times, returns = series
+        count = len(times)
         rows = np.array([r for _, r in known], dtype=np.int64)
         their_times = self._times[rows]
         at = np.minimum(np.searchsorted(times, their_times), count - 1)
@@ -92,11 +113,25 @@ class ReturnHistory:
     def forget(self, symbol: str) -> None:
         """Drop everything known about ``symbol`` (it left the watch list)."""
         self._last_close.pop(symbol, None)
+        self._series.pop(symbol, None)
         row = self._rows.pop(symbol, None)
         if row is not None:
             self._times[row] = _NO_TIME
             self._count[row] = self._next[row] = 0
             self._free.append(row)
+
+    def _arrays(self, symbol: str) -> tuple[npt.NDArray[np.int64], FloatArray] | None:
+        """Return the candle times and returns of ``symbol``, oldest first; None if none."""
+        series = self._series.get(symbol)
+        if series is None:
+            row = self._rows.get(symbol)
+            if row is None or self._count[row] == 0:
+                return None
+            count = self._count[row]
+            start = self._next[row] if count == self._window else 0
+            order = (start + np.arange(count)) % self._window
+            series = self._series[symbol] = (self._times[row, order], self._values[row, order])
+        return series
 
     def _row(self, symbol: str) -> int:
         """Return the ring row of ``symbol``, taking a free one (growing the rings) if new."""
