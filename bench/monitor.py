@@ -18,7 +18,9 @@ Correlation: ``ReturnHistory`` (new) and the old one, ``--symbols`` symbols, the
 ``correlation_window`` 100, fed random closes (a few gaps). Per instant: every symbol's close
 (``on_close``), then the entry screen (``screen_entry``, nothing refused, so every held pair is
 computed) of each of ``--candidates`` candidates against ``--held`` (10) held positions; new
-with ``correlations=``, old pairwise with ``correlation=``. Timed: the closes and the screens.
+with ``correlations=``, old pairwise with ``correlation=``, and *pairwise*: the new
+``ReturnHistory`` through ``correlation=`` (what the trader passes until it is changed to
+``correlations=``). Timed: the closes and the screens.
 
     .venv/bin/python bench/monitor.py [--symbols 100] [--instants 200] [--json FILE]
 """
@@ -57,6 +59,7 @@ from paper_trader.prediction.ensemble import Ensemble, SignalThresholds  # noqa:
 from paper_trader.prediction.monitor import MonitorConfig, PredictionMonitor  # noqa: E402
 from paper_trader.prediction.predictor import Prediction  # noqa: E402
 from paper_trader.prediction.scorecard import WeightPolicy  # noqa: E402
+from paper_trader.prediction.stage import VECTORISE_FROM  # noqa: E402
 from paper_trader.risk.config import LimitsConfig  # noqa: E402
 from paper_trader.risk.correlation import ReturnHistory  # noqa: E402
 from paper_trader.risk.limits import PortfolioView, screen_entry  # noqa: E402
@@ -103,8 +106,8 @@ class MonitorSide:
 
     def instant(self, data: "Instant", timed: bool) -> None:
         start, cpu_start = time.perf_counter_ns(), time.thread_time_ns()
-        if isinstance(self.monitor, ReferenceMonitor):
-            for candle in data.candles:
+        if isinstance(self.monitor, ReferenceMonitor) or len(data.candles) < VECTORISE_FROM:
+            for candle in data.candles:  # as the stage does below VECTORISE_FROM candles
                 self.monitor.on_candle(candle)
         else:
             self.monitor.on_instant(data.candles)
@@ -166,13 +169,13 @@ class Instant:
 
 
 def interleaved(
-    sides: tuple[Any, Any],
+    sides: tuple[Any, ...],
     work: Callable[[Any, int, bool], None],
     warmup: int,
     total: int,
     block: int,
 ) -> None:
-    """Run instants 0..warmup untimed on both sides, then ABAB blocks of ``block`` instants."""
+    """Run instants 0..warmup untimed on every side, then ABAB blocks of ``block`` instants."""
     for t in range(warmup):
         for side in sides:
             work(side, t, False)
@@ -214,9 +217,9 @@ def monitor_section(args: argparse.Namespace) -> dict[str, Any]:
 class ScreenSide:
     """One side of the correlation comparison."""
 
-    def __init__(self, old: bool) -> None:
-        self.old = old
-        self.history: Any = ReferenceReturnHistory(100) if old else ReturnHistory(100)
+    def __init__(self, mode: str) -> None:
+        self.mode = mode  # old: before issue 17; pairwise: new, correlation=; new: correlations=
+        self.history: Any = ReferenceReturnHistory(100) if mode == "old" else ReturnHistory(100)
         self.close_us: list[float] = []
         self.screen_us: list[float] = []
         self.screen_cpu_us: list[float] = []
@@ -250,8 +253,8 @@ def screen_section(args: argparse.Namespace) -> dict[str, Any]:
                 for p, m in zip(prices[-1], moves[t].tolist(), strict=True)
             ]
         )
-    sides = (ScreenSide(True), ScreenSide(False))
-    decisions: dict[bool, list[object]] = {True: [], False: []}
+    sides = (ScreenSide("old"), ScreenSide("pairwise"), ScreenSide("new"))
+    decisions: dict[str, list[object]] = {side.mode: [] for side in sides}
 
     def work(side: ScreenSide, t: int, timed: bool) -> None:
         start = time.perf_counter_ns()
@@ -260,16 +263,16 @@ def screen_section(args: argparse.Namespace) -> dict[str, Any]:
                 side.history.on_close(symbol, t * MINUTE, prices[t + 1][i])
         closed, cpu_closed = time.perf_counter_ns(), time.thread_time_ns()
         pair = (
-            {"correlation": side.history.correlation}
-            if side.old
-            else {"correlations": side.history.correlations}
+            {"correlations": side.history.correlations}
+            if side.mode == "new"
+            else {"correlation": side.history.correlation}
         )
         for symbol in candidates:
             result = screen_entry(
                 config, symbol=symbol, side=Side.LONG, confidence=1.0, view=view, **pair
             )
             if timed:
-                decisions[side.old].append(result)
+                decisions[side.mode].append(result)
         done, cpu_done = time.perf_counter_ns(), time.thread_time_ns()
         if timed:
             side.close_us.append((closed - start) / 1_000)
@@ -277,7 +280,7 @@ def screen_section(args: argparse.Namespace) -> dict[str, Any]:
             side.screen_cpu_us.append((cpu_done - cpu_closed) / 1_000)
 
     interleaved(sides, work, args.warmup, args.instants, args.block)
-    assert decisions[True] == decisions[False]
+    assert decisions["old"] == decisions["pairwise"] == decisions["new"]
     return {
         side_name: {
             "on_close_all_symbols": summary(side.close_us),
@@ -285,7 +288,7 @@ def screen_section(args: argparse.Namespace) -> dict[str, Any]:
             "per_screen_p50_us": round(statistics.median(side.screen_us) / len(candidates), 1),
             "screens_cpu_p50_us": round(statistics.median(side.screen_cpu_us), 1),
         }
-        for side_name, side in (("old", sides[0]), ("new", sides[1]))
+        for side_name, side in ((side.mode, side) for side in sides)
     }
 
 
@@ -328,7 +331,7 @@ def main() -> None:
         f"p90 {m['old']['p90_us']} (CPU p50 {m['old']['cpu_p50_us']}) | new p50 "
         f"{m['new']['p50_us']} p90 {m['new']['p90_us']} (CPU p50 {m['new']['cpu_p50_us']})"
     )
-    for name in ("old", "new"):
+    for name in ("old", "pairwise", "new"):
         print(
             f"correlation {name}: on_close x{args.symbols} p50 "
             f"{c[name]['on_close_all_symbols']['p50_us']} us; {args.candidates} screens vs "

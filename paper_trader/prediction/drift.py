@@ -248,6 +248,10 @@ class LiveDistribution:
     def _count(self, index: IntArray, step: int) -> None:
         """Add ``step`` to the count of each bin in rows of ``index`` (-1: nothing)."""
         counted = index >= 0
+        if len(index) == 1:  # one row names each feature once: a plain fancy add is exact
+            self._counts[self._columns[counted[0]], index[0][counted[0]]] += step
+            self._totals[counted[0]] += step
+            return
         features, width = self._counts.shape
         flat = (self._columns * width + index)[counted]
         self._counts += step * np.bincount(flat, minlength=features * width).reshape(

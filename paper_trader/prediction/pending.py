@@ -129,7 +129,12 @@ class Calibration:
 
     def add(self, probabilities: Sequence[float], label: int) -> None:
         """Add one prediction (its most probable class, first on ties) and what happened."""
-        self.add_many(np.asarray([probabilities], dtype=np.float64), np.array([label]))
+        top = int(np.argmax(probabilities))
+        head = self._head
+        self._top[head] = float(probabilities[top])
+        self._hit[head] = float(top == label)
+        self._head = (head + 1) % self._window
+        self._count = min(self._window, self._count + 1)
 
     def add_many(self, probabilities: FloatArray, labels: IntArray) -> None:
         """Add rows of ``probabilities`` (n, 3) and their labels, in order."""
