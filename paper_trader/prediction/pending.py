@@ -81,11 +81,10 @@ class Columns:
 
 
 def gather(items: Sequence[Pending]) -> Columns:
-    """Return the rows of ``items`` in order; raise ``ValueError`` if their models differ."""
+    """Return the rows of ``items`` in order, each model's at the first block's position for
+    it; raise ``ValueError`` if their sets of models differ."""
     blocks = {id(item.block): item.block for item in items}
     first = items[0].block
-    if any(block.names != first.names for block in blocks.values()):
-        raise ValueError("the due predictions were made by different sets of models")
     if len(blocks) == 1:
         rows = np.fromiter((item.row for item in items), dtype=np.int64, count=len(items))
         return Columns(
@@ -93,9 +92,17 @@ def gather(items: Sequence[Pending]) -> Columns:
             probabilities=first.probabilities[:, rows],
             ensemble_probabilities=first.ensemble_probabilities[rows],
         )
+    if any(sorted(block.names) != sorted(first.names) for block in blocks.values()):
+        raise ValueError("the due predictions were made by different sets of models")
+    # A restored row may list the same models in another order than the predictor did.
+    order = {
+        key: [block.names.index(name) for name in first.names] for key, block in blocks.items()
+    }
     return Columns(
         names=first.names,
-        probabilities=np.stack([i.block.probabilities[:, i.row] for i in items], axis=1),
+        probabilities=np.stack(
+            [i.block.probabilities[order[id(i.block)], i.row] for i in items], axis=1
+        ),
         ensemble_probabilities=np.stack([i.block.ensemble_probabilities[i.row] for i in items]),
     )
 
