@@ -2,7 +2,8 @@
 model over its last resolved predictions, and the weights they earn.
 
 Pure and synchronous, like the ensemble that keeps one: the same outcomes in the same order
-give the same scores and weights, so a replay reproduces the live weights exactly.
+give the same scores and weights, so a replay reproduces the live weights exactly, whether
+they are added one at a time (``add``) or an instant's at once (``add_many``, ``add_models``).
 """
 
 import math

@@ -1,8 +1,8 @@
 """The decision task's prediction step: resolve what is due, predict what closed, log both.
 
 For each instant of a batch of accepted candles, in time order: first the predictions whose
-horizon ends at that instant are resolved, all of them in one step (so the ensemble's weights
-include them), then the ready feature rows of the symbols that closed at that instant are
+horizon ends at that instant are resolved, all of them in one step from ``VECTORISE_FROM``
+candles on, one by one below (so the ensemble's weights include them), then the ready feature rows of the symbols that closed at that instant are
 predicted as one batch. The log rows are handed to storage, new predictions before their
 resolutions.
 
