@@ -2,9 +2,9 @@
 
 For each instant of a batch of accepted candles, in time order: first the predictions whose
 horizon ends at that instant are resolved, all of them in one step from ``VECTORISE_FROM``
-candles on, one by one below (so the ensemble's weights include them), then the ready feature rows of the symbols that closed at that instant are
-predicted as one batch. The log rows are handed to storage, new predictions before their
-resolutions.
+candles on, one by one below (so the ensemble's weights include them), then the ready feature
+rows of the symbols that closed at that instant are predicted as one batch. The log rows are
+handed to storage, new predictions before their resolutions.
 
 An unexpected error while resolving or logging one candle's predictions is logged with its
 traceback and the candle, counted, and returned as that candle's fault (the trading step
