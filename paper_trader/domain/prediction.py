@@ -1,5 +1,6 @@
 """The prediction log: a prediction as made at a closed candle, and how it ended H candles later."""
 
+import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -36,12 +37,17 @@ class PredictionRow:
     def __post_init__(self) -> None:
         if self.horizon < 1:
             raise ValueError(f"the horizon must be at least 1 candle, not {self.horizon}")
-        triples = [self.probabilities, *self.model_probabilities.values()]
-        if any(len(triple) != 3 for triple in triples):
+        triples = (self.probabilities, *self.model_probabilities.values())
+        if set(map(len, triples)) != {3}:
             raise ValueError("probabilities come in threes: down, flat, up")
-        numbers = [self.threshold, self.score, self.confidence, *self.weights.values()]
-        numbers += [p for triple in triples for p in triple]
-        if not all(math.isfinite(n) for n in numbers):
+        # map() over builtins: the same checks without a Python frame per number (a hundred
+        # rows are made at every instant).
+        numbers = itertools.chain(
+            (self.threshold, self.score, self.confidence),
+            self.weights.values(),
+            itertools.chain.from_iterable(triples),
+        )
+        if not all(map(math.isfinite, numbers)):
             raise ValueError(f"a prediction of {self.symbol} holds a non-finite number")
 
 

@@ -27,6 +27,7 @@ IntArray = npt.NDArray[np.int64]
 
 PROPORTION_TOLERANCE = 1e-6
 MIN_WINDOW = 10
+PSI_EPSILON = 1e-4
 _JSON_KEYS = frozenset({"names", "edges", "proportions"})
 
 
@@ -146,7 +147,7 @@ def reference_from(features: FloatArray, names: Sequence[str], bins: int = 10) -
 def psi(
     expected: Sequence[float] | FloatArray,
     actual: Sequence[float] | FloatArray,
-    epsilon: float = 1e-4,
+    epsilon: float = PSI_EPSILON,
 ) -> float:
     """Return the Population Stability Index Σ (a - e)·ln(a / e) of two bin distributions.
 
@@ -189,6 +190,16 @@ class LiveDistribution:
         self._totals = np.zeros(features, dtype=np.int64)
         self._ring = np.full((window, features), -1, dtype=np.int64)
         self._columns = np.arange(features)
+        by_bins: dict[int, list[int]] = {}
+        for j, shares in enumerate(reference.proportions):
+            by_bins.setdefault(len(shares), []).append(j)
+        self._groups = {
+            bins: (
+                np.array(members, dtype=np.int64),
+                np.array([reference.proportions[j] for j in members], dtype=np.float64),
+            )
+            for bins, members in by_bins.items()
+        }
         self._head = 0
         self._size = 0
 
@@ -207,28 +218,61 @@ class LiveDistribution:
         values = np.asarray(row, dtype=np.float64)
         if values.shape != (len(self._columns),):
             raise ValueError(f"a row of {len(self._columns)} features, not shape {values.shape}")
-        if self._size == self._window:
-            self._count(self._ring[self._head], -1)
+        self._add_part(values[None, :])
+
+    def add_many(self, rows: FloatArray) -> None:
+        """Add feature rows (n, features) in order, as ``add`` would one at a time."""
+        values = np.asarray(rows, dtype=np.float64)
+        if values.ndim != 2 or values.shape[1] != len(self._columns):
+            raise ValueError(f"rows of {len(self._columns)} features, not shape {values.shape}")
+        for start in range(0, len(values), self._window):
+            self._add_part(values[start : start + self._window])
+
+    def _add_part(self, values: FloatArray) -> None:
+        """Add at most a window of rows: each slot they take is evicted once, then refilled."""
+        size = len(values)
+        slots = (self._head + np.arange(size)) % self._window
+        # A slot never written holds -1 (nothing), so evicting every slot taken is exact
+        # whether or not the window was full. Counts are integers: the order does not matter.
+        self._count(self._ring[slots], -1)
         # Padding edges are +inf, so min() keeps v = +inf in the feature's own last bin.
-        index = np.minimum((self._edges <= values[:, None]).sum(axis=1), self._bins - 1)
+        index = np.minimum(
+            (self._edges[None, :, :] <= values[:, :, None]).sum(axis=2), self._bins - 1
+        )
         index[np.isnan(values)] = -1
         self._count(index, 1)
-        self._ring[self._head] = index
-        self._head = (self._head + 1) % self._window
-        self._size = min(self._size + 1, self._window)
+        self._ring[slots] = index
+        self._head = int((self._head + size) % self._window)
+        self._size = min(self._size + size, self._window)
 
     def _count(self, index: IntArray, step: int) -> None:
-        """Add ``step`` to the count of each feature's bin in ``index`` (-1: nothing)."""
+        """Add ``step`` to the count of each bin in rows of ``index`` (-1: nothing)."""
         counted = index >= 0
-        self._counts[self._columns[counted], index[counted]] += step
-        self._totals[counted] += step
+        if len(index) == 1:  # one row names each feature once: a plain fancy add is exact
+            self._counts[self._columns[counted[0]], index[0][counted[0]]] += step
+            self._totals[counted[0]] += step
+            return
+        features, width = self._counts.shape
+        flat = (self._columns * width + index)[counted]
+        self._counts += step * np.bincount(flat, minlength=features * width).reshape(
+            features, width
+        )
+        self._totals += step * counted.sum(axis=0)
 
     def psi(self) -> FloatArray:
-        """Return each feature's PSI against the reference (NaN if it counted no value)."""
+        """Return each feature's PSI against the reference (NaN if it counted no value).
+
+        Features with the same number of bins are scored together, one row each: the very
+        terms ``psi`` sums, each row summed on its own, so the values are ``psi``'s exactly.
+        """
         out = np.full(len(self._columns), np.nan)
-        for j, shares in enumerate(self._reference.proportions):
-            if self._totals[j] > 0:
-                out[j] = psi(shares, self._counts[j, : len(shares)] / self._totals[j])
+        for bins, (features, shares) in self._groups.items():
+            seen = self._totals[features] > 0
+            rows = features[seen]
+            actual = self._counts[rows, :bins] / self._totals[rows, None]
+            e = np.maximum(shares[seen], PSI_EPSILON)
+            a = np.maximum(actual, PSI_EPSILON)
+            out[rows] = np.sum((a - e) * np.log(a / e), axis=1)
         return out
 
     def worst(self, k: int = 3) -> list[tuple[str, float]]:

@@ -2,16 +2,22 @@
 model over its last resolved predictions, and the weights they earn.
 
 Pure and synchronous, like the ensemble that keeps one: the same outcomes in the same order
-give the same scores and weights, so a replay reproduces the live weights exactly.
+give the same scores and weights, so a replay reproduces the live weights exactly, whether
+they are added one at a time (``add``) or an instant's at once (``add_many``, ``add_models``).
 """
 
 import math
 import operator
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
+
 from paper_trader.prediction.dataset import Label
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
 
 CLASSES = len(Label)
 LOG_LOSS_EPS = 1e-15  # a prediction of exactly zero for what happened costs -ln(1e-15), not inf
@@ -51,12 +57,35 @@ def check_label(label: int) -> int:
 
 
 class _Track:
-    """One model's last ``window`` outcomes, with running sums refreshed once per window."""
+    """One model's last ``window`` outcomes in numpy rings, with running sums refreshed once per
+    window.
 
-    __slots__ = ("_brier_sum", "_hits", "_loss_sum", "_outcomes", "_since_refresh")
+    ``add_many`` gives bit for bit the sums that as many ``add`` calls in the same order give:
+    the running sum is the same chain of float additions (subtract the evicted outcome, add the
+    new one), taken by ``np.cumsum``, which adds strictly left to right; the refresh is
+    ``math.fsum``, exact and so independent of the order of the window.
+    """
+
+    __slots__ = (
+        "_brier",
+        "_brier_sum",
+        "_count",
+        "_head",
+        "_hit",
+        "_hits",
+        "_loss",
+        "_loss_sum",
+        "_since_refresh",
+        "window",
+    )
 
     def __init__(self, window: int) -> None:
-        self._outcomes: deque[tuple[float, float, bool]] = deque(maxlen=window)
+        self.window = window
+        self._loss = np.zeros(window)
+        self._brier = np.zeros(window)
+        self._hit = np.zeros(window, dtype=np.int64)
+        self._head = 0  # where the next outcome goes; the oldest when the window is full
+        self._count = 0
         self._loss_sum = 0.0
         self._brier_sum = 0.0
         self._hits = 0
@@ -64,33 +93,79 @@ class _Track:
 
     def add(self, loss: float, brier: float, hit: bool) -> None:
         """Append one outcome, dropping the oldest once the window is full."""
-        if len(self._outcomes) == self._outcomes.maxlen:
-            old_loss, old_brier, old_hit = self._outcomes[0]
-            self._loss_sum -= old_loss
-            self._brier_sum -= old_brier
-            self._hits -= old_hit
-        self._outcomes.append((loss, brier, hit))
+        head = self._head
+        if self._count == self.window:
+            self._loss_sum -= float(self._loss[head])
+            self._brier_sum -= float(self._brier[head])
+            self._hits -= int(self._hit[head])
+        else:
+            self._count += 1
+        self._loss[head], self._brier[head], self._hit[head] = loss, brier, hit
         self._loss_sum += loss
         self._brier_sum += brier
         self._hits += hit
+        self._head = (head + 1) % self.window
         self._since_refresh += 1
-        if self._since_refresh == self._outcomes.maxlen:
-            # Re-sum exactly once per window: O(1) amortised, and no drift from the subtractions.
-            self._loss_sum = math.fsum(o[0] for o in self._outcomes)
-            self._brier_sum = math.fsum(o[1] for o in self._outcomes)
-            self._since_refresh = 0
+        if self._since_refresh == self.window:
+            self._refresh()
+
+    def add_many(self, losses: FloatArray, briers: FloatArray, hits: IntArray) -> IntArray:
+        """Append outcomes in order, as ``add`` would one by one; return the window's hit
+        count after each of them."""
+        out = np.empty(len(losses), dtype=np.int64)
+        done = 0
+        while done < len(losses):
+            # Up to the next refresh, which is at most a window away (so no slot twice).
+            size = min(len(losses) - done, self.window - self._since_refresh)
+            part = slice(done, done + size)
+            out[part] = self._add_part(losses[part], briers[part], hits[part])
+            done += size
+            self._since_refresh += size
+            if self._since_refresh == self.window:
+                self._refresh()
+        return out
+
+    def _add_part(self, losses: FloatArray, briers: FloatArray, hits: IntArray) -> IntArray:
+        size = len(losses)
+        slots = (self._head + np.arange(size)) % self.window
+        # The first (window - count) outcomes fill free slots; the others evict what is there.
+        evicts = np.arange(size) >= self.window - self._count
+        self._loss_sum = _chain(self._loss_sum, self._loss[slots], losses, evicts)
+        self._brier_sum = _chain(self._brier_sum, self._brier[slots], briers, evicts)
+        running = self._hits + np.cumsum(hits - np.where(evicts, self._hit[slots], 0))
+        self._hits = int(running[-1])
+        self._loss[slots], self._brier[slots], self._hit[slots] = losses, briers, hits
+        self._head = int((self._head + size) % self.window)
+        self._count = min(self.window, self._count + size)
+        return running
+
+    def _refresh(self) -> None:
+        # Re-sum exactly once per window: O(1) amortised, and no drift from the subtractions.
+        self._loss_sum = math.fsum(self._loss.tolist())
+        self._brier_sum = math.fsum(self._brier.tolist())
+        self._since_refresh = 0
 
     @property
     def count(self) -> int:
         """Return how many outcomes are in the window."""
-        return len(self._outcomes)
+        return self._count
 
     def mean(self, metric: str) -> float | None:
         """Return the window's mean ``log_loss``, ``brier`` or ``accuracy``; None when empty."""
-        if not self._outcomes:
+        if not self._count:
             return None
         total = {"log_loss": self._loss_sum, "brier": self._brier_sum, "accuracy": self._hits}
-        return float(total[metric]) / len(self._outcomes)
+        return float(total[metric]) / self._count
+
+
+def _chain(total: float, old: FloatArray, new: FloatArray, evicts: npt.NDArray[np.bool_]) -> float:
+    """Return ``total`` after ``total -= old[k]`` (where ``evicts[k]``), ``total += new[k]``
+    for each k in order: the same float operations, in the same order, as a Python loop."""
+    steps = np.empty(2 * len(new) + 1)
+    steps[0] = total
+    steps[1::2] = np.where(evicts, -old, -0.0)  # x + -0.0 is x, so a free slot changes nothing
+    steps[2::2] = new
+    return float(np.cumsum(steps)[-1])
 
 
 class Scorecard:
@@ -121,6 +196,45 @@ class Scorecard:
         brier = math.fsum((x - (k == index)) ** 2 for k, x in enumerate(p))
         hit = max(range(CLASSES), key=p.__getitem__) == index  # first maximum, as np.argmax
         track.add(loss, brier, hit)
+
+    def add_many(self, model: str, probabilities: FloatArray, labels: IntArray) -> IntArray:
+        """Record rows of ``probabilities`` (n, 3) against ``labels`` (n,), in row order, as
+        ``add`` would one row at a time; return the window's hit count after each row.
+
+        The log loss and the hit are bit for bit those of ``add``; the Brier score of a row is
+        summed in numpy (``(p - onehot)**2`` added left to right, not ``math.fsum``), so it may
+        differ from ``add``'s in the last bit. Refused rows raise before anything is recorded.
+        """
+        p = np.asarray(probabilities, dtype=np.float64)
+        return self.add_models((model,), p[None], labels)[0]
+
+    def add_models(
+        self, models: Sequence[str], probabilities: FloatArray, labels: IntArray
+    ) -> list[IntArray]:
+        """``add_many`` for several models at once: ``probabilities`` is (models, n, 3), the
+        rows of ``models[k]`` at ``[k]``, all against the same ``labels``."""
+        tracks = [self._track(model) for model in models]
+        p = np.asarray(probabilities, dtype=np.float64)
+        index = np.asarray(labels)
+        if p.ndim != 3 or p.shape[::2] != (len(models), CLASSES) or index.shape != p.shape[1:2]:
+            raise ValueError(
+                f"models {list(models)}: expected ({len(models)}, n, {CLASSES}) probabilities "
+                f"and n labels, got {p.shape} and {index.shape}"
+            )
+        if not np.isfinite(p).all():
+            raise ValueError(f"models {list(models)}: expected {CLASSES} finite probabilities")
+        if index.size and not (
+            np.issubdtype(index.dtype, np.integer) and index.min() >= 0 and index.max() < CLASSES
+        ):
+            raise ValueError(f"labels are integer classes 0..{CLASSES - 1}, not {index.tolist()}")
+        chosen = np.maximum(p[:, np.arange(len(index)), index], LOG_LOSS_EPS)
+        losses = np.array([-math.log(x) for x in chosen.ravel().tolist()])  # as add's math.log
+        missed = p - (np.arange(CLASSES) == index[:, None])
+        squares = missed * missed
+        briers = squares[..., 0] + squares[..., 1] + squares[..., 2]
+        hits = (p.argmax(axis=2) == index).astype(np.int64)
+        losses = losses.reshape(hits.shape)
+        return [track.add_many(losses[k], briers[k], hits[k]) for k, track in enumerate(tracks)]
 
     def count(self, model: str) -> int:
         """Return how many resolved predictions of ``model`` are in the window."""

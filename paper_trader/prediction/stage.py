@@ -1,13 +1,16 @@
 """The decision task's prediction step: resolve what is due, predict what closed, log both.
 
 For each instant of a batch of accepted candles, in time order: first the predictions whose
-horizon ends at that candle are resolved (so the ensemble's weights include them), then the
-ready feature rows of the symbols that closed at that instant are predicted as one batch.
-The log rows are handed to storage, new predictions before their resolutions.
+horizon ends at that instant are resolved, all of them in one step from ``VECTORISE_FROM``
+candles on, one by one below (so the ensemble's weights include them), then the ready feature
+rows of the symbols that closed at that instant are predicted as one batch. The log rows are
+handed to storage, new predictions before their resolutions.
 
 An unexpected error while resolving or logging one candle's predictions is logged with its
 traceback and the candle, counted, and returned as that candle's fault (the trading step
-quarantines its symbol); the other candles and symbols go on.
+quarantines its symbol); the other candles and symbols go on. When the one-step resolution of
+an instant refuses (having changed nothing), the instant is resolved again candle by candle,
+so that the fault lands on the candle it belongs to.
 """
 
 import itertools
@@ -24,10 +27,15 @@ from paper_trader.domain import (
 from paper_trader.features.stage import ClosedCandle
 from paper_trader.prediction.bundle import ModelBundle
 from paper_trader.prediction.monitor import PredictionMonitor
+from paper_trader.prediction.pending import InstantUnresolved
 from paper_trader.prediction.predictor import Inference, Prediction, Predictor
 from paper_trader.runtime.logs import get_logger
 
 log = get_logger("predictor")
+
+# Below this many candles at an instant, resolving them one by one is cheaper than the numpy
+# step's fixed cost (about 0.1 ms against 0.02 ms per candle; they break even near 5).
+VECTORISE_FROM = 8
 
 RecordRows = Callable[[tuple[PredictionRow, ...]], Awaitable[None]]
 RecordOutcomes = Callable[[tuple[PredictionOutcome, ...]], Awaitable[None]]
@@ -98,8 +106,7 @@ class PredictionStage:
         shared = await self._shared_pass([group for group in ready if group])
         start = 0
         for instant, group in zip(instants, ready, strict=True):
-            for item in instant:
-                outcomes.extend(self._resolve(item.candle, out))
+            outcomes.extend(self._resolve_instant([item.candle for item in instant], out))
             if not group:
                 continue
             at_ms = group[0].candle.open_time_ms
@@ -122,6 +129,22 @@ class PredictionStage:
             return None
         rows = [i.row for group in groups for i in group if i.row is not None]
         return await self.predictor.infer(rows, instants=len(groups))
+
+    def _resolve_instant(
+        self, candles: list[Candle], out: BatchPrediction
+    ) -> list[PredictionOutcome]:
+        """Resolve one instant's due predictions in one step, else candle by candle."""
+        if len(candles) < VECTORISE_FROM:
+            return [outcome for candle in candles for outcome in self._resolve(candle, out)]
+        try:
+            return self.monitor.on_instant(candles)
+        except InstantUnresolved as exc:  # nothing changed: find the candle at fault
+            log.warning("instant_resolved_per_candle", candles=len(candles), reason=str(exc))
+        except Exception as exc:  # noqa: BLE001 -- a half-made step: every candle of it failed
+            for candle in candles:
+                self._fault(candle, "resolving predictions", exc, out)
+            return []
+        return [outcome for candle in candles for outcome in self._resolve(candle, out)]
 
     def _resolve(self, candle: Candle, out: BatchPrediction) -> list[PredictionOutcome]:
         try:

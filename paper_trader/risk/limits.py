@@ -18,7 +18,7 @@ approved entry can never leave free cash below zero. Free cash can still fall be
 afterwards only if a short is bought back beyond its collateral (a gap): ``broker/margin.py``.
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Context, Decimal, localcontext
 
@@ -40,6 +40,11 @@ _CENT = Decimal("0.01")
 # entry_spend exceeds quantity * price * (principal + fee rate) by less than this: it rounds
 # at most two amounts (fee, margin) up to MONEY_STEP.
 _ROUNDING_SLACK = 2 * MONEY_STEP
+
+# The correlation of two symbols' returns, or None when there is too little to measure.
+PairCorrelation = Callable[[str, str], float | None]
+# A symbol's correlation with each of several others, in their order: one vectorised step.
+Correlations = Callable[[str, Sequence[str]], Sequence[float | None]]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -96,13 +101,20 @@ def screen_entry(
     side: Side,
     confidence: float,
     view: PortfolioView,
-    correlation: Callable[[str, str], float | None],
+    correlation: PairCorrelation | None = None,
+    correlations: Correlations | None = None,
 ) -> Rejection | None:
     """Return why an entry in ``symbol`` on ``side`` may not be made at all, or None.
 
     Rules, in order: ``short_not_allowed``, ``min_confidence``, ``position_open`` (one
-    position per symbol), ``max_positions``, ``correlation``.
+    position per symbol), ``max_positions``, ``correlation``. The correlations with the open
+    positions come from ``correlations`` (all at once) or else ``correlation`` (pair by pair);
+    one of them must be given.
     """
+    if correlations is None:
+        if correlation is None:
+            raise TypeError("screen_entry needs correlation or correlations")
+        correlations = _pairwise(correlation)
     if side is Side.SHORT and not config.allow_short:
         return Rejection(rule="short_not_allowed", detail="short entries are disabled")
     if not confidence >= config.min_confidence:
@@ -124,7 +136,7 @@ def screen_entry(
             observed=float(len(view.positions)),
             limit=float(config.max_positions),
         )
-    return _screen_correlation(config, symbol, side, view, correlation)
+    return _screen_correlation(config, symbol, side, view, correlations)
 
 
 def fit_quantity(
@@ -170,15 +182,19 @@ def _screen_correlation(
     symbol: str,
     side: Side,
     view: PortfolioView,
-    correlation: Callable[[str, str], float | None],
+    correlations: Correlations,
 ) -> Rejection | None:
     """Refuse an entry that would move with an open position more than the limit allows.
 
     A long against a held short counts the negated correlation: being long one symbol and
-    short another that moves opposite to it is the same bet twice.
+    short another that moves opposite to it is the same bet twice. The positions are judged
+    in symbol order and the first one over the limit refuses.
     """
-    for other in sorted(view.positions):
-        value = correlation(symbol, other)
+    held_symbols = sorted(view.positions)
+    if not held_symbols:
+        return None
+    values = correlations(symbol, held_symbols)
+    for other, value in zip(held_symbols, values, strict=True):
         if value is None:
             continue
         held = view.positions[other].side
@@ -193,6 +209,11 @@ def _screen_correlation(
                 limit=config.correlation_limit,
             )
     return None
+
+
+def _pairwise(correlation: PairCorrelation) -> Correlations:
+    """Return ``correlations`` made of a pairwise ``correlation``."""
+    return lambda symbol, others: [correlation(symbol, other) for other in others]
 
 
 def _check_request(quantity: Decimal, price: Decimal, view: PortfolioView) -> Rejection | None:

@@ -1,14 +1,16 @@
 """Rolling returns per symbol and their correlation, as the entry correlation limit uses them."""
 
+import random
 from collections.abc import Sequence
 from decimal import Decimal
 
 import pytest
+from fakes.reference_monitor import ReferenceReturnHistory
 from fakes.trading import held_position
 
 from paper_trader.domain.trading import Position, Rejection, Side
 from paper_trader.risk.config import LimitsConfig
-from paper_trader.risk.correlation import ReturnHistory
+from paper_trader.risk.correlation import MIN_COMMON_RETURNS, ReturnHistory
 from paper_trader.risk.limits import PortfolioView, screen_entry
 
 MINUTE = 60_000
@@ -197,3 +199,95 @@ def test_window_must_be_positive() -> None:
     """A window of 0 is a programming error."""
     with pytest.raises(ValueError, match="at least 1"):
         ReturnHistory(0)
+
+
+def _random_history(
+    seed: int, window: int
+) -> tuple[ReturnHistory, ReferenceReturnHistory, list[str]]:
+    """Feed both histories the same closes: gaps, late starts, flat stretches, stale repeats."""
+    rng = random.Random(seed)
+    symbols = [f"S{i}" for i in range(12)]
+    new, old = ReturnHistory(window), ReferenceReturnHistory(window)
+    prices = {s: Decimal(100 + i) for i, s in enumerate(symbols)}
+    for minute in range(3 * window):
+        for i, symbol in enumerate(symbols):
+            if minute < i * window // 6 or rng.random() < 0.15:
+                continue  # a late start, a gap
+            if symbol not in ("S3", "S7") or minute < window:  # S3 and S7 go flat
+                prices[symbol] *= 1 + Decimal(rng.randint(-30, 30)) / 1000
+            for history in (new, old):
+                history.on_close(symbol, minute * MINUTE, prices[symbol])
+                if rng.random() < 0.05:  # a duplicate or stale close is ignored
+                    history.on_close(symbol, (minute - 1) * MINUTE, prices[symbol])
+    return new, old, symbols
+
+
+@pytest.mark.parametrize(("seed", "window"), [(0, 10), (1, 6), (2, 40), (3, 1), (4, 7)])
+def test_correlations_with_many_equal_the_pairwise_reference(seed: int, window: int) -> None:
+    """One step against every other symbol gives the old pairwise values (to 1e-12) and the
+    same None where too few times are shared or a side is constant."""
+    new, old, symbols = _random_history(seed, window)
+    nones = pairs = 0
+    for symbol in [*symbols, "NEVER"]:
+        others = [s for s in [*symbols, "NEVER"] if s != symbol]
+        got = new.correlations(symbol, others)
+        for other, value in zip(others, got, strict=True):
+            pairs += 1
+            expected = old.correlation(symbol, other)
+            if expected is None:
+                nones += 1
+                assert value is None, (symbol, other)
+            else:
+                assert value == pytest.approx(expected, abs=1e-12), (symbol, other)
+            pairwise = new.correlation(symbol, other)
+            assert pairwise == expected  # the pairwise path is the old computation, exactly
+    # Below three returns in the window nothing is ever measured; otherwise some pairs are.
+    assert nones == pairs if window < MIN_COMMON_RETURNS else 0 < nones < pairs
+
+
+def test_a_forgotten_symbol_frees_its_row_for_another() -> None:
+    """After forget, a symbol has no correlation; a newcomer reuses the row from scratch."""
+    history = ReturnHistory(4)
+    for symbol in [f"S{i}" for i in range(20)]:  # more than the first allocation of rows
+        feed(history, symbol, closes(RETURNS[:5]))
+    assert history.correlation("S0", "S19") == pytest.approx(1.0, abs=1e-12)
+    history.forget("S0")
+    assert history.correlation("S0", "S1") is None
+    feed(history, "NEW", closes(negated(RETURNS[:5])))
+    assert history.correlation("NEW", "S1") == pytest.approx(-1.0, abs=1e-12)
+    assert history.correlation("S1", "NEW") == pytest.approx(-1.0, abs=1e-12)
+
+
+def test_the_screen_with_many_decides_as_pair_by_pair() -> None:
+    """screen_entry with correlations= refuses exactly what it refuses with correlation=."""
+    new, old, symbols = _random_history(5, 10)
+    refusals = 0
+    for candidate in symbols:
+        for side in (Side.LONG, Side.SHORT):
+            held = {
+                s: held_position(s, Side.LONG if i % 2 else Side.SHORT)
+                for i, s in enumerate(symbols)
+                if s != candidate
+            }
+            view = PortfolioView(
+                equity=Decimal(10000),
+                cash=Decimal(9900),
+                positions=held,
+                marks=dict.fromkeys(held, Decimal(100)),
+            )
+            config = LimitsConfig(allow_short=True, correlation_limit=0.3, max_positions=20)
+            common = {"symbol": candidate, "side": side, "confidence": 0.5, "view": view}
+            got = screen_entry(config, correlations=new.correlations, **common)
+            expected = screen_entry(config, correlation=old.correlation, **common)
+            if expected is None:
+                assert got is None
+                continue
+            refusals += 1
+            assert got is not None
+            assert (got.rule, got.detail, got.limit) == (
+                expected.rule,
+                expected.detail,
+                expected.limit,
+            )
+            assert got.observed == pytest.approx(expected.observed, abs=1e-12)
+    assert 0 < refusals < 2 * len(symbols)
