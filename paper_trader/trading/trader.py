@@ -361,7 +361,7 @@ class Trader:
             side=side,
             confidence=signal.confidence,
             view=view,
-            correlation=self.returns.correlation,
+            correlations=self.returns.correlations,
         )
         if blocked is not None:
             return blocked

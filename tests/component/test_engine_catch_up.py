@@ -5,6 +5,7 @@ chunks of whole instants, exactly as one at a time, and the loop serves other ta
 import asyncio
 from pathlib import Path
 
+from conftest import eventually
 from fakes.decision_rig import SYMBOLS, decisions, feed, running
 from fakes.trading import MINUTE, T0, bar
 
@@ -31,8 +32,8 @@ async def test_a_catch_up_is_decided_as_live_while_the_loop_breathes(tmp_path: P
         for symbol in SYMBOLS:  # one series' whole history, then the other's
             for minute in MINUTES:
                 await daemon.channel.put(bar(symbol, T0 + minute * MINUTE))
-        while daemon.stage.trader.last_candle_ms != T0 + MINUTES[-1] * MINUTE:
-            await asyncio.sleep(0.01)
+        last = T0 + MINUTES[-1] * MINUTE
+        await eventually(lambda: daemon.stage.trader.last_candle_ms == last, timeout=30)
         done.set()
         await watcher
     assert await decisions(caught_up_db) == await decisions(live_db)
