@@ -30,6 +30,7 @@ from paper_trader.prediction.monitor import PredictionMonitor
 from paper_trader.prediction.pending import InstantUnresolved
 from paper_trader.prediction.predictor import Inference, Prediction, Predictor
 from paper_trader.runtime.logs import get_logger
+from paper_trader.runtime.pacing import Pacer
 
 log = get_logger("predictor")
 
@@ -76,6 +77,7 @@ class PredictionStage:
         self.signals = 0
         self.errors = 0
         self.prepare: Callable[[], Awaitable[None]] = _nothing
+        self._pacer = Pacer()
 
     async def start(self) -> None:
         """Load the model, then the unresolved predictions of the last run, before any candle."""
@@ -105,7 +107,9 @@ class PredictionStage:
         ready = [[i for i in inst if i.row is not None and i.row.is_ready] for inst in instants]
         shared = await self._shared_pass([group for group in ready if group])
         start = 0
+        self._pacer.start()
         for instant, group in zip(instants, ready, strict=True):
+            await self._pacer.pace()  # many instants (a catch-up): the loop breathes between
             outcomes.extend(self._resolve_instant([item.candle for item in instant], out))
             if not group:
                 continue
