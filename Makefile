@@ -43,16 +43,25 @@ unit: $(VENV)/.dev
 
 test: lint typecheck unit
 
+# Each benchmark with goals writes its rows to bench/results/; bench/results.py turns them into
+# bench/results.md and README's table.
+RESULTS := bench/results
+
 bench: $(VENV)/.dev
+	mkdir -p $(RESULTS)
 	$(PY) bench/replay.py
 	$(PY) bench/ingest.py
 	$(PY) bench/startup.py
-	$(PY) bench/features.py
+	$(PY) bench/features.py --json $(RESULTS)/features.json
 	$(PY) bench/prediction.py
-	$(PY) bench/retrain.py
-	$(PY) bench/pipeline.py
+	$(PY) bench/retrain.py --json $(RESULTS)/retrain.json
+	$(PY) bench/pipeline.py --json $(RESULTS)/pipeline.json
+	$(PY) bench/live.py --json $(RESULTS)/live.json
+	$(PY) bench/monitor.py --json $(RESULTS)/monitor.json
+	$(PY) bench/writer.py --json $(RESULTS)/writer.json
 	$(PY) bench/notify.py
 	$(PY) bench/status.py
+	$(PY) bench/results.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache $(DEMO).*

@@ -21,7 +21,7 @@ is). The batch reference (``batch.compute`` over one ``--batch-candles`` series,
 to 3 runs) is an extra line. ``--profile N`` prints cProfile's top functions over N instants
 of the 100-symbol column-wise update. About a minute on an idle 2-core machine.
 
-    .venv/bin/python bench/features.py [--candles 3000] [--runs 5] [--json] [--profile 300]
+    .venv/bin/python bench/features.py [--candles 3000] [--runs 5] [--json FILE] [--profile 300]
 
 Over 400 lines: the peers' recompute (b) and its pandas stand-in are spelled out in full, so
 anyone can check what the engines are compared with.
@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from results import row  # noqa: E402
 
 from paper_trader.domain import Candle, Interval, Venue  # noqa: E402
 from paper_trader.features import batch  # noqa: E402
@@ -392,6 +393,32 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
+def result_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the rows of ``bench/results.md``: ours per case, and the peers' recompute."""
+    command = ".venv/bin/python bench/features.py"
+    rows = []
+    for case in results["cases"]:
+        n = case["symbols"]
+        label = "1 symbol" if n == 1 else f"{n} symbols closing together"
+        rows.append(row(
+            f"features, µs per symbol-candle, {label} ({results['columns']} columns)",
+            f"{case['a_us']:.1f} µs ({case['a_path']}; the per-series engine in the same run "
+            f"{case['a0_us']:.1f}, the whole stage step on Candles {case['a_plus_us']:.1f})",
+            goal=f"≤ {case['goal_us']:g} µs", met=case["goal_a_met"],
+            method=f"median of timed slices over {case['a_candles_per_symbol']:,} candles per "
+            "symbol after the warm-up, the engines interleaved",
+            command=command,
+        ))  # fmt: skip
+        rows.append(row(
+            f"features, the peers' way (last 500 candles → DataFrame, every column), {label}",
+            f"{case['b_us']:,.0f} µs per symbol-candle: ours is {case['ratio']:,.0f} times faster",
+            goal=f"ours ≥ {GOAL_RATIO:g} times faster", met=case["goal_ratio_met"],
+            method=results["b_uses"] + "; the last row read",
+            command=command,
+        ))  # fmt: skip
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--candles", type=int, default=3000, help="candles per symbol")
@@ -400,7 +427,7 @@ def main() -> None:
     parser.add_argument("--sample-100", type=int, default=5, help="(b) candles per symbol")
     parser.add_argument("--batch-candles", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=5, help="timed slices per measurement")
-    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--json", type=Path, metavar="FILE", help="also write the figures here")
     parser.add_argument("--crossover-instants", type=int, default=150)
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="profile N instants")
     args = parser.parse_args()
@@ -461,10 +488,10 @@ def main() -> None:
     rates = batch_rate(spec, args.batch_candles, min(args.runs, 3))
     results["batch_candles_per_s"] = statistics.median(rates)
     results["batch_runs"] = rates
+    results["rows"] = result_rows(results)
+    report(spec, args, results)
     if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        report(spec, args, results)
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     if args.profile:
         print(f"\nprofile: {args.profile} column-wise updates of {args.symbols} symbols")
         print(profile(spec, args.symbols, args.profile))

@@ -48,6 +48,7 @@ from fakes.reference_monitor import (  # noqa: E402
     ReferenceScorecard,
 )
 from fakes.trading import held_position  # noqa: E402
+from results import row  # noqa: E402
 
 from paper_trader.domain import Candle, Interval, Venue  # noqa: E402
 from paper_trader.domain.trading import Side  # noqa: E402
@@ -338,6 +339,26 @@ def main() -> None:
             f"{args.held} held p50 {c[name]['screens']['p50_us']} us "
             f"({c[name]['per_screen_p50_us']} us each; CPU p50 {c[name]['screens_cpu_p50_us']})"
         )
+    results["rows"] = [
+        row(
+            f"prediction monitor, resolve + record one instant, {args.symbols} symbols, p50",
+            f"{m['new']['p50_us']:,} µs (the per-prediction code in the same run: "
+            f"{m['old']['p50_us']:,} µs)",
+            goal=None,
+            met=None,
+            method="the monitor as the prediction stage drives it, old and new in ABAB blocks",
+            command=".venv/bin/python bench/monitor.py",
+        ),
+        row(
+            f"correlation screen, {args.candidates} entries against {args.held} held, p50",
+            f"{c['new']['screens']['p50_us']:,} µs (pairwise, as before: "
+            f"{c['old']['screens']['p50_us']:,} µs)",
+            goal=None,
+            met=None,
+            method="ReturnHistory's one-step correlations against the pairwise reference, ABAB",
+            command=".venv/bin/python bench/monitor.py",
+        ),
+    ]
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 
