@@ -9,6 +9,8 @@ that is missing, truncated, altered, from another spec version or another series
 candles in SQLite. Deleting the directory is always safe.
 """
 
+import base64
+import binascii
 import hashlib
 import json
 from collections.abc import Callable
@@ -16,13 +18,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import DataIntegrityError
 from paper_trader.features.atomic import write_atomically
 from paper_trader.features.engine import FeatureRow, SeriesEngine, SeriesKey
 from paper_trader.features.spec import FeatureSpec
 
-FORMAT = 1
+FORMAT = 2  # 2: the recent rows as one base64 block of float64s (1: a JSON list per row)
 _CHECKSUM_PREFIX = b"sha256:"
 
 
@@ -143,8 +147,8 @@ class FeatureCache:
         engine = SeriesEngine(self.spec, interval.ms)
         try:
             engine.restore(payload["state"])
-            rows = [_row(key, item, len(self.spec.names)) for item in payload["rows"]]
-        except (DataIntegrityError, KeyError, TypeError, ValueError) as exc:
+            rows = decode_rows(key, payload["rows"], len(self.spec.names))
+        except (DataIntegrityError, KeyError, TypeError, ValueError, binascii.Error) as exc:
             raise CacheMiss("corrupt", f"{path}: {exc}") from None
         return Restored(engine=engine, rows=rows[-self.config.keep_rows :])
 
@@ -166,7 +170,7 @@ class FeatureCache:
             "last_open_time_ms": engine.last_open_ms,
             "saved_at_ms": self._wall_ms(),
             "state": engine.snapshot(),
-            "rows": [[r.open_time_ms, r.is_ready, list(r.values)] for r in rows],
+            "rows": encode_rows(rows, len(self.spec.names)),
         }
 
     def write(self, key: SeriesKey, payload: dict[str, object]) -> Path:
@@ -198,20 +202,43 @@ def _verified_payload(blob: bytes, path: Path) -> dict[str, Any]:
     return payload
 
 
-def _row(key: SeriesKey, item: object, width: int) -> FeatureRow:
-    if not isinstance(item, list) or len(item) != 3:
-        raise ValueError("a saved row is not [time, ready, values]")
-    t, ready, values = item
-    if not isinstance(t, int) or not isinstance(ready, bool) or not isinstance(values, list):
-        raise TypeError("a saved row has the wrong types")
-    if len(values) != width:
-        raise ValueError(f"a saved row has {len(values)} values, the spec {width}")
+def encode_rows(rows: list[FeatureRow], width: int) -> dict[str, object]:
+    """Return the rows as the file holds them: their times, their readiness, and every value
+    as one base64 block of little-endian float64s (a thousand rows of 55 values encode in a
+    millisecond, where JSON numbers took tens: the stop at 100 symbols waited on them)."""
+    values = np.stack([r.array for r in rows]) if rows else np.empty((0, width))
+    return {
+        "times": [r.open_time_ms for r in rows],
+        "ready": [r.is_ready for r in rows],
+        "values": base64.b64encode(values.astype("<f8").tobytes()).decode("ascii"),
+    }
+
+
+def decode_rows(key: SeriesKey, saved: object, width: int) -> list[FeatureRow]:
+    """Return the rows ``encode_rows`` saved; raise ``ValueError`` or ``TypeError`` if they do
+    not fit ``width`` columns."""
+    if not isinstance(saved, dict) or set(saved) != {"times", "ready", "values"}:
+        raise ValueError("the saved rows are not {times, ready, values}")
+    times, ready, blob = saved["times"], saved["ready"], saved["values"]
+    if not isinstance(times, list) or not all(isinstance(t, int) for t in times):
+        raise TypeError("the saved row times are not whole numbers")
+    if not isinstance(ready, list) or not all(isinstance(r, bool) for r in ready):
+        raise TypeError("the saved row readiness is not true/false")
+    if not isinstance(blob, str):
+        raise TypeError("the saved row values are not base64 text")
+    raw = base64.b64decode(blob, validate=True)
+    if len(times) != len(ready) or len(raw) != 8 * width * len(times):
+        raise ValueError(f"the saved rows do not hold {len(times)} rows of {width} values")
+    values = np.frombuffer(raw, dtype="<f8").astype(np.float64).reshape(len(times), width)
     venue, symbol, interval = key
-    return FeatureRow(
-        venue=Venue(venue),
-        symbol=symbol,
-        interval=Interval(interval),
-        open_time_ms=t,
-        values=tuple(float(x) for x in values),
-        is_ready=ready,
-    )
+    return [
+        FeatureRow(
+            venue=Venue(venue),
+            symbol=symbol,
+            interval=Interval(interval),
+            open_time_ms=t,
+            values=tuple(values[i].tolist()),
+            is_ready=r,
+        )
+        for i, (t, r) in enumerate(zip(times, ready, strict=True))
+    ]

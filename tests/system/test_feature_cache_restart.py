@@ -10,6 +10,8 @@ from pathlib import Path
 from conftest import subprocess_env
 from daemon_harness import daemon, notify_socket, simulator
 
+from paper_trader.domain import Interval, Venue
+from paper_trader.features.cache import decode_rows
 from paper_trader.features.engine import SeriesEngine
 from paper_trader.features.spec import default_spec
 from paper_trader.simulator.synthetic import generate_candles, write_csv
@@ -89,7 +91,9 @@ def test_features_resume_from_the_cache_after_a_restart(tmp_path: Path) -> None:
 
     resumed_after = saved["last_open_time_ms"]
     final = json.loads(cache_file.read_bytes().rsplit(b"\n", 2)[0])
-    after_restart = [(t, values) for t, _ready, values in final["rows"] if t > resumed_after]
+    series = (Venue.BINANCE, "BTC-USDT", Interval.M1)
+    rows = decode_rows(series, final["rows"], len(default_spec().names))
+    after_restart = [(r.open_time_ms, r.values) for r in rows if r.open_time_ms > resumed_after]
     assert len(after_restart) >= 100
     assert after_restart[0][0] == resumed_after + MINUTE
     reference = _uninterrupted_rows(db)

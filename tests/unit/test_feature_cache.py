@@ -1,5 +1,7 @@
 """The feature cache restores an identical engine, and refuses every file it should not trust."""
 
+import hashlib
+import json
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +143,30 @@ def test_recent_rows_are_bounded_by_the_memory_budget() -> None:
     assert rows_within(256, 1, 55, 1_000) == 1_000
     assert rows_within(1, 100, 55, 1_000) == 23  # 1 MiB over 100 rings of 55 float64 + time
     assert rows_within(1, 100_000, 55, 1_000) == 1
+
+
+def _resealed(payload: dict[str, object]) -> bytes:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    return body + b"\nsha256:" + hashlib.sha256(body).hexdigest().encode() + b"\n"
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        (lambda p: p.update(format=1), "format 1"),  # a file of the JSON-rows format
+        (lambda p: p["rows"].update(values=p["rows"]["values"][:-12]), "rows"),  # short block
+        (lambda p: p["rows"].update(values="not base64!"), "Non-base64|Incorrect|rows"),
+        (lambda p: p["rows"].update(ready=[1] * len(p["rows"]["ready"])), "readiness"),
+    ],
+)
+def test_rows_that_do_not_fit_are_refused(tmp_path: Path, change, words: str) -> None:  # type: ignore[no-untyped-def]
+    """A file whose rows (or format) do not fit, even with a valid checksum, is a corrupt miss."""
+    cache = make_cache(tmp_path)
+    engine, recent, _ = warmed()
+    path = cache.save(KEY, engine, recent)
+    payload = json.loads(path.read_bytes().rsplit(b"\n", 2)[0])
+    change(payload)
+    path.write_bytes(_resealed(payload))
+    with pytest.raises(CacheMiss, match=words) as miss:
+        cache.load(KEY)
+    assert miss.value.reason == "corrupt"
