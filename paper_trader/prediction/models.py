@@ -139,12 +139,13 @@ def fit(
     fitted = {}
     for name in MODEL_NAMES:
         estimator = build(name, config)
-        # OpenBLAS's threads only contend on 2 cores: the logistic fit is twice as fast on one.
+        # OpenBLAS's threads only contend on 2 cores (the logistic fit is twice as fast on
+        # one), and beside a busy process they spin on the core the other one needs.
         with threadpool_limits(limits=1, user_api="blas"):
             estimator.fit(x[fit_rows], y[fit_rows])
-        raw = np.asarray(estimator.predict_proba(x[cal_rows]), dtype=np.float64)
-        calibrator = LogisticRegression(C=10.0, max_iter=1_000)
-        calibrator.fit(log_probabilities(raw), y[cal_rows])
+            raw = np.asarray(estimator.predict_proba(x[cal_rows]), dtype=np.float64)
+            calibrator = LogisticRegression(C=10.0, max_iter=1_000)
+            calibrator.fit(log_probabilities(raw), y[cal_rows])
         fitted[name] = Calibrated(name=name, estimator=estimator, calibrator=calibrator)
         on_fitted(name)
     return fitted
