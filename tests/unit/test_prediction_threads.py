@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from paper_trader.prediction.models import ModelConfig, build
 from paper_trader.prediction.threads import THREAD_DEFAULTS, WAIT_VARIABLES, with_thread_defaults
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,3 +47,12 @@ def test_the_training_command_loads_openmp_with_the_passive_policy() -> None:
 
 def test_the_users_own_wait_policy_reaches_openmp() -> None:
     assert openmp_spin_count(OMP_WAIT_POLICY="ACTIVE") == "30000000000"
+
+
+def test_xgboost_fits_on_one_thread_and_the_forest_on_two() -> None:
+    """One XGBoost thread never waits at an OpenMP barrier; the forest's threads never spin."""
+    config = ModelConfig()
+    assert build("xgboost", config).get_params()["n_jobs"] == 1
+    assert build("forest", config).get_params()["n_jobs"] == 2
+    assert config.to_json()["xgb_threads"] == 1  # recorded with every model
+    assert build("xgboost", ModelConfig(xgb_threads=None, n_jobs=3)).get_params()["n_jobs"] == 3
