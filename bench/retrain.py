@@ -1,18 +1,18 @@
 """Training beside other work: its time idle and beside a busy process; the loop during a retrain.
 
-Threads (``--parts threads``). ``--hourly`` seeded synthetic 1h candles of one symbol (8,760:
-one year, so the run takes minutes; 17,520 are two) are written as a CSV (``--real``: the last
-ones of /work/shared/data/binance_BTCUSDT_1h.csv, when it is there); each setting trains on it
-as ``train --csv`` does (``run_training``: dataset, walk-forward with ``--folds`` folds, final
-fit, publish), in a fresh process started with the setting's environment, since OpenMP reads
-its wait policy once, when it loads. Each setting trains idle, then beside one CPU-bound
-process (``python -c "while True: pass"``, pinned to nothing) that the bench starts before and
-kills after the training; rounds (``--rounds``) go through the settings in ABBA order and the
-median is reported. A training still running at ``--cap`` seconds is killed and reported at
-the cap, marked "≥". The goal, per setting: busy ≤ 2x its own idle time, and idle speed ≥ 80 %
-of the fastest setting's. The machine may be shared: the load average is printed, and only the
-neighbour the bench starts is controlled. Production settings: ``--hourly 17520 --folds 4 --cap
-400`` (WALK_FORWARD_FOLDS 4, ModelConfig's trees).
+Threads (``--parts threads``). ``--hourly`` seeded synthetic 1h candles of one symbol (17,520:
+two years; at 8,760 fixed costs blur the settings' differences) are written as a CSV
+(``--real``: the last ones of /work/shared/data/binance_BTCUSDT_1h.csv, when it is there);
+each setting trains on it as ``train --csv`` does (``run_training``: dataset, walk-forward with
+``--folds`` folds, final fit, publish), in a fresh process started with the setting's
+environment, since OpenMP reads its wait policy once, when it loads. Each setting trains idle,
+then beside one CPU-bound process (``python -c "while True: pass"``, pinned to nothing) that
+the bench starts before and kills after the training; rounds (``--rounds``) go through the
+settings in ABBA order and the median is reported. A training still running at ``--cap``
+seconds is killed and reported at the cap, marked "≥". The goal, per setting: busy ≤ 2x its
+own idle time, and idle speed ≥ 80 % of the fastest setting's. The machine may be shared: the
+load average is printed, and only the neighbour the bench starts is controlled. Production
+settings: ``--folds 4 --cap 400`` (WALK_FORWARD_FOLDS 4, ModelConfig's trees).
 
 Lifecycle (``--parts lifecycle``). A SQLite database gets ``--candles`` seeded synthetic 1m
 candles of one symbol (30 days, the default ``TRAINING_CANDLES``). A first
@@ -25,7 +25,7 @@ then competes with the current model on the most recent 15 % of the data). The l
 the loop's lag every 50 ms during the retraining and reports its maximum and p99; the same is
 computed for the idle period. No figure here is asserted anywhere.
 
-    .venv/bin/python bench/retrain.py [--parts threads,lifecycle] [--hourly 8760] [--folds 1]
+    .venv/bin/python bench/retrain.py [--parts threads,lifecycle] [--hourly 17520] [--folds 1]
         [--rounds 2] [--cap 60] [--only WORD ...] [--real] [--candles 43200] [--idle 10]
         [--json FILE]
 """
@@ -343,7 +343,7 @@ def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add = parser.add_argument
     add("--parts", default="threads,lifecycle", help="threads, lifecycle or both")
-    add("--hourly", type=int, default=8_760, help="1h candles the thread settings train on")
+    add("--hourly", type=int, default=17_520, help="1h candles the thread settings train on")
     add("--folds", type=int, default=1, help="walk-forward folds of those trainings")
     add("--rounds", type=int, default=2, help="rounds over the settings (ABBA order)")
     add("--cap", type=float, default=60.0, help="seconds after which a training is killed")
