@@ -5,7 +5,8 @@ model is logged with its reason and the daemon takes no entries. With ``auto_tra
 trains one from the stored candles. Retraining runs on a schedule (``retrain_interval_s``; 0
 turns it off) and after a drift alert (at most once per ``drift_cooldown_s``), always as a
 separate, lower-priority *process* (``train --from-db --promote-if-better``): the event loop
-only waits on its pipes. The candidate replaces the current model only if it wins on the
+only waits on its pipes; its environment carries the OpenMP wait policy of ``threads.py``
+unless the daemon's has one. The candidate replaces the current model only if it wins on the
 most recent held-out data; the new version is then loaded in a worker thread and swapped in
 between two batches. While a retraining runs, the loop's lag is sampled every 50 ms (the
 last ``LAG_SAMPLES`` kept) and reported with the result. A training process still running
@@ -25,6 +26,7 @@ from paper_trader.errors import ModelError
 from paper_trader.features.spec import FeatureSpec
 from paper_trader.prediction.registry import ModelRegistry
 from paper_trader.prediction.stage import PredictionStage
+from paper_trader.prediction.threads import with_thread_defaults
 from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import Readiness
 
@@ -196,7 +198,7 @@ class ModelLifecycle:
             *self.config.command,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            env=dict(self.config.environment),
+            env=with_thread_defaults(self.config.environment),
         )
         try:
             async with asyncio.timeout(self.config.timeout_s):

@@ -38,7 +38,8 @@ PROBABILITY_FLOOR = 1e-6
 class ModelConfig:
     """Hyper-parameters; recorded with every model."""
 
-    n_jobs: int = 2
+    n_jobs: int = 2  # the forest's threads (and XGBoost's when xgb_threads is None)
+    xgb_threads: int | None = 1  # one: no OpenMP barrier to wait at (see ``threads.py``)
     seed: int = 0
     xgb_trees: int = 200
     xgb_depth: int = 4
@@ -66,7 +67,7 @@ def build(name: str, config: ModelConfig) -> Any:
             min_child_weight=20,
             subsample=0.8,
             colsample_bytree=0.8,
-            n_jobs=config.n_jobs,
+            n_jobs=config.n_jobs if config.xgb_threads is None else config.xgb_threads,
             random_state=config.seed,
         )
     if name == "forest":
@@ -139,12 +140,13 @@ def fit(
     fitted = {}
     for name in MODEL_NAMES:
         estimator = build(name, config)
-        # OpenBLAS's threads only contend on 2 cores: the logistic fit is twice as fast on one.
+        # OpenBLAS's threads only contend on 2 cores (the logistic fit is twice as fast on
+        # one), and beside a busy process they spin on the core the other one needs.
         with threadpool_limits(limits=1, user_api="blas"):
             estimator.fit(x[fit_rows], y[fit_rows])
-        raw = np.asarray(estimator.predict_proba(x[cal_rows]), dtype=np.float64)
-        calibrator = LogisticRegression(C=10.0, max_iter=1_000)
-        calibrator.fit(log_probabilities(raw), y[cal_rows])
+            raw = np.asarray(estimator.predict_proba(x[cal_rows]), dtype=np.float64)
+            calibrator = LogisticRegression(C=10.0, max_iter=1_000)
+            calibrator.fit(log_probabilities(raw), y[cal_rows])
         fitted[name] = Calibrated(name=name, estimator=estimator, calibrator=calibrator)
         on_fitted(name)
     return fitted

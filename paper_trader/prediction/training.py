@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+from threadpoolctl import threadpool_limits
 
 from paper_trader.prediction import metrics
 from paper_trader.prediction.dataset import Dataset
@@ -89,7 +90,8 @@ def _fold_probabilities(
         gap_ms=gap_ms,
         on_fitted=step,
     )
-    probs = {name: model.predict_proba(data.features[test]) for name, model in fitted.items()}
+    with threadpool_limits(limits=1, user_api="blas"):  # as in ``models.fit``
+        probs = {n: model.predict_proba(data.features[test]) for n, model in fitted.items()}
     probs[ENSEMBLE] = metrics.equal_average({n: probs[n] for n in MODEL_NAMES})
     probs["prior"] = metrics.prior(data.labels[train], len(test))
     probs["persistence"] = metrics.persistence(

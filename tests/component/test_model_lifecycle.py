@@ -188,3 +188,35 @@ async def test_stopping_during_training_kills_the_training_process(market: Path)
     with pytest.raises(asyncio.CancelledError):
         await task
     assert psutil.Process().children(recursive=True) == []
+
+
+PRINT_WAIT = (
+    sys.executable,
+    "-c",
+    "import json, os; print(json.dumps({k: os.environ.get(k) for k in "
+    "('OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'KEPT')}))",
+)
+
+
+@pytest.mark.parametrize(
+    ("daemon_env", "seen"),
+    [
+        ({"KEPT": "1"}, {"OMP_WAIT_POLICY": "PASSIVE", "GOMP_SPINCOUNT": None, "KEPT": "1"}),
+        ({"OMP_WAIT_POLICY": "ACTIVE"}, {"OMP_WAIT_POLICY": "ACTIVE", "GOMP_SPINCOUNT": None}),
+        ({"GOMP_SPINCOUNT": "1000"}, {"OMP_WAIT_POLICY": None, "GOMP_SPINCOUNT": "1000"}),
+    ],
+)
+async def test_the_training_process_gets_the_passive_wait_policy_unless_one_is_set(
+    tmp_path: Path, daemon_env: dict[str, str], seen: dict[str, str | None]
+) -> None:
+    """OpenMP threads that spin-wait slow a training beside a busy process many times over."""
+    predictor = Predictor(SPEC, PredictorConfig(), now_ms=lambda: 0)
+    monitor = PredictionMonitor(MonitorConfig(), now_ms=lambda: 0)
+    stage = PredictionStage(predictor, monitor, record=_ignore_rows, resolve=_ignore_outcomes)
+    config = LifecycleConfig(
+        interval=Interval.M1, command=PRINT_WAIT, environment=daemon_env, retrain_interval_s=0
+    )
+    life = ModelLifecycle(stage, ModelRegistry(tmp_path / "models"), SPEC, config)
+    result = await asyncio.wait_for(life.retrain("prints its environment"), timeout=30)
+    assert result.exit_code == 0
+    assert result.summary == {"KEPT": None} | seen
