@@ -142,7 +142,8 @@ class Frozen:
         if state is None:
             return transfer.export(self._blocks[key[2].ms][0], self._slots[key])
         engine = SeriesEngine(self.spec, key[2].ms)
-        engine.restore(state)
+        if state.get("last_open_ms") is not None:  # a series that saw no candle stays empty
+            engine.restore(state)
         return engine
 
     def recent(self, key: SeriesKey) -> list[FeatureRow]:

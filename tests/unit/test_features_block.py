@@ -20,6 +20,7 @@ from paper_trader.domain import Candle, Interval, Venue
 from paper_trader.errors import DataIntegrityError
 from paper_trader.features import batch, transfer
 from paper_trader.features.block import SeriesBlock
+from paper_trader.features.cache import CacheConfig, FeatureCache
 from paper_trader.features.engine import FeatureRow, SeriesEngine, candle_values
 from paper_trader.features.series_set import FeatureEngine
 from paper_trader.features.spec import default_spec
@@ -252,3 +253,25 @@ def test_a_frozen_copy_holds_the_state_and_rows_of_the_moment_it_was_taken() -> 
     for key, (state, rows) in want.items():
         assert json.dumps(frozen.engine(key).snapshot()) == json.dumps(state)  # NaN as NaN
         assert frozen.recent(key) == rows
+
+
+async def test_a_save_skips_a_series_that_never_had_a_candle(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A configured series the venue gave nothing (start-up stopped early) is not saved, and
+    does not stop the others' save: the stop at start-up exits cleanly."""
+    config = CacheConfig(directory=tmp_path / "features", ttl_s=3600.0, keep_rows=2)
+    cache = FeatureCache(config, SPEC, lambda: 0)
+    btc = (Venue.BINANCE, "BTC-USDT", Interval.M1)
+    foo = (Venue.BINANCE, "FOO-USDT", Interval.M1)
+    history = candles("BTC-USDT", 7, 50)
+
+    async def stored(key, _after, _count):  # type: ignore[no-untyped-def]
+        return history if key == btc else []
+
+    stage = FeatureStage(
+        SPEC, [btc, foo], keep_rows=2, cache=cache, history=stored, monotonic=lambda: 0.0
+    )
+    await stage.prepare()
+    await stage.save()
+    assert cache.path(btc).exists()
+    assert not cache.path(foo).exists()
+    assert cache.load(btc).engine.last_open_ms == history[-1].open_time_ms
