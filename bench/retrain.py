@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
+from results import row as result_row  # noqa: E402
 
 from paper_trader.app.configs import lifecycle_config  # noqa: E402
 from paper_trader.domain import Interval, PredictionOutcome, PredictionRow, Venue  # noqa: E402
@@ -197,6 +198,23 @@ def judge(times: dict[str, dict[str, list[float]]], cap: float) -> dict[str, Any
         fast_enough = row["idle_speed"] >= IDLE_SHARE and not row["idle_capped"]
         row["met"] = row["ratio"] <= BUSY_RATIO and fast_enough
     return {"settings": rows, "samples": times}
+
+
+def threads_rows(figures: dict[str, Any], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Return the rows of ``bench/results.md``: busy/idle per setting, the one in use first."""
+    out = []
+    for label, r in sorted(figures["settings"].items(), key=lambda i: i[0] != SETTINGS[1].label):
+        over = "≥ " if r["capped"] else ""
+        out.append(result_row(
+            f"training beside a CPU-bound process, {label}",
+            f"{r['idle_s']:.1f} s idle, {over}{r['busy_s']:.1f} s busy: {over}{r['ratio']:.2f}x "
+            f"({r['idle_speed']:.0%} of the fastest idle speed)",
+            goal=f"busy ≤ {BUSY_RATIO:g}x idle, idle speed ≥ {IDLE_SHARE:.0%}", met=r["met"],
+            method=f"train in a child process on {args.hourly:,} synthetic hourly candles, "
+            f"{args.folds} folds + final fit, idle and beside `while True: pass`, medians",
+            command=".venv/bin/python bench/retrain.py",
+        ))  # fmt: skip
+    return out
 
 
 def print_threads(figures: dict[str, Any]) -> None:
@@ -377,6 +395,8 @@ def main() -> None:
         if "lifecycle" in parts:
             results["lifecycle"] = asyncio.run(during_retraining(args, Path(tmp)))
     results["loadavg_end"] = os.getloadavg()
+    if "threads" in results:
+        results["rows"] = threads_rows(results["threads"], args)
     print(f"load average at end: {results['loadavg_end']}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

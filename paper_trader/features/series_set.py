@@ -57,8 +57,11 @@ class RowRings:
         self.filled = np.empty(0, dtype=np.int64)
 
     def ensure(self, slots: int) -> None:
-        """Make room for ``slots`` slots, the new ones empty."""
-        extra = slots - len(self.filled)
+        """Make room for ``slots`` slots, the new ones empty, growing by a quarter at least:
+        series join one at a time, and copying every ring for each one (100 series of 1,000
+        rows) cost 0.6 s of start-up and a heap high-water mark that stayed in the RSS."""
+        have = len(self.filled)
+        extra = 0 if slots <= have else max(slots, have + max(8, have // 4)) - have
         if extra > 0:
             self.values = np.concatenate(
                 [self.values, np.full((extra, self.keep, self.width), np.nan)]
