@@ -1,9 +1,7 @@
 #!/usr/bin/env python3
 """paper-trader's command line: ``python run_paper_trader.py --help``."""
 
-import sys
-
-from paper_trader.cli.main import main
+from paper_trader.cli.main import run_as_process
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_as_process()

@@ -9,9 +9,11 @@ on stderr, no traceback).
 """
 
 import argparse
+import logging
+import os
 import sys
 from pathlib import Path
-from typing import TypeAlias
+from typing import NoReturn, TypeAlias
 
 from paper_trader import __version__
 from paper_trader.cli import backup, control, demo, download, features, report, run, status
@@ -339,3 +341,18 @@ def main(argv: list[str] | None = None) -> int:
         for line in str(exc).splitlines():
             print(f"paper-trader: {kind}: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def run_as_process() -> NoReturn:
+    """Run ``main`` as the process and leave without tearing the interpreter down.
+
+    Every command has closed its files, databases and log handlers by the time ``main``
+    returns; what is left is freeing the heap object by object (the daemon's frozen warm heap
+    at 100 symbols: 0.7 s of a 2 s stop budget). Standard streams and logging are flushed, then
+    the process exits with the command's code.
+    """
+    code = main()
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)

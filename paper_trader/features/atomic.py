@@ -3,6 +3,7 @@
 import contextlib
 import os
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any, TextIO, cast
@@ -43,8 +44,12 @@ def write_atomically(path: Path, blob: bytes) -> None:
         out.write(blob)
 
 
+_UMASK_LOCK = threading.Lock()  # the feature cache writes from several threads at once
+
+
 def current_umask() -> int:
     """Return the process umask (reading it means setting it; it is set straight back)."""
-    mask = os.umask(0)
-    os.umask(mask)
+    with _UMASK_LOCK:
+        mask = os.umask(0)
+        os.umask(mask)
     return mask

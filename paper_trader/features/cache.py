@@ -13,6 +13,7 @@ import base64
 import binascii
 import hashlib
 import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -92,6 +93,7 @@ class FeatureCache:
     """Save and restore ``SeriesEngine`` state for one spec."""
 
     def __init__(self, config: CacheConfig, spec: FeatureSpec, wall_ms: Callable[[], int]) -> None:
+        self._counting = threading.Lock()
         self.config = config
         self.spec = spec
         self._wall_ms = wall_ms
@@ -181,9 +183,11 @@ class FeatureCache:
         try:
             write_atomically(path, blob)
         except OSError:
-            self.counters.save_failures += 1
+            with self._counting:
+                self.counters.save_failures += 1
             raise
-        self.counters.saves += 1
+        with self._counting:  # several series are written at once, from worker threads
+            self.counters.saves += 1
         return path
 
 
