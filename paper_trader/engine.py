@@ -1,5 +1,8 @@
 """The decision task: one task that handles closed candles in order.
 
+Just over 400 lines (431): the batching of an instant's features and the chunking of a
+catch-up stay beside the per-candle ordering, gating and error rules they have to keep.
+
 It keeps every series strictly in order (a candle at or before the last one handled is
 dropped and counted), counts the candles a series skipped as missing for its data-quality
 score, passes each candle through the data-quality gate (an impossible candle is dropped and
@@ -20,9 +23,6 @@ time (``market/aligner.py``): the portfolio is shared, so live and replay must g
 order instants of different symbols the same way. The sources' marks (``SeriesMark``) say
 when a series has nothing more to come for an instant. The features of the judged candles of
 one open time are computed together (``FeatureStage.on_instant``: column-wise at width).
-
-Just over 400 lines: the batching of an instant's features stays beside the per-candle
-ordering, gating and error rules it has to keep.
 """
 
 import asyncio

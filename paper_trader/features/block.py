@@ -1,5 +1,8 @@
 """The column-wise feature engine: the state of a set of series in numpy arrays, one slot each.
 
+Just over 400 lines (425): the slots' state, its rings and the one vectorised update share
+every array; split apart, each half would reach into the other's.
+
 ``SeriesBlock.update`` folds the candles of one instant (one candle each for some of the slots,
 the others untouched) into the state with one vectorised step and returns their rows as one
 matrix. The formulas are those of ``spec.py``, computed the way ``batch.py`` computes them:

@@ -1,5 +1,8 @@
 """The prediction log, live scores, and drift alerts.
 
+Just over 400 lines (404): the one-step and the per-candle resolution must stay side by side,
+where the equivalence of the two can be read.
+
 Every prediction is logged with the close it was made at. When the candle exactly H intervals
 later closes, the prediction is resolved: its realised label is the class of that close's
 return against the same fee-aware threshold the model was trained with. If that candle never
