@@ -49,7 +49,8 @@ FLAGS = (
     "--proxy-server=127.0.0.1:9",
     "--window-size=1280,1000",
 )
-START_TIMEOUT_S = 30.0
+# A cold first start on a busy CI box (fontconfig caches, a fresh profile) has taken over 30 s.
+START_TIMEOUT_S = 90.0
 
 
 def require_chromium() -> None:
@@ -211,7 +212,7 @@ async def chromium(profile: Path) -> AsyncIterator[Browser]:
             start_new_session=True,  # its helpers share its process group, stopped with it
         )
         try:
-            url = await _devtools_url(profile, process)
+            url = await _devtools_url(profile, process, log_path=Path(log.name))
             async with connect(url, max_size=None, ping_interval=None) as connection:
                 browser = Browser(connection=connection)
                 reader = asyncio.create_task(browser.read(), name="cdp-reader")
@@ -232,18 +233,31 @@ def _fresh_profile(profile: Path) -> Path:
     return profile.parent / f"{profile.name}.log"
 
 
-async def _devtools_url(profile: Path, process: asyncio.subprocess.Process) -> str:
+async def _devtools_url(
+    profile: Path, process: asyncio.subprocess.Process, *, log_path: Path
+) -> str:
     """Wait for ``DevToolsActivePort`` (its port, then its browser path); return the URL."""
     port_file = profile / "DevToolsActivePort"
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.returncode is not None:
-            raise AssertionError(f"chromium exited with {process.returncode}; see its log")
+            raise AssertionError(f"chromium exited with {process.returncode}: {_tail(log_path)}")
         lines = port_file.read_text().split() if port_file.exists() else []
         if len(lines) >= 2:
             return f"ws://127.0.0.1:{lines[0]}{lines[1]}"
         await asyncio.sleep(0.05)
-    raise AssertionError(f"chromium did not open its DevTools port in {START_TIMEOUT_S} s")
+    raise AssertionError(
+        f"chromium did not open its DevTools port in {START_TIMEOUT_S} s: {_tail(log_path)}"
+    )
+
+
+def _tail(log_path: Path, lines: int = 15) -> str:
+    """The last lines of the browser's log, for a failure's message."""
+    try:
+        text = log_path.read_text(errors="replace")
+    except OSError as error:
+        return f"(no log: {error})"
+    return "\n".join(text.splitlines()[-lines:]) or "(empty log)"
 
 
 async def _stop(process: asyncio.subprocess.Process) -> None:
