@@ -54,12 +54,15 @@ class Backfiller:
         *,
         strict: bool = False,
         tail_gaps: bool = True,
+        emit: CandleOut | None = None,
     ) -> int:
         """Emit the closed candles ``[start_ms, end_ms)`` through ``seq``; return how many.
 
         Without ``tail_gaps``, candles missing after the last one the venue returned are not
         recorded as a gap (the stream showed them: the venue's REST may lag its stream).
+        ``emit``, if given, takes the candles instead of the backfiller's own output.
         """
+        out = self._emit if emit is None else emit
         sub = seq.subscription
         interval = sub.interval.ms
         cursor, emitted = start_ms, 0
@@ -83,7 +86,7 @@ class Backfiller:
                 if candle.open_time_ms > expected:
                     await self._gap(sub, expected, candle.open_time_ms, GapReason.MISSING_AT_VENUE)
                 if seq.accept(candle):
-                    await self._emit(candle)
+                    await out(candle)
                     emitted += 1
                 expected = candle.open_time_ms + interval
             covered = min(page.next_start_ms, end_ms)

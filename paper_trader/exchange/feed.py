@@ -9,9 +9,10 @@ Life of the feed:
 
 1. Start-up: read the venue's clock over REST, then warm up every series — from the newest
    candle in SQLite, or ``warmup_candles`` back — over REST, all series together window by
-   window of time (so the decision task, which waits for every series to reach an instant,
-   holds one window, not a whole history). Each series first gets a mark: nothing before its
-   start is coming. A symbol the venue refuses is a configuration error (exit 2).
+   window of time, each window's candles emitted merged by open time (so every instant is
+   complete as it arrives, and the decision task holds one instant, not a whole history).
+   Each series first gets a mark: nothing before its start is coming. A symbol the venue
+   refuses is a configuration error (exit 2).
 2. Connect (streams in the URL, or subscribe messages whose acks are awaited), then backfill
    whatever closed while disconnected, *before* any frame of the new connection is used.
 3. Read frames: candle updates go through each series' sequencer; a gap is backfilled before
@@ -33,6 +34,7 @@ The feed never reads the local wall clock for market time: ``VenueClock`` does t
 import asyncio
 import collections
 import contextlib
+import heapq
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -75,7 +77,12 @@ log = get_logger("market_feed")
 
 LastStored = Callable[[Subscription], Awaitable[int | None]]
 CHECK_EVERY_S = 1.0  # silence, ping, rotation and flag-less closure checks
-WARMUP_WINDOW = 1000  # candles per series fetched before the next series' turn at start-up
+# Start-up fetches every series one window of time at a time and holds the window's candles
+# until every series has its part: at most WARMUP_WINDOW candles a series (one REST page), and
+# windows narrowed so that about WARMUP_HELD candles are held at once (100 series: 250 each).
+WARMUP_WINDOW = 1000
+WARMUP_WINDOW_MIN = 100
+WARMUP_HELD = 25_000
 SETTLE_RETRY_S = 5.0  # a candle a frame showed but REST lacks is asked for again this often
 
 
@@ -221,16 +228,7 @@ class MarketFeed:
             self._seqs[(sub.symbol, sub.interval)] = seq
             await self._settler.mark(seq, start - interval)
             plans.append((seq, start, end, stored is not None and stored >= warm_start))
-        fetched = [0] * len(plans)
-        if plans:
-            window = WARMUP_WINDOW * min(seq.subscription.interval.ms for seq, *_ in plans)
-            cursor = min(start for _, start, _, _ in plans)
-            while cursor < max(end for _, _, end, _ in plans):
-                for i, (seq, start, end, _) in enumerate(plans):
-                    lo, hi = max(start, cursor), min(end, cursor + window)
-                    if lo < hi:
-                        fetched[i] += await backfill.fill(seq, lo, hi, strict=True)
-                cursor += window
+        fetched = await self._warm_windows(backfill, plans) if plans else []
         for (seq, _, _, from_db), count in zip(plans, fetched, strict=True):
             log.info(
                 "feed_warmed_up",
@@ -239,6 +237,29 @@ class MarketFeed:
                 from_database=from_db,
                 fetched=count,
             )
+
+    async def _warm_windows(
+        self, backfill: Backfiller, plans: list[tuple[SeriesSequencer, int, int, bool]]
+    ) -> list[int]:
+        """Fetch each window of time for every series, then emit its candles merged by open
+        time (series order within an instant): downstream, every instant completes as it
+        arrives instead of the first series' whole history waiting for the last series."""
+        fetched = [0] * len(plans)
+        per_series = min(WARMUP_WINDOW, max(WARMUP_WINDOW_MIN, WARMUP_HELD // len(plans)))
+        window = per_series * min(seq.subscription.interval.ms for seq, *_ in plans)
+        cursor = min(start for _, start, _, _ in plans)
+        while cursor < max(end for _, _, end, _ in plans):
+            held: list[list[Candle]] = []
+            for i, (seq, start, end, _) in enumerate(plans):
+                lo, hi = max(start, cursor), min(end, cursor + window)
+                got: list[Candle] = []
+                held.append(got)
+                if lo < hi:
+                    fetched[i] += await backfill.fill(seq, lo, hi, strict=True, emit=_into(got))
+            for candle in heapq.merge(*held, key=_open_time):
+                await self._emit_backfilled(candle)
+            cursor += window
+        return fetched
 
     async def _sync_clock(self, rest: HttpRestClient) -> None:
         server_ms = await with_retries(
@@ -542,3 +563,16 @@ class MarketFeed:
     async def _emit_candle(self, candle: Candle) -> None:
         self.stats.candles_emitted += 1
         await self._emit(candle)
+
+
+def _into(candles: list[Candle]) -> Callable[[Candle], Awaitable[None]]:
+    """Return an emitter that appends to ``candles``."""
+
+    async def append(candle: Candle) -> None:
+        candles.append(candle)
+
+    return append
+
+
+def _open_time(candle: Candle) -> int:
+    return candle.open_time_ms

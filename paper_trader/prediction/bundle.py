@@ -1,21 +1,29 @@
 """A loaded model version, compiled for fast live inference.
 
-The library objects are turned into flat numpy arrays (``compiled.py``) once, at load; each
-member's calibrated probabilities are then a few vectorised operations per batch, which is
-what keeps one prediction far below a millisecond. The library objects are not kept.
+The library objects are turned into flat numpy arrays (``compiled.py``) once, when the version
+is published, and kept in its ``compiled.npz`` (``model_file.py``); each member's calibrated
+probabilities are then a few vectorised operations per batch, which is what keeps one
+prediction far below a millisecond. The library objects are not kept, and the daemon does not
+import the libraries to load a version.
 """
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
-import xgboost as xgb
 
 from paper_trader.errors import ModelError
-from paper_trader.prediction.compiled import CompiledLinear, CompiledTrees
-from paper_trader.prediction.models import MODEL_NAMES, log_probabilities
+from paper_trader.prediction.compiled import (
+    MODEL_NAMES,
+    CompiledLinear,
+    CompiledTrees,
+    log_probabilities,
+)
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -57,12 +65,11 @@ class ModelBundle:
         *,
         version: str,
         metadata: Mapping[str, Any],
-        booster: xgb.Booster,
+        booster: "xgb.Booster",
         estimators: Mapping[str, Any],
         calibrators: Mapping[str, Any],
     ) -> "ModelBundle":
         """Compile the loaded library objects; raise ``ModelError`` if they do not fit."""
-        width = len(metadata["feature_names"])
         try:
             models: dict[str, CompiledTrees | CompiledLinear] = {
                 "xgboost": CompiledTrees.from_xgboost(booster),
@@ -79,12 +86,25 @@ class ModelBundle:
             }
         except (KeyError, ValueError) as exc:
             raise ModelError(f"model {version}: its files do not form a model ({exc})") from exc
+        return cls.from_members(version=version, metadata=metadata, members=members)
+
+    @classmethod
+    def from_members(
+        cls, *, version: str, metadata: Mapping[str, Any], members: Mapping[str, Member]
+    ) -> "ModelBundle":
+        """Return the bundle; raise ``ModelError`` unless every member takes the metadata's
+        inputs and gives three classes."""
+        width = len(metadata["feature_names"])
+        if set(members) != set(MODEL_NAMES):
+            raise ModelError(f"model {version}: members {sorted(members)}, not {MODEL_NAMES}")
         for member in members.values():
             if member.model.n_features != width or member.model.n_classes != 3:
                 raise ModelError(
                     f"model {version}: {member.name} takes {member.model.n_features} inputs "
                     f"and {member.model.n_classes} classes, metadata lists {width} and 3"
                 )
+            if member.calibrator.n_features != 3 or member.calibrator.n_classes != 3:
+                raise ModelError(f"model {version}: {member.name}'s calibrator is not 3 to 3")
         return cls(version=version, metadata=metadata, members=members)
 
     def predict(self, x: FloatArray) -> dict[str, FloatArray]:

@@ -5,7 +5,8 @@ walk needs, and the linear model shares their checks and output transforms; spli
 each half would reach into the other's private helpers.
 
 Models are stored in their libraries' formats (XGBoost native, skops) and compiled here once,
-at load time. Prediction is then pure numpy and reproduces the library's ``predict_proba``:
+when they are published (``model_file.py`` keeps the arrays; the libraries are imported only
+to compile). Prediction is then pure numpy and reproduces the library's ``predict_proba``:
 
 * ``CompiledTrees`` holds every tree of an ensemble in one set of node arrays. All trees are
   walked for all rows at once, one level per step, with fancy indexing; leaves point to
@@ -22,23 +23,24 @@ the condition. NaN goes the way the library recorded for the node.
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-import xgboost
-from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import StandardScaler
 
 from paper_trader.errors import ModelError
+
+if TYPE_CHECKING:  # the libraries load only to compile their objects (``model_file.py``)
+    import xgboost
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 BoolArray = npt.NDArray[np.bool_]
 ArrayT = TypeVar("ArrayT", bound=np.ndarray[Any, Any])
 
+MODEL_NAMES = ("forest", "logistic", "xgboost")
+CLASS_NAMES = ("down", "flat", "up")
+PROBABILITY_FLOOR = 1e-6
 _CHUNK_ELEMENTS = 1 << 18  # rows x trees x outputs per chunk: a few MB of working arrays
 
 
@@ -47,6 +49,11 @@ def _softmax(z: FloatArray) -> FloatArray:
     e = np.exp(z - z.max(axis=1, keepdims=True))
     out: FloatArray = e / e.sum(axis=1, keepdims=True)
     return out
+
+
+def log_probabilities(probabilities: FloatArray) -> FloatArray:
+    """Return a calibrator's input: the log of probabilities floored at 1e-6."""
+    return np.log(np.maximum(probabilities, PROBABILITY_FLOOR))
 
 
 def _logistic_pair(z: FloatArray) -> FloatArray:
@@ -63,6 +70,12 @@ def _identity(z: FloatArray) -> FloatArray:
 
 
 _XGBOOST_LINKS = {"multi:softprob": _softmax, "binary:logistic": _logistic_pair}
+# Each output transform by the name a compiled model file records it under.
+LINKS: dict[str, Callable[[FloatArray], FloatArray]] = {
+    "identity": _identity,
+    "softmax": _softmax,
+    "logistic": _logistic_pair,
+}
 
 
 def _checked(x: FloatArray, n_features: int) -> FloatArray:
@@ -154,6 +167,8 @@ class CompiledTrees:
 
         Probabilities are the mean over trees of each reached leaf's class distribution.
         """
+        from sklearn.ensemble import ExtraTreesClassifier, RandomForestClassifier  # noqa: PLC0415
+
         if not isinstance(forest, RandomForestClassifier | ExtraTreesClassifier):
             raise ModelError(f"not a random or extra-trees classifier: {type(forest).__name__}")
         if not getattr(forest, "estimators_", None):
@@ -173,7 +188,7 @@ class CompiledTrees:
 
     @classmethod
     def from_xgboost(
-        cls, booster: xgboost.Booster, iterations: int | None = None
+        cls, booster: "xgboost.Booster", iterations: int | None = None
     ) -> "CompiledTrees":
         """Compile a ``multi:softprob`` or ``binary:logistic`` gbtree booster.
 
@@ -182,6 +197,8 @@ class CompiledTrees:
         trees as ``XGBClassifier.predict_proba`` (``Booster.predict`` uses every round unless
         given ``iteration_range``). Binary models return two columns, [1 - p, p].
         """
+        import xgboost  # noqa: PLC0415
+
         if not isinstance(booster, xgboost.Booster):
             raise ModelError(f"not an xgboost Booster: {type(booster).__name__}")
         try:
@@ -367,6 +384,9 @@ class CompiledLinear:
     @classmethod
     def from_pipeline(cls, pipeline: Any) -> "CompiledLinear":
         """Compile a fitted ``Pipeline([StandardScaler, LogisticRegression])``."""
+        from sklearn.pipeline import Pipeline  # noqa: PLC0415
+        from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
+
         if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
             raise ModelError("expected a two-step Pipeline of StandardScaler, LogisticRegression")
         scaler, model = pipeline.steps[0][1], pipeline.steps[1][1]
@@ -391,6 +411,8 @@ class CompiledLinear:
     @classmethod
     def from_logistic(cls, model: Any) -> "CompiledLinear":
         """Compile a fitted, unscaled ``LogisticRegression`` (e.g. a probability calibrator)."""
+        from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+
         if not isinstance(model, LogisticRegression):
             raise ModelError(f"expected a LogisticRegression, not {type(model).__name__}")
         if not hasattr(model, "coef_"):

@@ -16,7 +16,6 @@ import numpy as np
 import numpy.typing as npt
 
 from paper_trader.errors import DataIntegrityError
-from paper_trader.features import batch
 from paper_trader.features.spec import FeatureSpec
 
 FloatArray = npt.NDArray[np.float64]
@@ -139,6 +138,8 @@ def segment_ids(
     spec: FeatureSpec, open_time_ms: IntArray, ohlcv: FloatArray, interval_ms: int
 ) -> IntArray:
     """Return each candle's segment (-1 for an impossible candle), as the engines cut them."""
+    from paper_trader.features import batch  # noqa: PLC0415 -- pandas: training, not the daemon
+
     ids = np.full(len(open_time_ms), -1, dtype=np.int64)
     gap_ms = (spec.max_bridged_gap + 1) * interval_ms
     for number, part in enumerate(batch.segments(open_time_ms, batch.invalid_rows(ohlcv), gap_ms)):
@@ -154,6 +155,8 @@ def series_samples(
     rule: LabelRule,
 ) -> tuple[FloatArray, IntArray, FloatArray, IntArray, IntArray]:
     """Return (inputs, labels, forward returns, past labels, open times) of usable candles."""
+    from paper_trader.features import batch  # noqa: PLC0415 -- as in segment_ids
+
     t = np.asarray(open_time_ms, dtype=np.int64)
     values = np.asarray(ohlcv, dtype=np.float64).reshape(5, -1)
     frame = batch.compute(spec, t, values, interval_ms)

@@ -25,13 +25,21 @@ from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_limits
 
 from paper_trader.errors import DataIntegrityError
+from paper_trader.prediction.compiled import CLASS_NAMES, MODEL_NAMES, log_probabilities
 from paper_trader.prediction.folds import split_recent
+
+__all__ = [
+    "CLASS_NAMES",
+    "MODEL_NAMES",
+    "Calibrated",
+    "ModelConfig",
+    "build",
+    "fit",
+    "log_probabilities",
+]
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-MODEL_NAMES = ("forest", "logistic", "xgboost")
-CLASS_NAMES = ("down", "flat", "up")
-PROBABILITY_FLOOR = 1e-6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -87,11 +95,6 @@ def build(name: str, config: ModelConfig) -> Any:
             ]
         )
     raise ValueError(f"unknown model {name!r}; the models are {', '.join(MODEL_NAMES)}")
-
-
-def log_probabilities(probabilities: FloatArray) -> FloatArray:
-    """Return the calibrator's input: the log of probabilities floored at 1e-6."""
-    return np.log(np.maximum(probabilities, PROBABILITY_FLOOR))
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,12 +8,14 @@ Layout::
     MODELS_DIR/<version>/xgboost.ubj   XGBoost's own format
     MODELS_DIR/<version>/*.skops       scikit-learn models, in skops' format (no pickle)
     MODELS_DIR/<version>/predictions.npz  the walk-forward out-of-sample predictions
+    MODELS_DIR/<version>/compiled.npz  the three models compiled to arrays: what is loaded
 
 A version is written into a hidden staging directory, synced, and renamed into place; only then
 does ``current`` point to it. Loading checks every file's SHA-256 against ``metadata.json``,
 the feature-spec hash, the feature names and the interval before anything is deserialised;
 skops may only build the types listed in ``TRUSTED_TYPES``. Each refusal is a ``ModelError``
-that says what is wrong and what to do.
+that says what is wrong and what to do. A version with ``compiled.npz`` loads from it alone,
+with numpy (``model_file.py``); one published before it is compiled from the libraries' files.
 """
 
 import hashlib
@@ -25,19 +27,21 @@ import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import skops.io as sio
-import xgboost as xgb
 
 from paper_trader.domain import Interval
 from paper_trader.errors import ModelError
 from paper_trader.features.atomic import atomic_text, current_umask
 from paper_trader.features.spec import FeatureSpec
+from paper_trader.prediction import model_file
 from paper_trader.prediction.bundle import ModelBundle
-from paper_trader.prediction.models import MODEL_NAMES
+from paper_trader.prediction.compiled import MODEL_NAMES
 from paper_trader.runtime.versions import package_versions
+
+if TYPE_CHECKING:
+    import xgboost as xgb
 
 FORMAT = 1
 POINTER = "current"
@@ -167,6 +171,9 @@ class ModelRegistry:
         check_fits(document, spec, interval, version)
         folder = self.root / version
         _verify_files(folder, document, version)
+        if model_file.COMPILED_FILE in document["files"]:
+            members = model_file.read(folder / model_file.COMPILED_FILE, version)
+            return ModelBundle.from_members(version=version, metadata=document, members=members)
         return ModelBundle.compile(
             version=version,
             metadata=document,
@@ -202,7 +209,18 @@ def check_fits(
 
 def _write_files(folder: Path, artifacts: Artifacts) -> dict[str, str]:
     """Write every artifact file into ``folder``; return name -> SHA-256."""
-    artifacts.estimators["xgboost"].get_booster().save_model(str(folder / XGBOOST_FILE))
+    import skops.io as sio  # noqa: PLC0415 -- only training writes the libraries' files
+
+    booster = artifacts.estimators["xgboost"].get_booster()
+    booster.save_model(str(folder / XGBOOST_FILE))
+    compiled = ModelBundle.compile(
+        version="(being published)",
+        metadata=artifacts.metadata,
+        booster=booster,
+        estimators=artifacts.estimators,
+        calibrators=artifacts.calibrators,
+    )
+    model_file.write(folder / model_file.COMPILED_FILE, compiled.members)
     for name, estimator in artifacts.estimators.items():
         if name != "xgboost":
             sio.dump(estimator, folder / f"{name}.skops")
@@ -245,7 +263,9 @@ def _verify_files(folder: Path, document: dict[str, Any], version: str) -> None:
             )
 
 
-def _load_booster(path: Path, version: str) -> xgb.Booster:
+def _load_booster(path: Path, version: str) -> "xgb.Booster":
+    import xgboost as xgb  # noqa: PLC0415 -- a version without compiled.npz
+
     try:
         return xgb.Booster(model_file=str(path))
     except xgb.core.XGBoostError as exc:
@@ -253,6 +273,8 @@ def _load_booster(path: Path, version: str) -> xgb.Booster:
 
 
 def _load_skops(path: Path, version: str) -> Any:
+    import skops.io as sio  # noqa: PLC0415 -- a version without compiled.npz
+
     try:
         untrusted = set(sio.get_untrusted_types(file=path))
     except Exception as exc:  # skops raises many kinds of error on a damaged file

@@ -59,6 +59,7 @@ def test_a_published_version_is_current_and_has_its_record(published: tuple[Path
         "logistic.skops",
         "calibrators.skops",
         "predictions.npz",
+        "compiled.npz",
     }
     assert not any(p.name.startswith(".staging") for p in models.iterdir())
 
