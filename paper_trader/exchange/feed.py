@@ -35,6 +35,7 @@ import asyncio
 import collections
 import contextlib
 import heapq
+import operator
 import random
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -256,7 +257,7 @@ class MarketFeed:
                 held.append(got)
                 if lo < hi:
                     fetched[i] += await backfill.fill(seq, lo, hi, strict=True, emit=_into(got))
-            for candle in heapq.merge(*held, key=_open_time):
+            for candle in heapq.merge(*held, key=operator.attrgetter("open_time_ms")):
                 await self._emit_backfilled(candle)
             cursor += window
         return fetched
@@ -572,7 +573,3 @@ def _into(candles: list[Candle]) -> Callable[[Candle], Awaitable[None]]:
         candles.append(candle)
 
     return append
-
-
-def _open_time(candle: Candle) -> int:
-    return candle.open_time_ms
