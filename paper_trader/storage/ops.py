@@ -5,13 +5,13 @@ on the writer connection *before* the ``StorageWriter`` starts (its own LEDGER t
 returning the new id); there is no queued op for it. Every other write is an op below.
 """
 
-import json
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
 import aiosqlite
+import msgspec
 
 from paper_trader.domain import Candle, Event, Gap, PredictionOutcome, PredictionRow
 from paper_trader.errors import FatalError
@@ -260,6 +260,7 @@ class RecordPredictions:
 
     def prepare(self) -> Sequence[Step]:
         """Upsert every prediction with one ``executemany`` (numpy floats become ``float``)."""
+        weights: dict[int, str] = {}  # an instant's rows share one weights mapping
         rows = [
             (
                 r.venue.value,
@@ -276,7 +277,7 @@ class RecordPredictions:
                 str(r.strength),
                 float(r.confidence),
                 _json({m: [float(p) for p in ps] for m, ps in r.model_probabilities.items()}),
-                _json({m: float(w) for m, w in r.weights.items()}),
+                weights.get(id(r.weights)) or weights.setdefault(id(r.weights), _weights(r)),
             )
             for r in self.rows
         ]
@@ -318,5 +319,13 @@ class ResolvePredictions:
         return [Statement(_RESOLVE_PREDICTION, rows)]
 
 
+_ENCODER = msgspec.json.Encoder(order="sorted")
+
+
 def _json(value: object) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    """Return compact JSON with sorted keys (floats in their shortest exact form)."""
+    return _ENCODER.encode(value).decode()
+
+
+def _weights(row: PredictionRow) -> str:
+    return _json({m: float(w) for m, w in row.weights.items()})

@@ -1,4 +1,4 @@
-"""The prediction log on a real SQLite file: migration 3, recording, resolving and queries."""
+"""The prediction log on a real SQLite file: migrations 3 and 9, recording, resolving, queries."""
 
 import math
 from decimal import Decimal
@@ -141,6 +141,49 @@ async def test_migration_3_applies_to_an_empty_database(tmp_path: Path) -> None:
         ]
         assert await prediction_counts(conn) == NO_PREDICTIONS
         assert await pending_predictions(conn) == []
+    finally:
+        await conn.close()
+
+
+async def test_migration_9_keys_the_log_by_time_and_keeps_every_prediction(
+    tmp_path: Path,
+) -> None:
+    """A version-8 log of several symbols comes through the re-keying whole: the pending ones
+    in time order, the settled ones settled, and the pending index holds only the pending."""
+    conn = await open_database(tmp_path / "old.db")
+    try:
+        await migrate(conn, target=8)
+        rows = tuple(prediction(i, symbol) for i in range(3) for symbol in ("XRPUSDT", "ADAUSDT"))
+        settled = PredictionOutcome(
+            venue=Venue.BINANCE,
+            symbol="XRPUSDT",
+            interval=Interval.M1,
+            open_time_ms=T0,
+            outcome="resolved",
+            label=2,
+            forward_return=0.01,
+            resolved_open_time_ms=T0 + 5 * M1,
+        )
+        await apply_transaction(
+            conn, [RecordPredictions(rows=rows), ResolvePredictions(outcomes=(settled,))]
+        )
+
+        await migrate(conn)
+
+        assert await schema_version(conn) == 9
+        assert await prediction_counts(conn) == {"pending": 5, "resolved": 1, "expired": 0}
+        pending = [
+            (p.prediction.open_time_ms, p.prediction.symbol)
+            for p in await pending_predictions(conn)
+        ]
+        everything = sorted((r.open_time_ms, r.symbol) for r in rows)
+        assert pending == [key for key in everything if key != (T0, "XRPUSDT")]
+        newest = await recent_predictions(conn, limit=2)
+        assert [p.prediction.symbol for p in newest] == ["ADAUSDT", "XRPUSDT"]
+        (index,) = await conn.execute_fetchall(
+            "SELECT sql FROM sqlite_master WHERE name = 'predictions_pending'"
+        )
+        assert index[0].endswith("WHERE outcome = 'pending'")
     finally:
         await conn.close()
 

@@ -56,6 +56,64 @@ SAMPLE_ROWS: dict[int, tuple[tuple[str, tuple[str, ...], tuple[Any, ...]], ...]]
         ),
         ("metadata", ("key", "value"), ("created_by", "test")),
     ),
+    3: tuple(
+        (
+            "predictions",
+            (
+                "venue",
+                "symbol",
+                "interval",
+                "open_time_ms",
+                "model_version",
+                "spec_hash",
+                "close",
+                "horizon",
+                "threshold",
+                "p_down",
+                "p_flat",
+                "p_up",
+                "score",
+                "strength",
+                "confidence",
+                "models_json",
+                "weights_json",
+                "outcome",
+            ),
+            (
+                *("binance", symbol, "1m", at, "v1", "h", "1.75", 5, 0.002),
+                *(0.2, 0.5, 0.3, 0.1, "weak", 0.4, "{}", "{}", outcome),
+            ),
+        )
+        for symbol, at, outcome in (
+            ("BTCUSDT", 1_700_000_060_000, "pending"),
+            ("ETHUSDT", 1_700_000_000_000, "resolved"),
+        )
+    ),
+    4: (
+        (
+            "decisions",
+            (
+                "venue",
+                "symbol",
+                "interval",
+                "candle_time_ms",
+                "strength",
+                "score",
+                "confidence",
+                "model_version",
+                "action",
+                "side",
+                "quantity",
+                "price",
+                "rule",
+                "detail",
+            ),
+            (
+                *("binance", "BTCUSDT", "1m", 1_700_000_000_000, "weak", 0.1, 0.4, "v1"),
+                *("entered", "long", "0.5", "1.75", None, "entered long"),
+            ),
+        ),
+    ),
 }
 
 
