@@ -371,8 +371,8 @@ def report(results: dict[str, Any]) -> None:
     w = results["wal"]
     print(
         f"WAL written per instant after {w['after']} instants: {w['wal_kb']} kB, about "
-        f"{w['pages']} pages ({results['symbols']} symbols' rows fall on as many leaves of each "
-        "symbol-first table)"
+        f"{w['pages']} pages (the candles, keyed by series, put {results['symbols']} symbols' rows "
+        "on as many leaves; the decisions, keyed by time, share a few)"
     )
 
 

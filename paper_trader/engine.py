@@ -221,7 +221,9 @@ class DecisionEngine:
         accepted: list[Candle] = []
         items: list[ClosedCandle] = []
         pending: list[tuple[int, _Judged]] = []  # (index in items, candle), one open time
+        self._pacer.start()
         for entry in batch:
+            await self._pacer.pace()  # a 100-symbol instant, a catch-up: the loop breathes
             if isinstance(entry, SeriesMark):
                 self._features(pending, items)
                 self._mark(entry, items)

@@ -113,11 +113,13 @@ class PredictionStage:
             outcomes.extend(self._resolve_instant([item.candle for item in instant], out))
             if not group:
                 continue
+            await self._pacer.pace()  # an instant of 100 symbols: each step is a stretch
             at_ms = group[0].candle.open_time_ms
             rows = [i.row for i in group if i.row is not None]
             prediction = await self.predictor.predict_instant(at_ms, rows, shared, start)
             start += len(group)
             if prediction is not None:
+                await self._pacer.pace()
                 logged.extend(self._log(prediction, group, out))
                 out.signals.extend(prediction.signals)
         if logged:

@@ -3,11 +3,13 @@
 ``guarded`` runs one step of an instant for each market and turns an exception into a
 ``Fault`` of that market's symbol; the symbol takes no further step in the instant, the others
 go on. The trader then records an ``error`` decision (``error_decision``) and quarantines the
-symbol (the ``symbol_error`` breaker).
+symbol (the ``symbol_error`` breaker). ``guarded`` yields after each market, so that the
+trading stage can give the event loop back inside a long instant; ``finish`` runs such steps
+to their end at once.
 """
 
 import traceback
-from collections.abc import Callable, MutableMapping, Sequence
+from collections.abc import Callable, Generator, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
@@ -38,6 +40,7 @@ class HasCandle(Protocol):
 
 
 M = TypeVar("M", bound=HasCandle)
+T = TypeVar("T")
 
 
 def guarded(
@@ -46,13 +49,15 @@ def guarded(
     result: "InstantResult",
     stage: str,
     step: Callable[[M, "InstantResult"], None],
-) -> None:
-    """Run one step for every market not failed yet; an error fails only its symbol.
+) -> Iterator[None]:
+    """Run one step for every market not failed yet, yielding after each market (the caller
+    may give the loop back there); an error fails only its symbol.
 
     Each step changes the ledger only through calls that check before they change anything,
     so the state after a failed step is one the ledger allows.
     """
     for market in markets:
+        yield
         if market.candle.symbol in failed:
             continue
         try:
@@ -85,3 +90,12 @@ def error_decision(fault: Fault, signal: Signal | None) -> Decision:
         rule="symbol_error",
         detail=fault.error,
     )
+
+
+def finish(steps: Generator[None, None, T]) -> T:
+    """Run a stepped piece of work (``guarded``'s callers) to its end at once; return its value."""
+    while True:
+        try:
+            next(steps)
+        except StopIteration as done:
+            return done.value  # type: ignore[no-any-return]  # the generator's T

@@ -176,7 +176,8 @@ class TradingStage:
                     for m in markets
                     if (m.candle.symbol, time_ms) in by_symbol
                 }
-                result = self.trader.on_instant(time_ms, markets, instant_signals)
+                steps = self.trader.instant_steps(time_ms, markets, instant_signals)
+                result = await self._pacer.drive(steps)  # 100 symbols: the loop breathes
                 if result.snapshot is not None:  # None: every candle was handled before
                     results.append(result)
             notices = await self._persist(results, previous)

@@ -25,7 +25,7 @@ Pure and synchronous; the caller commits the ``InstantResult`` before anyone is 
 
 import json
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from decimal import Decimal
 
 from paper_trader.broker.fills import exit_execution, fill_execution
@@ -55,7 +55,7 @@ from paper_trader.risk.exits import (
 )
 from paper_trader.risk.limits import PortfolioView, screen_entry
 from paper_trader.trading.entries import EntryPlan, plan_entry
-from paper_trader.trading.faults import Fault, error_decision, guarded
+from paper_trader.trading.faults import Fault, error_decision, finish, guarded
 from paper_trader.trading.state import encode_windows, handled_of, pending_closes_of
 from paper_trader.trading.values import (
     InstantResult,
@@ -109,6 +109,21 @@ class Trader:
         entries_blocked: str | None = None,
     ) -> InstantResult:
         """Run exits, breakers and entries for the candles that closed at one instant."""
+        return finish(
+            self.instant_steps(candle_time_ms, markets, signals, entries_blocked=entries_blocked)
+        )
+
+    def instant_steps(
+        self,
+        candle_time_ms: int,
+        markets: Sequence[MarketInput],
+        signals: Mapping[str, Signal],
+        *,
+        entries_blocked: str | None = None,
+    ) -> Generator[None, None, InstantResult]:
+        """``on_instant`` in steps: it yields after each symbol of each stage, where nothing
+        outside the instant can tell it apart from the whole (the stage holds its lock), and
+        returns the instant's result."""
         result = InstantResult(candle_time_ms=candle_time_ms)
         ordered = sorted(
             (m for m in markets if self._is_new(m.candle)), key=lambda m: m.candle.symbol
@@ -121,13 +136,14 @@ class Trader:
                 failed[market.candle.symbol] = Fault(
                     candle=market.candle, stage="earlier", error=market.fault
                 )
-        guarded(ordered, failed, result, "marking", self._observe)
-        guarded(ordered, failed, result, "exits", self._manage_with(signals))
+        yield from guarded(ordered, failed, result, "marking", self._observe)
+        yield from guarded(ordered, failed, result, "exits", self._manage_with(signals))
         equity = self.ledger.equity(self.marks)
         result.transitions.extend(self.breakers.mark(candle_time_ms, equity))
         if self.breakers.state is TradingState.HALTED:
-            guarded(ordered, failed, result, "halt close", self._halt_close)
-        guarded(ordered, failed, result, "entry", self._entry_with(signals, entries_blocked))
+            yield from guarded(ordered, failed, result, "halt close", self._halt_close)
+        entry = self._entry_with(signals, entries_blocked)
+        yield from guarded(ordered, failed, result, "entry", entry)
         self._settle_faults(ordered, failed, signals, result)
         result.snapshot = self.snapshot(candle_time_ms)
         self.last_candle_ms = max(candle_time_ms, self.last_candle_ms or candle_time_ms)
