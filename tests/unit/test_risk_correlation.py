@@ -202,16 +202,18 @@ def test_window_must_be_positive() -> None:
 
 
 def _random_history(
-    seed: int, window: int
+    seed: int, window: int, gapped: tuple[str, ...] | None = None
 ) -> tuple[ReturnHistory, ReferenceReturnHistory, list[str]]:
-    """Feed both histories the same closes: gaps, late starts, flat stretches, stale repeats."""
+    """Feed both histories the same closes: gaps (in ``gapped``, default every symbol), late
+    starts, flat stretches, stale repeats."""
     rng = random.Random(seed)
     symbols = [f"S{i}" for i in range(12)]
     new, old = ReturnHistory(window), ReferenceReturnHistory(window)
     prices = {s: Decimal(100 + i) for i, s in enumerate(symbols)}
     for minute in range(3 * window):
         for i, symbol in enumerate(symbols):
-            if minute < i * window // 6 or rng.random() < 0.15:
+            gaps = gapped is None or symbol in gapped
+            if minute < i * window // 6 or (gaps and rng.random() < 0.15):
                 continue  # a late start, a gap
             if symbol not in ("S3", "S7") or minute < window:  # S3 and S7 go flat
                 prices[symbol] *= 1 + Decimal(rng.randint(-30, 30)) / 1000
@@ -222,11 +224,26 @@ def _random_history(
     return new, old, symbols
 
 
-@pytest.mark.parametrize(("seed", "window"), [(0, 10), (1, 6), (2, 40), (3, 1), (4, 7)])
-def test_correlations_with_many_equal_the_pairwise_reference(seed: int, window: int) -> None:
+@pytest.mark.parametrize(
+    ("seed", "window", "gapped"),
+    [
+        (0, 10, None),
+        (1, 6, None),
+        (2, 40, None),
+        (3, 1, None),
+        (4, 7, None),
+        (5, 10, ()),  # the steady state: full rows, the same candle times everywhere
+        (6, 40, ()),
+        (7, 3, ()),
+        (8, 20, ("S2", "S9")),  # most rows alike, two not: both steps in one call
+    ],
+)
+def test_correlations_with_many_equal_the_pairwise_reference(
+    seed: int, window: int, gapped: tuple[str, ...] | None
+) -> None:
     """One step against every other symbol gives the old pairwise values (to 1e-12) and the
     same None where too few times are shared or a side is constant."""
-    new, old, symbols = _random_history(seed, window)
+    new, old, symbols = _random_history(seed, window, gapped)
     nones = pairs = 0
     for symbol in [*symbols, "NEVER"]:
         others = [s for s in [*symbols, "NEVER"] if s != symbol]
