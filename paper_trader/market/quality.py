@@ -8,6 +8,9 @@ candle such as an exchange halt) is flagged but kept: it is real data. Each seri
 (venue, symbol, interval) has a quality score over its last ``window`` candles; below
 ``min_score`` it is not tradable until the score is back at ``min_score + recover_margin``.
 Time is candle time throughout: the monitor never reads the wall clock.
+
+Just over 400 lines: the rules, the per-series state and the monitor that applies them are
+one gate, kept together.
 """
 
 import enum
