@@ -104,7 +104,7 @@ async def run_supervised(
         # Disarms the last-resort exit timer that a stop arms, however this function leaves.
         stack.callback(disarm_exit_deadline)
         stack.callback(thaw_heap)  # frozen once every service was ready (app/supervision.py)
-        conn = await _open_database(stack, db_path)
+        conn = await _open_database(stack, db_path, notifier)
         plan = await _plan(stack, settings, conn, clock, mode, db_path, series, live=source is None)
         run_id = await record_start(conn, settings, clock, mode)
         log.info("daemon_starting", mode=mode, db=str(db_path), run_id=run_id)
@@ -121,12 +121,15 @@ async def run_supervised(
     return run
 
 
-async def _open_database(stack: contextlib.AsyncExitStack, db_path: Path) -> aiosqlite.Connection:
-    """Lock the database for this process, open the writer connection, migrate the schema."""
+async def _open_database(
+    stack: contextlib.AsyncExitStack, db_path: Path, notifier: SystemdNotifier
+) -> aiosqlite.Connection:
+    """Lock the database for this process, open the writer connection, migrate the schema
+    (a migration that rebuilds a large table asks systemd for the time it takes)."""
     stack.enter_context(DatabaseLock.acquire(db_path))
     conn = await open_database(db_path)
     stack.push_async_callback(conn.close)
-    await migrate(conn)
+    await notifier.extending(migrate(conn), doing=f"migrating the database schema of {db_path}")
     return conn
 
 

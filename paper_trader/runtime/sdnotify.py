@@ -7,18 +7,28 @@ for ``systemctl status``, ``STOPPING=1`` when shutdown begins and ``WATCHDOG=1``
 The watchdog pings only while the decision loop proves it is alive (a ``Heartbeat`` it beats
 on every candle and on every idle wake-up). A wedged decision task or a blocked event loop
 stops the pings, and systemd restarts the daemon.
+
+A long step before ``READY=1`` (a migration that rebuilds a large table) runs inside
+``SystemdNotifier.extending``, which asks systemd for more start-up time while it lasts, so
+that ``TimeoutStartSec`` does not kill it half done and restart into the same step forever.
 """
 
 import asyncio
 import os
 import socket
-from collections.abc import Mapping
+import time
+from collections.abc import Awaitable, Mapping
+from typing import TypeVar
 
 from paper_trader.clock import Clock
 from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import Readiness
 
 log = get_logger("systemd")
+
+T = TypeVar("T")
+EXTEND_EVERY_S = 10.0  # how often a long start-up step says it is still running
+EXTEND_BY_S = 60  # how much more start-up time each message asks for, from then
 
 
 class SystemdNotifier:
@@ -83,6 +93,32 @@ class SystemdNotifier:
     def watchdog(self) -> None:
         """Ping the watchdog."""
         self.notify("WATCHDOG=1")
+
+    async def extending(
+        self, work: Awaitable[T], *, doing: str, every_s: float = EXTEND_EVERY_S
+    ) -> T:
+        """Await ``work`` (a long start-up step: a schema migration that rebuilds a table); while
+        it runs, every ``every_s`` tell systemd to wait ``EXTEND_BY_S`` more for start-up (past
+        ``TimeoutStartSec``), ping the watchdog, show ``doing`` in ``systemctl status`` and log
+        it with the time so far. A step done within ``every_s`` says nothing."""
+        started = time.monotonic()
+
+        async def keep_alive() -> None:
+            while True:
+                await asyncio.sleep(every_s)
+                elapsed = round(time.monotonic() - started)
+                self.notify(
+                    f"EXTEND_TIMEOUT_USEC={EXTEND_BY_S * 1_000_000}",
+                    "WATCHDOG=1",
+                    f"STATUS={doing} ({elapsed} s so far)",
+                )
+                log.info("start_up_step_running", doing=doing, elapsed_s=elapsed)
+
+        ticker = asyncio.create_task(keep_alive(), name="sd-extend")
+        try:
+            return await work
+        finally:
+            ticker.cancel()
 
     def close(self) -> None:
         """Close the socket (idempotent)."""

@@ -439,7 +439,7 @@ INSERT INTO predictions_by_time SELECT
     venue, symbol, interval, open_time_ms, model_version, spec_hash, close, horizon, threshold,
     p_down, p_flat, p_up, score, strength, confidence, models_json, weights_json, outcome,
     label, forward_return, resolved_open_time_ms
-FROM predictions;
+FROM predictions ORDER BY open_time_ms, venue, symbol, interval;
 
 DROP TABLE predictions;
 
@@ -469,7 +469,7 @@ CREATE TABLE decisions_by_time (
 INSERT INTO decisions_by_time SELECT
     venue, symbol, interval, candle_time_ms, strength, score, confidence, model_version,
     action, side, quantity, price, rule, detail
-FROM decisions;
+FROM decisions ORDER BY candle_time_ms, symbol, venue, interval;
 
 DROP TABLE decisions;
 

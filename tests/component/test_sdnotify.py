@@ -331,3 +331,50 @@ async def test_watchdog_stops_pinging_when_the_loop_stalls_and_resumes_after(
     assert len(stalled) == 1
     assert stalled[0]["log_level"] == "error"
     assert stalled[0]["age_s"] > stale_after_s
+
+
+async def _slow(value: str, seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return value
+
+
+async def test_a_long_start_up_step_asks_for_more_time_while_it_runs(
+    systemd: NotifySocket, notifier: SystemdNotifier
+) -> None:
+    """A migration longer than TimeoutStartSec would be killed half done and rerun forever:
+    while the step runs, systemd is asked for another minute, the watchdog is pinged and
+    ``systemctl status`` says what is going on; once it is done, nothing more is sent."""
+    result = await notifier.extending(_slow("migrated", 0.35), doing="migrating", every_s=0.1)
+
+    assert result == "migrated"
+    sent = systemd.collect()
+    assert len(sent) >= 2
+    for datagram in sent:
+        lines = datagram.decode().split("\n")
+        assert lines[:2] == ["EXTEND_TIMEOUT_USEC=60000000", "WATCHDOG=1"]
+        assert lines[2].startswith("STATUS=migrating (")
+    count = len(sent)
+    await asyncio.sleep(0.25)
+    assert len(systemd.collect()) == count
+
+
+async def test_a_quick_start_up_step_says_nothing(
+    systemd: NotifySocket, notifier: SystemdNotifier
+) -> None:
+    assert await notifier.extending(_slow("done", 0.01), doing="migrating", every_s=0.2) == "done"
+    await asyncio.sleep(0.3)
+    assert systemd.collect() == []
+
+
+async def test_a_failed_start_up_step_raises_and_stops_asking(
+    systemd: NotifySocket, notifier: SystemdNotifier
+) -> None:
+    async def broken() -> None:
+        await asyncio.sleep(0.15)
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        await notifier.extending(broken(), doing="migrating", every_s=0.1)
+    count = len(systemd.collect())
+    await asyncio.sleep(0.25)
+    assert len(systemd.collect()) == count
