@@ -1,5 +1,8 @@
 """The candle data-quality gate: reject impossible candles, flag suspicious ones, score series.
 
+Just over 400 lines: the rules, the per-series state and the monitor that applies them are
+one gate, kept together.
+
 Every closed candle goes through `QualityMonitor.assess` before it is stored or used. An
 impossible candle (broken OHLC relations; a negative, zero-priced or non-finite value; an open
 time off the interval grid or not closed yet) is rejected whatever the configuration, so garbage
@@ -8,9 +11,6 @@ candle such as an exchange halt) is flagged but kept: it is real data. Each seri
 (venue, symbol, interval) has a quality score over its last ``window`` candles; below
 ``min_score`` it is not tradable until the score is back at ``min_score + recover_margin``.
 Time is candle time throughout: the monitor never reads the wall clock.
-
-Just over 400 lines: the rules, the per-series state and the monitor that applies them are
-one gate, kept together.
 """
 
 import enum

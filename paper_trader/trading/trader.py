@@ -1,5 +1,8 @@
 """The trading step of the decision task: one decision instant at a time, on candle time.
 
+Just over 400 lines: the five stages below are one state machine over one ledger, and read
+best in one class.
+
 For the candles that closed at one instant (sorted by symbol) and the signals made on them:
 
 1. mark each symbol at its close, feed its rolling returns and its volatility breaker;
@@ -23,9 +26,6 @@ fills at the close of the symbol's next candle, after that candle's protective e
 Pure and synchronous; the caller commits the ``InstantResult`` before anyone is told.
 ``instant_steps`` is the same step in pieces (it yields after each symbol of each stage), for
 a caller that gives the event loop back inside a long instant; ``on_instant`` runs it at once.
-
-Just over 400 lines: the five stages above are one state machine over one ledger, and read
-best in one class.
 """
 
 import json
