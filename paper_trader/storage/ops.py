@@ -261,6 +261,13 @@ class RecordPredictions:
     def prepare(self) -> Sequence[Step]:
         """Upsert every prediction with one ``executemany`` (numpy floats become ``float``)."""
         weights: dict[int, str] = {}  # an instant's rows share one weights mapping
+
+        def weights_text(row: PredictionRow) -> str:
+            key = id(row.weights)
+            if key not in weights:
+                weights[key] = _json({m: float(w) for m, w in row.weights.items()})
+            return weights[key]
+
         rows = [
             (
                 r.venue.value,
@@ -277,7 +284,7 @@ class RecordPredictions:
                 str(r.strength),
                 float(r.confidence),
                 _json({m: [float(p) for p in ps] for m, ps in r.model_probabilities.items()}),
-                weights.get(id(r.weights)) or weights.setdefault(id(r.weights), _weights(r)),
+                weights_text(r),
             )
             for r in self.rows
         ]
@@ -325,7 +332,3 @@ _ENCODER = msgspec.json.Encoder(order="sorted")
 def _json(value: object) -> str:
     """Return compact JSON with sorted keys (floats in their shortest exact form)."""
     return _ENCODER.encode(value).decode()
-
-
-def _weights(row: PredictionRow) -> str:
-    return _json({m: float(w) for m, w in row.weights.items()})
