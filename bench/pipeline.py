@@ -588,6 +588,7 @@ def replay_case(work: Path, symbols: list[str], candles: int) -> dict[str, Any]:
         "daemon_rate": processed / result.run.elapsed_s,
         "wall_rate": processed / wall,
         "trades": result.report.to_json().get("trades"),
+        "digest": result.report.to_json().get("ledger_digest"),
     }
 
 

@@ -84,6 +84,7 @@ class Inference:
     rows: tuple[FeatureRow, ...]
     inputs: FloatArray
     per_model: dict[str, FloatArray]
+    stacked: FloatArray  # (models, rows, 3) in the ensemble's model order, checked once
     bundle: ModelBundle
     ensemble: Ensemble
 
@@ -251,10 +252,10 @@ class Predictor:
         rows = inference.rows[start:stop]
         per_model = {name: p[start:stop] for name, p in inference.per_model.items()}
         try:
-            signals = inference.ensemble.signals(
+            signals = inference.ensemble.signals_of(
                 [(r.venue, r.symbol, r.interval) for r in rows],
                 [r.open_time_ms for r in rows],
-                per_model,
+                inference.stacked[:, start:stop],
             )
         except Exception as exc:  # a broken ensemble counts like a broken model  # noqa: BLE001
             failure = InferenceFailure(error=f"{type(exc).__name__}: {exc}", timed_out=False)
@@ -301,8 +302,17 @@ class Predictor:
         except Exception as exc:  # any model failure counts against the breaker  # noqa: BLE001
             return InferenceFailure(error=f"{type(exc).__name__}: {exc}", timed_out=False)
         self.latency.observe_since(started)
+        try:  # the whole pass's probabilities checked in one step, not once per instant
+            stacked = ensemble.stack(per_model)
+        except Exception as exc:  # a model's bad output counts like its failure  # noqa: BLE001
+            return InferenceFailure(error=f"{type(exc).__name__}: {exc}", timed_out=False)
         return Inference(
-            rows=tuple(rows), inputs=x, per_model=per_model, bundle=bundle, ensemble=ensemble
+            rows=tuple(rows),
+            inputs=x,
+            per_model=per_model,
+            stacked=stacked,
+            bundle=bundle,
+            ensemble=ensemble,
         )
 
     async def _run_members(

@@ -53,11 +53,13 @@ class Member:
         delay_s: float = 0.0,
         gate: threading.Event | None = None,
         fail_on_poison: bool = False,
+        nan_on_poison: bool = False,
     ) -> None:
         self.fail = fail
         self.delay_s = delay_s
         self.gate = gate
         self.fail_on_poison = fail_on_poison
+        self.nan_on_poison = nan_on_poison
         self.calls = 0
         self.active = 0
         self.most_active = 0
@@ -72,9 +74,13 @@ class Member:
             if self.gate is not None:
                 assert self.gate.wait(timeout=30), "the test never opened the gate"
             time.sleep(self.delay_s)
-            if self.fail or (self.fail_on_poison and bool((x == POISON).any())):
+            poisoned = (x == POISON).any(axis=1)
+            if self.fail or (self.fail_on_poison and bool(poisoned.any())):
                 raise RuntimeError("model exploded")
-            return np.tile([0.2, 0.3, 0.5], (len(x), 1))
+            out = np.tile([0.2, 0.3, 0.5], (len(x), 1))
+            if self.nan_on_poison:
+                out[poisoned] = np.nan  # no exception: a model's impossible output
+            return out
         finally:
             with self._lock:
                 self.active -= 1
@@ -240,14 +246,17 @@ async def test_the_loop_keeps_running_while_models_compute() -> None:
     p.close()
 
 
-async def test_a_pass_over_several_instants_decides_each_instant_like_live() -> None:
-    """A replay's one pass over three instants fails on the middle one's rows: each instant
-    is then inferred alone, so the first and last predict and the middle one fails once,
-    exactly as three live instants one by one."""
+@pytest.mark.parametrize("fault", ["raises", "returns NaN"])
+async def test_a_pass_over_several_instants_decides_each_instant_like_live(fault: str) -> None:
+    """A replay's one pass over three instants fails on the middle one's rows (the model
+    raises, or gives NaN probabilities for them, which the pass's one check refuses): each
+    instant is then inferred alone, so the first and last predict and the middle one fails
+    once, exactly as three live instants one by one."""
 
     async def run(together: bool) -> tuple[list[bool], dict[str, object]]:
         p = predictor(PredictorConfig(failure_threshold=2), Events())
-        p.install(bundle_of({"a": Member(fail_on_poison=True)}))
+        member = Member(fail_on_poison=fault == "raises", nan_on_poison=fault == "returns NaN")
+        p.install(bundle_of({"a": member}))
         batches = [rows(2, MINUTE), rows(2, 2 * MINUTE, poison=True), rows(2, 3 * MINUTE)]
         shared = await p.infer([r for b in batches for r in b], instants=3) if together else None
         made = []
