@@ -51,6 +51,11 @@ class WriterConnection:
         future = asyncio.wrap_future(self._executor.submit(function, self._conn))
         return await asyncio.shield(future)
 
+    async def checkpoint(self) -> None:
+        """Copy the WAL's committed pages into the database file, on the connection's thread
+        (``PASSIVE``: it never waits for a reader; work handed over after it waits its turn)."""
+        await asyncio.shield(asyncio.wrap_future(self._executor.submit(_checkpoint, self._conn)))
+
     async def idle(self) -> None:
         """Return once everything handed to the thread before this call has run."""
         await asyncio.wrap_future(self._executor.submit(_nothing))
@@ -62,6 +67,10 @@ class WriterConnection:
         self._executor.shutdown(wait=False)
         if wait:
             await asyncio.shield(asyncio.wrap_future(closed))
+
+
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 def _nothing() -> None:

@@ -3,9 +3,11 @@
 import asyncio
 import sqlite3
 from decimal import Decimal
+from pathlib import Path
 
 import aiosqlite
 import pytest
+from conftest import eventually
 from fakes.candles import candle
 from fakes.storage import run_start, running_writer
 
@@ -275,3 +277,26 @@ async def test_cancel_at_any_point_commits_each_queued_op_exactly_once(
 
         assert await count(conn, "notification_outbox") == expected
         assert await count(conn, "metadata") == expected
+
+
+async def test_an_idle_writer_moves_the_wal_into_the_database_file(
+    conn: aiosqlite.Connection, db_path: Path
+) -> None:
+    """After an awaited commit with nothing queued behind it (an instant's end), the writer
+    checkpoints the WAL into the database file, once enough rows were written: SQLite's own
+    checkpoint, every 1,000 WAL pages, would otherwise run inside some awaited commit. Ops
+    only submitted (nobody waits for them) never start one."""
+    writer = StorageWriter(conn)  # the daemon's settings
+    async with running_writer(writer):
+        await writer.write(SetMetadata(key="first", value="1"))  # the first is always due
+        await eventually(lambda: writer.stats().checkpoints == 1)
+        size = db_path.stat().st_size
+        for i in range(600):  # more rows than the writer waits for, far fewer than 1,000 pages
+            await writer.submit(UpsertCandles(candles=(candle(i),)))
+        await asyncio.sleep(0.2)
+        assert writer.stats().checkpoints == 1  # nobody waited: nothing ended
+        assert db_path.stat().st_size == size  # the candles are in the WAL only
+        await writer.write(SetMetadata(key="barrier", value="2"))
+        await eventually(lambda: writer.stats().checkpoints == 2)
+        assert db_path.stat().st_size > size  # their pages are now in the database file
+    assert await count(conn, "candles") == 600
