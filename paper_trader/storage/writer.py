@@ -8,7 +8,8 @@ takes in the FAST ops queued ahead of it (strictly more durable for them): so th
 instant stored and the instant's ledger change, queued together, commit together. Any failure
 is fatal (crash-only): restart recovers from what SQLite committed. After a commit somebody
 waited for, with nothing queued behind it, the writer checkpoints the WAL into the database
-file (at most once a second), so that SQLite's own checkpoint seldom runs inside such a commit.
+file (once 500 rows or a second have passed since the last time), so that SQLite's own
+checkpoint seldom runs inside such a commit.
 
 One call per transaction. Each op prepares its statements on the loop, once, as plain data
 (``Statement``: SQL and its parameter rows); the writer hands the whole transaction (the
