@@ -102,13 +102,17 @@ def _as_array(model: str, value: object) -> FloatArray:
 
 def _combine(stacked: FloatArray, weights: FloatArray) -> tuple[FloatArray, FloatArray]:
     """Return the weighted mixture of ``stacked`` (models, n, 3) and its confidence per row."""
-    mixed = np.tensordot(weights, stacked, axes=1)
+    # The product np.tensordot(weights, stacked, axes=1) makes, without its Python wrapping;
+    # minimum/maximum as np.clip, without its dispatch (8 us of an instant's 20 at one row).
+    models, n, classes = stacked.shape
+    mixed = np.dot(weights.reshape(1, models), stacked.reshape(models, n * classes))
+    mixed = mixed.reshape(n, classes)
     mixed /= mixed.sum(axis=1, keepdims=True)
     top = mixed.argmax(axis=1)
     ordered = np.sort(mixed, axis=1)
     margin = ordered[:, -1] - ordered[:, -2]
     agreement = weights @ (stacked.argmax(axis=2) == top).astype(np.float64)
-    return mixed, np.clip(agreement * margin, 0.0, 1.0)
+    return mixed, np.minimum(np.maximum(agreement * margin, 0.0), 1.0)
 
 
 _DOWN, _FLAT, _UP = int(Label.DOWN), int(Label.FLAT), int(Label.UP)  # an IntEnum index is slow

@@ -1,6 +1,6 @@
 """The prediction log, live scores, and drift alerts.
 
-Just over 400 lines (404): the one-step and the per-candle resolution must stay side by side,
+Over 400 lines (424): the one-step and the per-candle resolution must stay side by side,
 where the equivalence of the two can be read.
 
 Every prediction is logged with the close it was made at. When the candle exactly H intervals
@@ -99,6 +99,7 @@ class PredictionMonitor:
         self._baseline: float | None = None
         self._version: str | None = None
         self._rows_seen = 0
+        self._unwatched: list[npt.NDArray[np.float64]] = []  # inputs not yet in ``_live``
         self._alerts: dict[str, bool] = {"accuracy": False, "psi": False}
         self.resolved = 0
         self.expired = 0
@@ -113,6 +114,7 @@ class PredictionMonitor:
         self._baseline = summary.get(ENSEMBLE, {}).get("accuracy")
         reference = bundle.metadata.get("drift_reference")
         self._live = None
+        self._unwatched = []
         if reference is not None:
             self._live = LiveDistribution(
                 FeatureReference.from_json(reference), self.config.psi_window
@@ -349,6 +351,11 @@ class PredictionMonitor:
             return
         inputs = np.asarray(prediction.inputs, dtype=np.float64)
         every = self.config.psi_every
+        if len(inputs) < every - self._rows_seen % every:  # no score falls in these rows:
+            self._unwatched.append(inputs.copy())  # added with the next ones, in one step
+            self._rows_seen += len(inputs)
+            return
+        self._add_unwatched(live)
         done = 0
         while done < len(inputs):
             size = min(len(inputs) - done, every - self._rows_seen % every)
@@ -357,6 +364,13 @@ class PredictionMonitor:
             self._rows_seen += size
             if self._rows_seen % every == 0 and live.size >= self.config.psi_window:
                 self._check_psi(live)
+
+    def _add_unwatched(self, live: LiveDistribution) -> None:
+        """Add the rows kept back since the last score (fewer than ``psi_every``), in order:
+        the distribution is then what adding each instant's rows at once would have made."""
+        if self._unwatched:
+            live.add_many(np.concatenate(self._unwatched))
+            self._unwatched = []
 
     def _check_psi(self, live: LiveDistribution) -> None:
         worst = live.worst(3)
@@ -395,7 +409,10 @@ class PredictionMonitor:
         if self._scores is not None:
             for name, values in self._scores.snapshot().items():
                 scores[name] = {**values, "ece": self._calibration[name].ece()}
-        worst = self._live.worst(3) if self._live is not None else []
+        worst = []
+        if self._live is not None:
+            self._add_unwatched(self._live)
+            worst = self._live.worst(3)
         return {
             "resolved": self.resolved,
             "expired": self.expired,

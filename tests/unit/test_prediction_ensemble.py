@@ -189,6 +189,27 @@ def test_combine_with_adapted_weights_matches_a_hand_computation() -> None:
         assert confidence[i] == pytest.approx(agreement * (first - second), rel=1e-9, abs=1e-15)
 
 
+@pytest.mark.parametrize("rows", [1, 3, 100])
+def test_combine_is_bit_for_bit_the_weighted_tensor_product(rows: int) -> None:
+    """The mixture is exactly ``np.tensordot(weights, stacked, axes=1)`` renormalised and the
+    confidence exactly ``np.clip``'s: the signals (and so the ledger) of an older version."""
+    ens = make()
+    feed(ens, 30, lambda m: m != "logistic")
+    weights = np.array([ens.weights()[m] for m in ens.models])
+    rng = np.random.default_rng(rows)
+    for _ in range(50):
+        per_model = {m: dirichlet(rng, rows) for m in MODELS}
+        stacked = np.stack([per_model[m] for m in ens.models])
+        probs, confidence = ens.combine(per_model)
+        mixed = np.tensordot(weights, stacked, axes=1)
+        mixed /= mixed.sum(axis=1, keepdims=True)
+        ordered = np.sort(mixed, axis=1)
+        agreement = weights @ (stacked.argmax(axis=2) == mixed.argmax(axis=1)).astype(float)
+        want = np.clip(agreement * (ordered[:, -1] - ordered[:, -2]), 0.0, 1.0)
+        assert np.array_equal(probs, mixed)
+        assert np.array_equal(confidence, want)
+
+
 def test_an_even_split_with_no_margin_has_no_confidence() -> None:
     """Two equally weighted models pointing opposite ways leave a tie: confidence 0."""
     ens = make(("a", "b"))

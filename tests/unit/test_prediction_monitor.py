@@ -11,7 +11,7 @@ from paper_trader.domain import Event, EventKind, Interval, Venue
 from paper_trader.features.engine import FeatureRow
 from paper_trader.features.spec import default_spec
 from paper_trader.prediction.bundle import ModelBundle
-from paper_trader.prediction.drift import reference_from
+from paper_trader.prediction.drift import FeatureReference, LiveDistribution, reference_from
 from paper_trader.prediction.ensemble import Ensemble, SignalThresholds
 from paper_trader.prediction.monitor import MonitorConfig, PredictionMonitor
 from paper_trader.prediction.predictor import Prediction
@@ -167,3 +167,22 @@ def test_inputs_like_the_training_data_raise_no_psi_alert() -> None:
         m.record(prediction(b, ensemble, i, [0.3, 0.4, 0.3]), [Decimal("100")])
     assert not [e for e in events.seen if e.kind is EventKind.MODEL_DRIFT]
     assert m.stats()["psi_worst"]
+
+
+def test_a_psi_alert_comes_with_the_row_that_completes_its_count() -> None:
+    """One row an instant: the rows between two scores are added together, yet the alert
+    comes with exactly the row that makes the window full at a scoring count (the 200th), and
+    after every instant the reported PSI is that of a distribution given every row so far."""
+    m, b, ensemble, events, _ = setup()
+    reference = LiveDistribution(
+        FeatureReference.from_json(b.metadata["drift_reference"]), window=200
+    )
+    for i in range(260):
+        made = prediction(b, ensemble, i, [0.3, 0.4, 0.3], scale=5.0)
+        m.record(made, [Decimal("100")])
+        reference.add_many(made.inputs)
+        alerts = [e for e in events.seen if e.kind is EventKind.MODEL_DRIFT]
+        assert len(alerts) == (1 if i >= 199 else 0)
+        if i % 37 == 0 or i in (198, 199, 200):
+            want = [[name, round(value, 4)] for name, value in reference.worst(3)]
+            assert m.stats()["psi_worst"] == want
