@@ -85,7 +85,9 @@ def _probability_row(model: str, value: Sequence[float]) -> list[float]:
         raise ValueError(
             f"model {model!r}: expected {CLASSES} probabilities, got shape ({len(row)},)"
         )
-    if not all(math.isfinite(x) and x >= 0.0 for x in row):
+    down, flat, up = row
+    finite = math.isfinite(down) and math.isfinite(flat) and math.isfinite(up)
+    if not (finite and down >= 0.0 and flat >= 0.0 and up >= 0.0):
         raise ValueError(f"model {model!r}: NaN, infinite or negative values in rows [0]")
     total = math.fsum(row)
     if abs(total - 1.0) > ROW_SUM_TOLERANCE:

@@ -22,6 +22,7 @@ import numpy.typing as npt
 from paper_trader.domain import Interval, PredictionOutcome, PredictionRow, Signal, Venue
 from paper_trader.prediction.dataset import classify
 from paper_trader.prediction.ensemble import ROW_SUM_TOLERANCE, Ensemble
+from paper_trader.prediction.scorecard import top_class
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -136,7 +137,7 @@ class Calibration:
 
     def add(self, probabilities: Sequence[float], label: int) -> None:
         """Add one prediction (its most probable class, first on ties) and what happened."""
-        top = int(np.argmax(probabilities))
+        top = top_class(probabilities)
         head = self._head
         self._top[head] = float(probabilities[top])
         self._hit[head] = float(top == label)

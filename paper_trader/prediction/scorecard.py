@@ -46,6 +46,15 @@ class WeightPolicy:
             raise ValueError(f"the weight floor must be in [0, 1), not {self.floor}")
 
 
+def top_class(p: Sequence[float]) -> int:
+    """Return the most probable of the three classes, the first on ties: ``np.argmax`` of a
+    row of finite values, without making an array of it (a row at a time is the hot path)."""
+    down, flat, up = p
+    if down >= flat and down >= up:
+        return 0
+    return 1 if flat >= up else 2
+
+
 def check_label(label: int) -> int:
     try:
         index = operator.index(label)
@@ -190,12 +199,15 @@ class Scorecard:
             p = [float(x) for x in probabilities]
         except (TypeError, ValueError) as exc:
             raise ValueError(f"model {model!r}: probabilities are not numbers ({exc})") from exc
-        if len(p) != CLASSES or not all(math.isfinite(x) for x in p):
+        if len(p) != CLASSES or not (
+            math.isfinite(p[0]) and math.isfinite(p[1]) and math.isfinite(p[2])
+        ):
             raise ValueError(f"model {model!r}: expected {CLASSES} finite probabilities, got {p}")
         loss = -math.log(max(p[index], LOG_LOSS_EPS))
-        brier = math.fsum((x - (k == index)) ** 2 for k, x in enumerate(p))
-        hit = max(range(CLASSES), key=p.__getitem__) == index  # first maximum, as np.argmax
-        track.add(loss, brier, hit)
+        brier = math.fsum(
+            [(p[0] - (index == 0)) ** 2, (p[1] - (index == 1)) ** 2, (p[2] - (index == 2)) ** 2]
+        )
+        track.add(loss, brier, top_class(p) == index)
 
     def add_many(self, model: str, probabilities: FloatArray, labels: IntArray) -> IntArray:
         """Record rows of ``probabilities`` (n, 3) against ``labels`` (n,), in row order, as
