@@ -1,5 +1,8 @@
 """The decision task's trading step: run the ``Trader``, commit, then tell.
 
+Just over 400 lines (414): the lock, the commit and the stop's save share one invariant (the
+ledger on disk is never a state the trader reached without committing it), kept in one place.
+
 Each decision instant's changes go to SQLite as one ``RecordInstant``, together with the
 notification outbox rows of the trades and breaker transitions they made (one transaction:
 never a trade without its notification, nor the other way round); only after the last instant
@@ -9,7 +12,8 @@ emergency stop) take the same lock as a batch, so they never interleave with one
 
 At start the ledger is restored (cash, positions, breakers, recent trades, last closes); any
 stored candle after the last instant the ledger handled (a crash between the candle commit and
-the ledger commit) is run through the exits at once, marked as recovered.
+the ledger commit, or a stop in the middle of a batch) is run through the exits at once,
+marked as recovered.
 """
 
 import asyncio
@@ -108,6 +112,7 @@ class TradingStage:
         self.entered = 0
         self.errors = 0
         self._since_windows = 0
+        self._unsaved = False  # a batch was traded in memory and not yet committed
         self.started = asyncio.Event()  # set once the ledger is restored: commands may run
         self._observers: list[Callable[[Reported], None]] = []
         self._pacer = Pacer()
@@ -164,6 +169,7 @@ class TradingStage:
         by_symbol = {(s.symbol, s.open_time_ms): s for s in signals}
         failed = faults or {}
         async with self.lock:
+            self._unsaved = True  # until the commit below: a stop in between must not save
             previous = self.trader.last_candle_ms
             results: list[InstantResult] = []
             ordered = sorted(items, key=lambda item: item.candle.open_time_ms)
@@ -181,14 +187,29 @@ class TradingStage:
                 if result.snapshot is not None:  # None: every candle was handled before
                     results.append(result)
             notices = await self._persist(results, previous)
+            self._unsaved = False
         self._report(results, notices)
         if self._observers:
             self._tell(Reported([i.candle for i in ordered], signals, results, notices))
 
     async def save(self) -> None:
-        """Commit the full state, volatility windows included (at a stop)."""
+        """Commit the full state, volatility windows included (at a stop).
+
+        Not after a batch stopped between its trading and its commit (the task was cancelled
+        while the loop breathed): the trader's memory is then ahead of the ledger (cash, fills,
+        the candles handled), and saving it would write a state whose fills, decisions and
+        snapshots were never committed. The ledger stays at its last commit; the restart
+        recovers those instants from the stored candles it never handled.
+        """
         async with self.lock:
             if self.trader.last_candle_ms is None:
+                return
+            if self._unsaved:
+                log.warning(
+                    "trading_state_not_saved",
+                    reason="stopped between trading a batch and committing it",
+                    in_memory_last_candle_ms=self.trader.last_candle_ms,
+                )
                 return
             result = InstantResult(candle_time_ms=self.trader.last_candle_ms)
             await self._commit(self._op([result], windows=True))
@@ -201,9 +222,11 @@ class TradingStage:
         async with self.lock:
             at = self.trader.last_candle_ms or 0
             result = InstantResult(candle_time_ms=at)
+            self._unsaved = True
             answer = command(self.trader, result)
             result.snapshot = self.trader.snapshot(at) if result.fills else None
             notices = await self._persist([result], at)
+            self._unsaved = False
         self._report([result], notices)
         if self._observers:
             self._tell(Reported((), (), [result], notices))

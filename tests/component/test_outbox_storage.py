@@ -1,6 +1,7 @@
 """The notification outbox in SQLite: categories and priorities (migration 7 included), the
 deliveries per channel and how the outbox row follows them, pruning, and the trade notices
-that commit in the ledger's own transaction (never lost, never recorded twice)."""
+that commit in the ledger's own transaction (never lost, never recorded twice); a stop in the
+middle of a batch leaves the ledger at its last commit."""
 
 import asyncio
 import contextlib
@@ -12,7 +13,7 @@ from pathlib import Path
 import aiosqlite
 from conftest import eventually
 from fakes.control_rig import BALANCE, SERIES, VIEW, buy, config, row
-from fakes.trading import T0, bar
+from fakes.trading import MINUTE, T0, bar
 
 from paper_trader.app.trading import ledger_loader
 from paper_trader.control.outbox import Outbox
@@ -252,3 +253,29 @@ async def test_the_recorder_counts_and_reports_what_its_queue_dropped() -> None:
     assert health.status.label == "degraded"
     assert "7 dropped" in health.detail
     assert "7 dropped" in recorder.health().detail
+
+
+async def test_a_stop_in_the_middle_of_a_batch_saves_nothing_the_batch_did_not_commit(
+    tmp_path: Path,
+) -> None:
+    """A catch-up batch cancelled while the loop breathes (SIGTERM), its instants traded in
+    memory but not committed: the stop's save writes nothing, so the database keeps the last
+    committed ledger (cash, the candles handled), whose fills and decisions it holds, and the
+    restart recovers the rest from the stored candles."""
+    async with recorded_stage(tmp_path) as rig:
+        first = bar("BTCUSDT", T0, "100")
+        await rig.stage.on_batch([ClosedCandle(candle=first, row=row(first))], [buy("BTCUSDT", T0)])
+        state = "SELECT cash, last_candle_ms, state_json FROM trading_state"
+        committed = await rows(rig.reader, state)
+        later = [bar("BTCUSDT", T0 + k * MINUTE, "100") for k in range(1, 4_000)]
+        batch = asyncio.create_task(
+            rig.stage.on_batch([ClosedCandle(candle=c, row=row(c)) for c in later], [])
+        )
+        await eventually(lambda: (rig.stage.trader.last_candle_ms or 0) > T0, interval=0.001)
+        assert not batch.done()  # stopped in the middle, not after its commit
+        batch.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await batch
+        await rig.stage.save()
+        assert await rows(rig.reader, state) == committed
+        assert await rows(rig.reader, "SELECT max(candle_time_ms) FROM decisions") == [(T0,)]
