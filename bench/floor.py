@@ -26,7 +26,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -39,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import numpy as np  # noqa: E402
-from pipeline import STALL_PERIOD_S, StallSampler, train_model  # noqa: E402
+from pipeline import STALL_PERIOD_S, StallSampler, machine, train_model  # noqa: E402
 from results import row  # noqa: E402
 from writer import SYMBOLS, commit_instant, instants, running  # noqa: E402
 
@@ -219,13 +218,7 @@ def arguments() -> argparse.Namespace:
 def main() -> None:
     """Train the model, measure both cases, print them and write the JSON."""
     args = arguments()
-    results: dict[str, Any] = {
-        "machine": {
-            "cpus": len(os.sched_getaffinity(0)),
-            "python": platform.python_version(),
-            "loadavg_start": [round(x, 2) for x in os.getloadavg()],
-        }
-    }
+    results: dict[str, Any] = {"machine": machine()}
     (ROOT / "cache").mkdir(exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="bench-floor-", dir=ROOT / "cache") as tmp:
         work = Path(tmp)

@@ -297,14 +297,11 @@ class Predictor:
         started = self.latency.now()
         try:
             per_model = await self._run_members(bundle, x, self.config.timeout_s * instants)
+            self.latency.observe_since(started)
+            stacked = ensemble.stack(per_model)  # the whole pass checked once, not per instant
         except TimeoutError as exc:
             return InferenceFailure(error=f"TimeoutError: {exc}", timed_out=True)
-        except Exception as exc:  # any model failure counts against the breaker  # noqa: BLE001
-            return InferenceFailure(error=f"{type(exc).__name__}: {exc}", timed_out=False)
-        self.latency.observe_since(started)
-        try:  # the whole pass's probabilities checked in one step, not once per instant
-            stacked = ensemble.stack(per_model)
-        except Exception as exc:  # a model's bad output counts like its failure  # noqa: BLE001
+        except Exception as exc:  # failure or bad output: against the breaker  # noqa: BLE001
             return InferenceFailure(error=f"{type(exc).__name__}: {exc}", timed_out=False)
         return Inference(
             rows=tuple(rows),

@@ -6,10 +6,8 @@ the "durable before visible" path). The writer applies consecutive FAST ops in o
 a LEDGER op gets a transaction with ``synchronous=FULL`` that holds no other LEDGER op, and
 takes in the FAST ops queued ahead of it (strictly more durable for them): so the candles an
 instant stored and the instant's ledger change, queued together, commit together. Any failure
-is fatal (crash-only): restart recovers from what SQLite committed. After a commit somebody
-waited for, with nothing queued behind it, the writer checkpoints the WAL into the database
-file (once 500 rows or a second have passed since the last time), so that SQLite's own
-checkpoint seldom runs inside such a commit.
+is fatal (crash-only): restart recovers from what SQLite committed. The writer checkpoints the
+WAL itself when an awaited commit leaves nothing queued (``_checkpoint_if_idle``).
 
 One call per transaction. Each op prepares its statements on the loop, once, as plain data
 (``Statement``: SQL and its parameter rows); the writer hands the whole transaction (the
