@@ -56,6 +56,7 @@ bench: $(VENV)/.dev
 	$(PY) bench/prediction.py
 	$(PY) bench/retrain.py --json $(RESULTS)/retrain.json
 	$(PY) bench/pipeline.py --json $(RESULTS)/pipeline.json
+	$(PY) bench/stages.py --json $(RESULTS)/stages.json
 	$(PY) bench/floor.py --json $(RESULTS)/floor.json
 	$(PY) bench/live.py --json $(RESULTS)/live.json
 	$(PY) bench/monitor.py --json $(RESULTS)/monitor.json

@@ -32,14 +32,17 @@ collector's pauses (``gc.callbacks``), entries and exits made. ``--profile N`` p
 N functions of the event loop's thread over the measured instants (cProfile; the latencies are
 then inflated).
 
-Throughput. Synthetic CSVs, 1 symbol x ``--replay-candles`` and 10 symbols x
-``--replay-10-candles``, go through ``run_replay`` of ``app/replay.py`` (``replay`` without the CLI,
-log output discarded): symbol-candles per second = candles processed / the daemon's elapsed time
-(start-up included, CSV validation not), and over the whole call. About 3 minutes on an idle
+Throughput. Synthetic CSVs, 1 symbol x ``--replay-candles``, 10 symbols x
+``--replay-10-candles`` and 100 symbols x ``--replay-100-candles`` (past the features'
+660-candle warm-up, so the models predict for every symbol), go through ``run_replay`` of
+``app/replay.py`` (``replay`` without the CLI, log output discarded): symbol-candles per second
+= candles processed / the daemon's elapsed time (start-up included, CSV validation not), and
+over the whole call. About 3 minutes on an idle
 2-core machine; the load average is printed: other processes inflate the p99.
 
     .venv/bin/python bench/pipeline.py [--instants 2000] [--batch-instants 300]
-        [--replay-candles 6000] [--replay-10-candles 2000] [--profile 25] [--json FILE]
+        [--replay-candles 6000] [--replay-10-candles 2000]
+        [--replay-100-candles 1500] [--profile 25] [--json FILE]
 """
 
 import argparse
@@ -732,7 +735,7 @@ def arguments() -> argparse.Namespace:
     add("--train-candles", type=int, default=6000, help="candles the model is trained on")
     add("--replay-candles", type=int, default=6000, help="candles of the 1-symbol replay")
     add("--replay-10-candles", type=int, default=2000, help="candles per symbol, 10 symbols")
-    add("--replay-100-candles", type=int, default=400, help="candles per symbol, 100 symbols")
+    add("--replay-100-candles", type=int, default=1500, help="candles per symbol, 100 symbols")
     add("--dir", type=Path, help="directory of the latency databases (default: temporary)")
     add("--profile", type=int, default=0, metavar="N", help="print the top N functions")
     add("--json", type=Path, metavar="FILE", help="also write the figures here")
