@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from paper_trader.domain import Interval, Venue
 from paper_trader.errors import DataIntegrityError
@@ -156,12 +157,13 @@ class FeatureCache:
 
     def save(self, key: SeriesKey, engine: SeriesEngine, rows: list[FeatureRow]) -> Path:
         """Write the series atomically; raise ``OSError`` if the disk refuses."""
-        return self.write(key, self.payload(key, engine, rows))
+        return self.write(key, self.payload(key, engine, encode_rows(rows, len(self.spec.names))))
 
     def payload(
-        self, key: SeriesKey, engine: SeriesEngine, rows: list[FeatureRow]
+        self, key: SeriesKey, engine: SeriesEngine, rows: dict[str, object]
     ) -> dict[str, object]:
-        """Return a copy of what the file will hold (cheap: call it on the event loop)."""
+        """Return what the file will hold, ``rows`` as ``encode_rows`` or ``encode_columns``
+        made them."""
         venue, symbol, interval = key
         return {
             "format": FORMAT,
@@ -172,7 +174,7 @@ class FeatureCache:
             "last_open_time_ms": engine.last_open_ms,
             "saved_at_ms": self._wall_ms(),
             "state": engine.snapshot(),
-            "rows": encode_rows(rows, len(self.spec.names)),
+            "rows": rows,
         }
 
     def write(self, key: SeriesKey, payload: dict[str, object]) -> Path:
@@ -211,9 +213,17 @@ def encode_rows(rows: list[FeatureRow], width: int) -> dict[str, object]:
     as one base64 block of little-endian float64s (a thousand rows of 55 values encode in a
     millisecond, where JSON numbers took tens: the stop at 100 symbols waited on them)."""
     values = np.stack([r.array for r in rows]) if rows else np.empty((0, width))
+    times = np.array([r.open_time_ms for r in rows], dtype=np.int64)
+    return encode_columns(times, np.array([r.is_ready for r in rows], dtype=np.bool_), values)
+
+
+def encode_columns(
+    times: npt.NDArray[np.int64], ready: npt.NDArray[np.bool_], values: npt.NDArray[np.float64]
+) -> dict[str, object]:
+    """Return rows held as arrays (``RowRings.columns``) as ``encode_rows`` writes them."""
     return {
-        "times": [r.open_time_ms for r in rows],
-        "ready": [r.is_ready for r in rows],
+        "times": times.tolist(),
+        "ready": ready.tolist(),
         "values": base64.b64encode(values.astype("<f8").tobytes()).decode("ascii"),
     }
 

@@ -98,6 +98,13 @@ class RowRings:
         """Forget a slot's rows."""
         self.filled[slot] = 0
 
+    def columns(self, slot: int) -> tuple[Ints, npt.NDArray[np.bool_], Floats]:
+        """Return the slot's times, readiness and values, oldest first, as arrays (what the
+        cache file holds: no row objects, 1,000 of them a series took most of a stop)."""
+        filled = int(self.filled[slot])
+        order = np.arange(filled - min(filled, self.keep), filled) % self.keep
+        return self.times[slot, order], self.ready[slot, order], self.values[slot, order]
+
     def recent(self, slot: int, key: SeriesKey) -> list[FeatureRow]:
         """Return the slot's rows, oldest first."""
         filled = int(self.filled[slot])
@@ -152,6 +159,10 @@ class Frozen:
     def recent(self, key: SeriesKey) -> list[FeatureRow]:
         """Return the series' recent rows, oldest first."""
         return self._blocks[key[2].ms][1].recent(self._slots[key], key)
+
+    def recent_columns(self, key: SeriesKey) -> tuple[Ints, npt.NDArray[np.bool_], Floats]:
+        """Return the series' recent rows as arrays (``RowRings.columns``)."""
+        return self._blocks[key[2].ms][1].columns(self._slots[key])
 
 
 @dataclass(slots=True)

@@ -16,7 +16,7 @@ import structlog
 
 from paper_trader.domain import Candle, ComponentHealth, HealthStatus
 from paper_trader.errors import DataIntegrityError
-from paper_trader.features.cache import CacheMiss, FeatureCache
+from paper_trader.features.cache import CacheMiss, FeatureCache, encode_columns
 from paper_trader.features.engine import FeatureRow, SeriesEngine, SeriesKey, candle_values
 from paper_trader.features.series_set import FeatureEngine, Frozen
 from paper_trader.features.spec import FeatureSpec
@@ -275,7 +275,9 @@ class FeatureStage:
     def _save_one(cache: FeatureCache, frozen: Frozen, key: SeriesKey) -> None:
         engine = frozen.engine(key)
         if engine.last_open_ms is not None:
-            cache.write(key, cache.payload(key, engine, frozen.recent(key)))
+            cache.write(
+                key, cache.payload(key, engine, encode_columns(*frozen.recent_columns(key)))
+            )
 
     def stats(self) -> dict[str, object]:
         """Return the engine's and the cache's counters."""

@@ -69,12 +69,13 @@ def uninterrupted(candles: list[Candle]) -> list[float]:
     return row
 
 
-async def run_and_save(tmp_path: Path, candles: list[Candle]) -> None:
+async def run_and_save(tmp_path: Path, candles: list[Candle]) -> FeatureStage:
     first = stage(tmp_path, Database([]))
     await first.prepare()
     for c in candles:
         first.on_candle(c)
     await first.save()
+    return first
 
 
 async def test_a_restart_continues_from_the_cache_and_the_candles_stored_since(
@@ -91,6 +92,17 @@ async def test_a_restart_continues_from_the_cache_and_the_candles_stored_since(
     row = second.on_candle(candles[1_100])
     assert row is not None
     assert list(row.values) == uninterrupted(candles[:1_101])
+
+
+async def test_a_restart_has_the_recent_rows_that_were_saved(tmp_path: Path) -> None:
+    """The rows kept in memory (their ring wrapped round) come back in order from the file."""
+    candles = market(43, 1_003)
+    first = await run_and_save(tmp_path, candles)
+    second = stage(tmp_path, Database(candles))
+    await second.prepare()
+    assert second.cache is not None
+    assert second.cache.counters.hits == 1
+    assert second.engine.recent(KEY) == first.engine.recent(KEY)
 
 
 @pytest.mark.parametrize("change", ["absent", "different"])
