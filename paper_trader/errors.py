@@ -11,11 +11,25 @@ class PaperTraderError(Exception):
 
 
 class ConfigError(PaperTraderError):
-    """Invalid settings or artifacts (database, model files); exit code 2 at start-up."""
+    """Invalid settings or artifacts (database, model files); exit code 2 at start-up.
+
+    ``label`` is what the command line calls it (``paper-trader: LABEL: message``).
+    """
+
+    label = "configuration error"
 
 
 class ModelError(ConfigError):
     """A model artifact is missing, corrupt, tampered with, or does not fit the running spec."""
+
+    label = "model error"
+
+
+class CannotProceed(ConfigError):
+    """Not the settings but a file in the way: a database missing, damaged or held by another
+    process, a backup target that exists, a CSV that cannot be read. Exit code 2 as well."""
+
+    label = "cannot proceed"
 
 
 class TransientError(PaperTraderError):

@@ -301,6 +301,25 @@ class Settings(BaseSettings):
         "a whole number of MiB from 1 to 65536", default=256, ge=1, le=65536
     )
 
+    # Retention: what the database forgets (storage/retention.py); 0 keeps everything. Days
+    # of candle time back from the newest row, except the command audit's (wall clock).
+    decision_retention_days: int = _expect(
+        "a whole number of days from 0 (keep all) to 36500", default=90, ge=0, le=36_500
+    )
+    equity_detail_days: int = _expect(
+        "a whole number of days from 0 (keep all) to 36500", default=30, ge=0, le=36_500
+    )
+    candle_retention_days: int = _expect(
+        "a whole number of days from 0 (keep all) to 36500; never less than training and "
+        "warm-up need",
+        default=365,
+        ge=0,
+        le=36_500,
+    )
+    audit_retention_days: int = _expect(
+        "a whole number of days from 0 (keep all) to 36500", default=365, ge=0, le=36_500
+    )
+
     # HTTP: /health, /metrics and the read-only /api (loopback unless configured otherwise)
     health_host: str = _expect(
         "a host name or IP address to listen on, such as 127.0.0.1, ::1 or 0.0.0.0",

@@ -13,6 +13,7 @@ import aiosqlite
 
 from paper_trader.app import supervision
 from paper_trader.app.ledger import RunPlan
+from paper_trader.app.retention import Retention, RetentionPolicy
 from paper_trader.app.stages import Shared, decision_path, shared_parts
 from paper_trader.app.ways_in import ways_in
 from paper_trader.clock import Clock
@@ -48,6 +49,7 @@ class Services:
     ends_daemon: bool  # the engine's end ends the run: a replay's source ran out
     watchdog: WatchdogService | None
     market: Service  # the live feed, or the replay's source
+    retention: Retention  # what the database forgets, by candle time
     commands: ControlSocket | None
     telegram: Service | None  # the bot, when TELEGRAM_BOT_TOKEN is set and the run is live
     notifier: Service | None  # the outbox's consumer, on a live run
@@ -65,6 +67,7 @@ class Services:
         if self.watchdog is not None:
             supervisor.add(self.watchdog)
         supervisor.add(self.market)
+        supervisor.add(self.retention)
         extras = (
             *(self.commands, self.telegram, self.notifier, self.http, self.status),
             self.announcer,
@@ -101,10 +104,17 @@ def build(
         stop_reason=lambda: supervisor.stop_reason,
     )
     models, engine = path.models, path.engine
+    retention = Retention(
+        shared.writer,
+        RetentionPolicy.of(settings),
+        candle_time=lambda: engine.stats().last_open_time_ms,
+        clock=clock,
+    )
     components = supervision.present(
         *(supervisor, shared.writer, recorder, engine, path.quality, models.stage),
         path.trading,
         *(engine.features, path.feed, models.lifecycle, path.files, commands, *operator),
+        retention,
     )
     monitor = supervision.health_monitor(
         components,
@@ -127,6 +137,7 @@ def build(
         ends_daemon=source is not None,
         watchdog=supervision.watchdog(notifier, shared.heartbeat),
         market=_market(path.feed, source, shared.candles),
+        retention=retention,
         commands=commands,
         telegram=operator.bot,
         notifier=operator.notifier,

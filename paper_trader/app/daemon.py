@@ -29,7 +29,7 @@ from paper_trader.runtime.logs import LoggingHandle, configure_logging, get_logg
 from paper_trader.runtime.sdnotify import SystemdNotifier
 from paper_trader.runtime.supervisor import Outcome, Supervisor
 from paper_trader.settings import Settings
-from paper_trader.storage import DatabaseLock, migrate, open_database
+from paper_trader.storage import DatabaseLock, allow_page_release, migrate, open_database
 
 log = get_logger("app")
 
@@ -124,11 +124,14 @@ async def run_supervised(
 async def _open_database(
     stack: contextlib.AsyncExitStack, db_path: Path, notifier: SystemdNotifier
 ) -> aiosqlite.Connection:
-    """Lock the database for this process, open the writer connection, migrate the schema
-    (a migration that rebuilds a large table asks systemd for the time it takes)."""
+    """Lock the database for this process, open the writer connection, rewrite a file made
+    before retention once, migrate the schema (a long step asks systemd for its time)."""
     stack.enter_context(DatabaseLock.acquire(db_path))
     conn = await open_database(db_path)
     stack.push_async_callback(conn.close)
+    await notifier.extending(
+        allow_page_release(conn, db_path), doing=f"rewriting {db_path} once for retention"
+    )
     await notifier.extending(migrate(conn), doing=f"migrating the database schema of {db_path}")
     return conn
 

@@ -7,17 +7,16 @@ undefined (no trades, too few returns, a zero denominator) is None, never NaN or
 """
 
 import datetime as dt
-import hashlib
 import itertools
-import json
 import math
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from decimal import Decimal
 
 import numpy as np
 
-from paper_trader.domain.trading import DAY_MS, ClosedTrade, EquitySnapshot, plain
+from paper_trader.broker.tally import EquityTally, Group, TradeTally
+from paper_trader.domain.trading import DAY_MS, ClosedTrade, EquitySnapshot
 
 _DAYS_PER_YEAR = 365
 _EPOCH = dt.date(1970, 1, 1)
@@ -118,23 +117,32 @@ def analyse(
 ) -> Analytics:
     """Return the performance of a ledger from its closed trades and equity snapshots.
 
-    ``snapshots`` are in ascending candle time, one per decision instant, and may be empty.
-    Each stands for one candle of ``interval_ms``, so exposure (the fraction of the span with
-    a position open) is the fraction of snapshots with ``open_positions > 0``. Raise
-    ``ValueError`` if ``initial_equity`` or ``interval_ms`` is not positive, or if the
-    snapshots are out of order.
+    ``snapshots`` are in ascending candle time, one per decision instant (or, once thinned,
+    per the ``instants`` it stands for), and may be empty. Each instant stands for one candle
+    of ``interval_ms``, so exposure (the fraction of the span with a position open) is the
+    fraction of instants with a position open. Raise ``ValueError`` if ``initial_equity`` or
+    ``interval_ms`` is not positive, or if the snapshots are out of order. The same as
+    ``analyse_tallies`` of the two fed one by one (``report`` streams them from SQLite).
     """
-    _check_inputs(snapshots, initial_equity, interval_ms)
-    final_equity = snapshots[-1].equity if snapshots else initial_equity
-    annualised = _annualised_return(snapshots, final_equity / initial_equity)
-    max_drawdown, drawdown_ms = _drawdown(snapshots, initial_equity)
-    daily = _daily_equity(snapshots)
-    returns = _daily_returns(initial_equity, [equity for _, equity in daily])
+    _check_inputs(initial_equity, interval_ms)
+    equity = EquityTally(initial_equity)
+    for snapshot in snapshots:
+        equity.add(snapshot)
+    return analyse_tallies(_tallied(trades), equity, interval_ms=interval_ms)
+
+
+def analyse_tallies(trades: TradeTally, equity: EquityTally, *, interval_ms: int) -> Analytics:
+    """Return the performance of a ledger whose trades and snapshots were tallied."""
+    initial_equity = equity.initial_equity
+    _check_inputs(initial_equity, interval_ms)
+    final_equity = equity.last.equity if equity.last else initial_equity
+    annualised = _annualised_return(equity, final_equity / initial_equity)
+    max_drawdown = float(equity.deepest) if equity.last else None
+    returns = _daily_returns(initial_equity, list(equity.daily.values()))
     stats, return_stats = _trade_stats(trades), _return_stats(returns)
     calmar = None
     if annualised is not None and max_drawdown:
         calmar = _finite(annualised / max_drawdown)
-    open_count = sum(1 for s in snapshots if s.open_positions > 0)
     return Analytics(
         initial_equity=initial_equity,
         final_equity=final_equity,
@@ -142,11 +150,11 @@ def analyse(
         annualised_return=annualised,
         calmar=calmar,
         max_drawdown=max_drawdown,
-        max_drawdown_duration_ms=drawdown_ms,
-        exposure=open_count / len(snapshots) if snapshots else None,
-        by_symbol=_breakdown(trades, lambda t: t.symbol),
-        by_exit_reason=_breakdown(trades, lambda t: t.exit_reason.value),
-        daily_equity=tuple((_iso_day(day), equity) for day, equity in daily),
+        max_drawdown_duration_ms=equity.longest_ms if equity.last else None,
+        exposure=equity.opened / equity.instants if equity.last else None,
+        by_symbol=_breakdown(trades.by_symbol),
+        by_exit_reason=_breakdown(trades.by_exit_reason),
+        daily_equity=tuple((_iso_day(day), value) for day, value in equity.daily.items()),
         **asdict(stats),
         **asdict(return_stats),
     )
@@ -161,75 +169,41 @@ def ledger_digest(trades: Sequence[ClosedTrade]) -> str:
     Trades are sorted by (opened candle, symbol, closed candle), then by their canonical text,
     so the input order does not matter. Left out on purpose: ``recovered`` (a fact about the
     run, not the market), the fill ids (sequence numbers of one run) and gross PnL (implied);
-    nothing wall-clock is in a trade. The empty ledger hashes ``[]``.
+    nothing wall-clock is in a trade. The empty ledger hashes ``[]``. ``TradeTally.digest``
+    gives the same of trades fed in that order.
     """
-    rows = [(t.opened_candle_ms, t.symbol, t.closed_candle_ms, _canonical_trade(t)) for t in trades]
-    rows.sort(key=lambda row: (*row[:3], json.dumps(row[3], sort_keys=True)))
-    text = json.dumps([row[3] for row in rows], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return _tallied(trades).digest()
 
 
-def _check_inputs(
-    snapshots: Sequence[EquitySnapshot], initial_equity: Decimal, interval_ms: int
-) -> None:
+def _tallied(trades: Sequence[ClosedTrade]) -> TradeTally:
+    tally = TradeTally()
+    for trade in sorted(trades, key=lambda t: (t.opened_candle_ms, t.symbol, t.closed_candle_ms)):
+        tally.add(trade)
+    return tally
+
+
+def _check_inputs(initial_equity: Decimal, interval_ms: int) -> None:
     """Raise ``ValueError`` on inputs no analytics can be computed from."""
     if not initial_equity > 0:
         raise ValueError(f"the initial equity must be positive, not {initial_equity}")
     if interval_ms <= 0:
         raise ValueError(f"the interval must be a positive number of ms, not {interval_ms}")
-    for before, after in itertools.pairwise(snapshots):
-        if after.candle_time_ms < before.candle_time_ms:
-            raise ValueError(
-                f"snapshots out of order: {after.candle_time_ms} after {before.candle_time_ms}"
-            )
 
 
-def _annualised_return(snapshots: Sequence[EquitySnapshot], growth: Decimal) -> float | None:
+def _annualised_return(equity: EquityTally, growth: Decimal) -> float | None:
     """Return ``growth ** (365 / days) - 1`` over the snapshots' span; None under one day.
 
     None too when it cannot be a finite real number (equity fell below zero, or overflow).
     """
-    if not snapshots:
+    if equity.first is None or equity.last is None:
         return None
-    span_ms = snapshots[-1].candle_time_ms - snapshots[0].candle_time_ms
+    span_ms = equity.last.candle_time_ms - equity.first.candle_time_ms
     if span_ms < DAY_MS or growth < 0:
         return None
     try:
         return math.pow(float(growth), _DAYS_PER_YEAR * DAY_MS / span_ms) - 1.0
     except OverflowError:
         return None
-
-
-def _drawdown(
-    snapshots: Sequence[EquitySnapshot], initial_equity: Decimal
-) -> tuple[float | None, int | None]:
-    """Return the deepest peak-to-trough fall (a fraction) and the longest time under a peak.
-
-    The first peak is the initial equity, dated at the first snapshot. Time under a peak runs
-    to the snapshot where equity first regains it, or to the last snapshot if it never does.
-    """
-    if not snapshots:
-        return None, None
-    peak, peak_ms = initial_equity, snapshots[0].candle_time_ms
-    deepest, longest, under = Decimal(0), 0, False
-    for snapshot in snapshots:
-        if snapshot.equity >= peak:
-            if under:
-                longest = max(longest, snapshot.candle_time_ms - peak_ms)
-            peak, peak_ms, under = snapshot.equity, snapshot.candle_time_ms, False
-        else:
-            under = True
-            longest = max(longest, snapshot.candle_time_ms - peak_ms)
-            deepest = max(deepest, (peak - snapshot.equity) / peak)
-    return float(deepest), longest
-
-
-def _daily_equity(snapshots: Sequence[EquitySnapshot]) -> list[tuple[int, Decimal]]:
-    """Return (UTC day number, equity of the day's last snapshot) for each day, in order."""
-    last: dict[int, Decimal] = {}
-    for snapshot in snapshots:
-        last[snapshot.candle_time_ms // DAY_MS] = snapshot.equity
-    return list(last.items())
 
 
 def _daily_returns(initial_equity: Decimal, daily: Sequence[Decimal]) -> list[float]:
@@ -259,49 +233,42 @@ def _return_stats(returns: Sequence[float]) -> _ReturnStats:
     )
 
 
-def _trade_stats(trades: Sequence[ClosedTrade]) -> _TradeStats:
+def _trade_stats(tally: TradeTally) -> _TradeStats:
     """Return counts, win rate, profit factor, averages, fees, net PnL and the Kelly fraction.
 
     A trade with zero net PnL counts as neither a win nor a loss.
     """
-    wins = [t.net_pnl for t in trades if t.net_pnl > 0]
-    losses = [t.net_pnl for t in trades if t.net_pnl < 0]
-    net_pnl = sum((t.net_pnl for t in trades), Decimal(0))
-    average_win, average_loss = _mean(wins), _mean(losses)
-    win_rate = len(wins) / len(trades) if trades else None
+    average_win = tally.won / tally.wins if tally.wins else None
+    average_loss = tally.lost / tally.losses if tally.losses else None
+    win_rate = tally.wins / tally.trades if tally.trades else None
     kelly = None
     if win_rate is not None and average_win is not None and average_loss is not None:
         kelly = win_rate - (1 - win_rate) / float(average_win / -average_loss)
     return _TradeStats(
-        trades=len(trades),
-        wins=len(wins),
-        losses=len(losses),
+        trades=tally.trades,
+        wins=tally.wins,
+        losses=tally.losses,
         win_rate=win_rate,
-        profit_factor=float(sum(wins, Decimal(0)) / -sum(losses)) if losses else None,
-        expectancy=_mean([t.net_pnl for t in trades]),
+        profit_factor=float(tally.won / -tally.lost) if tally.losses else None,
+        expectancy=tally.net_pnl / tally.trades if tally.trades else None,
         average_win=average_win,
         average_loss=average_loss,
-        total_fees=sum((t.fees for t in trades), Decimal(0)),
-        net_pnl=net_pnl,
+        total_fees=tally.fees,
+        net_pnl=tally.net_pnl,
         kelly_fraction=kelly,
     )
 
 
-def _breakdown(
-    trades: Iterable[ClosedTrade], key: Callable[[ClosedTrade], str]
-) -> tuple[Breakdown, ...]:
-    """Return one breakdown per value of ``key``, sorted by that value."""
-    groups: dict[str, list[ClosedTrade]] = {}
-    for trade in trades:
-        groups.setdefault(key(trade), []).append(trade)
+def _breakdown(groups: dict[str, Group]) -> tuple[Breakdown, ...]:
+    """Return one breakdown per group, sorted by its name."""
     return tuple(
         Breakdown(
             key=name,
-            trades=len(group),
-            wins=(wins := sum(1 for t in group if t.net_pnl > 0)),
-            win_rate=wins / len(group),
-            net_pnl=sum((t.net_pnl for t in group), Decimal(0)),
-            fees=sum((t.fees for t in group), Decimal(0)),
+            trades=group.trades,
+            wins=group.wins,
+            win_rate=group.wins / group.trades,
+            net_pnl=group.net_pnl,
+            fees=group.fees,
         )
         for name, group in sorted(groups.items())
     )
@@ -312,35 +279,9 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _mean(values: Sequence[Decimal]) -> Decimal | None:
-    """Return the mean, or None for no values."""
-    return sum(values, Decimal(0)) / len(values) if values else None
-
-
 def _iso_day(day: int) -> str:
     """Return the UTC day number (days since 1970-01-01) as "YYYY-MM-DD"."""
     return (_EPOCH + dt.timedelta(days=day)).isoformat()
-
-
-def _canonical_trade(trade: ClosedTrade) -> dict[str, object]:
-    """Return the fields of ``trade`` that define it in the ledger digest."""
-    return {
-        "venue": trade.venue.value,
-        "symbol": trade.symbol,
-        "interval": trade.interval.value,
-        "side": trade.side.value,
-        "quantity": plain(trade.quantity),
-        "entry_price": plain(trade.entry_price),
-        "exit_price": plain(trade.exit_price),
-        "entry_fee": plain(trade.entry_fee),
-        "exit_fee": plain(trade.exit_fee),
-        "net_pnl": plain(trade.net_pnl),
-        "opened_candle_ms": trade.opened_candle_ms,
-        "closed_candle_ms": trade.closed_candle_ms,
-        "exit_reason": trade.exit_reason.value,
-        "entry_fill_model": trade.entry_fill_model.value,
-        "exit_fill_model": trade.exit_fill_model.value,
-    }
 
 
 def _fields_to_json(value: Analytics | Breakdown) -> dict[str, object]:

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from paper_trader.domain import Interval, Venue
-from paper_trader.errors import ConfigError, DataIntegrityError
+from paper_trader.errors import CannotProceed, ConfigError, DataIntegrityError
 from paper_trader.features.atomic import atomic_text
 from paper_trader.features.engine import SeriesEngine, candle_values
 from paper_trader.features.spec import FeatureSpec, default_spec
@@ -110,7 +110,7 @@ def dump_features(request: DumpRequest, spec: FeatureSpec | None = None) -> Dump
         with atomic_text(request.out) as handle:
             tally = write_rows(handle, spec, rows)
     except OSError as exc:
-        raise ConfigError(f"cannot write {request.out} ({exc.strerror})") from None
+        raise CannotProceed(f"cannot write {request.out} ({exc.strerror})") from None
     return DumpResult(
         out=request.out,
         engine=request.engine,
@@ -124,9 +124,9 @@ def dump_features(request: DumpRequest, spec: FeatureSpec | None = None) -> Dump
 
 def _check_paths(source: Path, out: Path) -> None:
     if out.is_dir():
-        raise ConfigError(f"--out {out} is a directory; name a file instead")
+        raise CannotProceed(f"--out {out} is a directory; name a file instead")
     if out.exists() and source.exists() and out.samefile(source):
-        raise ConfigError(f"refusing to write the features over the candle file {source}")
+        raise CannotProceed(f"refusing to write the features over the candle file {source}")
 
 
 def incremental_rows(spec: FeatureSpec, candles: CandleCsv) -> Iterator[Row]:

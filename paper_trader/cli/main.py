@@ -23,6 +23,7 @@ from paper_trader.errors import ConfigError, DataIntegrityError
 from paper_trader.settings import Settings, load_settings
 
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 128 + 13  # as a process killed by SIGPIPE
 Commands: TypeAlias = "argparse._SubParsersAction[argparse.ArgumentParser]"
 
 
@@ -337,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = load_settings(args.env_file or Path(".env"), required=args.env_file is not None)
         return COMMANDS[args.command or "run"](settings, args)
     except (ConfigError, DataIntegrityError) as exc:
-        kind = "configuration error" if isinstance(exc, ConfigError) else "bad input"
+        kind = exc.label if isinstance(exc, ConfigError) else "bad input"
         for line in str(exc).splitlines():
             print(f"paper-trader: {kind}: {line}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -346,13 +347,20 @@ def main(argv: list[str] | None = None) -> int:
 def run_as_process() -> NoReturn:
     """Run ``main`` as the process and leave without tearing the interpreter down.
 
+    Output into a pipe whose reader has gone ends the command quietly with 141, as a shell
+    tool killed by SIGPIPE would.
+
     Every command has closed its files, databases and log handlers by the time ``main``
     returns; what is left is freeing the heap object by object (the daemon's frozen warm heap
     at 100 symbols: 0.7 s of a 2 s stop budget). Standard streams and logging are flushed, then
     the process exits with the command's code.
     """
-    code = main()
-    logging.shutdown()
-    sys.stdout.flush()
+    try:
+        code = main()
+        logging.shutdown()
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left (``check-config | head``): no traceback for it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_BROKEN_PIPE
     sys.stderr.flush()
     os._exit(code)

@@ -10,7 +10,7 @@ from paper_trader.app.ledger import fresh_replay_database
 from paper_trader.app.replay import ReplayRequest, run_replay
 from paper_trader.cli.command import symbol_argument
 from paper_trader.clock import SystemClock
-from paper_trader.errors import ConfigError
+from paper_trader.errors import CannotProceed
 from paper_trader.settings import Settings
 
 
@@ -22,7 +22,10 @@ def run_command(settings: Settings, _args: argparse.Namespace) -> int:
 def check_config_command(settings: Settings, _args: argparse.Namespace) -> int:
     """Print the effective settings, secrets masked (loading them validated them)."""
     print("configuration ok")
-    for name, value in settings.effective().items():
+    shown = settings.effective()
+    if settings.fee_rate is None:
+        shown["FEE_RATE"] = f"{settings.taker_fee}  # unset: {settings.exchange}'s taker fee"
+    for name, value in shown.items():
         print(f"{name}={value}")
     return 0
 
@@ -60,4 +63,4 @@ def _write_atomically(path: Path, text: str) -> None:
         partial.write_text(text, encoding="utf-8")
         partial.replace(path)
     except OSError as exc:
-        raise ConfigError(f"--report {path}: cannot write ({exc.strerror})") from None
+        raise CannotProceed(f"--report {path}: cannot write ({exc.strerror})") from None

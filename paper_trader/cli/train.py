@@ -26,7 +26,7 @@ import numpy.typing as npt
 from paper_trader.app.configs import label_rule
 from paper_trader.cli.command import console_logging, symbol_argument
 from paper_trader.domain import Interval, Venue
-from paper_trader.errors import ConfigError, DataIntegrityError
+from paper_trader.errors import CannotProceed, ConfigError, DataIntegrityError
 from paper_trader.features.engine import candle_values
 from paper_trader.features.spec import FeatureSpec, default_spec
 from paper_trader.market.candle_csv import CandleCsv
@@ -156,7 +156,7 @@ async def load_db_series(request: TrainRequest) -> Series:
     """Read the last ``max_candles`` stored candles of each symbol (read-only)."""
     assert request.db_path is not None
     if not request.db_path.is_file():
-        raise ConfigError(f"--from-db: no database at {request.db_path} (DB_PATH)")
+        raise CannotProceed(f"--from-db: no database at {request.db_path} (DB_PATH)")
     reader = await open_reader(request.db_path)
     try:
         series: Series = {}
@@ -171,7 +171,7 @@ async def load_db_series(request: TrainRequest) -> Series:
             )
             series[symbol] = _arrays([(c.open_time_ms, candle_values(c)) for c in candles])
     except sqlite3.Error as exc:
-        raise ConfigError(f"--from-db: cannot read {request.db_path} ({exc})") from exc
+        raise CannotProceed(f"--from-db: cannot read {request.db_path} ({exc})") from exc
     finally:
         await reader.close()
     return series

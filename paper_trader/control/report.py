@@ -13,7 +13,8 @@ from typing import Any
 
 import aiosqlite
 
-from paper_trader.broker.analytics import analyse, ledger_digest
+from paper_trader.broker.analytics import analyse_tallies
+from paper_trader.broker.tally import EquityTally, TradeTally
 from paper_trader.clock import iso_ms
 from paper_trader.domain import Interval
 from paper_trader.risk.breakers import TradingBreakers
@@ -26,9 +27,9 @@ from paper_trader.storage.deviations import (
 )
 from paper_trader.storage.ledger_repository import (
     candles_handled,
-    closed_trades,
     decision_counts,
-    equity_snapshots,
+    each_closed_trade,
+    each_equity_snapshot,
     ledger_state,
     open_positions,
 )
@@ -156,20 +157,23 @@ async def trading_summary(
         return {"candles_processed": 0, "signals": 0, "trades": 0, "ledger_digest": None}
     extra = json.loads(state.state_json)
     initial = Decimal(str(extra.get("initial_balance", state.cash)))
-    trades = await closed_trades(conn)
-    snapshots = await equity_snapshots(conn)
+    trades, equity = TradeTally(), EquityTally(initial)
+    async for trade in each_closed_trade(conn):  # row by row: memory does not grow with history
+        trades.add(trade)
+    async for snapshot in each_equity_snapshot(conn):
+        equity.add(snapshot)
     counts = await decision_counts(conn)
     interval_ms = Interval(series[0].interval).ms if series else 60_000
-    analytics = analyse(trades, snapshots, initial_equity=initial, interval_ms=interval_ms)
+    analytics = analyse_tallies(trades, equity, interval_ms=interval_ms)
     return {
         "replay_parity": await replay_parity(conn, counts),
         "candles_processed": await candles_handled(conn, handled_of(extra)),
         "signals": sum(counts.values()),
         "decisions": counts,
-        "trades": len(trades),
+        "trades": trades.trades,
         "open_positions": len(await open_positions(conn)),
         "final_equity": format(analytics.final_equity, "f"),
         "trading_state": TradingBreakers(BreakerConfig(), extra.get("breakers")).state.value,
-        "ledger_digest": ledger_digest(trades),
+        "ledger_digest": trades.digest(),
         "analytics": analytics.to_json(),
     }

@@ -19,7 +19,7 @@ import aiosqlite
 from paper_trader.control.risk_report import RiskReport, risk_report
 from paper_trader.domain.trading import DAY_MS, ClosedTrade, EquitySnapshot
 from paper_trader.storage.equity import equity_closes, first_snapshot_ms
-from paper_trader.storage.ledger_repository import closed_trades
+from paper_trader.storage.ledger_repository import closed_trades, each_closed_trade
 from paper_trader.trading.stage import TradingStage
 
 CURVE_POINTS = 500  # an equity curve is at most this many points, whatever its span
@@ -66,6 +66,30 @@ class Profit:
     win_rate: float | None
     best_trade: ClosedTrade | None
     worst_trade: ClosedTrade | None
+
+
+@dataclass(slots=True)
+class _ProfitTally:
+    """The closed trades' part of ``Profit``, one trade at a time."""
+
+    trades: int = 0
+    wins: int = 0
+    losses: int = 0
+    realised: Decimal = Decimal(0)
+    fees: Decimal = Decimal(0)
+    best: ClosedTrade | None = None
+    worst: ClosedTrade | None = None
+
+    def add(self, trade: ClosedTrade) -> None:
+        self.trades += 1
+        self.wins += trade.net_pnl > 0
+        self.losses += trade.net_pnl < 0
+        self.realised += trade.net_pnl
+        self.fees += trade.fees
+        if self.best is None or trade.net_pnl > self.best.net_pnl:  # the first of equals
+            self.best = trade
+        if self.worst is None or trade.net_pnl < self.worst.net_pnl:
+            self.worst = trade
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,41 +205,39 @@ class Reports:
                 Decimal(0),
             )
             initial = trader.initial_balance
-        trades = await closed_trades(self._reader)
-        wins = sum(1 for t in trades if t.net_pnl > 0)
+        tally = _ProfitTally()
+        async for trade in each_closed_trade(self._reader, as_closed=True):  # row by row
+            tally.add(trade)
         return Profit(
             initial_balance=initial,
             equity=equity,
             total_pnl=equity - initial,
-            realised=sum((t.net_pnl for t in trades), Decimal(0)),
+            realised=tally.realised,
             unrealised=unrealised,
-            fees=sum((t.fees for t in trades), Decimal(0)),
-            trades=len(trades),
-            wins=wins,
-            losses=sum(1 for t in trades if t.net_pnl < 0),
-            win_rate=wins / len(trades) if trades else None,
-            best_trade=max(trades, key=lambda t: t.net_pnl, default=None),
-            worst_trade=min(trades, key=lambda t: t.net_pnl, default=None),
+            fees=tally.fees,
+            trades=tally.trades,
+            wins=tally.wins,
+            losses=tally.losses,
+            win_rate=tally.wins / tally.trades if tally.trades else None,
+            best_trade=tally.best,
+            worst_trade=tally.worst,
         )
 
     async def performance(self) -> tuple[SymbolPerformance, ...]:
         """Return each traded symbol's closed trades, best net PnL first."""
-        by_symbol: dict[str, list[ClosedTrade]] = {}
-        for trade in await closed_trades(self._reader):
-            by_symbol.setdefault(trade.symbol, []).append(trade)
-        rows = [
-            SymbolPerformance(
-                symbol=symbol,
-                trades=len(trades),
-                wins=sum(1 for t in trades if t.net_pnl > 0),
-                net_pnl=sum((t.net_pnl for t in trades), Decimal(0)),
-                fees=sum((t.fees for t in trades), Decimal(0)),
-                best=max(t.net_pnl for t in trades),
-                worst=min(t.net_pnl for t in trades),
+        by_symbol: dict[str, SymbolPerformance] = {}
+        async for t in each_closed_trade(self._reader, as_closed=True):  # row by row
+            row = by_symbol.get(t.symbol)
+            by_symbol[t.symbol] = SymbolPerformance(
+                symbol=t.symbol,
+                trades=1 + (row.trades if row else 0),
+                wins=(t.net_pnl > 0) + (row.wins if row else 0),
+                net_pnl=t.net_pnl + (row.net_pnl if row else 0),
+                fees=t.fees + (row.fees if row else 0),
+                best=max(t.net_pnl, row.best) if row else t.net_pnl,
+                worst=min(t.net_pnl, row.worst) if row else t.net_pnl,
             )
-            for symbol, trades in by_symbol.items()
-        ]
-        return tuple(sorted(rows, key=lambda r: (-r.net_pnl, r.symbol)))
+        return tuple(sorted(by_symbol.values(), key=lambda r: (-r.net_pnl, r.symbol)))
 
     async def periods(self, unit: PeriodUnit, count: int) -> tuple[PeriodRow, ...]:
         """Return the last ``count`` periods (at most 366) up to the last candle, oldest first."""

@@ -279,7 +279,11 @@ class BreakerTransition:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EquitySnapshot:
-    """The portfolio marked at a candle time (the latest close of every held symbol)."""
+    """The portfolio marked at a candle time (the latest close of every held symbol).
+
+    A snapshot kept when older ones were thinned (``storage/thinning.py``) stands for
+    ``instants`` instants up to its own, ``open_instants`` of them with a position open.
+    """
 
     candle_time_ms: int
     cash: Decimal
@@ -287,6 +291,15 @@ class EquitySnapshot:
     equity: Decimal
     peak_equity: Decimal
     open_positions: int
+    instants: int = 1
+    open_instants: int | None = None  # None: this instant alone, open if open_positions > 0
+
+    @property
+    def opened(self) -> int:
+        """Return how many of the instants it stands for had a position open."""
+        if self.open_instants is not None:
+            return self.open_instants
+        return 1 if self.open_positions > 0 else 0
 
 
 class Action(enum.StrEnum):

@@ -11,7 +11,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from paper_trader.domain import Candle, Interval, Venue
-from paper_trader.errors import ConfigError, DataIntegrityError
+from paper_trader.errors import CannotProceed, DataIntegrityError
 
 HEADER = ("timestamp_ms", "open", "high", "low", "close", "volume")
 MAX_REPORTED_PROBLEMS = 10
@@ -29,7 +29,7 @@ class CandleCsv:
     def validate(self) -> int:
         """Check every row and return how many there are.
 
-        Raise ``DataIntegrityError`` listing the first bad lines.
+        Raise ``DataIntegrityError`` listing the first bad lines, one line of its message each.
         """
         problems: list[str] = []
         rows = 0
@@ -37,12 +37,12 @@ class CandleCsv:
             if isinstance(parsed, str):
                 problems.append(f"{self.path}:{line_no}: {parsed}")
                 if len(problems) >= MAX_REPORTED_PROBLEMS:
-                    problems.append("(stopped after the first problems)")
+                    problems.append(f"{self.path}: stopped after the first {len(problems)}")
                     break
                 continue
             rows += 1
         if problems:
-            raise DataIntegrityError("bad candle file: " + "; ".join(problems))
+            raise DataIntegrityError("\n".join(f"bad candle file: {p}" for p in problems))
         if rows == 0:
             raise DataIntegrityError(f"bad candle file: {self.path}: no candle rows")
         return rows
@@ -66,7 +66,7 @@ class CandleCsv:
         try:
             handle = self.path.open(encoding="utf-8", newline="")
         except OSError as exc:
-            raise ConfigError(f"cannot read {self.path}: {exc.strerror}") from None
+            raise CannotProceed(f"cannot read {self.path}: {exc.strerror}") from None
         with handle:
             for line_no, line in enumerate(handle, start=1):
                 text = line.strip()

@@ -1,7 +1,12 @@
 """SQLite persistence: opening and locking, migrations, the single writer, queries, backups."""
 
 from paper_trader.storage.backup import BackupResult, backup_database
-from paper_trader.storage.database import DatabaseLock, open_database, open_reader
+from paper_trader.storage.database import (
+    DatabaseLock,
+    allow_page_release,
+    open_database,
+    open_reader,
+)
 from paper_trader.storage.migrations import MigrationResult, migrate
 from paper_trader.storage.ops import (
     AppendOutbox,
@@ -73,6 +78,7 @@ __all__ = [
     "UpsertCandles",
     "WriteOp",
     "WriterStats",
+    "allow_page_release",
     "apply_transaction",
     "backup_database",
     "candle_at_or_before",

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from paper_trader.errors import ConfigError
+from paper_trader.errors import CannotProceed
 from paper_trader.runtime.logs import get_logger
 from paper_trader.storage.database import open_failure
 
@@ -57,13 +57,15 @@ async def backup_database(source: Path, out: Path, *, overwrite: bool = False) -
 
 def _check_paths(source: Path, out: Path, *, overwrite: bool) -> None:
     if not source.is_file():
-        raise ConfigError(f"cannot back up database {source}: the file does not exist")
+        raise CannotProceed(f"cannot back up database {source}: the file does not exist")
     if out.resolve() == source.resolve() or (out.exists() and out.samefile(source)):
-        raise ConfigError(f"refusing to back up database {source} onto itself; choose another out")
+        raise CannotProceed(
+            f"refusing to back up database {source} onto itself; choose another out"
+        )
     if out.is_dir():
-        raise ConfigError(f"backup target {out} is a directory; name a file instead")
+        raise CannotProceed(f"backup target {out} is a directory; name a file instead")
     if out.exists() and not overwrite:
-        raise ConfigError(
+        raise CannotProceed(
             f"backup target {out} already exists; choose another file or ask to overwrite it"
         )
 
@@ -76,7 +78,7 @@ def _backup(source: Path, out: Path, *, overwrite: bool) -> BackupResult:
         fd, tmp_name = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
         os.close(fd)
     except OSError as exc:
-        raise ConfigError(f"cannot write the backup to {out} ({exc.strerror})") from exc
+        raise CannotProceed(f"cannot write the backup to {out} ({exc.strerror})") from exc
     tmp = Path(tmp_name)
     try:
         pages = _copy(source, tmp, out)
@@ -84,7 +86,7 @@ def _backup(source: Path, out: Path, *, overwrite: bool) -> BackupResult:
         os.replace(tmp, out)
         _fsync(out.parent)
     except OSError as exc:
-        raise ConfigError(f"cannot write the backup to {out} ({exc.strerror})") from exc
+        raise CannotProceed(f"cannot write the backup to {out} ({exc.strerror})") from exc
     finally:
         tmp.unlink(missing_ok=True)
     return BackupResult(
@@ -117,14 +119,14 @@ def _copy_into(src: sqlite3.Connection, source: Path, tmp: Path, out: Path) -> i
         problems = [str(row[0]) for row in dst.execute("PRAGMA quick_check").fetchall()]
         pages = int(dst.execute("PRAGMA page_count").fetchone()[0])
     except sqlite3.Error as exc:
-        raise ConfigError(
+        raise CannotProceed(
             f"backup of database {source} to {out} failed ({exc}); "
             f"check the free space and permissions in {out.parent}"
         ) from exc
     finally:
         dst.close()
     if problems != ["ok"]:
-        raise ConfigError(
+        raise CannotProceed(
             f"the backup copy of database {source} failed its integrity check "
             f"({'; '.join(problems[:3])}); {out} was not written; the source may be damaged: "
             f'check it with sqlite3 {source} "PRAGMA integrity_check"'

@@ -10,6 +10,7 @@ import fcntl
 import os
 import shlex
 import sqlite3
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from types import TracebackType
@@ -17,7 +18,7 @@ from typing import Any, Self
 
 import aiosqlite
 
-from paper_trader.errors import ConfigError, FatalError
+from paper_trader.errors import CannotProceed, FatalError
 from paper_trader.runtime.logs import get_logger
 
 _log = get_logger("storage")
@@ -30,6 +31,7 @@ _WRITER_PRAGMAS = (
     "PRAGMA foreign_keys=ON",
     f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}",
 )
+_INCREMENTAL = 2  # PRAGMA auto_vacuum's value for INCREMENTAL
 _DAMAGED_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
 
 
@@ -55,7 +57,7 @@ class DatabaseLock:
             lock_path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise ConfigError(
+            raise CannotProceed(
                 f"cannot create the lock file {lock_path} ({exc.strerror}); "
                 "check that its directory is writable or set DB_PATH to another file"
             ) from exc
@@ -64,7 +66,7 @@ class DatabaseLock:
         except BlockingIOError:
             pid = _read_pid(fd)
             os.close(fd)
-            raise ConfigError(
+            raise CannotProceed(
                 f"database {db_path} is in use by another paper-trader process (pid {pid}); "
                 "stop it first or set DB_PATH to another file"
             ) from None
@@ -157,7 +159,7 @@ def _make_parent(path: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise ConfigError(
+        raise CannotProceed(
             f"cannot create the directory of database {path} ({exc.strerror}); "
             "check the path and its permissions or set DB_PATH to another file"
         ) from exc
@@ -165,7 +167,7 @@ def _make_parent(path: Path) -> None:
 
 def _reader_uri(path: Path) -> str:
     if not path.is_file():
-        raise ConfigError(
+        raise CannotProceed(
             f"database {path} does not exist; start paper-trader once to create it "
             "or set DB_PATH to the right file"
         )
@@ -180,6 +182,7 @@ async def _connect(path: Path, target: str, *, uri: bool) -> aiosqlite.Connectio
 
 
 async def _configure(conn: aiosqlite.Connection, path: Path, *, check: bool) -> None:
+    await _incremental_vacuum(conn)
     rows = list(await conn.execute_fetchall("PRAGMA journal_mode=WAL"))
     _check_wal(path, rows)
     for pragma in _WRITER_PRAGMAS:
@@ -190,10 +193,41 @@ async def _configure(conn: aiosqlite.Connection, path: Path, *, check: bool) -> 
             raise damaged(path, "; ".join(problems[:3]))
 
 
+async def _incremental_vacuum(conn: aiosqlite.Connection) -> None:
+    """Make a new file one whose freed pages can be given back (it must be said before the
+    first table, and before WAL: ``storage/retention.py`` prunes)."""
+    if await _number(conn, "SELECT count(*) FROM sqlite_master") == 0:
+        await conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+
+
+async def allow_page_release(conn: aiosqlite.Connection, path: Path) -> bool:
+    """Rewrite a file made before retention existed (``VACUUM``, once) so that pruning can
+    give its freed pages back; return whether it was rewritten. Without it, freed pages are
+    still reused, but the file never shrinks."""
+    if await _number(conn, "PRAGMA auto_vacuum") == _INCREMENTAL:
+        return False
+    started = time.monotonic()
+    await conn.execute("PRAGMA auto_vacuum=INCREMENTAL")
+    await conn.execute("VACUUM")
+    _log.info(
+        "database_rewritten_for_retention",
+        path=str(path),
+        seconds=round(time.monotonic() - started, 2),
+        pages=await _number(conn, "PRAGMA page_count"),
+    )
+    return True
+
+
+async def _number(conn: aiosqlite.Connection, sql: str) -> int:
+    """Return the one number ``sql`` answers."""
+    rows = list(await conn.execute_fetchall(sql))
+    return int(rows[0][0])
+
+
 def _check_wal(path: Path | str, rows: list[Any]) -> None:
     mode = str(rows[0][0]).lower() if rows else ""
     if mode != "wal":
-        raise ConfigError(
+        raise CannotProceed(
             f"database {path} cannot use write-ahead logging (journal_mode answered {mode!r}); "
             "put DB_PATH on a local filesystem"
         )
@@ -228,23 +262,23 @@ def connect_writer(file: str) -> sqlite3.Connection:
     return conn
 
 
-def open_failure(path: Path, exc: sqlite3.Error) -> ConfigError:
+def open_failure(path: Path, exc: sqlite3.Error) -> CannotProceed:
     """Translate a sqlite3 error met while opening ``path`` into a one-line ``ConfigError``."""
     problem = str(exc) or type(exc).__name__
     code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(code, int) and code & 0xFF in _DAMAGED_CODES:
         return damaged(path, problem)
-    return ConfigError(
+    return CannotProceed(
         f"cannot open database {path} ({_one_line(problem)}); check that the file and its "
         "directory are readable and writable by this user, that the disk is not full, and "
         "that no other program holds the file"
     )
 
 
-def damaged(path: Path, problem: str) -> ConfigError:
+def damaged(path: Path, problem: str) -> CannotProceed:
     """Return the ``ConfigError`` for a damaged database file, with the recovery steps."""
     quoted = shlex.quote(str(path))
-    return ConfigError(
+    return CannotProceed(
         f"database {path} is damaged ({_one_line(problem)}); stop paper-trader, move the file "
         "aside and restore your latest backup (run_paper_trader.py backup --out FILE makes "
         f'one), or salvage it with: sqlite3 {quoted} ".recover" | sqlite3 recovered.db'

@@ -12,8 +12,12 @@ import aiosqlite
 
 from paper_trader.domain.trading import EquitySnapshot
 
-_CLOSES = """
-SELECT e.candle_time_ms, e.cash, e.positions_value, e.equity, e.peak_equity, e.open_positions
+SNAPSHOT_COLUMNS = (
+    "candle_time_ms, cash, positions_value, equity, peak_equity, open_positions, instants, "
+    "open_instants"
+)
+_CLOSES = f"""
+SELECT {", ".join("e." + c for c in SNAPSHOT_COLUMNS.split(", "))}
 FROM equity_snapshots AS e
 JOIN (
     SELECT MAX(candle_time_ms) AS last FROM equity_snapshots
@@ -33,7 +37,7 @@ async def equity_closes(
     if bucket_ms < 1:
         raise ValueError(f"bucket_ms must be at least 1, not {bucket_ms}")
     rows = await conn.execute_fetchall(_CLOSES, (since_ms, bucket_ms))
-    return [_snapshot(r) for r in rows]
+    return [snapshot_of(r) for r in rows]
 
 
 async def first_snapshot_ms(conn: aiosqlite.Connection, *, since_ms: int) -> int | None:
@@ -51,18 +55,18 @@ async def last_snapshot_before(conn: aiosqlite.Connection, ms: int) -> EquitySna
     """Return the last snapshot at or before ``ms`` (the equity a window starts from)."""
     rows = list(
         await conn.execute_fetchall(
-            "SELECT candle_time_ms, cash, positions_value, equity, peak_equity, open_positions "
-            "FROM equity_snapshots WHERE candle_time_ms <= ? "
+            f"SELECT {SNAPSHOT_COLUMNS} FROM equity_snapshots WHERE candle_time_ms <= ? "
             "ORDER BY candle_time_ms DESC LIMIT 1",
             (ms,),
         )
     )
     if not rows:
         return None
-    return _snapshot(rows[0])
+    return snapshot_of(rows[0])
 
 
-def _snapshot(r: Any) -> EquitySnapshot:
+def snapshot_of(r: Any) -> EquitySnapshot:
+    """Return the snapshot of a row of ``SNAPSHOT_COLUMNS``."""
     return EquitySnapshot(
         candle_time_ms=int(r[0]),
         cash=Decimal(r[1]),
@@ -70,4 +74,6 @@ def _snapshot(r: Any) -> EquitySnapshot:
         equity=Decimal(r[3]),
         peak_equity=Decimal(r[4]),
         open_positions=int(r[5]),
+        instants=int(r[6]),
+        open_instants=None if r[7] is None else int(r[7]),
     )

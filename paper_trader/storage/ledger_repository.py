@@ -1,5 +1,6 @@
 """Read the trading ledger back: to resume it at start-up, and for status and reports."""
 
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
 
@@ -18,6 +19,7 @@ from paper_trader.domain.trading import (
     Side,
     TradingState,
 )
+from paper_trader.storage.equity import SNAPSHOT_COLUMNS, snapshot_of
 from paper_trader.storage.ledger_ops import LedgerState
 
 
@@ -94,6 +96,21 @@ async def closed_trades(
     return [_trade(row) for row in reversed(list(rows))]
 
 
+async def each_closed_trade(
+    conn: aiosqlite.Connection, *, as_closed: bool = False
+) -> AsyncIterator[ClosedTrade]:
+    """Yield every closed trade, row by row (a history of any length in constant memory): in
+    the ledger digest's order (opened candle, symbol, closed candle), or ``as_closed``."""
+    order = (
+        "closed_candle_ms, exit_fill_id"
+        if as_closed
+        else "opened_candle_ms, symbol, closed_candle_ms, entry_fill_id"
+    )
+    async with conn.execute(f"SELECT {_TRADE_COLUMNS} FROM trades ORDER BY {order}") as cursor:
+        async for row in cursor:
+            yield _trade(row)
+
+
 def _trade(row: Any) -> ClosedTrade:
     return ClosedTrade(
         venue=Venue(row[0]),
@@ -123,21 +140,20 @@ async def equity_snapshots(
 ) -> list[EquitySnapshot]:
     """Return the equity snapshots in candle-time order (from ``since_ms`` if given)."""
     rows = await conn.execute_fetchall(
-        "SELECT candle_time_ms, cash, positions_value, equity, peak_equity, open_positions "
-        "FROM equity_snapshots WHERE candle_time_ms >= ? ORDER BY candle_time_ms",
+        f"SELECT {SNAPSHOT_COLUMNS} FROM equity_snapshots WHERE candle_time_ms >= ? "
+        "ORDER BY candle_time_ms",
         (since_ms if since_ms is not None else -(2**62),),
     )
-    return [
-        EquitySnapshot(
-            candle_time_ms=int(r[0]),
-            cash=Decimal(r[1]),
-            positions_value=Decimal(r[2]),
-            equity=Decimal(r[3]),
-            peak_equity=Decimal(r[4]),
-            open_positions=int(r[5]),
-        )
-        for r in rows
-    ]
+    return [snapshot_of(r) for r in rows]
+
+
+async def each_equity_snapshot(conn: aiosqlite.Connection) -> AsyncIterator[EquitySnapshot]:
+    """Yield every equity snapshot in candle-time order, row by row (constant memory)."""
+    async with conn.execute(
+        f"SELECT {SNAPSHOT_COLUMNS} FROM equity_snapshots ORDER BY candle_time_ms"
+    ) as cursor:
+        async for row in cursor:
+            yield snapshot_of(row)
 
 
 async def recent_decisions(conn: aiosqlite.Connection, *, limit: int) -> list[Decision]:

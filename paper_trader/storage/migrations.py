@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import aiosqlite
 
-from paper_trader.errors import ConfigError
+from paper_trader.errors import CannotProceed
 from paper_trader.runtime.logs import get_logger
 from paper_trader.storage.schema import MIGRATIONS, Migration
 
@@ -50,12 +50,12 @@ async def migrate(
     try:
         start = await schema_version_of(conn)
     except sqlite3.Error as exc:
-        raise ConfigError(
+        raise CannotProceed(
             f"cannot read the schema version of database {await database_path(conn)} ({exc}); "
             "check that DB_PATH names a paper-trader database"
         ) from exc
     if start > latest:
-        raise ConfigError(
+        raise CannotProceed(
             f"database {await database_path(conn)} has schema version {start}, newer than this "
             f"paper-trader supports ({latest}); upgrade paper-trader or use another DB_PATH"
         )
@@ -94,7 +94,7 @@ async def _apply(conn: aiosqlite.Connection, migration: Migration) -> None:
         await conn.execute("COMMIT")
         done = True
     except sqlite3.Error as exc:
-        raise ConfigError(
+        raise CannotProceed(
             f"database {await database_path(conn)}: migration {migration.version} "
             f"({migration.description}) failed ({exc}); the database is unchanged, still at "
             f"version {migration.version - 1}; restore a backup or report this"

@@ -476,6 +476,14 @@ DROP TABLE decisions;
 ALTER TABLE decisions_by_time RENAME TO decisions;
 """
 
+# Equity snapshots thinned past the detail period (storage/thinning.py): a kept snapshot stands
+# for ``instants`` instants, ``open_instants`` of them with a position open (NULL: it stands for
+# itself alone, open if ``open_positions`` > 0).
+_THINNING = """
+ALTER TABLE equity_snapshots ADD COLUMN instants INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE equity_snapshots ADD COLUMN open_instants INTEGER;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="create the initial schema", sql=_INITIAL_SCHEMA),
     Migration(version=2, description="record candle gaps that cannot be filled", sql=_GAPS),
@@ -490,5 +498,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
     Migration(version=8, description="audit the commands interfaces accepted", sql=_COMMAND_AUDIT),
     Migration(version=9, description="key predictions and decisions by time", sql=_TIME_KEYS),
+    Migration(version=10, description="equity snapshots that stand for several", sql=_THINNING),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

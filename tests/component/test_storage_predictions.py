@@ -168,7 +168,7 @@ async def test_migration_9_keys_the_log_by_time_and_keeps_every_prediction(
             conn, [RecordPredictions(rows=rows), ResolvePredictions(outcomes=(settled,))]
         )
 
-        await migrate(conn)
+        await migrate(conn, target=9)
 
         assert await schema_version(conn) == 9
         assert await prediction_counts(conn) == {"pending": 5, "resolved": 1, "expired": 0}

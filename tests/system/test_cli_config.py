@@ -1,9 +1,12 @@
 """Configuration errors: one line naming the variable, exit code 2, no traceback."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from conftest import subprocess_env
-from daemon_harness import run_cli
+from daemon_harness import CLI, run_cli
 
 
 def test_bad_value_exits_2_with_one_line_naming_the_variable(tmp_path: Path) -> None:
@@ -79,3 +82,37 @@ def test_every_command_has_help(tmp_path: Path) -> None:
         result = run_cli([*args, "--help"], subprocess_env(tmp_path))
         assert result.returncode == 0
         assert "usage:" in result.stdout
+
+
+def test_check_config_into_a_pipe_nobody_reads_ends_quietly(tmp_path: Path) -> None:
+    """``check-config | head`` and the like: a reader that left is no traceback (141, as a
+    tool killed by SIGPIPE)."""
+    env = subprocess_env(tmp_path)
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before the first line
+    try:
+        done = subprocess.run(
+            [sys.executable, CLI, "check-config"],
+            env=env,
+            cwd=tmp_path,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert done.stderr == ""
+    assert done.returncode == 141
+
+
+def test_check_config_shows_the_fee_the_venue_implies_when_fee_rate_is_unset(
+    tmp_path: Path,
+) -> None:
+    """FEE_RATE empty means the venue's taker fee: check-config says which."""
+    result = run_cli(["check-config"], subprocess_env(tmp_path, EXCHANGE="kraken"))
+    assert result.returncode == 0, result.stderr
+    assert "FEE_RATE=0.004  # unset: kraken's taker fee" in result.stdout.splitlines()
+    result = run_cli(["check-config"], subprocess_env(tmp_path, FEE_RATE="0.002"))
+    assert "FEE_RATE=0.002" in result.stdout.splitlines()

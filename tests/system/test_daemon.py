@@ -92,6 +92,7 @@ def test_second_daemon_on_the_same_database_is_refused(
             notify.wait_for("READY=1")
             second = run_cli(["run"], subprocess_env(tmp_path, **market))
             assert second.returncode == 2
+            assert "paper-trader: cannot proceed: database " in second.stderr  # not the settings
             assert "in use by another paper-trader process" in second.stderr
             assert f"pid {first.pid}" in second.stderr
             assert "Traceback" not in second.stderr
@@ -115,6 +116,9 @@ def test_backup_works_while_the_daemon_runs(tmp_path: Path, market: dict[str, st
             result = run_cli(["backup", "--out", str(out)], subprocess_env(tmp_path))
             assert result.returncode == 0, result.stderr
             assert json.loads(result.stdout)["out"] == str(out)
+            again = run_cli(["backup", "--out", str(out)], subprocess_env(tmp_path))
+            assert again.returncode == 2
+            assert again.stderr.startswith(f"paper-trader: cannot proceed: backup target {out}")
             process.send_signal(signal.SIGTERM)
             assert process.wait(timeout=20) == 0
     with sqlite3.connect(out) as conn:
@@ -128,7 +132,7 @@ def test_damaged_database_is_refused_with_a_recovery_hint(tmp_path: Path) -> Non
     db.write_bytes(b"this is not a database, it is a text file that took its place\n" * 200)
     result = run_cli(["run"], subprocess_env(tmp_path))
     assert result.returncode == 2
-    assert str(db) in result.stderr
+    assert f"paper-trader: cannot proceed: database {db} is damaged" in result.stderr
     assert "backup" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -275,20 +275,21 @@ def test_bad_candle_file_exits_2_naming_the_line_and_writes_nothing(
     result = features(tmp_path, source, out, *extra)
     assert result.returncode == 2
     assert result.stdout == ""
-    [message] = result.stderr.splitlines()
+    message, *others = result.stderr.splitlines()  # one line per bad row, this one first
     assert message.startswith(f"paper-trader: bad input: bad candle file: {source}:{line}: ")
     assert problem in message
+    assert all(o.startswith(f"paper-trader: bad input: bad candle file: {source}") for o in others)
     assert out.read_text() == "previous\n"
     assert sorted(p.name for p in tmp_path.iterdir() if p.suffix == ".tmp") == []
 
 
 def test_missing_candle_file_exits_2_with_one_line(tmp_path: Path) -> None:
-    """A --csv that does not exist is one configuration error line; no output appears."""
+    """A --csv that does not exist is one line (the file, not the settings); no output."""
     out = tmp_path / "features.csv"
     result = features(tmp_path, tmp_path / "nope.csv", out)
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        f"paper-trader: configuration error: cannot read {tmp_path / 'nope.csv'}: "
+        f"paper-trader: cannot proceed: cannot read {tmp_path / 'nope.csv'}: "
         "No such file or directory"
     ]
     assert not out.exists()

@@ -97,7 +97,7 @@ def test_bad_row_is_reported_with_file_and_line_and_nothing_is_written(tmp_path:
 
 
 def test_rows_out_of_order_and_misaligned_times_are_reported(tmp_path: Path) -> None:
-    """Each problem line is named, up to a limit, in one error."""
+    """Each problem line is named, up to a limit, one stderr line each."""
     interval = Interval.M1.ms
     csv = tmp_path / "bad.csv"
     csv.write_text(
@@ -114,12 +114,16 @@ def test_rows_out_of_order_and_misaligned_times_are_reported(tmp_path: Path) -> 
     assert f"{csv}:4: timestamp_ms {interval * 11 + 7} is not aligned to the 1m interval" in err
     assert f"{csv}:5: close 'nan' must be a finite number" in err
     assert f"{csv}:6: expected 6 fields" in err
+    lines = err.splitlines()
+    prefix = f"paper-trader: bad input: bad candle file: {csv}"
+    assert [line[: len(prefix) + 3] for line in lines] == [f"{prefix}:{n}:" for n in (3, 4, 5, 6)]
 
 
 def test_missing_csv_is_a_clear_error(tmp_path: Path) -> None:
     """A CSV path that does not exist is named in a one-line error."""
     code, _, err = _replay(tmp_path, tmp_path / "missing.csv")
     assert code == 2
+    assert err.startswith("paper-trader: cannot proceed: ")  # a file, not the settings
     assert "missing.csv" in err
     assert "Traceback" not in err
 

@@ -12,6 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from paper_trader.broker.analytics import Analytics, Breakdown, analyse, ledger_digest
+from paper_trader.broker.tally import TradeTally
 from paper_trader.domain.candle import Interval, Venue
 from paper_trader.domain.trading import ClosedTrade, EquitySnapshot, ExitReason, Side
 
@@ -410,3 +411,21 @@ def test_max_drawdown_equals_the_brute_force_over_all_pairs(
     assert result.max_drawdown is not None
     assert 0.0 <= result.max_drawdown < 1.0
     assert result.max_drawdown == brute
+
+
+def test_a_tally_takes_trades_in_the_digests_order_and_orders_ties_itself() -> None:
+    """Fed row by row as SQL sorts them, ties on (opened, symbol, closed) in any order, the
+    tally's digest is the ledger digest; a trade from before the previous one is refused."""
+    first = trade("BTC-EUR", Side.LONG, "1", "100", "0.1", "5", ExitReason.TAKE_PROFIT, 0)
+    twin = trade("BTC-EUR", Side.LONG, "2", "100", "0.1", "-3", ExitReason.STOP_LOSS, 0)
+    later = trade("ETH-EUR", Side.SHORT, "1", "50", "0.1", "1", ExitReason.MANUAL, H)
+    digests = set()
+    for tie in ((first, twin), (twin, first)):
+        tally = TradeTally()
+        for each in (*tie, later):
+            tally.add(each)
+        digests.add(tally.digest())
+    assert digests == {ledger_digest([later, twin, first])}
+    with pytest.raises(ValueError, match="out of the digest's order"):
+        tally.add(first)
+    assert TradeTally().digest() == hashlib.sha256(b"[]").hexdigest()
