@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from paper_trader.clock import Clock
 from paper_trader.domain import ComponentHealth, HealthStatus
+from paper_trader.domain.trading import DAY_MS
 from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.service import Readiness
 from paper_trader.settings import Settings
@@ -34,7 +35,6 @@ from paper_trader.storage.thinning import HOUR_MS, ThinEquity
 
 log = get_logger("retention")
 
-DAY_MS = 86_400_000
 STEP_ROWS = 2000  # rows one transaction deletes at most: a few ms of the writer's time
 STEP_PAUSE_S = 0.02  # between two steps: the decision path's commits go first
 RELEASE_PAGES = 2000  # pages (4 KiB) given back to the file system per step

@@ -124,7 +124,6 @@ def analyse(
     ``interval_ms`` is not positive, or if the snapshots are out of order. The same as
     ``analyse_tallies`` of the two fed one by one (``report`` streams them from SQLite).
     """
-    _check_inputs(initial_equity, interval_ms)
     equity = EquityTally(initial_equity)
     for snapshot in snapshots:
         equity.add(snapshot)

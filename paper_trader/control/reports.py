@@ -70,7 +70,8 @@ class Profit:
 
 @dataclass(slots=True)
 class _ProfitTally:
-    """The closed trades' part of ``Profit``, one trade at a time."""
+    """The closed trades' part of ``Profit`` (and of one symbol's performance), one trade at a
+    time."""
 
     trades: int = 0
     wins: int = 0
@@ -225,19 +226,23 @@ class Reports:
 
     async def performance(self) -> tuple[SymbolPerformance, ...]:
         """Return each traded symbol's closed trades, best net PnL first."""
-        by_symbol: dict[str, SymbolPerformance] = {}
-        async for t in each_closed_trade(self._reader, as_closed=True):  # row by row
-            row = by_symbol.get(t.symbol)
-            by_symbol[t.symbol] = SymbolPerformance(
-                symbol=t.symbol,
-                trades=1 + (row.trades if row else 0),
-                wins=(t.net_pnl > 0) + (row.wins if row else 0),
-                net_pnl=t.net_pnl + (row.net_pnl if row else 0),
-                fees=t.fees + (row.fees if row else 0),
-                best=max(t.net_pnl, row.best) if row else t.net_pnl,
-                worst=min(t.net_pnl, row.worst) if row else t.net_pnl,
+        by_symbol: dict[str, _ProfitTally] = {}
+        async for trade in each_closed_trade(self._reader, as_closed=True):  # row by row
+            by_symbol.setdefault(trade.symbol, _ProfitTally()).add(trade)
+        rows = [
+            SymbolPerformance(
+                symbol=symbol,
+                trades=tally.trades,
+                wins=tally.wins,
+                net_pnl=tally.realised,
+                fees=tally.fees,
+                best=tally.best.net_pnl,
+                worst=tally.worst.net_pnl,
             )
-        return tuple(sorted(by_symbol.values(), key=lambda r: (-r.net_pnl, r.symbol)))
+            for symbol, tally in by_symbol.items()
+            if tally.best is not None and tally.worst is not None  # every tally has a trade
+        ]
+        return tuple(sorted(rows, key=lambda r: (-r.net_pnl, r.symbol)))
 
     async def periods(self, unit: PeriodUnit, count: int) -> tuple[PeriodRow, ...]:
         """Return the last ``count`` periods (at most 366) up to the last candle, oldest first."""

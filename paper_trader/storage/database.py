@@ -263,7 +263,7 @@ def connect_writer(file: str) -> sqlite3.Connection:
 
 
 def open_failure(path: Path, exc: sqlite3.Error) -> CannotProceed:
-    """Translate a sqlite3 error met while opening ``path`` into a one-line ``ConfigError``."""
+    """Translate a sqlite3 error met while opening ``path`` into a one-line ``CannotProceed``."""
     problem = str(exc) or type(exc).__name__
     code = getattr(exc, "sqlite_errorcode", None)
     if isinstance(code, int) and code & 0xFF in _DAMAGED_CODES:
@@ -276,7 +276,7 @@ def open_failure(path: Path, exc: sqlite3.Error) -> CannotProceed:
 
 
 def damaged(path: Path, problem: str) -> CannotProceed:
-    """Return the ``ConfigError`` for a damaged database file, with the recovery steps."""
+    """Return the ``CannotProceed`` for a damaged database file, with the recovery steps."""
     quoted = shlex.quote(str(path))
     return CannotProceed(
         f"database {path} is damaged ({_one_line(problem)}); stop paper-trader, move the file "

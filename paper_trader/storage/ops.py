@@ -154,6 +154,12 @@ class AppendOutbox:
         return outbox_statements((self.event,))
 
 
+UPSERT_METADATA = (
+    "INSERT INTO metadata (key, value) VALUES (?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SetMetadata:
     """Set one metadata key to a value."""
@@ -168,11 +174,7 @@ class SetMetadata:
 
     def prepare(self) -> Sequence[Step]:
         """Insert or replace the key."""
-        sql = (
-            "INSERT INTO metadata (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
-        )
-        return [one(sql, self.key, self.value)]
+        return [one(UPSERT_METADATA, self.key, self.value)]
 
 
 class _InsertRun:

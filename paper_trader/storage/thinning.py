@@ -21,6 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from paper_trader.storage.ops import UPSERT_METADATA
 from paper_trader.storage.retention import OneStep, Pruned
 
 HOUR_MS = 3_600_000
@@ -76,11 +77,7 @@ class ThinEquity(OneStep):
             kept,
         )
         conn.executemany("DELETE FROM equity_snapshots WHERE candle_time_ms = ?", dropped)
-        conn.execute(
-            "INSERT INTO metadata (key, value) VALUES (?, ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (THINNED_THROUGH, str(end)),
-        )
+        conn.execute(UPSERT_METADATA, (THINNED_THROUGH, str(end)))
         self.done.rows = len(dropped)
         self.done.more = end < cutoff
 

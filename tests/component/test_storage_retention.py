@@ -120,10 +120,7 @@ async def test_predictions_go_after_their_retention_in_bounded_steps_pending_one
     assert pending_old > 0
     assert await scalar(reader, "SELECT count(*) FROM predictions") == kept + pending_old
     assert sum(steps) == len(rows) - kept - pending_old
-    again = PruneByTime(table=PREDICTIONS, keep_ms=keep, limit=1000)
-    await writer.write(again)
-    assert again.done.rows == 0
-    assert not again.done.more
+    assert await prune_all(writer, lambda: PruneByTime(table=PREDICTIONS, keep_ms=keep)) == [0]
 
 
 async def test_decisions_and_the_audit_are_cut_by_their_own_clocks(
@@ -266,10 +263,7 @@ async def test_an_old_database_is_rewritten_once_to_give_pages_back(tmp_path: Pa
 
 @pytest.mark.parametrize("table", [PREDICTIONS, DECISIONS])
 async def test_an_empty_table_has_nothing_to_prune(writer: StorageWriter, table: object) -> None:
-    op = PruneByTime(table=table, keep_ms=DAY)  # type: ignore[arg-type]
-    await writer.write(op)
-    assert op.done.rows == 0
-    assert not op.done.more
+    assert await prune_all(writer, lambda: PruneByTime(table=table, keep_ms=DAY)) == [0]  # type: ignore[arg-type]
 
 
 async def test_a_round_prunes_every_kind_and_says_what_it_did(
