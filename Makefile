@@ -8,13 +8,14 @@ DEMO   := cache/demo
 # How long `make demo` runs: long enough to open the dashboard it prints; 0 runs until Ctrl-C.
 DEMO_SECONDS ?= 60
 
-.PHONY: demo test lint typecheck unit bench clean help
+.PHONY: demo test lint typecheck unit bench proof clean help
 
 help:
 	@echo "make demo   run the daemon against the built-in simulated exchange (offline), with"
 	@echo "            its dashboard; DEMO_SECONDS=0 runs until Ctrl-C (default 60)"
 	@echo "make test   lint, type-check and run the whole test suite"
 	@echo "make bench  run the benchmarks in bench/"
+	@echo "make proof  the long run: soak, crash campaign, fuzzing (hours; see README)"
 
 $(VENV)/.runtime: requirements.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +64,14 @@ bench: $(VENV)/.dev
 	$(PY) bench/writer.py --json $(RESULTS)/writer.json
 	$(PY) bench/notify.py
 	$(PY) bench/status.py
+	$(PY) bench/results.py
+
+# The proof of months of running (not part of `make test`: it takes hours): each prints its
+# figures next to their goals and writes its rows to bench/results/ like a benchmark.
+proof: $(VENV)/.dev
+	mkdir -p $(RESULTS)
+	$(PY) bench/soak.py --json $(RESULTS)/soak.json
+	$(PY) bench/crash.py --json $(RESULTS)/crash.json
 	$(PY) bench/results.py
 
 clean:

@@ -95,6 +95,9 @@ def health_provider(
             cpu_percent=snap.cpu_percent,
             loop_lag_ms=snap.loop_lag_ms,
             checked_ms=snap.checked_ms or None,
+            tasks=snap.tasks,
+            threads=snap.threads,
+            open_fds=snap.open_fds,
         )
 
     return provide

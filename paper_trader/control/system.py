@@ -42,7 +42,8 @@ class HealthView:
     """The latest health check: the worst status, a 0-100 score, each component's health.
 
     ``checked_ms`` is when the check ran (wall clock), if known; ``limits`` the ceilings that
-    hold the score down (``control.health.assess_health``), lowest first.
+    hold the score down (``control.health.assess_health``), lowest first; ``tasks``, ``threads``
+    and ``open_fds`` the process's asyncio tasks, threads and open file descriptors then.
     """
 
     status: HealthStatus
@@ -53,6 +54,9 @@ class HealthView:
     loop_lag_ms: float
     checked_ms: int | None = None
     limits: tuple[HealthLimit, ...] = ()
+    tasks: int = 0
+    threads: int = 0
+    open_fds: int = 0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

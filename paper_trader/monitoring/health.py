@@ -82,6 +82,9 @@ class HealthSnapshot:
     cache_hit_rate: float | None = None
     open_positions: int | None = None
     equity: float | None = None
+    tasks: int = 0
+    threads: int = 0
+    open_fds: int = 0
 
 
 class HealthMonitor:
@@ -142,6 +145,7 @@ class HealthMonitor:
         with self._process.oneshot():
             rss_mb = round(self._process.memory_info().rss / 1_048_576, 1)
             cpu = self._process.cpu_percent(None)
+            threads, fds = self._process.num_threads(), self._process.num_fds()
         closes = self._vitals.candle_closes()
         vitals = self._read_vitals(closes)
         age = self._heartbeat_age_s()
@@ -163,6 +167,9 @@ class HealthMonitor:
             loop_lag_samples=lag.samples,
             loop_lag_p99_1m_ms=round(minute.p99_ms, 2),
             loop_lag_max_1m_ms=round(minute.max_ms, 2),
+            tasks=_task_count(),
+            threads=threads,
+            open_fds=fds,
             **vitals,
         )
 
@@ -237,5 +244,16 @@ def performance_record(snap: HealthSnapshot) -> dict[str, object]:
         "cache_hit_rate": snap.cache_hit_rate,
         "open_positions": snap.open_positions,
         "equity": snap.equity,
+        "tasks": snap.tasks,
+        "threads": snap.threads,
+        "open_fds": snap.open_fds,
         "problems": [f"{c.component}: {c.detail}" for c in snap.components if c.status],
     }
+
+
+def _task_count() -> int:
+    """Return how many asyncio tasks the running loop has (0 when checked off the loop)."""
+    try:
+        return len(asyncio.all_tasks())
+    except RuntimeError:
+        return 0

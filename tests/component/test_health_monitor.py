@@ -290,7 +290,7 @@ async def test_monitor_writes_one_json_line_per_interval_to_performance_log(
     assert set(first) >= {
         "timestamp", "status", "rss_mb", "cpu_percent", "loop_lag_p99_ms", "loop_lag_max_ms",
         "candle_age_s", "predictions_per_min", "errors_per_min", "cache_hit_rate",
-        "open_positions", "equity",
+        "open_positions", "equity", "tasks", "threads", "open_fds",
     }  # fmt: skip
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{3})?Z", first["timestamp"])
     assert first["status"] in {"ok", "degraded", "critical"}
@@ -299,6 +299,8 @@ async def test_monitor_writes_one_json_line_per_interval_to_performance_log(
     assert first["predictions_per_min"] == 0.0
     assert first["cache_hit_rate"] is None
     assert first["loop_lag_samples"] > 0
+    assert first["tasks"] >= 2  # the test's own and the monitor's sampler, at least
+    assert first["threads"] >= 1 and first["open_fds"] >= 3
     main_log = (tmp_path / "paper_trader.log").read_text(encoding="utf-8")
     assert "loop_lag_samples" not in main_log  # the performance lines stay in their own file
 

@@ -47,6 +47,9 @@ def view(*statuses: HealthStatus) -> HealthView:
         cpu_percent=5.0,
         loop_lag_ms=1.5,
         checked_ms=T0,
+        tasks=42,
+        threads=9,
+        open_fds=31,
     )
 
 
@@ -233,6 +236,9 @@ async def test_metrics_parse_with_the_trading_state_portfolio_and_counters(tmp_p
     assert found[p + "health_score"][(p + "health_score", ())] == 75
     assert found[p + "event_loop_lag_seconds"][(p + "event_loop_lag_seconds", ())] == 0.0015
     assert found[p + "resident_memory_bytes"][(p + "resident_memory_bytes", ())] > 100e6
+    assert found[p + "asyncio_tasks"][(p + "asyncio_tasks", ())] == 42
+    assert found[p + "threads"][(p + "threads", ())] == 9
+    assert found[p + "open_fds"][(p + "open_fds", ())] == 31
     component = found[p + "component_status"]
     assert component[(p + "component_status", (("component", "part1"),))] == 1
 

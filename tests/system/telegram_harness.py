@@ -15,6 +15,7 @@ from daemon_harness import NotifySocket, daemon, notify_socket, wait_until
 from fakes.telegram_server import SentMessage, ThreadedTelegram
 
 from paper_trader.interfaces.control_socket import request, socket_path
+from paper_trader.interfaces.notify.render import POSSIBLE_REPEAT
 
 CHAT, GROUP, OPERATOR, STRANGER = 111, -1001234567890, 111, 999
 
@@ -126,6 +127,32 @@ def notifier_sends(tg: ThreadedTelegram, chat_id: int = CHAT) -> list[Any]:
         for c in tg.calls_to("sendMessage")
         if c.chat_id == chat_id and "reply_parameters" not in c.params
     ]
+
+
+def delivered_once(rows: Sequence[Delivery], messages: Sequence[SentMessage]) -> list[Delivery]:
+    """Assert each row arrived in its own message or folded in one with others, and that
+    nothing else arrived but the earlier copy of a possible repeat; return the rows in the
+    order their messages arrived."""
+    by_id = {m.message_id: m for m in messages}
+    claimed: dict[int, list[Delivery]] = {}
+    for row in rows:
+        assert row.status == "sent", row
+        assert row.message_ids, row
+        for message_id in row.message_ids:
+            claimed.setdefault(message_id, []).append(row)
+    assert set(claimed) <= set(by_id), "a message recorded as sent never arrived"
+    for message_id, owners in claimed.items():
+        text = by_id[message_id].text
+        if len(owners) > 1:
+            assert all(r.folded for r in owners), owners
+            assert f"\u00d7{len(owners)}" in text or f"{len(owners)} more" in text, text
+        else:
+            assert owners[0].message.splitlines()[0] in text, (owners[0], text)
+    repeats = [by_id[i].text for r in rows if r.possible_repeat for i in r.message_ids]
+    twice = [by_id[i].text for i in sorted(set(by_id) - set(claimed))]
+    assert all(f"{POSSIBLE_REPEAT}{text}" in repeats for text in twice), twice
+    assert len(twice) <= len(repeats)
+    return sorted(rows, key=lambda r: (r.message_ids[0], r.id))
 
 
 @contextmanager

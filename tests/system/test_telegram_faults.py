@@ -6,15 +6,19 @@ cut short: once more, marked as a possible repeat), in priority order, and never
 
 import re
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 from daemon_harness import market_fixture, wait_until
-from fakes.telegram_server import SentMessage, fake_telegram_thread
-from telegram_harness import CHAT, Daemon, Delivery, notices, notifier_sends, telegram_daemon
-
-from paper_trader.interfaces.notify.render import POSSIBLE_REPEAT
+from fakes.telegram_server import fake_telegram_thread
+from telegram_harness import (
+    CHAT,
+    Daemon,
+    delivered_once,
+    notices,
+    notifier_sends,
+    telegram_daemon,
+)
 
 market = market_fixture
 STORM_S, RETRY_AFTER_S = 30.0, 3
@@ -45,32 +49,6 @@ def _pending(d: Daemon) -> int:
 
 def _last_candle(d: Daemon) -> int:
     return int(d.command("status")["status"]["last_candle_ms"])
-
-
-def _delivered_once(rows: Sequence[Delivery], messages: Sequence[SentMessage]) -> list[Delivery]:
-    """Assert each row arrived in its own message or folded in one with others, and that
-    nothing else arrived but the earlier copy of a possible repeat; return the rows in the
-    order their messages arrived."""
-    by_id = {m.message_id: m for m in messages}
-    claimed: dict[int, list[Delivery]] = {}
-    for row in rows:
-        assert row.status == "sent", row
-        assert row.message_ids, row
-        for message_id in row.message_ids:
-            claimed.setdefault(message_id, []).append(row)
-    assert set(claimed) <= set(by_id), "a message recorded as sent never arrived"
-    for message_id, owners in claimed.items():
-        text = by_id[message_id].text
-        if len(owners) > 1:
-            assert all(r.folded for r in owners), owners
-            assert f"\u00d7{len(owners)}" in text or f"{len(owners)} more" in text, text
-        else:
-            assert owners[0].message.splitlines()[0] in text, (owners[0], text)
-    repeats = [by_id[i].text for r in rows if r.possible_repeat for i in r.message_ids]
-    twice = [by_id[i].text for i in sorted(set(by_id) - set(claimed))]
-    assert all(f"{POSSIBLE_REPEAT}{text}" in repeats for text in twice), twice
-    assert len(twice) <= len(repeats)
-    return sorted(rows, key=lambda r: (r.message_ids[0], r.id))
 
 
 def _health_counts(d: Daemon) -> dict[str, int]:
@@ -110,7 +88,7 @@ def test_a_429_storm_holds_every_notification_to_its_retry_after_then_delivers_i
         with telegram_daemon(tmp_path, tg, market, chats=ONE_CHAT, **settings) as second:
             wait_until(second.process, lambda: _all_sent(second, 13), "the deliveries", DELIVERY_S)
             rows = second.deliveries()
-            arrival = _delivered_once(rows, notices(tg))
+            arrival = delivered_once(rows, notices(tg))
             wait_until(second.process, lambda: _sent_counted(second, len(rows)), "the counts", 30)
             counts = _health_counts(second)
             sends, early = notifier_sends(tg), tg.early_sends()
@@ -155,7 +133,7 @@ def test_telegram_down_for_a_minute_delays_notifications_not_trading(
         wait_until(d.process, lambda: tg.is_up, "the Bot API back", OUTAGE_S + 10)
         wait_until(d.process, lambda: _all_sent(d, 8), "the deliveries", DELIVERY_S)
         rows = d.deliveries()
-        arrival = _delivered_once(rows, notices(tg))
+        arrival = delivered_once(rows, notices(tg))
         wait_until(d.process, lambda: _sent_counted(d, len(rows)), "the counts", 30)
         counts = _health_counts(d)
         early = tg.early_sends()
@@ -189,7 +167,7 @@ def test_a_kill_9_with_50_notifications_pending_loses_none_and_doubles_none(
         with telegram_daemon(tmp_path, tg, market, chats=ONE_CHAT, **settings) as second:
             wait_until(second.process, lambda: _all_sent(second, 54), "the deliveries", DELIVERY_S)
             rows = second.deliveries()
-            _delivered_once(rows, notices(tg))
+            delivered_once(rows, notices(tg))
             wait_until(second.process, lambda: _sent_counted(second, len(rows) - 2), "counts", 30)
             counts = _health_counts(second)
             early = tg.early_sends()

@@ -321,6 +321,9 @@ def _health(view: HealthView) -> Iterator[Metric]:
     yield _gauge("resident_memory_bytes", "resident set size", view.rss_mb * 1_048_576)
     yield _gauge("cpu_percent", "process CPU use between health checks", view.cpu_percent)
     yield _gauge("event_loop_lag_seconds", "event-loop lag", view.loop_lag_ms / 1000)
+    yield _gauge("asyncio_tasks", "asyncio tasks on the event loop", view.tasks)
+    yield _gauge("threads", "the process's threads", view.threads)
+    yield _gauge("open_fds", "the process's open file descriptors", view.open_fds)
     components = GaugeMetricFamily(
         PREFIX + "component_status",
         "each component's health: 0 ok, 1 degraded, 2 critical",

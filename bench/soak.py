@@ -1,0 +1,416 @@
+"""The soak of ``make proof``: the real daemon live on the simulator for days of candle time at
+100 symbols, with a model, retraining, Telegram and status-feed clients, sampled every hour.
+
+Method. A model is trained once, untimed, as ``bench/live.py`` trains it, and published in a
+fresh ``MODELS_DIR``. The simulated exchange (``python -m paper_trader.simulator``) serves
+``--symbols`` synthetic symbols of 1m candles: 1,100 closed at start (the 1,000-candle REST
+warm-up) and then ``--days`` of them, a candle of every symbol at once every 60 / ``--speed``
+seconds (the fastest pace the daemon keeps up with on this machine: it is a soak, not a flood).
+``run_paper_trader.py run`` trades it as a user runs it: JSON logs, health checks every 5 s,
+Telegram pointed at the fake Bot API server (in this process, a thread of its own), ``--clients``
+status-feed clients reading every message (a thread of their own), retraining every
+``RETRAIN_INTERVAL`` (600 s, the least it takes) on the stored candles, and retention short
+enough to bite within the run: decisions, predictions, the audit and notifications after a day,
+equity snapshots thinned after a day, candles after the least training and warm-up need (2,000
++ 1,000 candles + a day, so about 3.1 days).
+
+Every simulated hour (60 candles handled by the ledger) the process is sampled: RSS, open file
+descriptors and threads (psutil), asyncio tasks and the event loop's lag p99 (the daemon's own
+``performance.log``, its latest 5 s window), the database's size (file, WAL and shared memory),
+the outbox's undelivered notifications, and the rows of the pruned tables. The figures: RSS's
+growth from the end of the first simulated day to the end (goal < 5 %) and its slope; the
+largest later value of every count against the first day's (goal: none grows); the database
+size over the last simulated day, once retention has bitten (goal: bounded, < 5 % growth).
+The samples go to ``bench/results/soak.csv``, the plot (RSS, database size, loop lag over
+simulated time) to ``bench/results/soak.png``.
+
+    .venv/bin/python bench/soak.py [--symbols 100] [--days 7] [--speed 400] [--json FILE]
+"""
+
+import argparse
+import csv
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+import psutil  # noqa: E402
+from fakes.telegram_server import ThreadedTelegram, fake_telegram_thread  # noqa: E402
+from pipeline import machine, train_model  # noqa: E402
+from results import row  # noqa: E402
+from soak_clients import FeedClients  # noqa: E402
+from soak_plot import plot  # noqa: E402
+
+from paper_trader.domain import Venue  # noqa: E402
+
+HOUR_CANDLES = 60
+HOUR_MS = HOUR_CANDLES * 60_000
+START_MS = 1_672_531_200_000  # 2023-01-01 00:00 UTC
+DAY_HOURS = 24
+HISTORY = 1_100
+RSS_GROWTH_GOAL_PCT = 5.0
+DB_GROWTH_GOAL_PCT = 5.0
+COUNTS = ("open_fds", "threads", "tasks", "outbox_pending")
+COMMAND = ".venv/bin/python bench/soak.py"
+RETENTION = {
+    "DECISION_RETENTION_DAYS": "1",
+    "EQUITY_DETAIL_DAYS": "1",
+    "CANDLE_RETENTION_DAYS": "1",  # lengthened to training + warm-up + a day
+    "AUDIT_RETENTION_DAYS": "1",
+    "NOTIFICATION_RETENTION_DAYS": "1",
+}
+# Telegram's limits are the wall clock's (the notifier paces a chat to about a message a second),
+# and so are the caps per hour: at x400 a wall hour holds 400 hours of candles, and every
+# notification over a cap would wait for the wall hour to end. The soak turns the caps off
+# (0, a setting a user may choose too) and trades at the default risk settings, so the chat's
+# own pace keeps up with the notifications of the compressed days.
+NOTIFY = {
+    "ERROR_NOTIFICATIONS_PER_HOUR": "0",
+    "TRADE_NOTIFICATIONS_PER_HOUR": "0",
+    "STATUS_NOTIFICATIONS_PER_HOUR": "0",
+}
+
+
+def daemon_env(work: Path, port: int, symbols: list[str], tg: ThreadedTelegram) -> dict[str, str]:
+    """Return the daemon's environment: live on the simulator, retraining, Telegram, retention."""
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "NOTIFY_"))},
+        "DB_PATH": str(work / "soak.db"),
+        "LOG_DIR": str(work / "logs"),
+        "MODELS_DIR": str(work / "models"),
+        "CACHE_DIR": str(work / "cache"),
+        "LOG_FORMAT": "json",
+        "EXCHANGE": "binance",
+        "SYMBOLS": ",".join(symbols),
+        "AUTO_TRAIN": "false",
+        "RETRAIN_INTERVAL": "600",
+        "TRAINING_CANDLES": "2000",
+        "HEALTH_PORT": "0",
+        "STATUS_WS_PORT": "0",
+        "HEALTH_CHECK_INTERVAL": "5",
+        "CATCHUP_LIMIT": "10000000",
+        "PREDICTION_TIMEOUT": "30",
+        "BINANCE_WS_URL": f"ws://127.0.0.1:{port}",
+        "BINANCE_REST_URL": f"http://127.0.0.1:{port}",
+        "TELEGRAM_BOT_TOKEN": tg.token,
+        "TELEGRAM_CHAT_ID": "111",
+        "TELEGRAM_ALLOWED_USERS": "111",
+        "TELEGRAM_API_URL": tg.api_url,
+        **RETENTION,
+        **NOTIFY,
+    }
+
+
+def read_only(db: Path, sql: str) -> list[tuple[Any, ...]]:
+    """Run a read-only query ([] while the database or its tables do not exist yet)."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute(sql).fetchall()
+    except sqlite3.OperationalError:
+        return []
+
+
+def handled_through(db: Path) -> int:
+    """Return the open time of the oldest of the symbols' last candles the ledger handled."""
+    rows = read_only(db, "SELECT state_json FROM trading_state")
+    handled = json.loads(rows[0][0])["handled"] if rows else {}
+    return min(handled.values()) if handled else 0
+
+
+def latest_performance(logs: Path) -> dict[str, Any]:
+    """Return the latest ``performance.log`` line (the daemon's last 5 s health window)."""
+    path = logs / "performance.log"
+    if not path.exists():
+        return {}
+    with path.open("rb") as handle:
+        handle.seek(max(0, path.stat().st_size - 8192))
+        lines = handle.read().decode("utf-8", "replace").strip().splitlines()
+    return json.loads(lines[-1]) if len(lines) > 1 else {}
+
+
+def db_size_mb(db: Path) -> float:
+    """Return the database's size with its WAL and shared memory, in MB."""
+    files = (db, Path(f"{db}-wal"), Path(f"{db}-shm"))
+    return sum(p.stat().st_size for p in files if p.exists()) / 2**20
+
+
+_TABLE_ROWS = {
+    "candles": "SELECT count(*) FROM candles",
+    "decisions": "SELECT count(*) FROM decisions",
+    "predictions": "SELECT count(*) FROM predictions",
+    "equity_snapshots": "SELECT count(*) FROM equity_snapshots",
+    "outbox": "SELECT count(*) FROM notification_outbox",
+    "outbox_pending": "SELECT count(*) FROM notification_deliveries WHERE status = 'pending'",
+    "trades": "SELECT count(*) FROM trades",
+}
+
+
+def sample(hour: int, process: psutil.Process, work: Path, clients: FeedClients) -> dict[str, Any]:
+    """Return one hourly sample of the daemon's resources and its database."""
+    db = work / "soak.db"
+    with process.oneshot():
+        rss = process.memory_info().rss / 2**20
+        fds, threads = process.num_fds(), process.num_threads()
+    perf = latest_performance(work / "logs")
+    rows = {name: (read_only(db, sql) or [(0,)])[0][0] for name, sql in _TABLE_ROWS.items()}
+    return {
+        "hour": hour,
+        "wall_s": round(time.monotonic() - clients.started, 1),
+        "rss_mb": round(rss, 1),
+        "open_fds": fds,
+        "threads": threads,
+        "tasks": perf.get("tasks", 0),
+        "loop_lag_p99_ms": perf.get("loop_lag_p99_ms", 0.0),
+        "db_mb": round(db_size_mb(db), 2),
+        **rows,
+        "feed_messages": clients.messages(),
+    }
+
+
+@contextmanager
+def running_daemon(work: Path, env: Mapping[str, str]) -> Iterator[subprocess.Popen[bytes]]:
+    """Start ``run_paper_trader.py run``; SIGTERM it at the end (SIGKILL if it hangs)."""
+    with (work / "daemon.err").open("wb") as err:
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "run_paper_trader.py"), "run"],
+            env=dict(env),
+            cwd=work,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+        )
+        try:
+            yield process
+        finally:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def listening_url(logs: Path, event: str, deadline: float) -> str:
+    """Wait for the daemon's log line ``event`` and return its ``url``."""
+    path = logs / "paper_trader.log"
+    while time.monotonic() < deadline:
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                entry = json.loads(line)
+                if entry.get("event") == event:
+                    return str(entry["url"])
+        time.sleep(0.5)
+    raise SystemExit(f"the daemon never logged {event}")
+
+
+@contextmanager
+def simulator(work: Path, args: argparse.Namespace, symbols: list[str]) -> Iterator[int]:
+    """Run the simulated exchange for the soak; yield its port."""
+    port_file = work / "port"
+    candles = HISTORY + args.days * DAY_HOURS * HOUR_CANDLES + 2 * HOUR_CANDLES
+    with (work / "simulator.log").open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "paper_trader.simulator", "--port-file", str(port_file),
+             "--symbols", ",".join(symbols), "--history", str(HISTORY), "--candles", str(candles),
+             "--start-ms", str(START_MS), "--speed", str(args.speed), "--log-level", "WARNING"],
+            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
+        )  # fmt: skip
+        try:
+            while not (port_file.exists() and port_file.read_text().strip()):
+                if process.poll() is not None:
+                    raise SystemExit(f"the simulator exited with {process.returncode}")
+                time.sleep(0.2)
+            yield int(port_file.read_text())
+        finally:
+            process.terminate()
+            process.wait()
+
+
+def soak(work: Path, args: argparse.Namespace, port: int, symbols: list[str]) -> list[dict]:
+    """Run the daemon until it handled ``--days`` of live candles; return the hourly samples."""
+    with ExitStack() as stack:
+        tg = stack.enter_context(fake_telegram_thread())
+        p = stack.enter_context(running_daemon(work, daemon_env(work, port, symbols, tg)))
+        feed = listening_url(work / "logs", "status_feed_listening", time.monotonic() + 900)
+        clients = stack.enter_context(FeedClients(feed, args.clients))
+        samples = sample_hours(p, work, args.days * DAY_HOURS, clients)
+        clients.check()
+        print(f"Telegram: {len(tg.delivered())} messages delivered to the fake", flush=True)
+    return samples
+
+
+def sample_hours(
+    p: subprocess.Popen[bytes], work: Path, hours: int, clients: FeedClients
+) -> list[dict[str, Any]]:
+    """Sample the daemon each time its ledger has handled one more hour of live candles."""
+    live_ms = START_MS + (HISTORY - 1) * 60_000  # the last candle closed when the clock starts
+    child = psutil.Process(p.pid)
+    samples: list[dict[str, Any]] = []
+    while len(samples) < hours:
+        if p.poll() is not None:
+            raise SystemExit(f"the daemon exited with {p.returncode}: see {work}")
+        if (handled_through(work / "soak.db") - live_ms) // HOUR_MS > len(samples):
+            samples.append(sample(len(samples) + 1, child, work, clients))
+            print(format_sample(samples[-1]), flush=True)
+        time.sleep(0.25)
+    return samples
+
+
+def format_sample(s: Mapping[str, Any]) -> str:
+    """Return one sample as a progress line."""
+    return (
+        f"hour {s['hour']:4d} ({s['wall_s']:7.0f} s): RSS {s['rss_mb']:6.1f} MB, "
+        f"db {s['db_mb']:7.1f} MB, fds {s['open_fds']}, threads {s['threads']}, "
+        f"tasks {s['tasks']}, lag p99 {s['loop_lag_p99_ms']} ms, outbox {s['outbox_pending']}, "
+        f"trades {s['trades']}"
+    )
+
+
+def verdicts(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Return the figures against their goals: RSS growth after day 1, counts, database size."""
+    day1 = samples[DAY_HOURS - 1]
+    later = samples[DAY_HOURS:]
+    rss_growth = (samples[-1]["rss_mb"] - day1["rss_mb"]) / day1["rss_mb"] * 100
+    days = [(s["hour"] - day1["hour"]) / DAY_HOURS for s in later]
+    slope = _slope(days, [s["rss_mb"] for s in later])
+    counts = {
+        name: {
+            "first_day_max": max(s[name] for s in samples[:DAY_HOURS]),
+            "later_max": max(s[name] for s in later),
+        }
+        for name in COUNTS
+    }
+    last_day = samples[-DAY_HOURS:]
+    db_growth = (last_day[-1]["db_mb"] - last_day[0]["db_mb"]) / last_day[0]["db_mb"] * 100
+    return {
+        "rss_day1_mb": day1["rss_mb"],
+        "rss_end_mb": samples[-1]["rss_mb"],
+        "rss_max_mb": max(s["rss_mb"] for s in samples),
+        "rss_growth_pct": round(rss_growth, 2),
+        "rss_slope_mb_per_day": round(slope, 2),
+        "rss_met": rss_growth < RSS_GROWTH_GOAL_PCT,
+        "counts": counts,
+        "counts_met": all(c["later_max"] <= c["first_day_max"] for c in counts.values()),
+        "db_mb_by_day": [s["db_mb"] for s in samples[DAY_HOURS - 1 :: DAY_HOURS]],
+        "db_last_day_growth_pct": round(db_growth, 2),
+        "db_met": db_growth < DB_GROWTH_GOAL_PCT,
+        "loop_lag_p99_ms_max": max(s["loop_lag_p99_ms"] for s in samples),
+    }
+
+
+def _slope(x: list[float], y: list[float]) -> float:
+    """Return the least-squares slope of ``y`` over ``x``."""
+    mx, my = sum(x) / len(x), sum(y) / len(y)
+    var = sum((a - mx) ** 2 for a in x)
+    return sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True)) / var if var else 0.0
+
+
+def result_rows(args: argparse.Namespace, v: dict[str, Any]) -> list[dict[str, Any]]:
+    """Return the rows of ``bench/results.md``."""
+    method = (
+        f"run_paper_trader.py run, {args.symbols} symbols x {args.days} simulated days of 1m "
+        f"candles on the simulator at x{args.speed:g}, a model, retraining every 600 s, Telegram "
+        f"fake, {args.clients} status-feed clients, retention of a day; sampled every "
+        "simulated hour"
+    )
+    counts = ", ".join(
+        f"{name} {c['first_day_max']} -> {c['later_max']}" for name, c in v["counts"].items()
+    )
+    return [
+        row(
+            "soak: RSS growth after the first simulated day",
+            f"{v['rss_growth_pct']:+.1f} % ({v['rss_day1_mb']:.0f} -> {v['rss_end_mb']:.0f} MB, "
+            f"slope {v['rss_slope_mb_per_day']:+.2f} MB/day, max {v['rss_max_mb']:.0f})",
+            goal=f"< {RSS_GROWTH_GOAL_PCT:g} %",
+            met=v["rss_met"],
+            method=method,
+            command=COMMAND,
+        ),
+        row(
+            "soak: counts, first day's max -> later max",
+            counts,
+            goal="none grows",
+            met=v["counts_met"],
+            method=method,
+            command=COMMAND,
+        ),
+        row(
+            "soak: database size over the last simulated day",
+            f"{v['db_last_day_growth_pct']:+.1f} % (MB at each day's end: "
+            + ", ".join(f"{mb:.0f}" for mb in v["db_mb_by_day"])
+            + ")",
+            goal=f"bounded (< {DB_GROWTH_GOAL_PCT:g} % a day once retention bites)",
+            met=v["db_met"],
+            method=method,
+            command=COMMAND,
+        ),
+    ]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add = parser.add_argument
+    add("--symbols", type=int, default=100, help="symbols closing together")
+    add("--days", type=int, default=7, help="simulated days of live candles (at least 2)")
+    add("--speed", type=float, default=400.0, help="simulator speed (x real time)")
+    add("--clients", type=int, default=3, help="status-feed clients reading every message")
+    add("--train-candles", type=int, default=6000, help="candles the first model is trained on")
+    add("--json", type=Path, metavar="FILE", help="also write the figures here")
+    add("--out", type=Path, default=BENCH / "results", help="where soak.csv and soak.png go")
+    add("--dir", type=Path, help="keep the run's files here (default: a temporary directory)")
+    args = parser.parse_args()
+    if args.days < 2:
+        parser.error("--days must be at least 2: the first day is the baseline")
+    symbols = [f"S{k:03d}USDT" for k in range(args.symbols)]
+    started = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
+        work = args.dir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        model = train_model(work, args.train_candles, venue=Venue.BINANCE)
+        with simulator(work, args, symbols) as port:
+            samples = soak(work, args, port, symbols)
+    v = verdicts(samples)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_csv(samples, args.out / "soak.csv")
+    plot(samples, args.out / "soak.png", title=f"{args.symbols} symbols, x{args.speed:g}")
+    results = {
+        "machine": machine(),
+        "model": model,
+        "symbols": args.symbols,
+        "days": args.days,
+        "speed": args.speed,
+        "seconds": round(time.monotonic() - started, 1),
+        "verdicts": v,
+        "rows": result_rows(args, v),
+    }
+    for r in results["rows"]:
+        verdict = "met" if r["met"] else "NOT met"
+        print(f"{r['measure']}: {r['figure']}; goal {r['goal']}: {verdict}")
+    print(f"samples: {args.out / 'soak.csv'}, plot: {args.out / 'soak.png'}")
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0 if all(r["met"] for r in results["rows"]) else 1
+
+
+def write_csv(samples: list[dict[str, Any]], path: Path) -> None:
+    """Write the hourly samples as a CSV, one row an hour."""
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(samples[0]))
+        writer.writeheader()
+        writer.writerows(samples)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
