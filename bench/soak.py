@@ -5,7 +5,9 @@ Method. A model is trained once, untimed, as ``bench/live.py`` trains it, and pu
 fresh ``MODELS_DIR``. The simulated exchange (``python -m paper_trader.simulator``) serves
 ``--symbols`` synthetic symbols of 1m candles: 1,100 closed at start (the 1,000-candle REST
 warm-up) and then ``--days`` of them, a candle of every symbol at once every 60 / ``--speed``
-seconds (the fastest pace the daemon keeps up with on this machine: it is a soak, not a flood).
+seconds (x300: a pace the daemon keeps up with on this 2-core machine beside other work; at
+x400 it fell behind while a fuzzing run and a retraining shared the cores, and a soak is not
+a flood).
 ``run_paper_trader.py run`` trades it as a user runs it: JSON logs, health checks every 5 s,
 Telegram pointed at the fake Bot API server (in this process, a thread of its own), ``--clients``
 status-feed clients reading every message (a thread of their own), retraining every
@@ -18,13 +20,16 @@ Every simulated hour (60 candles handled by the ledger) the process is sampled: 
 descriptors and threads (psutil), asyncio tasks and the event loop's lag p99 (the daemon's own
 ``performance.log``, its latest 5 s window), the database's size (file, WAL and shared memory),
 the outbox's undelivered notifications, and the rows of the pruned tables. The figures: RSS's
-growth from the end of the first simulated day to the end (goal < 5 %) and its slope; the
-largest later value of every count against the first day's (goal: none grows); the database
-size over the last simulated day, once retention has bitten (goal: bounded, < 5 % growth).
+growth from the end of the first simulated day to the end (goal < 5 %) and its slope; each
+count's floor over the last day against its ceiling over the first (goal: none grows: a leak
+ratchets the floor up, while a retraining's pipes and threads come and go); the database size
+over the last simulated day, once retention has bitten (goal: bounded, < 5 % growth); and
+the outbox: once the market is over, the daemon runs on until every notification is
+delivered (goal: all of them, at the chat's pace of about one a second).
 The samples go to ``bench/results/soak.csv``, the plot (RSS, database size, loop lag over
 simulated time) to ``bench/results/soak.png``.
 
-    .venv/bin/python bench/soak.py [--symbols 100] [--days 7] [--speed 400] [--json FILE]
+    .venv/bin/python bench/soak.py [--symbols 100] [--days 7] [--speed 300] [--json FILE]
 """
 
 import argparse
@@ -49,21 +54,17 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 import psutil  # noqa: E402
 from fakes.telegram_server import ThreadedTelegram, fake_telegram_thread  # noqa: E402
 from pipeline import machine, train_model  # noqa: E402
-from results import row  # noqa: E402
 from soak_clients import FeedClients  # noqa: E402
-from soak_plot import plot  # noqa: E402
+from soak_report import plot, result_rows, verdicts, write_csv  # noqa: E402
 
 from paper_trader.domain import Venue  # noqa: E402
 
 HOUR_CANDLES = 60
+DRAIN_TIMEOUT_S = 1800.0  # the outbox after the market: at about a message a second per chat
 HOUR_MS = HOUR_CANDLES * 60_000
 START_MS = 1_672_531_200_000  # 2023-01-01 00:00 UTC
 DAY_HOURS = 24
 HISTORY = 1_100
-RSS_GROWTH_GOAL_PCT = 5.0
-DB_GROWTH_GOAL_PCT = 5.0
-COUNTS = ("open_fds", "threads", "tasks", "outbox_pending")
-COMMAND = ".venv/bin/python bench/soak.py"
 RETENTION = {
     "DECISION_RETENTION_DAYS": "1",
     "EQUITY_DETAIL_DAYS": "1",
@@ -72,7 +73,7 @@ RETENTION = {
     "NOTIFICATION_RETENTION_DAYS": "1",
 }
 # Telegram's limits are the wall clock's (the notifier paces a chat to about a message a second),
-# and so are the caps per hour: at x400 a wall hour holds 400 hours of candles, and every
+# and so are the caps per hour: at x300 a wall hour holds 300 hours of candles, and every
 # notification over a cap would wait for the wall hour to end. The soak turns the caps off
 # (0, a setting a user may choose too) and trades at the default risk settings, so the chat's
 # own pace keeps up with the notifications of the compressed days.
@@ -224,7 +225,8 @@ def simulator(work: Path, args: argparse.Namespace, symbols: list[str]) -> Itera
         process = subprocess.Popen(
             [sys.executable, "-m", "paper_trader.simulator", "--port-file", str(port_file),
              "--symbols", ",".join(symbols), "--history", str(HISTORY), "--candles", str(candles),
-             "--start-ms", str(START_MS), "--speed", str(args.speed), "--log-level", "WARNING"],
+             "--start-ms", str(START_MS), "--speed", str(args.speed), "--log-level", "WARNING",
+             *args.faults.split()],
             cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
         )  # fmt: skip
         try:
@@ -238,17 +240,36 @@ def simulator(work: Path, args: argparse.Namespace, symbols: list[str]) -> Itera
             process.wait()
 
 
-def soak(work: Path, args: argparse.Namespace, port: int, symbols: list[str]) -> list[dict]:
-    """Run the daemon until it handled ``--days`` of live candles; return the hourly samples."""
+def soak(
+    work: Path, args: argparse.Namespace, port: int, symbols: list[str]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Run the daemon until it handled ``--days`` of live candles, then until its outbox is
+    delivered; return the hourly samples and how the outbox drained."""
     with ExitStack() as stack:
         tg = stack.enter_context(fake_telegram_thread())
         p = stack.enter_context(running_daemon(work, daemon_env(work, port, symbols, tg)))
         feed = listening_url(work / "logs", "status_feed_listening", time.monotonic() + 900)
         clients = stack.enter_context(FeedClients(feed, args.clients))
         samples = sample_hours(p, work, args.days * DAY_HOURS, clients)
+        drain = drain_outbox(work / "soak.db", samples[-1]["outbox_pending"])
         clients.check()
-        print(f"Telegram: {len(tg.delivered())} messages delivered to the fake", flush=True)
-    return samples
+        drain["telegram_messages"] = len(tg.delivered())
+        print(f"outbox: {drain}", flush=True)
+    return samples, drain
+
+
+def drain_outbox(db: Path, pending: int, timeout_s: float = DRAIN_TIMEOUT_S) -> dict[str, Any]:
+    """Wait until no notification waits (the market is over: none is added); return how long
+    it took, or that it did not within ``timeout_s``."""
+    started = time.monotonic()
+    sql = _TABLE_ROWS["outbox_pending"]
+    while (left := (read_only(db, sql) or [(0,)])[0][0]) and time.monotonic() - started < timeout_s:
+        time.sleep(0.5)
+    return {
+        "pending_at_end": pending,
+        "left": left,
+        "drain_s": round(time.monotonic() - started, 1),
+    }
 
 
 def sample_hours(
@@ -278,85 +299,37 @@ def format_sample(s: Mapping[str, Any]) -> str:
     )
 
 
-def verdicts(samples: list[dict[str, Any]]) -> dict[str, Any]:
-    """Return the figures against their goals: RSS growth after day 1, counts, database size."""
-    day1 = samples[DAY_HOURS - 1]
-    later = samples[DAY_HOURS:]
-    rss_growth = (samples[-1]["rss_mb"] - day1["rss_mb"]) / day1["rss_mb"] * 100
-    days = [(s["hour"] - day1["hour"]) / DAY_HOURS for s in later]
-    slope = _slope(days, [s["rss_mb"] for s in later])
-    counts = {
-        name: {
-            "first_day_max": max(s[name] for s in samples[:DAY_HOURS]),
-            "later_max": max(s[name] for s in later),
-        }
-        for name in COUNTS
-    }
-    last_day = samples[-DAY_HOURS:]
-    db_growth = (last_day[-1]["db_mb"] - last_day[0]["db_mb"]) / last_day[0]["db_mb"] * 100
-    return {
-        "rss_day1_mb": day1["rss_mb"],
-        "rss_end_mb": samples[-1]["rss_mb"],
-        "rss_max_mb": max(s["rss_mb"] for s in samples),
-        "rss_growth_pct": round(rss_growth, 2),
-        "rss_slope_mb_per_day": round(slope, 2),
-        "rss_met": rss_growth < RSS_GROWTH_GOAL_PCT,
-        "counts": counts,
-        "counts_met": all(c["later_max"] <= c["first_day_max"] for c in counts.values()),
-        "db_mb_by_day": [s["db_mb"] for s in samples[DAY_HOURS - 1 :: DAY_HOURS]],
-        "db_last_day_growth_pct": round(db_growth, 2),
-        "db_met": db_growth < DB_GROWTH_GOAL_PCT,
-        "loop_lag_p99_ms_max": max(s["loop_lag_p99_ms"] for s in samples),
-    }
+def retrainings(logs: Path) -> dict[str, int]:
+    """Return how many retrainings the run finished, and how many failed or were promoted."""
+    counts = {"finished": 0, "failed": 0, "promoted": 0}
+    for line in (logs / "paper_trader.log").read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
+        if entry.get("event") == "retrain_finished":
+            counts["finished"] += 1
+            counts["failed"] += entry.get("exit_code") != 0
+            counts["promoted"] += bool(entry.get("promoted"))
+    return counts
 
 
-def _slope(x: list[float], y: list[float]) -> float:
-    """Return the least-squares slope of ``y`` over ``x``."""
-    mx, my = sum(x) / len(x), sum(y) / len(y)
-    var = sum((a - mx) ** 2 for a in x)
-    return sum((a - mx) * (b - my) for a, b in zip(x, y, strict=True)) / var if var else 0.0
+def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Train, start the simulator and soak the daemon; return the samples and the run's facts."""
+    symbols = [f"S{k:03d}USDT" for k in range(args.symbols)]
+    with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
+        work = args.dir or Path(tmp)
+        work.mkdir(parents=True, exist_ok=True)
+        model = train_model(work, args.train_candles, venue=Venue.BINANCE)
+        with simulator(work, args, symbols) as port:
+            samples, drain = soak(work, args, port, symbols)
+        return samples, {"model": model, "retrainings": retrainings(work / "logs"), "outbox": drain}
 
 
-def result_rows(args: argparse.Namespace, v: dict[str, Any]) -> list[dict[str, Any]]:
-    """Return the rows of ``bench/results.md``."""
-    method = (
-        f"run_paper_trader.py run, {args.symbols} symbols x {args.days} simulated days of 1m "
-        f"candles on the simulator at x{args.speed:g}, a model, retraining every 600 s, Telegram "
-        f"fake, {args.clients} status-feed clients, retention of a day; sampled every "
-        "simulated hour"
-    )
-    counts = ", ".join(
-        f"{name} {c['first_day_max']} -> {c['later_max']}" for name, c in v["counts"].items()
-    )
-    return [
-        row(
-            "soak: RSS growth after the first simulated day",
-            f"{v['rss_growth_pct']:+.1f} % ({v['rss_day1_mb']:.0f} -> {v['rss_end_mb']:.0f} MB, "
-            f"slope {v['rss_slope_mb_per_day']:+.2f} MB/day, max {v['rss_max_mb']:.0f})",
-            goal=f"< {RSS_GROWTH_GOAL_PCT:g} %",
-            met=v["rss_met"],
-            method=method,
-            command=COMMAND,
-        ),
-        row(
-            "soak: counts, first day's max -> later max",
-            counts,
-            goal="none grows",
-            met=v["counts_met"],
-            method=method,
-            command=COMMAND,
-        ),
-        row(
-            "soak: database size over the last simulated day",
-            f"{v['db_last_day_growth_pct']:+.1f} % (MB at each day's end: "
-            + ", ".join(f"{mb:.0f}" for mb in v["db_mb_by_day"])
-            + ")",
-            goal=f"bounded (< {DB_GROWTH_GOAL_PCT:g} % a day once retention bites)",
-            met=v["db_met"],
-            method=method,
-            command=COMMAND,
-        ),
-    ]
+def read_csv(path: Path) -> list[dict[str, Any]]:
+    """Return the samples of an earlier run's CSV, as numbers."""
+    with path.open(encoding="utf-8") as handle:
+        return [
+            {k: float(v) if "." in v else int(v) for k, v in r.items()}
+            for r in csv.DictReader(handle)
+        ]
 
 
 def main() -> int:
@@ -364,30 +337,30 @@ def main() -> int:
     add = parser.add_argument
     add("--symbols", type=int, default=100, help="symbols closing together")
     add("--days", type=int, default=7, help="simulated days of live candles (at least 2)")
-    add("--speed", type=float, default=400.0, help="simulator speed (x real time)")
+    add("--speed", type=float, default=300.0, help="simulator speed (x real time)")
     add("--clients", type=int, default=3, help="status-feed clients reading every message")
     add("--train-candles", type=int, default=6000, help="candles the first model is trained on")
     add("--json", type=Path, metavar="FILE", help="also write the figures here")
     add("--out", type=Path, default=BENCH / "results", help="where soak.csv and soak.png go")
     add("--dir", type=Path, help="keep the run's files here (default: a temporary directory)")
+    add("--faults", default="", help="simulator fault options, e.g. '--drop-every 30'")
+    add("--from-csv", type=Path, metavar="CSV", help="judge and plot an earlier run's samples")
     args = parser.parse_args()
     if args.days < 2:
         parser.error("--days must be at least 2: the first day is the baseline")
-    symbols = [f"S{k:03d}USDT" for k in range(args.symbols)]
     started = time.monotonic()
-    with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
-        work = args.dir or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
-        model = train_model(work, args.train_candles, venue=Venue.BINANCE)
-        with simulator(work, args, symbols) as port:
-            samples = soak(work, args, port, symbols)
-    v = verdicts(samples)
+    if args.from_csv:
+        samples, facts = read_csv(args.from_csv), {}
+    else:
+        samples, facts = run(args)
+    v = verdicts(samples, facts.get("outbox"))
     args.out.mkdir(parents=True, exist_ok=True)
-    write_csv(samples, args.out / "soak.csv")
+    if not args.from_csv:
+        write_csv(samples, args.out / "soak.csv")
     plot(samples, args.out / "soak.png", title=f"{args.symbols} symbols, x{args.speed:g}")
     results = {
         "machine": machine(),
-        "model": model,
+        **facts,
         "symbols": args.symbols,
         "days": args.days,
         "speed": args.speed,
@@ -398,18 +371,11 @@ def main() -> int:
     for r in results["rows"]:
         verdict = "met" if r["met"] else "NOT met"
         print(f"{r['measure']}: {r['figure']}; goal {r['goal']}: {verdict}")
+    print(f"retrainings: {facts.get('retrainings')}")
     print(f"samples: {args.out / 'soak.csv'}, plot: {args.out / 'soak.png'}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
-    return 0 if all(r["met"] for r in results["rows"]) else 1
-
-
-def write_csv(samples: list[dict[str, Any]], path: Path) -> None:
-    """Write the hourly samples as a CSV, one row an hour."""
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(samples[0]))
-        writer.writeheader()
-        writer.writerows(samples)
+    return 0 if all(r["met"] is not False for r in results["rows"]) else 1
 
 
 if __name__ == "__main__":

@@ -301,6 +301,12 @@ class Settings(BaseSettings):
         "a whole number of MiB from 1 to 65536", default=256, ge=1, le=65536
     )
 
+    # Reports: the Monte Carlo of the closed trades in `report`, /daily, the daily report and
+    # the dashboard (broker/montecarlo.py)
+    monte_carlo_runs: int = _expect(
+        "a whole number of runs, 0 (off) or from 100 to 100000", default=1000, ge=0, le=100_000
+    )
+
     # Retention: what the database forgets (storage/retention.py); 0 keeps everything. Days
     # of candle time back from the newest row, except the command audit's (wall clock).
     decision_retention_days: int = _expect(
@@ -450,6 +456,13 @@ class Settings(BaseSettings):
     def _retrain_off_or_sane(cls, value: float) -> float:
         if 0 < value < 600:
             raise ValueError("must be 0 (off) or at least 600 seconds")
+        return value
+
+    @field_validator("monte_carlo_runs")
+    @classmethod
+    def _monte_carlo_off_or_enough(cls, value: int) -> int:
+        if 0 < value < 100:
+            raise ValueError("fewer than 100 runs make the percentiles noise")
         return value
 
     @field_validator("signal_strong_threshold")

@@ -15,18 +15,18 @@ from paper_trader.settings import Settings
 from paper_trader.storage import BackupResult, backup_database, open_reader
 
 
-async def report_database(db_path: Path) -> Report:
-    """Open ``db_path`` read-only and summarise it."""
+async def report_database(db_path: Path, *, monte_carlo_runs: int) -> Report:
+    """Open ``db_path`` read-only and summarise it (``MONTE_CARLO_RUNS``: the runs)."""
     reader = await open_reader(db_path)
     try:
-        return await build_report(reader, db_path)
+        return await build_report(reader, db_path, monte_carlo_runs=monte_carlo_runs)
     finally:
         await reader.close()
 
 
-def report(db_path: Path) -> Report:
+def report(db_path: Path, *, monte_carlo_runs: int) -> Report:
     """Summarise the database at ``db_path`` (read-only)."""
-    return asyncio.run(report_database(db_path))
+    return asyncio.run(report_database(db_path, monte_carlo_runs=monte_carlo_runs))
 
 
 def backup(db_path: Path, out: Path, *, overwrite: bool) -> BackupResult:

@@ -95,4 +95,5 @@ async def _replay(
         source=lambda out: CsvReplaySource(csvs, out),
         series=request.series(),
     )
-    return ReplayResult(run=run, report=await report_database(request.db_path))
+    summary = await report_database(request.db_path, monte_carlo_runs=settings.monte_carlo_runs)
+    return ReplayResult(run=run, report=summary)

@@ -55,7 +55,7 @@ def telegram_bot(  # noqa: PLR0917 -- the run's parts the console reaches, hande
         log.warning("telegram_no_chat", hint="set TELEGRAM_CHAT_ID: nobody may command the bot")
     console = Console(
         control=Control(trading, reader, interval_ms=interval_ms),
-        reports=Reports(trading, reader),
+        reports=Reports(trading, reader, monte_carlo_runs=settings.monte_carlo_runs),
         system=SystemInfo(
             health=health, model=model, config=settings.effective, log_dir=settings.log_dir
         ),

@@ -88,7 +88,7 @@ def ways_in(
         model=model,
         pacing=pacing,
     )
-    reports = Reports(path.trading, plan.reader)
+    reports = Reports(path.trading, plan.reader, monte_carlo_runs=settings.monte_carlo_runs)
     found.notifier = _notifier(
         settings, shared, plan, clock, ReportMaker(control, reports, health), pacing
     )

@@ -3,7 +3,8 @@
 The simulator runs as a child process on loopback (a synthetic market at an accelerated
 speed, optionally with faults on the wire); the daemon is the same one ``run`` starts, only
 its Binance endpoints point at the simulator. After ``seconds`` (0: at Ctrl-C or SIGTERM) it
-stops as on SIGTERM and the database is summarised. While it runs, the dashboard is on the HTTP
+stops as on SIGTERM and the database is summarised: report's table and a line on the run, or
+with ``--json`` report's JSON plus the run's figures. While it runs, the dashboard is on the HTTP
 port (its URL goes to stderr as the daemon starts).
 
 The demo keeps its models, its trade files and its feature cache next to its database, never
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from paper_trader.app.chores import report
 from paper_trader.app.configs import log_config
 from paper_trader.app.daemon import DaemonRun, run_live
+from paper_trader.cli.report import WIDTH, summary_lines
 from paper_trader.control.report import Report
 from paper_trader.domain import Venue
 from paper_trader.domain.symbols import normalise_symbol
@@ -91,7 +93,7 @@ class DemoResult:
 
 
 def demo_command(settings: Settings, args: argparse.Namespace) -> int:
-    """Run the demo; print the summary of its database as JSON."""
+    """Run the demo; print the summary of its database (the table, or ``--json``)."""
     request = DemoRequest(
         db_path=args.db,
         seconds=args.seconds,
@@ -101,8 +103,21 @@ def demo_command(settings: Settings, args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     result = run_demo(settings, request)
-    print(json.dumps(result.to_json(), indent=2))
+    if args.json:
+        print(json.dumps(result.to_json(), indent=2))
+    else:
+        print("\n".join(demo_lines(result, settings.monte_carlo_runs)))
     return result.run.exit_code
+
+
+def demo_lines(result: DemoResult, runs: int) -> list[str]:
+    """Return report's table of the demo's database, then a line on the run."""
+    run, engine = result.run, result.run.engine
+    line = (
+        f"{engine.candles_processed:,} candles processed, {engine.candles_rejected:,} "
+        f"rejected, in {run.elapsed_s:.1f} s; exit {run.outcome.exit_code}"
+    )
+    return [*summary_lines(result.report.to_json(), runs), f"{'demo':<{WIDTH}}{line}"]
 
 
 def run_demo(settings: Settings, request: DemoRequest) -> DemoResult:
@@ -118,7 +133,8 @@ def run_demo(settings: Settings, request: DemoRequest) -> DemoResult:
             logs.close()
         print(dashboard_notice(demo_settings, request.seconds), file=sys.stderr, flush=True)
         run = run_live(demo_settings, mode="demo", stop_after_s=request.seconds)
-    return DemoResult(run=run, report=report(request.db_path))
+    summary = report(request.db_path, monte_carlo_runs=settings.monte_carlo_runs)
+    return DemoResult(run=run, report=summary)
 
 
 def dashboard_notice(settings: Settings, seconds: float) -> str:

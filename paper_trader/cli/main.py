@@ -119,8 +119,9 @@ def _add_demo_parser(commands: Commands) -> None:
         "demo",
         help="run the daemon against the built-in simulated exchange (offline)",
         description="Start the simulated exchange on loopback (a seeded synthetic market at an "
-        "accelerated speed), run the real daemon against it for SECONDS, then print the JSON "
-        "summary of the database. Works offline on a fresh machine.",
+        "accelerated speed), run the real daemon against it for SECONDS, then print the "
+        "summary of the database as report does (a short table, or --json). Works offline on "
+        "a fresh machine.",
     )
     parser.add_argument(
         "--seconds", type=float, default=30.0, help="how long to run (30); 0: until Ctrl-C"
@@ -137,6 +138,9 @@ def _add_demo_parser(commands: Commands) -> None:
         "--faults", action="store_true", help="inject drops, duplicates, reordering and garbage"
     )
     parser.add_argument("--db", type=Path, default=Path("cache/demo.db"), help="database to write")
+    parser.add_argument(
+        "--json", action="store_true", help="print the summary as JSON (report's, plus the run's)"
+    )
 
 
 def _add_download_parser(commands: Commands) -> None:
@@ -162,10 +166,17 @@ def _add_download_parser(commands: Commands) -> None:
 def _add_report_parser(commands: Commands) -> None:
     parser = commands.add_parser(
         "report",
-        help="print the JSON summary of a database",
-        description="Print the same JSON summary as replay, rebuilt from a database (read-only).",
+        help="print the summary of a database: a short table, or --json",
+        description="Print the summary of a database (read-only): a short table of trades, "
+        "PnL, equity, win rate, maximum drawdown, breaker trips and the Monte Carlo of the "
+        "closed trades (MONTE_CARLO_RUNS runs resampling them: the 5th, 50th and 95th "
+        "percentile of the final equity and of the maximum drawdown). --json prints the "
+        "whole summary, the same JSON as replay's.",
     )
     parser.add_argument("--db", type=Path, help="database to read (DB_PATH)")
+    parser.add_argument(
+        "--json", action="store_true", help="print the whole summary as JSON, for scripts"
+    )
 
 
 def _add_features_parser(commands: Commands) -> None:

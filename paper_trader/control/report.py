@@ -2,7 +2,9 @@
 
 It describes the stored candle series, the gaps the exchange could not fill, and the trading
 ledger: candles the ledger handled, signals and what became of them, trades, final equity,
-the analytics of ``broker/analytics.py`` and the ledger digest (equal ledgers, equal digests).
+the analytics of ``broker/analytics.py``, how often each breaker tripped, the Monte Carlo of
+the closed trades (``broker/montecarlo.py``: seeded, so the same ledger gives the same
+figures) and the ledger digest (equal ledgers, equal digests).
 """
 
 import json
@@ -16,6 +18,7 @@ import aiosqlite
 from paper_trader.broker.analytics import analyse_tallies
 from paper_trader.broker.tally import EquityTally, TradeTally
 from paper_trader.clock import iso_ms
+from paper_trader.control.montecarlo import RUNS, record_monte_carlo
 from paper_trader.domain import Interval
 from paper_trader.risk.breakers import TradingBreakers
 from paper_trader.risk.config import BreakerConfig
@@ -26,6 +29,7 @@ from paper_trader.storage.deviations import (
     prediction_model_versions,
 )
 from paper_trader.storage.ledger_repository import (
+    breaker_trips,
     candles_handled,
     decision_counts,
     each_closed_trade,
@@ -83,8 +87,10 @@ class Report:
         return {**data.pop("trading"), **data}
 
 
-async def build_report(conn: aiosqlite.Connection, db_path: Path) -> Report:
-    """Summarise the database behind ``conn``."""
+async def build_report(
+    conn: aiosqlite.Connection, db_path: Path, *, monte_carlo_runs: int = RUNS
+) -> Report:
+    """Summarise the database behind ``conn`` (``monte_carlo_runs``: ``MONTE_CARLO_RUNS``)."""
     series = tuple(
         SeriesReport(
             venue=s.venue,
@@ -117,7 +123,7 @@ async def build_report(conn: aiosqlite.Connection, db_path: Path) -> Report:
         candles=sum(s.candles for s in series),
         series=series,
         gaps=gaps,
-        trading=await trading_summary(conn, series),
+        trading=await trading_summary(conn, series, monte_carlo_runs=monte_carlo_runs),
     )
 
 
@@ -149,12 +155,20 @@ async def replay_parity(conn: aiosqlite.Connection, decisions: dict[str, int]) -
 
 
 async def trading_summary(
-    conn: aiosqlite.Connection, series: tuple[SeriesReport, ...]
+    conn: aiosqlite.Connection, series: tuple[SeriesReport, ...], *, monte_carlo_runs: int = RUNS
 ) -> dict[str, Any]:
-    """Return the ledger's figures: candles handled, signals, trades, equity, analytics."""
+    """Return the ledger's figures: candles handled, signals, trades, equity, analytics,
+    breaker trips and the Monte Carlo (None when off or under two trades)."""
     state = await ledger_state(conn)
     if state is None:
-        return {"candles_processed": 0, "signals": 0, "trades": 0, "ledger_digest": None}
+        return {
+            "candles_processed": 0,
+            "signals": 0,
+            "trades": 0,
+            "ledger_digest": None,
+            "breakers_tripped": {},
+            "monte_carlo": None,
+        }
     extra = json.loads(state.state_json)
     initial = Decimal(str(extra.get("initial_balance", state.cash)))
     trades, equity = TradeTally(), EquityTally(initial)
@@ -165,6 +179,7 @@ async def trading_summary(
     counts = await decision_counts(conn)
     interval_ms = Interval(series[0].interval).ms if series else 60_000
     analytics = analyse_tallies(trades, equity, interval_ms=interval_ms)
+    monte_carlo = await record_monte_carlo(conn, initial, monte_carlo_runs)
     return {
         "replay_parity": await replay_parity(conn, counts),
         "candles_processed": await candles_handled(conn, handled_of(extra)),
@@ -176,4 +191,6 @@ async def trading_summary(
         "trading_state": TradingBreakers(BreakerConfig(), extra.get("breakers")).state.value,
         "ledger_digest": trades.digest(),
         "analytics": analytics.to_json(),
+        "breakers_tripped": await breaker_trips(conn),
+        "monte_carlo": monte_carlo.to_json() if monte_carlo else None,
     }

@@ -1,5 +1,5 @@
 """Ledger reports for the operator: balance, profit, per-symbol performance, period tables,
-today's PnL and the equity curve.
+today's PnL, the equity curve and the Monte Carlo of the closed trades.
 
 Like ``Control``, every window is candle time ending at the last candle the ledger handled;
 live figures are read under the trading stage's lock, history through the read-only
@@ -16,6 +16,7 @@ from decimal import Decimal
 
 import aiosqlite
 
+from paper_trader.control.montecarlo import RUNS, MonteCarlo, record_monte_carlo
 from paper_trader.control.risk_report import RiskReport, risk_report
 from paper_trader.domain.trading import DAY_MS, ClosedTrade, EquitySnapshot
 from paper_trader.storage.equity import equity_closes, first_snapshot_ms
@@ -155,9 +156,15 @@ class Today:
 class Reports:
     """Reports on the trading stage and the stored ledger."""
 
-    def __init__(self, stage: TradingStage, reader: aiosqlite.Connection) -> None:
+    def __init__(
+        self, stage: TradingStage, reader: aiosqlite.Connection, *, monte_carlo_runs: int = RUNS
+    ) -> None:
+        """``monte_carlo_runs`` is ``MONTE_CARLO_RUNS`` (0: no Monte Carlo)."""
         self._stage = stage
         self._reader = reader
+        self._runs = monte_carlo_runs
+        # (until_ms, next fill id) -> the last Monte Carlo: no fill since, the same trades
+        self._monte_carlo: tuple[tuple[int | None, int], MonteCarlo | None] | None = None
 
     async def balance(self) -> Balance:
         """Return cash, reserved collateral, positions and exposure at the latest closes."""
@@ -256,6 +263,19 @@ class Reports:
         closes = await equity_closes(self._reader, since_ms=starts[0] - DAY_MS, bucket_ms=DAY_MS)
         trades = await closed_trades(self._reader, since_ms=starts[0] - 1)
         return period_rows(starts, closes, trades, initial)
+
+    async def monte_carlo(self, *, until_ms: int | None = None) -> MonteCarlo | None:
+        """Return the Monte Carlo of the trades closed so far (before candle time ``until_ms``
+        if given): ``broker/montecarlo.py``; None when off or under two trades. Kept until the
+        next fill, so asking again (the dashboard, each chat) costs one lock."""
+        async with self._stage.lock:  # waits for an in-flight commit: its trade is stored
+            trader = self._stage.trader
+            initial, key = trader.initial_balance, (until_ms, trader.ledger.next_fill_id)
+        if self._monte_carlo is not None and self._monte_carlo[0] == key:
+            return self._monte_carlo[1]
+        found = await record_monte_carlo(self._reader, initial, self._runs, until_ms=until_ms)
+        self._monte_carlo = (key, found)
+        return found
 
     async def risk(self) -> RiskReport:
         """Return the breakers, limits, exposure and value at risk."""

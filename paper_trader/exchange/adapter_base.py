@@ -16,6 +16,10 @@ from paper_trader.exchange.wire import MalformedFrame, Subscription, check_inter
 
 T = TypeVar("T")
 _GENERIC = msgspec.json.Decoder(float_hook=Decimal)
+# What else msgspec raises for a frame that is not JSON it can decode: a string that is not
+# UTF-8 (UnicodeDecodeError), a number Decimal refuses (1e999999999999999999999: decimal's
+# InvalidOperation), nesting past the recursion limit (about 1,000 levels).
+_UNDECODABLE = (msgspec.DecodeError, ValueError, ArithmeticError, RecursionError)
 
 
 class AdapterBase:
@@ -50,16 +54,24 @@ def decode_typed(decode: Callable[[str | bytes], T], raw: str | bytes) -> T | No
         return decode(raw)
     except msgspec.ValidationError:
         return None
-    except msgspec.DecodeError as exc:
-        raise MalformedFrame(f"not JSON: {exc}") from None
+    except _UNDECODABLE as exc:
+        raise MalformedFrame(f"not JSON: {_reason(exc)}") from None
 
 
 def decode_object(raw: str | bytes) -> dict[str, object]:
     """Return the frame as a JSON object; raise ``MalformedFrame`` for anything else."""
     try:
         message = _GENERIC.decode(raw)
-    except msgspec.DecodeError as exc:
-        raise MalformedFrame(f"not JSON: {exc}") from None
+    except _UNDECODABLE as exc:
+        raise MalformedFrame(f"not JSON: {_reason(exc)}") from None
     if not isinstance(message, dict):
         raise MalformedFrame(f"not a JSON object: {str(message)[:80]}")
     return message
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deep"
+    if isinstance(exc, ArithmeticError):
+        return "a number out of Decimal's range"
+    return str(exc)[:200]

@@ -141,7 +141,8 @@ class BinanceAdapter(AdapterBase):
     def rate_signal(self, answer: RestAnswer) -> RateSignal:
         """Return the weight used this minute; 429/418 and ``Retry-After`` are plain HTTP."""
         used = answer.headers.get(USED_WEIGHT_HEADER, "")
-        return RateSignal(used=int(used) if used.isascii() and used.isdigit() else None)
+        readable = used.isascii() and used.isdigit() and len(used) <= 16
+        return RateSignal(used=int(used) if readable else None)
 
     async def server_time_ms(self, rest: RestClient) -> int:
         """Return ``GET /api/v3/time`` ``serverTime``."""

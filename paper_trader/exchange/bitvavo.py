@@ -323,7 +323,7 @@ def _open_ms(value: object) -> int:
     """Return a timestamp sent as an integer or as a string of digits."""
     if type(value) is int and value >= 0:
         return value
-    if isinstance(value, str) and value.isascii() and value.isdigit():
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 16:
         return int(value)
     raise MalformedFrame(f"candle timestamp is not Unix ms: {str(value)[:40]}")
 

@@ -268,7 +268,7 @@ def _decode(raw: bytes) -> tuple[bool, object]:
     """Return whether ``raw`` is JSON, and its value."""
     try:
         return True, msgspec.json.decode(raw)
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):  # bad UTF-8, nested too deep
         return False, None
 
 
@@ -308,7 +308,7 @@ def _http_date_ms(value: str) -> int | None:
     """Return an HTTP ``Date`` header as Unix ms, None if absent or not a date."""
     try:
         moment = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, OverflowError):  # Overflow: a year past C's int
         return None
     if moment.tzinfo is None:
         return None

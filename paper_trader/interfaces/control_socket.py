@@ -176,9 +176,12 @@ def _parse(line: bytes) -> dict[str, Any]:
         raise BadRequest(f"a request is one JSON line of at most {MAX_REQUEST_BYTES} bytes")
     try:
         request = json.loads(line)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, over 4,300 digits
         raise BadRequest(f"not JSON: {exc}") from None
-    if not isinstance(request, dict) or request.get("command") not in _HANDLERS:
+    except RecursionError:
+        raise BadRequest("not JSON: nested too deep") from None
+    command = request.get("command") if isinstance(request, dict) else None
+    if not isinstance(request, dict) or not isinstance(command, str) or command not in _HANDLERS:
         known = ", ".join(sorted(_HANDLERS))
         raise BadRequest(f"unknown command; expected one of {known}")
     return request

@@ -15,6 +15,7 @@ from paper_trader.errors import CannotProceed, DataIntegrityError
 
 HEADER = ("timestamp_ms", "open", "high", "low", "close", "volume")
 MAX_REPORTED_PROBLEMS = 10
+MAX_OPEN_TIME_MS = 2**63 - 1  # the most the candle table's INTEGER holds
 
 
 class CandleCsv:
@@ -64,7 +65,8 @@ class CandleCsv:
         """Yield ``(line number, candle or problem)`` for every data line."""
         previous: int | None = None
         try:
-            handle = self.path.open(encoding="utf-8", newline="")
+            # A byte that is not UTF-8 reads as U+FFFD: its row is reported, with its line.
+            handle = self.path.open(encoding="utf-8", errors="replace", newline="")
         except OSError as exc:
             raise CannotProceed(f"cannot read {self.path}: {exc.strerror}") from None
         with handle:
@@ -105,8 +107,10 @@ class CandleCsv:
         )
 
     def _open_time(self, text: str, previous: int | None) -> int | str:
-        if not text.isdigit():
+        if not (text.isascii() and text.isdigit()):  # "²" is a digit to isdigit(), not to int()
             return f"timestamp_ms {text!r} is not a whole number of milliseconds"
+        if len(text) > 20 or int(text) > MAX_OPEN_TIME_MS:
+            return f"timestamp_ms {text[:40]!r} is past {MAX_OPEN_TIME_MS}"
         open_time = int(text)
         if open_time % self.interval.ms:
             return f"timestamp_ms {open_time} is not aligned to the {self.interval} interval"

@@ -18,6 +18,11 @@ from paper_trader.simulator.server import Simulator
 log = get_logger("simulator")
 
 _EXIT_BAD_CONFIG = 2
+# Closed candles at start: the daemon's default WARMUP_CANDLES, so a daemon with a model finds
+# its whole warm-up (one without, and AUTO_TRAIN, reaches back TRAINING_CANDLES: give --history).
+DEFAULT_HISTORY = 1000
+# Candles a synthetic market makes after its history unless --candles says otherwise.
+LIVE_CANDLES = 1000
 
 
 def _speed(text: str) -> Speed:
@@ -86,10 +91,19 @@ def _add_market_arguments(group: argparse._ArgumentGroup) -> None:
     )
     group.add_argument("--symbols", type=_symbols, help="synthetic symbols, A,B (BTCUSDT)")
     group.add_argument("--seed", type=int, default=7, help="synthetic market seed (7)")
-    group.add_argument("--candles", type=int, help="candles per symbol (synthetic 1000, CSV all)")
+    group.add_argument(
+        "--candles",
+        type=int,
+        help=f"candles per symbol in all (synthetic: --history + {LIVE_CANDLES}, CSV: all)",
+    )
     group.add_argument("--interval", type=Interval, default=Interval.M1, help="interval (1m)")
     group.add_argument("--start-ms", type=int, default=1_672_531_200_000, help="first open time")
-    group.add_argument("--history", type=int, default=100, help="candles closed at start (100)")
+    group.add_argument(
+        "--history",
+        type=int,
+        default=DEFAULT_HISTORY,
+        help=f"candles closed at start ({DEFAULT_HISTORY}, the daemon's default WARMUP_CANDLES)",
+    )
     group.add_argument("--speed", type=_speed, default=60.0, help="x real time, or max (60)")
     group.add_argument("--updates-per-candle", type=int, default=2, help="partial frames (2)")
     group.add_argument(
@@ -159,6 +173,9 @@ def _source(
 def _config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> SimulatorConfig:
     """Build the configuration, or exit 2 with argparse's message."""
     symbols, source = _source(parser, args)
+    candles = args.candles
+    if candles is None and isinstance(source, SyntheticSource):
+        candles = max(args.history, 0) + LIVE_CANDLES  # the history, then a live market
     try:
         return SimulatorConfig(
             host=args.host,
@@ -166,7 +183,7 @@ def _config(parser: argparse.ArgumentParser, args: argparse.Namespace) -> Simula
             symbols=symbols,
             interval=args.interval,
             source=source,
-            candles=args.candles,
+            candles=candles,
             history=args.history,
             speed=args.speed,
             updates_per_candle=args.updates_per_candle,

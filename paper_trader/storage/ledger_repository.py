@@ -219,6 +219,15 @@ async def breaker_history(conn: aiosqlite.Connection, *, limit: int) -> list[Bre
     ]
 
 
+async def breaker_trips(conn: aiosqlite.Connection) -> dict[str, int]:
+    """Return how many times each breaker tripped (any symbol), by breaker name."""
+    rows = await conn.execute_fetchall(
+        "SELECT breaker, COUNT(*) FROM breaker_events WHERE transition = 'tripped' "
+        "GROUP BY breaker ORDER BY breaker"
+    )
+    return {str(breaker): int(count) for breaker, count in rows}
+
+
 async def candles_handled(conn: aiosqlite.Connection, handled: dict[str, int]) -> int:
     """Return how many stored candles the ledger handled: per symbol, up to its last one."""
     total = 0

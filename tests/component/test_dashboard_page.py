@@ -10,9 +10,10 @@ from pathlib import Path
 
 import aiohttp
 from fakes.browser import Page, chromium
-from fakes.control_rig import Rig, running_rig
+from fakes.control_rig import Rig, open_and_close, running_rig
 from fakes.status_feed import FakeStatusFeed
 from fakes.status_messages import LONG_DIGITS_SNAPSHOT, MIN, SNAPSHOT, T, candle, trade
+from fakes.trading import MINUTE, T0
 
 from paper_trader.control.reports import Reports
 from paper_trader.interfaces.http.api import ApiSources
@@ -32,6 +33,7 @@ class Dashboard:
     page: Page
     feed: FakeStatusFeed
     http_port: int
+    rig: Rig
 
     async def open(self, query: str = "") -> None:
         """Load the dashboard (``query`` such as ``?stale=1``)."""
@@ -96,7 +98,8 @@ async def dashboard(tmp_path: Path, *, token: str | None = None) -> AsyncIterato
             serving(rig, lambda: link) as http,
             chromium(tmp_path / "chromium") as browser,
         ):
-            yield Dashboard(page=await browser.new_page(), feed=feed, http_port=http.port)
+            page = await browser.new_page()
+            yield Dashboard(page=page, feed=feed, http_port=http.port, rig=rig)
     finally:
         await feed.stop()
 
@@ -181,6 +184,48 @@ async def test_page_shows_the_snapshot_then_applies_each_event(tmp_path: Path) -
     assert errors == []
     assert requests
     assert all(u.startswith(("http://127.0.0.1:", "data:")) for u in requests), requests
+
+
+async def test_monte_carlo_panel_shows_the_percentiles_once_two_trades_closed(
+    tmp_path: Path,
+) -> None:
+    """Under two closed trades the panel says why it is empty; after a ``trade_closed`` the
+    page asks /api/montecarlo again and shows the 5th, 50th and 95th percentile of the final
+    equity and of the drawdown over 1,000 runs of the ledger's trades."""
+    async with dashboard(tmp_path) as dash:
+        await open_and_close(dash.rig, "BTCUSDT", T0, "100", "104")
+        await dash.open()
+        await dash.wait_state("connected")
+        asked = "performance.getEntriesByName(location.origin + '/api/montecarlo').length"
+        await dash.page.wait_for(f"{asked} >= 1")
+        empty = await dash.page.evaluate(
+            "!document.querySelector('.empty[data-for=\"monte-carlo\"]').hidden"
+        )
+        before = await dash.rows("monte-carlo")
+        await open_and_close(dash.rig, "ETHUSDT", T0 + 2 * MINUTE, "100", "99")
+        await open_and_close(dash.rig, "SOLUSDT", T0 + 4 * MINUTE, "100", "102")
+        expected = await Reports(dash.rig.stage, dash.rig.reader).monte_carlo()
+        dash.feed.publish("trade_closed", trade(symbol="SOLUSDT", side="long", quantity="1",
+                          entry_price="100", exit_price="102", net_pnl="1.9",
+                          exit_reason="manual", opened_candle_ms=T, closed_candle_ms=T + MIN,
+                          exit_fill_id=6), T + MIN)  # fmt: skip
+        after = await dash.wait_rows("monte-carlo", 2)
+        note = await dash.page.text("#monte-carlo-note")
+        errors = dash.page.errors
+    assert empty is True
+    assert before == []
+    assert expected is not None
+    final, drawdown = expected.final_equity, expected.max_drawdown
+    assert after == [
+        ["final equity", f"{final.p5:.2f}", f"{final.p50:.2f}", f"{final.p95:.2f}"],
+        ["max drawdown", f"{100 * drawdown.p5:.2f}%", f"{100 * drawdown.p50:.2f}%",
+         f"{100 * drawdown.p95:.2f}%"],
+    ]  # fmt: skip
+    assert final.p5 < final.p50 < final.p95
+    assert note == (
+        "1000 runs, each resampling the 3 closed trades with replacement from 10000 (seed 18)"
+    )
+    assert errors == []
 
 
 async def test_page_says_disconnected_when_the_feed_drops_then_resumes_with_since(

@@ -300,7 +300,8 @@ async def test_monitor_writes_one_json_line_per_interval_to_performance_log(
     assert first["cache_hit_rate"] is None
     assert first["loop_lag_samples"] > 0
     assert first["tasks"] >= 2  # the test's own and the monitor's sampler, at least
-    assert first["threads"] >= 1 and first["open_fds"] >= 3
+    assert first["threads"] >= 1
+    assert first["open_fds"] >= 3
     main_log = (tmp_path / "paper_trader.log").read_text(encoding="utf-8")
     assert "loop_lag_samples" not in main_log  # the performance lines stay in their own file
 

@@ -39,7 +39,8 @@ async def test_a_day_of_trades_is_reported_at_midnight_with_its_chart(
     tmp_path: Path, tg: FakeTelegram
 ) -> None:
     """Two trades on Tuesday; Wednesday's first candle queues Tuesday's report (once); every
-    chat gets one photo whose caption is the summary, the webhook the same text."""
+    chat gets one photo whose caption is the summary, ending with the Monte Carlo of the
+    trades closed by then, the webhook the same text."""
     async with running_rig(tmp_path, now_ms=CLOCK.now_ms) as rig:
         win = await open_and_close(rig, "BTCUSDT", T0 + 60 * MINUTE, "100", "103")
         loss = await open_and_close(rig, "ETHUSDT", T0 + 120 * MINUTE, "50", "49")
@@ -49,6 +50,9 @@ async def test_a_day_of_trades_is_reported_at_midnight_with_its_chart(
         await rig.feed([bar("BTCUSDT", NEXT_DAY + MINUTE, "103")])
         queued = await reports_queued(rig)
         report = await rig.control.report(PeriodUnit.DAY, start_ms=T0)
+        record = await Reports(rig.stage, rig.reader).monte_carlo()
+        # Wednesday's trade comes after Tuesday's report: not in its Monte Carlo
+        await open_and_close(rig, "BTCUSDT", NEXT_DAY + 2 * MINUTE, "103", "101")
         options = Options(chats=(CHAT, GROUP), webhook=WebhookFormat.JSON, expand=maker(rig).expand)
         assert rig.writer is not None
         async with FakeWebhook() as hook, running(rig.writer, rig.reader, tg, options, hook):
@@ -70,6 +74,14 @@ async def test_a_day_of_trades_is_reported_at_midnight_with_its_chart(
     assert lines[2] == "2 trades closed: 1 won, 1 lost · win rate 50.00 %"
     assert lines[4].startswith("max drawdown ")
     assert lines[5] == f"best BTCUSDT {win.net_pnl:+,.2f} · worst ETHUSDT {loss.net_pnl:+,.2f}"
+    assert record is not None
+    final = record.final_equity
+    assert lines[-4:-1] == [
+        "Monte Carlo of all 2 closed trades so far (1,000 runs):",
+        f"final equity p5 {final.p5:,.2f} · p50 {final.p50:,.2f} · p95 {final.p95:,.2f}",
+        f"max drawdown p5 {100 * record.max_drawdown.p5:.2f} % · p50 "
+        f"{100 * record.max_drawdown.p50:.2f} % · p95 {100 * record.max_drawdown.p95:.2f} %",
+    ]
     assert lines[-1] == "health: not checked yet"
     [posted] = [p for p in hook.accepted() if p["kind"] == "daily_report"]
     assert posted["message"].splitlines() == lines

@@ -7,6 +7,7 @@ from decimal import Decimal
 import aiosqlite
 
 from paper_trader.broker.analytics import analyse, ledger_digest
+from paper_trader.broker.montecarlo import TradeReturns, simulate
 from paper_trader.control.report import trading_summary
 from paper_trader.storage import Durability, Statement, StorageWriter
 from paper_trader.storage.ledger_repository import closed_trades, equity_snapshots
@@ -92,6 +93,26 @@ async def test_the_streamed_report_has_the_figures_of_the_whole_lists(
     assert summary["trades"] == 3000
     assert summary["ledger_digest"] == ledger_digest(trades)
     assert summary["analytics"] == whole.to_json()
+
+
+async def test_the_streamed_monte_carlo_resamples_the_trades_in_closing_order(
+    writer: StorageWriter, reader: aiosqlite.Connection
+) -> None:
+    """Each trade's return on the realised equity before it, in the order they closed: the
+    Monte Carlo of the list sorted so; MONTE_CARLO_RUNS=0 gives none."""
+    await add_ledger(writer, trades=500, seed=4)
+    stored = await closed_trades(reader)
+    returns = TradeReturns(Decimal(10_000))
+    for trade in sorted(stored, key=lambda t: (t.closed_candle_ms, t.exit_fill_id)):
+        returns.add(trade)
+    expected = simulate(returns.returns(), initial_equity=Decimal(10_000), runs=1000)
+    assert expected is not None
+
+    summary = await trading_summary(reader, ())
+    off = await trading_summary(reader, (), monte_carlo_runs=0)
+
+    assert summary["monte_carlo"] == expected.to_json()
+    assert off["monte_carlo"] is None
 
 
 async def test_the_reports_memory_does_not_grow_with_the_number_of_trades(

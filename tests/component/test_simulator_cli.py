@@ -83,7 +83,7 @@ async def test_cli_serves_rest_and_exits_zero_on_sigterm(tmp_path: Path) -> None
         url = f"http://127.0.0.1:{int(port_file.read_text())}/api/v3/time"
         async with aiohttp.ClientSession() as http:
             _, body, _ = await http_get(http, url)
-        assert body == {"serverTime": START_MS + 100 * MINUTE}
+        assert body == {"serverTime": START_MS + 1000 * MINUTE}  # the default --history
         process.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(process.communicate(), 20)
         assert process.returncode == 0
@@ -92,3 +92,41 @@ async def test_cli_serves_rest_and_exits_zero_on_sigterm(tmp_path: Path) -> None
         if process.returncode is None:
             process.kill()
             await process.communicate()
+
+
+async def test_cli_history_alone_is_all_closed_and_a_live_market_follows(tmp_path: Path) -> None:
+    """`--history 3000` without `--candles`: 3,000 candles are closed at start and the synthetic
+    market goes on after them (it used to hold 1,000 in all: those closed, and nothing after)."""
+    port_file = tmp_path / "port"
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "paper_trader.simulator",
+        "--port-file",
+        str(port_file),
+        "--history",
+        "3000",
+        "--speed",
+        "max",
+        "--exit-when-finished",
+        "0",
+        cwd=ROOT,
+        env=subprocess_env(tmp_path),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        await eventually(port_file.exists, timeout=20)
+        base = f"http://127.0.0.1:{int(port_file.read_text())}/api/v3"
+        async with aiohttp.ClientSession() as http:
+            _, body, _ = await http_get(http, f"{base}/time")
+            _, rows, _ = await http_get(
+                http, f"{base}/klines?symbol=BTCUSDT&interval=1m&limit=1000"
+            )
+        assert body == {"serverTime": START_MS + 3000 * MINUTE}
+        # Binance's newest row is the candle still open: the first one after the history.
+        assert [row[0] for row in rows[-2:]] == [START_MS + 2999 * MINUTE, START_MS + 3000 * MINUTE]
+        assert process.returncode is None  # still serving: the live candles have not run yet
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.communicate(), 20)

@@ -11,6 +11,7 @@ from fakes.control_rig import buy, open_and_close
 from fakes.telegram_server import FakeTelegram
 from fakes.trading import MINUTE, T0, bar
 
+from paper_trader.control.reports import Reports
 from paper_trader.domain.trading import TradingState
 from paper_trader.interfaces.telegram.commands import COMMANDS
 
@@ -65,6 +66,26 @@ async def test_every_query_command_answers_with_its_summary_first(bot: BotRig) -
     assert {c.name for c in COMMANDS} <= {a.split()[0][1:] for a in ANSWERS} | {
         "pause", "resume", "close", "emergency_stop", "chart"
     }  # fmt: skip
+
+
+async def test_daily_ends_with_the_monte_carlo_of_every_closed_trade(bot: BotRig) -> None:
+    """/daily: the days, then the percentiles of 1,000 runs resampling the closed trades (the
+    record so far, seeded: the figures control gives); /weekly has no Monte Carlo."""
+    await open_and_close(bot.rig, "SOLUSDT", T0 + 10 * MINUTE, "100", "98")
+    expected = await Reports(bot.rig.stage, bot.rig.reader).monte_carlo()
+    assert expected is not None
+    daily = "\n".join(m.text for m in await bot.ask("/daily"))
+    weekly = "\n".join(m.text for m in await bot.ask("/weekly"))
+    final, drawdown = expected.final_equity, expected.max_drawdown
+    lines = daily.splitlines()
+    at = lines.index("Monte Carlo of all 2 closed trades so far (1,000 runs):")
+    assert lines[at + 1 :] == [
+        f"final equity p5 {final.p5:,.2f} · p50 {final.p50:,.2f} · p95 {final.p95:,.2f}",
+        f"max drawdown p5 {100 * drawdown.p5:.2f} % · p50 {100 * drawdown.p50:.2f} % · "
+        f"p95 {100 * drawdown.p95:.2f} %",
+    ]
+    assert final.p5 < final.p95
+    assert "Monte Carlo" not in weekly
 
 
 async def test_menu_is_set_at_start_with_every_command(bot: BotRig) -> None:

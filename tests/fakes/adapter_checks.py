@@ -1,7 +1,5 @@
-"""Shared checks for venue adapters: the adapters under test, a canned REST client, frame
-narrowing, arbitrary JSON and the fuzzing oracle."""
-
-from hypothesis import strategies as st
+"""Shared checks for venue adapters: the adapters under test, a canned REST client and frame
+narrowing (the fuzzing of their parsers is ``fakes/fuzz_targets.py``)."""
 
 from paper_trader.domain import Interval
 from paper_trader.domain.symbols import parse_pair
@@ -11,17 +9,7 @@ from paper_trader.exchange.wire import (
     Control,
     Frame,
     KlineUpdate,
-    MalformedFrame,
     Subscription,
-    VenueAdapter,
-)
-
-JSON_VALUES = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: (
-        st.lists(inner, max_size=6) | st.dictionaries(st.text(max_size=8), inner, max_size=6)
-    ),
-    max_leaves=30,
 )
 
 
@@ -66,12 +54,3 @@ class CannedRest:
     async def get_json(self, path: str, params: dict[str, str], *, weight: int) -> object:
         self.requests.append((path, params))
         return self.body
-
-
-def assert_parses_or_is_malformed(adapter: VenueAdapter, raw: str | bytes) -> None:
-    """Parsing either yields a frame or raises MalformedFrame, never anything else."""
-    try:
-        frame = adapter.parse(raw)
-    except MalformedFrame:
-        return
-    assert isinstance(frame, Control | tuple)

@@ -151,7 +151,7 @@ def _daemon(env: Mapping[str, str]) -> Iterator[subprocess.Popen[bytes]]:
 
 def report(db: Path, env: Mapping[str, str]) -> dict[str, object]:
     """Return ``report``'s JSON for ``db``."""
-    result = run_cli(["report", "--db", str(db)], env)
+    result = run_cli(["report", "--db", str(db), "--json"], env)
     assert result.returncode == 0, result.stderr[-3000:]
     summary: dict[str, object] = json.loads(result.stdout)
     return summary

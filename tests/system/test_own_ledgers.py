@@ -102,7 +102,7 @@ def test_demo_keeps_its_trade_files_beside_its_database(tmp_path: Path) -> None:
     db = tmp_path / "demo" / "demo.db"
     publish_model(db.with_suffix(".models"))  # so that the demo does not train one first
     env = subprocess_env(tmp_path)
-    done = run_cli(["demo", "--seconds", "6", "--db", str(db)], env, timeout=150)
+    done = run_cli(["demo", "--seconds", "6", "--db", str(db), "--json"], env, timeout=150)
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout)["candles_processed"] > 0
     assert db.with_suffix(".portfolio.csv").read_text().startswith("time,cash,")

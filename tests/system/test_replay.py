@@ -60,7 +60,7 @@ def test_report_rebuilds_the_replay_summary_from_the_database(tmp_path: Path) ->
     code, out, err = _replay(tmp_path, csv)
     assert code == 0, err
     replayed = json.loads(out)
-    report = run_cli(["report", "--db", replayed["db"]], subprocess_env(tmp_path))
+    report = run_cli(["report", "--db", replayed["db"], "--json"], subprocess_env(tmp_path))
     assert report.returncode == 0, report.stderr
     reported = json.loads(report.stdout)
     replayed.pop("replay")

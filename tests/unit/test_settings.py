@@ -48,6 +48,8 @@ def test_enums_and_decimals_are_parsed(tmp_path: Path) -> None:
         ("SHUTDOWN_TIMEOUT=0", "(expected seconds, from 1 to 300)"),
         ("TELEGRAM_CHAT_ID=me", "TELEGRAM_CHAT_ID="),
         ("RESTART_BACKOFF_BASE=5\nRESTART_BACKOFF_MAX=1", "must not be below RESTART_BACKOFF_BASE"),
+        ("MONTE_CARLO_RUNS=50", "MONTE_CARLO_RUNS='50': fewer than 100 runs make the percentiles"),
+        ("MONTE_CARLO_RUNS=100001", "(expected a whole number of runs, 0 (off) or from 100"),
     ],
 )
 def test_bad_values_name_the_variable_and_the_problem(
@@ -59,6 +61,13 @@ def test_bad_values_name_the_variable_and_the_problem(
     message = str(caught.value)
     assert expected in message
     assert len(message.splitlines()) == 1
+
+
+def test_monte_carlo_runs_default_to_a_thousand_and_zero_is_off(tmp_path: Path) -> None:
+    """MONTE_CARLO_RUNS: 1000 unless set; 0 turns the Monte Carlo off."""
+    assert load_settings_from(tmp_path, "").monte_carlo_runs == 1000
+    assert load_settings_from(tmp_path, "MONTE_CARLO_RUNS=0\n").monte_carlo_runs == 0
+    assert load_settings_from(tmp_path, "MONTE_CARLO_RUNS=100\n").monte_carlo_runs == 100
 
 
 def test_a_bad_token_value_is_never_echoed(tmp_path: Path) -> None:

@@ -11,6 +11,10 @@ before the ledger is restored is a 503.
 ``/api/signals``     ``?limit=`` newest entry decisions (default 20, at most 1000), oldest first
 ``/api/equity``      ``?since=`` Unix ms or ISO 8601 (default: the whole history); at most 500
                      snapshots spread over the span up to the last candle
+``/api/montecarlo``  the Monte Carlo of the closed trades (``broker/montecarlo.py``): runs,
+                     trades, seed, initial equity, and the 5th, 50th and 95th percentile of
+                     the final equity and of the maximum drawdown; null when
+                     ``MONTE_CARLO_RUNS`` is 0 or fewer than two trades closed
 """
 
 from collections.abc import Awaitable, Callable, Mapping
@@ -26,6 +30,7 @@ from paper_trader.interfaces.control_socket import to_json
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 1000
+MAX_SINCE_MS = 2**63 - 1  # the most an SQLite INTEGER holds
 
 Query = Mapping[str, str]
 Answer = dict[str, Any]
@@ -87,12 +92,19 @@ async def equity(api: ApiSources, query: Query) -> Answer:
     return {"since_ms": since, "points": to_json(curve)}
 
 
+async def monte_carlo(api: ApiSources, _query: Query) -> Answer:
+    """Return the Monte Carlo of the trades closed so far (null without one)."""
+    found = await api.reports.monte_carlo()
+    return {"monte_carlo": None if found is None else found.to_json()}
+
+
 ROUTES: dict[str, Callable[[ApiSources, Query], Awaitable[Answer]]] = {
     "/api/status": status,
     "/api/positions": positions,
     "/api/trades": trades,
     "/api/signals": signals,
     "/api/equity": equity,
+    "/api/montecarlo": monte_carlo,
 }
 
 
@@ -100,8 +112,10 @@ def _limit(query: Query) -> int:
     text = query.get("limit")
     if text is None:
         return DEFAULT_LIMIT
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise BadQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}, got {text!r}")
+    # ASCII digits: "²" is a digit to str.isdigit() but not to int(), and int() refuses
+    # more than 4,300 digits.
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or not 1 <= int(text) <= MAX_LIMIT:
+        raise BadQuery(f"limit must be a whole number from 1 to {MAX_LIMIT}, got {text[:40]!r}")
     return int(text)
 
 
@@ -110,7 +124,9 @@ def _since(query: Query) -> int:
     text = query.get("since")
     if text is None:
         return 0
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
+        if len(text) > 20 or int(text) > MAX_SINCE_MS:
+            raise BadQuery(f"since must be at most {MAX_SINCE_MS} ms, got {text[:40]!r}")
         return int(text)
     try:
         moment = datetime.fromisoformat(text)

@@ -2,9 +2,10 @@
 library) and ``/api/feed`` (where the page finds the status feed).
 
 The page is plain HTML, CSS and JavaScript in ``static/`` (no build step, nothing fetched from
-another host: it works offline). It reads nothing over HTTP but ``/api/feed``; everything it
-shows comes from the status WebSocket feed (docs/status-protocol.md). Files are served by
-aiohttp's file responses, which read off the event loop.
+another host: it works offline). It reads nothing over HTTP but ``/api/feed`` and, for its
+Monte Carlo panel, ``/api/montecarlo`` (at start, after a closed trade, every minute);
+everything else it shows comes from the status WebSocket feed (docs/status-protocol.md).
+Files are served by aiohttp's file responses, which read off the event loop.
 """
 
 from collections.abc import Awaitable, Callable

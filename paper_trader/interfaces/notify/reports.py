@@ -2,10 +2,11 @@
 
 The trading stage commits a report's outbox row with the instant that starts a new UTC day
 (or week) of candle time; the row says only which window (``period``, ``start_ms``). Its text
-(PnL, trades, win rate, drawdown, best and worst trade, health) and its equity chart are made
-here, from the ledger through ``control/``, when a channel is about to send it: the window is
-closed and committed, so every channel and every retry gets the same report. A chart is drawn
-once per row (in an executor, off the loop) and shared by the channels.
+(PnL, trades, win rate, drawdown, best and worst trade, health; a daily one also the Monte
+Carlo of every trade closed before the day's end) and its equity chart are made here, from
+the ledger through ``control/``, when a channel is about to send it: the window is closed and
+committed, so every channel and every retry gets the same report. A chart is drawn once per
+row (in an executor, off the loop) and shared by the channels.
 """
 
 import asyncio
@@ -21,7 +22,7 @@ from paper_trader.domain.trading import ClosedTrade
 from paper_trader.interfaces.notify.policy import Outgoing
 from paper_trader.interfaces.telegram.chart import draw_equity_png
 from paper_trader.interfaces.telegram.text import Line, Part, money, pct, signed
-from paper_trader.interfaces.telegram.views import share
+from paper_trader.interfaces.telegram.views import monte_carlo_lines, share
 
 REPORT_KINDS = {
     EventKind.DAILY_REPORT.value: PeriodUnit.DAY,
@@ -67,6 +68,9 @@ class ReportMaker:
         report = await self._control.report(period, start_ms=start_ms)
         curve = await self._reports.curve_between(report.start_ms, report.end_ms)
         lines = (Line(f"\U0001f4ca {title}", bold=True), *map(Line, report_lines(report)))
+        if period is PeriodUnit.DAY:
+            record = await self._reports.monte_carlo(until_ms=report.end_ms)
+            lines += tuple(map(Line, monte_carlo_lines(record)))
         lines += (Line(_health(self._health())),)
         if len(curve) < 2:
             return Made(lines, None)

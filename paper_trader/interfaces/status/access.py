@@ -47,7 +47,10 @@ class Access:
 
     def refusal(self, path: str, headers: dict[str, str], clients: int) -> Refusal | None:
         """Return why the request for ``path`` with ``headers`` is refused, None if it is not."""
-        query = parse_qs(urlsplit(path).query)
+        try:
+            query = parse_qs(urlsplit(path).query)
+        except ValueError as exc:  # urlsplit: "//[x/" is an invalid IPv6 URL
+            return Refusal(HTTPStatus.BAD_REQUEST, f"malformed URL: {exc}")
         if self.token is not None and not self._has_token(query, headers):
             return Refusal(HTTPStatus.UNAUTHORIZED, "the status feed needs its token")
         origin = headers.get("origin")

@@ -222,6 +222,8 @@ def subscription(message: str | bytes) -> frozenset[str] | None:
         body = json.loads(message)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"not JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("not JSON: nested too deep") from None
     topics = body.get("topics") if isinstance(body, dict) else None
     if (
         not isinstance(body, dict)

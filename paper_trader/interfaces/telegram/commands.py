@@ -81,9 +81,12 @@ def count_arg(args: Sequence[str], default: int, *, limit: int = MAX_ROWS) -> in
     """Return the optional count argument (1..limit); raise ``UsageError`` otherwise."""
     if not args:
         return default
-    if len(args) > 1 or not args[0].isdigit() or not 1 <= int(args[0]) <= limit:
+    text = args[0] if len(args) == 1 else ""
+    # ASCII digits: "²" is a digit to str.isdigit() but not to int(), and int() refuses
+    # more than 4,300 digits.
+    if not (text.isascii() and text.isdigit()) or len(text) > 20 or not 1 <= int(text) <= limit:
         raise UsageError(f"expected a whole number from 1 to {limit}")
-    return int(args[0])
+    return int(text)
 
 
 def no_args(args: Sequence[str]) -> None:
@@ -131,7 +134,10 @@ async def _performance(console: Console, args: Sequence[str]) -> Reply:
 def _period(unit: PeriodUnit, default: int, limit: int) -> Run:
     async def run(console: Console, args: Sequence[str]) -> Reply:
         count = count_arg(args, default, limit=limit)
-        return reply(views.periods(unit, await console.reports.periods(unit, count)))
+        rows = await console.reports.periods(unit, count)
+        if unit is PeriodUnit.DAY:
+            return reply(views.daily(rows, await console.reports.monte_carlo()))
+        return reply(views.periods(unit, rows))
 
     return run
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 
 from paper_trader.control.api import CommandResult, PositionView, Status
+from paper_trader.control.montecarlo import MonteCarlo
 from paper_trader.control.reports import (
     Balance,
     PeriodRow,
@@ -212,6 +213,24 @@ def periods(unit: PeriodUnit, rows: Sequence[PeriodRow]) -> list[Part]:
     ]
     head = f"{len(rows)} {unit.value}(s): {signed(total)}"
     return [Line(head, bold=True), table((unit.value, "PnL", "%", "trades", "won", "equity"), body)]
+
+
+def monte_carlo_lines(result: MonteCarlo | None) -> list[str]:
+    """Return the Monte Carlo of the closed trades in three lines (none without one)."""
+    if result is None:
+        return []
+    final, drawdown = result.final_equity, result.max_drawdown
+    return [
+        f"Monte Carlo of all {result.trades:,} closed trades so far ({result.runs:,} runs):",
+        f"final equity p5 {final.p5:,.2f} · p50 {final.p50:,.2f} · p95 {final.p95:,.2f}",
+        f"max drawdown p5 {share(drawdown.p5)} · p50 {share(drawdown.p50)} · "
+        f"p95 {share(drawdown.p95)}",
+    ]
+
+
+def daily(rows: Sequence[PeriodRow], result: MonteCarlo | None) -> list[Part]:
+    """Return /daily: one row per day, then the Monte Carlo of the record."""
+    return [*periods(PeriodUnit.DAY, rows), *map(Line, monte_carlo_lines(result))]
 
 
 def risk(view: RiskReport) -> list[Part]:

@@ -1,13 +1,16 @@
-// The dashboard: the status feed's messages into the state, the state onto the page.
-// Query parameters: `feed=ws://host:port/` connects there instead of where /api/feed says;
+// The dashboard: the status feed's messages into the state, the state onto the page; the
+// Monte Carlo panel from /api/montecarlo (at start, on each snapshot, soon after a closed
+// trade, and every minute). Query parameters: `feed=ws://host:port/` connects there instead of where /api/feed says;
 // `stale=SECONDS` (default 30) is how long without a message before the page says "stale".
 
 import { applyEvent, applySnapshot, emptyState } from "./state.js";
 import { FeedConnection } from "./feed.js";
 import { EquityChart, PriceChart } from "./charts.js";
-import { renderAll, renderConnection } from "./view.js";
+import { renderAll, renderConnection, renderMonteCarlo } from "./view.js";
 
 const RENDER_EVERY_MS = 100;
+const MONTE_CARLO_EVERY_MS = 60_000;
+const MONTE_CARLO_AFTER_TRADE_MS = 2_000; // trades closing together: asked once
 const params = new URLSearchParams(location.search);
 const state = emptyState();
 const equityChart = new EquityChart(document.getElementById("equity-chart"));
@@ -31,6 +34,7 @@ const feed = new FeedConnection(
 function receive(message) {
   if (message.type === "snapshot") {
     applySnapshot(state, message);
+    monteCarloSoon(0);
   } else if (message.type === "heartbeat" || message.type === "subscribed" || message.type === "error") {
     if (message.run && state.run && message.run !== state.run) feed.resync();
     return;
@@ -39,8 +43,25 @@ function receive(message) {
     return;
   } else if (!applyEvent(state, message)) {
     return;
+  } else if (message.type === "trade_closed") {
+    monteCarloSoon(MONTE_CARLO_AFTER_TRADE_MS);
   }
   schedule();
+}
+
+let monteCarloTimer = null;
+
+function monteCarloSoon(delay) {
+  if (monteCarloTimer !== null) return;
+  monteCarloTimer = setTimeout(refreshMonteCarlo, delay);
+}
+
+async function refreshMonteCarlo() {
+  monteCarloTimer = null;
+  try {
+    const response = await fetch("/api/montecarlo", { cache: "no-store" });
+    if (response.ok) renderMonteCarlo((await response.json()).monte_carlo ?? null);
+  } catch { /* the daemon is not answering: the panel keeps what it showed */ }
 }
 
 function schedule() {
@@ -103,3 +124,5 @@ function positive(value, fallback) {
 
 schedule();
 feed.start();
+monteCarloSoon(0);
+setInterval(() => monteCarloSoon(0), MONTE_CARLO_EVERY_MS);

@@ -111,6 +111,23 @@ function renderNotices(state) {
   list.replaceChildren(...items);
 }
 
+// The Monte Carlo of the closed trades (/api/montecarlo's `monte_carlo`, or null): the 5th,
+// 50th and 95th percentile of the final equity and of the maximum drawdown.
+export function renderMonteCarlo(mc) {
+  const rows = mc ? [
+    ["final equity", mc.final_equity, (v) => Number(v).toFixed(2)],
+    ["max drawdown", mc.max_drawdown, percent],
+  ] : [];
+  fill("monte-carlo", rows, ([label, figures, shown]) => [
+    text(label), ...["p5", "p50", "p95"].map((p) => num(figures[p] == null ? null : shown(figures[p]))),
+  ]);
+  const note = $("monte-carlo-note");
+  note.hidden = !mc;
+  note.textContent = mc
+    ? `${mc.runs} runs, each resampling the ${mc.trades} closed trades with replacement from ${money(mc.initial_equity)} (seed ${mc.seed})`
+    : "";
+}
+
 // Replace the rows of table `id` with one row per item; show its "empty" note when none.
 function fill(id, items, cells) {
   const body = $(id).tBodies[0];
