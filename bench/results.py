@@ -23,7 +23,10 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = "<!-- bench-results:begin (bench/results.py writes this table; edit that, not this) -->"
 END = "<!-- bench-results:end -->"
-ORDER = ("features", "pipeline", "stages", "floor", "live", "monitor", "writer", "retrain")
+ORDER = (
+    "features", "pipeline", "stages", "floor", "live", "monitor", "writer", "retrain", "soak",
+    "crash", "fuzz",
+)  # fmt: skip
 
 
 def row(

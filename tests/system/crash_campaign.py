@@ -91,7 +91,9 @@ def _settings(tmp: Path, tg: ThreadedTelegram) -> dict[str, str]:
         TELEGRAM_CHAT_ID=str(CHAT),
         TELEGRAM_ALLOWED_USERS=str(OPERATOR),
         TELEGRAM_API_URL=tg.api_url,
-        ERROR_NOTIFICATIONS_PER_HOUR="0",
+        ERROR_NOTIFICATIONS_PER_HOUR="0",  # the caps are per wall hour: at x300 one holds 300
+        TRADE_NOTIFICATIONS_PER_HOUR="0",
+        STATUS_NOTIFICATIONS_PER_HOUR="0",
     )
 
 

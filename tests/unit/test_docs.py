@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from paper_trader.settings import Settings, load_settings
-from tools import docs_check
+from tools import docs_check, docs_recipes
 
 README = docs_check.README.read_text(encoding="utf-8")
 EXAMPLE = docs_check.EXAMPLE.read_text(encoding="utf-8")
@@ -91,7 +91,7 @@ def test_readme_links_reach_headings_and_a_broken_one_is_reported() -> None:
 
 def test_readme_recipes_are_well_formed_and_cover_the_quick_start() -> None:
     """Every marker is followed by an sh block; the three trials and the log recipes run."""
-    found = docs_check.recipes(README)
+    found = docs_recipes.recipes(README)
     sessions = {recipe.session for recipe in found}
     assert {"config", "backtest", "simulator"} <= sessions
     scripts = "\n".join(recipe.script for recipe in found)
@@ -102,22 +102,22 @@ def test_readme_recipes_are_well_formed_and_cover_the_quick_start() -> None:
     )
 
 
-def _recipe(script: str, **attributes: Any) -> docs_check.Recipe:
-    return docs_check.Recipe(line=1, script=script, **attributes)
+def _recipe(script: str, **attributes: Any) -> docs_recipes.Recipe:
+    return docs_recipes.Recipe(line=1, script=script, **attributes)
 
 
 def test_a_recipe_passes_on_its_exit_status_and_expected_output(tmp_path: Path) -> None:
     """Exit 0 and a matching line: ok; another status or no match: a failure saying which."""
-    ok = docs_check.run_recipe(
+    ok = docs_recipes.run_recipe(
         _recipe("echo configuration ok\n", expect="^configuration ok$"), tmp_path
     )
     assert ok.ok, ok.output
-    wrong_exit = docs_check.run_recipe(_recipe("false\necho never\n"), tmp_path)
+    wrong_exit = docs_recipes.run_recipe(_recipe("false\necho never\n"), tmp_path)
     assert not wrong_exit.ok
     assert wrong_exit.note == "exit 1, expected 0"
-    expected_exit = docs_check.run_recipe(_recipe("exit 2\n", exit=2), tmp_path)
+    expected_exit = docs_recipes.run_recipe(_recipe("exit 2\n", exit=2), tmp_path)
     assert expected_exit.ok
-    no_match = docs_check.run_recipe(_recipe("echo something else\n", expect="^trades"), tmp_path)
+    no_match = docs_recipes.run_recipe(_recipe("echo something else\n", expect="^trades"), tmp_path)
     assert not no_match.ok
     assert "does not match" in no_match.note
 
@@ -126,7 +126,7 @@ def test_a_recipe_that_overruns_is_stopped_with_what_it_left_running(tmp_path: P
     """Past its timeout the recipe and its background jobs are stopped; it fails saying so."""
     pid_file = tmp_path / "pid"
     script = f"sleep 60 &\necho $! > {pid_file}\nsleep 60\n"
-    outcome = docs_check.run_recipe(_recipe(script, timeout=1.0), tmp_path)
+    outcome = docs_recipes.run_recipe(_recipe(script, timeout=1.0), tmp_path)
     assert not outcome.ok
     assert outcome.note == "did not finish within 1 s"
     background = int(pid_file.read_text())
