@@ -36,6 +36,8 @@ from parity import (
 )
 from telegram_harness import CHAT, OPERATOR, Daemon, Delivery, delivered_once, notices
 
+from paper_trader.interfaces.notify.policy import REPEAT_WINDOW_MS
+
 HISTORY = 700  # the features are ready from candle 660
 SPEED = 300  # a simulated minute every 0.2 s
 CANDLES_PER_KILL = 45  # the market runs on while the daemon restarts (about 9 s a round)
@@ -170,7 +172,9 @@ def _finish(
     """Start once more and run until the ledger handled the whole market and every
     notification is delivered; stop with SIGTERM."""
     db = Path(env["DB_PATH"])
-    deadline = time.monotonic() + outcome.plan.live / SPEED * 4 + 300
+    # A repeat of a noisy notification (a model's drift, say) waits for the notifier's repeat
+    # window (10 min of the wall clock) to end before it goes out with its count.
+    deadline = time.monotonic() + outcome.plan.live / SPEED * 4 + REPEAT_WINDOW_MS / 1000 + 300
     with ExitStack() as stack:
         notify = stack.enter_context(notify_socket())
         process = stack.enter_context(_running({**env, "NOTIFY_SOCKET": notify.path}))
