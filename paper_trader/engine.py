@@ -160,7 +160,11 @@ class DecisionEngine:
         if self.prediction is not None:
             await self.prediction.start()
         if self.trading is not None:
-            await self.trading.start()
+            features = self.features  # candles stored before a stop but never decided are
+            # decided as they would have been live: with the rows prepare() computed for them
+            await self.trading.start(
+                None if features is None else lambda stored: self._decide(features.stored(stored))
+            )
         ready.set()
         try:
             await self._loop()

@@ -186,6 +186,18 @@ class FeatureStage:
                 log.exception("candle_failed", stage="features warm-up", **_label(key))
         return len(candles)
 
+    def stored(self, candles: Sequence[Candle]) -> list[ClosedCandle]:
+        """Return candles ``prepare()`` read from the database (stored, never decided: a stop
+        came between the two) with the feature rows it computed for them, to be decided as
+        they would have been live."""
+        rows: dict[tuple[SeriesKey, int], FeatureRow] = {}
+        for key in {(c.venue, c.symbol, c.interval) for c in candles}:
+            rows.update(((key, r.open_time_ms), r) for r in self.engine.recent(key))
+        return [
+            ClosedCandle(candle=c, row=rows.get(((c.venue, c.symbol, c.interval), c.open_time_ms)))
+            for c in candles
+        ]
+
     def on_candle(self, candle: Candle) -> FeatureRow | None:
         """Update the candle's series; an impossible candle is logged and resets only it.
 

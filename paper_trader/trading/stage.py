@@ -122,8 +122,12 @@ class TradingStage:
         status feed); it must return at once and not raise."""
         self._observers.append(observer)
 
-    async def start(self) -> None:
-        """Restore the ledger, then recover exits on stored candles it never handled."""
+    async def start(
+        self, decide: Callable[[Sequence[Candle]], Awaitable[None]] | None = None
+    ) -> None:
+        """Restore the ledger, then decide the stored candles it never handled: through
+        ``decide`` (the decision task's own path, their features and predictions included),
+        or without signals, recovering only exits."""
         restored = await self._load()
         state = restored.state
         ledger = Ledger(
@@ -148,7 +152,9 @@ class TradingStage:
             last_candle_ms=self.trader.last_candle_ms,
             unhandled_candles=len(restored.unhandled),
         )
-        if restored.unhandled:
+        if restored.unhandled and decide is not None:
+            await decide(restored.unhandled)
+        elif restored.unhandled:
             await self.on_batch(
                 [ClosedCandle(candle=c, row=None) for c in restored.unhandled], [], recovering=True
             )
