@@ -26,7 +26,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 sys.path.insert(0, str(ROOT))
 
+from live_common import add_live_options, live_env, simulated_exchange, symbol_names, work_dir  # noqa: E402
 from pipeline import machine, train_model  # noqa: E402
 from results import row  # noqa: E402
 
@@ -51,43 +51,13 @@ def live_candles(args: argparse.Namespace) -> int:
     return int(args.live_s * args.speed / 60) + 600
 
 
-def start_simulator(work: Path, args: argparse.Namespace, symbols: list[str]) -> tuple[Any, int]:
-    """Start the simulated exchange; return the process and its port."""
-    port_file = work / "port"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "paper_trader.simulator", "--port-file", str(port_file),
-         "--symbols", ",".join(symbols), "--history", str(args.history),
-         "--candles", str(args.history + live_candles(args)), "--speed", str(args.speed),
-         "--log-level", "WARNING"],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-    )  # fmt: skip
-    while not (port_file.exists() and port_file.read_text().strip()):
-        if process.poll() is not None:
-            raise SystemExit(f"the simulator exited with {process.returncode}")
-        time.sleep(0.05)
-    return process, int(port_file.read_text())
-
-
 def daemon_env(work: Path, port: int, symbols: list[str], notify: str) -> dict[str, str]:
     """Return the daemon's environment: live on the simulator, the trained model, no training."""
     return {
         **os.environ,
+        **live_env(work, port, symbols, db="live.db"),
         "NOTIFY_SOCKET": notify,
-        "DB_PATH": str(work / "live.db"),
-        "LOG_DIR": str(work / "logs"),
-        "MODELS_DIR": str(work / "models"),
-        "CACHE_DIR": str(work / "cache"),
-        "LOG_FORMAT": "json",
-        "EXCHANGE": "binance",
-        "SYMBOLS": ",".join(symbols),
-        "AUTO_TRAIN": "false",
         "RETRAIN_INTERVAL": "0",
-        "HEALTH_PORT": "0",
-        "STATUS_WS_PORT": "0",
-        "HEALTH_CHECK_INTERVAL": "5",
-        "BINANCE_WS_URL": f"ws://127.0.0.1:{port}",
-        "BINANCE_REST_URL": f"http://127.0.0.1:{port}",
     }
 
 
@@ -210,28 +180,21 @@ def report(results: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_live_options(parser, speed=60.0)
     add = parser.add_argument
-    add("--symbols", type=int, default=100, help="symbols closing together")
     add("--live-s", type=float, default=60.0, help="seconds live after READY")
-    add("--speed", type=float, default=60.0, help="simulator speed (60: a candle a second)")
     add("--history", type=int, default=1100, help="candles the simulator has closed at start")
-    add("--train-candles", type=int, default=6000, help="candles the model is trained on")
-    add("--json", type=Path, metavar="FILE", help="also write the figures here")
-    add("--dir", type=Path, help="keep the run's files here (default: a temporary directory)")
     args = parser.parse_args()
-    symbols = [f"S{k:03d}USDT" for k in range(args.symbols)]
+    symbols = symbol_names(args.symbols)
     results: dict[str, Any] = {"machine": machine(), "symbols": args.symbols}
     results["live_s"] = args.live_s
-    with tempfile.TemporaryDirectory(prefix="bench-live-") as tmp:
-        work = args.dir or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    with work_dir(args, "bench-live-") as work:
         results["model"] = train_model(work, args.train_candles, venue=Venue.BINANCE)
-        simulator, port = start_simulator(work, args, symbols)
-        try:
+        candles = args.history + live_candles(args)
+        with simulated_exchange(
+            work, symbols, history=args.history, candles=candles, speed=args.speed
+        ) as port:
             results["live"] = live_run(work, args, port, symbols)
-        finally:
-            simulator.terminate()
-            simulator.wait()
     results["rows"] = result_rows(results)
     report(results)
     if args.json:

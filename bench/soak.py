@@ -40,7 +40,6 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -53,6 +52,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
 import psutil  # noqa: E402
 from fakes.telegram_server import ThreadedTelegram, fake_telegram_thread  # noqa: E402
+from live_common import add_live_options, live_env, simulated_exchange, symbol_names, work_dir  # noqa: E402
 from pipeline import machine, train_model  # noqa: E402
 from soak_clients import FeedClients  # noqa: E402
 from soak_report import plot, result_rows, verdicts, write_csv  # noqa: E402
@@ -88,23 +88,11 @@ def daemon_env(work: Path, port: int, symbols: list[str], tg: ThreadedTelegram) 
     """Return the daemon's environment: live on the simulator, retraining, Telegram, retention."""
     return {
         **{k: v for k, v in os.environ.items() if not k.startswith(("TELEGRAM_", "NOTIFY_"))},
-        "DB_PATH": str(work / "soak.db"),
-        "LOG_DIR": str(work / "logs"),
-        "MODELS_DIR": str(work / "models"),
-        "CACHE_DIR": str(work / "cache"),
-        "LOG_FORMAT": "json",
-        "EXCHANGE": "binance",
-        "SYMBOLS": ",".join(symbols),
-        "AUTO_TRAIN": "false",
+        **live_env(work, port, symbols, db="soak.db"),
         "RETRAIN_INTERVAL": "600",
         "TRAINING_CANDLES": "2000",
-        "HEALTH_PORT": "0",
-        "STATUS_WS_PORT": "0",
-        "HEALTH_CHECK_INTERVAL": "5",
         "CATCHUP_LIMIT": "10000000",
         "PREDICTION_TIMEOUT": "30",
-        "BINANCE_WS_URL": f"ws://127.0.0.1:{port}",
-        "BINANCE_REST_URL": f"http://127.0.0.1:{port}",
         "TELEGRAM_BOT_TOKEN": tg.token,
         "TELEGRAM_CHAT_ID": "111",
         "TELEGRAM_ALLOWED_USERS": "111",
@@ -219,25 +207,12 @@ def listening_url(logs: Path, event: str, deadline: float) -> str:
 @contextmanager
 def simulator(work: Path, args: argparse.Namespace, symbols: list[str]) -> Iterator[int]:
     """Run the simulated exchange for the soak; yield its port."""
-    port_file = work / "port"
     candles = HISTORY + args.days * DAY_HOURS * HOUR_CANDLES + 2 * HOUR_CANDLES
-    with (work / "simulator.log").open("wb") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "paper_trader.simulator", "--port-file", str(port_file),
-             "--symbols", ",".join(symbols), "--history", str(HISTORY), "--candles", str(candles),
-             "--start-ms", str(START_MS), "--speed", str(args.speed), "--log-level", "WARNING",
-             *args.faults.split()],
-            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log,
-        )  # fmt: skip
-        try:
-            while not (port_file.exists() and port_file.read_text().strip()):
-                if process.poll() is not None:
-                    raise SystemExit(f"the simulator exited with {process.returncode}")
-                time.sleep(0.2)
-            yield int(port_file.read_text())
-        finally:
-            process.terminate()
-            process.wait()
+    extra = ["--start-ms", str(START_MS), *args.faults.split()]
+    with simulated_exchange(
+        work, symbols, history=HISTORY, candles=candles, speed=args.speed, extra=extra
+    ) as port:
+        yield port
 
 
 def soak(
@@ -313,10 +288,8 @@ def retrainings(logs: Path) -> dict[str, int]:
 
 def run(args: argparse.Namespace) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Train, start the simulator and soak the daemon; return the samples and the run's facts."""
-    symbols = [f"S{k:03d}USDT" for k in range(args.symbols)]
-    with tempfile.TemporaryDirectory(prefix="bench-soak-") as tmp:
-        work = args.dir or Path(tmp)
-        work.mkdir(parents=True, exist_ok=True)
+    symbols = symbol_names(args.symbols)
+    with work_dir(args, "bench-soak-") as work:
         model = train_model(work, args.train_candles, venue=Venue.BINANCE)
         with simulator(work, args, symbols) as port:
             samples, drain = soak(work, args, port, symbols)
@@ -334,15 +307,11 @@ def read_csv(path: Path) -> list[dict[str, Any]]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_live_options(parser, speed=300.0)
     add = parser.add_argument
-    add("--symbols", type=int, default=100, help="symbols closing together")
     add("--days", type=int, default=7, help="simulated days of live candles (at least 2)")
-    add("--speed", type=float, default=300.0, help="simulator speed (x real time)")
     add("--clients", type=int, default=3, help="status-feed clients reading every message")
-    add("--train-candles", type=int, default=6000, help="candles the first model is trained on")
-    add("--json", type=Path, metavar="FILE", help="also write the figures here")
     add("--out", type=Path, default=BENCH / "results", help="where soak.csv and soak.png go")
-    add("--dir", type=Path, help="keep the run's files here (default: a temporary directory)")
     add("--faults", default="", help="simulator fault options, e.g. '--drop-every 30'")
     add("--from-csv", type=Path, metavar="CSV", help="judge and plot an earlier run's samples")
     args = parser.parse_args()

@@ -109,42 +109,37 @@ def result_rows(args: argparse.Namespace, v: dict[str, Any]) -> list[dict[str, A
         f"{drained['left']} left {drained['drain_s']:g} s after the market; "
         f"{drained['telegram_messages']} messages delivered in all"
     )
-    return [
-        row(
+    db_by_day = ", ".join(f"{mb:.0f}" for mb in v["db_mb_by_day"])
+    figures = [
+        (
             "soak: RSS growth after the first simulated day",
             f"{v['rss_growth_pct']:+.1f} % ({v['rss_day1_mb']:.0f} -> {v['rss_end_mb']:.0f} MB, "
             f"slope {v['rss_slope_mb_per_day']:+.2f} MB/day, max {v['rss_max_mb']:.0f})",
-            goal=f"< {RSS_GROWTH_GOAL_PCT:g} %",
-            met=v["rss_met"],
-            method=method,
-            command=COMMAND,
+            f"< {RSS_GROWTH_GOAL_PCT:g} %",
+            v["rss_met"],
         ),
-        row(
+        (
             "soak: counts, first day's max / last day's min",
             counts,
-            goal="none grows (last day's min <= first day's max)",
-            met=v["counts_met"],
-            method=method,
-            command=COMMAND,
+            "none grows (last day's min <= first day's max)",
+            v["counts_met"],
         ),
-        row(
+        (
             "soak: database size over the last simulated day",
-            f"{v['db_last_day_growth_pct']:+.1f} % (MB at each day's end: "
-            + ", ".join(f"{mb:.0f}" for mb in v["db_mb_by_day"])
-            + ")",
-            goal=f"bounded (< {DB_GROWTH_GOAL_PCT:g} % a day once retention bites)",
-            met=v["db_met"],
-            method=method,
-            command=COMMAND,
+            f"{v['db_last_day_growth_pct']:+.1f} % (MB at each day's end: {db_by_day})",
+            f"bounded (< {DB_GROWTH_GOAL_PCT:g} % a day once retention bites)",
+            v["db_met"],
         ),
-        row(
+        (
             "soak: notifications waiting, and delivered after the market",
             outbox,
-            goal="every one delivered (Telegram's pace is the wall clock's, not the soak's)",
-            met=v["outbox_met"],
-            method=method,
-            command=COMMAND,
+            "every one delivered (Telegram's pace is the wall clock's, not the soak's)",
+            v["outbox_met"],
         ),
+    ]
+    return [
+        row(measure, figure, goal=goal, met=met, method=method, command=COMMAND)
+        for measure, figure, goal, met in figures
     ]
 
 

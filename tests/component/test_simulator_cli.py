@@ -5,6 +5,9 @@ import asyncio
 import signal
 import subprocess
 import sys
+from asyncio.subprocess import Process
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import aiohttp
@@ -64,8 +67,10 @@ def test_cli_exits_zero_when_the_market_is_finished(tmp_path: Path) -> None:
     assert result.stdout.splitlines() == [f"simulator listening on http://127.0.0.1:{port}"]
 
 
-async def test_cli_serves_rest_and_exits_zero_on_sigterm(tmp_path: Path) -> None:
-    """The CLI serves the REST API until SIGTERM, then exits 0."""
+@asynccontextmanager
+async def _serving(tmp_path: Path, *args: str) -> AsyncIterator[tuple[Process, str]]:
+    """Run the CLI with ``args``; yield the process and its REST base URL once it listens;
+    stop it (SIGTERM, then SIGKILL) if it still runs at the end."""
     port_file = tmp_path / "port"
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -73,6 +78,7 @@ async def test_cli_serves_rest_and_exits_zero_on_sigterm(tmp_path: Path) -> None
         "paper_trader.simulator",
         "--port-file",
         str(port_file),
+        *args,
         cwd=ROOT,
         env=subprocess_env(tmp_path),
         stdout=asyncio.subprocess.PIPE,
@@ -80,53 +86,36 @@ async def test_cli_serves_rest_and_exits_zero_on_sigterm(tmp_path: Path) -> None
     )
     try:
         await eventually(port_file.exists, timeout=20)
-        url = f"http://127.0.0.1:{int(port_file.read_text())}/api/v3/time"
-        async with aiohttp.ClientSession() as http:
-            _, body, _ = await http_get(http, url)
+        yield process, f"http://127.0.0.1:{int(port_file.read_text())}/api/v3"
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(process.communicate(), 20)
+            except TimeoutError:
+                process.kill()
+                await process.communicate()
+
+
+async def test_cli_serves_rest_and_exits_zero_on_sigterm(tmp_path: Path) -> None:
+    """The CLI serves the REST API until SIGTERM, then exits 0."""
+    async with _serving(tmp_path) as (process, base), aiohttp.ClientSession() as http:
+        _, body, _ = await http_get(http, f"{base}/time")
         assert body == {"serverTime": START_MS + 1000 * MINUTE}  # the default --history
         process.send_signal(signal.SIGTERM)
         out, _ = await asyncio.wait_for(process.communicate(), 20)
         assert process.returncode == 0
         assert out.decode().startswith("simulator listening on http://127.0.0.1:")
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.communicate()
 
 
 async def test_cli_history_alone_is_all_closed_and_a_live_market_follows(tmp_path: Path) -> None:
     """`--history 3000` without `--candles`: 3,000 candles are closed at start and the synthetic
     market goes on after them (it used to hold 1,000 in all: those closed, and nothing after)."""
-    port_file = tmp_path / "port"
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "paper_trader.simulator",
-        "--port-file",
-        str(port_file),
-        "--history",
-        "3000",
-        "--speed",
-        "max",
-        "--exit-when-finished",
-        "0",
-        cwd=ROOT,
-        env=subprocess_env(tmp_path),
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    try:
-        await eventually(port_file.exists, timeout=20)
-        base = f"http://127.0.0.1:{int(port_file.read_text())}/api/v3"
-        async with aiohttp.ClientSession() as http:
-            _, body, _ = await http_get(http, f"{base}/time")
-            _, rows, _ = await http_get(
-                http, f"{base}/klines?symbol=BTCUSDT&interval=1m&limit=1000"
-            )
+    args = ["--history", "3000", "--speed", "max", "--exit-when-finished", "0"]
+    async with _serving(tmp_path, *args) as (process, base), aiohttp.ClientSession() as http:
+        _, body, _ = await http_get(http, f"{base}/time")
+        _, rows, _ = await http_get(http, f"{base}/klines?symbol=BTCUSDT&interval=1m&limit=1000")
         assert body == {"serverTime": START_MS + 3000 * MINUTE}
         # Binance's newest row is the candle still open: the first one after the history.
         assert [row[0] for row in rows[-2:]] == [START_MS + 2999 * MINUTE, START_MS + 3000 * MINUTE]
         assert process.returncode is None  # still serving: the live candles have not run yet
-    finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.communicate(), 20)
