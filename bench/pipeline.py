@@ -77,7 +77,7 @@ from paper_trader.app.replay import ReplayRequest, run_replay  # noqa: E402
 from paper_trader.app.stages import CANDLE_CHANNEL_CAPACITY, unresolved_predictions  # noqa: E402
 from paper_trader.app.trading import build_trading_stage  # noqa: E402
 from paper_trader.clock import SystemClock  # noqa: E402
-from paper_trader.domain import Candle, Interval, MarketItem, Venue  # noqa: E402
+from paper_trader.domain import Candle, Interval, JudgedCandles, MarketItem, Venue  # noqa: E402
 from paper_trader.engine import DecisionEngine  # noqa: E402
 from paper_trader.features.spec import default_spec  # noqa: E402
 from paper_trader.features.stage import FeatureStage, rows_within  # noqa: E402
@@ -311,9 +311,9 @@ def build_rig(settings: Settings, conn: Any) -> Rig:
         venue_now=None, files=None,
     )  # fmt: skip
 
-    async def store(batch: tuple[Candle, ...]) -> None:
+    async def store(judged: JudgedCandles) -> None:
         probe.stamp("stored")
-        await writer.submit(UpsertCandles(candles=batch))
+        await writer.submit(UpsertCandles.judged(judged))
 
     keep = rows_within(
         settings.max_cache_memory_mb, len(series), len(spec.names), settings.feature_cache_size

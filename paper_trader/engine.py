@@ -1,6 +1,6 @@
 """The decision task: one task that handles closed candles in order.
 
-Just over 400 lines (431): the batching of an instant's features and the chunking of a
+Just over 400 lines (506): the batching of an instant's features and the chunking of a
 catch-up stay beside the per-candle ordering, gating and error rules they have to keep.
 
 It keeps every series strictly in order (a candle at or before the last one handled is
@@ -26,8 +26,8 @@ one open time are computed together (``FeatureStage.on_instant``: column-wise at
 """
 
 import asyncio
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING
 
 from paper_trader.domain import (
@@ -39,7 +39,9 @@ from paper_trader.domain import (
     EventSource,
     HealthStatus,
     Interval,
+    JudgedCandles,
     MarketItem,
+    PredictionLog,
     SeriesMark,
     Venue,
 )
@@ -62,8 +64,9 @@ if TYPE_CHECKING:  # the prediction stack (scikit-learn, XGBoost) loads only whe
 log = get_logger("decision_engine")
 _SOURCE = EventSource("decision_engine")
 
-CandleStore = Callable[[tuple[Candle, ...]], Awaitable[None]]
+CandleStore = Callable[[JudgedCandles], Awaitable[None]]
 SeriesKey = tuple[Venue, str, Interval]
+QualityStates = Callable[[], Awaitable[Sequence[tuple[Venue, str, Interval, bytes]]]]
 FUTURE_TOLERANCE_MS = 2_000  # a closed frame may be stamped just before its candle's end
 FINAL_SAVE_TIMEOUT_S = 5.0
 
@@ -101,9 +104,11 @@ class DecisionEngine:
         latency: LatencyHistogram | None = None,
         idle_beat_s: float = 1.0,
         batch_size: int = 512,
+        quality_states: QualityStates | None = None,
     ) -> None:
         """``latency``, if given, records each batch's time from its arrival to its committed
-        decisions (one instant live; a catch-up batch holds many)."""
+        decisions (one instant live; a catch-up batch holds many); ``quality_states`` reads,
+        at start, the data-quality gate's state as the stored candles left it."""
         self._candles = candles
         self._store = store
         self._heartbeat = heartbeat
@@ -117,8 +122,10 @@ class DecisionEngine:
         self.latency = latency
         self._idle_beat_s = idle_beat_s
         self._batch_size = batch_size
+        self._quality_states = quality_states
+        self._judged_through: dict[SeriesKey, int] = {}  # judged by a run before this start
+        self._told_judged: set[SeriesKey] = set()
         self._last_open: dict[SeriesKey, int] = {}
-        self._last_seen: dict[SeriesKey, int] = {}  # rejected candles included: for the gaps
         self._processed = 0
         self._dropped = 0
         self._rejected = 0
@@ -155,15 +162,17 @@ class DecisionEngine:
 
     async def run(self, ready: Readiness) -> None:
         """Prepare the features, then handle candles until the channel closes."""
+        await self._restore_quality()
         if self.features is not None:
             await self.features.prepare()
         if self.prediction is not None:
             await self.prediction.start()
         if self.trading is not None:
-            features = self.features  # candles stored before a stop but never decided are
-            # decided as they would have been live: with the rows prepare() computed for them
+            features = self.features
             await self.trading.start(
-                None if features is None else lambda stored: self._decide(features.stored(stored))
+                None
+                if features is None
+                else lambda stored, untradable: self._resume(features, stored, untradable)
             )
         ready.set()
         try:
@@ -175,6 +184,56 @@ class DecisionEngine:
                 await self._final_trading_save(self.trading)
             if self.features is not None:
                 await self._final_save(self.features)
+
+    async def _restore_quality(self) -> None:
+        """Take back the gate's state of each series (and the last candle it saw of each, for
+        the gaps); a state that does not fit the configuration starts its series anew."""
+        if self._quality_states is None:
+            return
+        for venue, symbol, interval, data in await self._quality_states():
+            key = (venue, symbol, interval)
+            try:
+                self.quality.restore(key, data)
+            except ValueError as exc:
+                log.warning("data_quality_state_discarded", symbol=symbol, reason=str(exc))
+                continue
+            through = self.quality.last_seen(key)
+            if through is not None:
+                self._judged_through[key] = through
+
+    def _judged_before(self, key: SeriesKey, candle: Candle) -> bool:
+        """Return whether a run before this start judged the candle (a replay run again, a
+        backfill's overlap): it was stored, decided or resumed then, and is passed over."""
+        through = self._judged_through.get(key)
+        if through is None or candle.open_time_ms > through:
+            return False
+        if key not in self._told_judged:
+            self._told_judged.add(key)
+            log.info("candles_judged_before_passed_over", symbol=candle.symbol, through_ms=through)
+        return True
+
+    async def _resume(
+        self,
+        features: FeatureStage,
+        stored: Sequence[Candle],
+        untradable: frozenset[tuple[str, int]],
+    ) -> None:
+        """Decide the candles a stop came between storing and deciding as they would have
+        been live: as the gate judged them (its state has them), with the rows ``prepare()``
+        computed for them, and held by the aligner until their instants are complete (a stop
+        may come between two symbols' candles of one instant: the feed sends the others
+        next)."""
+        items: list[ClosedCandle] = []
+        for prepared in features.stored(stored):
+            candle = prepared.candle
+            self._accepted((candle.venue, candle.symbol, candle.interval), candle)
+            judged = (candle.symbol, candle.open_time_ms) not in untradable
+            items.append(replace(prepared, tradable=judged))
+        if self.aligner is None:
+            await self._decide(items)
+        else:
+            self._align(items)
+            await self._decide(self._release())
 
     async def _final_trading_save(self, trading: "TradingStage") -> None:
         """Save the volatility windows at stop, bounded (losing them costs a few minutes)."""
@@ -223,6 +282,8 @@ class DecisionEngine:
     async def _handle(self, batch: list[MarketItem]) -> None:
         """Judge, store and align a batch of candles and marks; decide what became complete."""
         accepted: list[Candle] = []
+        tradable: list[bool] = []  # the gate's verdict on each accepted candle
+        judged: set[SeriesKey] = set()  # series whose gate state the batch may have moved
         items: list[ClosedCandle] = []
         pending: list[tuple[int, _Judged]] = []  # (index in items, candle), one open time
         self._pacer.start()
@@ -232,18 +293,23 @@ class DecisionEngine:
                 self._features(pending, items)
                 self._mark(entry, items)
                 continue
+            judged.add((entry.venue, entry.symbol, entry.interval))
             item = self._admit(entry)
             if item is None:
                 continue
             accepted.append(entry)
+            tradable.append(item.tradable)
             if isinstance(item, _Judged):
                 if pending and pending[0][1].candle.open_time_ms != entry.open_time_ms:
                     self._features(pending, items)
                 pending.append((len(items), item))
             items.append(item)  # type: ignore[arg-type]  # a _Judged becomes its ClosedCandle
         self._features(pending, items)
-        if accepted:
-            await self._store(tuple(accepted))
+        if judged:  # with the gate's state after them: a start resumes it exactly
+            states = tuple((*key, data) for key, data in self.quality.states(judged))
+            await self._store(
+                JudgedCandles(candles=tuple(accepted), tradable=tuple(tradable), quality=states)
+            )
         if self.aligner is None:
             await self._decide(items)
         else:
@@ -295,12 +361,14 @@ class DecisionEngine:
         self._decisions += 1
         for chunk in instant_chunks(items, self._batch_size):
             if self.prediction is None:
-                signals, faults = [], {}
+                signals, faults, logged = [], {}, PredictionLog()
             else:
                 predicted = await self.prediction.on_batch(chunk)
-                signals, faults = predicted.signals, predicted.faults
-            if self.trading is not None:
-                await self.trading.on_batch(chunk, signals, faults=faults)
+                signals, faults, logged = predicted.signals, predicted.faults, predicted.log
+            if self.trading is not None:  # the prediction log commits with the decisions
+                await self.trading.on_batch(chunk, signals, faults=faults, predictions=logged)
+            elif self.prediction is not None:
+                await self.prediction.write(logged)
             await self._pacer.pace()
 
     async def caught_up(self, settle_s: float = 0.05) -> None:
@@ -315,6 +383,8 @@ class DecisionEngine:
         """Return the candle with what was judged of it (its features to come), or None if it
         is dropped."""
         key = (candle.venue, candle.symbol, candle.interval)
+        if self._judged_before(key, candle):
+            return None
         last = self._last_open.get(key)
         if last is not None and candle.open_time_ms <= last:
             self._dropped += 1
@@ -349,7 +419,6 @@ class DecisionEngine:
     def _judge(self, key: SeriesKey, candle: Candle) -> "_Judged | None":
         """Count the gap before it, gate it; None if it is rejected."""
         self._count_gap(key, candle)
-        self._last_seen[key] = candle.open_time_ms
         assessment = self._assess(candle)
         if not assessment.is_usable:
             self._rejected += 1
@@ -369,7 +438,7 @@ class DecisionEngine:
 
     def _count_gap(self, key: SeriesKey, candle: Candle) -> None:
         """Count the candles the series skipped before this one as missing (candle time)."""
-        seen = self._last_seen.get(key)
+        seen = self.quality.last_seen(key)
         if seen is None:
             return
         missing = (candle.open_time_ms - seen) // candle.interval.ms - 1

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from paper_trader.app.configs import lifecycle_config, monitor_config, predictor_config
 from paper_trader.clock import Clock
-from paper_trader.domain import PredictionOutcome, PredictionRow
+from paper_trader.domain import PredictionLog, PredictionRow
 from paper_trader.features.spec import FeatureSpec
 from paper_trader.prediction.lifecycle import ModelLifecycle
 from paper_trader.prediction.monitor import PredictionMonitor
@@ -19,7 +19,7 @@ from paper_trader.prediction.registry import ModelRegistry
 from paper_trader.prediction.stage import PredictionStage
 from paper_trader.runtime.events import EventSink
 from paper_trader.settings import Settings
-from paper_trader.storage import RecordPredictions, ResolvePredictions, StorageWriter
+from paper_trader.storage import RecordPredictionLog, StorageWriter
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -40,15 +40,21 @@ def build_model_parts(
     retrain: bool,
     start_gate: Callable[[], Awaitable[None]] | None = None,
     pending: Callable[[], Awaitable[Sequence[PredictionRow]]] | None = None,
+    state: Callable[[str], Awaitable[bytes | None]] | None = None,
 ) -> ModelParts:
-    """Wire the prediction stage; with ``retrain``, also the lifecycle that (re)trains."""
+    """Wire the prediction stage; with ``retrain``, also the lifecycle that (re)trains.
+
+    ``pending`` and ``state`` read, at start, the predictions a previous run left pending and
+    the scorecard it last committed for a model version."""
     lifecycle: ModelLifecycle | None = None
 
     def on_drift(reason: str) -> None:
         if lifecycle is not None:
             lifecycle.request_retrain(f"drift: {reason}")
 
-    stage = _prediction_stage(settings, spec, writer, events, clock, on_drift, pending)
+    stage = _prediction_stage(
+        settings, spec, writer, events, clock, on_drift, pending=pending, state=state
+    )
     lifecycle = ModelLifecycle(
         stage,
         ModelRegistry(settings.models_dir, keep=settings.model_keep_versions),
@@ -68,18 +74,18 @@ def _prediction_stage(  # noqa: PLR0917 -- build_model_parts hands over what it 
     events: EventSink,
     clock: Clock,
     on_drift: Callable[[str], None],
+    *,
     pending: Callable[[], Awaitable[Sequence[PredictionRow]]] | None,
+    state: Callable[[str], Awaitable[bytes | None]] | None,
 ) -> PredictionStage:
-    """Wire the predictor, the drift monitor and the prediction log's writes."""
+    """Wire the predictor, the drift monitor and the prediction log's own writes (those no
+    decision commit carries)."""
     predictor = Predictor(spec, predictor_config(settings), events=events, now_ms=clock.now_ms)
     monitor = PredictionMonitor(
         monitor_config(settings), events=events, now_ms=clock.now_ms, on_drift=on_drift
     )
 
-    async def record(rows: tuple[PredictionRow, ...]) -> None:
-        await writer.submit(RecordPredictions(rows=rows))
+    async def record(log: PredictionLog) -> None:
+        await writer.submit(RecordPredictionLog(log=log))
 
-    async def resolve(outcomes: tuple[PredictionOutcome, ...]) -> None:
-        await writer.submit(ResolvePredictions(outcomes=outcomes))
-
-    return PredictionStage(predictor, monitor, record=record, resolve=resolve, pending=pending)
+    return PredictionStage(predictor, monitor, record=record, pending=pending, state=state)

@@ -37,7 +37,9 @@ from paper_trader.storage import (
     StorageWriter,
     UpsertCandles,
     candles_to_resume,
+    ensemble_state,
     pending_predictions,
+    quality_states,
 )
 from paper_trader.trading.stage import TradingStage
 
@@ -153,6 +155,7 @@ def _model_parts(
         retrain=retrain,
         start_gate=start_gate,
         pending=lambda: unresolved_predictions(shared.conn),
+        state=lambda version: ensemble_state(shared.conn, version),
     )
 
 
@@ -203,7 +206,7 @@ def _decision_engine(
     bus, clock, writer = shared.bus, shared.clock, shared.writer
     return DecisionEngine(
         shared.candles,
-        lambda batch: writer.submit(UpsertCandles(candles=batch)),
+        lambda judged: writer.submit(UpsertCandles.judged(judged)),
         shared.heartbeat,
         quality=quality,
         events=bus,
@@ -218,6 +221,7 @@ def _decision_engine(
             on_stall=lambda stall: bus.publish(stall_event(stall, clock.now_ms())),
         ),
         latency=LatencyHistogram(clock.monotonic) if live else None,
+        quality_states=lambda: quality_states(shared.conn),
     )
 
 

@@ -17,7 +17,12 @@ from paper_trader.features.spec import FeatureSpec
 from paper_trader.interfaces.trade_files import TradeFiles
 from paper_trader.runtime.events import EventSink
 from paper_trader.settings import Settings
-from paper_trader.storage import StorageWriter, candle_at_or_before, load_candles
+from paper_trader.storage import (
+    StorageWriter,
+    candle_at_or_before,
+    load_candles,
+    untradable_since,
+)
 from paper_trader.storage.ledger_repository import closed_trades, ledger_state, open_positions
 from paper_trader.trading.stage import MarketView, RestoredLedger, TradingStage
 from paper_trader.trading.state import handled_of
@@ -53,6 +58,7 @@ def ledger_loader(
             last_candles=read.last_candles,
             recent=sorted(read.recent, key=lambda c: (c.open_time_ms, c.symbol)),
             unhandled=sorted(read.unhandled, key=lambda c: (c.open_time_ms, c.symbol)),
+            untradable=frozenset(read.untradable),
         )
 
     return load
@@ -65,6 +71,7 @@ class _Reread:
     last_candles: list[Candle] = field(default_factory=list)  # the last handled: the marks
     recent: list[Candle] = field(default_factory=list)  # the window up to it
     unhandled: list[Candle] = field(default_factory=list)  # stored after it, never handled
+    untradable: set[tuple[str, int]] = field(default_factory=set)  # of those, judged so
 
 
 async def _candles_since_handled(
@@ -92,6 +99,8 @@ async def _candles_since_handled(
                 conn, venue, symbol, interval, since_ms=last + 1, limit=RECOVERY_CANDLES
             )
         )
+        untradable = await untradable_since(conn, venue, symbol, interval, last + 1)
+        read.untradable.update((symbol, t) for t in untradable)
     return read
 
 

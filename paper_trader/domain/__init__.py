@@ -5,18 +5,25 @@ from paper_trader.domain.candle import (
     Gap,
     GapReason,
     Interval,
+    JudgedCandles,
     MarketItem,
     SeriesMark,
     Venue,
 )
 from paper_trader.domain.events import Event, EventData, EventKind, EventSource, Severity
 from paper_trader.domain.health import ComponentHealth, HealthStatus
-from paper_trader.domain.prediction import PredictionOutcome, PredictionRow
+from paper_trader.domain.prediction import (
+    EnsembleState,
+    PredictionLog,
+    PredictionOutcome,
+    PredictionRow,
+)
 from paper_trader.domain.signal import Signal, Strength
 
 __all__ = [
     "Candle",
     "ComponentHealth",
+    "EnsembleState",
     "Event",
     "EventData",
     "EventKind",
@@ -25,7 +32,9 @@ __all__ = [
     "GapReason",
     "HealthStatus",
     "Interval",
+    "JudgedCandles",
     "MarketItem",
+    "PredictionLog",
     "PredictionOutcome",
     "PredictionRow",
     "SeriesMark",

@@ -106,3 +106,14 @@ class SeriesMark:
 
 MarketItem = Candle | SeriesMark
 """What a market-data source hands the decision task: candles, and marks between them."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JudgedCandles:
+    """Candles to store as the data-quality gate judged them: ``tradable`` is each one's flag
+    (in order), ``quality`` the gate's state of each series the batch touched, rejected
+    candles included (MessagePack), stored with them so a start resumes the gate exactly."""
+
+    candles: tuple[Candle, ...]
+    tradable: tuple[bool, ...] = ()
+    quality: tuple[tuple[Venue, str, Interval, bytes], ...] = ()

@@ -79,3 +79,27 @@ class PredictionOutcome:
             raise ValueError("a resolved prediction needs its label")
         if self.forward_return is not None and not math.isfinite(self.forward_return):
             raise ValueError(f"the forward return must be finite, not {self.forward_return}")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EnsembleState:
+    """The adaptive weights' memory of the model version in use (its scorecard, exactly):
+    committed with the decisions it weighed, so a start goes on with the weights a run
+    without that stop would have had."""
+
+    model_version: str
+    scorecard: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PredictionLog:
+    """What a batch of candles added to the prediction log, committed in the transaction of
+    the decisions made with it: new predictions, outcomes, the ensemble's state if it moved."""
+
+    rows: tuple[PredictionRow, ...] = ()
+    outcomes: tuple[PredictionOutcome, ...] = ()
+    ensemble: EnsembleState | None = None
+
+    def __bool__(self) -> bool:
+        """Return whether there is anything to write."""
+        return bool(self.rows or self.outcomes or self.ensemble)

@@ -1,7 +1,7 @@
 """The candle data-quality gate: reject impossible candles, flag suspicious ones, score series.
 
-Just over 400 lines: the rules, the per-series state and the monitor that applies them are
-one gate, kept together.
+Over 400 lines (448): the rules, the per-series state (with its codec, for a start to resume
+from) and the monitor that applies them are one gate, kept together.
 
 Every closed candle goes through `QualityMonitor.assess` before it is stored or used. An
 impossible candle (broken OHLC relations; a negative, zero-priced or non-finite value; an open
@@ -16,9 +16,12 @@ Time is candle time throughout: the monitor never reads the wall clock.
 import enum
 import math
 from collections import Counter, OrderedDict, deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
+
+import msgspec
 
 from paper_trader.domain import (
     Candle,
@@ -36,6 +39,7 @@ from paper_trader.runtime.logs import get_logger
 
 log = get_logger("data_quality")
 
+_CODEC = msgspec.msgpack.Encoder()
 LOGGED_KEYS_LIMIT = 10_000
 """How many (candle, reason) keys are remembered as already logged; the oldest are forgotten."""
 
@@ -212,7 +216,15 @@ def _is_zero_volume_flat(candle: Candle) -> bool:
 class _Series:
     """Mutable state of one (venue, symbol, interval) series."""
 
-    __slots__ = ("gaps", "jumps", "penalties", "penalty_sum", "tradable", "verdicts")
+    __slots__ = (
+        "gaps",
+        "jumps",
+        "last_open_ms",
+        "penalties",
+        "penalty_sum",
+        "tradable",
+        "verdicts",
+    )
 
     def __init__(self, config: QualityConfig) -> None:
         self.penalties: deque[int] = deque(maxlen=config.window)
@@ -220,6 +232,7 @@ class _Series:
         self.tradable = True
         self.verdicts: Counter[Verdict] = Counter()
         self.gaps = 0
+        self.last_open_ms: int | None = None  # the last candle judged, rejected ones included
         self.jumps = JumpDetector(
             window=config.window, min_history=config.jump_history, multiple=config.jump_multiple
         )
@@ -229,6 +242,32 @@ class _Series:
         if not self.penalties:
             return 100.0
         return 100.0 * (1.0 - self.penalty_sum / (_FULL_PENALTY * len(self.penalties)))
+
+    def state(self) -> dict[str, object]:
+        """Return the series' whole state, exactly (``restore`` takes it back)."""
+        return {
+            "penalties": bytes(self.penalties),
+            "penalty_sum": self.penalty_sum,
+            "tradable": self.tradable,
+            "verdicts": [self.verdicts[v] for v in Verdict],
+            "gaps": self.gaps,
+            "last_open_ms": self.last_open_ms,
+            "jumps": self.jumps.state(),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a ``state()``; raise ``ValueError`` if it does not fit this series."""
+        penalties = bytes(state["penalties"])
+        size = self.penalties.maxlen or 0
+        if len(penalties) > size or sum(penalties) != int(state["penalty_sum"]):
+            raise ValueError(f"a score window of another size, or inconsistent (size {size})")
+        self.jumps.restore(state["jumps"])
+        self.penalties = deque(penalties, maxlen=size)
+        self.penalty_sum, self.tradable = int(state["penalty_sum"]), bool(state["tradable"])
+        self.verdicts = Counter(dict(zip(Verdict, map(int, state["verdicts"]), strict=True)))
+        self.gaps = int(state["gaps"])
+        last = state["last_open_ms"]
+        self.last_open_ms = None if last is None else int(last)
 
     def push(self, penalty: int, times: int = 1) -> None:
         for _ in range(min(times, self.penalties.maxlen or 0)):
@@ -257,6 +296,7 @@ class QualityMonitor:
         """Judge ``candle`` against the exchange's clock ``now_ms``; never use a rejected one."""
         key = (candle.venue, candle.symbol, candle.interval)
         series = self._series_for(key)
+        series.last_open_ms = candle.open_time_ms
         reason = check_candle(candle, now_ms=now_ms)
         reasons: tuple[Reason, ...]
         if reason is not None:
@@ -296,6 +336,26 @@ class QualityMonitor:
             return None
         series.push(_GAP_PENALTY, missing)
         return self._update_tradable(key, series, at_ms=at_ms)
+
+    def states(self, keys: Iterable[_SeriesKey]) -> list[tuple[_SeriesKey, bytes]]:
+        """Return the state of each series of ``keys`` it has seen (MessagePack), for a
+        start to ``restore``: every later verdict, score and tradable flag as if no stop."""
+        return [(k, _CODEC.encode(self._series[k].state())) for k in keys if k in self._series]
+
+    def restore(self, key: _SeriesKey, data: bytes) -> None:
+        """Take back a series' ``states()``; raise ``ValueError`` (the series starts anew) if
+        it is not one of this configuration's."""
+        series = _Series(self._config)
+        try:
+            series.restore(msgspec.msgpack.decode(data))
+        except (msgspec.DecodeError, KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a data-quality state of this configuration: {exc}") from None
+        self._series[key] = series
+
+    def last_seen(self, key: _SeriesKey) -> int | None:
+        """Return the open time of the series' last candle judged (rejected ones included)."""
+        series = self._series.get(key)
+        return None if series is None else series.last_open_ms
 
     def is_tradable(self, venue: Venue, symbol: str, interval: Interval) -> bool:
         """Return whether the series' data is good enough to trade on (unknown series are)."""

@@ -1,7 +1,10 @@
 """Recent volatility of a candle series, and the price-jump test built on it."""
 
 import math
+from array import array
 from collections import deque
+from collections.abc import Mapping
+from typing import Any
 
 from paper_trader.domain import Candle
 
@@ -43,6 +46,20 @@ class RollingRms:
         if cancels or self._pushes == self._values.maxlen:
             self._pushes = 0
             self._sum_sq = math.fsum(v * v for v in self._values)
+
+    def state(self) -> dict[str, object]:
+        """Return the window and its running sum, exactly (``restore`` takes it back)."""
+        return {"values": array("d", self._values).tobytes(), "sum_sq": self._sum_sq,
+                "pushes": self._pushes}  # fmt: skip
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a ``state()``; raise ``ValueError`` if it does not fit this window."""
+        values = array("d", bytes(state["values"]))
+        size = self._values.maxlen or 0
+        if len(values) > size or not 0 <= int(state["pushes"]) < max(size, 1):
+            raise ValueError(f"a volatility window of another size (this one holds {size})")
+        self._values = deque(values, maxlen=size)
+        self._sum_sq, self._pushes = float(state["sum_sq"]), int(state["pushes"])
 
     def rms(self) -> float:
         """Return the root mean square of the window (0 when it is empty)."""
@@ -96,6 +113,18 @@ class JumpDetector:
         if learn:
             self._last_open_ms, self._last_log_close = candle.open_time_ms, log_close
         return is_jump
+
+    def state(self) -> dict[str, object]:
+        """Return what the detector learned, exactly (``restore`` takes it back)."""
+        return {"returns": self._returns.state(), "last_open_ms": self._last_open_ms,
+                "last_log_close": self._last_log_close}  # fmt: skip
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Take back a ``state()``; raise ``ValueError`` if it does not fit this detector."""
+        self._returns.restore(state["returns"])
+        last = state["last_open_ms"]
+        self._last_open_ms = None if last is None else int(last)
+        self._last_log_close = float(state["last_log_close"])
 
     def _is_beyond(self, log_return: float, log_range: float) -> bool:
         if len(self._returns) < self._min_history:

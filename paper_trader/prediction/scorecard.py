@@ -10,7 +10,9 @@ import math
 import operator
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
+import msgspec
 import numpy as np
 import numpy.typing as npt
 
@@ -20,6 +22,7 @@ FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
 CLASSES = len(Label)
+_CODEC = msgspec.msgpack.Encoder()
 LOG_LOSS_EPS = 1e-15  # a prediction of exactly zero for what happened costs -ln(1e-15), not inf
 
 
@@ -154,6 +157,39 @@ class _Track:
         self._brier_sum = math.fsum(self._brier.tolist())
         self._since_refresh = 0
 
+    def state(self) -> dict[str, object]:
+        """Return everything the track holds, exactly: its rings as raw bytes, its sums."""
+        return {
+            "loss": self._loss.tobytes(),
+            "brier": self._brier.tobytes(),
+            "hit": self._hit.astype("<i8").tobytes(),
+            "head": self._head,
+            "count": self._count,
+            "hits": self._hits,
+            "since_refresh": self._since_refresh,
+            "loss_sum": self._loss_sum,
+            "brier_sum": self._brier_sum,
+        }
+
+    def restore(self, state: Mapping[str, object]) -> None:
+        """Take back what ``state`` gave, bit for bit; raise ``ValueError`` if it does not fit
+        this track's window (the track is unchanged then)."""
+        w = self.window
+        try:
+            rings = [np.frombuffer(_typed(state, k, bytes), dtype=t) for k, t in _RINGS]
+            head, count, hits, since = (_typed(state, k, int) for k in _COUNTERS)
+            sums = [_typed(state, k, float) for k in ("loss_sum", "brier_sum")]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"not a scorecard track: {exc}") from None
+        if any(r.shape != (w,) for r in rings) or not (
+            0 <= head < w and 0 <= count <= w and 0 <= hits <= count and 0 <= since < w
+        ):
+            raise ValueError(f"a track of another window, or inconsistent (window {w})")
+        self._loss, self._brier = rings[0].copy(), rings[1].copy()
+        self._hit = rings[2].astype(np.int64)
+        self._head, self._count, self._hits, self._since_refresh = head, count, hits, since
+        self._loss_sum, self._brier_sum = sums
+
     @property
     def count(self) -> int:
         """Return how many outcomes are in the window."""
@@ -165,6 +201,19 @@ class _Track:
             return None
         total = {"log_loss": self._loss_sum, "brier": self._brier_sum, "accuracy": self._hits}
         return float(total[metric]) / self._count
+
+
+_RINGS = (("loss", "<f8"), ("brier", "<f8"), ("hit", "<i8"))
+_COUNTERS = ("head", "count", "hits", "since_refresh")
+_STATE_FORMAT = 1
+_V = TypeVar("_V", bytes, int, float)
+
+
+def _typed(state: Mapping[str, object], key: str, kind: type[_V]) -> _V:
+    value = state[key]
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise TypeError(f"{key} is {type(value).__name__}, not {kind.__name__}")
+    return value
 
 
 def _chain(total: float, old: FloatArray, new: FloatArray, evicts: npt.NDArray[np.bool_]) -> float:
@@ -185,6 +234,38 @@ class Scorecard:
             raise ValueError(f"the scoring window must be at least 1, not {window}")
         self._tracks = {name: _Track(window) for name in model_names(models)}
         self.window = window
+        self.added = 0  # (model, outcome) pairs recorded in all: when it moves, the state did
+
+    def state(self) -> bytes:
+        """Return the scorecard's whole state, exactly (MessagePack): ``restore`` of it gives a
+        scorecard whose every later score and weight is bit for bit this one's."""
+        tracks = {name: track.state() for name, track in self._tracks.items()}
+        return _CODEC.encode(
+            {"format": _STATE_FORMAT, "window": self.window, "added": self.added, "tracks": tracks}
+        )
+
+    def restore(self, data: bytes) -> None:
+        """Take back a ``state()``; raise ``ValueError`` (changing nothing) if it is not one, or
+        is another window's or other models'."""
+        try:
+            value = msgspec.msgpack.decode(data)
+        except msgspec.DecodeError as exc:
+            raise ValueError(f"not a scorecard state: {exc}") from None
+        if not isinstance(value, dict) or value.get("format") != _STATE_FORMAT:
+            raise ValueError("not a scorecard state of this format")
+        tracks = value.get("tracks")
+        if value.get("window") != self.window or not isinstance(tracks, dict):
+            raise ValueError(f"a scorecard of window {value.get('window')}, not {self.window}")
+        if sorted(tracks) != list(self._tracks):
+            raise ValueError(f"a scorecard of models {sorted(tracks)}, not {list(self._tracks)}")
+        try:
+            added = _typed(value, "added", int)
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"not a scorecard state: {exc}") from None
+        fresh = {name: _Track(self.window) for name in self._tracks}
+        for name, track in fresh.items():
+            track.restore(tracks[name])
+        self._tracks, self.added = fresh, added
 
     @property
     def models(self) -> tuple[str, ...]:
@@ -208,6 +289,7 @@ class Scorecard:
             [(p[0] - (index == 0)) ** 2, (p[1] - (index == 1)) ** 2, (p[2] - (index == 2)) ** 2]
         )
         track.add(loss, brier, top_class(p) == index)
+        self.added += 1
 
     def add_many(self, model: str, probabilities: FloatArray, labels: IntArray) -> IntArray:
         """Record rows of ``probabilities`` (n, 3) against ``labels`` (n,), in row order, as
@@ -246,6 +328,7 @@ class Scorecard:
         briers = squares[..., 0] + squares[..., 1] + squares[..., 2]
         hits = (p.argmax(axis=2) == index).astype(np.int64)
         losses = losses.reshape(hits.shape)
+        self.added += hits.size
         return [track.add_many(losses[k], briers[k], hits[k]) for k, track in enumerate(tracks)]
 
     def count(self, model: str) -> int:

@@ -3,8 +3,11 @@
 For each instant of a batch of accepted candles, in time order: first the predictions whose
 horizon ends at that instant are resolved, all of them in one step from ``VECTORISE_FROM``
 candles on, one by one below (so the ensemble's weights include them), then the ready feature
-rows of the symbols that closed at that instant are predicted as one batch. The log rows are
-handed to storage, new predictions before their resolutions.
+rows of the symbols that closed at that instant are predicted as one batch. What the batch
+adds to the prediction log (new predictions, outcomes, and the ensemble's scorecard when an
+outcome moved it) is returned with its signals: the decision task commits it in the same
+transaction as the decisions made on it (``write`` when there is no trading step). A start
+takes the scorecard back, so the weights go on as if the daemon had never stopped.
 
 An unexpected error while resolving or logging one candle's predictions is logged with its
 traceback and the candle, counted, and returned as that candle's fault (the trading step
@@ -20,12 +23,15 @@ from dataclasses import dataclass, field
 from paper_trader.domain import (
     Candle,
     ComponentHealth,
+    EnsembleState,
+    PredictionLog,
     PredictionOutcome,
     PredictionRow,
     Signal,
 )
 from paper_trader.features.stage import ClosedCandle
 from paper_trader.prediction.bundle import ModelBundle
+from paper_trader.prediction.ensemble import Ensemble
 from paper_trader.prediction.monitor import PredictionMonitor
 from paper_trader.prediction.pending import InstantUnresolved
 from paper_trader.prediction.predictor import Inference, Prediction, Predictor
@@ -38,9 +44,9 @@ log = get_logger("predictor")
 # step's fixed cost (about 0.1 ms against 0.02 ms per candle; they break even near 5).
 VECTORISE_FROM = 8
 
-RecordRows = Callable[[tuple[PredictionRow, ...]], Awaitable[None]]
-RecordOutcomes = Callable[[tuple[PredictionOutcome, ...]], Awaitable[None]]
+RecordLog = Callable[[PredictionLog], Awaitable[None]]
 LoadPending = Callable[[], Awaitable[Sequence[PredictionRow]]]
+LoadState = Callable[[str], Awaitable[bytes | None]]
 
 
 async def _nothing() -> None:
@@ -53,6 +59,7 @@ class BatchPrediction:
 
     signals: list[Signal] = field(default_factory=list)
     faults: dict[tuple[str, int], str] = field(default_factory=dict)
+    log: PredictionLog = field(default_factory=PredictionLog)
 
 
 class PredictionStage:
@@ -65,15 +72,16 @@ class PredictionStage:
         predictor: Predictor,
         monitor: PredictionMonitor,
         *,
-        record: RecordRows,
-        resolve: RecordOutcomes,
+        record: RecordLog,
         pending: LoadPending | None = None,
+        state: LoadState | None = None,
     ) -> None:
         self.predictor = predictor
         self.monitor = monitor
         self._record = record
-        self._resolve_rows = resolve
         self._pending = pending
+        self._state = state
+        self._handed: tuple[str, int] | None = None  # (version, scorecard.added) last returned
         self.signals = 0
         self.errors = 0
         self.prepare: Callable[[], Awaitable[None]] = _nothing
@@ -84,6 +92,35 @@ class PredictionStage:
         await self.prepare()
         if self._pending is not None:
             self.monitor.restore(await self._pending(), self.predictor.ensemble)
+        ensemble = self.predictor.ensemble
+        if self._state is not None and ensemble is not None:
+            await self._restore(ensemble)
+
+    async def _restore(self, ensemble: Ensemble) -> None:
+        """Take back the scorecard the version in use last committed (none: it starts anew)."""
+        assert self._state is not None
+        data = await self._state(ensemble.model_version)
+        if data is None:
+            return
+        try:
+            ensemble.scorecard.restore(data)
+        except ValueError as exc:  # another window or other models: its weights start anew
+            log.warning(
+                "ensemble_state_discarded", model_version=ensemble.model_version, reason=str(exc)
+            )
+            return
+        self._handed = (ensemble.model_version, ensemble.scorecard.added)
+        log.info(
+            "ensemble_state_restored",
+            model_version=ensemble.model_version,
+            resolved={m: ensemble.scorecard.count(m) for m in ensemble.models},
+            weights=ensemble.weights(),
+        )
+
+    async def write(self, log: PredictionLog) -> None:
+        """Write a batch's prediction log alone (no trading step commits it)."""
+        if log:
+            await self._record(log)
 
     def install(self, bundle: ModelBundle) -> None:
         """Predict with ``bundle`` from the next batch on."""
@@ -122,12 +159,22 @@ class PredictionStage:
                 await self._pacer.pace()
                 logged.extend(self._log(prediction, group, out))
                 out.signals.extend(prediction.signals)
-        if logged:
-            await self._record(tuple(logged))
-        if outcomes:
-            await self._resolve_rows(tuple(outcomes))
+        out.log = PredictionLog(
+            rows=tuple(logged), outcomes=tuple(outcomes), ensemble=self._moved_state()
+        )
         self.signals += len(out.signals)
         return out
+
+    def _moved_state(self) -> EnsembleState | None:
+        """Return the scorecard of the version in use if it moved since last returned."""
+        ensemble = self.predictor.ensemble
+        if ensemble is None:
+            return None
+        now = (ensemble.model_version, ensemble.scorecard.added)
+        if now == self._handed:
+            return None
+        self._handed = now
+        return EnsembleState(model_version=now[0], scorecard=ensemble.scorecard.state())
 
     async def _shared_pass(self, groups: list[list[ClosedCandle]]) -> Inference | None:
         """Infer several instants' rows in one pass (None for one instant: it infers alone)."""

@@ -11,6 +11,7 @@ from paper_trader.storage.migrations import MigrationResult, migrate
 from paper_trader.storage.ops import (
     AppendOutbox,
     RecordGap,
+    RecordPredictionLog,
     RecordPredictions,
     RecordRunStop,
     ResolvePredictions,
@@ -27,6 +28,7 @@ from paper_trader.storage.repository import (
     StoredPrediction,
     candle_at_or_before,
     candles_to_resume,
+    ensemble_state,
     gap_records,
     last_open_time,
     load_candles,
@@ -34,10 +36,12 @@ from paper_trader.storage.repository import (
     outbox_entries,
     pending_predictions,
     prediction_counts,
+    quality_states,
     recent_predictions,
     runs,
     schema_version,
     series_summaries,
+    untradable_since,
 )
 from paper_trader.storage.schema import LATEST_VERSION, MIGRATIONS, Migration
 from paper_trader.storage.writer import (
@@ -63,6 +67,7 @@ __all__ = [
     "MigrationResult",
     "OutboxEntry",
     "RecordGap",
+    "RecordPredictionLog",
     "RecordPredictions",
     "RecordRunStop",
     "ResolvePredictions",
@@ -83,6 +88,7 @@ __all__ = [
     "backup_database",
     "candle_at_or_before",
     "candles_to_resume",
+    "ensemble_state",
     "gap_records",
     "last_open_time",
     "load_candles",
@@ -93,9 +99,11 @@ __all__ = [
     "outbox_entries",
     "pending_predictions",
     "prediction_counts",
+    "quality_states",
     "recent_predictions",
     "runs",
     "schema_version",
     "series_summaries",
     "start_run",
+    "untradable_since",
 ]

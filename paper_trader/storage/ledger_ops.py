@@ -8,14 +8,17 @@ at the end of the batch that changed in it, ``closed`` every symbol whose positi
 it (deleted first, so a position closed and opened again in one batch is written anew).
 ``notices`` are the events that tell of it (trades opened and closed, breaker transitions):
 they enter the notification outbox in the same transaction, so a crash can never keep the
-ledger change and lose its notification, nor the other way round.
+ledger change and lose its notification, nor the other way round. ``predictions`` is what the
+batch added to the prediction log (the predictions its decisions were made on, the outcomes
+that moved the ensemble's weights, and those weights' state): in the same transaction too, so
+a start finds the prediction log and the weights exactly as the ledger left them.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from paper_trader.domain import Event
+from paper_trader.domain import Event, PredictionLog
 from paper_trader.domain.trading import (
     BreakerTransition,
     ClosedTrade,
@@ -24,9 +27,14 @@ from paper_trader.domain.trading import (
     Fill,
     Position,
 )
-from paper_trader.storage.ops import decimal_text
+from paper_trader.storage.ops import decimal_text, prediction_log_steps
 from paper_trader.storage.outbox import outbox_statements
 from paper_trader.storage.writer import Durability, Statement, Step, one
+
+NO_PREDICTIONS = PredictionLog()  # frozen: one shared empty log
+
+
+VolatilitySample = tuple[str, int, float]  # (symbol, candle time, ATR %) the breaker took
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -35,7 +43,9 @@ class LedgerState:
 
     ``state_json`` holds the breakers' state and the last candle handled per symbol;
     ``volatility_json`` the volatility breaker's windows, written only when given (they are
-    bulky: the stage writes them every few minutes of candles and at a stop).
+    bulky: the stage writes them every few minutes of candles and at a stop); every ATR % the
+    breaker takes in between is a ``VolatilitySample`` of its instant's commit, so a start
+    after ``kill -9`` has the windows exactly (``samples``, in the order they were taken).
     """
 
     cash: str
@@ -43,6 +53,7 @@ class LedgerState:
     last_candle_ms: int
     state_json: str
     volatility_json: str | None = None
+    samples: tuple[VolatilitySample, ...] = ()  # read back: those taken since volatility_json
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -58,6 +69,8 @@ class RecordInstant:
     decisions: tuple[Decision, ...] = ()
     snapshots: tuple[EquitySnapshot, ...] = ()
     notices: tuple[Event, ...] = ()
+    predictions: PredictionLog = NO_PREDICTIONS
+    samples: tuple[VolatilitySample, ...] = ()
 
     @property
     def durability(self) -> Durability:
@@ -76,19 +89,28 @@ class RecordInstant:
             Statement(_UPSERT_DECISION, [_decision_row(d) for d in self.decisions]),
             Statement(_UPSERT_SNAPSHOT, [_snapshot_row(s) for s in self.snapshots]),
         ]
-        statements = [part for part in parts if part.rows]
+        statements: list[Step] = [part for part in parts if part.rows]
+        statements += prediction_log_steps(self.predictions)
         statements += outbox_statements(self.notices)
         s = self.state
         statements.append(
             one(_UPSERT_STATE, s.cash, s.next_fill_id, s.last_candle_ms, s.state_json)
         )
-        if s.volatility_json is not None:
+        if s.volatility_json is not None:  # the windows, this batch's samples in them
             statements.append(one(_SET_VOLATILITY, s.volatility_json))
+            statements.append(Statement(_CLEAR_SAMPLES, ((),)))
+        elif self.samples:
+            statements.append(Statement(_INSERT_SAMPLE, self.samples))
         return statements
 
 
 _DELETE_POSITION = "DELETE FROM positions WHERE symbol = ?"
 _SET_VOLATILITY = "UPDATE trading_state SET volatility_json = ? WHERE id = 1"
+_CLEAR_SAMPLES = "DELETE FROM volatility_samples"
+_INSERT_SAMPLE = """
+INSERT INTO volatility_samples (symbol, candle_time_ms, atr_pct) VALUES (?, ?, ?)
+ON CONFLICT (symbol, candle_time_ms) DO UPDATE SET atr_pct = excluded.atr_pct
+"""
 
 _INSERT_FILL = """
 INSERT INTO fills (

@@ -34,12 +34,17 @@ async def ledger_state(conn: aiosqlite.Connection) -> LedgerState | None:
     if not rows:
         return None
     cash, next_fill_id, last_candle_ms, state_json, volatility_json = rows[0]
+    samples = await conn.execute_fetchall(
+        "SELECT symbol, candle_time_ms, atr_pct FROM volatility_samples "
+        "ORDER BY candle_time_ms, symbol"
+    )
     return LedgerState(
         cash=cash,
         next_fill_id=int(next_fill_id),
         last_candle_ms=int(last_candle_ms),
         state_json=state_json,
         volatility_json=volatility_json,
+        samples=tuple((str(s), int(t), float(a)) for s, t, a in samples),
     )
 
 

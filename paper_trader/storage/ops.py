@@ -13,7 +13,17 @@ from decimal import Decimal
 import aiosqlite
 import msgspec
 
-from paper_trader.domain import Candle, Event, Gap, PredictionOutcome, PredictionRow
+from paper_trader.domain import (
+    Candle,
+    Event,
+    Gap,
+    Interval,
+    JudgedCandles,
+    PredictionLog,
+    PredictionOutcome,
+    PredictionRow,
+    Venue,
+)
 from paper_trader.errors import FatalError
 from paper_trader.storage.outbox import outbox_statements
 from paper_trader.storage.writer import Durability, Statement, Step, apply_transaction, one
@@ -28,6 +38,23 @@ ON CONFLICT (venue, symbol, interval, open_time_ms) DO UPDATE SET
     close = excluded.close,
     volume = excluded.volume
 """
+_UPSERT_JUDGED_CANDLE = """
+INSERT INTO candles (
+    venue, symbol, interval, open_time_ms, open, high, low, close, volume, tradable
+)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (venue, symbol, interval, open_time_ms) DO UPDATE SET
+    open = excluded.open,
+    high = excluded.high,
+    low = excluded.low,
+    close = excluded.close,
+    volume = excluded.volume,
+    tradable = excluded.tradable
+"""
+_UPSERT_QUALITY = """
+INSERT INTO quality_state (venue, symbol, interval, state) VALUES (?, ?, ?, ?)
+ON CONFLICT (venue, symbol, interval) DO UPDATE SET state = excluded.state
+"""
 
 
 def decimal_text(value: Decimal) -> str:
@@ -37,9 +64,21 @@ def decimal_text(value: Decimal) -> str:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class UpsertCandles:
-    """Store closed candles, replacing any already stored under the same key."""
+    """Store closed candles, replacing any already stored under the same key.
+
+    From the decision task, with what the data-quality gate judged (``JudgedCandles``): each
+    candle's tradable flag (none: unknown, NULL) and the gate's state of their series, in the
+    same transaction, so a start resumes the gate where the stored candles leave it.
+    """
 
     candles: tuple[Candle, ...]
+    tradable: tuple[bool, ...] = ()
+    quality: tuple[tuple[Venue, str, Interval, bytes], ...] = ()
+
+    @classmethod
+    def judged(cls, batch: JudgedCandles) -> "UpsertCandles":
+        """Return the write of a batch the gate judged."""
+        return cls(candles=batch.candles, tradable=batch.tradable, quality=batch.quality)
 
     @property
     def durability(self) -> Durability:
@@ -62,7 +101,14 @@ class UpsertCandles:
             )
             for c in self.candles
         ]
-        return [Statement(_UPSERT_CANDLE, rows)]
+        steps: list[Step] = []
+        if self.tradable:  # the gate's verdict with each: the candles are judged
+            judged = [(*r, int(t)) for r, t in zip(rows, self.tradable, strict=True)]
+            steps.append(Statement(_UPSERT_JUDGED_CANDLE, judged))
+        elif rows:
+            steps.append(Statement(_UPSERT_CANDLE, rows))
+        states = [(v.value, s, i.value, data) for v, s, i, data in self.quality]
+        return steps + ([Statement(_UPSERT_QUALITY, states)] if states else [])
 
 
 _UPSERT_GAP = """
@@ -326,6 +372,46 @@ class ResolvePredictions:
             for o in self.outcomes
         ]
         return [Statement(_RESOLVE_PREDICTION, rows)]
+
+
+_UPSERT_ENSEMBLE_STATE = """
+INSERT INTO ensemble_state (model_version, scorecard) VALUES (?, ?)
+ON CONFLICT (model_version) DO UPDATE SET scorecard = excluded.scorecard
+"""
+_DELETE_OTHER_ENSEMBLE_STATES = "DELETE FROM ensemble_state WHERE model_version <> ?"
+
+
+def prediction_log_steps(log: PredictionLog) -> list[Step]:
+    """Return the writes of a batch's prediction log: its predictions, then their outcomes
+    (one may resolve a prediction of the same batch), then the ensemble's state (only the
+    version in use keeps one)."""
+    steps: list[Step] = []
+    if log.rows:
+        steps.extend(RecordPredictions(rows=log.rows).prepare())
+    if log.outcomes:
+        steps.extend(ResolvePredictions(outcomes=log.outcomes).prepare())
+    if log.ensemble is not None:
+        version = log.ensemble.model_version
+        steps.append(one(_UPSERT_ENSEMBLE_STATE, version, log.ensemble.scorecard))
+        steps.append(one(_DELETE_OTHER_ENSEMBLE_STATES, version))
+    return steps
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RecordPredictionLog:
+    """A batch's prediction log alone, for the candles no decision commit carries (no
+    trading step, or candles the ledger had handled before)."""
+
+    log: PredictionLog
+
+    @property
+    def durability(self) -> Durability:
+        """Return FAST: the ledger did not move."""
+        return Durability.FAST
+
+    def prepare(self) -> Sequence[Step]:
+        """Write the predictions, the outcomes and the ensemble's state."""
+        return prediction_log_steps(self.log)
 
 
 _ENCODER = msgspec.json.Encoder(order="sorted")

@@ -173,6 +173,25 @@ async def load_candles(
     return [_candle(row) for row in await _fetchall(conn, _CANDLES_SQL, params)]
 
 
+async def untradable_since(
+    conn: aiosqlite.Connection, venue: Venue, symbol: str, interval: Interval, since_ms: int
+) -> set[int]:
+    """Return the open times, from ``since_ms`` on, of the series' stored candles the
+    data-quality gate judged not tradable (a candle stored before it said is tradable)."""
+    sql = (
+        "SELECT open_time_ms FROM candles WHERE venue = ? AND symbol = ? AND interval = ? "
+        "AND open_time_ms >= ? AND tradable = 0"
+    )
+    rows = await _fetchall(conn, sql, (venue.value, symbol, interval.value, since_ms))
+    return {int(t) for (t,) in rows}
+
+
+async def quality_states(conn: aiosqlite.Connection) -> list[tuple[Venue, str, Interval, bytes]]:
+    """Return the data-quality gate's state of each series, as the last stored candles left it."""
+    rows = await _fetchall(conn, "SELECT venue, symbol, interval, state FROM quality_state", ())
+    return [(Venue(v), str(s), Interval(i), bytes(b)) for v, s, i, b in rows]
+
+
 _AT_OR_BEFORE_SQL = """
 SELECT venue, symbol, interval, open_time_ms, open, high, low, close, volume FROM candles
 WHERE venue = ? AND symbol = ? AND interval = ? AND open_time_ms <= ?
@@ -256,6 +275,13 @@ async def pending_predictions(
     """
     rows = await _fetchall(conn, _PENDING_PREDICTIONS_SQL, (_check_limit(limit),))
     return [_prediction(row) for row in rows]
+
+
+async def ensemble_state(conn: aiosqlite.Connection, model_version: str) -> bytes | None:
+    """Return the scorecard the ensemble of ``model_version`` last committed, or None."""
+    sql = "SELECT scorecard FROM ensemble_state WHERE model_version = ?"
+    rows = await _fetchall(conn, sql, (model_version,))
+    return bytes(rows[0][0]) if rows else None
 
 
 async def recent_predictions(conn: aiosqlite.Connection, *, limit: int) -> list[StoredPrediction]:

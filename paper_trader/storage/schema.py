@@ -484,6 +484,36 @@ ALTER TABLE equity_snapshots ADD COLUMN instants INTEGER NOT NULL DEFAULT 1;
 ALTER TABLE equity_snapshots ADD COLUMN open_instants INTEGER;
 """
 
+# What a start needs to go on exactly where the last commit left off, written in the decisions'
+# transaction: the adaptive weights' memory of the model version in use (one row, replaced as
+# it moves), and each ATR % the volatility breaker took since ``volatility_json`` was last
+# written (emptied whenever it is: the two together are the windows); and, stored with the
+# candles, the data-quality gate's verdict on each (tradable: 1, 0, NULL before this) and its
+# state of each series after them.
+_RESUME_STATE = """
+ALTER TABLE candles ADD COLUMN tradable INTEGER;
+
+CREATE TABLE quality_state (
+    venue TEXT NOT NULL,
+    symbol TEXT NOT NULL,
+    interval TEXT NOT NULL,
+    state BLOB NOT NULL,
+    PRIMARY KEY (venue, symbol, interval)
+) STRICT;
+
+CREATE TABLE ensemble_state (
+    model_version TEXT PRIMARY KEY,
+    scorecard BLOB NOT NULL
+) STRICT;
+
+CREATE TABLE volatility_samples (
+    symbol TEXT NOT NULL,
+    candle_time_ms INTEGER NOT NULL,
+    atr_pct REAL NOT NULL,
+    PRIMARY KEY (symbol, candle_time_ms)
+) STRICT, WITHOUT ROWID;
+"""
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=1, description="create the initial schema", sql=_INITIAL_SCHEMA),
     Migration(version=2, description="record candle gaps that cannot be filled", sql=_GAPS),
@@ -499,5 +529,8 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(version=8, description="audit the commands interfaces accepted", sql=_COMMAND_AUDIT),
     Migration(version=9, description="key predictions and decisions by time", sql=_TIME_KEYS),
     Migration(version=10, description="equity snapshots that stand for several", sql=_THINNING),
+    Migration(
+        version=11, description="resume the quality gate, weights and volatility", sql=_RESUME_STATE
+    ),
 )
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -26,14 +26,22 @@ from decimal import Decimal
 from typing import TypeVar
 
 from paper_trader.broker.ledger import Ledger
-from paper_trader.domain import Candle, ComponentHealth, Event, HealthStatus, Signal
+from paper_trader.domain import (
+    Candle,
+    ComponentHealth,
+    Event,
+    HealthStatus,
+    PredictionLog,
+    Signal,
+)
 from paper_trader.domain.trading import Action, ClosedTrade, EquitySnapshot, Position
 from paper_trader.features.engine import FeatureRow
 from paper_trader.features.stage import ClosedCandle
 from paper_trader.runtime.events import EventSink
 from paper_trader.runtime.logs import get_logger
 from paper_trader.runtime.pacing import Pacer
-from paper_trader.storage.ledger_ops import LedgerState, RecordInstant
+from paper_trader.storage.ledger_ops import NO_PREDICTIONS, LedgerState, RecordInstant
+from paper_trader.storage.ops import RecordPredictionLog
 from paper_trader.trading.events import (
     breaker_event,
     fill_fields,
@@ -50,7 +58,8 @@ from paper_trader.trading.values import InstantResult, MarketInput, Reported, Tr
 
 log = get_logger("trader")
 
-Commit = Callable[[RecordInstant], Awaitable[None]]
+Commit = Callable[[RecordInstant | RecordPredictionLog], Awaitable[None]]
+Resume = Callable[[Sequence[Candle], frozenset[tuple[str, int]]], Awaitable[None]]
 T = TypeVar("T")
 WINDOWS_EVERY = 240  # instants between two saves of the volatility windows (and at a stop)
 
@@ -65,6 +74,7 @@ class RestoredLedger:
     last_candles: Sequence[Candle]
     recent: Sequence[Candle]
     unhandled: Sequence[Candle]
+    untradable: frozenset[tuple[str, int]] = frozenset()  # (symbol, time) of unhandled ones
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,12 +132,11 @@ class TradingStage:
         status feed); it must return at once and not raise."""
         self._observers.append(observer)
 
-    async def start(
-        self, decide: Callable[[Sequence[Candle]], Awaitable[None]] | None = None
-    ) -> None:
+    async def start(self, decide: Resume | None = None) -> None:
         """Restore the ledger, then decide the stored candles it never handled: through
-        ``decide`` (the decision task's own path, their features and predictions included),
-        or without signals, recovering only exits."""
+        ``decide`` (the decision task's own path, their features and predictions included,
+        with the (symbol, time) of those the data-quality gate judged not tradable), or
+        without signals, recovering only exits."""
         restored = await self._load()
         state = restored.state
         ledger = Ledger(
@@ -153,7 +162,7 @@ class TradingStage:
             unhandled_candles=len(restored.unhandled),
         )
         if restored.unhandled and decide is not None:
-            await decide(restored.unhandled)
+            await decide(restored.unhandled, restored.untradable)
         elif restored.unhandled:
             await self.on_batch(
                 [ClosedCandle(candle=c, row=None) for c in restored.unhandled], [], recovering=True
@@ -167,10 +176,12 @@ class TradingStage:
         *,
         faults: Mapping[tuple[str, int], str] | None = None,
         recovering: bool = False,
+        predictions: PredictionLog = NO_PREDICTIONS,
     ) -> None:
         """Trade every instant of the batch in time order; commit; then report.
 
-        ``faults`` are the candles, by (symbol, open time), on which the prediction step failed.
+        ``faults`` are the candles, by (symbol, open time), on which the prediction step failed;
+        ``predictions`` what the batch added to the prediction log, committed with it.
         """
         by_symbol = {(s.symbol, s.open_time_ms): s for s in signals}
         failed = faults or {}
@@ -192,7 +203,7 @@ class TradingStage:
                 result = await self._pacer.drive(steps)  # 100 symbols: the loop breathes
                 if result.snapshot is not None:  # None: every candle was handled before
                     results.append(result)
-            notices = await self._persist(results, previous)
+            notices = await self._persist(results, previous, predictions)
             self._unsaved = False
         self._report(results, notices)
         if self._observers:
@@ -278,17 +289,23 @@ class TradingStage:
         )
 
     async def _persist(
-        self, results: list[InstantResult], previous_ms: int | None
+        self,
+        results: list[InstantResult],
+        previous_ms: int | None,
+        predictions: PredictionLog = NO_PREDICTIONS,
     ) -> tuple[Event, ...]:
-        """Commit what the instants changed and the events telling of it in one transaction,
-        wait for it, and return those events (``previous_ms``: the instant before them).
+        """Commit what the instants changed, the events telling of it and the prediction log
+        they were decided on in one transaction, wait for it, and return those events
+        (``previous_ms``: the instant before them).
 
         Every instant is written: at least its equity snapshot and the last candle handled.
         """
         if not results:
+            if predictions:  # candles handled before: their log alone
+                await self._commit(RecordPredictionLog(log=predictions))
             return ()
         notices = _notices(results, previous_ms, self._now_ms())
-        await self._commit(self._op(results, notices=notices))
+        await self._commit(self._op(results, notices=notices, predictions=predictions))
         return notices
 
     def _op(
@@ -297,6 +314,7 @@ class TradingStage:
         *,
         windows: bool = False,
         notices: tuple[Event, ...] = (),
+        predictions: PredictionLog = NO_PREDICTIONS,
     ) -> RecordInstant:
         """Return one write for the instants: the positions as they stand at the end."""
         ledger = self.trader.ledger
@@ -324,6 +342,8 @@ class TradingStage:
             decisions=tuple(d for r in results for d in r.decisions),
             snapshots=tuple(r.snapshot for r in results if r.snapshot is not None),
             notices=notices,
+            predictions=predictions,
+            samples=tuple(v for r in results for v in r.volatility),
         )
 
     def _report(self, results: list[InstantResult], notices: Sequence[Event]) -> None:
@@ -406,13 +426,17 @@ def _atr(row: FeatureRow | None, columns: tuple[int, int]) -> tuple[Decimal | No
 
 
 def _restored_state(state: LedgerState) -> dict[str, object]:
-    """Return the trader's state, the volatility windows put back into the breakers'."""
+    """Return the trader's state, the volatility windows put back into the breakers': those
+    last written, with the samples taken since (the windows keep their last values)."""
     value = json.loads(state.state_json)
     if not isinstance(value, dict):
         return {}
     breakers = value.get("breakers")
-    if isinstance(breakers, dict) and state.volatility_json:
-        breakers["volatility_windows"] = decode_windows(state.volatility_json)
+    if isinstance(breakers, dict) and (state.volatility_json or state.samples):
+        windows = decode_windows(state.volatility_json or "{}")
+        for symbol, _, atr_pct in state.samples:
+            windows.setdefault(symbol, []).append(atr_pct)
+        breakers["volatility_windows"] = windows
     return value
 
 

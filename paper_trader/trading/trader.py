@@ -268,6 +268,7 @@ class Trader:
             result.transitions.extend(
                 self.breakers.on_volatility(candle.symbol, candle.open_time_ms, market.atr_pct)
             )
+            result.volatility.append((candle.symbol, candle.open_time_ms, market.atr_pct))
 
     def _manage(self, market: MarketInput, signal: Signal | None, result: InstantResult) -> None:
         """Apply the exit rules to the position on this candle's symbol, if one is held."""

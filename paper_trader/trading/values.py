@@ -75,6 +75,7 @@ class InstantResult:
     decisions: list[Decision] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
     snapshot: EquitySnapshot | None = None
+    volatility: list[tuple[str, int, float]] = field(default_factory=list)  # ATR % taken
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,12 +10,13 @@ import numpy as np
 from fakes.feature_series import MINUTE, random_series
 
 from paper_trader.clock import SystemClock
-from paper_trader.domain import Candle, Interval, Venue
+from paper_trader.domain import Candle, Interval, JudgedCandles, PredictionLog, Venue
 from paper_trader.engine import DecisionEngine
 from paper_trader.features.series_set import FeatureEngine
 from paper_trader.features.spec import default_spec
 from paper_trader.features.stage import ClosedCandle, FeatureStage
 from paper_trader.market.quality import QualityConfig, QualityMonitor
+from paper_trader.prediction.stage import BatchPrediction
 from paper_trader.runtime.channel import BlockingChannel
 from paper_trader.runtime.sdnotify import Heartbeat
 from paper_trader.runtime.service import Readiness
@@ -58,17 +59,15 @@ class Recorder:
     async def start(self) -> None:
         return None
 
-    async def on_batch(self, items: list[ClosedCandle]) -> object:
+    async def on_batch(self, items: list[ClosedCandle]) -> BatchPrediction:
         self.items.extend(items)
-        return _NoSignals()
+        return BatchPrediction()
+
+    async def write(self, log: PredictionLog) -> None:
+        assert not log  # it predicts nothing
 
     def close(self) -> None:
         return None
-
-
-class _NoSignals:
-    signals: list[object] = []  # noqa: RUF012 - read only
-    faults: dict[str, str] = {}  # noqa: RUF012 - read only
 
 
 def stage() -> FeatureStage:
@@ -80,7 +79,7 @@ async def decide(features: FeatureStage, instants: list[list[Candle]]) -> Record
     channel: BlockingChannel[Candle] = BlockingChannel(len(SYMBOLS) * 2)
     recorder = Recorder()
 
-    async def store(_batch: tuple[Candle, ...]) -> None:
+    async def store(_judged: JudgedCandles) -> None:
         return None
 
     quality = QualityMonitor(QualityConfig())

@@ -13,7 +13,7 @@ from fakes.storage import migrated_database
 
 from paper_trader.app.configs import RETRAIN_COMMAND
 from paper_trader.cli.train import TrainOutcome, TrainRequest, run_training
-from paper_trader.domain import Interval, PredictionOutcome, PredictionRow, Venue
+from paper_trader.domain import Interval, PredictionLog, Venue
 from paper_trader.features.spec import default_spec
 from paper_trader.prediction.lifecycle import LifecycleConfig, ModelLifecycle
 from paper_trader.prediction.monitor import MonitorConfig, PredictionMonitor
@@ -32,11 +32,7 @@ async def stored_market(db: Path, count: int = 3_000) -> None:
         await apply_transaction(conn, [UpsertCandles(candles=candles)])
 
 
-async def _ignore_rows(_rows: tuple[PredictionRow, ...]) -> None:
-    return None
-
-
-async def _ignore_outcomes(_outcomes: tuple[PredictionOutcome, ...]) -> None:
+async def _ignore(_log: PredictionLog) -> None:
     return None
 
 
@@ -71,7 +67,7 @@ def lifecycle(tmp_path: Path) -> tuple[ModelLifecycle, PredictionStage, ModelReg
     )
     predictor = Predictor(SPEC, PredictorConfig(), now_ms=lambda: 0)
     monitor = PredictionMonitor(MonitorConfig(), now_ms=lambda: 0)
-    stage = PredictionStage(predictor, monitor, record=_ignore_rows, resolve=_ignore_outcomes)
+    stage = PredictionStage(predictor, monitor, record=_ignore)
     registry = ModelRegistry(tmp_path / "models")
     config = LifecycleConfig(
         interval=Interval.M1, command=RETRAIN_COMMAND, environment=env, retrain_interval_s=0
@@ -153,7 +149,7 @@ async def test_a_training_past_its_timeout_is_killed_and_reported(tmp_path: Path
     """RETRAIN_TIMEOUT: a training process that never ends is killed; nothing is installed."""
     predictor = Predictor(SPEC, PredictorConfig(), now_ms=lambda: 0)
     monitor = PredictionMonitor(MonitorConfig(), now_ms=lambda: 0)
-    stage = PredictionStage(predictor, monitor, record=_ignore_rows, resolve=_ignore_outcomes)
+    stage = PredictionStage(predictor, monitor, record=_ignore)
     hang = (sys.executable, "-c", "import time; time.sleep(600)")
     config = LifecycleConfig(
         interval=Interval.M1, command=hang, environment={}, retrain_interval_s=0, timeout_s=0.5
@@ -212,7 +208,7 @@ async def test_the_training_process_gets_the_passive_wait_policy_unless_one_is_s
     """OpenMP threads that spin-wait slow a training beside a busy process many times over."""
     predictor = Predictor(SPEC, PredictorConfig(), now_ms=lambda: 0)
     monitor = PredictionMonitor(MonitorConfig(), now_ms=lambda: 0)
-    stage = PredictionStage(predictor, monitor, record=_ignore_rows, resolve=_ignore_outcomes)
+    stage = PredictionStage(predictor, monitor, record=_ignore)
     config = LifecycleConfig(
         interval=Interval.M1, command=PRINT_WAIT, environment=daemon_env, retrain_interval_s=0
     )

@@ -295,9 +295,7 @@ async def test_the_decision_task_shuts_the_executor_down_when_it_stops() -> None
         t for t in threading.enumerate() if t.name.startswith("predict") and t.ident not in before
     ]
     assert mine
-    stage = PredictionStage(
-        p, PredictionMonitor(MonitorConfig(), now_ms=lambda: 0), record=_rows, resolve=_rows
-    )
+    stage = PredictionStage(p, PredictionMonitor(MonitorConfig(), now_ms=lambda: 0), record=_rows)
     channel: BlockingChannel[MarketItem] = BlockingChannel(8)
     engine = DecisionEngine(channel, _rows, Heartbeat(SystemClock()), prediction=stage)
     task = asyncio.create_task(engine.run(Readiness()))

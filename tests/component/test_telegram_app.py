@@ -114,7 +114,7 @@ def test_model_provider_reads_the_version_weights_and_baseline(tmp_path: Path) -
     async def ignore(_rows: object) -> None:
         return None
 
-    stage = PredictionStage(predictor, monitor, record=ignore, resolve=ignore)
+    stage = PredictionStage(predictor, monitor, record=ignore)
     provide = model_provider(stage)
     empty = provide()
     assert empty == ModelInfo(

@@ -126,7 +126,7 @@ async def running(
         )
         engine = DecisionEngine(
             channel,
-            lambda batch: writer.submit(UpsertCandles(candles=batch)),
+            lambda judged: writer.submit(UpsertCandles.judged(judged)),
             Heartbeat(SystemClock()),
             features=stage_features,
             prediction=BuyEverything(),  # type: ignore[arg-type]

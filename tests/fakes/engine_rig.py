@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
 from paper_trader.clock import SystemClock
-from paper_trader.domain import Candle, Event
+from paper_trader.domain import Candle, Event, JudgedCandles
 from paper_trader.engine import DecisionEngine
 from paper_trader.market.quality import QualityConfig, QualityMonitor
 from paper_trader.runtime.channel import BlockingChannel, DropOldestChannel
@@ -22,8 +22,9 @@ class RecordingStore:
 
     batches: list[tuple[Candle, ...]] = field(default_factory=list)
 
-    async def __call__(self, batch: tuple[Candle, ...]) -> None:
-        self.batches.append(batch)
+    async def __call__(self, judged: JudgedCandles) -> None:
+        if judged.candles:
+            self.batches.append(judged.candles)
 
     @property
     def candles(self) -> list[Candle]:

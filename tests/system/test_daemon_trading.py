@@ -47,6 +47,48 @@ def test_live_trading_and_a_replay_of_its_candles_give_the_same_ledger_digest(
     assert replayed["decisions"] == live["decisions"]
 
 
+PREDICTIONS = (
+    "SELECT symbol, open_time_ms, score, strength, weights_json, outcome FROM predictions "
+    "ORDER BY open_time_ms, symbol"
+)
+
+
+@pytest.mark.timeout(480)
+def test_a_stop_and_a_start_keep_the_adapted_weights_and_the_ledger_of_a_replay(
+    tmp_path: Path,
+) -> None:
+    """The ensemble's weights, adapted to 60 resolved predictions, go on across a stop as
+    if there had been none: every prediction, decision and the digest equal a replay's."""
+    publish_model(tmp_path / "models", mirrored=True)
+    env = subprocess_env(tmp_path, **TRADING, CATCHUP_LIMIT="10000000")
+    db = Path(env["DB_PATH"])
+    resolved = "SELECT count(*) FROM predictions WHERE outcome = 'resolved'"
+    with simulator(env, "--speed", "600", "--history", str(HISTORY), "--symbols", SYMBOLS) as sim:
+        live_env = {**env, **sim.env, "SYMBOLS": SYMBOLS}
+        for stop, enough in enumerate((60, 200)):
+            with notify_socket() as notify, daemon({**live_env, "NOTIFY_SOCKET": notify.path}) as p:
+                notify.wait_for("READY=1", timeout=60)
+                wait_until(p, lambda n=enough: count(db, resolved) >= n, what="resolutions")
+                if stop == 0:
+                    stopped_at = count(db, "SELECT max(open_time_ms) FROM predictions")
+                p.send_signal(signal.SIGTERM)
+                assert p.wait(timeout=30) == 0
+            time.sleep(1)  # the market moves on while the daemon is down
+    restored = [e for e in _log(env) if e["event"] == "ensemble_state_restored"]
+    assert len(restored) == 1
+    weights = restored[0]["weights"]
+    assert isinstance(weights, dict)
+    assert len(set(weights.values())) > 1  # adapted, not the equal weights of a fresh start
+    live = report(db, env)
+    replayed = replay(db, tmp_path / "replay", env)
+    replay_db = tmp_path / "replay" / "replay.db"
+    after = [row for row in query(db, PREDICTIONS) if int(str(row[1])) > stopped_at]
+    assert after
+    assert query(db, PREDICTIONS) == query(replay_db, PREDICTIONS)
+    assert replayed["decisions"] == live["decisions"]
+    assert replayed["ledger_digest"] == live["ledger_digest"]
+
+
 @pytest.mark.timeout(420)
 def test_kill_9_with_a_position_open_loses_nothing_and_recovers_the_exit_of_the_downtime(
     tmp_path: Path,

@@ -15,7 +15,15 @@ from fakes.reference_monitor import (
     ReferenceScorecard,
 )
 
-from paper_trader.domain import Candle, Event, Interval, PredictionOutcome, PredictionRow, Venue
+from paper_trader.domain import (
+    Candle,
+    Event,
+    Interval,
+    PredictionLog,
+    PredictionOutcome,
+    PredictionRow,
+    Venue,
+)
 from paper_trader.features.engine import FeatureRow
 from paper_trader.features.spec import default_spec
 from paper_trader.features.stage import ClosedCandle
@@ -292,23 +300,21 @@ async def test_the_stage_quarantines_only_the_symbol_whose_prediction_is_bad() -
     every other symbol's outcome is logged."""
     monitor, ensemble, candles = one_bad_row()
     assert len(candles) >= VECTORISE_FROM  # the one-step path is tried, and refuses
-    logged_outcomes: list[PredictionOutcome] = []
+    logged: list[PredictionLog] = []
 
-    async def record(_rows: tuple[PredictionRow, ...]) -> None:
-        return None
-
-    async def resolve(outcomes: tuple[PredictionOutcome, ...]) -> None:
-        logged_outcomes.extend(outcomes)
+    async def record(log: PredictionLog) -> None:
+        logged.append(log)
 
     predictor = Predictor(SPEC, PredictorConfig(), events=Events(), now_ms=lambda: 0)
-    stage = PredictionStage(predictor, monitor, record=record, resolve=resolve)
+    stage = PredictionStage(predictor, monitor, record=record)
     try:
         out = await stage.on_batch([ClosedCandle(candle=c, row=None) for c in candles])
     finally:
         stage.close()
     assert list(out.faults) == [("B", 60_000)]
     assert out.faults[("B", 60_000)].startswith("resolving predictions: ValueError")
-    assert [(o.symbol, o.outcome) for o in logged_outcomes] == [
+    assert not logged  # the decision task commits the batch's log with its decisions
+    assert [(o.symbol, o.outcome) for o in out.log.outcomes] == [
         (s, "resolved") for s in SERIES if s != "B"
     ]
     assert ensemble.scorecard.count("a") == len(SERIES) - 1
