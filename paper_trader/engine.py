@@ -1,7 +1,8 @@
 """The decision task: one task that handles closed candles in order.
 
-Just over 400 lines (506): the batching of an instant's features and the chunking of a
-catch-up stay beside the per-candle ordering, gating and error rules they have to keep.
+Over 400 lines (507): the batching of an instant's features, the chunking of a catch-up and
+a start's resumption (the gate's state, the stored candles never decided) stay beside the
+per-candle ordering, gating and error rules they have to keep.
 
 It keeps every series strictly in order (a candle at or before the last one handled is
 dropped and counted), counts the candles a series skipped as missing for its data-quality

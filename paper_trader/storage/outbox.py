@@ -307,7 +307,10 @@ class PruneOutbox:
     def prepare(self) -> Sequence[Step]:
         """Expire, then delete."""
         old = "SELECT id FROM notification_outbox WHERE created_at_ms < ?"
-        settled = f"{old} AND status IN ('sent', 'failed')"
+        # A row is kept for the retention after it was sent too: an event stamped with its
+        # candle's time (a replay's or the simulator's past) is not deleted the moment it goes.
+        sent_before = "coalesce(sent_at_ms, 0) < ?"
+        settled = f"{old} AND status IN ('sent', 'failed') AND {sent_before}"
         return [
             one(
                 f"UPDATE notification_deliveries SET status = 'failed', failed_reason = ? "
@@ -324,10 +327,12 @@ class PruneOutbox:
             one(
                 f"DELETE FROM notification_deliveries WHERE outbox_id IN ({settled})",
                 self.before_ms,
+                self.before_ms,
             ),
             one(
                 "DELETE FROM notification_outbox "
-                "WHERE created_at_ms < ? AND status IN ('sent', 'failed')",
+                f"WHERE created_at_ms < ? AND status IN ('sent', 'failed') AND {sent_before}",
+                self.before_ms,
                 self.before_ms,
             ),
         ]

@@ -280,8 +280,11 @@ async def test_monitor_writes_one_json_line_per_interval_to_performance_log(
         async with running(monitor):
             await eventually(lambda: len(performance_lines(path)) >= 2, timeout=10)
             time.sleep(0.3)  # noqa: ASYNC251 -- the point: block the loop, the sampler wakes late
-            await eventually(lambda: _blocked(monitor), timeout=10)
-            await eventually(lambda: any(_blocked_line(line) for line in performance_lines(path)))
+            # The window that saw the block is the latest for one interval only: a loaded
+            # machine's poll can miss it, so its line is waited for (the same snapshot).
+            await eventually(
+                lambda: any(_blocked_line(line) for line in performance_lines(path)), timeout=10
+            )
     finally:
         handle.close()
 
@@ -304,15 +307,6 @@ async def test_monitor_writes_one_json_line_per_interval_to_performance_log(
     assert first["open_fds"] >= 3
     main_log = (tmp_path / "paper_trader.log").read_text(encoding="utf-8")
     assert "loop_lag_samples" not in main_log  # the performance lines stay in their own file
-
-
-def _blocked(monitor: HealthMonitor) -> bool:
-    """Return whether the latest check saw the 0.3 s block (less a margin) and degraded."""
-    snap = monitor.latest
-    if snap is None or snap.loop_lag_max_ms < 250:
-        return False
-    lag = next(c for c in snap.components if c.component == "loop_lag")
-    return lag.status is HealthStatus.DEGRADED and snap.status is HealthStatus.DEGRADED
 
 
 def _blocked_line(line: dict[str, Any]) -> bool:

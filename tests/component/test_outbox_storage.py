@@ -134,6 +134,21 @@ async def test_old_rows_are_pruned_and_what_never_went_out_expires(
     assert await rows(reader, "SELECT outbox_id FROM notification_deliveries") == [(3,)]
 
 
+async def test_an_event_of_a_past_candle_time_is_kept_for_the_retention_after_it_was_sent(
+    reader: aiosqlite.Connection, writer: StorageWriter
+) -> None:
+    """A replay's or the simulator's event is stamped with its candle's time, years back:
+    sent now, it stays as long as one sent now of today's time (the audit keeps it)."""
+    await writer.write(AppendOutbox(event=event(EventKind.DATA_GAP, at_ms=NOW - 900 * DAY)))
+    outbox = Outbox(reader, writer)
+    await outbox.claim(["telegram:1"])
+    await outbox.mark_sent("telegram:1", [1], message_ids=["1"], at_ms=NOW)
+    await outbox.prune(NOW - 30 * DAY)
+    assert {e.id: e.status for e in await outbox_entries(reader)} == {1: "sent"}
+    await outbox.prune(NOW + 31 * DAY)  # once the retention has passed since it was sent
+    assert await outbox_entries(reader) == []
+
+
 class Refused:
     """A write op that fails inside the transaction it shares."""
 
