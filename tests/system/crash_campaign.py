@@ -128,11 +128,17 @@ def run_campaign(tmp: Path, plan: Plan, say: Callable[[str], None] = lambda _: N
             _finish(run_env, tg, until, outcome)
         outcome.crashed = report(crashed / "paper_trader.db", env)
         clean_env = {k: v for k, v in env.items() if not k.startswith("TELEGRAM_")}
-        clean = run_live(tmp / "clean", clean_env, market, until, timeout=live / SPEED * 4 + 120)
+        clean = run_live(tmp / "clean", clean_env, market, until, timeout=_market_s(live) + 120)
         outcome.clean = report(clean.db, clean_env)
     outcome.fills = (_count_fills(crashed / "paper_trader.db"), _count_fills(clean.db))
     outcome.seconds = round(time.monotonic() - began, 1)
     return outcome
+
+
+def _market_s(live: int) -> float:
+    """Return how long the live part of the market lasts (wall seconds), with a margin for a
+    daemon that keeps up (a candle every 60 / SPEED s)."""
+    return live * 60 / SPEED * 1.5
 
 
 def _start_and_kill(env: Mapping[str, str], delay: float) -> dict[str, object]:
@@ -174,7 +180,7 @@ def _finish(
     db = Path(env["DB_PATH"])
     # A repeat of a noisy notification (a model's drift, say) waits for the notifier's repeat
     # window (10 min of the wall clock) to end before it goes out with its count.
-    deadline = time.monotonic() + outcome.plan.live / SPEED * 4 + REPEAT_WINDOW_MS / 1000 + 300
+    deadline = time.monotonic() + _market_s(outcome.plan.live) + REPEAT_WINDOW_MS / 1000 + 300
     with ExitStack() as stack:
         notify = stack.enter_context(notify_socket())
         process = stack.enter_context(_running({**env, "NOTIFY_SOCKET": notify.path}))
