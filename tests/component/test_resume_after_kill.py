@@ -8,29 +8,17 @@ what was committed, as ``kill -9`` leaves it); the start runs on the copy.
 import sqlite3
 from pathlib import Path
 
-from fakes.decision_rig import ATR, SteadyFeatures, feed, running
+from fakes.decision_rig import SteadyFeatures, feed, running
 
 from paper_trader.domain import Candle
-from paper_trader.features.engine import FeatureRow
 from paper_trader.trading.stage import WINDOWS_EVERY
 
 
 class MovingVolatility(SteadyFeatures):
     """Feature rows whose ATR % differs on every candle, so each window value counts."""
 
-    def on_candle(self, candle: Candle) -> FeatureRow | None:
-        row = super().on_candle(candle)
-        assert row is not None
-        values = list(row.values)
-        values[self.spec.names.index(ATR[1])] = 1.0 + (candle.open_time_ms // 60_000 % 97) / 50
-        return FeatureRow(
-            venue=row.venue,
-            symbol=row.symbol,
-            interval=row.interval,
-            open_time_ms=row.open_time_ms,
-            values=tuple(values),
-            is_ready=True,
-        )
+    def atr_pct(self, candle: Candle) -> float:
+        return 1.0 + (candle.open_time_ms // 60_000 % 97) / 50
 
 
 def crash_copy(db: Path, to: Path) -> None:

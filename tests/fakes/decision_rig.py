@@ -50,11 +50,15 @@ class SteadyFeatures(FeatureStage):
     """The real feature stage, whose every row is ready with an ATR of 2 (2 %): entries
     need no 660-candle warm-up."""
 
+    def atr_pct(self, candle: Candle) -> float:
+        """Return the candle's ATR % (2 here; a subclass may vary it)."""
+        return 2.0
+
     def on_candle(self, candle: Candle) -> FeatureRow | None:
         super().on_candle(candle)
         names = self.spec.names
         values = [0.0] * len(names)
-        values[names.index(ATR[0])], values[names.index(ATR[1])] = 2.0, 2.0
+        values[names.index(ATR[0])], values[names.index(ATR[1])] = 2.0, self.atr_pct(candle)
         return FeatureRow(
             venue=candle.venue,
             symbol=candle.symbol,
