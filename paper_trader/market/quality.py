@@ -1,6 +1,6 @@
 """The candle data-quality gate: reject impossible candles, flag suspicious ones, score series.
 
-Over 400 lines (448): the rules, the per-series state (with its codec, for a start to resume
+Over 400 lines (466): the rules, the per-series state (with its codec, for a start to resume
 from) and the monitor that applies them are one gate, kept together.
 
 Every closed candle goes through `QualityMonitor.assess` before it is stored or used. An

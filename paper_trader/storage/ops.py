@@ -1,5 +1,8 @@
 """The writes the daemon makes, as ``WriteOp`` values for the ``StorageWriter``.
 
+Just over 400 lines (425): every op but the ledger's stays here, side by side, where what
+each one writes and how durably can be compared.
+
 A run's id is needed before anything else is written, so a run is started with ``start_run``
 on the writer connection *before* the ``StorageWriter`` starts (its own LEDGER transaction,
 returning the new id); there is no queued op for it. Every other write is an op below.

@@ -1,6 +1,6 @@
 """The decision task's trading step: run the ``Trader``, commit, then tell.
 
-Just over 400 lines (414): the lock, the commit and the stop's save share one invariant (the
+Over 400 lines (444): the lock, the commit and the stop's save share one invariant (the
 ledger on disk is never a state the trader reached without committing it), kept in one place.
 
 Each decision instant's changes go to SQLite as one ``RecordInstant``, together with the
