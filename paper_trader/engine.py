@@ -1,6 +1,6 @@
 """The decision task: one task that handles closed candles in order.
 
-Over 400 lines (507): the batching of an instant's features, the chunking of a catch-up and
+Over 400 lines (508): the batching of an instant's features, the chunking of a catch-up and
 a start's resumption (the gate's state, the stored candles never decided) stay beside the
 per-candle ordering, gating and error rules they have to keep.
 
@@ -230,11 +230,7 @@ class DecisionEngine:
             self._accepted((candle.venue, candle.symbol, candle.interval), candle)
             judged = (candle.symbol, candle.open_time_ms) not in untradable
             items.append(replace(prepared, tradable=judged))
-        if self.aligner is None:
-            await self._decide(items)
-        else:
-            self._align(items)
-            await self._decide(self._release())
+        await self._align_and_decide(items)
 
     async def _final_trading_save(self, trading: "TradingStage") -> None:
         """Save the volatility windows at stop, bounded (losing them costs a few minutes)."""
@@ -311,6 +307,11 @@ class DecisionEngine:
             await self._store(
                 JudgedCandles(candles=tuple(accepted), tradable=tuple(tradable), quality=states)
             )
+        await self._align_and_decide(items)
+
+    async def _align_and_decide(self, items: list[ClosedCandle]) -> None:
+        """Hand the candles to the aligner and decide the instants it completes (all at once
+        without one)."""
         if self.aligner is None:
             await self._decide(items)
         else:

@@ -1,6 +1,6 @@
 """The writes the daemon makes, as ``WriteOp`` values for the ``StorageWriter``.
 
-Just over 400 lines (425): every op but the ledger's stays here, side by side, where what
+Just over 400 lines (417): every op but the ledger's stays here, side by side, where what
 each one writes and how durably can be compared.
 
 A run's id is needed before anything else is written, so a run is started with ``start_run``
@@ -31,29 +31,21 @@ from paper_trader.errors import FatalError
 from paper_trader.storage.outbox import outbox_statements
 from paper_trader.storage.writer import Durability, Statement, Step, apply_transaction, one
 
-_UPSERT_CANDLE = """
-INSERT INTO candles (venue, symbol, interval, open_time_ms, open, high, low, close, volume)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (venue, symbol, interval, open_time_ms) DO UPDATE SET
-    open = excluded.open,
-    high = excluded.high,
-    low = excluded.low,
-    close = excluded.close,
-    volume = excluded.volume
-"""
-_UPSERT_JUDGED_CANDLE = """
-INSERT INTO candles (
-    venue, symbol, interval, open_time_ms, open, high, low, close, volume, tradable
-)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (venue, symbol, interval, open_time_ms) DO UPDATE SET
-    open = excluded.open,
-    high = excluded.high,
-    low = excluded.low,
-    close = excluded.close,
-    volume = excluded.volume,
-    tradable = excluded.tradable
-"""
+
+def _upsert_candles(*columns: str) -> str:
+    """Return the candle upsert, with ``columns`` after the OHLCV ones (replaced too)."""
+    values = ("open", "high", "low", "close", "volume", *columns)
+    names = ", ".join(("venue", "symbol", "interval", "open_time_ms", *values))
+    marks = ", ".join("?" * (4 + len(values)))
+    updates = ",\n    ".join(f"{v} = excluded.{v}" for v in values)
+    return (
+        f"INSERT INTO candles ({names})\nVALUES ({marks})\n"
+        f"ON CONFLICT (venue, symbol, interval, open_time_ms) DO UPDATE SET\n    {updates}\n"
+    )
+
+
+_UPSERT_CANDLE = _upsert_candles()
+_UPSERT_JUDGED_CANDLE = _upsert_candles("tradable")  # with the gate's verdict
 _UPSERT_QUALITY = """
 INSERT INTO quality_state (venue, symbol, interval, state) VALUES (?, ?, ?, ?)
 ON CONFLICT (venue, symbol, interval) DO UPDATE SET state = excluded.state
